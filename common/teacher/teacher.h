@@ -1,0 +1,83 @@
+// Teacher: one call to a teacher model, whatever its API. Adapters (OpenAI
+// Chat Completions and its compatible servers today) turn a TeacherRequest
+// into HTTP and the answer back into one normalised TeacherAnswer, and
+// classify every failure so the worker knows whether to retry.
+#ifndef DISTILLERY_COMMON_TEACHER_TEACHER_H_
+#define DISTILLERY_COMMON_TEACHER_TEACHER_H_
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "common/base/clock.h"
+
+namespace distillery {
+
+struct ChatMessage {
+  std::string role;  // "system", "user" or "assistant"
+  std::string content;
+};
+
+struct SamplingParams {
+  int64_t max_tokens = 0;  // 0: the teacher's default
+  std::optional<double> temperature;
+  std::optional<double> top_p;
+  std::optional<int64_t> seed;
+  std::vector<std::string> stop;
+};
+
+struct TeacherRequest {
+  std::string model;
+  std::vector<ChatMessage> messages;
+  SamplingParams params;
+};
+
+struct TokenUsage {
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  int64_t reasoning_tokens = 0;  // part of completion_tokens
+  int64_t cached_tokens = 0;     // part of prompt_tokens
+};
+
+struct TeacherAnswer {
+  std::string content;        // the final answer text
+  std::string reasoning;      // the reasoning trace, "" when none
+  std::string finish_reason;  // as the teacher said it ("stop", "length", ...)
+  TokenUsage usage;
+  std::string provider_id;    // the teacher's id for the answer
+  std::string raw_body;       // the response body, as received
+};
+
+// Why a call failed, as the retry policy needs to know it.
+enum class FailureKind {
+  kRetryable,    // 408, 409, 5xx, 529, timeouts, resets, bad 200 bodies
+  kRateLimited,  // 429 rate_limit_exceeded: retry later, slow down
+  kPermanent,    // 400, 404, 422, ...: this request will never succeed
+  kTeacherDown,  // 401, 403, 402, insufficient_quota: no request to this
+                 // teacher will succeed until a human acts
+};
+
+struct TeacherResult {
+  // OK with `answer`, or the failure with `kind` and `retry_after`.
+  absl::Status status;
+  TeacherAnswer answer;
+  FailureKind kind = FailureKind::kRetryable;
+  std::optional<Duration> retry_after;  // from retry-after(-ms) headers
+  int http_status = 0;                  // 0 when no response arrived
+};
+
+class Teacher {
+ public:
+  using Callback = std::function<void(TeacherResult)>;
+  virtual ~Teacher() = default;
+  // Sends one request and calls `done` exactly once, possibly on another
+  // thread. One attempt: retrying is the caller's policy.
+  virtual void Ask(const TeacherRequest& request, Callback done) = 0;
+};
+
+}  // namespace distillery
+
+#endif  // DISTILLERY_COMMON_TEACHER_TEACHER_H_
