@@ -1,0 +1,215 @@
+#include "common/config/teachers.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "yaml-cpp/yaml.h"
+
+namespace distillery {
+namespace {
+
+const std::set<std::string> kKnownKeys = {
+    "name",           "api",           "base_url",
+    "api_key_env",    "api_key_file",  "max_tokens_field",
+    "rpm",            "tpm",           "max_concurrency",
+    "max_attempts",   "connect_timeout_ms", "idle_timeout_ms",
+    "total_timeout_ms"};
+
+absl::Status FieldError(const std::string& origin, const std::string& profile,
+                        const std::string& field, const std::string& why) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      origin, ": teacher '", profile, "': field '", field, "' ", why));
+}
+
+template <typename T>
+absl::Status ReadNumber(const YAML::Node& node, const std::string& field,
+                        const std::string& origin, const std::string& profile,
+                        T min_value, T* out) {
+  const YAML::Node value = node[field];
+  if (!value) return absl::OkStatus();
+  try {
+    T v = value.as<T>();
+    if (v < min_value) {
+      return FieldError(origin, profile, field,
+                        absl::StrCat("must be at least ", min_value));
+    }
+    *out = v;
+  } catch (const YAML::Exception&) {
+    return FieldError(origin, profile, field, "must be a whole number");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadString(const YAML::Node& node, const std::string& field,
+                        const std::string& origin, const std::string& profile,
+                        std::string* out) {
+  const YAML::Node value = node[field];
+  if (!value || value.IsNull()) return absl::OkStatus();
+  if (!value.IsScalar()) {
+    return FieldError(origin, profile, field, "must be a string");
+  }
+  *out = value.as<std::string>();
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<TeacherProfile>> ParseTeachersYaml(
+    const std::string& yaml_text, const std::string& origin) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(origin, ": not valid YAML: ", e.what()));
+  }
+  const YAML::Node list = root.IsMap() ? root["teachers"] : YAML::Node();
+  if (!list || !list.IsSequence() || list.size() == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        origin, ": expected a top-level 'teachers:' list of profiles"));
+  }
+  std::vector<TeacherProfile> profiles;
+  std::set<std::string> names;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const YAML::Node node = list[i];
+    const std::string label = absl::StrCat("#", i + 1);
+    if (!node.IsMap()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(origin, ": teacher ", label, " is not a mapping"));
+    }
+    TeacherProfile p;
+    if (absl::Status s = ReadString(node, "name", origin, label, &p.name);
+        !s.ok()) {
+      return s;
+    }
+    if (p.name.empty()) return FieldError(origin, label, "name", "is required");
+    if (!names.insert(p.name).second) {
+      return FieldError(origin, p.name, "name", "is used twice");
+    }
+    for (const auto& kv : node) {
+      const std::string key = kv.first.as<std::string>();
+      if (!kKnownKeys.count(key)) {
+        return FieldError(origin, p.name, key, "is not a known field");
+      }
+    }
+    for (auto [field, out] :
+         {std::pair{"api", &p.api}, std::pair{"base_url", &p.base_url},
+          std::pair{"api_key_env", &p.api_key_env},
+          std::pair{"api_key_file", &p.api_key_file},
+          std::pair{"max_tokens_field", &p.max_tokens_field}}) {
+      if (absl::Status s = ReadString(node, field, origin, p.name, out);
+          !s.ok()) {
+        return s;
+      }
+    }
+    if (p.api != "openai") {
+      return FieldError(origin, p.name, "api",
+                        absl::StrCat("is '", p.api, "'; supported: openai"));
+    }
+    if (p.base_url.rfind("http://", 0) != 0 &&
+        p.base_url.rfind("https://", 0) != 0) {
+      return FieldError(origin, p.name, "base_url",
+                        "must start with http:// or https://");
+    }
+    if (p.max_tokens_field != "max_completion_tokens" &&
+        p.max_tokens_field != "max_tokens") {
+      return FieldError(origin, p.name, "max_tokens_field",
+                        "must be max_completion_tokens or max_tokens");
+    }
+    if (!p.api_key_env.empty() && !p.api_key_file.empty()) {
+      return FieldError(origin, p.name, "api_key_file",
+                        "cannot be set together with api_key_env");
+    }
+    absl::Status s;
+    if (s = ReadNumber<int64_t>(node, "rpm", origin, p.name, 0, &p.rpm);
+        !s.ok())
+      return s;
+    if (s = ReadNumber<int64_t>(node, "tpm", origin, p.name, 0, &p.tpm);
+        !s.ok())
+      return s;
+    if (s = ReadNumber<int>(node, "max_concurrency", origin, p.name, 1,
+                            &p.max_concurrency);
+        !s.ok())
+      return s;
+    if (s = ReadNumber<int>(node, "max_attempts", origin, p.name, 1,
+                            &p.max_attempts);
+        !s.ok())
+      return s;
+    if (s = ReadNumber<int64_t>(node, "connect_timeout_ms", origin, p.name, 1,
+                                &p.connect_timeout_ms);
+        !s.ok())
+      return s;
+    if (s = ReadNumber<int64_t>(node, "idle_timeout_ms", origin, p.name, 1,
+                                &p.idle_timeout_ms);
+        !s.ok())
+      return s;
+    if (s = ReadNumber<int64_t>(node, "total_timeout_ms", origin, p.name, 1,
+                                &p.total_timeout_ms);
+        !s.ok())
+      return s;
+    profiles.push_back(std::move(p));
+  }
+  return profiles;
+}
+
+absl::StatusOr<std::vector<TeacherProfile>> LoadTeachersFile(
+    const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::NotFoundError(
+        absl::StrCat("cannot open teachers file '", path, "'"));
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return ParseTeachersYaml(text.str(), path);
+}
+
+absl::StatusOr<TeacherProfile> FindTeacher(
+    const std::vector<TeacherProfile>& profiles, const std::string& name) {
+  std::vector<std::string> names;
+  for (const TeacherProfile& p : profiles) {
+    if (p.name == name) return p;
+    names.push_back(p.name);
+  }
+  return absl::NotFoundError(absl::StrCat("unknown teacher '", name,
+                                          "'; known: ",
+                                          absl::StrJoin(names, ", ")));
+}
+
+absl::StatusOr<std::string> ResolveApiKey(const TeacherProfile& profile) {
+  if (!profile.api_key_env.empty()) {
+    const char* value = std::getenv(profile.api_key_env.c_str());
+    if (value == nullptr || *value == '\0') {
+      return absl::FailedPreconditionError(
+          absl::StrCat("teacher '", profile.name, "': environment variable ",
+                       profile.api_key_env, " is not set"));
+    }
+    return std::string(value);
+  }
+  if (!profile.api_key_file.empty()) {
+    std::ifstream in(profile.api_key_file);
+    if (!in) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("teacher '", profile.name, "': cannot read key file ",
+                       profile.api_key_file));
+    }
+    std::string key;
+    std::getline(in, key);
+    while (!key.empty() && (key.back() == '\r' || key.back() == ' ')) {
+      key.pop_back();
+    }
+    if (key.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("teacher '", profile.name, "': key file ",
+                       profile.api_key_file, " is empty"));
+    }
+    return key;
+  }
+  return std::string();
+}
+
+}  // namespace distillery

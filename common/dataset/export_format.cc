@@ -1,0 +1,129 @@
+#include "common/dataset/export_format.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/dedup/keys.h"
+#include "nlohmann/json.hpp"
+
+namespace distillery {
+namespace {
+
+using nlohmann::json;
+
+// Stored text is valid UTF-8 (prompts are checked on submit, answers come
+// from JSON), but replace rather than throw if that ever breaks.
+std::string Dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+json Metadata(const v1::Prompt& prompt) {
+  if (prompt.metadata_json().empty()) return nullptr;
+  return json::parse(prompt.metadata_json(), nullptr, /*allow_exceptions=*/false);
+}
+
+json OpenAiLine(const v1::ExportRecord& r) {
+  json messages = json::array();
+  for (const v1::ChatMessage& m : r.prompt().messages()) {
+    messages.push_back({{"role", m.role()}, {"content", m.content()}});
+  }
+  json assistant = {{"role", "assistant"}, {"content", r.answer().content()}};
+  if (!r.answer().reasoning().empty()) {
+    assistant["reasoning"] = r.answer().reasoning();
+  }
+  messages.push_back(std::move(assistant));
+  json line = {{"messages", std::move(messages)}};
+  if (json meta = Metadata(r.prompt()); !meta.is_null()) {
+    line["metadata"] = std::move(meta);
+  }
+  return line;
+}
+
+json ShareGptLine(const v1::ExportRecord& r) {
+  json turns = json::array();
+  for (const v1::ChatMessage& m : r.prompt().messages()) {
+    const char* from = m.role() == "system"      ? "system"
+                       : m.role() == "assistant" ? "gpt"
+                                                 : "human";
+    turns.push_back({{"from", from}, {"value", m.content()}});
+  }
+  turns.push_back({{"from", "gpt"}, {"value", r.answer().content()}});
+  json line = {{"conversations", std::move(turns)}};
+  if (!r.answer().reasoning().empty()) {
+    line["reasoning"] = r.answer().reasoning();
+  }
+  if (json meta = Metadata(r.prompt()); !meta.is_null()) {
+    line["metadata"] = std::move(meta);
+  }
+  return line;
+}
+
+json RawLine(const v1::ExportRecord& r) {
+  const v1::Answer& a = r.answer();
+  json messages = json::array();
+  for (const v1::ChatMessage& m : r.prompt().messages()) {
+    messages.push_back({{"role", m.role()}, {"content", m.content()}});
+  }
+  json params = json::object();
+  if (a.params().max_tokens() > 0) params["max_tokens"] = a.params().max_tokens();
+  if (a.params().has_temperature()) params["temperature"] = a.params().temperature();
+  if (a.params().has_top_p()) params["top_p"] = a.params().top_p();
+  if (a.params().has_seed()) params["seed"] = a.params().seed();
+  if (a.params().stop_size() > 0) {
+    params["stop"] = json(std::vector<std::string>(a.params().stop().begin(),
+                                                   a.params().stop().end()));
+  }
+  json line = {
+      {"job_id", r.job_id()},
+      {"prompt_id", r.prompt().id()},
+      {"line", r.prompt().line()},
+      {"sample", r.task().sample()},
+      {"messages", std::move(messages)},
+      {"metadata", Metadata(r.prompt())},
+      {"state", r.task().state() == v1::TASK_STATE_DONE ? "done" : "failed"},
+      {"content", a.content()},
+      {"reasoning", a.reasoning()},
+      {"finish_reason", a.finish_reason()},
+      {"teacher", a.teacher()},
+      {"model", a.model()},
+      {"params", std::move(params)},
+      {"usage",
+       {{"prompt_tokens", a.usage().prompt_tokens()},
+        {"completion_tokens", a.usage().completion_tokens()},
+        {"reasoning_tokens", a.usage().reasoning_tokens()},
+        {"cached_tokens", a.usage().cached_tokens()}}},
+      {"provider_id", a.provider_id()},
+      {"received_ms", a.received_ms()},
+      {"latency_ms", a.latency_ms()},
+      {"worker", a.worker()},
+      {"request_key", HexKey(r.task().request_key())},
+      {"from_cache", r.task().from_cache()},
+      {"duplicate_of",
+       a.duplicate_of().empty() ? json(nullptr) : json(HexKey(a.duplicate_of()))},
+      {"attempts", r.task().attempts()},
+      {"error", r.task().last_error()},
+  };
+  return line;
+}
+
+}  // namespace
+
+absl::StatusOr<ExportFormat> ParseExportFormat(std::string_view name) {
+  if (name == "openai") return ExportFormat::kOpenAi;
+  if (name == "sharegpt") return ExportFormat::kShareGpt;
+  if (name == "raw") return ExportFormat::kRaw;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown export format '", std::string(name), "'; use openai, sharegpt or raw"));
+}
+
+std::string FormatRecord(const v1::ExportRecord& record, ExportFormat format) {
+  switch (format) {
+    case ExportFormat::kOpenAi:
+      return Dump(OpenAiLine(record));
+    case ExportFormat::kShareGpt:
+      return Dump(ShareGptLine(record));
+    case ExportFormat::kRaw:
+      return Dump(RawLine(record));
+  }
+  return "";
+}
+
+}  // namespace distillery

@@ -1,0 +1,181 @@
+#include "common/dataset/prompt_parser.h"
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+
+namespace distillery {
+namespace {
+
+using nlohmann::json;
+
+absl::Status LineError(int64_t line, std::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat("line ", line, ": ", std::string(why)));
+}
+
+bool IsBlank(std::string_view s) {
+  for (char c : s) {
+    if (c != ' ' && c != '\t' && c != '\r' && c != '\n') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool IsValidUtf8(std::string_view text) {
+  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
+  size_t n = text.size(), i = 0;
+  while (i < n) {
+    unsigned char c = s[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    int len;
+    uint32_t cp;
+    if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + len > n) return false;
+    for (int k = 1; k < len; ++k) {
+      if ((s[i + k] & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (s[i + k] & 0x3F);
+    }
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return false;
+    }
+    i += len;
+  }
+  return true;
+}
+
+absl::StatusOr<std::optional<v1::Prompt>> ParsePromptLine(
+    std::string_view line, int64_t line_number,
+    std::string_view default_system) {
+  if (IsBlank(line)) return std::nullopt;
+  if (!IsValidUtf8(line)) return LineError(line_number, "invalid UTF-8");
+  json doc;
+  try {
+    doc = json::parse(line);
+  } catch (const json::exception& e) {
+    return LineError(line_number,
+                     absl::StrCat("not valid JSON (", e.what(), ")"));
+  }
+  if (!doc.is_object()) {
+    return LineError(line_number, "expected a JSON object");
+  }
+  v1::Prompt prompt;
+  prompt.set_line(line_number);
+
+  if (auto it = doc.find("id"); it != doc.end()) {
+    if (it->is_string()) {
+      prompt.set_id(it->get<std::string>());
+    } else if (it->is_number_integer()) {
+      prompt.set_id(std::to_string(it->get<int64_t>()));
+    } else {
+      return LineError(line_number, "\"id\" must be a string or an integer");
+    }
+  } else {
+    prompt.set_id(std::to_string(line_number));
+  }
+
+  std::string system(default_system);
+  if (auto it = doc.find("system"); it != doc.end()) {
+    if (!it->is_string()) {
+      return LineError(line_number, "\"system\" must be a string");
+    }
+    system = it->get<std::string>();
+  }
+
+  auto prompt_it = doc.find("prompt");
+  auto messages_it = doc.find("messages");
+  if (prompt_it != doc.end() && messages_it != doc.end()) {
+    return LineError(line_number,
+                     "has both \"prompt\" and \"messages\"; use one");
+  }
+  if (prompt_it == doc.end() && messages_it == doc.end()) {
+    return LineError(line_number, "no \"prompt\" or \"messages\"");
+  }
+  bool has_system_message = false;
+  std::vector<std::pair<std::string, std::string>> turns;
+  if (prompt_it != doc.end()) {
+    if (!prompt_it->is_string()) {
+      return LineError(line_number, "\"prompt\" must be a string");
+    }
+    std::string text = prompt_it->get<std::string>();
+    if (IsBlank(text)) return LineError(line_number, "empty prompt");
+    turns.emplace_back("user", std::move(text));
+  } else {
+    if (!messages_it->is_array() || messages_it->empty()) {
+      return LineError(line_number,
+                       "\"messages\" must be a non-empty array");
+    }
+    int index = 0;
+    for (const json& m : *messages_it) {
+      ++index;
+      if (!m.is_object()) {
+        return LineError(line_number,
+                         absl::StrCat("messages[", index - 1,
+                                      "] is not an object"));
+      }
+      auto role = m.find("role");
+      auto content = m.find("content");
+      if (role == m.end() || !role->is_string()) {
+        return LineError(line_number, absl::StrCat("messages[", index - 1,
+                                                   "] has no string \"role\""));
+      }
+      const std::string r = role->get<std::string>();
+      if (r != "system" && r != "user" && r != "assistant") {
+        return LineError(line_number,
+                         absl::StrCat("messages[", index - 1, "] role '", r,
+                                      "' is not system, user or assistant"));
+      }
+      if (content == m.end() || !content->is_string()) {
+        return LineError(line_number,
+                         absl::StrCat("messages[", index - 1,
+                                      "] has no string \"content\""));
+      }
+      std::string text = content->get<std::string>();
+      if (IsBlank(text)) {
+        return LineError(line_number, absl::StrCat("messages[", index - 1,
+                                                   "] has empty content"));
+      }
+      if (r == "system") has_system_message = true;
+      turns.emplace_back(r, std::move(text));
+    }
+    if (turns.back().first != "user") {
+      return LineError(line_number,
+                       "the last message must have role \"user\"");
+    }
+  }
+  if (!system.empty() && !has_system_message) {
+    v1::ChatMessage* m = prompt.add_messages();
+    m->set_role("system");
+    m->set_content(system);
+  }
+  for (auto& [role, content] : turns) {
+    v1::ChatMessage* m = prompt.add_messages();
+    m->set_role(role);
+    m->set_content(std::move(content));
+  }
+
+  if (auto it = doc.find("metadata"); it != doc.end()) {
+    if (!it->is_object()) {
+      return LineError(line_number, "\"metadata\" must be a JSON object");
+    }
+    prompt.set_metadata_json(it->dump());
+  }
+  return prompt;
+}
+
+}  // namespace distillery

@@ -1,0 +1,35 @@
+// Content-addressed keys that make Distillery pay once:
+//  - RequestKey: the canonical identity of one teacher request. Two requests
+//    with the same key would buy the same answer, so a key that has a stored
+//    answer is never sent again, across jobs and restarts.
+//  - AnswerContentHash: identity of an answer's text after whitespace
+//    normalisation, for exact duplicate detection.
+// Both are 128-bit XXH3 digests returned as 16 raw bytes.
+#ifndef DISTILLERY_COMMON_DEDUP_KEYS_H_
+#define DISTILLERY_COMMON_DEDUP_KEYS_H_
+
+#include <string>
+#include <string_view>
+
+#include "distillery/v1/types.pb.h"
+
+namespace distillery {
+
+// Canonicalises (teacher, model, messages, sampling parameters, sample index)
+// and hashes it. Normalisation: roles lower-cased, "\r\n" folded to "\n",
+// leading and trailing whitespace of each message trimmed; unset optional
+// parameters differ from any set value.
+std::string RequestKey(std::string_view teacher, std::string_view model,
+                       const google::protobuf::RepeatedPtrField<v1::ChatMessage>&
+                           messages,
+                       const v1::SamplingParams& params, int sample);
+
+// Hash of `text` with runs of whitespace folded to one space and trimmed.
+std::string AnswerContentHash(std::string_view text);
+
+// Lower-case hex of raw bytes, for logs and exports.
+std::string HexKey(std::string_view raw);
+
+}  // namespace distillery
+
+#endif  // DISTILLERY_COMMON_DEDUP_KEYS_H_

@@ -1,0 +1,279 @@
+// RocksDB implementation of Store: one column family per record kind.
+//   jobs     job id                      -> v1::Job
+//   prompts  job id \0 be64(seq)         -> v1::Prompt
+//   tasks    job id \0 be64(seq) be32(s) -> v1::Task
+//   answers  request key                 -> v1::Answer
+//   content  content hash                -> request key of the first answer
+//   meta     counter name                -> be64 value
+#include <cstring>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "common/store/store.h"
+#include "rocksdb/db.h"
+#include "rocksdb/options.h"
+#include "rocksdb/table.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/write_batch.h"
+
+namespace distillery {
+namespace {
+
+enum Family { kDefault, kJobs, kPrompts, kTasks, kAnswers, kContent, kMeta };
+const char* const kFamilyNames[] = {"default", "jobs",    "prompts", "tasks",
+                                    "answers", "content", "meta"};
+constexpr int kFamilyCount = 7;
+
+void PutBigEndian(std::string* out, uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i) {
+    out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  }
+}
+
+uint64_t GetBigEndian(const char* p, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+std::string JobPrefix(const std::string& job_id) {
+  std::string k = job_id;
+  k.push_back('\0');
+  return k;
+}
+
+std::string PromptKey(const std::string& job_id, int64_t seq) {
+  std::string k = JobPrefix(job_id);
+  PutBigEndian(&k, static_cast<uint64_t>(seq), 8);
+  return k;
+}
+
+std::string TaskKey(const std::string& job_id, int64_t seq, int sample) {
+  std::string k = PromptKey(job_id, seq);
+  PutBigEndian(&k, static_cast<uint32_t>(sample), 4);
+  return k;
+}
+
+absl::Status FromRocks(const rocksdb::Status& s, const char* what) {
+  if (s.ok()) return absl::OkStatus();
+  std::string msg = absl::StrCat("rocksdb ", what, ": ", s.ToString());
+  if (s.IsNoSpace()) return absl::ResourceExhaustedError(msg);
+  if (s.IsIOError()) return absl::UnavailableError(msg);
+  if (s.IsCorruption()) return absl::DataLossError(msg);
+  return absl::InternalError(msg);
+}
+
+template <typename Proto>
+absl::StatusOr<std::optional<Proto>> ParseValue(const rocksdb::Status& s,
+                                                const std::string& value,
+                                                const char* what) {
+  if (s.IsNotFound()) return std::optional<Proto>();
+  if (!s.ok()) return FromRocks(s, what);
+  Proto p;
+  if (!p.ParseFromString(value)) {
+    return absl::DataLossError(absl::StrCat("corrupt ", what, " record"));
+  }
+  return std::optional<Proto>(std::move(p));
+}
+
+class RocksDbStore : public Store {
+ public:
+  RocksDbStore(std::unique_ptr<rocksdb::DB> db,
+               std::vector<rocksdb::ColumnFamilyHandle*> handles)
+      : db_(std::move(db)), handles_(std::move(handles)) {}
+
+  ~RocksDbStore() override {
+    for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+    db_->Close();
+  }
+
+  absl::Status Apply(const StoreBatch& batch) override {
+    rocksdb::WriteBatch wb;
+    std::string value;
+    for (const v1::Job& job : batch.jobs) {
+      job.SerializeToString(&value);
+      wb.Put(handles_[kJobs], job.id(), value);
+    }
+    for (size_t i = 0; i < batch.prompts.size(); ++i) {
+      batch.prompts[i].SerializeToString(&value);
+      const auto& [job_id, seq] = batch.prompt_keys[i];
+      wb.Put(handles_[kPrompts], PromptKey(job_id, seq), value);
+    }
+    for (const v1::Task& task : batch.tasks) {
+      task.SerializeToString(&value);
+      wb.Put(handles_[kTasks],
+             TaskKey(task.job_id(), task.prompt_seq(), task.sample()), value);
+    }
+    for (const v1::Answer& answer : batch.answers) {
+      answer.SerializeToString(&value);
+      wb.Put(handles_[kAnswers], answer.request_key(), value);
+    }
+    for (const auto& [hash, key] : batch.content) {
+      wb.Put(handles_[kContent], hash, key);
+    }
+    rocksdb::WriteOptions options;
+    return FromRocks(db_->Write(options, &wb), "write");
+  }
+
+  absl::StatusOr<std::optional<v1::Job>> GetJob(
+      const std::string& job_id) override {
+    std::string value;
+    rocksdb::Status s =
+        db_->Get(rocksdb::ReadOptions(), handles_[kJobs], job_id, &value);
+    return ParseValue<v1::Job>(s, value, "job");
+  }
+
+  absl::StatusOr<std::vector<v1::Job>> ListJobs() override {
+    std::vector<v1::Job> jobs;
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), handles_[kJobs]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      v1::Job job;
+      if (!job.ParseFromArray(it->value().data(),
+                              static_cast<int>(it->value().size()))) {
+        return absl::DataLossError("corrupt job record");
+      }
+      jobs.push_back(std::move(job));
+    }
+    if (absl::Status s = FromRocks(it->status(), "list jobs"); !s.ok()) {
+      return s;
+    }
+    return jobs;
+  }
+
+  absl::Status DeleteJob(const std::string& job_id) override {
+    std::string begin = JobPrefix(job_id);
+    std::string end = job_id;
+    end.push_back('\1');
+    rocksdb::WriteBatch wb;
+    wb.DeleteRange(handles_[kPrompts], begin, end);
+    wb.DeleteRange(handles_[kTasks], begin, end);
+    wb.Delete(handles_[kJobs], job_id);
+    return FromRocks(db_->Write(rocksdb::WriteOptions(), &wb), "delete job");
+  }
+
+  absl::StatusOr<std::optional<v1::Prompt>> GetPrompt(const std::string& job_id,
+                                                      int64_t seq) override {
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[kPrompts],
+                                 PromptKey(job_id, seq), &value);
+    return ParseValue<v1::Prompt>(s, value, "prompt");
+  }
+
+  absl::StatusOr<std::optional<v1::Task>> GetTask(const std::string& job_id,
+                                                  int64_t seq,
+                                                  int sample) override {
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[kTasks],
+                                 TaskKey(job_id, seq, sample), &value);
+    return ParseValue<v1::Task>(s, value, "task");
+  }
+
+  absl::Status ScanTasks(
+      const std::string& job_id, int64_t from_seq, int from_sample,
+      const std::function<bool(const v1::Task&)>& fn) override {
+    const std::string prefix = JobPrefix(job_id);
+    std::string upper = job_id;
+    upper.push_back('\1');
+    rocksdb::Slice upper_slice(upper);
+    rocksdb::ReadOptions options;
+    options.iterate_upper_bound = &upper_slice;
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(options, handles_[kTasks]));
+    v1::Task task;
+    for (it->Seek(TaskKey(job_id, from_seq, from_sample)); it->Valid();
+         it->Next()) {
+      if (!task.ParseFromArray(it->value().data(),
+                               static_cast<int>(it->value().size()))) {
+        return absl::DataLossError(
+            absl::StrCat("corrupt task record in job ", job_id));
+      }
+      if (!fn(task)) return absl::OkStatus();
+    }
+    return FromRocks(it->status(), "scan tasks");
+  }
+
+  absl::StatusOr<std::optional<v1::Answer>> GetAnswer(
+      const std::string& request_key) override {
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[kAnswers],
+                                 request_key, &value);
+    return ParseValue<v1::Answer>(s, value, "answer");
+  }
+
+  absl::StatusOr<bool> HasAnswer(const std::string& request_key) override {
+    rocksdb::PinnableSlice value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[kAnswers],
+                                 request_key, &value);
+    if (s.IsNotFound()) return false;
+    if (!s.ok()) return FromRocks(s, "answer lookup");
+    return true;
+  }
+
+  absl::StatusOr<std::optional<std::string>> FindContent(
+      const std::string& content_hash) override {
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[kContent],
+                                 content_hash, &value);
+    if (s.IsNotFound()) return std::optional<std::string>();
+    if (!s.ok()) return FromRocks(s, "content lookup");
+    return std::optional<std::string>(std::move(value));
+  }
+
+  absl::StatusOr<int64_t> NextSequence(const std::string& name) override {
+    std::lock_guard<std::mutex> lock(sequence_mu_);
+    std::string value;
+    rocksdb::Status s =
+        db_->Get(rocksdb::ReadOptions(), handles_[kMeta], name, &value);
+    uint64_t next = 1;
+    if (s.ok() && value.size() == 8) {
+      next = GetBigEndian(value.data(), 8) + 1;
+    } else if (!s.ok() && !s.IsNotFound()) {
+      return FromRocks(s, "sequence");
+    }
+    std::string encoded;
+    PutBigEndian(&encoded, next, 8);
+    if (absl::Status st = FromRocks(
+            db_->Put(rocksdb::WriteOptions(), handles_[kMeta], name, encoded),
+            "sequence");
+        !st.ok()) {
+      return st;
+    }
+    return static_cast<int64_t>(next);
+  }
+
+ private:
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  std::mutex sequence_mu_;  // serialises NextSequence's read-modify-write
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& dir) {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+  options.compression = rocksdb::kLZ4Compression;
+  options.IncreaseParallelism(2);
+  rocksdb::BlockBasedTableOptions table;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  rocksdb::ColumnFamilyOptions cf_options(options);
+  cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (int i = 0; i < kFamilyCount; ++i) {
+    families.emplace_back(kFamilyNames[i], cf_options);
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(options, dir, families, &handles, &raw);
+  if (!s.ok()) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot open data dir '", dir, "': ", s.ToString()));
+  }
+  return std::unique_ptr<Store>(
+      new RocksDbStore(std::unique_ptr<rocksdb::DB>(raw), std::move(handles)));
+}
+
+}  // namespace distillery

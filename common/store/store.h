@@ -1,0 +1,85 @@
+// Store: the coordinator's durable state: jobs, prompts, tasks, answers and
+// the answer-content index. Every state change is one StoreBatch applied
+// atomically, so a crash never leaves an answer without its task update or
+// counters that disagree with the tasks.
+//
+// Keys: tasks are ordered by (job, prompt sequence, sample), which is the
+// submission order exports follow; answers are keyed by request key, which
+// makes the answer store also the pay-once cache.
+#ifndef DISTILLERY_COMMON_STORE_STORE_H_
+#define DISTILLERY_COMMON_STORE_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "distillery/v1/types.pb.h"
+
+namespace distillery {
+
+// A set of writes applied all together or not at all.
+struct StoreBatch {
+  std::vector<v1::Job> jobs;
+  std::vector<v1::Prompt> prompts;  // keyed by (job_id, seq)
+  std::vector<std::pair<std::string, int64_t>> prompt_keys;
+  std::vector<v1::Task> tasks;
+  std::vector<v1::Answer> answers;  // keyed by answer.request_key()
+  // (content hash, request key of the first answer with that content)
+  std::vector<std::pair<std::string, std::string>> content;
+
+  void AddPrompt(const std::string& job_id, int64_t seq, v1::Prompt prompt) {
+    prompt_keys.emplace_back(job_id, seq);
+    prompts.push_back(std::move(prompt));
+  }
+  bool empty() const {
+    return jobs.empty() && prompts.empty() && tasks.empty() &&
+           answers.empty() && content.empty();
+  }
+};
+
+// Thread-safe.
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  virtual absl::Status Apply(const StoreBatch& batch) = 0;
+
+  virtual absl::StatusOr<std::optional<v1::Job>> GetJob(
+      const std::string& job_id) = 0;
+  // Every job, in id order.
+  virtual absl::StatusOr<std::vector<v1::Job>> ListJobs() = 0;
+  // Removes a job with all its prompts and tasks (answers stay: other jobs
+  // may share them).
+  virtual absl::Status DeleteJob(const std::string& job_id) = 0;
+
+  virtual absl::StatusOr<std::optional<v1::Prompt>> GetPrompt(
+      const std::string& job_id, int64_t seq) = 0;
+  virtual absl::StatusOr<std::optional<v1::Task>> GetTask(
+      const std::string& job_id, int64_t seq, int sample) = 0;
+  // Calls `fn` on the job's tasks in order, starting at (seq, sample), until
+  // `fn` returns false or the tasks end.
+  virtual absl::Status ScanTasks(
+      const std::string& job_id, int64_t from_seq, int from_sample,
+      const std::function<bool(const v1::Task&)>& fn) = 0;
+
+  virtual absl::StatusOr<std::optional<v1::Answer>> GetAnswer(
+      const std::string& request_key) = 0;
+  virtual absl::StatusOr<bool> HasAnswer(const std::string& request_key) = 0;
+  // The request key of the first answer with this content hash, if any.
+  virtual absl::StatusOr<std::optional<std::string>> FindContent(
+      const std::string& content_hash) = 0;
+
+  // A durable counter (e.g. for job ids): returns the next value, from 1.
+  virtual absl::StatusOr<int64_t> NextSequence(const std::string& name) = 0;
+};
+
+// Opens (creating if needed) the RocksDB store in `dir`.
+absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& dir);
+
+}  // namespace distillery
+
+#endif  // DISTILLERY_COMMON_STORE_STORE_H_

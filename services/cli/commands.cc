@@ -1,0 +1,426 @@
+#include "services/cli/commands.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/dataset/export_format.h"
+#include "common/http/curl_http_client.h"
+#include "nlohmann/json.hpp"
+#include "services/coordinator/coordinator_server.h"
+#include "services/worker/teacher_factory.h"
+#include "services/worker/worker.h"
+
+namespace distillery::cli {
+namespace {
+
+constexpr size_t kSubmitChunkBytes = 1 << 20;
+constexpr int kSubmitChunkLines = 4096;
+
+void PrintError(std::ostream& err, const grpc::Status& s) {
+  err << "error: " << s.error_message() << "\n";
+}
+
+int ExitCodeFor(const grpc::Status& s) {
+  return s.error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
+                 s.error_code() == grpc::StatusCode::NOT_FOUND
+             ? 2
+             : 1;
+}
+
+bool IsTerminal(v1::JobState s) {
+  return s == v1::JOB_STATE_COMPLETED || s == v1::JOB_STATE_CANCELLED ||
+         s == v1::JOB_STATE_FAILED;
+}
+
+double NowSeconds() {
+  return std::chrono::duration<double>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+std::string JobStateName(v1::JobState state) {
+  switch (state) {
+    case v1::JOB_STATE_SUBMITTING:
+      return "submitting";
+    case v1::JOB_STATE_RUNNING:
+      return "running";
+    case v1::JOB_STATE_COMPLETED:
+      return "completed";
+    case v1::JOB_STATE_CANCELLED:
+      return "cancelled";
+    case v1::JOB_STATE_FAILED:
+      return "failed";
+    default:
+      return "unknown";
+  }
+}
+
+std::string JobJson(const v1::Job& job) {
+  const v1::JobCounters& c = job.counters();
+  nlohmann::json j = {
+      {"id", job.id()},
+      {"state", JobStateName(job.state())},
+      {"teacher", job.spec().teacher()},
+      {"model", job.spec().model()},
+      {"samples", job.spec().samples()},
+      {"source", job.spec().source()},
+      {"prompts", c.prompts()},
+      {"tasks_total", c.tasks_total()},
+      {"tasks_done", c.tasks_done()},
+      {"tasks_failed", c.tasks_failed()},
+      {"cache_hits", c.cache_hits()},
+      {"duplicate_answers", c.duplicate_answers()},
+      {"teacher_requests", c.teacher_requests()},
+      {"prompt_tokens", c.prompt_tokens()},
+      {"completion_tokens", c.completion_tokens()},
+      {"reasoning_tokens", c.reasoning_tokens()},
+      {"created_ms", job.created_ms()},
+      {"finished_ms", job.finished_ms()},
+      {"error", job.error()},
+  };
+  return j.dump();
+}
+
+std::string ProgressLine(const v1::Job& job, double rate_per_second) {
+  const v1::JobCounters& c = job.counters();
+  const int64_t settled = c.tasks_done() + c.tasks_failed();
+  const double pct =
+      c.tasks_total() > 0 ? 100.0 * settled / c.tasks_total() : 100.0;
+  std::string line = absl::StrFormat("%s %s %d/%d (%.1f%%)", job.id(),
+                                     JobStateName(job.state()), settled,
+                                     c.tasks_total(), pct);
+  if (rate_per_second > 0) {
+    absl::StrAppend(&line, absl::StrFormat(" %.1f/s", rate_per_second));
+    if (!IsTerminal(job.state())) {
+      absl::StrAppend(&line, absl::StrFormat(" eta %.0fs",
+                                             (c.tasks_total() - settled) /
+                                                 rate_per_second));
+    }
+  }
+  absl::StrAppend(&line, " failed ", c.tasks_failed(), " cached ",
+                  c.cache_hits(), " dup ", c.duplicate_answers(), " tokens ",
+                  c.prompt_tokens() + c.completion_tokens());
+  if (!job.error().empty()) absl::StrAppend(&line, " error: ", job.error());
+  return line;
+}
+
+int Submit(v1::ClientService::StubInterface& stub, const SubmitOptions& options,
+           std::ostream& out, std::ostream& err) {
+  std::ifstream in(options.file, std::ios::binary);
+  if (!in) {
+    err << "error: cannot open prompt file '" << options.file << "'\n";
+    return 2;
+  }
+  grpc::ClientContext context;
+  v1::SubmitResponse response;
+  std::unique_ptr<grpc::ClientWriterInterface<v1::SubmitRequest>> writer =
+      stub.Submit(&context, &response);
+  v1::SubmitRequest request;
+  *request.mutable_spec() = options.spec;
+  if (request.spec().source().empty()) {
+    request.mutable_spec()->set_source(
+        std::filesystem::path(options.file).filename().string());
+  }
+  size_t bytes = 0;
+  std::string line;
+  bool stream_ok = true;
+  while (stream_ok && std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    bytes += line.size();
+    request.add_lines(std::move(line));
+    if (bytes >= kSubmitChunkBytes || request.lines_size() >= kSubmitChunkLines) {
+      stream_ok = writer->Write(request);
+      request.Clear();
+      bytes = 0;
+    }
+  }
+  if (stream_ok && (request.lines_size() > 0 || request.has_spec())) {
+    stream_ok = writer->Write(request);
+  }
+  if (stream_ok) writer->WritesDone();
+  grpc::Status status = writer->Finish();
+  if (!status.ok()) {
+    err << "error: " << options.file << ": " << status.error_message() << "\n";
+    return ExitCodeFor(status);
+  }
+  if (in.bad()) {
+    err << "error: reading '" << options.file << "' failed\n";
+    return 1;
+  }
+  err << "submitted " << response.job().counters().prompts() << " prompts ("
+      << response.job().counters().tasks_total() << " tasks) as job "
+      << response.job().id() << "\n";
+  out << response.job().id() << std::endl;
+  return 0;
+}
+
+int Status(v1::ClientService::StubInterface& stub, const std::string& job_id,
+           bool json, std::ostream& out, std::ostream& err) {
+  grpc::ClientContext context;
+  v1::GetJobRequest request;
+  request.set_job_id(job_id);
+  v1::Job job;
+  grpc::Status s = stub.GetJob(&context, request, &job);
+  if (!s.ok()) {
+    PrintError(err, s);
+    return ExitCodeFor(s);
+  }
+  if (json) {
+    out << JobJson(job) << "\n";
+  } else {
+    const int64_t now_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    const double elapsed =
+        ((job.finished_ms() ? job.finished_ms() : now_ms) - job.created_ms()) /
+        1000.0;
+    const int64_t settled =
+        job.counters().tasks_done() + job.counters().tasks_failed();
+    const double rate = elapsed > 0.5 ? settled / elapsed : 0.0;
+    out << ProgressLine(job, rate) << "\n";
+  }
+  return 0;
+}
+
+int Jobs(v1::ClientService::StubInterface& stub, std::ostream& out,
+         std::ostream& err) {
+  grpc::ClientContext context;
+  v1::ListJobsResponse response;
+  grpc::Status s = stub.ListJobs(&context, v1::ListJobsRequest(), &response);
+  if (!s.ok()) {
+    PrintError(err, s);
+    return ExitCodeFor(s);
+  }
+  out << absl::StrFormat("%-12s %-10s %-12s %-20s %10s %10s\n", "JOB", "STATE",
+                         "TEACHER", "MODEL", "DONE", "TOTAL");
+  for (const v1::Job& job : response.jobs()) {
+    out << absl::StrFormat("%-12s %-10s %-12s %-20s %10d %10d\n", job.id(),
+                           JobStateName(job.state()), job.spec().teacher(),
+                           job.spec().model(), job.counters().tasks_done(),
+                           job.counters().tasks_total());
+  }
+  return 0;
+}
+
+int Watch(v1::ClientService::StubInterface& stub, const std::string& job_id,
+          bool tty, std::ostream& out, std::ostream& err) {
+  const double start = NowSeconds();
+  int64_t start_settled = -1;
+  double last_plain = 0;
+  v1::Job job;
+  int reconnects = 0;
+  while (true) {
+    grpc::ClientContext context;
+    v1::WatchJobRequest request;
+    request.set_job_id(job_id);
+    auto reader = stub.WatchJob(&context, request);
+    v1::Job update;
+    while (reader->Read(&update)) {
+      reconnects = 0;
+      job = update;
+      const int64_t settled =
+          job.counters().tasks_done() + job.counters().tasks_failed();
+      if (start_settled < 0) start_settled = settled;
+      // The rate counts what this watch saw happen, not earlier progress.
+      const double elapsed = NowSeconds() - start;
+      const double rate =
+          elapsed > 0.5 ? (settled - start_settled) / elapsed : 0.0;
+      const std::string line = ProgressLine(job, rate);
+      if (tty) {
+        out << "\r\033[K" << line << std::flush;
+      } else if (IsTerminal(job.state()) || NowSeconds() - last_plain >= 1.0) {
+        out << line << "\n" << std::flush;
+        last_plain = NowSeconds();
+      }
+    }
+    grpc::Status s = reader->Finish();
+    if (IsTerminal(job.state())) break;
+    if (!s.ok() && s.error_code() != grpc::StatusCode::UNAVAILABLE) {
+      if (tty) out << "\n";
+      PrintError(err, s);
+      return ExitCodeFor(s);
+    }
+    // The coordinator went away (a restart, say): follow it when it is back.
+    if (++reconnects == 1) {
+      err << (tty ? "\n" : "") << "coordinator unavailable; reconnecting\n";
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  if (tty) out << "\n";
+  return job.state() == v1::JOB_STATE_COMPLETED ? 0 : 1;
+}
+
+int Cancel(v1::ClientService::StubInterface& stub, const std::string& job_id,
+           std::ostream& out, std::ostream& err) {
+  grpc::ClientContext context;
+  v1::CancelJobRequest request;
+  request.set_job_id(job_id);
+  v1::Job job;
+  grpc::Status s = stub.CancelJob(&context, request, &job);
+  if (!s.ok()) {
+    PrintError(err, s);
+    return ExitCodeFor(s);
+  }
+  out << job.id() << " " << JobStateName(job.state()) << "\n";
+  return 0;
+}
+
+int Export(v1::ClientService::StubInterface& stub,
+           const ExportOptions& options, std::ostream& out, std::ostream& err) {
+  absl::StatusOr<ExportFormat> format = ParseExportFormat(options.format);
+  if (!format.ok()) {
+    err << "error: " << format.status().message() << "\n";
+    return 2;
+  }
+  // Write to a temporary file and rename, so --out is whole or absent.
+  std::ofstream file;
+  std::string tmp;
+  if (!options.out.empty()) {
+    std::filesystem::path path(options.out);
+    if (path.has_parent_path()) {
+      std::error_code ec;
+      std::filesystem::create_directories(path.parent_path(), ec);
+    }
+    tmp = options.out + ".partial";
+    file.open(tmp, std::ios::binary | std::ios::trunc);
+    if (!file) {
+      err << "error: cannot write '" << tmp << "'\n";
+      return 1;
+    }
+  }
+  std::ostream& sink = options.out.empty() ? out : file;
+  grpc::ClientContext context;
+  v1::ExportRequest request;
+  for (const std::string& id : options.job_ids) request.add_job_ids(id);
+  request.set_include_duplicates(options.include_duplicates);
+  request.set_include_failed(options.include_failed);
+  auto reader = stub.Export(&context, request);
+  v1::ExportChunk chunk;
+  int64_t records = 0;
+  std::string buffer;
+  while (reader->Read(&chunk)) {
+    buffer.clear();
+    for (const v1::ExportRecord& record : chunk.records()) {
+      buffer += FormatRecord(record, *format);
+      buffer += '\n';
+      ++records;
+    }
+    sink.write(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+  }
+  grpc::Status s = reader->Finish();
+  sink.flush();
+  if (!s.ok() || !sink) {
+    if (!tmp.empty()) std::filesystem::remove(tmp);
+    if (!s.ok()) {
+      PrintError(err, s);
+      return ExitCodeFor(s);
+    }
+    err << "error: writing the export failed\n";
+    return 1;
+  }
+  if (!tmp.empty()) {
+    file.close();
+    std::filesystem::rename(tmp, options.out);
+  }
+  err << "exported " << records << " records"
+      << (options.out.empty() ? "" : " to " + options.out) << "\n";
+  return 0;
+}
+
+int Run(const RunOptions& options, std::ostream& out, std::ostream& err) {
+  const double start = NowSeconds();
+  absl::StatusOr<std::vector<TeacherProfile>> profiles =
+      LoadTeachersFile(options.teachers_file);
+  if (!profiles.ok()) {
+    err << "error: " << profiles.status().message() << "\n";
+    return 2;
+  }
+  if (absl::StatusOr<TeacherProfile> p =
+          FindTeacher(*profiles, options.submit.spec.teacher());
+      !p.ok()) {
+    err << "error: " << p.status().message() << "\n";
+    return 2;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(options.data_dir, ec);
+  CoordinatorServerOptions server_options;
+  server_options.listen = "127.0.0.1:0";
+  server_options.data_dir = options.data_dir;
+  server_options.teachers = *profiles;
+  server_options.coordinator.lease_duration = std::chrono::seconds(120);
+  server_options.coordinator.heartbeat_interval = std::chrono::seconds(2);
+  absl::StatusOr<std::unique_ptr<CoordinatorServer>> server =
+      CoordinatorServer::Start(server_options);
+  if (!server.ok()) {
+    err << "error: " << server.status().message() << "\n";
+    return 1;
+  }
+  CurlHttpClient http;
+  WorkerTeacherSet teachers =
+      BuildWorkerTeachers(*profiles, http, options.submit.spec.teacher());
+  if (teachers.teachers.empty()) {
+    err << "error: teacher '" << options.submit.spec.teacher()
+        << "' has no usable API key (see the warning above)\n";
+    return 2;
+  }
+  std::vector<std::unique_ptr<CoordinatorClient>> clients;
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < std::max(1, options.workers); ++i) {
+    clients.push_back(MakeGrpcCoordinatorClient((*server)->address()));
+    WorkerOptions wo;
+    wo.name = absl::StrCat("embedded-", i + 1);
+    workers.push_back(std::make_unique<Worker>(
+        *clients.back(), teachers.teachers, RealClock::Get(), wo));
+    Worker* w = workers.back().get();
+    threads.emplace_back([w] { (void)w->Run(); });
+  }
+  auto channel = grpc::CreateChannel((*server)->address(),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = v1::ClientService::NewStub(channel);
+
+  std::stringstream job_id_out;
+  int rc = Submit(*stub, options.submit, job_id_out, err);
+  std::string job_id;
+  std::getline(job_id_out, job_id);
+  if (rc == 0) rc = Watch(*stub, job_id, /*tty=*/false, err, err);
+  v1::Job job;
+  if (!job_id.empty()) {
+    grpc::ClientContext context;
+    v1::GetJobRequest request;
+    request.set_job_id(job_id);
+    (void)stub->GetJob(&context, request, &job);
+  }
+  ExportOptions export_options = options.export_options;
+  export_options.job_ids = {job_id};
+  int export_rc = 1;
+  if (!job_id.empty()) export_rc = Export(*stub, export_options, out, err);
+
+  for (auto& w : workers) w->Stop();
+  for (auto& t : threads) t.join();
+  (*server)->Shutdown();
+  if (job_id.empty()) return rc;
+
+  const v1::JobCounters& c = job.counters();
+  err << absl::StrFormat(
+      "\nsummary: %d prompts, %d answers (%d from cache, %d teacher requests), "
+      "%d failed, %d duplicate answers, %d prompt + %d completion tokens "
+      "(%d reasoning), %.1fs\n",
+      c.prompts(), c.tasks_done(), c.cache_hits(), c.teacher_requests(),
+      c.tasks_failed(), c.duplicate_answers(), c.prompt_tokens(),
+      c.completion_tokens(), c.reasoning_tokens(), NowSeconds() - start);
+  return rc != 0 ? rc : export_rc;
+}
+
+}  // namespace distillery::cli

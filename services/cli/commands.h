@@ -1,0 +1,63 @@
+// The distillery CLI's commands, apart from flag parsing: each takes its
+// options and the streams to print to, and returns the process exit code.
+// Errors go to `err` as one line starting "error: ".
+#ifndef DISTILLERY_SERVICES_CLI_COMMANDS_H_
+#define DISTILLERY_SERVICES_CLI_COMMANDS_H_
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "distillery/v1/client_service.grpc.pb.h"
+
+namespace distillery::cli {
+
+struct SubmitOptions {
+  std::string file;
+  v1::JobSpec spec;
+};
+
+struct ExportOptions {
+  std::vector<std::string> job_ids;
+  std::string format = "openai";
+  std::string out;  // empty: stdout
+  bool include_duplicates = false;
+  bool include_failed = false;
+};
+
+struct RunOptions {
+  SubmitOptions submit;
+  std::string teachers_file;
+  int workers = 2;
+  std::string data_dir = ".distillery";
+  ExportOptions export_options;
+};
+
+// Exit codes: 0 ok, 1 the operation failed, 2 bad usage or input.
+int Submit(v1::ClientService::StubInterface& stub, const SubmitOptions& options,
+           std::ostream& out, std::ostream& err);
+int Status(v1::ClientService::StubInterface& stub, const std::string& job_id,
+           bool json, std::ostream& out, std::ostream& err);
+int Jobs(v1::ClientService::StubInterface& stub, std::ostream& out,
+         std::ostream& err);
+// Follows the job until it ends: a redrawn progress line when `tty`, plain
+// lines otherwise. 0 when it completed, 1 when it failed or was cancelled.
+int Watch(v1::ClientService::StubInterface& stub, const std::string& job_id,
+          bool tty, std::ostream& out, std::ostream& err);
+int Cancel(v1::ClientService::StubInterface& stub, const std::string& job_id,
+           std::ostream& out, std::ostream& err);
+int Export(v1::ClientService::StubInterface& stub,
+           const ExportOptions& options, std::ostream& out, std::ostream& err);
+// A whole cluster in this process: coordinator on an embedded RocksDB,
+// workers, submit, watch, export, and a summary.
+int Run(const RunOptions& options, std::ostream& out, std::ostream& err);
+
+// One progress line: "job-000001 running 1200/2000 (60.0%) 350.0/s eta 2s
+// failed 0 cached 0 dup 3 tokens 81234". A rate <= 0 is left out.
+std::string ProgressLine(const v1::Job& job, double rate_per_second);
+std::string JobStateName(v1::JobState state);
+std::string JobJson(const v1::Job& job);
+
+}  // namespace distillery::cli
+
+#endif  // DISTILLERY_SERVICES_CLI_COMMANDS_H_

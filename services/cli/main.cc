@@ -1,0 +1,147 @@
+// distillery: the user's CLI. Parses flags and calls services/cli/commands.
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <optional>
+
+#include <CLI/CLI.hpp>
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
+#include "common/base/logging.h"
+#include "services/cli/commands.h"
+
+namespace {
+
+// Adds the job-spec flags shared by `submit` and `run`.
+void AddSpecFlags(CLI::App* cmd, distillery::v1::JobSpec* spec,
+                  std::optional<double>* temperature,
+                  std::optional<double>* top_p, std::optional<int64_t>* seed) {
+  cmd->add_option("--teacher", *spec->mutable_teacher(),
+                  "teacher profile name")
+      ->required();
+  cmd->add_option("--model", *spec->mutable_model(), "teacher model")
+      ->required();
+  spec->set_samples(1);
+  cmd->add_option_function<int>(
+         "--samples", [spec](int n) { spec->set_samples(n); },
+         "answers per prompt (default 1)")
+      ->check(CLI::Range(1, 1000));
+  cmd->add_option_function<int64_t>(
+         "--max-tokens",
+         [spec](int64_t n) { spec->mutable_params()->set_max_tokens(n); },
+         "completion token limit")
+      ->check(CLI::Range(int64_t{1}, int64_t{10'000'000}));
+  cmd->add_option("--temperature", *temperature, "sampling temperature")
+      ->check(CLI::Range(0.0, 2.0));
+  cmd->add_option("--top-p", *top_p, "nucleus sampling")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--seed", *seed, "sampling seed");
+  cmd->add_option("--system", *spec->mutable_system_prompt(),
+                  "system prompt for prompts without one");
+}
+
+void ApplyOptionalParams(distillery::v1::JobSpec* spec,
+                         const std::optional<double>& temperature,
+                         const std::optional<double>& top_p,
+                         const std::optional<int64_t>& seed) {
+  if (temperature) spec->mutable_params()->set_temperature(*temperature);
+  if (top_p) spec->mutable_params()->set_top_p(*top_p);
+  if (seed) spec->mutable_params()->set_seed(*seed);
+}
+
+void AddExportFlags(CLI::App* cmd, distillery::cli::ExportOptions* options) {
+  cmd->add_option("--format", options->format, "openai, sharegpt or raw");
+  cmd->add_flag("--include-duplicates", options->include_duplicates,
+                "also export answers identical to an earlier one");
+  cmd->add_flag("--include-failed", options->include_failed,
+                "also export dead-lettered tasks (raw format)");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  distillery::InitLogging("distillery", "warn");
+  CLI::App app{"distillery: harvest teacher-model answers for distillation"};
+  app.require_subcommand(1);
+  const char* env_coordinator = std::getenv("DISTILLERY_COORDINATOR");
+  std::string coordinator = env_coordinator ? env_coordinator : "127.0.0.1:7070";
+  app.add_option("--coordinator", coordinator,
+                 "coordinator HOST:PORT (env DISTILLERY_COORDINATOR)")
+      ->capture_default_str();
+
+  std::optional<double> temperature, top_p;
+  std::optional<int64_t> seed;
+  distillery::cli::SubmitOptions submit;
+  CLI::App* submit_cmd = app.add_subcommand("submit", "submit a prompt file");
+  submit_cmd->add_option("FILE", submit.file, "JSONL prompt file")->required();
+  AddSpecFlags(submit_cmd, &submit.spec, &temperature, &top_p, &seed);
+
+  std::string job_id;
+  bool json = false;
+  CLI::App* status_cmd = app.add_subcommand("status", "show a job");
+  status_cmd->add_option("JOB", job_id)->required();
+  status_cmd->add_flag("--json", json, "machine-readable output");
+
+  CLI::App* jobs_cmd = app.add_subcommand("jobs", "list jobs");
+
+  CLI::App* watch_cmd =
+      app.add_subcommand("watch", "follow a job until it ends");
+  watch_cmd->add_option("JOB", job_id)->required();
+
+  CLI::App* cancel_cmd = app.add_subcommand("cancel", "cancel a job");
+  cancel_cmd->add_option("JOB", job_id)->required();
+
+  distillery::cli::ExportOptions export_options;
+  CLI::App* export_cmd = app.add_subcommand("export", "export a dataset");
+  export_cmd->add_option("JOB", export_options.job_ids, "job ids")->required();
+  export_cmd->add_option("--out", export_options.out, "output file");
+  AddExportFlags(export_cmd, &export_options);
+
+  distillery::cli::RunOptions run;
+  run.export_options.out = "out/dataset.jsonl";
+  CLI::App* run_cmd = app.add_subcommand(
+      "run", "harvest a prompt file with an embedded single-machine cluster");
+  run_cmd->add_option("FILE", run.submit.file, "JSONL prompt file")
+      ->required();
+  run_cmd->add_option("--teachers", run.teachers_file, "teacher profiles")
+      ->required();
+  AddSpecFlags(run_cmd, &run.submit.spec, &temperature, &top_p, &seed);
+  run_cmd->add_option("--workers", run.workers, "embedded workers")
+      ->check(CLI::Range(1, 64));
+  run_cmd->add_option("--data-dir", run.data_dir, "RocksDB directory")
+      ->capture_default_str();
+  run_cmd->add_option("--out", run.export_options.out, "dataset file")
+      ->capture_default_str();
+  AddExportFlags(run_cmd, &run.export_options);
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (run_cmd->parsed()) {
+    ApplyOptionalParams(&run.submit.spec, temperature, top_p, seed);
+    return distillery::cli::Run(run, std::cout, std::cerr);
+  }
+  auto channel =
+      grpc::CreateChannel(coordinator, grpc::InsecureChannelCredentials());
+  auto stub = distillery::v1::ClientService::NewStub(channel);
+  if (submit_cmd->parsed()) {
+    ApplyOptionalParams(&submit.spec, temperature, top_p, seed);
+    return distillery::cli::Submit(*stub, submit, std::cout, std::cerr);
+  }
+  if (status_cmd->parsed()) {
+    return distillery::cli::Status(*stub, job_id, json, std::cout, std::cerr);
+  }
+  if (jobs_cmd->parsed()) return distillery::cli::Jobs(*stub, std::cout, std::cerr);
+  if (watch_cmd->parsed()) {
+    return distillery::cli::Watch(*stub, job_id, isatty(STDOUT_FILENO) != 0,
+                                  std::cout, std::cerr);
+  }
+  if (cancel_cmd->parsed()) {
+    return distillery::cli::Cancel(*stub, job_id, std::cout, std::cerr);
+  }
+  if (export_cmd->parsed()) {
+    return distillery::cli::Export(*stub, export_options, std::cout, std::cerr);
+  }
+  return 2;
+}

@@ -1,0 +1,654 @@
+#include "services/coordinator/coordinator.h"
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "common/base/status_macros.h"
+#include "common/dataset/prompt_parser.h"
+#include "common/dedup/keys.h"
+#include "google/protobuf/util/message_differencer.h"
+
+namespace distillery {
+namespace {
+
+bool IsTerminal(v1::JobState state) {
+  return state == v1::JOB_STATE_COMPLETED ||
+         state == v1::JOB_STATE_CANCELLED || state == v1::JOB_STATE_FAILED;
+}
+
+std::string JobIdFor(int64_t n) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "job-%06lld", static_cast<long long>(n));
+  return buf;
+}
+
+absl::Status ValidateSpec(const v1::JobSpec& spec,
+                          const std::vector<TeacherProfile>& teachers,
+                          int max_samples) {
+  if (spec.teacher().empty()) {
+    return absl::InvalidArgumentError("spec: teacher is required");
+  }
+  if (absl::StatusOr<TeacherProfile> p = FindTeacher(teachers, spec.teacher());
+      !p.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec: ", p.status().message()));
+  }
+  if (spec.model().empty()) {
+    return absl::InvalidArgumentError("spec: model is required");
+  }
+  if (spec.samples() < 1 || spec.samples() > max_samples) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec: samples must be between 1 and ", max_samples, ", got ",
+        spec.samples()));
+  }
+  const v1::SamplingParams& p = spec.params();
+  if (p.max_tokens() < 0) {
+    return absl::InvalidArgumentError("spec: max_tokens must not be negative");
+  }
+  if (p.has_temperature() && (p.temperature() < 0 || p.temperature() > 2)) {
+    return absl::InvalidArgumentError("spec: temperature must be in [0, 2]");
+  }
+  if (p.has_top_p() && (p.top_p() <= 0 || p.top_p() > 1)) {
+    return absl::InvalidArgumentError("spec: top_p must be in (0, 1]");
+  }
+  if (!IsValidUtf8(spec.system_prompt())) {
+    return absl::InvalidArgumentError("spec: system prompt is not UTF-8");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- Submission
+
+Submission::~Submission() {
+  if (!finished_) Abort();
+}
+
+absl::Status Submission::AddLines(
+    const google::protobuf::RepeatedPtrField<std::string>& lines) {
+  if (finished_) return absl::FailedPreconditionError("submission finished");
+  const v1::JobSpec& spec = job_.spec();
+  for (const std::string& line : lines) {
+    ++line_number_;
+    ASSIGN_OR_RETURN(std::optional<v1::Prompt> prompt,
+                     ParsePromptLine(line, line_number_, spec.system_prompt()));
+    if (!prompt) continue;
+    const int64_t seq = next_seq_++;
+    for (int s = 0; s < spec.samples(); ++s) {
+      v1::Task task;
+      task.set_job_id(job_.id());
+      task.set_prompt_seq(seq);
+      task.set_sample(s);
+      task.set_state(v1::TASK_STATE_PENDING);
+      task.set_request_key(RequestKey(spec.teacher(), spec.model(),
+                                      prompt->messages(), spec.params(), s));
+      pending_.tasks.push_back(std::move(task));
+    }
+    pending_.AddPrompt(job_.id(), seq, std::move(*prompt));
+    if (++pending_prompts_ >= coordinator_->options_.submit_flush_prompts) {
+      RETURN_IF_ERROR(Flush());
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Submission::Flush() {
+  if (pending_.empty()) return absl::OkStatus();
+  absl::Status s = coordinator_->store_.Apply(pending_);
+  pending_ = StoreBatch();
+  pending_prompts_ = 0;
+  return s;
+}
+
+absl::StatusOr<v1::Job> Submission::Commit() {
+  if (finished_) return absl::FailedPreconditionError("submission finished");
+  if (next_seq_ == 0) {
+    Abort();
+    return absl::InvalidArgumentError("the prompt file has no prompts");
+  }
+  if (absl::Status s = Flush(); !s.ok()) {
+    Abort();
+    return s;
+  }
+  job_.mutable_counters()->set_prompts(next_seq_);
+  job_.mutable_counters()->set_tasks_total(next_seq_ * job_.spec().samples());
+  job_.set_state(v1::JOB_STATE_RUNNING);
+  if (absl::Status s = coordinator_->CommitSubmission(this); !s.ok()) {
+    Abort();
+    return s;
+  }
+  finished_ = true;
+  return job_;
+}
+
+void Submission::Abort() {
+  if (finished_) return;
+  finished_ = true;
+  pending_ = StoreBatch();
+  // Best effort: a failure here leaves a SUBMITTING job that Recover removes.
+  (void)coordinator_->store_.DeleteJob(job_.id());
+}
+
+// --------------------------------------------------------------- Coordinator
+
+Coordinator::Coordinator(Store& store, std::vector<TeacherProfile> teachers,
+                         Clock& clock, CoordinatorOptions options)
+    : store_(store),
+      teachers_(std::move(teachers)),
+      clock_(clock),
+      options_(options) {}
+
+absl::Status Coordinator::Recover() {
+  ASSIGN_OR_RETURN(std::vector<v1::Job> jobs, store_.ListJobs());
+  std::lock_guard<std::mutex> lock(mu_);
+  for (v1::Job& job : jobs) {
+    if (job.state() == v1::JOB_STATE_SUBMITTING) {
+      RETURN_IF_ERROR(store_.DeleteJob(job.id()));
+      continue;
+    }
+    JobRuntime& rt = jobs_[job.id()];
+    rt.job = std::move(job);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Submission>> Coordinator::BeginSubmission(
+    const v1::JobSpec& spec) {
+  RETURN_IF_ERROR(ValidateSpec(spec, teachers_, options_.max_samples));
+  ASSIGN_OR_RETURN(int64_t n, store_.NextSequence("job"));
+  v1::Job job;
+  job.set_id(JobIdFor(n));
+  *job.mutable_spec() = spec;
+  job.set_state(v1::JOB_STATE_SUBMITTING);
+  job.set_created_ms(clock_.WallMillis());
+  StoreBatch batch;
+  batch.jobs.push_back(job);
+  RETURN_IF_ERROR(store_.Apply(batch));
+  return std::unique_ptr<Submission>(new Submission(this, std::move(job)));
+}
+
+absl::Status Coordinator::CommitSubmission(Submission* submission) {
+  StoreBatch batch;
+  batch.jobs.push_back(submission->job_);
+  RETURN_IF_ERROR(store_.Apply(batch));
+  std::lock_guard<std::mutex> lock(mu_);
+  jobs_[submission->job_.id()].job = submission->job_;
+  ChangedLocked();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Job> Coordinator::GetJob(const std::string& job_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) {
+    return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
+  }
+  return it->second.job;
+}
+
+std::vector<v1::Job> Coordinator::ListJobs() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<v1::Job> out;
+  for (const auto& [id, rt] : jobs_) out.push_back(rt.job);
+  return out;
+}
+
+absl::StatusOr<v1::Job> Coordinator::CancelJob(const std::string& job_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) {
+    return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
+  }
+  v1::Job job = it->second.job;
+  if (IsTerminal(job.state())) return job;
+  job.set_state(v1::JOB_STATE_CANCELLED);
+  job.set_finished_ms(clock_.WallMillis());
+  StoreBatch batch;
+  batch.jobs.push_back(job);
+  RETURN_IF_ERROR(store_.Apply(batch));
+  it->second.job = job;
+  it->second.ready.clear();
+  it->second.returned.clear();
+  ChangedLocked();
+  return job;
+}
+
+absl::StatusOr<v1::Job> Coordinator::WaitForJobChange(
+    const std::string& job_id, const v1::Job& last_seen, Duration max_wait) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto changed = [&]() {
+    auto it = jobs_.find(job_id);
+    return it == jobs_.end() ||
+           !google::protobuf::util::MessageDifferencer::Equals(it->second.job,
+                                                               last_seen);
+  };
+  changed_.wait_for(lock, max_wait, changed);
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) {
+    return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
+  }
+  return it->second.job;
+}
+
+void Coordinator::ChangedLocked() { changed_.notify_all(); }
+
+// ---------------------------------------------------------------- Leasing
+
+v1::RegisterResponse Coordinator::Register(const v1::RegisterRequest& request) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string id = absl::StrCat("w", next_worker_++, "-", request.name());
+  workers_[id] = WorkerInfo{request.name(), clock_.Now()};
+  v1::RegisterResponse response;
+  response.set_worker_id(id);
+  response.set_lease_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
+                            options_.lease_duration)
+                            .count());
+  response.set_heartbeat_ms(
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          options_.heartbeat_interval)
+          .count());
+  return response;
+}
+
+v1::HeartbeatResponse Coordinator::Heartbeat(
+    const v1::HeartbeatRequest& request) {
+  std::lock_guard<std::mutex> lock(mu_);
+  v1::HeartbeatResponse response;
+  auto worker = workers_.find(request.worker_id());
+  if (worker == workers_.end()) {
+    response.set_known(false);
+    return response;
+  }
+  const TimePoint now = clock_.Now();
+  worker->second.last_seen = now;
+  for (int64_t id : request.held_lease_ids()) {
+    auto it = leases_.find(id);
+    if (it != leases_.end() && it->second.worker_id == request.worker_id()) {
+      it->second.deadline = now + options_.lease_duration;
+    }
+  }
+  response.set_known(true);
+  return response;
+}
+
+v1::SamplingParams Coordinator::EffectiveParams(const v1::JobSpec& spec,
+                                                int sample) const {
+  v1::SamplingParams params = spec.params();
+  // Samples past the first get distinct seeds, so deterministic servers give
+  // distinct answers; sample 0 is sent exactly as asked, so it is shared with
+  // single-sample jobs of the same prompt.
+  if (sample > 0) params.set_seed(params.seed() + sample);
+  return params;
+}
+
+bool Coordinator::NextTaskLocked(JobRuntime& rt, v1::Task* task) {
+  while (!rt.returned.empty()) {
+    v1::Task t = std::move(rt.returned.front());
+    rt.returned.pop_front();
+    // A late report may have finished it since it was returned.
+    absl::StatusOr<std::optional<v1::Task>> fresh =
+        store_.GetTask(t.job_id(), t.prompt_seq(), t.sample());
+    if (fresh.ok() && *fresh && (*fresh)->state() == v1::TASK_STATE_PENDING) {
+      *task = std::move(**fresh);
+      return true;
+    }
+  }
+  while (rt.ready.empty() && !rt.scanned_all) {
+    int scanned = 0;
+    TaskRef last = rt.cursor;
+    bool any = false;
+    absl::Status s = store_.ScanTasks(
+        rt.job.id(), rt.cursor.seq, rt.cursor.sample, [&](const v1::Task& t) {
+          any = true;
+          last = {t.prompt_seq(), t.sample()};
+          if (t.state() == v1::TASK_STATE_PENDING) rt.ready.push_back(t);
+          return ++scanned < options_.scan_batch;
+        });
+    if (!s.ok()) return false;  // try again on the next lease call
+    if (!any || scanned < options_.scan_batch) {
+      rt.scanned_all = true;
+    } else {
+      rt.cursor = {last.seq, last.sample + 1};
+    }
+  }
+  if (rt.ready.empty()) return false;
+  *task = std::move(rt.ready.front());
+  rt.ready.pop_front();
+  return true;
+}
+
+absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
+    const v1::LeaseRequest& request) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ExpireLeasesLocked();
+  v1::LeaseResponse response;
+  auto worker = workers_.find(request.worker_id());
+  if (worker == workers_.end()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("unknown worker '", request.worker_id(),
+                     "'; register again"));
+  }
+  worker->second.last_seen = clock_.Now();
+  const TimePoint deadline = clock_.Now() + options_.lease_duration;
+  for (auto& [job_id, rt] : jobs_) {
+    if (response.tasks_size() >= request.max_tasks()) break;
+    if (rt.job.state() != v1::JOB_STATE_RUNNING) continue;
+    bool served = false;
+    for (const std::string& t : request.teachers()) {
+      served |= (t == rt.job.spec().teacher());
+    }
+    if (!served) continue;
+    std::optional<v1::Prompt> prompt;  // shared by a prompt's samples
+    int64_t prompt_seq = -1;
+    v1::Task task;
+    while (response.tasks_size() < request.max_tasks() &&
+           rt.job.state() == v1::JOB_STATE_RUNNING &&
+           NextTaskLocked(rt, &task)) {
+      ASSIGN_OR_RETURN(bool answered, store_.HasAnswer(task.request_key()));
+      if (answered) {
+        RETURN_IF_ERROR(CompleteFromCacheLocked(rt, std::move(task)));
+        continue;
+      }
+      if (inflight_keys_.count(task.request_key())) {
+        key_waiters_[task.request_key()].push_back(std::move(task));
+        continue;
+      }
+      if (task.prompt_seq() != prompt_seq) {
+        ASSIGN_OR_RETURN(std::optional<v1::Prompt> p,
+                         store_.GetPrompt(job_id, task.prompt_seq()));
+        if (!p) {
+          return absl::DataLossError(absl::StrCat(
+              "job ", job_id, ": no prompt for task ", task.prompt_seq()));
+        }
+        prompt = std::move(p);
+        prompt_seq = task.prompt_seq();
+      }
+      const int64_t lease_id = next_lease_id_++;
+      v1::LeasedTask* out = response.add_tasks();
+      out->set_job_id(job_id);
+      out->set_prompt_seq(task.prompt_seq());
+      out->set_sample(task.sample());
+      out->set_request_key(task.request_key());
+      out->set_teacher(rt.job.spec().teacher());
+      out->set_model(rt.job.spec().model());
+      *out->mutable_messages() = prompt->messages();
+      *out->mutable_params() = EffectiveParams(rt.job.spec(), task.sample());
+      out->set_lease_id(lease_id);
+      inflight_keys_[task.request_key()] = lease_id;
+      leases_[lease_id] =
+          LeaseInfo{request.worker_id(), std::move(task), deadline};
+    }
+  }
+  response.set_lease_deadline_ms(
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          options_.lease_duration)
+          .count());
+  return response;
+}
+
+absl::Status Coordinator::CompleteFromCacheLocked(JobRuntime& rt,
+                                                  v1::Task task) {
+  v1::Job job = rt.job;
+  task.set_state(v1::TASK_STATE_DONE);
+  task.set_from_cache(true);
+  v1::JobCounters* c = job.mutable_counters();
+  c->set_tasks_done(c->tasks_done() + 1);
+  c->set_cache_hits(c->cache_hits() + 1);
+  MaybeFinishLocked(job);
+  StoreBatch batch;
+  batch.tasks.push_back(std::move(task));
+  batch.jobs.push_back(job);
+  RETURN_IF_ERROR(store_.Apply(batch));
+  rt.job = std::move(job);
+  ChangedLocked();
+  return absl::OkStatus();
+}
+
+void Coordinator::MaybeFinishLocked(v1::Job& job) {
+  const v1::JobCounters& c = job.counters();
+  if (job.state() == v1::JOB_STATE_RUNNING &&
+      c.tasks_done() + c.tasks_failed() >= c.tasks_total()) {
+    job.set_state(v1::JOB_STATE_COMPLETED);
+    job.set_finished_ms(clock_.WallMillis());
+  }
+}
+
+void Coordinator::ReleaseWaitersLocked(const std::string& request_key) {
+  auto it = key_waiters_.find(request_key);
+  if (it == key_waiters_.end()) return;
+  std::vector<v1::Task> waiters = std::move(it->second);
+  key_waiters_.erase(it);
+  absl::StatusOr<bool> answered = store_.HasAnswer(request_key);
+  for (v1::Task& task : waiters) {
+    auto job = jobs_.find(task.job_id());
+    if (job == jobs_.end()) continue;
+    if (answered.ok() && *answered &&
+        CompleteFromCacheLocked(job->second, task).ok()) {
+      continue;
+    }
+    job->second.returned.push_back(std::move(task));
+  }
+}
+
+void Coordinator::ReturnLeaseLocked(int64_t lease_id) {
+  auto it = leases_.find(lease_id);
+  if (it == leases_.end()) return;
+  LeaseInfo lease = std::move(it->second);
+  leases_.erase(it);
+  const std::string key = lease.task.request_key();
+  inflight_keys_.erase(key);
+  auto job = jobs_.find(lease.task.job_id());
+  if (job != jobs_.end() && job->second.job.state() == v1::JOB_STATE_RUNNING) {
+    job->second.returned.push_back(std::move(lease.task));
+  }
+  ReleaseWaitersLocked(key);
+}
+
+void Coordinator::ExpireLeases() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ExpireLeasesLocked();
+}
+
+void Coordinator::ExpireLeasesLocked() {
+  const TimePoint now = clock_.Now();
+  std::vector<int64_t> expired;
+  for (const auto& [id, lease] : leases_) {
+    if (lease.deadline <= now) expired.push_back(id);
+  }
+  for (int64_t id : expired) ReturnLeaseLocked(id);
+}
+
+// ---------------------------------------------------------------- Reports
+
+absl::StatusOr<v1::ReportResponse> Coordinator::Report(
+    const v1::ReportRequest& request) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string worker_name = request.worker_id();
+  if (auto w = workers_.find(request.worker_id()); w != workers_.end()) {
+    w->second.last_seen = clock_.Now();
+    worker_name = w->second.name;
+  }
+  v1::ReportResponse response;
+  for (const v1::TaskResult& result : request.results()) {
+    bool ignored = false;
+    RETURN_IF_ERROR(CommitResultLocked(result, worker_name, &ignored));
+    if (ignored) {
+      response.set_ignored(response.ignored() + 1);
+    } else {
+      response.set_accepted(response.accepted() + 1);
+    }
+  }
+  return response;
+}
+
+absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
+                                             const std::string& worker_name,
+                                             bool* ignored) {
+  const std::string& key = result.request_key();
+  // The lease ends now, whatever the result; a late report (lease expired
+  // and perhaps re-leased) is still used below if the task is not done.
+  bool lease_current = false;
+  if (auto it = leases_.find(result.lease_id());
+      it != leases_.end() && it->second.task.request_key() == key &&
+      it->second.task.job_id() == result.job_id()) {
+    lease_current = true;
+    leases_.erase(it);
+    inflight_keys_.erase(key);
+  }
+  auto job_it = jobs_.find(result.job_id());
+  ASSIGN_OR_RETURN(
+      std::optional<v1::Task> stored,
+      store_.GetTask(result.job_id(), result.prompt_seq(), result.sample()));
+  if (job_it == jobs_.end() || !stored || stored->request_key() != key ||
+      stored->state() != v1::TASK_STATE_PENDING) {
+    *ignored = true;
+    if (lease_current) ReleaseWaitersLocked(key);
+    return absl::OkStatus();
+  }
+  JobRuntime& rt = job_it->second;
+  v1::Task task = std::move(*stored);
+  task.set_attempts(task.attempts() + result.attempts());
+  v1::Job job = rt.job;
+  v1::JobCounters* c = job.mutable_counters();
+  StoreBatch batch;
+
+  if (result.failure() == v1::FAILURE_CLASS_UNSPECIFIED) {
+    ASSIGN_OR_RETURN(bool answered, store_.HasAnswer(key));
+    c->set_teacher_requests(c->teacher_requests() + 1);
+    const v1::Usage& u = result.answer().usage();
+    c->set_prompt_tokens(c->prompt_tokens() + u.prompt_tokens());
+    c->set_completion_tokens(c->completion_tokens() + u.completion_tokens());
+    c->set_reasoning_tokens(c->reasoning_tokens() + u.reasoning_tokens());
+    if (answered) {
+      // Another task with the same key won the race; keep the first answer.
+      task.set_from_cache(true);
+    } else {
+      v1::Answer answer = result.answer();
+      answer.set_request_key(key);
+      answer.set_teacher(job.spec().teacher());
+      answer.set_model(job.spec().model());
+      *answer.mutable_params() = EffectiveParams(job.spec(), task.sample());
+      answer.set_sample(task.sample());
+      answer.set_worker(worker_name);
+      if (answer.received_ms() == 0) answer.set_received_ms(clock_.WallMillis());
+      const std::string hash = AnswerContentHash(answer.content());
+      ASSIGN_OR_RETURN(std::optional<std::string> first,
+                       store_.FindContent(hash));
+      if (first && *first != key) {
+        // Stored once: the duplicate keeps its provenance, not the text.
+        answer.set_duplicate_of(*first);
+        answer.clear_content();
+        answer.clear_reasoning();
+        answer.clear_raw_body();
+        task.set_duplicate(true);
+        c->set_duplicate_answers(c->duplicate_answers() + 1);
+      } else {
+        batch.content.emplace_back(hash, key);
+      }
+      batch.answers.push_back(std::move(answer));
+    }
+    task.set_state(v1::TASK_STATE_DONE);
+    task.clear_last_error();
+    c->set_tasks_done(c->tasks_done() + 1);
+  } else if (result.failure() == v1::FAILURE_CLASS_ABANDONED) {
+    // Given back unattempted. Without a current lease, expiry has already
+    // returned it (and it may be leased again), so there is nothing to do.
+    if (lease_current && rt.job.state() == v1::JOB_STATE_RUNNING) {
+      rt.returned.push_back(std::move(task));
+    }
+    ReleaseWaitersLocked(key);
+    return absl::OkStatus();
+  } else if (result.failure() == v1::FAILURE_CLASS_TEACHER_DOWN) {
+    // No request to this teacher can succeed (bad key, no quota): stop the
+    // job rather than burn through its tasks. Its tasks stay pending.
+    if (job.state() == v1::JOB_STATE_RUNNING) {
+      job.set_state(v1::JOB_STATE_FAILED);
+      job.set_finished_ms(clock_.WallMillis());
+      job.set_error(absl::StrCat("teacher '", job.spec().teacher(),
+                                 "' refused requests: ", result.error()));
+    }
+    task.set_last_error(result.error());
+  } else {
+    task.set_state(v1::TASK_STATE_FAILED);
+    task.set_last_error(result.error());
+    c->set_tasks_failed(c->tasks_failed() + 1);
+  }
+  MaybeFinishLocked(job);
+  batch.tasks.push_back(std::move(task));
+  batch.jobs.push_back(job);
+  RETURN_IF_ERROR(store_.Apply(batch));
+  rt.job = std::move(job);
+  ChangedLocked();
+  ReleaseWaitersLocked(key);
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------- Export
+
+absl::Status Coordinator::Export(
+    const v1::ExportRequest& request,
+    const std::function<bool(v1::ExportRecord&&)>& emit) {
+  if (request.job_ids().empty()) {
+    return absl::InvalidArgumentError("export: no job given");
+  }
+  for (const std::string& job_id : request.job_ids()) {
+    RETURN_IF_ERROR(GetJob(job_id).status());
+  }
+  for (const std::string& job_id : request.job_ids()) {
+    std::optional<v1::Prompt> prompt;
+    int64_t prompt_seq = -1;
+    absl::Status inner;
+    bool stopped = false;
+    RETURN_IF_ERROR(store_.ScanTasks(job_id, 0, 0, [&](const v1::Task& task) {
+      const bool done = task.state() == v1::TASK_STATE_DONE;
+      const bool failed = task.state() == v1::TASK_STATE_FAILED;
+      if (!done && !(failed && request.include_failed())) return true;
+      v1::ExportRecord record;
+      record.set_job_id(job_id);
+      if (done) {
+        absl::StatusOr<std::optional<v1::Answer>> answer =
+            store_.GetAnswer(task.request_key());
+        if (!answer.ok() || !*answer) {
+          inner = answer.ok() ? absl::DataLossError(absl::StrCat(
+                                    "job ", job_id, ": answer missing for ",
+                                    HexKey(task.request_key())))
+                              : answer.status();
+          return false;
+        }
+        if (!(*answer)->duplicate_of().empty()) {
+          if (!request.include_duplicates()) return true;
+          absl::StatusOr<std::optional<v1::Answer>> first =
+              store_.GetAnswer((*answer)->duplicate_of());
+          if (first.ok() && *first) {
+            (*answer)->set_content((*first)->content());
+            (*answer)->set_reasoning((*first)->reasoning());
+          }
+        }
+        *record.mutable_answer() = std::move(**answer);
+      }
+      if (task.prompt_seq() != prompt_seq) {
+        absl::StatusOr<std::optional<v1::Prompt>> p =
+            store_.GetPrompt(job_id, task.prompt_seq());
+        if (!p.ok() || !*p) {
+          inner = p.ok() ? absl::DataLossError("prompt missing") : p.status();
+          return false;
+        }
+        prompt = std::move(*p);
+        prompt_seq = task.prompt_seq();
+      }
+      *record.mutable_prompt() = *prompt;
+      *record.mutable_task() = task;
+      if (!emit(std::move(record))) {
+        stopped = true;
+        return false;
+      }
+      return true;
+    }));
+    RETURN_IF_ERROR(inner);
+    if (stopped) return absl::OkStatus();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace distillery

@@ -1,0 +1,180 @@
+// Coordinator: the one owner of Distillery's state, with no gRPC in it. It
+// takes prompt sets (as Submissions), splits them into tasks, leases tasks
+// to workers, commits their results exactly once, and serves job status and
+// exports. The gRPC services in grpc_services.h are thin wrappers over it.
+//
+// Scheduling: tasks are stored in submission order; each running job keeps a
+// cursor into its tasks and a queue of tasks to hand out again (expired
+// leases). Memory holds only leases, cursors and small queues, never a whole
+// job. Before a task is leased, its request key is checked against stored
+// answers (pay once); a key already in flight makes the task wait for that
+// answer instead of being sent twice.
+#ifndef DISTILLERY_SERVICES_COORDINATOR_COORDINATOR_H_
+#define DISTILLERY_SERVICES_COORDINATOR_COORDINATOR_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "common/base/clock.h"
+#include "common/config/teachers.h"
+#include "common/store/store.h"
+#include "distillery/v1/client_service.pb.h"
+#include "distillery/v1/worker_service.pb.h"
+
+namespace distillery {
+
+struct CoordinatorOptions {
+  // A lease not renewed by a heartbeat within this time returns its task.
+  Duration lease_duration = std::chrono::seconds(60);
+  Duration heartbeat_interval = std::chrono::seconds(5);
+  // Tasks read from the store per refill of a job's ready queue.
+  int scan_batch = 1024;
+  // Prompts buffered before a submission writes them out.
+  int submit_flush_prompts = 2048;
+  int max_samples = 1000;
+};
+
+class Coordinator;
+
+// One prompt set streaming in. Prompts are written to the store under a job
+// in state SUBMITTING, invisible to scheduling and listing, so memory stays
+// bounded; Commit makes the job visible in one write, Abort (or a
+// coordinator restart) removes every trace of it. Not thread-safe: one per
+// client stream.
+class Submission {
+ public:
+  ~Submission();  // aborts unless committed
+  // Parses and stores the next lines of the prompt file.
+  absl::Status AddLines(const google::protobuf::RepeatedPtrField<std::string>&
+                            lines);
+  absl::StatusOr<v1::Job> Commit();
+  void Abort();
+  const std::string& job_id() const { return job_.id(); }
+
+ private:
+  friend class Coordinator;
+  Submission(Coordinator* coordinator, v1::Job job)
+      : coordinator_(coordinator), job_(std::move(job)) {}
+  absl::Status Flush();
+
+  Coordinator* coordinator_;
+  v1::Job job_;
+  int64_t line_number_ = 0;
+  int64_t next_seq_ = 0;
+  StoreBatch pending_;
+  int pending_prompts_ = 0;
+  bool finished_ = false;
+};
+
+// Thread-safe.
+class Coordinator {
+ public:
+  Coordinator(Store& store, std::vector<TeacherProfile> teachers,
+              Clock& clock, CoordinatorOptions options = {});
+
+  // Loads jobs from the store; removes submissions cut short by a crash.
+  absl::Status Recover();
+
+  // --- Client API ---
+  absl::StatusOr<std::unique_ptr<Submission>> BeginSubmission(
+      const v1::JobSpec& spec);
+  absl::StatusOr<v1::Job> GetJob(const std::string& job_id);
+  std::vector<v1::Job> ListJobs();
+  absl::StatusOr<v1::Job> CancelJob(const std::string& job_id);
+  // Waits until the job differs from `last_seen` or `max_wait` passes, then
+  // returns the job as it is.
+  absl::StatusOr<v1::Job> WaitForJobChange(const std::string& job_id,
+                                           const v1::Job& last_seen,
+                                           Duration max_wait);
+  // Streams the records of the requested jobs in submission order (prompt,
+  // then sample). Stops early, OK, when `emit` returns false.
+  absl::Status Export(const v1::ExportRequest& request,
+                      const std::function<bool(v1::ExportRecord&&)>& emit);
+
+  // --- Worker API ---
+  v1::RegisterResponse Register(const v1::RegisterRequest& request);
+  absl::StatusOr<v1::LeaseResponse> Lease(const v1::LeaseRequest& request);
+  absl::StatusOr<v1::ReportResponse> Report(const v1::ReportRequest& request);
+  v1::HeartbeatResponse Heartbeat(const v1::HeartbeatRequest& request);
+
+  // Returns the tasks of leases past their deadline to their jobs. Called on
+  // every Lease and by the server's housekeeping timer.
+  void ExpireLeases();
+
+  const CoordinatorOptions& options() const { return options_; }
+
+ private:
+  friend class Submission;
+  struct TaskRef {
+    int64_t seq = 0;
+    int sample = 0;
+  };
+  struct JobRuntime {
+    v1::Job job;              // as last committed
+    TaskRef cursor;           // next task position to read from the store
+    bool scanned_all = false;
+    std::deque<v1::Task> ready;     // read from the store, not yet leased
+    std::deque<v1::Task> returned;  // from expired or abandoned leases
+  };
+  struct LeaseInfo {
+    std::string worker_id;
+    v1::Task task;
+    TimePoint deadline;
+  };
+  struct WorkerInfo {
+    std::string name;
+    TimePoint last_seen;
+  };
+
+  absl::Status CommitSubmission(Submission* submission)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Takes the next task to hand out from `rt`, or false when none is left.
+  bool NextTaskLocked(JobRuntime& rt, v1::Task* task)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CompleteFromCacheLocked(JobRuntime& rt, v1::Task task)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Hands the tasks waiting on `request_key` on: answered from the cache if
+  // an answer now exists, else back to their queues.
+  void ReleaseWaitersLocked(const std::string& request_key)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CommitResultLocked(const v1::TaskResult& result,
+                                  const std::string& worker_name, bool* ignored)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Updates state when all tasks are settled. Mutates `job` only.
+  void MaybeFinishLocked(v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ExpireLeasesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReturnLeaseLocked(int64_t lease_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ChangedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::SamplingParams EffectiveParams(const v1::JobSpec& spec, int sample) const;
+
+  Store& store_;
+  const std::vector<TeacherProfile> teachers_;
+  Clock& clock_;
+  const CoordinatorOptions options_;
+
+  std::mutex mu_;
+  std::condition_variable changed_;
+  // Jobs by id; ids sort by creation, so iteration is first-come first-served.
+  std::map<std::string, JobRuntime> jobs_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, LeaseInfo> leases_ ABSL_GUARDED_BY(mu_);
+  int64_t next_lease_id_ ABSL_GUARDED_BY(mu_) = 1;
+  // Request keys being answered now, and tasks waiting for those answers.
+  std::map<std::string, int64_t> inflight_keys_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::vector<v1::Task>> key_waiters_
+      ABSL_GUARDED_BY(mu_);
+  std::map<std::string, WorkerInfo> workers_ ABSL_GUARDED_BY(mu_);
+  int64_t next_worker_ ABSL_GUARDED_BY(mu_) = 1;
+};
+
+}  // namespace distillery
+
+#endif  // DISTILLERY_SERVICES_COORDINATOR_COORDINATOR_H_

@@ -1,0 +1,70 @@
+#include "services/coordinator/coordinator_server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "absl/strings/str_cat.h"
+#include "services/coordinator/grpc_services.h"
+
+namespace distillery {
+
+CoordinatorServer::~CoordinatorServer() { Shutdown(); }
+
+absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
+    CoordinatorServerOptions options) {
+  std::unique_ptr<CoordinatorServer> self(new CoordinatorServer());
+  absl::StatusOr<std::unique_ptr<Store>> store =
+      OpenRocksDbStore(options.data_dir);
+  if (!store.ok()) return store.status();
+  self->store_ = std::move(*store);
+  self->coordinator_ = std::make_unique<Coordinator>(
+      *self->store_, options.teachers, RealClock::Get(), options.coordinator);
+  if (absl::Status s = self->coordinator_->Recover(); !s.ok()) return s;
+  self->client_service_ =
+      std::make_unique<ClientServiceImpl>(*self->coordinator_);
+  self->worker_service_ =
+      std::make_unique<WorkerServiceImpl>(*self->coordinator_);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(),
+                           &port);
+  builder.RegisterService(self->client_service_.get());
+  builder.RegisterService(self->worker_service_.get());
+  builder.SetMaxReceiveMessageSize(64 << 20);
+  self->server_ = builder.BuildAndStart();
+  if (!self->server_ || port == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.listen));
+  }
+  std::string host = options.listen.substr(0, options.listen.rfind(':'));
+  self->address_ = absl::StrCat(host, ":", port);
+
+  CoordinatorServer* raw = self.get();
+  self->housekeeping_ = std::thread([raw] {
+    while (!raw->stopping_.load()) {
+      raw->coordinator_->ExpireLeases();
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  });
+  return self;
+}
+
+void CoordinatorServer::Wait() {
+  if (server_) server_->Wait();
+}
+
+void CoordinatorServer::Shutdown(Duration grace) {
+  if (stopping_.exchange(true)) return;
+  if (server_) {
+    server_->Shutdown(std::chrono::system_clock::now() +
+                      std::chrono::duration_cast<std::chrono::milliseconds>(
+                          grace));
+  }
+  if (housekeeping_.joinable()) housekeeping_.join();
+}
+
+}  // namespace distillery

@@ -1,0 +1,60 @@
+// CoordinatorServer: a Coordinator on a RocksDB data dir, served over gRPC
+// (client service, worker service, standard health service), with a
+// housekeeping thread that expires leases. Used by distillery-coordinator's
+// main and by `distillery run`, which embeds a whole cluster in one process.
+#ifndef DISTILLERY_SERVICES_COORDINATOR_COORDINATOR_SERVER_H_
+#define DISTILLERY_SERVICES_COORDINATOR_COORDINATOR_SERVER_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "services/coordinator/coordinator.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace distillery {
+
+class ClientServiceImpl;
+class WorkerServiceImpl;
+
+struct CoordinatorServerOptions {
+  std::string listen = "127.0.0.1:7070";  // port 0 picks a free one
+  std::string data_dir;
+  std::vector<TeacherProfile> teachers;
+  CoordinatorOptions coordinator;
+};
+
+// Not thread-safe to start and stop; the running server is.
+class CoordinatorServer {
+ public:
+  ~CoordinatorServer();
+  static absl::StatusOr<std::unique_ptr<CoordinatorServer>> Start(
+      CoordinatorServerOptions options);
+  // "host:port" actually bound.
+  const std::string& address() const { return address_; }
+  void Wait();
+  // Stops serving, finishing calls in flight for up to `grace`.
+  void Shutdown(Duration grace = std::chrono::seconds(5));
+  Coordinator& coordinator() { return *coordinator_; }
+
+ private:
+  CoordinatorServer() = default;
+
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Coordinator> coordinator_;
+  std::unique_ptr<ClientServiceImpl> client_service_;
+  std::unique_ptr<WorkerServiceImpl> worker_service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string address_;
+  std::atomic<bool> stopping_{false};
+  std::thread housekeeping_;
+};
+
+}  // namespace distillery
+
+#endif  // DISTILLERY_SERVICES_COORDINATOR_COORDINATOR_SERVER_H_

@@ -1,0 +1,81 @@
+// distillery-coordinator: parses flags and serves. All logic is in
+// coordinator.cc and friends.
+#include <iostream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/base/logging.h"
+#include "common/base/signals.h"
+#include "common/metrics/metrics.h"
+#include "services/coordinator/coordinator_server.h"
+
+int main(int argc, char** argv) {
+  distillery::BlockTerminationSignals();
+  CLI::App app{"Distillery coordinator: owns jobs, leases and answers"};
+  std::string listen = "0.0.0.0:7070";
+  std::string data_dir;
+  std::string teachers_file;
+  std::string metrics_listen;
+  int lease_seconds = 60;
+  int heartbeat_ms = 2000;
+  app.add_option("--listen", listen, "gRPC address HOST:PORT (port 0: any)");
+  app.add_option("--data-dir", data_dir, "RocksDB directory")->required();
+  app.add_option("--teachers", teachers_file, "teacher profiles (YAML)")
+      ->required();
+  app.add_option("--metrics-listen", metrics_listen,
+                 "Prometheus /metrics address HOST:PORT");
+  app.add_option("--lease-seconds", lease_seconds,
+                 "lease duration without renewal")
+      ->check(CLI::Range(1, 3600));
+  app.add_option("--heartbeat-ms", heartbeat_ms, "worker heartbeat interval")
+      ->check(CLI::Range(50, 600000));
+  std::string log_level = "info";
+  std::string log_format = "text";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  app.add_option("--log-format", log_format, "text or json")
+      ->check(CLI::IsMember({"text", "json"}));
+  CLI11_PARSE(app, argc, argv);
+  distillery::InitLogging("coordinator", log_level, log_format);
+
+  auto teachers = distillery::LoadTeachersFile(teachers_file);
+  if (!teachers.ok()) {
+    std::cerr << "error: " << teachers.status().message() << "\n";
+    return 2;
+  }
+  std::unique_ptr<distillery::MetricsExposer> metrics;
+  if (!metrics_listen.empty()) {
+    auto exposer = distillery::MetricsExposer::Start(metrics_listen);
+    if (!exposer.ok()) {
+      std::cerr << "error: " << exposer.status().message() << "\n";
+      return 2;
+    }
+    metrics = std::move(*exposer);
+  }
+  distillery::CoordinatorServerOptions options;
+  options.listen = listen;
+  options.data_dir = data_dir;
+  options.teachers = std::move(*teachers);
+  options.coordinator.lease_duration = std::chrono::seconds(lease_seconds);
+  options.coordinator.heartbeat_interval =
+      std::chrono::milliseconds(heartbeat_ms);
+  auto server = distillery::CoordinatorServer::Start(std::move(options));
+  if (!server.ok()) {
+    std::cerr << "error: " << server.status().message() << "\n";
+    return 1;
+  }
+  distillery::CoordinatorServer* raw = server->get();
+  std::thread signals([raw] {
+    int sig = distillery::WaitForTerminationSignal();
+    spdlog::info("signal {}: shutting down", sig);
+    raw->Shutdown();
+  });
+  signals.detach();
+  std::cout << "distillery-coordinator listening on " << (*server)->address()
+            << std::endl;
+  spdlog::info("coordinator serving on {} with data in {}",
+               (*server)->address(), data_dir);
+  (*server)->Wait();
+  return 0;
+}

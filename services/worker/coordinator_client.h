@@ -1,0 +1,36 @@
+// CoordinatorClient: how a worker reaches the coordinator. An interface so
+// the worker's lease loop is tested against an in-process coordinator or a
+// fake; the real one is a gRPC stub.
+#ifndef DISTILLERY_SERVICES_WORKER_COORDINATOR_CLIENT_H_
+#define DISTILLERY_SERVICES_WORKER_COORDINATOR_CLIENT_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "distillery/v1/worker_service.pb.h"
+
+namespace distillery {
+
+// Thread-safe.
+class CoordinatorClient {
+ public:
+  virtual ~CoordinatorClient() = default;
+  virtual absl::StatusOr<v1::RegisterResponse> Register(
+      const v1::RegisterRequest& request) = 0;
+  virtual absl::StatusOr<v1::LeaseResponse> Lease(
+      const v1::LeaseRequest& request) = 0;
+  virtual absl::StatusOr<v1::ReportResponse> Report(
+      const v1::ReportRequest& request) = 0;
+  virtual absl::StatusOr<v1::HeartbeatResponse> Heartbeat(
+      const v1::HeartbeatRequest& request) = 0;
+};
+
+// A client for the coordinator at "host:port". Calls time out after
+// `call_timeout_ms` and fail with the gRPC status mapped to absl.
+std::unique_ptr<CoordinatorClient> MakeGrpcCoordinatorClient(
+    const std::string& address, int call_timeout_ms = 30'000);
+
+}  // namespace distillery
+
+#endif  // DISTILLERY_SERVICES_WORKER_COORDINATOR_CLIENT_H_

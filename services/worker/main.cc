@@ -1,0 +1,81 @@
+// distillery-worker: parses flags, builds teachers and runs the lease loop.
+#include <iostream>
+#include <thread>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/base/logging.h"
+#include "common/base/signals.h"
+#include "common/http/curl_http_client.h"
+#include "common/metrics/metrics.h"
+#include "services/worker/teacher_factory.h"
+#include "services/worker/worker.h"
+
+int main(int argc, char** argv) {
+  distillery::BlockTerminationSignals();
+  CLI::App app{"Distillery worker: leases tasks and calls teachers"};
+  std::string coordinator = "127.0.0.1:7070";
+  std::string teachers_file;
+  std::string name;
+  std::string metrics_listen;
+  int drain_seconds = 30;
+  app.add_option("--coordinator", coordinator, "coordinator HOST:PORT");
+  app.add_option("--teachers", teachers_file, "teacher profiles (YAML)")
+      ->required();
+  app.add_option("--name", name, "worker name (default: host name)");
+  app.add_option("--metrics-listen", metrics_listen,
+                 "Prometheus /metrics address HOST:PORT");
+  app.add_option("--drain-seconds", drain_seconds,
+                 "on SIGTERM, how long in-flight requests may finish")
+      ->check(CLI::Range(0, 3600));
+  std::string log_level = "info";
+  std::string log_format = "text";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  app.add_option("--log-format", log_format, "text or json")
+      ->check(CLI::IsMember({"text", "json"}));
+  CLI11_PARSE(app, argc, argv);
+  distillery::InitLogging("worker", log_level, log_format);
+  if (name.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof(host) - 1);
+    name = host;
+  }
+
+  auto profiles = distillery::LoadTeachersFile(teachers_file);
+  if (!profiles.ok()) {
+    std::cerr << "error: " << profiles.status().message() << "\n";
+    return 2;
+  }
+  std::unique_ptr<distillery::MetricsExposer> metrics;
+  if (!metrics_listen.empty()) {
+    auto exposer = distillery::MetricsExposer::Start(metrics_listen);
+    if (!exposer.ok()) {
+      std::cerr << "error: " << exposer.status().message() << "\n";
+      return 2;
+    }
+    metrics = std::move(*exposer);
+  }
+  distillery::CurlHttpClient http;
+  distillery::WorkerTeacherSet teachers =
+      distillery::BuildWorkerTeachers(*profiles, http);
+  auto client = distillery::MakeGrpcCoordinatorClient(coordinator);
+  distillery::WorkerOptions options;
+  options.name = name;
+  options.drain_timeout = std::chrono::seconds(drain_seconds);
+  distillery::Worker worker(*client, teachers.teachers,
+                            distillery::RealClock::Get(), options);
+  std::thread signals([&worker] {
+    int sig = distillery::WaitForTerminationSignal();
+    spdlog::info("signal {}: draining", sig);
+    worker.Stop();
+  });
+  signals.detach();
+  absl::Status status = worker.Run();
+  if (!status.ok()) {
+    std::cerr << "error: " << status.message() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,29 @@
+// Builds a worker's teachers from profiles: resolves each profile's API key
+// (environment or file) and makes its adapter. A profile whose key is not
+// available is skipped with a warning, so one worker config serves a fleet
+// where only some hosts hold some keys.
+#ifndef DISTILLERY_SERVICES_WORKER_TEACHER_FACTORY_H_
+#define DISTILLERY_SERVICES_WORKER_TEACHER_FACTORY_H_
+
+#include <memory>
+#include <vector>
+
+#include "common/config/teachers.h"
+#include "common/http/http_client.h"
+#include "services/worker/worker.h"
+
+namespace distillery {
+
+struct WorkerTeacherSet {
+  std::vector<std::unique_ptr<Teacher>> owned;
+  std::vector<WorkerTeacher> teachers;  // point into `owned`
+};
+
+// `only`, when not empty, keeps just that profile.
+WorkerTeacherSet BuildWorkerTeachers(const std::vector<TeacherProfile>& profiles,
+                                     HttpClient& http,
+                                     const std::string& only = "");
+
+}  // namespace distillery
+
+#endif  // DISTILLERY_SERVICES_WORKER_TEACHER_FACTORY_H_

@@ -1,0 +1,372 @@
+#include "services/worker/worker.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/metrics/metrics.h"
+
+namespace distillery {
+namespace {
+
+const char* OutcomeName(FailureKind kind) {
+  switch (kind) {
+    case FailureKind::kRetryable:
+      return "retryable";
+    case FailureKind::kRateLimited:
+      return "rate_limited";
+    case FailureKind::kPermanent:
+      return "permanent";
+    case FailureKind::kTeacherDown:
+      return "teacher_down";
+  }
+  return "unknown";
+}
+
+double Seconds(Duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+}  // namespace
+
+Worker::Worker(CoordinatorClient& coordinator,
+               std::vector<WorkerTeacher> teachers, Clock& clock,
+               WorkerOptions options, std::function<double()> random)
+    : coordinator_(coordinator),
+      clock_(clock),
+      options_(std::move(options)),
+      random_(std::move(random)) {
+  if (!random_) {
+    auto engine = std::make_shared<std::mt19937_64>(std::random_device{}());
+    auto mu = std::make_shared<std::mutex>();
+    random_ = [engine, mu] {
+      std::lock_guard<std::mutex> lock(*mu);
+      return std::uniform_real_distribution<double>(0.0, 1.0)(*engine);
+    };
+  }
+  for (WorkerTeacher& t : teachers) {
+    teachers_.push_back(TeacherState{std::move(t), 0});
+  }
+}
+
+int64_t Worker::requests_sent() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return requests_sent_;
+}
+
+int64_t Worker::results_reported() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return results_reported_;
+}
+
+void Worker::Stop() {
+  std::lock_guard<std::mutex> lock(mu_);
+  stopping_ = true;
+  wake_.notify_all();
+}
+
+void Worker::RegisterUntilDone() {
+  v1::RegisterRequest request;
+  request.set_name(options_.name);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const TeacherState& t : teachers_) {
+      request.add_teachers(t.config.profile.name);
+    }
+  }
+  Duration delay = std::chrono::milliseconds(100);
+  while (true) {
+    absl::StatusOr<v1::RegisterResponse> response =
+        coordinator_.Register(request);
+    std::unique_lock<std::mutex> lock(mu_);
+    if (response.ok()) {
+      worker_id_ = response->worker_id();
+      heartbeat_interval_ = std::chrono::milliseconds(
+          std::max<int64_t>(50, response->heartbeat_ms()));
+      next_heartbeat_ = clock_.Now() + heartbeat_interval_;
+      spdlog::info("worker registered as {}", worker_id_);
+      return;
+    }
+    if (stopping_) return;
+    spdlog::warn("cannot register with the coordinator ({}); retrying",
+                 std::string(response.status().message()));
+    wake_.wait_for(lock, delay, [&] { return stopping_; });
+    delay = std::min<Duration>(delay * 2, std::chrono::seconds(5));
+  }
+}
+
+absl::Status Worker::Run() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (teachers_.empty()) {
+      return absl::FailedPreconditionError(
+          "worker has no usable teacher profile");
+    }
+  }
+  RegisterUntilDone();
+  TimePoint drain_deadline{};
+  while (true) {
+    std::vector<Pending> due;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      const TimePoint now = clock_.Now();
+      if (stopping_) {
+        if (drain_deadline == TimePoint{}) {
+          drain_deadline = now + options_.drain_timeout;
+          spdlog::info("worker draining: {} tasks held", held_leases_.size());
+        }
+        // Tasks waiting for a retry go back unattempted-now; the coordinator
+        // hands them to another worker.
+        for (auto& [when, pending] : retries_) {
+          v1::TaskResult r;
+          r.set_failure(v1::FAILURE_CLASS_ABANDONED);
+          r.set_error("worker stopping");
+          Finish(pending, std::move(r));
+        }
+        retries_.clear();
+        bool busy = false;
+        for (const TeacherState& t : teachers_) busy |= t.busy > 0;
+        if ((!busy && results_.empty()) || now >= drain_deadline) break;
+      } else {
+        for (auto it = retries_.begin();
+             it != retries_.end() && it->first <= now;) {
+          due.push_back(std::move(it->second));
+          it = retries_.erase(it);
+        }
+      }
+    }
+    if (!due.empty()) Dispatch(std::move(due));
+    HeartbeatIfDue();
+    ReportSome(/*force=*/false);
+    LeaseMore();
+
+    std::unique_lock<std::mutex> lock(mu_);
+    Duration wait = options_.idle_poll;
+    if (!results_.empty()) {
+      wait = std::min<Duration>(wait, options_.report_delay);
+    }
+    if (!retries_.empty()) {
+      wait = std::min<Duration>(
+          wait, std::max<Duration>(Duration(0),
+                                   retries_.begin()->first - clock_.Now()));
+    }
+    wake_.wait_for(lock, wait, [&] {
+      return stopping_ ||
+             static_cast<int>(results_.size()) >= options_.report_batch;
+    });
+  }
+  ReportSome(/*force=*/true);
+  spdlog::info("worker stopped after {} teacher requests", requests_sent());
+  return absl::OkStatus();
+}
+
+void Worker::HeartbeatIfDue() {
+  v1::HeartbeatRequest request;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (clock_.Now() < next_heartbeat_) return;
+    next_heartbeat_ = clock_.Now() + heartbeat_interval_;
+    request.set_worker_id(worker_id_);
+    for (int64_t id : held_leases_) request.add_held_lease_ids(id);
+  }
+  absl::StatusOr<v1::HeartbeatResponse> response =
+      coordinator_.Heartbeat(request);
+  if (!response.ok()) {
+    spdlog::warn("heartbeat failed: {}", std::string(response.status().message()));
+    return;
+  }
+  if (!response->known()) {
+    spdlog::warn("coordinator does not know this worker; registering again");
+    RegisterUntilDone();
+  }
+}
+
+void Worker::LeaseMore() {
+  std::vector<Pending> batch;
+  for (size_t i = 0;; ++i) {
+    v1::LeaseRequest request;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_ || i >= teachers_.size()) break;
+      const TeacherState& t = teachers_[i];
+      const int free = t.config.profile.max_concurrency - t.busy;
+      if (free <= 0) continue;
+      request.set_worker_id(worker_id_);
+      request.set_max_tasks(free);
+      request.add_teachers(t.config.profile.name);
+    }
+    absl::StatusOr<v1::LeaseResponse> response = coordinator_.Lease(request);
+    if (!response.ok()) {
+      if (absl::IsFailedPrecondition(response.status())) {
+        RegisterUntilDone();  // the coordinator restarted and forgot us
+      } else {
+        spdlog::warn("lease failed: {}", std::string(response.status().message()));
+      }
+      return;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    for (v1::LeasedTask& task : *response->mutable_tasks()) {
+      held_leases_.insert(task.lease_id());
+      ++teachers_[i].busy;
+      Pending p;
+      p.task = std::move(task);
+      p.teacher_index = static_cast<int>(i);
+      batch.push_back(std::move(p));
+    }
+  }
+  if (!batch.empty()) Dispatch(std::move(batch));
+}
+
+void Worker::Dispatch(std::vector<Pending> batch) {
+  for (Pending& p : batch) {
+    Teacher* teacher;
+    std::string name;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      teacher = teachers_[p.teacher_index].config.teacher;
+      name = teachers_[p.teacher_index].config.profile.name;
+      ++requests_sent_;
+    }
+    TeacherRequest request;
+    request.model = p.task.model();
+    for (const v1::ChatMessage& m : p.task.messages()) {
+      request.messages.push_back(ChatMessage{m.role(), m.content()});
+    }
+    const v1::SamplingParams& sp = p.task.params();
+    request.params.max_tokens = sp.max_tokens();
+    if (sp.has_temperature()) request.params.temperature = sp.temperature();
+    if (sp.has_top_p()) request.params.top_p = sp.top_p();
+    if (sp.has_seed()) request.params.seed = sp.seed();
+    request.params.stop.assign(sp.stop().begin(), sp.stop().end());
+    p.started = clock_.Now();
+    ++p.attempts;
+    metrics::InFlight(name, 1);
+    // The callback may run on this thread (fakes) or the HTTP loop thread.
+    auto shared = std::make_shared<Pending>(std::move(p));
+    teacher->Ask(request, [this, shared](TeacherResult result) {
+      OnTeacherResult(std::move(*shared), std::move(result));
+    });
+  }
+}
+
+Duration Worker::Backoff(int attempts, const TeacherResult& result) {
+  if (result.retry_after) {
+    return std::clamp<Duration>(*result.retry_after, Duration(0),
+                                options_.max_retry_after);
+  }
+  // As the official OpenAI client: min(0.5 * 2^k, 8) s, minus up to 25%.
+  const double base = std::min(0.5 * std::pow(2.0, attempts - 1), 8.0);
+  const double jittered = base * (1.0 - 0.25 * random_());
+  return std::chrono::duration_cast<Duration>(
+      std::chrono::duration<double>(jittered));
+}
+
+void Worker::OnTeacherResult(Pending pending, TeacherResult result) {
+  const Duration latency = clock_.Now() - pending.started;
+  std::lock_guard<std::mutex> lock(mu_);
+  const TeacherProfile& profile = teachers_[pending.teacher_index].config.profile;
+  metrics::InFlight(profile.name, -1);
+  metrics::TeacherRequest(
+      profile.name, result.status.ok() ? "ok" : OutcomeName(result.kind),
+      Seconds(latency));
+  v1::TaskResult r;
+  if (result.status.ok()) {
+    const TeacherAnswer& a = result.answer;
+    v1::Answer* answer = r.mutable_answer();
+    answer->set_content(a.content);
+    answer->set_reasoning(a.reasoning);
+    answer->set_finish_reason(a.finish_reason);
+    answer->mutable_usage()->set_prompt_tokens(a.usage.prompt_tokens);
+    answer->mutable_usage()->set_completion_tokens(a.usage.completion_tokens);
+    answer->mutable_usage()->set_reasoning_tokens(a.usage.reasoning_tokens);
+    answer->mutable_usage()->set_cached_tokens(a.usage.cached_tokens);
+    answer->set_provider_id(a.provider_id);
+    answer->set_raw_body(a.raw_body);
+    answer->set_received_ms(clock_.WallMillis());
+    answer->set_latency_ms(
+        std::chrono::duration_cast<std::chrono::milliseconds>(latency).count());
+    metrics::Tokens(profile.name, "prompt", a.usage.prompt_tokens);
+    metrics::Tokens(profile.name, "completion", a.usage.completion_tokens);
+    metrics::Tokens(profile.name, "reasoning", a.usage.reasoning_tokens);
+    metrics::Tokens(profile.name, "cached", a.usage.cached_tokens);
+    Finish(pending, std::move(r));
+    return;
+  }
+  const bool retryable = result.kind == FailureKind::kRetryable ||
+                         result.kind == FailureKind::kRateLimited;
+  if (retryable && pending.attempts < profile.max_attempts && !stopping_) {
+    const TimePoint due = clock_.Now() + Backoff(pending.attempts, result);
+    spdlog::debug("task {}/{} attempt {} failed ({}); retrying",
+                  pending.task.job_id(), pending.task.prompt_seq(),
+                  pending.attempts, std::string(result.status.message()));
+    retries_.emplace(due, std::move(pending));
+    wake_.notify_all();
+    return;
+  }
+  switch (result.kind) {
+    case FailureKind::kRetryable:
+    case FailureKind::kRateLimited:
+      r.set_failure(stopping_ && pending.attempts < profile.max_attempts
+                        ? v1::FAILURE_CLASS_ABANDONED
+                        : v1::FAILURE_CLASS_RETRYABLE);
+      break;
+    case FailureKind::kPermanent:
+      r.set_failure(v1::FAILURE_CLASS_PERMANENT);
+      break;
+    case FailureKind::kTeacherDown:
+      r.set_failure(v1::FAILURE_CLASS_TEACHER_DOWN);
+      break;
+  }
+  r.set_error(absl::StrCat(result.status.message(), " (after ",
+                           pending.attempts, " attempts)"));
+  Finish(pending, std::move(r));
+}
+
+void Worker::Finish(Pending& pending, v1::TaskResult result) {
+  const v1::LeasedTask& t = pending.task;
+  result.set_job_id(t.job_id());
+  result.set_prompt_seq(t.prompt_seq());
+  result.set_sample(t.sample());
+  result.set_request_key(t.request_key());
+  result.set_lease_id(t.lease_id());
+  result.set_attempts(pending.attempts);
+  held_leases_.erase(t.lease_id());
+  --teachers_[pending.teacher_index].busy;
+  if (results_.empty()) oldest_result_ = clock_.Now();
+  results_.push_back(std::move(result));
+  wake_.notify_all();
+}
+
+void Worker::ReportSome(bool force) {
+  v1::ReportRequest request;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (results_.empty()) return;
+    const bool due =
+        force || stopping_ ||
+        static_cast<int>(results_.size()) >= options_.report_batch ||
+        clock_.Now() - oldest_result_ >= options_.report_delay;
+    if (!due) return;
+    request.set_worker_id(worker_id_);
+    for (v1::TaskResult& r : results_) *request.add_results() = std::move(r);
+    results_.clear();
+  }
+  absl::StatusOr<v1::ReportResponse> response = coordinator_.Report(request);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!response.ok()) {
+    // Keep every result (paid for!) and try again on the next turn.
+    spdlog::warn("report of {} results failed: {}; will retry",
+                 request.results_size(), std::string(response.status().message()));
+    for (v1::TaskResult& r : *request.mutable_results()) {
+      results_.push_back(std::move(r));
+    }
+    oldest_result_ = clock_.Now();
+    return;
+  }
+  results_reported_ += request.results_size();
+}
+
+}  // namespace distillery

@@ -1,0 +1,110 @@
+// Worker: the lease loop. It registers with the coordinator, leases tasks
+// while it has free capacity for a teacher, sends each to the teacher
+// (retrying retryable failures with backoff and honouring retry-after),
+// reports results in batches, and heartbeats to keep its leases. It holds
+// no state worth keeping: kill it and its leases come back to the pool.
+//
+// Teacher calls complete on the HTTP client's event-loop thread; the lease
+// loop runs on the thread that calls Run(). Nothing blocks per request.
+#ifndef DISTILLERY_SERVICES_WORKER_WORKER_H_
+#define DISTILLERY_SERVICES_WORKER_WORKER_H_
+
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "common/base/clock.h"
+#include "common/config/teachers.h"
+#include "common/teacher/teacher.h"
+#include "distillery/v1/worker_service.pb.h"
+#include "services/worker/coordinator_client.h"
+
+namespace distillery {
+
+struct WorkerTeacher {
+  TeacherProfile profile;
+  Teacher* teacher;  // not owned
+};
+
+struct WorkerOptions {
+  std::string name = "worker";
+  // How long to wait before asking again when a lease came back empty.
+  Duration idle_poll = std::chrono::milliseconds(100);
+  // Results are reported when this many are ready, or after report_delay.
+  int report_batch = 256;
+  Duration report_delay = std::chrono::milliseconds(50);
+  // On Stop(), how long in-flight requests may take to finish.
+  Duration drain_timeout = std::chrono::seconds(30);
+  // Longest retry-after honoured; a longer one is capped.
+  Duration max_retry_after = std::chrono::seconds(120);
+};
+
+// Thread-safe: Stop() may be called from any thread while Run() runs.
+class Worker {
+ public:
+  // `random` returns a uniform value in [0, 1) for backoff jitter.
+  Worker(CoordinatorClient& coordinator, std::vector<WorkerTeacher> teachers,
+         Clock& clock, WorkerOptions options,
+         std::function<double()> random = nullptr);
+
+  // Runs until Stop() and the drain that follows. Returns non-OK only when
+  // the worker cannot start (e.g. no teachers).
+  absl::Status Run();
+  // Stops leasing; requests in flight finish (up to drain_timeout), tasks
+  // waiting for a retry are given back, everything is reported.
+  void Stop();
+
+  // Counters for tests and logs.
+  int64_t requests_sent() const;
+  int64_t results_reported() const;
+
+ private:
+  struct Pending {
+    v1::LeasedTask task;
+    int teacher_index = 0;
+    int attempts = 0;
+    TimePoint started;
+  };
+  struct TeacherState {
+    WorkerTeacher config;
+    int busy = 0;  // in flight or waiting for a retry
+  };
+
+  void RegisterUntilDone();
+  void Dispatch(std::vector<Pending> batch);
+  void OnTeacherResult(Pending pending, TeacherResult result);
+  Duration Backoff(int attempts, const TeacherResult& result);
+  void Finish(Pending& pending, v1::TaskResult result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void LeaseMore();
+  void ReportSome(bool force);
+  void HeartbeatIfDue();
+
+  CoordinatorClient& coordinator_;
+  Clock& clock_;
+  const WorkerOptions options_;
+  std::function<double()> random_;
+
+  mutable std::mutex mu_;
+  std::condition_variable wake_;
+  std::vector<TeacherState> teachers_ ABSL_GUARDED_BY(mu_);
+  std::string worker_id_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::set<int64_t> held_leases_ ABSL_GUARDED_BY(mu_);
+  std::multimap<TimePoint, Pending> retries_ ABSL_GUARDED_BY(mu_);
+  std::vector<v1::TaskResult> results_ ABSL_GUARDED_BY(mu_);
+  TimePoint oldest_result_ ABSL_GUARDED_BY(mu_);
+  TimePoint next_heartbeat_ ABSL_GUARDED_BY(mu_);
+  Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_) = std::chrono::seconds(5);
+  int64_t requests_sent_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t results_reported_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace distillery
+
+#endif  // DISTILLERY_SERVICES_WORKER_WORKER_H_
