@@ -1,0 +1,725 @@
+// libcurl's multi_socket API on a Boost.Asio loop.
+//
+// curl tells us which sockets to watch (CURLMOPT_SOCKETFUNCTION) and when to
+// wake it (CURLMOPT_TIMERFUNCTION); Asio waits and calls
+// curl_multi_socket_action back. Everything except Send() and the destructor
+// runs on the one loop thread, so the loop-thread state needs no lock.
+//
+// Socket ownership: curl opens and closes every socket itself. We wrap each
+// fd in a posix::stream_descriptor only to wait on it, and release() it (which
+// deregisters it from epoll without closing) when curl says CURL_POLL_REMOVE,
+// which curl does before it closes the fd. We chose this over
+// CURLOPT_OPENSOCKETFUNCTION/CLOSESOCKETFUNCTION because it leaves curl's
+// own socket setup (address families, Unix sockets, happy eyeballs) alone
+// and keeps the ownership rule to one line: Asio never closes a curl fd.
+//
+// Timeouts: curl enforces the connect timeout (CURLOPT_CONNECTTIMEOUT_MS,
+// which covers DNS, TCP and TLS). The idle and total timeouts are ours, on
+// one Asio timer per transfer: curl's LOW_SPEED_TIME counts whole seconds,
+// and curl reports every timeout as the same CURLE_OPERATION_TIMEDOUT while
+// callers are told which one fired. The idle clock starts when the request
+// goes on the wire (CURLOPT_PREREQFUNCTION), so time queued behind the
+// connection cap is not silence, and restarts on every byte received or
+// sent: a server that pads with blank lines stays alive, one that sends
+// nothing does not.
+
+#include "common/http/curl_http_client.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+
+#include <algorithm>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+
+namespace distillery {
+namespace {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+// Debian's Abseil has its own absl::string_view, distinct from
+// std::string_view, so these small helpers stay in std.
+std::string_view Trim(std::string_view s) {
+  const char* kSpace = " \t\r\n";
+  size_t begin = s.find_first_not_of(kSpace);
+  if (begin == std::string_view::npos) return {};
+  return s.substr(begin, s.find_last_not_of(kSpace) - begin + 1);
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = absl::ascii_tolower(static_cast<unsigned char>(c));
+  return out;
+}
+
+int64_t Millis(Duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
+
+void EnsureCurlGlobalInit() {
+  // curl_global_init is not guaranteed thread-safe; a function-local static
+  // runs it exactly once. It is never paired with curl_global_cleanup since
+  // other clients may live until exit.
+  static const CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+  (void)rc;  // A failure surfaces as curl_easy_init returning null.
+}
+
+// Curl's text for `code` plus the transfer's error buffer, which names the
+// host and port but never the URL path, query or headers.
+std::string CurlErrorText(CURLcode code, const char* detail) {
+  if (detail[0] == '\0') return curl_easy_strerror(code);
+  return absl::StrCat(curl_easy_strerror(code), ": ", detail);
+}
+
+absl::Status StatusFromCurlCode(CURLcode code, const char* detail,
+                                const HttpRequest& request) {
+  std::string text = CurlErrorText(code, detail);
+  switch (code) {
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+      return absl::InvalidArgumentError(text);
+    case CURLE_OPERATION_TIMEDOUT:
+      // The only curl timeout we set is the connect timeout.
+      return absl::DeadlineExceededError(
+          absl::StrCat("connect timeout (", Millis(request.connect_timeout),
+                       " ms): ", text));
+    case CURLE_FILESIZE_EXCEEDED:
+      return absl::ResourceExhaustedError(
+          absl::StrCat("response body over max_response_bytes (",
+                       request.max_response_bytes, "): ", text));
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_HTTP3:
+    case CURLE_QUIC_CONNECT_ERROR:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_GOT_NOTHING:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_BAD_CONTENT_ENCODING:
+    case CURLE_PROXY:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CLIENTCERT:
+    case CURLE_USE_SSL_FAILED:
+    case CURLE_UNRECOVERABLE_POLL:
+      return absl::UnavailableError(text);
+    default:
+      return absl::InternalError(text);
+  }
+}
+
+// Rejects what libcurl would turn into a broken or smuggled request.
+absl::Status ValidateRequest(const HttpRequest& request) {
+  CURLU* url = curl_url();
+  if (url == nullptr) return absl::InternalError("curl_url: out of memory");
+  CURLUcode uc = curl_url_set(url, CURLUPART_URL, request.url.c_str(), 0);
+  char* scheme = nullptr;
+  if (uc == CURLUE_OK) uc = curl_url_get(url, CURLUPART_SCHEME, &scheme, 0);
+  absl::Status status;
+  if (uc != CURLUE_OK) {
+    // The URL itself stays out of the message: it may carry a key.
+    status = absl::InvalidArgumentError(
+        absl::StrCat("malformed URL: ", curl_url_strerror(uc)));
+  } else if (std::string_view(scheme) != "http" &&
+             std::string_view(scheme) != "https") {
+    status = absl::InvalidArgumentError(
+        absl::StrCat("unsupported URL scheme '", scheme, "'"));
+  }
+  curl_free(scheme);
+  curl_url_cleanup(url);
+  if (!status.ok()) return status;
+
+  if (request.method.empty() ||
+      request.method.find_first_of(" \t\r\n") != std::string::npos) {
+    return absl::InvalidArgumentError("malformed HTTP method");
+  }
+  for (const auto& [name, value] : request.headers) {
+    if (name.empty() || name.find_first_of(" \t\r\n:") != std::string::npos ||
+        value.find_first_of("\r\n") != std::string::npos) {
+      // Only the name: values carry API keys.
+      return absl::InvalidArgumentError(
+          absl::StrCat("malformed request header '", name, "'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+class CurlHttpClient::Impl {
+ public:
+  explicit Impl(CurlHttpClientOptions options);
+  ~Impl();
+
+  void Send(HttpRequest request, Callback done);
+
+ private:
+  // One request in flight. Owned by transfers_; curl's easy handle points
+  // back at it through CURLOPT_PRIVATE and the callbacks' user data.
+  struct Transfer {
+    Transfer(Impl* impl, uint64_t id, HttpRequest request, Callback done)
+        : impl(impl),
+          id(id),
+          request(std::move(request)),
+          done(std::move(done)),
+          timer(impl->io_) {
+      error[0] = '\0';
+    }
+    ~Transfer() {
+      if (easy != nullptr) curl_easy_cleanup(easy);
+      curl_slist_free_all(headers);
+    }
+
+    Impl* const impl;
+    const uint64_t id;
+    const HttpRequest request;  // owns the body curl sends (POSTFIELDS)
+    Callback done;
+    CURL* easy = nullptr;
+    curl_slist* headers = nullptr;
+    HttpResponse response;
+    TimePoint start;
+    TimePoint total_deadline;
+    bool on_the_wire = false;  // the idle clock runs once this is set
+    TimePoint last_activity;
+    curl_off_t uploaded = 0;
+    absl::Status abort;        // why one of our callbacks stopped the transfer
+    asio::steady_timer timer;  // idle and total deadlines
+    char error[CURL_ERROR_SIZE];
+  };
+
+  // A socket curl asked us to watch. Shared with pending wait handlers, which
+  // may run after curl has dropped the socket (then `closed` is set).
+  struct Socket {
+    Socket(asio::io_context& io, curl_socket_t fd) : fd(fd), descriptor(io) {}
+    const curl_socket_t fd;
+    asio::posix::stream_descriptor descriptor;
+    int what = 0;  // CURL_POLL_IN / CURL_POLL_OUT bits curl wants now
+    bool read_pending = false;
+    bool write_pending = false;
+    bool closed = false;
+  };
+
+  // All below run on the loop thread.
+  void Start(HttpRequest request, Callback done);
+  absl::Status Configure(Transfer& t);
+  void ArmDeadline(Transfer& t);
+  void OnDeadline(uint64_t id);
+  void Complete(uint64_t id, absl::StatusOr<HttpResponse> result);
+  absl::StatusOr<HttpResponse> Result(Transfer& t, CURLcode code);
+  void ProcessMessages();
+  void Shutdown();
+
+  void OnSocket(curl_socket_t fd, int what);
+  void Watch(const std::shared_ptr<Socket>& socket, int direction);
+  void OnSocketReady(const std::shared_ptr<Socket>& socket, int direction,
+                     const error_code& ec);
+  void OnCurlTimer(long timeout_ms);
+  void SocketAction(curl_socket_t fd, int events);
+
+  static int SocketCallback(CURL* easy, curl_socket_t fd, int what, void* userp,
+                            void* socketp);
+  static int TimerCallback(CURLM* multi, long timeout_ms, void* userp);
+  static size_t HeaderCallback(char* data, size_t size, size_t n, void* userp);
+  static size_t WriteCallback(char* data, size_t size, size_t n, void* userp);
+  static int ProgressCallback(void* userp, curl_off_t dltotal, curl_off_t dlnow,
+                              curl_off_t ultotal, curl_off_t ulnow);
+  static int PrereqCallback(void* userp, char* remote_ip, char* local_ip,
+                            int remote_port, int local_port);
+
+  const CurlHttpClientOptions options_;
+  // The deadlines here are real network time run by curl and Asio timers, so
+  // a FakeClock would mean nothing; the real one is used directly.
+  Clock& clock_ = RealClock::Get();
+
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  asio::steady_timer curl_timer_;
+
+  // Loop-thread state.
+  CURLM* multi_ = nullptr;
+  bool shut_down_ = false;
+  uint64_t next_id_ = 1;
+  std::unordered_map<uint64_t, std::unique_ptr<Transfer>> transfers_;
+  std::unordered_map<curl_socket_t, std::shared_ptr<Socket>> sockets_;
+
+  absl::Mutex mu_;
+  // Set by the destructor; Send() then answers CANCELLED itself.
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+
+  std::thread thread_;  // last: starts once everything above exists
+};
+
+CurlHttpClient::Impl::Impl(CurlHttpClientOptions options)
+    : options_(std::move(options)),
+      work_(asio::make_work_guard(io_)),
+      curl_timer_(io_) {
+  EnsureCurlGlobalInit();
+  multi_ = curl_multi_init();
+  if (multi_ != nullptr) {
+    curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &Impl::SocketCallback);
+    curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
+    curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &Impl::TimerCallback);
+    curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
+    curl_multi_setopt(multi_, CURLMOPT_PIPELINING,
+                      options_.enable_http2 ? long{CURLPIPE_MULTIPLEX}
+                                            : long{CURLPIPE_NOTHING});
+    curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+                      long{options_.max_connections});
+    curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS,
+                      long{options_.max_connections_per_host});
+    curl_multi_setopt(multi_, CURLMOPT_MAX_CONCURRENT_STREAMS,
+                      long{options_.max_concurrent_streams});
+    if (options_.max_connections > 0) {
+      // Keep as many idle connections as we may open, for reuse.
+      curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS,
+                        long{options_.max_connections});
+    }
+  }
+  thread_ = std::thread([this] { io_.run(); });
+  pthread_setname_np(thread_.native_handle(), "http-client");
+}
+
+CurlHttpClient::Impl::~Impl() {
+  if (std::this_thread::get_id() == thread_.get_id()) {
+    // Joining our own thread would deadlock; this is a caller bug.
+    std::fprintf(stderr, "CurlHttpClient destroyed from its own callback\n");
+    std::abort();
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    // Posted under the lock, so it runs after every Start that Send posted.
+    asio::post(io_, [this] { Shutdown(); });
+  }
+  thread_.join();
+}
+
+void CurlHttpClient::Impl::Send(HttpRequest request, Callback done) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!stopping_) {
+      asio::post(io_, [this, request = std::move(request),
+                       done = std::move(done)]() mutable {
+        Start(std::move(request), std::move(done));
+      });
+      return;
+    }
+  }
+  done(absl::CancelledError("HTTP client is shutting down"));
+}
+
+void CurlHttpClient::Impl::Start(HttpRequest request, Callback done) {
+  if (shut_down_) {
+    done(absl::CancelledError("HTTP client is shutting down"));
+    return;
+  }
+  if (multi_ == nullptr) {
+    done(absl::InternalError("curl_multi_init failed"));
+    return;
+  }
+  if (absl::Status valid = ValidateRequest(request); !valid.ok()) {
+    done(std::move(valid));
+    return;
+  }
+  const uint64_t id = next_id_++;
+  auto owned =
+      std::make_unique<Transfer>(this, id, std::move(request), std::move(done));
+  Transfer& t = *owned;
+  t.start = clock_.Now();
+  t.total_deadline = t.start + t.request.total_timeout;
+  if (absl::Status configured = Configure(t); !configured.ok()) {
+    Callback cb = std::move(t.done);
+    owned.reset();
+    cb(std::move(configured));
+    return;
+  }
+  transfers_.emplace(id, std::move(owned));
+  if (CURLMcode mc = curl_multi_add_handle(multi_, t.easy); mc != CURLM_OK) {
+    Complete(id, absl::InternalError(absl::StrCat("curl_multi_add_handle: ",
+                                                  curl_multi_strerror(mc))));
+    return;
+  }
+  ArmDeadline(t);
+}
+
+absl::Status CurlHttpClient::Impl::Configure(Transfer& t) {
+  t.easy = curl_easy_init();
+  if (t.easy == nullptr) return absl::InternalError("curl_easy_init failed");
+  const HttpRequest& r = t.request;
+  CURL* e = t.easy;
+
+  curl_easy_setopt(e, CURLOPT_PRIVATE, &t);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t.error);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_URL, r.url.c_str());
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(
+      e, CURLOPT_CONNECTTIMEOUT_MS,
+      static_cast<long>(std::max<int64_t>(1, Millis(r.connect_timeout))));
+  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
+                   static_cast<curl_off_t>(r.max_response_bytes));
+  if (options_.enable_http2) {
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, long{CURL_HTTP_VERSION_2TLS});
+    // Wait for an HTTP/2 connection being set up rather than open another;
+    // only https can negotiate HTTP/2, so http:// transfers never wait.
+    if (absl::StartsWithIgnoreCase(r.url, "https:")) {
+      curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    }
+  } else {
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, long{CURL_HTTP_VERSION_1_1});
+  }
+  if (!options_.ca_file.empty()) {
+    curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str());
+  }
+  if (options_.proxy.has_value()) {
+    curl_easy_setopt(e, CURLOPT_PROXY, options_.proxy->c_str());
+  }
+  if (!options_.user_agent.empty()) {
+    curl_easy_setopt(e, CURLOPT_USERAGENT, options_.user_agent.c_str());
+  }
+
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Impl::HeaderCallback);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Impl::WriteCallback);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
+  curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, &Impl::ProgressCallback);
+  curl_easy_setopt(e, CURLOPT_XFERINFODATA, &t);
+  curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, &Impl::PrereqCallback);
+  curl_easy_setopt(e, CURLOPT_PREREQDATA, &t);
+
+  const bool sends_body = !r.body.empty() || r.method == "POST" ||
+                          r.method == "PUT" || r.method == "PATCH";
+  if (r.method == "GET" && !sends_body) {
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  } else if (r.method == "HEAD") {
+    curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+  } else {
+    if (sends_body) {
+      // The body stays owned by t.request, which outlives the easy handle.
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+                       static_cast<curl_off_t>(r.body.size()));
+      curl_easy_setopt(e, CURLOPT_POSTFIELDS, r.body.c_str());
+    }
+    if (r.method != "POST") {
+      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r.method.c_str());
+    }
+  }
+
+  bool has_expect = false;
+  for (const auto& [name, value] : r.headers) {
+    has_expect = has_expect || absl::EqualsIgnoreCase(name, "expect");
+    // "Name;" is curl's spelling of a header with an empty value ("Name:"
+    // would delete the header).
+    std::string line = value.empty() ? absl::StrCat(name, ";")
+                                     : absl::StrCat(name, ": ", value);
+    curl_slist* next = curl_slist_append(t.headers, line.c_str());
+    if (next == nullptr) return absl::InternalError("curl_slist_append failed");
+    t.headers = next;
+  }
+  if (!has_expect) {
+    // No "Expect: 100-continue" on large bodies: it costs a round trip (or
+    // a one-second wait on servers that ignore it).
+    curl_slist* next = curl_slist_append(t.headers, "Expect:");
+    if (next == nullptr) return absl::InternalError("curl_slist_append failed");
+    t.headers = next;
+  }
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, t.headers);
+  return absl::OkStatus();
+}
+
+void CurlHttpClient::Impl::ArmDeadline(Transfer& t) {
+  TimePoint deadline = t.total_deadline;
+  if (t.on_the_wire) {
+    deadline = std::min(deadline, t.last_activity + t.request.idle_timeout);
+  }
+  t.timer.expires_after(deadline - clock_.Now());
+  // By id, not pointer: a handler already queued may outlive the transfer.
+  t.timer.async_wait([this, id = t.id](const error_code& ec) {
+    if (!ec) OnDeadline(id);
+  });
+}
+
+void CurlHttpClient::Impl::OnDeadline(uint64_t id) {
+  auto it = transfers_.find(id);
+  if (it == transfers_.end()) return;
+  Transfer& t = *it->second;
+  const TimePoint now = clock_.Now();
+  if (now >= t.total_deadline) {
+    Complete(id, absl::DeadlineExceededError(absl::StrCat(
+                     "total timeout (", Millis(t.request.total_timeout),
+                     " ms) exceeded")));
+  } else if (t.on_the_wire && now - t.last_activity >= t.request.idle_timeout) {
+    Complete(id, absl::DeadlineExceededError(
+                     absl::StrCat("idle timeout: nothing received for ",
+                                  Millis(t.request.idle_timeout), " ms")));
+  } else {
+    ArmDeadline(t);  // activity since the timer was set
+  }
+}
+
+void CurlHttpClient::Impl::Complete(uint64_t id,
+                                    absl::StatusOr<HttpResponse> result) {
+  auto it = transfers_.find(id);
+  std::unique_ptr<Transfer> t = std::move(it->second);
+  transfers_.erase(it);
+  // May call SocketCallback/TimerCallback; both are safe to re-enter here.
+  curl_multi_remove_handle(multi_, t->easy);
+  Callback done = std::move(t->done);
+  t.reset();
+  done(std::move(result));
+}
+
+absl::StatusOr<HttpResponse> CurlHttpClient::Impl::Result(Transfer& t,
+                                                          CURLcode code) {
+  if (!t.abort.ok()) return t.abort;
+  if (code != CURLE_OK) return StatusFromCurlCode(code, t.error, t.request);
+  long status = 0;
+  curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
+  t.response.status = static_cast<int>(status);
+  t.response.elapsed = clock_.Now() - t.start;
+  return std::move(t.response);
+}
+
+void CurlHttpClient::Impl::ProcessMessages() {
+  int left = 0;
+  while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
+    if (msg->msg != CURLMSG_DONE) continue;
+    char* priv = nullptr;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+    auto* t = reinterpret_cast<Transfer*>(priv);
+    // `msg` dies with the removal inside Complete; read it first.
+    absl::StatusOr<HttpResponse> result = Result(*t, msg->data.result);
+    Complete(t->id, std::move(result));
+  }
+}
+
+void CurlHttpClient::Impl::Shutdown() {
+  shut_down_ = true;
+  // A callback that calls Send() now gets CANCELLED inline (stopping_).
+  while (!transfers_.empty()) {
+    Complete(transfers_.begin()->first,
+             absl::CancelledError("HTTP client shut down"));
+  }
+  // Stop watching curl's remaining (idle, cached) connections before curl
+  // closes them, so epoll never holds a closed fd.
+  for (auto& [fd, socket] : sockets_) {
+    socket->closed = true;
+    socket->descriptor.release();
+  }
+  sockets_.clear();
+  if (multi_ != nullptr) {
+    curl_multi_cleanup(multi_);
+    multi_ = nullptr;
+  }
+  curl_timer_.cancel();
+  work_.reset();  // run() returns once the cancelled handlers have drained
+}
+
+void CurlHttpClient::Impl::SocketAction(curl_socket_t fd, int events) {
+  if (multi_ == nullptr) return;
+  int running = 0;
+  curl_multi_socket_action(multi_, fd, events, &running);
+  ProcessMessages();
+}
+
+void CurlHttpClient::Impl::OnSocket(curl_socket_t fd, int what) {
+  if (what == CURL_POLL_REMOVE) {
+    auto it = sockets_.find(fd);
+    if (it == sockets_.end()) return;
+    it->second->closed = true;
+    // Deregisters and cancels pending waits without closing: curl owns fd.
+    it->second->descriptor.release();
+    sockets_.erase(it);
+    return;
+  }
+  if (shut_down_) return;
+  std::shared_ptr<Socket>& socket = sockets_[fd];
+  if (socket == nullptr) {
+    socket = std::make_shared<Socket>(io_, fd);
+    error_code ec;
+    socket->descriptor.assign(fd, ec);
+    if (ec) {
+      // Cannot happen for a socket; if it did, the transfer's own deadline
+      // would end it.
+      sockets_.erase(fd);
+      return;
+    }
+  }
+  socket->what = what;
+  if (what & CURL_POLL_IN) Watch(socket, CURL_POLL_IN);
+  if (what & CURL_POLL_OUT) Watch(socket, CURL_POLL_OUT);
+}
+
+void CurlHttpClient::Impl::Watch(const std::shared_ptr<Socket>& socket,
+                                 int direction) {
+  bool& pending =
+      direction == CURL_POLL_IN ? socket->read_pending : socket->write_pending;
+  // A wait left from an earlier interest is still good: it checks `what`.
+  if (pending) return;
+  pending = true;
+  socket->descriptor.async_wait(
+      direction == CURL_POLL_IN ? asio::posix::stream_descriptor::wait_read
+                                : asio::posix::stream_descriptor::wait_write,
+      [this, socket, direction](const error_code& ec) {
+        OnSocketReady(socket, direction, ec);
+      });
+}
+
+void CurlHttpClient::Impl::OnSocketReady(const std::shared_ptr<Socket>& socket,
+                                         int direction, const error_code& ec) {
+  (direction == CURL_POLL_IN ? socket->read_pending : socket->write_pending) =
+      false;
+  if (socket->closed || shut_down_ || ec == asio::error::operation_aborted) {
+    return;
+  }
+  if ((socket->what & direction) == 0) return;  // curl lost interest
+  if (ec) {
+    // Let curl find the error on the socket; no re-arm, or a persistent
+    // error would spin. curl re-registers the socket if it still wants it.
+    SocketAction(socket->fd, CURL_CSELECT_ERR);
+    return;
+  }
+  SocketAction(socket->fd,
+               direction == CURL_POLL_IN ? CURL_CSELECT_IN : CURL_CSELECT_OUT);
+  // curl re-registers only when its interest changes; a steady interest
+  // needs the wait renewed here.
+  if (!socket->closed && (socket->what & direction)) Watch(socket, direction);
+}
+
+void CurlHttpClient::Impl::OnCurlTimer(long timeout_ms) {
+  if (timeout_ms < 0 || shut_down_) {
+    curl_timer_.cancel();
+    return;
+  }
+  // Never call socket_action from inside this callback (curl forbids
+  // re-entry); a zero timeout just runs on the next loop turn.
+  curl_timer_.expires_after(std::chrono::milliseconds(timeout_ms));
+  curl_timer_.async_wait([this](const error_code& ec) {
+    if (!ec && !shut_down_) SocketAction(CURL_SOCKET_TIMEOUT, 0);
+  });
+}
+
+int CurlHttpClient::Impl::SocketCallback(CURL*, curl_socket_t fd, int what,
+                                         void* userp, void*) {
+  static_cast<Impl*>(userp)->OnSocket(fd, what);
+  return 0;
+}
+
+int CurlHttpClient::Impl::TimerCallback(CURLM*, long timeout_ms, void* userp) {
+  static_cast<Impl*>(userp)->OnCurlTimer(timeout_ms);
+  return 0;
+}
+
+size_t CurlHttpClient::Impl::HeaderCallback(char* data, size_t size, size_t n,
+                                            void* userp) {
+  auto* t = static_cast<Transfer*>(userp);
+  const size_t len = size * n;
+  t->last_activity = t->impl->clock_.Now();
+  std::string_view line(data, len);
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) {
+    line.remove_suffix(1);
+  }
+  HttpHeaders& headers = t->response.headers;
+  if (line.substr(0, 5) == "HTTP/") {
+    // A new status line (after a 100 Continue, say): keep only the final
+    // response's headers.
+    headers.clear();
+  } else if (!line.empty() && (line[0] == ' ' || line[0] == '\t')) {
+    // Obsolete line folding: a continuation of the previous value.
+    std::string_view more = Trim(line);
+    if (!headers.empty() && !more.empty()) {
+      std::string& value = headers.back().second;
+      if (!value.empty()) value += ' ';
+      value += more;
+    }
+  } else if (size_t colon = line.find(':'); colon != std::string_view::npos) {
+    headers.emplace_back(Lower(Trim(line.substr(0, colon))),
+                         std::string(Trim(line.substr(colon + 1))));
+  }
+  return len;
+}
+
+size_t CurlHttpClient::Impl::WriteCallback(char* data, size_t size, size_t n,
+                                           void* userp) {
+  auto* t = static_cast<Transfer*>(userp);
+  const size_t len = size * n;
+  t->last_activity = t->impl->clock_.Now();
+  // MAXFILESIZE only checks a declared Content-Length; this catches chunked
+  // and close-delimited bodies.
+  if (t->response.body.size() + len > t->request.max_response_bytes) {
+    t->abort = absl::ResourceExhaustedError(
+        absl::StrCat("response body over max_response_bytes (",
+                     t->request.max_response_bytes, ")"));
+    return CURL_WRITEFUNC_ERROR;
+  }
+  t->response.body.append(data, len);
+  return len;
+}
+
+int CurlHttpClient::Impl::ProgressCallback(void* userp, curl_off_t, curl_off_t,
+                                           curl_off_t, curl_off_t ulnow) {
+  // Downloads are seen by the header and write callbacks; this catches a
+  // long upload, during which the server rightly says nothing.
+  auto* t = static_cast<Transfer*>(userp);
+  if (ulnow > t->uploaded) {
+    t->uploaded = ulnow;
+    t->last_activity = t->impl->clock_.Now();
+  }
+  return 0;
+}
+
+int CurlHttpClient::Impl::PrereqCallback(void* userp, char*, char*, int, int) {
+  // Connected (or reusing a connection): the idle clock starts now.
+  auto* t = static_cast<Transfer*>(userp);
+  t->on_the_wire = true;
+  t->last_activity = t->impl->clock_.Now();
+  t->impl->ArmDeadline(*t);
+  return CURL_PREREQFUNC_OK;
+}
+
+CurlHttpClient::CurlHttpClient(CurlHttpClientOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+CurlHttpClient::~CurlHttpClient() = default;
+
+void CurlHttpClient::Send(HttpRequest request, Callback done) {
+  impl_->Send(std::move(request), std::move(done));
+}
+
+}  // namespace distillery

@@ -1,0 +1,121 @@
+// OpenAiTeacher: the Teacher for the OpenAI Chat Completions API and every
+// server that speaks it (DeepSeek, vLLM, Ollama, llama.cpp, teacher-sim).
+// One non-streaming POST {base_url}/chat/completions per Ask, one choice per
+// call; the answer is normalised into a TeacherAnswer (reasoning from
+// `reasoning`, `reasoning_content` or a leading <think> block) and failures
+// are classified by common/teacher/http_failure.h.
+//
+// The request building and response parsing are free functions so that tests
+// and benchmarks can call them without HTTP.
+#ifndef DISTILLERY_COMMON_TEACHER_OPENAI_TEACHER_H_
+#define DISTILLERY_COMMON_TEACHER_OPENAI_TEACHER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/base/clock.h"
+#include "common/http/http_client.h"
+#include "common/teacher/teacher.h"
+
+namespace distillery {
+
+inline constexpr std::string_view kMaxCompletionTokensField =
+    "max_completion_tokens";
+inline constexpr std::string_view kMaxTokensField = "max_tokens";
+
+struct OpenAiTeacherOptions {
+  // Includes the version, as the official SDKs take it:
+  // "https://api.openai.com/v1", "http://localhost:8000/v1/". The adapter
+  // appends "/chat/completions".
+  std::string base_url;
+  // Sent as "Authorization: Bearer <key>"; empty sends no Authorization
+  // header (local servers). Surrounding whitespace (a key file's newline) is
+  // ignored. Never logged nor put in any status message.
+  std::string api_key;
+  // Which field carries SamplingParams::max_tokens: kMaxCompletionTokensField
+  // (OpenAI) or kMaxTokensField (Ollama, older OpenAI-compatible servers).
+  std::string max_tokens_field = std::string(kMaxCompletionTokensField);
+  // Passed into every HttpRequest; see HttpRequest for their meaning.
+  Duration connect_timeout = std::chrono::seconds(10);
+  Duration idle_timeout = std::chrono::seconds(120);
+  Duration total_timeout = std::chrono::minutes(15);
+  size_t max_response_bytes = 16 << 20;
+  // Sent with every request, after the adapter's own headers; one with the
+  // same name (case-insensitive) as Content-Type or Authorization replaces
+  // the adapter's (e.g. a proxy with its own auth scheme).
+  HttpHeaders extra_headers;
+};
+
+// OK, or INVALID_ARGUMENT naming the first bad option: a base_url that is not
+// http(s)://, an unknown max_tokens_field, control characters in the key or
+// a header, an empty header name, or non-positive timeouts. Never mentions
+// the key's value.
+absl::Status ValidateOpenAiTeacherOptions(const OpenAiTeacherOptions& options);
+
+// "{base_url}/chat/completions", tolerating trailing slashes on base_url and
+// a base_url that already ends in "/chat/completions".
+std::string ChatCompletionsUrl(std::string_view base_url);
+
+// The JSON body for one non-streaming call: model, messages, the token limit
+// under `max_tokens_field` when params.max_tokens > 0, temperature, top_p and
+// seed when set, stop when non-empty. Never sets `n`: one choice per call.
+// INVALID_ARGUMENT for a non-finite temperature/top_p or text that is not
+// valid UTF-8. Never throws.
+absl::StatusOr<std::string> BuildChatRequestBody(
+    const TeacherRequest& request, std::string_view max_tokens_field);
+
+// Parses the body of a 2xx response. Leading whitespace and blank lines
+// (DeepSeek's keep-alive padding) are ignored. On success status is OK and
+// `answer` is filled, raw_body holding `body` verbatim. A body with an
+// "error" object fails as http_failure.h's TeacherErrorResult says; a body
+// that is truncated, not JSON, or has no usable choices[0].message fails
+// kRetryable with UNAVAILABLE (the teacher, or the path to it, garbled this
+// answer, the next attempt may well be fine: UNAVAILABLE is the canonical
+// "transient, retry" code, where INTERNAL would read as a bug of ours).
+// http_status is set to 200; headers are not consulted. Never throws.
+TeacherResult ParseChatResponse(std::string body);
+
+// The whole outcome of one call: transport error, non-2xx response (with
+// retry-after and x-should-retry applied) or a 2xx body to parse. `secret`
+// (the API key), when not empty, appears in no status message: it is
+// redacted from the response before any of it is quoted, so that cutting a
+// long quote cannot leave part of it behind. A successful answer's raw_body
+// stays verbatim. Never throws.
+TeacherResult HandleChatResponse(absl::StatusOr<HttpResponse> response,
+                                 int64_t now_wall_millis,
+                                 std::string_view secret = {});
+
+// Thread-safe: immutable after construction. `http` and `clock` must outlive
+// the teacher and every call in flight.
+class OpenAiTeacher : public Teacher {
+ public:
+  // Options are checked by ValidateOpenAiTeacherOptions here; with bad
+  // options every Ask fails with INVALID_ARGUMENT and kTeacherDown (no call
+  // to this teacher can succeed until its configuration is fixed).
+  OpenAiTeacher(HttpClient& http, Clock& clock, OpenAiTeacherOptions options);
+  // As above, on RealClock::Get().
+  OpenAiTeacher(HttpClient& http, OpenAiTeacherOptions options);
+
+  // Calls `done` on the HttpClient's thread, or before returning when the
+  // request cannot be sent (bad options, a request that cannot be encoded).
+  void Ask(const TeacherRequest& request, Callback done) override;
+
+  // The URL requests go to.
+  const std::string& url() const { return url_; }
+
+ private:
+  HttpClient& http_;
+  Clock& clock_;
+  const OpenAiTeacherOptions options_;
+  const absl::Status options_status_;
+  const std::string url_;
+  const HttpHeaders headers_;
+};
+
+}  // namespace distillery
+
+#endif  // DISTILLERY_COMMON_TEACHER_OPENAI_TEACHER_H_
