@@ -7,7 +7,8 @@
 namespace distillery {
 namespace {
 
-using nlohmann::json;
+// ordered_json keeps fields in the order written: role before content.
+using json = nlohmann::ordered_json;
 
 // Stored text is valid UTF-8 (prompts are checked on submit, answers come
 // from JSON), but replace rather than throw if that ever breaks.
