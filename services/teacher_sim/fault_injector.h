@@ -1,0 +1,67 @@
+// Fault injection for teacher-sim: decides, per chat request, whether the
+// simulator misbehaves instead of answering and how. Faults are a closed
+// list of kinds so new ones (503 with retry-after, Anthropic's 529, reset
+// connections, truncated bodies, keep-alive padding) slot in by adding an
+// enum value, a weight in the mix and a case where SimHandler renders it.
+#ifndef DISTILLERY_SERVICES_TEACHER_SIM_FAULT_INJECTOR_H_
+#define DISTILLERY_SERVICES_TEACHER_SIM_FAULT_INJECTOR_H_
+
+#include <cstdint>
+#include <mutex>
+#include <random>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+
+namespace distillery::teacher_sim {
+
+enum class FaultKind {
+  kNone,
+  kServerError,  // 500 server_error
+  kRateLimited,  // 429 rate_limit_exceeded with retry-after headers
+};
+
+std::string_view FaultKindName(FaultKind kind);
+
+// Chooses the fault for the next request. Implementations are thread-safe.
+class FaultInjector {
+ public:
+  virtual ~FaultInjector() = default;
+  virtual FaultKind Next() = 0;
+};
+
+struct WeightedFault {
+  FaultKind kind;
+  double weight;  // relative to the other entries; > 0
+};
+
+// Injects a fault into a fraction `rate` (0..1) of requests, choosing the
+// kind by weight from `mix`. The sequence of choices is a pure function of
+// `seed`. Thread-safe (std::mutex, which ThreadSanitizer sees, unlike
+// Debian's uninstrumented absl::Mutex).
+class RandomFaultInjector : public FaultInjector {
+ public:
+  // 500 and 429, equally likely.
+  static std::vector<WeightedFault> DefaultMix();
+
+  RandomFaultInjector(double rate, uint64_t seed,
+                      std::vector<WeightedFault> mix = DefaultMix());
+
+  FaultKind Next() override;
+
+ private:
+  // A uniform double in [0, 1) from 53 random bits, independent of the
+  // standard library's distribution implementations.
+  double Uniform() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const double rate_;
+  const std::vector<WeightedFault> mix_;
+  double total_weight_ = 0;
+  std::mutex mu_;
+  std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace distillery::teacher_sim
+
+#endif  // DISTILLERY_SERVICES_TEACHER_SIM_FAULT_INJECTOR_H_

@@ -1,0 +1,111 @@
+// teacher-sim: an OpenAI-compatible teacher simulator for tests, demos and
+// benchmarks. This file only parses flags and wires the pieces together:
+// SimHandler (request logic) behind HttpServer (the network).
+//
+//   teacher-sim --listen HOST:PORT [--latency-ms N] [--threads N]
+//               [--require-api-key KEY] [--error-rate R] [--seed S]
+//
+// Once listening it prints exactly one line to stdout,
+// "teacher-sim listening on HOST:PORT" with the real port, and runs until
+// SIGINT or SIGTERM.
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdint>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "common/base/clock.h"
+#include "services/teacher_sim/fault_injector.h"
+#include "services/teacher_sim/http_server.h"
+#include "services/teacher_sim/listen_address.h"
+#include "services/teacher_sim/sim_handler.h"
+
+namespace {
+
+// Benchmarks hold thousands of connections open; the default soft limit of
+// 1024 descriptors would refuse them.
+void RaiseFileLimit() {
+  rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 &&
+      limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  namespace sim = distillery::teacher_sim;
+
+  // Block the stop signals first, before any thread starts, so every thread
+  // inherits the mask and only the sigwait below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  CLI::App app{"teacher-sim: an OpenAI-compatible teacher simulator"};
+  std::string listen;
+  int64_t latency_ms = 0;
+  int threads = 1;
+  std::string api_key;
+  double error_rate = 0;
+  uint64_t seed = 1;
+  app.add_option("--listen", listen, "HOST:PORT to listen on; port 0 picks one")
+      ->required();
+  app.add_option("--latency-ms", latency_ms, "delay before each answer")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--threads", threads, "event loop threads")
+      ->check(CLI::Range(1, 256));
+  app.add_option("--require-api-key", api_key,
+                 "answer 401 unless 'Authorization: Bearer KEY'");
+  app.add_option("--error-rate", error_rate,
+                 "fraction of chat requests answered 500 or 429")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--seed", seed, "seed of the fault injector");
+  CLI11_PARSE(app, argc, argv);
+
+  absl::StatusOr<sim::ListenAddress> address = sim::ParseListenAddress(listen);
+  if (!address.ok()) {
+    std::cerr << "teacher-sim: " << address.status().message() << "\n";
+    return 2;
+  }
+
+  signal(SIGPIPE, SIG_IGN);
+  RaiseFileLimit();
+
+  distillery::Clock& clock = distillery::RealClock::Get();
+  sim::RandomFaultInjector faults(error_rate, seed);
+  sim::SimHandlerOptions handler_options;
+  handler_options.required_api_key = api_key;
+  handler_options.latency = std::chrono::milliseconds(latency_ms);
+  sim::SimHandler handler(handler_options, clock, &faults);
+
+  sim::HttpServer::Options server_options;
+  server_options.host = address->host;
+  server_options.port = address->port;
+  server_options.threads = threads;
+  auto server = sim::HttpServer::Start(
+      server_options, [&handler](const sim::SimRequest& request) {
+        return handler.Handle(request);
+      });
+  if (!server.ok()) {
+    std::cerr << "teacher-sim: " << server.status().message() << "\n";
+    return 1;
+  }
+
+  std::cout << "teacher-sim listening on "
+            << sim::FormatHostPort(address->host, (*server)->port())
+            << std::endl;
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  (*server)->Stop();
+  return 0;
+}

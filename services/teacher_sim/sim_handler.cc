@@ -1,0 +1,238 @@
+#include "services/teacher_sim/sim_handler.h"
+
+#include <chrono>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "services/teacher_sim/answer_generator.h"
+#include "services/teacher_sim/chat_request.h"
+#include "services/teacher_sim/json_writer.h"
+
+namespace distillery::teacher_sim {
+namespace {
+
+constexpr std::string_view kChatPath = "/v1/chat/completions";
+constexpr std::string_view kHealthPath = "/health";
+constexpr std::string_view kStatsPath = "/stats";
+
+uint64_t Mix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+std::string Hex64(uint64_t v) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(16, '0');
+  for (int i = 15; i >= 0; --i, v >>= 4) out[i] = kHex[v & 0xF];
+  return out;
+}
+
+SimResponse JsonResponse(int status, std::string body) {
+  SimResponse r;
+  r.status = status;
+  r.headers.emplace_back("content-type", "application/json");
+  r.body = std::move(body);
+  return r;
+}
+
+// Generous static limits in OpenAI's header format; a 429 reports them
+// exhausted.
+void AddRateLimitHeaders(bool exhausted, SimHeaders* headers) {
+  headers->emplace_back("x-ratelimit-limit-requests", "10000");
+  headers->emplace_back("x-ratelimit-limit-tokens", "2000000");
+  headers->emplace_back("x-ratelimit-remaining-requests",
+                        exhausted ? "0" : "9999");
+  headers->emplace_back("x-ratelimit-remaining-tokens",
+                        exhausted ? "0" : "1999000");
+  headers->emplace_back("x-ratelimit-reset-requests",
+                        exhausted ? "50ms" : "6ms");
+  headers->emplace_back("x-ratelimit-reset-tokens", exhausted ? "1s" : "30ms");
+}
+
+// "sk-*****wxyz"-style masking, as OpenAI echoes a wrong key.
+std::string MaskKey(std::string_view key) {
+  if (key.size() <= 8) return std::string(key.size(), '*');
+  return std::string(key.substr(0, 3)) + "*****" +
+         std::string(key.substr(key.size() - 4));
+}
+
+std::string_view Trim(std::string_view s) {
+  const auto space = [](char c) { return c == ' ' || c == '\t'; };
+  while (!s.empty() && space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+// The token of "Bearer <token>" (scheme case-insensitive), or "" if the
+// header is absent or uses another scheme.
+std::string_view BearerToken(std::string_view authorization) {
+  authorization = Trim(authorization);
+  constexpr std::string_view kScheme = "bearer ";
+  if (authorization.size() < kScheme.size()) return {};
+  for (size_t i = 0; i < kScheme.size(); ++i) {
+    const char c = authorization[i];
+    if ((c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c) != kScheme[i]) return {};
+  }
+  return Trim(authorization.substr(kScheme.size()));
+}
+
+SimResponse MethodNotAllowed(const std::string& method, std::string_view path,
+                             const char* allowed) {
+  SimResponse r = JsonResponse(
+      405, RenderErrorJson(
+               absl::StrCat("Method ", method, " is not allowed for ",
+                            std::string(path), ". Allowed: ", allowed, "."),
+               "invalid_request_error", "", "method_not_allowed"));
+  r.headers.emplace_back("allow", allowed);
+  return r;
+}
+
+}  // namespace
+
+std::string RenderErrorJson(std::string_view message, std::string_view type,
+                            std::string_view param, std::string_view code) {
+  JsonWriter w;
+  w.BeginObject().Key("error").BeginObject();
+  w.Key("message").String(message);
+  w.Key("type").String(type);
+  w.Key("param");
+  if (param.empty()) {
+    w.Null();
+  } else {
+    w.String(param);
+  }
+  w.Key("code");
+  if (code.empty()) {
+    w.Null();
+  } else {
+    w.String(code);
+  }
+  w.EndObject().EndObject();
+  return w.Release();
+}
+
+SimHandler::SimHandler(SimHandlerOptions options, Clock& clock,
+                       FaultInjector* faults)
+    : options_(std::move(options)),
+      clock_(clock),
+      faults_(faults),
+      instance_nonce_(Mix64(static_cast<uint64_t>(clock.WallMillis()))) {}
+
+std::string SimHandler::UniqueHex(uint64_t sequence, uint64_t salt) const {
+  const uint64_t a = Mix64(instance_nonce_ ^ Mix64(sequence) ^ salt);
+  return Hex64(a) + Hex64(Mix64(a ^ sequence));
+}
+
+SimResponse SimHandler::Handle(const SimRequest& request) {
+  std::string_view path = request.target;
+  path = path.substr(0, path.find('?'));
+
+  if (path == kHealthPath || path == kStatsPath) {
+    if (request.method != "GET") {
+      return MethodNotAllowed(request.method, path, "GET");
+    }
+    return JsonResponse(
+        200, path == kHealthPath ? "{\"status\":\"ok\"}" : stats_.RenderJson());
+  }
+
+  SimResponse response;
+  const bool chat = path == kChatPath;
+  if (chat && request.method == "POST") {
+    response = HandleChat(request);
+  } else if (chat) {
+    response = MethodNotAllowed(request.method, path, "POST");
+  } else {
+    response = JsonResponse(
+        404, RenderErrorJson(absl::StrCat("Invalid URL (", request.method, " ",
+                                          std::string(path), ")"),
+                             "invalid_request_error", "", "unknown_url"));
+  }
+  // 200 answers are counted with their tokens where they are made.
+  if (response.status != 200) {
+    stats_.Record(response.status, chat && request.method == "POST");
+  }
+  return response;
+}
+
+SimResponse SimHandler::HandleChat(const SimRequest& request) {
+  const uint64_t sequence = next_sequence_.fetch_add(1);
+  SimResponse response = AnswerChat(request, sequence);
+  AddRateLimitHeaders(response.status == 429, &response.headers);
+  response.headers.emplace_back("x-request-id",
+                                "req_" + UniqueHex(sequence, 0x7265715f));
+  response.headers.emplace_back(
+      "openai-processing-ms",
+      std::to_string(
+          std::chrono::duration_cast<std::chrono::milliseconds>(response.delay)
+              .count()));
+  return response;
+}
+
+SimResponse SimHandler::AnswerChat(const SimRequest& request,
+                                   uint64_t sequence) {
+  if (!options_.required_api_key.empty()) {
+    const std::string_view key = BearerToken(request.Header("authorization"));
+    if (key != options_.required_api_key) {
+      return JsonResponse(
+          401,
+          RenderErrorJson(
+              key.empty()
+                  ? "You didn't provide an API key. You need to provide your "
+                    "API key in an Authorization header using Bearer auth "
+                    "(i.e. Authorization: Bearer YOUR_KEY)."
+                  : absl::StrCat("Incorrect API key provided: ", MaskKey(key),
+                                 "."),
+              "invalid_request_error", "", "invalid_api_key"));
+    }
+  }
+
+  if (faults_ != nullptr) {
+    const FaultKind fault = faults_->Next();
+    if (fault != FaultKind::kNone) return RenderFault(fault);
+  }
+
+  ChatRequest chat;
+  InvalidRequest invalid;
+  if (!ParseChatRequest(request.body, &chat, &invalid).ok()) {
+    return JsonResponse(
+        400, RenderErrorJson(invalid.message, "invalid_request_error",
+                             invalid.param, invalid.code));
+  }
+  const SimCompletion completion = GenerateCompletion(chat);
+  const int64_t created = clock_.WallMillis() / 1000;
+  SimResponse response = JsonResponse(
+      200,
+      RenderCompletionJson(
+          completion, "chatcmpl-" + UniqueHex(sequence, 0x63686174), created));
+  response.delay = options_.latency;
+  stats_.Record(200, /*chat=*/true, completion.usage.prompt_tokens,
+                completion.usage.completion_tokens);
+  return response;
+}
+
+SimResponse SimHandler::RenderFault(FaultKind kind) {
+  switch (kind) {
+    case FaultKind::kRateLimited: {
+      SimResponse r = JsonResponse(
+          429, RenderErrorJson("Rate limit reached for requests on "
+                               "teacher-sim. Please try again in 1s.",
+                               "requests", "", "rate_limit_exceeded"));
+      r.headers.emplace_back("retry-after", "1");
+      r.headers.emplace_back("retry-after-ms", "50");
+      return r;
+    }
+    case FaultKind::kServerError:
+    case FaultKind::kNone:  // not reached; treated as a server error
+      break;
+  }
+  SimResponse r = JsonResponse(
+      500, RenderErrorJson("The server had an error while processing your "
+                           "request. Sorry about that!",
+                           "server_error", "", "server_error"));
+  r.delay = options_.latency;
+  return r;
+}
+
+}  // namespace distillery::teacher_sim

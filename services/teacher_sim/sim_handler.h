@@ -1,0 +1,69 @@
+// SimHandler: everything teacher-sim does with one HTTP request, without the
+// network. Routes:
+//   POST /v1/chat/completions  OpenAI Chat Completions (answer_generator.h)
+//   GET  /health               {"status":"ok"}
+//   GET  /stats                counters (sim_stats.h)
+// Unknown paths answer 404 and wrong methods 405, in OpenAI's error shape.
+//
+// A chat request is checked in the order a real gateway would: API key
+// (401), then injected faults (500 / 429), then the body (400). The
+// configured latency delays 200 answers and injected 500s; 4xx answers are
+// immediate. /health and /stats are observation endpoints and are not
+// counted in the stats, so polling them does not disturb what tests read.
+#ifndef DISTILLERY_SERVICES_TEACHER_SIM_SIM_HANDLER_H_
+#define DISTILLERY_SERVICES_TEACHER_SIM_SIM_HANDLER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "common/base/clock.h"
+#include "services/teacher_sim/fault_injector.h"
+#include "services/teacher_sim/sim_http.h"
+#include "services/teacher_sim/sim_stats.h"
+
+namespace distillery::teacher_sim {
+
+struct SimHandlerOptions {
+  // When non-empty, /v1 requests need "Authorization: Bearer <key>".
+  std::string required_api_key;
+  // Delay before chat answers (see above).
+  Duration latency{0};
+};
+
+// Renders an OpenAI error body; empty `param` or `code` become null.
+std::string RenderErrorJson(std::string_view message, std::string_view type,
+                            std::string_view param, std::string_view code);
+
+// Thread-safe: Handle may run concurrently on every server thread.
+class SimHandler {
+ public:
+  // `clock` (for `created` and ids) and `faults` must outlive the handler;
+  // `faults` may be null for none.
+  SimHandler(SimHandlerOptions options, Clock& clock, FaultInjector* faults);
+
+  SimResponse Handle(const SimRequest& request);
+
+  const SimStats& stats() const { return stats_; }
+
+ private:
+  // Adds the headers every chat response carries to AnswerChat's answer.
+  SimResponse HandleChat(const SimRequest& request);
+  SimResponse AnswerChat(const SimRequest& request, uint64_t sequence);
+  SimResponse RenderFault(FaultKind kind);
+  // 32 hex digits unique to this response within the process run.
+  std::string UniqueHex(uint64_t sequence, uint64_t salt) const;
+
+  const SimHandlerOptions options_;
+  Clock& clock_;
+  FaultInjector* const faults_;
+  // Distinguishes ids across simulator runs.
+  const uint64_t instance_nonce_;
+  std::atomic<uint64_t> next_sequence_{0};
+  SimStats stats_;
+};
+
+}  // namespace distillery::teacher_sim
+
+#endif  // DISTILLERY_SERVICES_TEACHER_SIM_SIM_HANDLER_H_

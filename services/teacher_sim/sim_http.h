@@ -1,0 +1,52 @@
+// The plain HTTP request and response that pass between teacher-sim's
+// network layer (http_server.h, the only Beast code) and its request logic
+// (sim_handler.h), so the logic is tested without sockets.
+#ifndef DISTILLERY_SERVICES_TEACHER_SIM_SIM_HTTP_H_
+#define DISTILLERY_SERVICES_TEACHER_SIM_SIM_HTTP_H_
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/base/clock.h"
+
+namespace distillery::teacher_sim {
+
+using SimHeaders = std::vector<std::pair<std::string, std::string>>;
+
+struct SimRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // path and query, e.g. "/v1/chat/completions"
+  SimHeaders headers;  // names lower-cased
+  std::string body;
+
+  // The value of the first header named `name` (lower-case), or "".
+  std::string_view Header(std::string_view name) const {
+    for (const auto& [k, v] : headers) {
+      if (k == name) return v;
+    }
+    return {};
+  }
+};
+
+struct SimResponse {
+  int status = 200;
+  // Sent as given; the server adds content-length, server and connection.
+  SimHeaders headers;
+  std::string body;
+  // How long the server waits (on a timer, never blocking a thread) before
+  // sending the response.
+  Duration delay{0};
+
+  std::string_view Header(std::string_view name) const {
+    for (const auto& [k, v] : headers) {
+      if (k == name) return v;
+    }
+    return {};
+  }
+};
+
+}  // namespace distillery::teacher_sim
+
+#endif  // DISTILLERY_SERVICES_TEACHER_SIM_SIM_HTTP_H_

@@ -1,0 +1,47 @@
+#include "services/teacher_sim/sim_stats.h"
+
+#include "services/teacher_sim/json_writer.h"
+
+namespace distillery::teacher_sim {
+
+void SimStats::Record(int status, bool chat, int64_t prompt_tokens,
+                      int64_t completion_tokens) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++counters_.requests_total;
+  ++counters_.by_status[status];
+  if (status >= 400) ++counters_.errors_total;
+  if (chat) {
+    ++counters_.chat_requests_total;
+    if (status == 200) {
+      ++counters_.chat_completions_total;
+      counters_.prompt_tokens_total += prompt_tokens;
+      counters_.completion_tokens_total += completion_tokens;
+    }
+  }
+}
+
+SimStats::Snapshot SimStats::Get() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return counters_;
+}
+
+std::string SimStats::RenderJson() const {
+  const Snapshot s = Get();
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("requests_total").Int(s.requests_total);
+  w.Key("chat_requests_total").Int(s.chat_requests_total);
+  w.Key("chat_completions_total").Int(s.chat_completions_total);
+  w.Key("errors_total").Int(s.errors_total);
+  w.Key("prompt_tokens_total").Int(s.prompt_tokens_total);
+  w.Key("completion_tokens_total").Int(s.completion_tokens_total);
+  w.Key("by_status").BeginObject();
+  for (const auto& [status, count] : s.by_status) {
+    w.Key(std::to_string(status)).Int(count);
+  }
+  w.EndObject();
+  w.EndObject();
+  return w.Release();
+}
+
+}  // namespace distillery::teacher_sim
