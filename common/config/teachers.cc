@@ -17,7 +17,7 @@ const std::set<std::string> kKnownKeys = {
     "api_key_env",    "api_key_file",  "max_tokens_field",
     "rpm",            "tpm",           "max_concurrency",
     "max_attempts",   "connect_timeout_ms", "idle_timeout_ms",
-    "total_timeout_ms"};
+    "total_timeout_ms", "limit_window_s"};
 
 absl::Status FieldError(const std::string& origin, const std::string& profile,
                         const std::string& field, const std::string& why) {
@@ -131,7 +131,11 @@ absl::StatusOr<std::vector<TeacherProfile>> ParseTeachersYaml(
     if (s = ReadNumber<int64_t>(node, "tpm", origin, p.name, 0, &p.tpm);
         !s.ok())
       return s;
-    if (s = ReadNumber<int>(node, "max_concurrency", origin, p.name, 1,
+    if (s = ReadNumber<int64_t>(node, "limit_window_s", origin, p.name, 1,
+                                &p.limit_window_s);
+        !s.ok())
+      return s;
+    if (s = ReadNumber<int>(node, "max_concurrency", origin, p.name, 0,
                             &p.max_concurrency);
         !s.ok())
       return s;

@@ -22,10 +22,14 @@ struct TeacherProfile {
   std::string api_key_file;
   // "max_completion_tokens" (OpenAI) or "max_tokens" (most compatibles).
   std::string max_tokens_field = "max_completion_tokens";
-  // Limits; 0 means not configured.
-  int64_t rpm = 0;
-  int64_t tpm = 0;
-  int max_concurrency = 16;  // concurrent requests per worker, for now
+  // Cluster-wide limits, per limit window (60 s for real APIs; shorter for
+  // simulators in tests). -1 (left out of the file): learned from the
+  // teacher's headers and 429s; 0: no limit.
+  int64_t rpm = -1;
+  int64_t tpm = -1;
+  int64_t limit_window_s = 60;
+  // Concurrent requests, cluster-wide; 0: no limit.
+  int max_concurrency = 0;
   int max_attempts = 5;      // per task, counting the first
   int64_t connect_timeout_ms = 10'000;
   int64_t idle_timeout_ms = 120'000;

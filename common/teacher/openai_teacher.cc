@@ -439,8 +439,13 @@ void OpenAiTeacher::Ask(const TeacherRequest& request, Callback done) {
       std::move(http_request),
       [done = std::move(done), clock = &clock_,
        api_key = options_.api_key](absl::StatusOr<HttpResponse> response) {
-        done(HandleChatResponse(std::move(response), clock->WallMillis(),
-                                api_key));
+        TeacherHeaders limits =
+            response.ok() ? RateLimitHeadersOf(response->headers)
+                          : TeacherHeaders();
+        TeacherResult result = HandleChatResponse(
+            std::move(response), clock->WallMillis(), api_key);
+        result.rate_limit_headers = std::move(limits);
+        done(std::move(result));
       });
 }
 

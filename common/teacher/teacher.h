@@ -9,6 +9,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -60,6 +61,24 @@ enum class FailureKind {
                  // teacher will succeed until a human acts
 };
 
+// Response headers as (lower-case name, value) pairs.
+using TeacherHeaders = std::vector<std::pair<std::string, std::string>>;
+
+// The rate-limit headers among `headers` (x-ratelimit-*,
+// anthropic-ratelimit-*, retry-after, retry-after-ms), for the worker's
+// limiter to learn from.
+inline TeacherHeaders RateLimitHeadersOf(const TeacherHeaders& headers) {
+  TeacherHeaders out;
+  for (const auto& [name, value] : headers) {
+    if (name.rfind("x-ratelimit-", 0) == 0 ||
+        name.rfind("anthropic-ratelimit-", 0) == 0 ||
+        name.rfind("retry-after", 0) == 0) {
+      out.emplace_back(name, value);
+    }
+  }
+  return out;
+}
+
 struct TeacherResult {
   // OK with `answer`, or the failure with `kind` and `retry_after`.
   absl::Status status;
@@ -67,6 +86,7 @@ struct TeacherResult {
   FailureKind kind = FailureKind::kRetryable;
   std::optional<Duration> retry_after;  // from retry-after(-ms) headers
   int http_status = 0;                  // 0 when no response arrived
+  TeacherHeaders rate_limit_headers;    // see RateLimitHeadersOf
 };
 
 class Teacher {

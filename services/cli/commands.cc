@@ -88,6 +88,20 @@ std::string JobJson(const v1::Job& job) {
       {"finished_ms", job.finished_ms()},
       {"error", job.error()},
   };
+  const v1::TeacherStatus& t = job.teacher_status();
+  j["teacher_status"] = {
+      {"name", t.name()},
+      {"window_s", t.window_ms() / 1000.0},
+      {"effective_rpm", t.effective_rpm()},
+      {"effective_tpm", t.effective_tpm()},
+      {"configured_rpm", t.configured_rpm()},
+      {"configured_tpm", t.configured_tpm()},
+      {"max_concurrency", t.max_concurrency()},
+      {"learning", t.learning()},
+      {"paused", t.paused()},
+      {"pause_reason", t.pause_reason()},
+      {"rate_limited_total", t.rate_limited_total()},
+  };
   return j.dump();
 }
 
@@ -111,6 +125,10 @@ std::string ProgressLine(const v1::Job& job, double rate_per_second) {
                   c.cache_hits(), " dup ", c.duplicate_answers(), " tokens ",
                   c.prompt_tokens() + c.completion_tokens());
   if (!job.error().empty()) absl::StrAppend(&line, " error: ", job.error());
+  if (job.teacher_status().paused()) {
+    absl::StrAppend(&line, " [teacher ", job.teacher_status().name(),
+                    " paused: ", job.teacher_status().pause_reason(), "]");
+  }
   return line;
 }
 
@@ -189,6 +207,21 @@ int Status(v1::ClientService::StubInterface& stub, const std::string& job_id,
         job.counters().tasks_done() + job.counters().tasks_failed();
     const double rate = elapsed > 0.5 ? settled / elapsed : 0.0;
     out << ProgressLine(job, rate) << "\n";
+    const v1::TeacherStatus& t = job.teacher_status();
+    out << absl::StrFormat(
+        "teacher %s: %s rpm, %s tpm per %ds window%s, max concurrency %s, "
+        "429s %d%s\n",
+        t.name(),
+        t.effective_rpm() > 0 ? absl::StrFormat("%.0f", t.effective_rpm())
+                              : std::string(t.learning() ? "learning" : "no limit"),
+        t.effective_tpm() > 0 ? absl::StrFormat("%.0f", t.effective_tpm())
+                              : std::string(t.learning() ? "learning" : "no limit"),
+        static_cast<int>(t.window_ms() / 1000),
+        t.learning() ? " (learned from the teacher)" : "",
+        t.max_concurrency() > 0 ? std::to_string(t.max_concurrency())
+                                : std::string("none"),
+        t.rate_limited_total(),
+        t.paused() ? ", PAUSED: " + t.pause_reason() : "");
   }
   return 0;
 }
@@ -273,6 +306,22 @@ int Cancel(v1::ClientService::StubInterface& stub, const std::string& job_id,
     return ExitCodeFor(s);
   }
   out << job.id() << " " << JobStateName(job.state()) << "\n";
+  return 0;
+}
+
+int ResumeTeacher(v1::ClientService::StubInterface& stub,
+                  const std::string& teacher, std::ostream& out,
+                  std::ostream& err) {
+  grpc::ClientContext context;
+  v1::ResumeTeacherRequest request;
+  request.set_teacher(teacher);
+  v1::ResumeTeacherResponse response;
+  grpc::Status s = stub.ResumeTeacher(&context, request, &response);
+  if (!s.ok()) {
+    PrintError(err, s);
+    return ExitCodeFor(s);
+  }
+  out << "teacher " << teacher << " resumed\n";
   return 0;
 }
 

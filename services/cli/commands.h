@@ -46,6 +46,9 @@ int Watch(v1::ClientService::StubInterface& stub, const std::string& job_id,
           bool tty, std::ostream& out, std::ostream& err);
 int Cancel(v1::ClientService::StubInterface& stub, const std::string& job_id,
            std::ostream& out, std::ostream& err);
+int ResumeTeacher(v1::ClientService::StubInterface& stub,
+                  const std::string& teacher, std::ostream& out,
+                  std::ostream& err);
 int Export(v1::ClientService::StubInterface& stub,
            const ExportOptions& options, std::ostream& out, std::ostream& err);
 // A whole cluster in this process: coordinator on an embedded RocksDB,

@@ -93,6 +93,11 @@ int main(int argc, char** argv) {
   CLI::App* cancel_cmd = app.add_subcommand("cancel", "cancel a job");
   cancel_cmd->add_option("JOB", job_id)->required();
 
+  std::string teacher_name;
+  CLI::App* resume_teacher_cmd = app.add_subcommand(
+      "resume-teacher", "lift a teacher's pause once its key or quota is fixed");
+  resume_teacher_cmd->add_option("TEACHER", teacher_name)->required();
+
   distillery::cli::ExportOptions export_options;
   CLI::App* export_cmd = app.add_subcommand("export", "export a dataset");
   export_cmd->add_option("JOB", export_options.job_ids, "job ids")->required();
@@ -139,6 +144,10 @@ int main(int argc, char** argv) {
   }
   if (cancel_cmd->parsed()) {
     return distillery::cli::Cancel(*stub, job_id, std::cout, std::cerr);
+  }
+  if (resume_teacher_cmd->parsed()) {
+    return distillery::cli::ResumeTeacher(*stub, teacher_name, std::cout,
+                                          std::cerr);
   }
   if (export_cmd->parsed()) {
     return distillery::cli::Export(*stub, export_options, std::cout, std::cerr);

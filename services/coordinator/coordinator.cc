@@ -137,7 +137,24 @@ Coordinator::Coordinator(Store& store, std::vector<TeacherProfile> teachers,
     : store_(store),
       teachers_(std::move(teachers)),
       clock_(clock),
-      options_(options) {}
+      options_(options),
+      budget_(clock, teachers_, options.budget) {}
+
+v1::Job Coordinator::JobViewLocked(const JobRuntime& rt) {
+  v1::Job job = rt.job;
+  *job.mutable_teacher_status() = budget_.Status(job.spec().teacher());
+  return job;
+}
+
+absl::StatusOr<v1::TeacherStatus> Coordinator::ResumeTeacher(
+    const std::string& teacher) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!budget_.Resume(teacher)) {
+    return absl::NotFoundError(absl::StrCat("unknown teacher '", teacher, "'"));
+  }
+  ChangedLocked();
+  return budget_.Status(teacher);
+}
 
 absl::Status Coordinator::Recover() {
   ASSIGN_OR_RETURN(std::vector<v1::Job> jobs, store_.ListJobs());
@@ -184,13 +201,13 @@ absl::StatusOr<v1::Job> Coordinator::GetJob(const std::string& job_id) {
   if (it == jobs_.end()) {
     return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
   }
-  return it->second.job;
+  return JobViewLocked(it->second);
 }
 
 std::vector<v1::Job> Coordinator::ListJobs() {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<v1::Job> out;
-  for (const auto& [id, rt] : jobs_) out.push_back(rt.job);
+  for (const auto& [id, rt] : jobs_) out.push_back(JobViewLocked(rt));
   return out;
 }
 
@@ -220,15 +237,15 @@ absl::StatusOr<v1::Job> Coordinator::WaitForJobChange(
   auto changed = [&]() {
     auto it = jobs_.find(job_id);
     return it == jobs_.end() ||
-           !google::protobuf::util::MessageDifferencer::Equals(it->second.job,
-                                                               last_seen);
+           !google::protobuf::util::MessageDifferencer::Equals(
+               JobViewLocked(it->second), last_seen);
   };
   changed_.wait_for(lock, max_wait, changed);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) {
     return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
   }
-  return it->second.job;
+  return JobViewLocked(it->second);
 }
 
 void Coordinator::ChangedLocked() { changed_.notify_all(); }
@@ -267,6 +284,10 @@ v1::HeartbeatResponse Coordinator::Heartbeat(
     if (it != leases_.end() && it->second.worker_id == request.worker_id()) {
       it->second.deadline = now + options_.lease_duration;
     }
+  }
+  for (v1::BudgetShare& share :
+       budget_.OnHeartbeat(request.worker_id(), request.demands())) {
+    *response.add_shares() = std::move(share);
   }
   response.set_known(true);
   return response;
@@ -334,6 +355,7 @@ absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
   for (auto& [job_id, rt] : jobs_) {
     if (response.tasks_size() >= request.max_tasks()) break;
     if (rt.job.state() != v1::JOB_STATE_RUNNING) continue;
+    if (budget_.Paused(rt.job.spec().teacher())) continue;
     bool served = false;
     for (const std::string& t : request.teachers()) {
       served |= (t == rt.job.spec().teacher());
@@ -560,15 +582,14 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
     ReleaseWaitersLocked(key);
     return absl::OkStatus();
   } else if (result.failure() == v1::FAILURE_CLASS_TEACHER_DOWN) {
-    // No request to this teacher can succeed (bad key, no quota): stop the
-    // job rather than burn through its tasks. Its tasks stay pending.
-    if (job.state() == v1::JOB_STATE_RUNNING) {
-      job.set_state(v1::JOB_STATE_FAILED);
-      job.set_finished_ms(clock_.WallMillis());
-      job.set_error(absl::StrCat("teacher '", job.spec().teacher(),
-                                 "' refused requests: ", result.error()));
-    }
+    // No request to this teacher can succeed (bad key, no quota): pause the
+    // teacher for the whole cluster rather than burn through its tasks. The
+    // task waits, pending, for `distillery resume-teacher`.
+    budget_.Pause(job.spec().teacher(), result.error());
     task.set_last_error(result.error());
+    if (lease_current && rt.job.state() == v1::JOB_STATE_RUNNING) {
+      rt.returned.push_back(task);
+    }
   } else {
     task.set_state(v1::TASK_STATE_FAILED);
     task.set_last_error(result.error());

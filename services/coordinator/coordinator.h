@@ -27,6 +27,7 @@
 #include "common/base/clock.h"
 #include "common/config/teachers.h"
 #include "common/store/store.h"
+#include "services/coordinator/budget.h"
 #include "distillery/v1/client_service.pb.h"
 #include "distillery/v1/worker_service.pb.h"
 
@@ -41,6 +42,7 @@ struct CoordinatorOptions {
   // Prompts buffered before a submission writes them out.
   int submit_flush_prompts = 2048;
   int max_samples = 1000;
+  BudgetOptions budget;
 };
 
 class Coordinator;
@@ -105,6 +107,8 @@ class Coordinator {
   absl::StatusOr<v1::LeaseResponse> Lease(const v1::LeaseRequest& request);
   absl::StatusOr<v1::ReportResponse> Report(const v1::ReportRequest& request);
   v1::HeartbeatResponse Heartbeat(const v1::HeartbeatRequest& request);
+  // Lifts a teacher's cluster-wide pause (its key or quota was fixed).
+  absl::StatusOr<v1::TeacherStatus> ResumeTeacher(const std::string& teacher);
 
   // Returns the tasks of leases past their deadline to their jobs. Called on
   // every Lease and by the server's housekeeping timer.
@@ -154,6 +158,8 @@ class Coordinator {
   void ExpireLeasesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReturnLeaseLocked(int64_t lease_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ChangedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The job as clients see it: the stored record plus its teacher's budget.
+  v1::Job JobViewLocked(const JobRuntime& rt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::SamplingParams EffectiveParams(const v1::JobSpec& spec, int sample) const;
 
   Store& store_;
@@ -172,6 +178,7 @@ class Coordinator {
   std::map<std::string, std::vector<v1::Task>> key_waiters_
       ABSL_GUARDED_BY(mu_);
   std::map<std::string, WorkerInfo> workers_ ABSL_GUARDED_BY(mu_);
+  Budget budget_ ABSL_GUARDED_BY(mu_);
   int64_t next_worker_ ABSL_GUARDED_BY(mu_) = 1;
 };
 

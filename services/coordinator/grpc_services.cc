@@ -118,6 +118,17 @@ grpc::Status ClientServiceImpl::Export(
   return grpc::Status::OK;
 }
 
+grpc::Status ClientServiceImpl::ResumeTeacher(
+    grpc::ServerContext*, const v1::ResumeTeacherRequest* request,
+    v1::ResumeTeacherResponse* response) {
+  absl::StatusOr<v1::TeacherStatus> status =
+      coordinator_.ResumeTeacher(request->teacher());
+  if (!status.ok()) return ToGrpcStatus(status.status());
+  spdlog::info("teacher {} resumed", request->teacher());
+  *response->mutable_status() = std::move(*status);
+  return grpc::Status::OK;
+}
+
 grpc::Status WorkerServiceImpl::Register(grpc::ServerContext*,
                                          const v1::RegisterRequest* request,
                                          v1::RegisterResponse* response) {

@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
   std::string teachers_file;
   std::string metrics_listen;
   int lease_seconds = 60;
-  int heartbeat_ms = 2000;
+  int heartbeat_ms = 1000;
   app.add_option("--listen", listen, "gRPC address HOST:PORT (port 0: any)");
   app.add_option("--data-dir", data_dir, "RocksDB directory")->required();
   app.add_option("--teachers", teachers_file, "teacher profiles (YAML)")

@@ -69,7 +69,25 @@ int main(int argc, char** argv) {
                  "fraction of chat requests answered 500 or 429")
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--seed", seed, "seed of the fault injector");
+  sim::SimLimits limits;
+  int64_t window_s = 60;
+  bool no_ratelimit_headers = false;
+  app.add_option("--rpm", limits.rpm, "requests per window (0: no limit)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--tpm", limits.tpm, "tokens per window (0: no limit)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--max-concurrency", limits.max_concurrency,
+                 "concurrent requests (0: no limit)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--window-s", window_s, "length of the limit window")
+      ->check(CLI::Range(int64_t{1}, int64_t{3600}));
+  app.add_flag("--no-ratelimit-headers", no_ratelimit_headers,
+               "leave out the x-ratelimit-* headers, as DeepSeek does");
+  bool quota_exhausted = false;
+  app.add_flag("--quota-exhausted", quota_exhausted,
+               "answer every chat request 429 insufficient_quota");
   CLI11_PARSE(app, argc, argv);
+  limits.window = std::chrono::seconds(window_s);
 
   absl::StatusOr<sim::ListenAddress> address = sim::ParseListenAddress(listen);
   if (!address.ok()) {
@@ -85,6 +103,9 @@ int main(int argc, char** argv) {
   sim::SimHandlerOptions handler_options;
   handler_options.required_api_key = api_key;
   handler_options.latency = std::chrono::milliseconds(latency_ms);
+  handler_options.limits = limits;
+  handler_options.ratelimit_headers = !no_ratelimit_headers;
+  handler_options.quota_exhausted = quota_exhausted;
   sim::SimHandler handler(handler_options, clock, &faults);
 
   sim::HttpServer::Options server_options;

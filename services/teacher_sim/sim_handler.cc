@@ -37,6 +37,32 @@ SimResponse JsonResponse(int status, std::string body) {
   return r;
 }
 
+// A duration as OpenAI writes resets: "20ms", "1.5s", "6m0s".
+std::string GoDuration(Duration d) {
+  const int64_t ms = std::max<int64_t>(
+      0, std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
+  if (ms < 1000) return std::to_string(ms) + "ms";
+  char seconds[32];
+  std::snprintf(seconds, sizeof(seconds), "%gs", (ms % 60000) / 1000.0);
+  if (ms < 60000) return seconds;
+  return std::to_string(ms / 60000) + "m" + seconds;
+}
+
+// The six headers from the limiter's view of the window.
+void AddLimiterHeaders(const SimLimits& limits, const SimAdmission& a,
+                       SimHeaders* headers) {
+  headers->emplace_back("x-ratelimit-limit-requests",
+                        std::to_string(limits.rpm));
+  headers->emplace_back("x-ratelimit-limit-tokens", std::to_string(limits.tpm));
+  headers->emplace_back("x-ratelimit-remaining-requests",
+                        std::to_string(a.remaining_requests));
+  headers->emplace_back("x-ratelimit-remaining-tokens",
+                        std::to_string(a.remaining_tokens));
+  headers->emplace_back("x-ratelimit-reset-requests",
+                        GoDuration(a.reset_requests));
+  headers->emplace_back("x-ratelimit-reset-tokens", GoDuration(a.reset_tokens));
+}
+
 // Generous static limits in OpenAI's header format; a 429 reports them
 // exhausted.
 void AddRateLimitHeaders(bool exhausted, SimHeaders* headers) {
@@ -118,7 +144,8 @@ SimHandler::SimHandler(SimHandlerOptions options, Clock& clock,
     : options_(std::move(options)),
       clock_(clock),
       faults_(faults),
-      instance_nonce_(Mix64(static_cast<uint64_t>(clock.WallMillis()))) {}
+      instance_nonce_(Mix64(static_cast<uint64_t>(clock.WallMillis()))),
+      limiter_(clock, options_.limits) {}
 
 std::string SimHandler::UniqueHex(uint64_t sequence, uint64_t salt) const {
   const uint64_t a = Mix64(instance_nonce_ ^ Mix64(sequence) ^ salt);
@@ -133,8 +160,20 @@ SimResponse SimHandler::Handle(const SimRequest& request) {
     if (request.method != "GET") {
       return MethodNotAllowed(request.method, path, "GET");
     }
-    return JsonResponse(
-        200, path == kHealthPath ? "{\"status\":\"ok\"}" : stats_.RenderJson());
+    if (path == kHealthPath) return JsonResponse(200, "{\"status\":\"ok\"}");
+    std::string stats = stats_.RenderJson();
+    stats.pop_back();  // '}': the limiter's figures join the object
+    absl::StrAppend(
+        &stats, ",\"rate_limited_total\":", limiter_.refused_total(),
+        ",\"peak_window_requests\":", limiter_.peak_window_requests(),
+        ",\"peak_window_tokens\":", limiter_.peak_window_tokens(),
+        ",\"window_ms\":",
+        std::chrono::duration_cast<std::chrono::milliseconds>(
+            options_.limits.window)
+            .count(),
+        ",\"limit_requests\":", options_.limits.rpm, ",\"limit_tokens\":",
+        options_.limits.tpm, "}");
+    return JsonResponse(200, stats);
   }
 
   SimResponse response;
@@ -158,8 +197,18 @@ SimResponse SimHandler::Handle(const SimRequest& request) {
 
 SimResponse SimHandler::HandleChat(const SimRequest& request) {
   const uint64_t sequence = next_sequence_.fetch_add(1);
-  SimResponse response = AnswerChat(request, sequence);
-  AddRateLimitHeaders(response.status == 429, &response.headers);
+  SimAdmission admission;
+  bool admitted = false;
+  SimResponse response = AnswerChat(request, sequence, &admission);
+  admitted = options_.limits.any() && (response.status == 200 ||
+                                       !admission.allowed);
+  if (options_.ratelimit_headers) {
+    if (admitted && (options_.limits.rpm > 0 || options_.limits.tpm > 0)) {
+      AddLimiterHeaders(options_.limits, admission, &response.headers);
+    } else if (!options_.limits.any()) {
+      AddRateLimitHeaders(response.status == 429, &response.headers);
+    }
+  }
   response.headers.emplace_back("x-request-id",
                                 "req_" + UniqueHex(sequence, 0x7265715f));
   response.headers.emplace_back(
@@ -171,7 +220,8 @@ SimResponse SimHandler::HandleChat(const SimRequest& request) {
 }
 
 SimResponse SimHandler::AnswerChat(const SimRequest& request,
-                                   uint64_t sequence) {
+                                   uint64_t sequence,
+                                   SimAdmission* admission) {
   if (!options_.required_api_key.empty()) {
     const std::string_view key = BearerToken(request.Header("authorization"));
     if (key != options_.required_api_key) {
@@ -188,6 +238,12 @@ SimResponse SimHandler::AnswerChat(const SimRequest& request,
     }
   }
 
+  if (options_.quota_exhausted) {
+    return JsonResponse(
+        429, RenderErrorJson("You exceeded your current quota, please check "
+                             "your plan and billing details.",
+                             "insufficient_quota", "", "insufficient_quota"));
+  }
   if (faults_ != nullptr) {
     const FaultKind fault = faults_->Next();
     if (fault != FaultKind::kNone) return RenderFault(fault);
@@ -201,6 +257,28 @@ SimResponse SimHandler::AnswerChat(const SimRequest& request,
                              invalid.param, invalid.code));
   }
   const SimCompletion completion = GenerateCompletion(chat);
+  if (options_.limits.any()) {
+    // Counted as the providers count it on arrival: prompt + the limit.
+    const int64_t tokens =
+        completion.usage.prompt_tokens +
+        chat.max_tokens.value_or(completion.usage.completion_tokens);
+    *admission = limiter_.Admit(tokens, options_.latency);
+    if (!admission->allowed) {
+      const int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             admission->retry_after)
+                             .count();
+      SimResponse r = JsonResponse(
+          429,
+          RenderErrorJson(
+              absl::StrCat("Rate limit reached for ", admission->limit,
+                           " on teacher-sim. Please try again in ", ms, "ms."),
+              admission->limit, "", "rate_limit_exceeded"));
+      r.headers.emplace_back("retry-after",
+                             std::to_string(std::max<int64_t>(1, (ms + 999) / 1000)));
+      r.headers.emplace_back("retry-after-ms", std::to_string(ms));
+      return r;
+    }
+  }
   const int64_t created = clock_.WallMillis() / 1000;
   SimResponse response = JsonResponse(
       200,

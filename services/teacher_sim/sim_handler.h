@@ -2,7 +2,8 @@
 // network. Routes:
 //   POST /v1/chat/completions  OpenAI Chat Completions (answer_generator.h)
 //   GET  /health               {"status":"ok"}
-//   GET  /stats                counters (sim_stats.h)
+//   GET  /stats                counters (sim_stats.h) and the rate limiter's
+//                              peak window and refusals
 // Unknown paths answer 404 and wrong methods 405, in OpenAI's error shape.
 //
 // A chat request is checked in the order a real gateway would: API key
@@ -20,6 +21,7 @@
 
 #include "common/base/clock.h"
 #include "services/teacher_sim/fault_injector.h"
+#include "services/teacher_sim/sim_rate_limiter.h"
 #include "services/teacher_sim/sim_http.h"
 #include "services/teacher_sim/sim_stats.h"
 
@@ -30,6 +32,13 @@ struct SimHandlerOptions {
   std::string required_api_key;
   // Delay before chat answers (see above).
   Duration latency{0};
+  // Rate limits (none by default) and whether responses carry the six
+  // x-ratelimit-* headers (DeepSeek's do not).
+  SimLimits limits;
+  bool ratelimit_headers = true;
+  // Every chat request answers 429 insufficient_quota, as a key whose
+  // account has run dry.
+  bool quota_exhausted = false;
 };
 
 // Renders an OpenAI error body; empty `param` or `code` become null.
@@ -50,7 +59,8 @@ class SimHandler {
  private:
   // Adds the headers every chat response carries to AnswerChat's answer.
   SimResponse HandleChat(const SimRequest& request);
-  SimResponse AnswerChat(const SimRequest& request, uint64_t sequence);
+  SimResponse AnswerChat(const SimRequest& request, uint64_t sequence,
+                         SimAdmission* admission);
   SimResponse RenderFault(FaultKind kind);
   // 32 hex digits unique to this response within the process run.
   std::string UniqueHex(uint64_t sequence, uint64_t salt) const;
@@ -62,6 +72,7 @@ class SimHandler {
   const uint64_t instance_nonce_;
   std::atomic<uint64_t> next_sequence_{0};
   SimStats stats_;
+  SimRateLimiter limiter_;
 };
 
 }  // namespace distillery::teacher_sim

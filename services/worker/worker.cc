@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <deque>
 
 #include <spdlog/spdlog.h>
 
@@ -48,7 +49,11 @@ Worker::Worker(CoordinatorClient& coordinator,
     };
   }
   for (WorkerTeacher& t : teachers) {
-    teachers_.push_back(TeacherState{std::move(t), 0});
+    TeacherState state;
+    state.limiter = std::make_unique<TeacherLimiter>(clock_, t.profile,
+                                                     options_.max_in_flight);
+    state.config = std::move(t);
+    teachers_.push_back(std::move(state));
   }
 }
 
@@ -86,7 +91,7 @@ void Worker::RegisterUntilDone() {
       worker_id_ = response->worker_id();
       heartbeat_interval_ = std::chrono::milliseconds(
           std::max<int64_t>(50, response->heartbeat_ms()));
-      next_heartbeat_ = clock_.Now() + heartbeat_interval_;
+      next_heartbeat_ = clock_.Now();  // at once: budget shares come with it
       spdlog::info("worker registered as {}", worker_id_);
       return;
     }
@@ -109,9 +114,9 @@ absl::Status Worker::Run() {
   RegisterUntilDone();
   TimePoint drain_deadline{};
   while (true) {
-    std::vector<Pending> due;
     {
       std::unique_lock<std::mutex> lock(mu_);
+      slot_freed_ = false;
       const TimePoint now = clock_.Now();
       if (stopping_) {
         if (drain_deadline == TimePoint{}) {
@@ -127,24 +132,36 @@ absl::Status Worker::Run() {
           Finish(pending, std::move(r));
         }
         retries_.clear();
+        for (TeacherState& t : teachers_) {
+          while (!t.queue.empty()) {
+            Pending pending = std::move(t.queue.front());
+            t.queue.pop_front();
+            v1::TaskResult r;
+            r.set_failure(v1::FAILURE_CLASS_ABANDONED);
+            r.set_error("worker stopping");
+            Finish(pending, std::move(r));
+          }
+        }
         bool busy = false;
         for (const TeacherState& t : teachers_) busy |= t.busy > 0;
         if ((!busy && results_.empty()) || now >= drain_deadline) break;
       } else {
+        // Retries wait for budget like everything else, ahead of new work.
         for (auto it = retries_.begin();
              it != retries_.end() && it->first <= now;) {
-          due.push_back(std::move(it->second));
+          TeacherState& t = teachers_[it->second.teacher_index];
+          t.queue.push_front(std::move(it->second));
           it = retries_.erase(it);
         }
       }
     }
-    if (!due.empty()) Dispatch(std::move(due));
     HeartbeatIfDue();
     ReportSome(/*force=*/false);
     LeaseMore();
+    const Duration budget_wait = DispatchReady();
 
     std::unique_lock<std::mutex> lock(mu_);
-    Duration wait = options_.idle_poll;
+    Duration wait = std::min<Duration>(options_.idle_poll, budget_wait);
     if (!results_.empty()) {
       wait = std::min<Duration>(wait, options_.report_delay);
     }
@@ -154,7 +171,7 @@ absl::Status Worker::Run() {
                                    retries_.begin()->first - clock_.Now()));
     }
     wake_.wait_for(lock, wait, [&] {
-      return stopping_ ||
+      return stopping_ || slot_freed_ ||
              static_cast<int>(results_.size()) >= options_.report_batch;
     });
   }
@@ -167,16 +184,40 @@ void Worker::HeartbeatIfDue() {
   v1::HeartbeatRequest request;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (clock_.Now() < next_heartbeat_) return;
-    next_heartbeat_ = clock_.Now() + heartbeat_interval_;
+    const TimePoint now = clock_.Now();
+    // Early when work waits for a first share (a new or idle worker).
+    bool waiting_for_share = false;
+    for (const TeacherState& t : teachers_) {
+      waiting_for_share |= t.busy > 0 && t.limiter->NeedsShare() &&
+                           !t.limiter->HasShare();
+    }
+    const bool early = waiting_for_share &&
+                       now - last_heartbeat_ >= std::chrono::milliseconds(100);
+    if (now < next_heartbeat_ && !early) return;
+    next_heartbeat_ = now + heartbeat_interval_;
+    last_heartbeat_ = now;
     request.set_worker_id(worker_id_);
     for (int64_t id : held_leases_) request.add_held_lease_ids(id);
+    for (TeacherState& t : teachers_) {
+      t.limiter->TakeReport(t.busy, request.add_demands());
+    }
   }
   absl::StatusOr<v1::HeartbeatResponse> response =
       coordinator_.Heartbeat(request);
   if (!response.ok()) {
     spdlog::warn("heartbeat failed: {}", std::string(response.status().message()));
     return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const v1::BudgetShare& share : response->shares()) {
+      for (TeacherState& t : teachers_) {
+        if (t.config.profile.name == share.teacher()) {
+          t.limiter->ApplyShare(share);
+        }
+      }
+    }
+    wake_.notify_all();
   }
   if (!response->known()) {
     spdlog::warn("coordinator does not know this worker; registering again");
@@ -191,8 +232,9 @@ void Worker::LeaseMore() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_ || i >= teachers_.size()) break;
-      const TeacherState& t = teachers_[i];
-      const int free = t.config.profile.max_concurrency - t.busy;
+      TeacherState& t = teachers_[i];
+      if (t.limiter->Paused()) continue;
+      const int free = HoldCapLocked(t) - t.busy;
       if (free <= 0) continue;
       request.set_worker_id(worker_id_);
       request.set_max_tasks(free);
@@ -214,10 +256,61 @@ void Worker::LeaseMore() {
       Pending p;
       p.task = std::move(task);
       p.teacher_index = static_cast<int>(i);
-      batch.push_back(std::move(p));
+      p.request.model = p.task.model();
+      for (const v1::ChatMessage& m : p.task.messages()) {
+        p.request.messages.push_back(ChatMessage{m.role(), m.content()});
+      }
+      const v1::SamplingParams& sp = p.task.params();
+      p.request.params.max_tokens = sp.max_tokens();
+      if (sp.has_temperature()) p.request.params.temperature = sp.temperature();
+      if (sp.has_top_p()) p.request.params.top_p = sp.top_p();
+      if (sp.has_seed()) p.request.params.seed = sp.seed();
+      p.request.params.stop.assign(sp.stop().begin(), sp.stop().end());
+      teachers_[i].queue.push_back(std::move(p));
+    }
+  }
+}
+
+int Worker::HoldCapLocked(TeacherState& t) {
+  const TeacherLimiter& limiter = *t.limiter;
+  if (limiter.NeedsShare() && !limiter.HasShare()) {
+    return 4;  // enough to show demand and get a share
+  }
+  int cap = options_.max_in_flight;
+  const double rps = limiter.RequestsPerSecond();
+  if (rps > 0) {
+    // About two seconds of the share, beyond what is in flight.
+    cap = std::min(cap, t.in_flight + std::max(4, static_cast<int>(
+                                                      std::ceil(rps * 2))));
+  }
+  const int concurrency = limiter.ConcurrencyCap();
+  if (concurrency > 0) cap = std::min(cap, 2 * concurrency);
+  return std::max(cap, 1);
+}
+
+Duration Worker::DispatchReady() {
+  std::vector<Pending> batch;
+  Duration wait = Duration::max();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return options_.idle_poll;
+    for (TeacherState& t : teachers_) {
+      while (!t.queue.empty() && t.in_flight < t.limiter->ConcurrencyCap()) {
+        Pending& front = t.queue.front();
+        const double estimate = EstimateRequestTokens(front.request);
+        if (!t.limiter->TryAcquire(estimate)) {
+          wait = std::min(wait, t.limiter->TimeUntilReady(estimate));
+          break;
+        }
+        front.reserved_tokens = estimate;
+        ++t.in_flight;
+        batch.push_back(std::move(front));
+        t.queue.pop_front();
+      }
     }
   }
   if (!batch.empty()) Dispatch(std::move(batch));
+  return wait;
 }
 
 void Worker::Dispatch(std::vector<Pending> batch) {
@@ -230,22 +323,12 @@ void Worker::Dispatch(std::vector<Pending> batch) {
       name = teachers_[p.teacher_index].config.profile.name;
       ++requests_sent_;
     }
-    TeacherRequest request;
-    request.model = p.task.model();
-    for (const v1::ChatMessage& m : p.task.messages()) {
-      request.messages.push_back(ChatMessage{m.role(), m.content()});
-    }
-    const v1::SamplingParams& sp = p.task.params();
-    request.params.max_tokens = sp.max_tokens();
-    if (sp.has_temperature()) request.params.temperature = sp.temperature();
-    if (sp.has_top_p()) request.params.top_p = sp.top_p();
-    if (sp.has_seed()) request.params.seed = sp.seed();
-    request.params.stop.assign(sp.stop().begin(), sp.stop().end());
     p.started = clock_.Now();
     ++p.attempts;
     metrics::InFlight(name, 1);
     // The callback may run on this thread (fakes) or the HTTP loop thread.
     auto shared = std::make_shared<Pending>(std::move(p));
+    const TeacherRequest& request = shared->request;
     teacher->Ask(request, [this, shared](TeacherResult result) {
       OnTeacherResult(std::move(*shared), std::move(result));
     });
@@ -267,7 +350,11 @@ Duration Worker::Backoff(int attempts, const TeacherResult& result) {
 void Worker::OnTeacherResult(Pending pending, TeacherResult result) {
   const Duration latency = clock_.Now() - pending.started;
   std::lock_guard<std::mutex> lock(mu_);
-  const TeacherProfile& profile = teachers_[pending.teacher_index].config.profile;
+  TeacherState& state = teachers_[pending.teacher_index];
+  const TeacherProfile& profile = state.config.profile;
+  --state.in_flight;
+  slot_freed_ = true;
+  state.limiter->OnResult(result, pending.reserved_tokens);
   metrics::InFlight(profile.name, -1);
   metrics::TeacherRequest(
       profile.name, result.status.ok() ? "ok" : OutcomeName(result.kind),

@@ -1,8 +1,10 @@
 // Worker: the lease loop. It registers with the coordinator, leases tasks
-// while it has free capacity for a teacher, sends each to the teacher
-// (retrying retryable failures with backoff and honouring retry-after),
-// reports results in batches, and heartbeats to keep its leases. It holds
-// no state worth keeping: kill it and its leases come back to the pool.
+// while it has room for a teacher, sends each to the teacher when its share
+// of the teacher's cluster-wide budget allows (TeacherLimiter), retries
+// retryable failures with backoff and retry-after, reports results in
+// batches, and heartbeats to keep its leases, report what it learned of the
+// teacher's limits and renew its budget shares. It holds no state worth
+// keeping: kill it and its leases come back to the pool.
 //
 // Teacher calls complete on the HTTP client's event-loop thread; the lease
 // loop runs on the thread that calls Run(). Nothing blocks per request.
@@ -10,6 +12,8 @@
 #define DISTILLERY_SERVICES_WORKER_WORKER_H_
 
 #include <condition_variable>
+#include <deque>
+#include <memory>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -23,6 +27,7 @@
 #include "common/teacher/teacher.h"
 #include "distillery/v1/worker_service.pb.h"
 #include "services/worker/coordinator_client.h"
+#include "services/worker/teacher_limiter.h"
 
 namespace distillery {
 
@@ -42,6 +47,8 @@ struct WorkerOptions {
   Duration drain_timeout = std::chrono::seconds(30);
   // Longest retry-after honoured; a longer one is capped.
   Duration max_retry_after = std::chrono::seconds(120);
+  // Requests in flight to one teacher from this worker, at most.
+  int max_in_flight = 256;
 };
 
 // Thread-safe: Stop() may be called from any thread while Run() runs.
@@ -69,14 +76,24 @@ class Worker {
     int teacher_index = 0;
     int attempts = 0;
     TimePoint started;
+    TeacherRequest request;
+    double reserved_tokens = 0;
   };
   struct TeacherState {
     WorkerTeacher config;
-    int busy = 0;  // in flight or waiting for a retry
+    std::unique_ptr<TeacherLimiter> limiter;
+    std::deque<Pending> queue;  // leased, waiting for budget
+    int in_flight = 0;
+    int busy = 0;  // queued, in flight or waiting for a retry
   };
 
   void RegisterUntilDone();
+  // Sends what the budget allows from the teachers' queues; returns how long
+  // until more may be sent.
+  Duration DispatchReady();
   void Dispatch(std::vector<Pending> batch);
+  // Tasks worth holding for a teacher: enough to keep its budget busy.
+  int HoldCapLocked(TeacherState& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnTeacherResult(Pending pending, TeacherResult result);
   Duration Backoff(int attempts, const TeacherResult& result);
   void Finish(Pending& pending, v1::TaskResult result)
@@ -95,11 +112,13 @@ class Worker {
   std::vector<TeacherState> teachers_ ABSL_GUARDED_BY(mu_);
   std::string worker_id_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool slot_freed_ ABSL_GUARDED_BY(mu_) = false;  // wakes the loop to send
   std::set<int64_t> held_leases_ ABSL_GUARDED_BY(mu_);
   std::multimap<TimePoint, Pending> retries_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::TaskResult> results_ ABSL_GUARDED_BY(mu_);
   TimePoint oldest_result_ ABSL_GUARDED_BY(mu_);
   TimePoint next_heartbeat_ ABSL_GUARDED_BY(mu_);
+  TimePoint last_heartbeat_ ABSL_GUARDED_BY(mu_);
   Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_) = std::chrono::seconds(5);
   int64_t requests_sent_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t results_reported_ ABSL_GUARDED_BY(mu_) = 0;

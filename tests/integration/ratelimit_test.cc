@@ -1,0 +1,170 @@
+// One rate budget for the whole cluster: three workers share a teacher whose
+// limit teacher-sim enforces over a short window, and together stay under it
+// without a 429 storm.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <memory>
+#include <sstream>
+
+#include "nlohmann/json.hpp"
+#include "tests/integration/process.h"
+
+namespace distillery::testing {
+namespace {
+
+using nlohmann::json;
+
+constexpr int kWindowSeconds = 10;
+constexpr int kRequestsPerWindow = 300;  // 30/s for the whole cluster
+constexpr int kPrompts = 1200;           // four windows of work
+
+class RateLimitTest : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_ = MakeTempDir("ratelimit"); }
+  void TearDown() override {
+    workers_.clear();
+    coordinator_.reset();
+    sim_.reset();
+    if (!HasFailure()) std::filesystem::remove_all(dir_);
+  }
+
+  // Starts the simulator with the limit, a coordinator whose profile has
+  // `profile_limits`, and three workers.
+  void StartCluster(const std::string& profile_limits,
+                    std::vector<std::string> sim_flags) {
+    std::vector<std::string> args = {
+        "--listen", "127.0.0.1:0", "--latency-ms", "20", "--rpm",
+        std::to_string(kRequestsPerWindow), "--window-s",
+        std::to_string(kWindowSeconds)};
+    args.insert(args.end(), sim_flags.begin(), sim_flags.end());
+    sim_ = std::make_unique<Process>("teacher-sim", args, dir_);
+    sim_address_ = sim_->WaitForAddress();
+    ASSERT_FALSE(sim_address_.empty()) << sim_->Stderr();
+    const std::string teachers = dir_ + "/teachers.yaml";
+    WriteFile(teachers, "teachers:\n  - name: sim\n    api: openai\n"
+                        "    base_url: http://" +
+                            sim_address_ +
+                            "/v1\n    max_tokens_field: max_tokens\n"
+                            "    limit_window_s: " +
+                            std::to_string(kWindowSeconds) + "\n" +
+                            profile_limits);
+    coordinator_ = std::make_unique<Process>(
+        "distillery-coordinator",
+        std::vector<std::string>{"--listen", "127.0.0.1:0", "--data-dir",
+                                 dir_ + "/data", "--teachers", teachers,
+                                 "--heartbeat-ms", "500"},
+        dir_);
+    coordinator_address_ = coordinator_->WaitForAddress();
+    ASSERT_FALSE(coordinator_address_.empty()) << coordinator_->Stderr();
+    for (int i = 0; i < 3; ++i) {
+      workers_.push_back(std::make_unique<Process>(
+          "distillery-worker",
+          std::vector<std::string>{"--coordinator", coordinator_address_,
+                                   "--teachers", teachers, "--name",
+                                   "w" + std::to_string(i)},
+          dir_));
+    }
+  }
+
+  CommandResult Cli(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--coordinator", coordinator_address_});
+    return RunCommand("distillery", args, dir_);
+  }
+
+  json Harvest() {
+    std::string prompts;
+    for (int i = 0; i < kPrompts; ++i) {
+      prompts += json({{"prompt", "rate limited question " +
+                                      std::to_string(i)}}).dump() + "\n";
+    }
+    WriteFile(dir_ + "/prompts.jsonl", prompts);
+    CommandResult submit = Cli({"submit", dir_ + "/prompts.jsonl", "--teacher",
+                                "sim", "--model", "sim-chat", "--max-tokens",
+                                "64"});
+    EXPECT_EQ(submit.exit_code, 0) << submit.err;
+    std::string job = submit.out.substr(0, submit.out.find('\n'));
+    CommandResult watch = Cli({"watch", job});
+    EXPECT_EQ(watch.exit_code, 0) << watch.err;
+    CommandResult status = Cli({"status", job, "--json"});
+    EXPECT_EQ(status.exit_code, 0) << status.err;
+    return json::parse(status.out);
+  }
+
+  json SimStats() { return json::parse(HttpGet(sim_address_, "/stats")); }
+
+  std::string dir_, sim_address_, coordinator_address_;
+  std::unique_ptr<Process> sim_, coordinator_;
+  std::vector<std::unique_ptr<Process>> workers_;
+};
+
+TEST_F(RateLimitTest, ConfiguredLimitIsSharedWithoutA429Storm) {
+  StartCluster("    rpm: " + std::to_string(kRequestsPerWindow) + "\n    tpm: 0\n",
+               {});
+  const json status = Harvest();
+  EXPECT_EQ(status.at("tasks_done"), kPrompts);
+  const json stats = SimStats();
+  SCOPED_TRACE(stats.dump());
+  // Together the workers never went over the limit in any window ...
+  EXPECT_LE(stats.at("peak_window_requests").get<int>(), kRequestsPerWindow);
+  // ... and hardly ever hit it.
+  const int64_t requests = stats.at("chat_requests_total").get<int64_t>();
+  const int64_t refused = stats.at("rate_limited_total").get<int64_t>();
+  EXPECT_GE(requests, kPrompts);
+  EXPECT_LT(refused * 100, requests) << refused << " 429s of " << requests;
+  // Status shows the budget in force.
+  EXPECT_EQ(status.at("teacher_status").at("configured_rpm"),
+            kRequestsPerWindow);
+  EXPECT_FALSE(status.at("teacher_status").at("paused").get<bool>());
+}
+
+TEST_F(RateLimitTest, AnnouncedLimitIsLearnedFromHeaders) {
+  // No limit in the profile: the teacher's x-ratelimit-limit-requests tells.
+  StartCluster("    tpm: 0\n", {});
+  const json status = Harvest();
+  EXPECT_EQ(status.at("tasks_done"), kPrompts);
+  const json stats = SimStats();
+  SCOPED_TRACE(stats.dump());
+  const int64_t requests = stats.at("chat_requests_total").get<int64_t>();
+  const int64_t refused = stats.at("rate_limited_total").get<int64_t>();
+  // The first requests go out before any header is seen; after that the
+  // cluster keeps to the announced limit.
+  EXPECT_LT(refused * 100, requests * 5) << refused << " 429s of " << requests;
+  EXPECT_DOUBLE_EQ(status.at("teacher_status").at("effective_rpm").get<double>(),
+                   kRequestsPerWindow);
+}
+
+TEST_F(RateLimitTest, QuotaExhaustionPausesTheTeacher) {
+  // A key with no quota left: every request answers 429 insufficient_quota.
+  StartCluster("    rpm: 0\n    tpm: 0\n    max_concurrency: 3\n",
+               {"--quota-exhausted"});
+  std::string prompts;
+  for (int i = 0; i < 50; ++i) {
+    prompts += json({{"prompt", "q" + std::to_string(i)}}).dump() + "\n";
+  }
+  WriteFile(dir_ + "/p.jsonl", prompts);
+  CommandResult submit = Cli({"submit", dir_ + "/p.jsonl", "--teacher", "sim",
+                              "--model", "m"});
+  ASSERT_EQ(submit.exit_code, 0) << submit.err;
+  const std::string job = submit.out.substr(0, submit.out.find('\n'));
+  json status;
+  for (int i = 0; i < 500; ++i) {
+    status = json::parse(Cli({"status", job, "--json"}).out);
+    if (status.at("teacher_status").at("paused").get<bool>()) break;
+  }
+  EXPECT_TRUE(status.at("teacher_status").at("paused").get<bool>());
+  EXPECT_NE(status.at("teacher_status").at("pause_reason").get<std::string>().find(
+                "quota"),
+            std::string::npos)
+      << status.dump();
+  EXPECT_EQ(status.at("state"), "running");
+  EXPECT_EQ(status.at("tasks_failed"), 0);
+  // Not retried in a loop: a handful of requests, not 50 x attempts.
+  const int64_t sent = SimStats().at("chat_requests_total").get<int64_t>();
+  EXPECT_LE(sent, 3 * 4) << "workers kept hammering a teacher with no quota";
+  CommandResult text = Cli({"status", job});
+  EXPECT_NE(text.out.find("PAUSED"), std::string::npos) << text.out;
+}
+
+}  // namespace
+}  // namespace distillery::testing
