@@ -366,9 +366,11 @@ int Run(const RunOptions& options, std::ostream& out, std::ostream& err) {
     err << "error: " << server.status().message() << "\n";
     return 1;
   }
-  CurlHttpClient http;
+  // Reset before the workers are destroyed: its destructor completes what
+  // is still in flight, and those callbacks reach the workers.
+  auto http = std::make_unique<CurlHttpClient>();
   WorkerTeacherSet teachers =
-      BuildWorkerTeachers(*profiles, http, options.submit.spec.teacher());
+      BuildWorkerTeachers(*profiles, *http, options.submit.spec.teacher());
   if (teachers.teachers.empty()) {
     err << "error: teacher '" << options.submit.spec.teacher()
         << "' has no usable API key (see the warning above)\n";
@@ -409,6 +411,7 @@ int Run(const RunOptions& options, std::ostream& out, std::ostream& err) {
 
   for (auto& w : workers) w->Stop();
   for (auto& t : threads) t.join();
+  http.reset();
   (*server)->Shutdown();
   if (job_id.empty()) return rc;
 

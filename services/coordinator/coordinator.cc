@@ -71,8 +71,13 @@ absl::Status Submission::AddLines(
   const v1::JobSpec& spec = job_.spec();
   for (const std::string& line : lines) {
     ++line_number_;
-    ASSIGN_OR_RETURN(std::optional<v1::Prompt> prompt,
-                     ParsePromptLine(line, line_number_, spec.system_prompt()));
+    absl::StatusOr<std::optional<v1::Prompt>> parsed =
+        ParsePromptLine(line, line_number_, spec.system_prompt());
+    if (!parsed.ok()) {
+      Abort();  // one bad line rejects the whole submission
+      return parsed.status();
+    }
+    std::optional<v1::Prompt>& prompt = *parsed;
     if (!prompt) continue;
     const int64_t seq = next_seq_++;
     for (int s = 0; s < spec.samples(); ++s) {
@@ -87,7 +92,10 @@ absl::Status Submission::AddLines(
     }
     pending_.AddPrompt(job_.id(), seq, std::move(*prompt));
     if (++pending_prompts_ >= coordinator_->options_.submit_flush_prompts) {
-      RETURN_IF_ERROR(Flush());
+      if (absl::Status s = Flush(); !s.ok()) {
+        Abort();
+        return s;
+      }
     }
   }
   return absl::OkStatus();
@@ -283,39 +291,44 @@ v1::SamplingParams Coordinator::EffectiveParams(const v1::JobSpec& spec,
 }
 
 bool Coordinator::NextTaskLocked(JobRuntime& rt, v1::Task* task) {
-  while (!rt.returned.empty()) {
-    v1::Task t = std::move(rt.returned.front());
-    rt.returned.pop_front();
-    // A late report may have finished it since it was returned.
-    absl::StatusOr<std::optional<v1::Task>> fresh =
-        store_.GetTask(t.job_id(), t.prompt_seq(), t.sample());
+  while (true) {
+    v1::Task candidate;
+    if (!rt.returned.empty()) {
+      candidate = std::move(rt.returned.front());
+      rt.returned.pop_front();
+    } else {
+      while (rt.ready.empty() && !rt.scanned_all) {
+        int scanned = 0;
+        TaskRef last = rt.cursor;
+        bool any = false;
+        absl::Status s = store_.ScanTasks(
+            rt.job.id(), rt.cursor.seq, rt.cursor.sample,
+            [&](const v1::Task& t) {
+              any = true;
+              last = {t.prompt_seq(), t.sample()};
+              if (t.state() == v1::TASK_STATE_PENDING) rt.ready.push_back(t);
+              return ++scanned < options_.scan_batch;
+            });
+        if (!s.ok()) return false;  // try again on the next lease call
+        if (!any || scanned < options_.scan_batch) {
+          rt.scanned_all = true;
+        } else {
+          rt.cursor = {last.seq, last.sample + 1};
+        }
+      }
+      if (rt.ready.empty()) return false;
+      candidate = std::move(rt.ready.front());
+      rt.ready.pop_front();
+    }
+    // Queued copies go stale: a late report (say, from before a restart)
+    // may have settled the task since it was queued. The store decides.
+    absl::StatusOr<std::optional<v1::Task>> fresh = store_.GetTask(
+        candidate.job_id(), candidate.prompt_seq(), candidate.sample());
     if (fresh.ok() && *fresh && (*fresh)->state() == v1::TASK_STATE_PENDING) {
       *task = std::move(**fresh);
       return true;
     }
   }
-  while (rt.ready.empty() && !rt.scanned_all) {
-    int scanned = 0;
-    TaskRef last = rt.cursor;
-    bool any = false;
-    absl::Status s = store_.ScanTasks(
-        rt.job.id(), rt.cursor.seq, rt.cursor.sample, [&](const v1::Task& t) {
-          any = true;
-          last = {t.prompt_seq(), t.sample()};
-          if (t.state() == v1::TASK_STATE_PENDING) rt.ready.push_back(t);
-          return ++scanned < options_.scan_batch;
-        });
-    if (!s.ok()) return false;  // try again on the next lease call
-    if (!any || scanned < options_.scan_batch) {
-      rt.scanned_all = true;
-    } else {
-      rt.cursor = {last.seq, last.sample + 1};
-    }
-  }
-  if (rt.ready.empty()) return false;
-  *task = std::move(rt.ready.front());
-  rt.ready.pop_front();
-  return true;
 }
 
 absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
@@ -389,12 +402,27 @@ absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
 
 absl::Status Coordinator::CompleteFromCacheLocked(JobRuntime& rt,
                                                   v1::Task task) {
+  ASSIGN_OR_RETURN(std::optional<v1::Task> stored,
+                   store_.GetTask(task.job_id(), task.prompt_seq(),
+                                  task.sample()));
+  if (!stored || stored->state() != v1::TASK_STATE_PENDING) {
+    return absl::OkStatus();  // settled meanwhile: nothing to count twice
+  }
+  ASSIGN_OR_RETURN(std::optional<v1::Answer> answer,
+                   store_.GetAnswer(task.request_key()));
   v1::Job job = rt.job;
+  task = std::move(*stored);
   task.set_state(v1::TASK_STATE_DONE);
   task.set_from_cache(true);
   v1::JobCounters* c = job.mutable_counters();
   c->set_tasks_done(c->tasks_done() + 1);
   c->set_cache_hits(c->cache_hits() + 1);
+  if (answer && !answer->duplicate_of().empty()) {
+    // The cached answer repeats an earlier one; export leaves it out, so
+    // it counts as a duplicate here too.
+    task.set_duplicate(true);
+    c->set_duplicate_answers(c->duplicate_answers() + 1);
+  }
   MaybeFinishLocked(job);
   StoreBatch batch;
   batch.tasks.push_back(std::move(task));

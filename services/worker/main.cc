@@ -57,9 +57,11 @@ int main(int argc, char** argv) {
     }
     metrics = std::move(*exposer);
   }
-  distillery::CurlHttpClient http;
+  // Destroyed explicitly before the worker: its destructor completes what
+  // is still in flight, and those callbacks reach the worker.
+  auto http = std::make_unique<distillery::CurlHttpClient>();
   distillery::WorkerTeacherSet teachers =
-      distillery::BuildWorkerTeachers(*profiles, http);
+      distillery::BuildWorkerTeachers(*profiles, *http);
   auto client = distillery::MakeGrpcCoordinatorClient(coordinator);
   distillery::WorkerOptions options;
   options.name = name;
@@ -73,6 +75,7 @@ int main(int argc, char** argv) {
   });
   signals.detach();
   absl::Status status = worker.Run();
+  http.reset();
   if (!status.ok()) {
     std::cerr << "error: " << status.message() << "\n";
     return 1;
