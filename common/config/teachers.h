@@ -14,14 +14,38 @@ namespace distillery {
 
 struct TeacherProfile {
   std::string name;
-  std::string api = "openai";  // the only wire API so far
-  std::string base_url;        // includes the version, e.g. .../v1
+  // The wire API: "openai" (Chat Completions, and every compatible server)
+  // or "anthropic" (Messages).
+  std::string api = "openai";
+  // For api: openai, which server it is: "openai" (the default), "deepseek",
+  // "vllm", "ollama", "llamacpp" or "sim". It only picks the default
+  // max_tokens_field (max_completion_tokens for openai, max_tokens for the
+  // others); answers of every variant are parsed the same way (reasoning,
+  // reasoning_content, inline <think>, keep-alive padding).
+  std::string variant = "openai";
+  // OpenAI-style: includes the version (.../v1). Anthropic: the host
+  // (https://api.anthropic.com), the adapter appends /v1/messages.
+  std::string base_url;
   // Where a worker finds the key: an environment variable, or a file (for
   // Docker secrets). Neither set: no key (local servers, the simulator).
   std::string api_key_env;
   std::string api_key_file;
-  // "max_completion_tokens" (OpenAI) or "max_tokens" (most compatibles).
+  // "max_completion_tokens" (OpenAI) or "max_tokens" (most compatibles);
+  // defaults from `variant`. api: openai only.
   std::string max_tokens_field = "max_completion_tokens";
+  // Ask for a streamed (SSE) answer and assemble it.
+  bool stream = false;
+  // Sent as the token limit when a job sets none; 0: none for openai (the
+  // server's default). Anthropic requires one, so there it defaults to 4096.
+  int64_t default_max_tokens = 0;
+  // api: anthropic only. Extended thinking with this budget (>= 1024, below
+  // the job's max_tokens); 0: off.
+  int64_t thinking_budget_tokens = 0;
+  // api: anthropic only. The anthropic-version header.
+  std::string anthropic_version = "2023-06-01";
+  // api: openai only. A JSON object sent as response_format ("" for none);
+  // written in YAML as a mapping.
+  std::string response_format_json;
   // Limits; 0 means not configured.
   int64_t rpm = 0;
   int64_t tpm = 0;

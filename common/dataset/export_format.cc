@@ -57,6 +57,14 @@ json ShareGptLine(const v1::ExportRecord& r) {
   return line;
 }
 
+// The stored thinking blocks as a JSON array (null when there are none, or
+// when what was stored is somehow not JSON: the export must not fail).
+json ReasoningBlocks(const v1::Answer& a) {
+  if (a.reasoning_blocks().empty()) return nullptr;
+  json blocks = json::parse(a.reasoning_blocks(), nullptr, false);
+  return blocks.is_discarded() ? json(nullptr) : blocks;
+}
+
 json RawLine(const v1::ExportRecord& r) {
   const v1::Answer& a = r.answer();
   json messages = json::array();
@@ -82,6 +90,7 @@ json RawLine(const v1::ExportRecord& r) {
       {"state", r.task().state() == v1::TASK_STATE_DONE ? "done" : "failed"},
       {"content", a.content()},
       {"reasoning", a.reasoning()},
+      {"reasoning_blocks", ReasoningBlocks(a)},
       {"finish_reason", a.finish_reason()},
       {"teacher", a.teacher()},
       {"model", a.model()},

@@ -568,6 +568,7 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
         answer.set_duplicate_of(*first);
         answer.clear_content();
         answer.clear_reasoning();
+        answer.clear_reasoning_blocks();
         answer.clear_raw_body();
         task.set_duplicate(true);
         c->set_duplicate_answers(c->duplicate_answers() + 1);
@@ -651,6 +652,7 @@ absl::Status Coordinator::Export(
           if (first.ok() && *first) {
             (*answer)->set_content((*first)->content());
             (*answer)->set_reasoning((*first)->reasoning());
+            (*answer)->set_reasoning_blocks((*first)->reasoning_blocks());
           }
         }
         *record.mutable_answer() = std::move(**answer);

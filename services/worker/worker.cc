@@ -278,6 +278,7 @@ void Worker::OnTeacherResult(Pending pending, TeacherResult result) {
     v1::Answer* answer = r.mutable_answer();
     answer->set_content(a.content);
     answer->set_reasoning(a.reasoning);
+    answer->set_reasoning_blocks(a.reasoning_blocks);
     answer->set_finish_reason(a.finish_reason);
     answer->mutable_usage()->set_prompt_tokens(a.usage.prompt_tokens);
     answer->mutable_usage()->set_completion_tokens(a.usage.completion_tokens);
