@@ -57,9 +57,14 @@ int main(int argc, char** argv) {
     }
     metrics = std::move(*exposer);
   }
+  distillery::metrics::ProcessStarted("worker");
   distillery::CurlHttpClient http;
   distillery::WorkerTeacherSet teachers =
       distillery::BuildWorkerTeachers(*profiles, http);
+  for (const distillery::WorkerTeacher& t : teachers.teachers) {
+    distillery::metrics::TeacherLimits(t.profile.name, t.profile.rpm,
+                                       t.profile.tpm, t.profile.max_concurrency);
+  }
   auto client = distillery::MakeGrpcCoordinatorClient(coordinator);
   distillery::WorkerOptions options;
   options.name = name;
