@@ -548,10 +548,11 @@ int Run(const RunOptions& options, std::ostream& out, std::ostream& err) {
   err << absl::StrFormat(
       "\nsummary: %d prompts, %d answers (%d from cache, %d teacher requests), "
       "%d failed, %d duplicate answers, %d prompt + %d completion tokens "
-      "(%d reasoning), %.1fs\n",
+      "(%d reasoning), %s, %.1fs\n",
       c.prompts(), c.tasks_done(), c.cache_hits(), c.teacher_requests(),
       c.tasks_failed(), c.duplicate_answers(), c.prompt_tokens(),
-      c.completion_tokens(), c.reasoning_tokens(), NowSeconds() - start);
+      c.completion_tokens(), c.reasoning_tokens(), Spend(c.cost_usd()),
+      NowSeconds() - start);
   return rc != 0 ? rc : export_rc;
 }
 
