@@ -1,5 +1,6 @@
 #include "common/config/teachers.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -20,7 +21,7 @@ const std::set<std::string> kKnownKeys = {
     "thinking_budget_tokens", "anthropic_version", "response_format",
     "rpm",            "tpm",           "max_concurrency",
     "max_attempts",   "connect_timeout_ms", "idle_timeout_ms",
-    "total_timeout_ms"};
+    "total_timeout_ms", "pricing"};
 
 const std::set<std::string> kVariants = {"openai", "deepseek", "vllm",
                                          "ollama", "llamacpp", "sim"};
@@ -115,6 +116,54 @@ absl::Status ReadString(const YAML::Node& node, const std::string& field,
     return FieldError(origin, profile, field, "must be a string");
   }
   *out = value.as<std::string>();
+  return absl::OkStatus();
+}
+
+// pricing: {MODEL: {input: USD, cached_input: USD, output: USD}}, per
+// million tokens; cached_input defaults to input.
+absl::Status ReadPricing(const YAML::Node& node, const std::string& origin,
+                         const std::string& profile,
+                         std::map<std::string, ModelPrice>* out) {
+  const YAML::Node pricing = node["pricing"];
+  if (!pricing || pricing.IsNull()) return absl::OkStatus();
+  if (!pricing.IsMap()) {
+    return FieldError(origin, profile, "pricing",
+                      "must map model names to prices");
+  }
+  for (const auto& kv : pricing) {
+    const std::string model = kv.first.as<std::string>();
+    const std::string field = absl::StrCat("pricing.", model);
+    if (!kv.second.IsMap()) {
+      return FieldError(origin, profile, field,
+                        "must have input, cached_input and output prices");
+    }
+    ModelPrice price;
+    bool has_cached = false;
+    for (const auto& entry : kv.second) {
+      const std::string key = entry.first.as<std::string>();
+      double* target = key == "input"          ? &price.input
+                       : key == "cached_input" ? &price.cached_input
+                       : key == "output"       ? &price.output
+                                               : nullptr;
+      if (target == nullptr) {
+        return FieldError(origin, profile, absl::StrCat(field, ".", key),
+                          "is not a known field (input, cached_input, output)");
+      }
+      try {
+        *target = entry.second.as<double>();
+      } catch (const YAML::Exception&) {
+        return FieldError(origin, profile, absl::StrCat(field, ".", key),
+                          "must be a number (USD per million tokens)");
+      }
+      if (*target < 0) {
+        return FieldError(origin, profile, absl::StrCat(field, ".", key),
+                          "must not be negative");
+      }
+      has_cached |= key == "cached_input";
+    }
+    if (!has_cached) price.cached_input = price.input;
+    (*out)[model] = price;
+  }
   return absl::OkStatus();
 }
 
@@ -285,6 +334,7 @@ absl::StatusOr<std::vector<TeacherProfile>> ParseTeachersYaml(
                                 &p.total_timeout_ms);
         !s.ok())
       return s;
+    if (s = ReadPricing(node, origin, p.name, &p.pricing); !s.ok()) return s;
     profiles.push_back(std::move(p));
   }
   return profiles;
@@ -312,6 +362,26 @@ absl::StatusOr<TeacherProfile> FindTeacher(
   return absl::NotFoundError(absl::StrCat("unknown teacher '", name,
                                           "'; known: ",
                                           absl::StrJoin(names, ", ")));
+}
+
+std::optional<ModelPrice> PriceFor(const TeacherProfile& profile,
+                                   const std::string& model) {
+  auto it = profile.pricing.find(model);
+  if (it == profile.pricing.end()) it = profile.pricing.find("*");
+  if (it == profile.pricing.end()) return std::nullopt;
+  return it->second;
+}
+
+double CostUsd(const TeacherProfile& profile, const std::string& model,
+               int64_t prompt_tokens, int64_t cached_tokens,
+               int64_t completion_tokens) {
+  const std::optional<ModelPrice> price = PriceFor(profile, model);
+  if (!price) return 0;
+  const int64_t cached = std::clamp<int64_t>(cached_tokens, 0, prompt_tokens);
+  return (static_cast<double>(prompt_tokens - cached) * price->input +
+          static_cast<double>(cached) * price->cached_input +
+          static_cast<double>(completion_tokens) * price->output) /
+         1e6;
 }
 
 absl::StatusOr<std::string> ResolveApiKey(const TeacherProfile& profile) {

@@ -5,12 +5,21 @@
 #define DISTILLERY_COMMON_CONFIG_TEACHERS_H_
 
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 
 namespace distillery {
+
+// A model's price in US dollars per million tokens.
+struct ModelPrice {
+  double input = 0;         // prompt tokens not served from the cache
+  double cached_input = 0;  // prompt tokens served from the teacher's cache
+  double output = 0;        // completion tokens, reasoning included
+};
 
 struct TeacherProfile {
   std::string name;
@@ -54,6 +63,9 @@ struct TeacherProfile {
   int64_t connect_timeout_ms = 10'000;
   int64_t idle_timeout_ms = 120'000;
   int64_t total_timeout_ms = 900'000;
+  // Prices by model name; "*" prices any model not listed. Optional: cost
+  // metrics read 0 for a model without a price.
+  std::map<std::string, ModelPrice> pricing;
 };
 
 // Parses the teachers file. Errors name the file, the profile and the field.
@@ -65,6 +77,15 @@ absl::StatusOr<std::vector<TeacherProfile>> ParseTeachersYaml(
 // Finds the profile named `name`, or NOT_FOUND listing the known names.
 absl::StatusOr<TeacherProfile> FindTeacher(
     const std::vector<TeacherProfile>& profiles, const std::string& name);
+
+// The price of `model` under `profile`, or nullopt when it has none.
+std::optional<ModelPrice> PriceFor(const TeacherProfile& profile,
+                                   const std::string& model);
+// The cost in US dollars of one answer's usage; 0 without a price.
+// `cached_tokens` is part of `prompt_tokens`, as the APIs report it.
+double CostUsd(const TeacherProfile& profile, const std::string& model,
+               int64_t prompt_tokens, int64_t cached_tokens,
+               int64_t completion_tokens);
 
 // Reads the profile's API key from its environment variable or file. The
 // returned error names where it looked, never a key.

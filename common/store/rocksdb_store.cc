@@ -242,6 +242,31 @@ class RocksDbStore : public Store {
     return static_cast<int64_t>(next);
   }
 
+  StoreStats Stats() override {
+    auto get = [this](const std::string& property) -> int64_t {
+      uint64_t value = 0;
+      if (!db_->GetAggregatedIntProperty(property, &value)) return -1;
+      return static_cast<int64_t>(value);
+    };
+    StoreStats stats;
+    stats.sst_bytes = get(rocksdb::DB::Properties::kTotalSstFilesSize);
+    stats.live_data_bytes = get(rocksdb::DB::Properties::kEstimateLiveDataSize);
+    stats.memtable_bytes = get(rocksdb::DB::Properties::kCurSizeAllMemTables);
+    stats.pending_compaction_bytes =
+        get(rocksdb::DB::Properties::kEstimatePendingCompactionBytes);
+    stats.estimated_keys = get(rocksdb::DB::Properties::kEstimateNumKeys);
+    // DB-wide properties, not per column family.
+    uint64_t value = 0;
+    if (db_->GetIntProperty(rocksdb::DB::Properties::kActualDelayedWriteRate,
+                            &value)) {
+      stats.delayed_write_rate = static_cast<int64_t>(value);
+    }
+    if (db_->GetIntProperty(rocksdb::DB::Properties::kIsWriteStopped, &value)) {
+      stats.write_stopped = static_cast<int64_t>(value);
+    }
+    return stats;
+  }
+
  private:
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;

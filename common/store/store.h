@@ -41,6 +41,17 @@ struct StoreBatch {
   }
 };
 
+// A few figures about the storage engine, for metrics. -1: unknown.
+struct StoreStats {
+  int64_t sst_bytes = -1;               // on-disk table files, all families
+  int64_t live_data_bytes = -1;         // estimate of the live data
+  int64_t memtable_bytes = -1;          // in-memory write buffers
+  int64_t pending_compaction_bytes = -1;
+  int64_t delayed_write_rate = -1;      // bytes/s while writes are slowed, else 0
+  int64_t write_stopped = -1;           // 1 while writes are stopped
+  int64_t estimated_keys = -1;
+};
+
 // Thread-safe.
 class Store {
  public:
@@ -75,6 +86,9 @@ class Store {
 
   // A durable counter (e.g. for job ids): returns the next value, from 1.
   virtual absl::StatusOr<int64_t> NextSequence(const std::string& name) = 0;
+
+  // Engine figures for monitoring; cheap enough to call on every scrape.
+  virtual StoreStats Stats() { return StoreStats(); }
 };
 
 // Opens (creating if needed) the RocksDB store in `dir`.

@@ -2,8 +2,10 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -65,9 +67,83 @@ std::string JobStateName(v1::JobState state) {
   }
 }
 
-std::string JobJson(const v1::Job& job) {
+namespace {
+
+int64_t Settled(const v1::Job& job) {
+  return job.counters().tasks_done() + job.counters().tasks_failed();
+}
+
+// Columns a UTF-8 string takes (every code point one column, which holds
+// for the text and block characters drawn here).
+int DisplayWidth(const std::string& text) {
+  int n = 0;
+  for (unsigned char c : text) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+// The first `columns` columns of `text`, never splitting a code point.
+std::string Truncate(const std::string& text, int columns) {
+  int n = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if ((c & 0xC0) != 0x80 && n++ == columns) return text.substr(0, i);
+  }
+  return text;
+}
+
+std::string Spend(double usd) {
+  return usd >= 100 ? absl::StrFormat("$%.2f", usd)
+                    : absl::StrFormat("$%.4f", usd);
+}
+
+// Progress per second over the last kWindow seconds of updates, so the ETA
+// follows the current pace rather than the average since the start.
+class RateMeter {
+ public:
+  void Add(double now, int64_t settled) {
+    samples_.emplace_back(now, settled);
+    while (samples_.size() > 2 && now - samples_[1].first >= kWindow) {
+      samples_.pop_front();
+    }
+  }
+  double Rate() const {
+    if (samples_.size() < 2) return 0;
+    const double span = samples_.back().first - samples_.front().first;
+    if (span < 0.5) return 0;
+    return (samples_.back().second - samples_.front().second) / span;
+  }
+
+ private:
+  static constexpr double kWindow = 10;
+  std::deque<std::pair<double, int64_t>> samples_;
+};
+
+}  // namespace
+
+std::string FormatDuration(double seconds) {
+  if (!(seconds >= 0) || seconds > 1e9) return "?";
+  const int64_t s = static_cast<int64_t>(seconds + 0.5);
+  if (s < 60) return absl::StrCat(s, "s");
+  if (s < 3600) return absl::StrFormat("%dm%02ds", s / 60, s % 60);
+  return absl::StrFormat("%dh%02dm", s / 3600, s % 3600 / 60);
+}
+
+std::string JobJson(const v1::Job& job, int64_t now_ms) {
   const v1::JobCounters& c = job.counters();
-  nlohmann::json j = {
+  const int64_t settled = Settled(job);
+  const int64_t pending = std::max<int64_t>(c.tasks_total() - settled, 0);
+  const int64_t end_ms = job.finished_ms() ? job.finished_ms() : now_ms;
+  const double elapsed =
+      job.created_ms() ? std::max<int64_t>(end_ms - job.created_ms(), 0) / 1000.0
+                       : 0.0;
+  const double rate = elapsed > 0 ? settled / elapsed : 0.0;
+  nlohmann::ordered_json eta = nullptr;
+  if (IsTerminal(job.state()) || pending == 0) {
+    eta = 0;
+  } else if (rate > 0) {
+    eta = pending / rate;
+  }
+  nlohmann::ordered_json j = {
       {"id", job.id()},
       {"state", JobStateName(job.state())},
       {"teacher", job.spec().teacher()},
@@ -78,12 +154,21 @@ std::string JobJson(const v1::Job& job) {
       {"tasks_total", c.tasks_total()},
       {"tasks_done", c.tasks_done()},
       {"tasks_failed", c.tasks_failed()},
+      {"settled", settled},
+      {"pending", pending},
+      {"percent", c.tasks_total() > 0 ? 100.0 * settled / c.tasks_total()
+                                      : 100.0},
+      {"elapsed_seconds", elapsed},
+      {"rate_per_second", rate},
+      {"eta_seconds", eta},
       {"cache_hits", c.cache_hits()},
       {"duplicate_answers", c.duplicate_answers()},
       {"teacher_requests", c.teacher_requests()},
       {"prompt_tokens", c.prompt_tokens()},
       {"completion_tokens", c.completion_tokens()},
       {"reasoning_tokens", c.reasoning_tokens()},
+      {"cached_tokens", c.cached_tokens()},
+      {"cost_usd", c.cost_usd()},
       {"created_ms", job.created_ms()},
       {"finished_ms", job.finished_ms()},
       {"error", job.error()},
@@ -93,7 +178,7 @@ std::string JobJson(const v1::Job& job) {
 
 std::string ProgressLine(const v1::Job& job, double rate_per_second) {
   const v1::JobCounters& c = job.counters();
-  const int64_t settled = c.tasks_done() + c.tasks_failed();
+  const int64_t settled = Settled(job);
   const double pct =
       c.tasks_total() > 0 ? 100.0 * settled / c.tasks_total() : 100.0;
   std::string line = absl::StrFormat("%s %s %d/%d (%.1f%%)", job.id(),
@@ -102,16 +187,57 @@ std::string ProgressLine(const v1::Job& job, double rate_per_second) {
   if (rate_per_second > 0) {
     absl::StrAppend(&line, absl::StrFormat(" %.1f/s", rate_per_second));
     if (!IsTerminal(job.state())) {
-      absl::StrAppend(&line, absl::StrFormat(" eta %.0fs",
-                                             (c.tasks_total() - settled) /
-                                                 rate_per_second));
+      absl::StrAppend(&line, " eta ",
+                      FormatDuration((c.tasks_total() - settled) /
+                                     rate_per_second));
     }
   }
   absl::StrAppend(&line, " failed ", c.tasks_failed(), " cached ",
                   c.cache_hits(), " dup ", c.duplicate_answers(), " tokens ",
-                  c.prompt_tokens() + c.completion_tokens());
+                  c.prompt_tokens() + c.completion_tokens(), " spend ",
+                  Spend(c.cost_usd()));
   if (!job.error().empty()) absl::StrAppend(&line, " error: ", job.error());
   return line;
+}
+
+std::string ProgressBar(const v1::Job& job, double rate_per_second,
+                        int width) {
+  const v1::JobCounters& c = job.counters();
+  const int64_t settled = Settled(job);
+  const double fraction =
+      c.tasks_total() > 0
+          ? std::clamp(static_cast<double>(settled) / c.tasks_total(), 0.0, 1.0)
+          : 1.0;
+  std::string figures =
+      absl::StrFormat(" %5.1f%% %d/%d", 100 * fraction, settled, c.tasks_total());
+  if (IsTerminal(job.state())) {
+    absl::StrAppend(&figures, " ", JobStateName(job.state()));
+  } else if (rate_per_second > 0) {
+    absl::StrAppend(&figures, absl::StrFormat(" %.1f/s", rate_per_second),
+                    " eta ",
+                    FormatDuration((c.tasks_total() - settled) /
+                                   rate_per_second));
+  } else {
+    absl::StrAppend(&figures, " eta ?");
+  }
+  absl::StrAppend(&figures, " ", Spend(c.cost_usd()), " ", c.tasks_failed(),
+                  c.tasks_failed() == 1 ? " error" : " errors");
+  const std::string prefix = job.id() + " [";
+  const int bar_width = std::max(
+      10, width - DisplayWidth(prefix) - 1 - DisplayWidth(figures));
+  // Eighths of a cell, so slow progress still moves the bar.
+  static const char* const kPartial[] = {"",  "▏", "▎", "▍",
+                                         "▌", "▋", "▊", "▉"};
+  const int eighths = static_cast<int>(fraction * bar_width * 8);
+  std::string bar;
+  int cells = 0;
+  for (; cells < eighths / 8; ++cells) bar += "█";
+  if (cells < bar_width && eighths % 8 != 0) {
+    bar += kPartial[eighths % 8];
+    ++cells;
+  }
+  bar.append(bar_width - cells, ' ');
+  return Truncate(prefix + bar + "]" + figures, std::max(width, 1));
 }
 
 int Submit(v1::ClientService::StubInterface& stub, const SubmitOptions& options,
@@ -175,13 +301,13 @@ int Status(v1::ClientService::StubInterface& stub, const std::string& job_id,
     PrintError(err, s);
     return ExitCodeFor(s);
   }
+  const int64_t now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count();
   if (json) {
-    out << JobJson(job) << "\n";
+    out << JobJson(job, now_ms) << "\n";
   } else {
-    const int64_t now_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(
-            std::chrono::system_clock::now().time_since_epoch())
-            .count();
     const double elapsed =
         ((job.finished_ms() ? job.finished_ms() : now_ms) - job.created_ms()) /
         1000.0;
@@ -214,12 +340,18 @@ int Jobs(v1::ClientService::StubInterface& stub, std::ostream& out,
 }
 
 int Watch(v1::ClientService::StubInterface& stub, const std::string& job_id,
-          bool tty, std::ostream& out, std::ostream& err) {
-  const double start = NowSeconds();
-  int64_t start_settled = -1;
+          bool tty, std::ostream& out, std::ostream& err, int width) {
+  RateMeter meter;
   double last_plain = 0;
   v1::Job job;
   int reconnects = 0;
+  // On a terminal the bar is redrawn in place: carriage return, then erase
+  // the line. Anything else printed first ends the bar's line.
+  bool bar_drawn = false;
+  auto end_bar = [&] {
+    if (bar_drawn) out << "\n" << std::flush;
+    bar_drawn = false;
+  };
   while (true) {
     grpc::ClientContext context;
     v1::WatchJobRequest request;
@@ -229,35 +361,35 @@ int Watch(v1::ClientService::StubInterface& stub, const std::string& job_id,
     while (reader->Read(&update)) {
       reconnects = 0;
       job = update;
-      const int64_t settled =
-          job.counters().tasks_done() + job.counters().tasks_failed();
-      if (start_settled < 0) start_settled = settled;
-      // The rate counts what this watch saw happen, not earlier progress.
-      const double elapsed = NowSeconds() - start;
-      const double rate =
-          elapsed > 0.5 ? (settled - start_settled) / elapsed : 0.0;
-      const std::string line = ProgressLine(job, rate);
+      meter.Add(NowSeconds(), Settled(job));
       if (tty) {
-        out << "\r\033[K" << line << std::flush;
+        out << "\r\033[K" << ProgressBar(job, meter.Rate(), width)
+            << std::flush;
+        bar_drawn = true;
       } else if (IsTerminal(job.state()) || NowSeconds() - last_plain >= 1.0) {
-        out << line << "\n" << std::flush;
+        out << ProgressLine(job, meter.Rate()) << "\n" << std::flush;
         last_plain = NowSeconds();
       }
     }
     grpc::Status s = reader->Finish();
     if (IsTerminal(job.state())) break;
     if (!s.ok() && s.error_code() != grpc::StatusCode::UNAVAILABLE) {
-      if (tty) out << "\n";
+      end_bar();
       PrintError(err, s);
       return ExitCodeFor(s);
     }
     // The coordinator went away (a restart, say): follow it when it is back.
     if (++reconnects == 1) {
-      err << (tty ? "\n" : "") << "coordinator unavailable; reconnecting\n";
+      end_bar();
+      err << "coordinator unavailable; reconnecting\n";
     }
     std::this_thread::sleep_for(std::chrono::seconds(1));
   }
-  if (tty) out << "\n";
+  end_bar();
+  if (tty) {
+    // The bar cannot hold everything: the final figures, once, in full.
+    out << ProgressLine(job, meter.Rate()) << "\n" << std::flush;
+  }
   return job.state() == v1::JOB_STATE_COMPLETED ? 0 : 1;
 }
 
@@ -419,10 +551,11 @@ int Run(const RunOptions& options, std::ostream& out, std::ostream& err) {
   err << absl::StrFormat(
       "\nsummary: %d prompts, %d answers (%d from cache, %d teacher requests), "
       "%d failed, %d duplicate answers, %d prompt + %d completion tokens "
-      "(%d reasoning), %.1fs\n",
+      "(%d reasoning), %s, %.1fs\n",
       c.prompts(), c.tasks_done(), c.cache_hits(), c.teacher_requests(),
       c.tasks_failed(), c.duplicate_answers(), c.prompt_tokens(),
-      c.completion_tokens(), c.reasoning_tokens(), NowSeconds() - start);
+      c.completion_tokens(), c.reasoning_tokens(), Spend(c.cost_usd()),
+      NowSeconds() - start);
   return rc != 0 ? rc : export_rc;
 }
 

@@ -40,10 +40,12 @@ int Status(v1::ClientService::StubInterface& stub, const std::string& job_id,
            bool json, std::ostream& out, std::ostream& err);
 int Jobs(v1::ClientService::StubInterface& stub, std::ostream& out,
          std::ostream& err);
-// Follows the job until it ends: a redrawn progress line when `tty`, plain
-// lines otherwise. 0 when it completed, 1 when it failed or was cancelled.
+// Follows the job until it ends. When `tty`, one progress bar `width`
+// columns wide, redrawn in place; otherwise a plain ProgressLine at most once
+// a second and at the end. 0 when it completed, 1 when it failed or was
+// cancelled.
 int Watch(v1::ClientService::StubInterface& stub, const std::string& job_id,
-          bool tty, std::ostream& out, std::ostream& err);
+          bool tty, std::ostream& out, std::ostream& err, int width = 80);
 int Cancel(v1::ClientService::StubInterface& stub, const std::string& job_id,
            std::ostream& out, std::ostream& err);
 int Export(v1::ClientService::StubInterface& stub,
@@ -53,10 +55,21 @@ int Export(v1::ClientService::StubInterface& stub,
 int Run(const RunOptions& options, std::ostream& out, std::ostream& err);
 
 // One progress line: "job-000001 running 1200/2000 (60.0%) 350.0/s eta 2s
-// failed 0 cached 0 dup 3 tokens 81234". A rate <= 0 is left out.
+// failed 0 cached 0 dup 3 tokens 81234 spend $0.0123". A rate <= 0 is left
+// out, and so is the ETA of a finished job.
 std::string ProgressLine(const v1::Job& job, double rate_per_second);
+// The same figures as a bar for a terminal `width` columns wide:
+// "job-000001 ▕█████▌      ▏ 60.0% 1200/2000 350/s eta 2s $0.0123 0 err".
+// Never wider than `width` (the bar shrinks, then the figures are cut).
+std::string ProgressBar(const v1::Job& job, double rate_per_second, int width);
+// "42s", "3m05s", "2h04m": for ETAs.
+std::string FormatDuration(double seconds);
 std::string JobStateName(v1::JobState state);
-std::string JobJson(const v1::Job& job);
+// Every counter of the job, plus what scripts want to compute less:
+// settled, pending, percent, elapsed_seconds, rate_per_second (over the
+// job's life), eta_seconds (null when unknown), cost_usd. `now_ms` is wall
+// time, for the elapsed time of a running job.
+std::string JobJson(const v1::Job& job, int64_t now_ms);
 
 }  // namespace distillery::cli
 

@@ -1,4 +1,5 @@
 // distillery: the user's CLI. Parses flags and calls services/cli/commands.
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -57,6 +58,15 @@ void AddExportFlags(CLI::App* cmd, distillery::cli::ExportOptions* options) {
                 "also export answers identical to an earlier one");
   cmd->add_flag("--include-failed", options->include_failed,
                 "also export dead-lettered tasks (raw format)");
+}
+
+// Columns of the terminal on stdout; 80 when it does not say.
+int TerminalWidth() {
+  winsize size{};
+  if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) {
+    return size.ws_col;
+  }
+  return 80;
 }
 
 }  // namespace
@@ -134,8 +144,9 @@ int main(int argc, char** argv) {
   }
   if (jobs_cmd->parsed()) return distillery::cli::Jobs(*stub, std::cout, std::cerr);
   if (watch_cmd->parsed()) {
-    return distillery::cli::Watch(*stub, job_id, isatty(STDOUT_FILENO) != 0,
-                                  std::cout, std::cerr);
+    const bool tty = isatty(STDOUT_FILENO) != 0;
+    return distillery::cli::Watch(*stub, job_id, tty, std::cout, std::cerr,
+                                  tty ? TerminalWidth() : 80);
   }
   if (cancel_cmd->parsed()) {
     return distillery::cli::Cancel(*stub, job_id, std::cout, std::cerr);

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
+#include "common/metrics/metrics.h"
 #include "common/dataset/prompt_parser.h"
 #include "common/dedup/keys.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -155,7 +156,12 @@ absl::Status Coordinator::Recover() {
       RETURN_IF_ERROR(store_.DeleteJob(job.id()));
       continue;
     }
+    metrics::InitTaskSeries(job.spec().teacher(), job.spec().model());
     JobRuntime& rt = jobs_[job.id()];
+    rt.last_progress_ms = job.state() == v1::JOB_STATE_RUNNING
+                              ? clock_.WallMillis()
+                              : (job.finished_ms() ? job.finished_ms()
+                                                   : job.created_ms());
     rt.job = std::move(job);
   }
   return absl::OkStatus();
@@ -180,8 +186,13 @@ absl::Status Coordinator::CommitSubmission(Submission* submission) {
   StoreBatch batch;
   batch.jobs.push_back(submission->job_);
   RETURN_IF_ERROR(store_.Apply(batch));
+  metrics::PromptsSubmitted(submission->job_.counters().prompts());
+  metrics::InitTaskSeries(submission->job_.spec().teacher(),
+                          submission->job_.spec().model());
   std::lock_guard<std::mutex> lock(mu_);
-  jobs_[submission->job_.id()].job = submission->job_;
+  JobRuntime& rt = jobs_[submission->job_.id()];
+  rt.job = submission->job_;
+  rt.last_progress_ms = clock_.WallMillis();
   ChangedLocked();
   return absl::OkStatus();
 }
@@ -240,6 +251,36 @@ absl::StatusOr<v1::Job> Coordinator::WaitForJobChange(
 }
 
 void Coordinator::ChangedLocked() { changed_.notify_all(); }
+
+const TeacherProfile* Coordinator::ProfileFor(const std::string& teacher) const {
+  for (const TeacherProfile& p : teachers_) {
+    if (p.name == teacher) return &p;
+  }
+  return nullptr;
+}
+
+CoordinatorSnapshot Coordinator::Snapshot() {
+  std::lock_guard<std::mutex> lock(mu_);
+  CoordinatorSnapshot snapshot;
+  for (const auto& [id, rt] : jobs_) {
+    snapshot.jobs.push_back({rt.job, rt.last_progress_ms});
+  }
+  for (const TeacherProfile& p : teachers_) {
+    snapshot.leases_by_teacher[p.name] = 0;  // a series even when idle
+  }
+  const TimePoint now = clock_.Now();
+  for (const auto& [id, worker] : workers_) {
+    snapshot.workers.push_back(
+        {id, std::chrono::duration<double>(now - worker.last_seen).count()});
+  }
+  for (const auto& [id, lease] : leases_) {
+    auto job = jobs_.find(lease.task.job_id());
+    if (job != jobs_.end()) {
+      ++snapshot.leases_by_teacher[job->second.job.spec().teacher()];
+    }
+  }
+  return snapshot;
+}
 
 // ---------------------------------------------------------------- Leasing
 
@@ -428,7 +469,9 @@ absl::Status Coordinator::CompleteFromCacheLocked(JobRuntime& rt,
   batch.tasks.push_back(std::move(task));
   batch.jobs.push_back(job);
   RETURN_IF_ERROR(store_.Apply(batch));
+  metrics::TaskSettled(job.spec().teacher(), job.spec().model(), "cache_hit");
   rt.job = std::move(job);
+  rt.last_progress_ms = clock_.WallMillis();
   ChangedLocked();
   return absl::OkStatus();
 }
@@ -484,7 +527,11 @@ void Coordinator::ExpireLeasesLocked() {
   for (const auto& [id, lease] : leases_) {
     if (lease.deadline <= now) expired.push_back(id);
   }
-  for (int64_t id : expired) ReturnLeaseLocked(id);
+  for (int64_t id : expired) {
+    auto job = jobs_.find(leases_[id].task.job_id());
+    metrics::LeaseExpired(job == jobs_.end() ? "" : job->second.job.spec().teacher());
+    ReturnLeaseLocked(id);
+  }
 }
 
 // ---------------------------------------------------------------- Reports
@@ -507,6 +554,7 @@ absl::StatusOr<v1::ReportResponse> Coordinator::Report(
       response.set_accepted(response.accepted() + 1);
     }
   }
+  metrics::ReportedResults(response.accepted(), response.ignored());
   return response;
 }
 
@@ -540,6 +588,7 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
   v1::Job job = rt.job;
   v1::JobCounters* c = job.mutable_counters();
   StoreBatch batch;
+  const char* settled = nullptr;  // the metrics outcome, once committed
 
   if (result.failure() == v1::FAILURE_CLASS_UNSPECIFIED) {
     ASSIGN_OR_RETURN(bool answered, store_.HasAnswer(key));
@@ -548,6 +597,13 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
     c->set_prompt_tokens(c->prompt_tokens() + u.prompt_tokens());
     c->set_completion_tokens(c->completion_tokens() + u.completion_tokens());
     c->set_reasoning_tokens(c->reasoning_tokens() + u.reasoning_tokens());
+    c->set_cached_tokens(c->cached_tokens() + u.cached_tokens());
+    if (const TeacherProfile* profile = ProfileFor(job.spec().teacher())) {
+      c->set_cost_usd(c->cost_usd() +
+                      CostUsd(*profile, job.spec().model(), u.prompt_tokens(),
+                              u.cached_tokens(), u.completion_tokens()));
+    }
+    settled = "answered";
     if (answered) {
       // Another task with the same key won the race; keep the first answer.
       task.set_from_cache(true);
@@ -572,6 +628,7 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
         answer.clear_raw_body();
         task.set_duplicate(true);
         c->set_duplicate_answers(c->duplicate_answers() + 1);
+        settled = "duplicate";
       } else {
         batch.content.emplace_back(hash, key);
       }
@@ -602,11 +659,16 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
     task.set_state(v1::TASK_STATE_FAILED);
     task.set_last_error(result.error());
     c->set_tasks_failed(c->tasks_failed() + 1);
+    settled = "failed";
   }
   MaybeFinishLocked(job);
   batch.tasks.push_back(std::move(task));
   batch.jobs.push_back(job);
   RETURN_IF_ERROR(store_.Apply(batch));
+  if (settled != nullptr) {
+    metrics::TaskSettled(job.spec().teacher(), job.spec().model(), settled);
+    rt.last_progress_ms = clock_.WallMillis();
+  }
   rt.job = std::move(job);
   ChangedLocked();
   ReleaseWaitersLocked(key);
@@ -669,6 +731,7 @@ absl::Status Coordinator::Export(
       }
       *record.mutable_prompt() = *prompt;
       *record.mutable_task() = task;
+      metrics::RecordsExported(1);
       if (!emit(std::move(record))) {
         stopped = true;
         return false;

@@ -32,6 +32,21 @@
 
 namespace distillery {
 
+// What the metrics collector reads on each scrape (see coordinator_metrics.h).
+struct CoordinatorSnapshot {
+  struct JobView {
+    v1::Job job;
+    int64_t last_progress_ms = 0;  // wall time of the last settled task
+  };
+  struct WorkerView {
+    std::string id;
+    double last_seen_age_seconds = 0;
+  };
+  std::vector<JobView> jobs;
+  std::vector<WorkerView> workers;
+  std::map<std::string, int64_t> leases_by_teacher;
+};
+
 struct CoordinatorOptions {
   // A lease not renewed by a heartbeat within this time returns its task.
   Duration lease_duration = std::chrono::seconds(60);
@@ -111,6 +126,8 @@ class Coordinator {
   void ExpireLeases();
 
   const CoordinatorOptions& options() const { return options_; }
+  // A copy of the state metrics report. Cost: one copy of each job record.
+  CoordinatorSnapshot Snapshot();
 
  private:
   friend class Submission;
@@ -124,6 +141,7 @@ class Coordinator {
     bool scanned_all = false;
     std::deque<v1::Task> ready;     // read from the store, not yet leased
     std::deque<v1::Task> returned;  // from expired or abandoned leases
+    int64_t last_progress_ms = 0;   // wall time; not persisted
   };
   struct LeaseInfo {
     std::string worker_id;
@@ -155,6 +173,8 @@ class Coordinator {
   void ReturnLeaseLocked(int64_t lease_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ChangedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::SamplingParams EffectiveParams(const v1::JobSpec& spec, int sample) const;
+  // The profile of `teacher`, or null when the teachers file lost it.
+  const TeacherProfile* ProfileFor(const std::string& teacher) const;
 
   Store& store_;
   const std::vector<TeacherProfile> teachers_;

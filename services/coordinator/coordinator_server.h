@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "common/metrics/metrics.h"
 #include "services/coordinator/coordinator.h"
 
 namespace grpc {
@@ -53,6 +54,8 @@ class CoordinatorServer {
   std::string address_;
   std::atomic<bool> stopping_{false};
   std::thread housekeeping_;
+  // Declared last: unregistered before the coordinator and store go.
+  std::unique_ptr<metrics::CollectorHandle> metrics_;
 };
 
 }  // namespace distillery

@@ -57,11 +57,16 @@ int main(int argc, char** argv) {
     }
     metrics = std::move(*exposer);
   }
+  distillery::metrics::ProcessStarted("worker");
   // Destroyed explicitly before the worker: its destructor completes what
   // is still in flight, and those callbacks reach the worker.
   auto http = std::make_unique<distillery::CurlHttpClient>();
   distillery::WorkerTeacherSet teachers =
       distillery::BuildWorkerTeachers(*profiles, *http);
+  for (const distillery::WorkerTeacher& t : teachers.teachers) {
+    distillery::metrics::TeacherLimits(t.profile.name, t.profile.rpm,
+                                       t.profile.tpm, t.profile.max_concurrency);
+  }
   auto client = distillery::MakeGrpcCoordinatorClient(coordinator);
   distillery::WorkerOptions options;
   options.name = name;

@@ -188,14 +188,14 @@ teachers:
 TEST(TeachersYamlTest, UnsupportedApiIsNamed) {
   absl::Status s = ParseError(R"(
 teachers:
-  - name: claude
-    api: anthropic
-    base_url: https://api.anthropic.com/v1
+  - name: gem
+    api: gemini
+    base_url: https://example.invalid/v1
 )");
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(s.message(), AllOf(HasSubstr(kOrigin), HasSubstr("'claude'"),
-                                 HasSubstr("'api'"), HasSubstr("anthropic"),
-                                 HasSubstr("openai")));
+  EXPECT_THAT(s.message(), AllOf(HasSubstr(kOrigin), HasSubstr("'gem'"),
+                                 HasSubstr("'api'"), HasSubstr("gemini"),
+                                 HasSubstr("openai"), HasSubstr("anthropic")));
 }
 
 TEST(TeachersYamlTest, BadMaxTokensFieldIsRejected) {
