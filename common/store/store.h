@@ -30,6 +30,11 @@ struct StoreBatch {
   std::vector<v1::Answer> answers;  // keyed by answer.request_key()
   // (content hash, request key of the first answer with that content)
   std::vector<std::pair<std::string, std::string>> content;
+  // (LSH band key, request key of the first answer in that bucket)
+  std::vector<std::pair<std::string, std::string>> lsh;
+  // Scratch entries (key, value): working state of one operation, such as
+  // an export's near-duplicate index, deleted when it ends.
+  std::vector<std::pair<std::string, std::string>> scratch;
 
   void AddPrompt(const std::string& job_id, int64_t seq, v1::Prompt prompt) {
     prompt_keys.emplace_back(job_id, seq);
@@ -37,7 +42,8 @@ struct StoreBatch {
   }
   bool empty() const {
     return jobs.empty() && prompts.empty() && tasks.empty() &&
-           answers.empty() && content.empty();
+           answers.empty() && content.empty() && lsh.empty() &&
+           scratch.empty();
   }
 };
 
@@ -83,6 +89,19 @@ class Store {
   // The request key of the first answer with this content hash, if any.
   virtual absl::StatusOr<std::optional<std::string>> FindContent(
       const std::string& content_hash) = 0;
+
+  // The request key of the first answer in this LSH bucket (a band key from
+  // dedup/minhash.h), if any.
+  virtual absl::StatusOr<std::optional<std::string>> FindLsh(
+      const std::string& band_key) = 0;
+
+  // Scratch space, for state too large for memory that outlives no
+  // operation. Keys are chosen by the caller (prefix them with an id).
+  virtual absl::StatusOr<std::optional<std::string>> FindScratch(
+      const std::string& key) = 0;
+  // Deletes scratch keys in [begin, end).
+  virtual absl::Status DeleteScratch(const std::string& begin,
+                                     const std::string& end) = 0;
 
   // A durable counter (e.g. for job ids): returns the next value, from 1.
   virtual absl::StatusOr<int64_t> NextSequence(const std::string& name) = 0;

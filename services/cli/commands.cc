@@ -9,11 +9,15 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/base/status_macros.h"
+#include "common/dataset/export_filter.h"
 #include "common/dataset/export_format.h"
+#include "common/dataset/split.h"
 #include "common/http/curl_http_client.h"
 #include "nlohmann/json.hpp"
 #include "services/coordinator/coordinator_server.h"
@@ -163,6 +167,7 @@ std::string JobJson(const v1::Job& job, int64_t now_ms) {
       {"eta_seconds", eta},
       {"cache_hits", c.cache_hits()},
       {"duplicate_answers", c.duplicate_answers()},
+      {"near_duplicate_answers", c.near_duplicate_answers()},
       {"teacher_requests", c.teacher_requests()},
       {"prompt_tokens", c.prompt_tokens()},
       {"completion_tokens", c.completion_tokens()},
@@ -193,7 +198,8 @@ std::string ProgressLine(const v1::Job& job, double rate_per_second) {
     }
   }
   absl::StrAppend(&line, " failed ", c.tasks_failed(), " cached ",
-                  c.cache_hits(), " dup ", c.duplicate_answers(), " tokens ",
+                  c.cache_hits(), " dup ", c.duplicate_answers(),
+                  " near-dup ", c.near_duplicate_answers(), " tokens ",
                   c.prompt_tokens() + c.completion_tokens(), " spend ",
                   Spend(c.cost_usd()));
   if (!job.error().empty()) absl::StrAppend(&line, " error: ", job.error());
@@ -408,52 +414,133 @@ int Cancel(v1::ClientService::StubInterface& stub, const std::string& job_id,
   return 0;
 }
 
+absl::StatusOr<v1::ExportRequest> BuildExportRequest(
+    const ExportOptions& options) {
+  ASSIGN_OR_RETURN(ExportFormat format, ParseExportFormat(options.format));
+  v1::ExportRequest request;
+  std::vector<std::string> seen;
+  for (const std::string& id : options.job_ids) {
+    if (std::find(seen.begin(), seen.end(), id) != seen.end()) continue;
+    seen.push_back(id);
+    request.add_job_ids(id);
+  }
+  if (request.job_ids().empty()) {
+    return absl::InvalidArgumentError("export: give at least one job");
+  }
+  for (const std::string& t : options.teachers) request.add_teachers(t);
+  for (const std::string& m : options.models) request.add_models(m);
+  for (const std::string& m : options.metadata) {
+    ASSIGN_OR_RETURN(*request.add_metadata(), ParseMetadataMatch(m));
+  }
+  if (format == ExportFormat::kErrors) {
+    // Dead letters have no answer: answer filters do not apply.
+    request.set_failed_only(true);
+    return request;
+  }
+  request.set_include_duplicates(options.include_duplicates);
+  request.set_include_failed(options.include_failed);
+  const bool any_reason =
+      std::find(options.finish_reasons.begin(), options.finish_reasons.end(),
+                "any") != options.finish_reasons.end();
+  if (!any_reason) {
+    for (const std::string& r : options.finish_reasons) {
+      request.add_finish_reasons(r);
+    }
+  }
+  request.set_min_chars(options.min_chars);
+  request.set_max_chars(options.max_chars);
+  request.set_min_tokens(options.min_tokens);
+  request.set_max_tokens(options.max_tokens);
+  request.set_near_dup_threshold(options.near_dup_threshold);
+  return request;
+}
+
 int Export(v1::ClientService::StubInterface& stub,
            const ExportOptions& options, std::ostream& out, std::ostream& err) {
   absl::StatusOr<ExportFormat> format = ParseExportFormat(options.format);
-  if (!format.ok()) {
-    err << "error: " << format.status().message() << "\n";
+  absl::StatusOr<ReasoningLayout> layout =
+      ParseReasoningLayout(options.reasoning);
+  absl::StatusOr<v1::ExportRequest> request = BuildExportRequest(options);
+  std::optional<SplitSpec> split;
+  absl::Status bad = !format.ok()    ? format.status()
+                     : !layout.ok()  ? layout.status()
+                     : !request.ok() ? request.status()
+                                     : absl::OkStatus();
+  if (bad.ok() && !options.split.empty()) {
+    absl::StatusOr<SplitSpec> parsed = ParseSplitSpec(options.split);
+    if (!parsed.ok()) {
+      bad = parsed.status();
+    } else if (options.out.empty()) {
+      bad = absl::InvalidArgumentError("--split writes files: give --out");
+    } else {
+      split = std::move(*parsed);
+    }
+  }
+  if (!bad.ok()) {
+    err << "error: " << bad.message() << "\n";
     return 2;
   }
-  // Write to a temporary file and rename, so --out is whole or absent.
-  std::ofstream file;
-  std::string tmp;
-  if (!options.out.empty()) {
-    std::filesystem::path path(options.out);
-    if (path.has_parent_path()) {
-      std::error_code ec;
-      std::filesystem::create_directories(path.parent_path(), ec);
+  // One output per split (or one), each written to a temporary file and
+  // renamed at the end, so every file is whole or absent.
+  std::vector<std::string> paths;
+  if (split) {
+    for (const SplitSpec::Part& part : split->parts) {
+      paths.push_back(SplitPath(options.out, part.name));
     }
-    tmp = options.out + ".partial";
-    file.open(tmp, std::ios::binary | std::ios::trunc);
-    if (!file) {
-      err << "error: cannot write '" << tmp << "'\n";
+  } else if (!options.out.empty()) {
+    paths.push_back(options.out);
+  }
+  std::vector<std::unique_ptr<std::ofstream>> files;
+  for (const std::string& path : paths) {
+    std::filesystem::path p(path);
+    if (p.has_parent_path()) {
+      std::error_code ec;
+      std::filesystem::create_directories(p.parent_path(), ec);
+    }
+    files.push_back(std::make_unique<std::ofstream>(
+        path + ".partial", std::ios::binary | std::ios::trunc));
+    if (!*files.back()) {
+      err << "error: cannot write '" << path << ".partial'\n";
+      for (const std::string& q : paths) {
+        std::filesystem::remove(q + ".partial");
+      }
       return 1;
     }
   }
-  std::ostream& sink = options.out.empty() ? out : file;
-  grpc::ClientContext context;
-  v1::ExportRequest request;
-  for (const std::string& id : options.job_ids) request.add_job_ids(id);
-  request.set_include_duplicates(options.include_duplicates);
-  request.set_include_failed(options.include_failed);
-  auto reader = stub.Export(&context, request);
-  v1::ExportChunk chunk;
-  int64_t records = 0;
-  std::string buffer;
-  while (reader->Read(&chunk)) {
-    buffer.clear();
-    for (const v1::ExportRecord& record : chunk.records()) {
-      buffer += FormatRecord(record, *format);
-      buffer += '\n';
-      ++records;
+  auto remove_partials = [&] {
+    for (const std::string& path : paths) {
+      std::filesystem::remove(path + ".partial");
     }
-    sink.write(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+  };
+  grpc::ClientContext context;
+  auto reader = stub.Export(&context, *request);
+  v1::ExportChunk chunk;
+  std::vector<int64_t> counts(std::max<size_t>(1, paths.size()), 0);
+  std::vector<std::string> buffers(counts.size());
+  while (reader->Read(&chunk)) {
+    for (std::string& b : buffers) b.clear();
+    for (const v1::ExportRecord& record : chunk.records()) {
+      const int i =
+          split ? AssignSplit(*split, record.prompt().id(), options.seed) : 0;
+      buffers[i] += FormatRecord(record, *format, *layout);
+      buffers[i] += '\n';
+      ++counts[i];
+    }
+    for (size_t i = 0; i < buffers.size(); ++i) {
+      std::ostream& sink = files.empty() ? out : *files[i];
+      sink.write(buffers[i].data(),
+                 static_cast<std::streamsize>(buffers[i].size()));
+    }
   }
   grpc::Status s = reader->Finish();
-  sink.flush();
-  if (!s.ok() || !sink) {
-    if (!tmp.empty()) std::filesystem::remove(tmp);
+  bool written = true;
+  for (auto& f : files) {
+    f->flush();
+    written &= static_cast<bool>(*f);
+  }
+  if (files.empty()) out.flush();
+  if (!s.ok() || !written) {
+    remove_partials();
     if (!s.ok()) {
       PrintError(err, s);
       return ExitCodeFor(s);
@@ -461,12 +548,21 @@ int Export(v1::ClientService::StubInterface& stub,
     err << "error: writing the export failed\n";
     return 1;
   }
-  if (!tmp.empty()) {
-    file.close();
-    std::filesystem::rename(tmp, options.out);
+  for (size_t i = 0; i < files.size(); ++i) {
+    files[i]->close();
+    std::filesystem::rename(paths[i] + ".partial", paths[i]);
   }
-  err << "exported " << records << " records"
-      << (options.out.empty() ? "" : " to " + options.out) << "\n";
+  int64_t total = 0;
+  for (int64_t c : counts) total += c;
+  err << "exported " << total << " records";
+  if (split) {
+    for (size_t i = 0; i < paths.size(); ++i) {
+      err << (i ? ", " : ": ") << counts[i] << " to " << paths[i];
+    }
+  } else if (!options.out.empty()) {
+    err << " to " << options.out;
+  }
+  err << "\n";
   return 0;
 }
 
@@ -551,10 +647,11 @@ int Run(const RunOptions& options, std::ostream& out, std::ostream& err) {
   err << absl::StrFormat(
       "\nsummary: %d prompts, %d answers (%d from cache, %d teacher requests), "
       "%d failed, %d duplicate answers, %d prompt + %d completion tokens "
-      "(%d reasoning), %s, %.1fs\n",
+      "(%d reasoning), %d near-duplicate answers, %s, %.1fs\n",
       c.prompts(), c.tasks_done(), c.cache_hits(), c.teacher_requests(),
       c.tasks_failed(), c.duplicate_answers(), c.prompt_tokens(),
-      c.completion_tokens(), c.reasoning_tokens(), Spend(c.cost_usd()),
+      c.completion_tokens(), c.reasoning_tokens(), c.near_duplicate_answers(),
+      Spend(c.cost_usd()),
       NowSeconds() - start);
   return rc != 0 ? rc : export_rc;
 }

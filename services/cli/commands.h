@@ -4,10 +4,12 @@
 #ifndef DISTILLERY_SERVICES_CLI_COMMANDS_H_
 #define DISTILLERY_SERVICES_CLI_COMMANDS_H_
 
+#include <cstdint>
 #include <iosfwd>
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "distillery/v1/client_service.grpc.pb.h"
 
 namespace distillery::cli {
@@ -18,12 +20,27 @@ struct SubmitOptions {
 };
 
 struct ExportOptions {
-  std::vector<std::string> job_ids;
-  std::string format = "openai";
+  std::vector<std::string> job_ids;  // exported in this order, once each
+  std::string format = "openai";     // openai, sharegpt, raw, errors
+  std::string reasoning = "field";   // field, think-tags, drop
   std::string out;  // empty: stdout
   bool include_duplicates = false;
   bool include_failed = false;
+  // Answers kept by finish reason; "any" anywhere in the list keeps all.
+  std::vector<std::string> finish_reasons = {"stop", "end_turn"};
+  std::vector<std::string> teachers;
+  std::vector<std::string> models;
+  int64_t min_chars = 0, max_chars = 0, min_tokens = 0, max_tokens = 0;
+  std::vector<std::string> metadata;  // KEY=VALUE, all must match
+  double near_dup_threshold = 0;      // 0: keep near-duplicates
+  std::string split;                  // "train=0.95,test=0.05"; needs `out`
+  uint64_t seed = 0;                  // of the split assignment
 };
+
+// The server-side part of `options` (the format's and filters' request).
+// INVALID_ARGUMENT for a bad --metadata.
+absl::StatusOr<v1::ExportRequest> BuildExportRequest(
+    const ExportOptions& options);
 
 struct RunOptions {
   SubmitOptions submit;

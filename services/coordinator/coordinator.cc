@@ -1,12 +1,16 @@
 #include "services/coordinator/coordinator.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
 #include "common/metrics/metrics.h"
+#include "common/dataset/export_filter.h"
 #include "common/dataset/prompt_parser.h"
 #include "common/dedup/keys.h"
+#include "common/dedup/minhash.h"
 #include "google/protobuf/util/message_differencer.h"
 
 namespace distillery {
@@ -149,6 +153,9 @@ Coordinator::Coordinator(Store& store, std::vector<TeacherProfile> teachers,
       options_(options) {}
 
 absl::Status Coordinator::Recover() {
+  // Scratch is per operation; what is there was left by a crash mid-export.
+  // Scratch keys start with a be64 export id below 2^63, so below "\x80".
+  RETURN_IF_ERROR(store_.DeleteScratch(std::string(), std::string("\x80")));
   ASSIGN_OR_RETURN(std::vector<v1::Job> jobs, store_.ListJobs());
   std::lock_guard<std::mutex> lock(mu_);
   for (v1::Job& job : jobs) {
@@ -631,6 +638,10 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
         settled = "duplicate";
       } else {
         batch.content.emplace_back(hash, key);
+        RETURN_IF_ERROR(IndexNearDuplicatesLocked(&answer, &batch));
+        if (!answer.near_duplicate_of().empty()) {
+          c->set_near_duplicate_answers(c->near_duplicate_answers() + 1);
+        }
       }
       batch.answers.push_back(std::move(answer));
     }
@@ -675,7 +686,108 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
   return absl::OkStatus();
 }
 
+absl::Status Coordinator::IndexNearDuplicatesLocked(v1::Answer* answer,
+                                                    StoreBatch* batch) {
+  answer->set_minhash(MinHashSignature(answer->content()));
+  std::vector<std::string> checked;
+  for (const std::string& band : LshBandKeys(answer->minhash())) {
+    ASSIGN_OR_RETURN(std::optional<std::string> first, store_.FindLsh(band));
+    if (!first) {
+      batch->lsh.emplace_back(band, answer->request_key());
+      continue;
+    }
+    if (!answer->near_duplicate_of().empty() ||
+        *first == answer->request_key() ||
+        std::find(checked.begin(), checked.end(), *first) != checked.end()) {
+      continue;
+    }
+    checked.push_back(*first);
+    ASSIGN_OR_RETURN(std::optional<v1::Answer> other, store_.GetAnswer(*first));
+    if (other && EstimateJaccard(answer->minhash(), other->minhash()) >=
+                     kDefaultNearDuplicateThreshold) {
+      answer->set_near_duplicate_of(*first);
+    }
+  }
+  return absl::OkStatus();
+}
+
 // ---------------------------------------------------------------- Export
+
+namespace {
+
+// Export-time near-duplicate removal. The LSH index of the answers emitted
+// so far lives in the store's scratch family under this export's id, so
+// memory stays flat however large the export; it is deleted at the end (or
+// at the next start after a crash). Each bucket remembers the first answer
+// emitted into it, and a record is checked against those (at most
+// kMinHashBands point reads, plus one signature read per distinct
+// candidate). A near-duplicate of an emitted answer that shares a bucket
+// only with other, dissimilar emitted answers is missed; with 16 bands and
+// J >= 0.85 (about 5 of 16 bands shared on average at J = 0.85, 16 of 16 at
+// J = 1) that is rare, and the answer is kept, never wrongly dropped.
+class NearDupFilter {
+ public:
+  NearDupFilter(Store& store, int64_t export_id, double threshold)
+      : store_(store), threshold_(threshold) {
+    for (int i = 7; i >= 0; --i) {
+      prefix_.push_back(static_cast<char>((export_id >> (8 * i)) & 0xff));
+    }
+  }
+  ~NearDupFilter() {
+    std::string end = prefix_;
+    for (int i = 7; i >= 0; --i) {  // the next id's prefix
+      if (static_cast<unsigned char>(end[i]) != 0xff) {
+        end[i] = static_cast<char>(static_cast<unsigned char>(end[i]) + 1);
+        break;
+      }
+      end[i] = 0;
+    }
+    (void)store_.DeleteScratch(prefix_, end);
+  }
+
+  // True when `answer` should be emitted; then it joins the index.
+  absl::StatusOr<bool> Admit(const v1::Answer& answer) {
+    const std::vector<std::string> bands = LshBandKeys(answer.minhash());
+    StoreBatch batch;
+    std::vector<std::string> checked;
+    for (const std::string& band : bands) {
+      const std::string key = prefix_ + band;
+      ASSIGN_OR_RETURN(std::optional<std::string> first,
+                       store_.FindScratch(key));
+      if (!first) {
+        batch.scratch.emplace_back(key, answer.request_key());
+        continue;
+      }
+      if (std::find(checked.begin(), checked.end(), *first) != checked.end()) {
+        continue;
+      }
+      checked.push_back(*first);
+      // The same stored answer again (a cache hit, an overlapping job).
+      if (*first == answer.request_key()) return false;
+      ASSIGN_OR_RETURN(std::optional<v1::Answer> other,
+                       store_.GetAnswer(*first));
+      if (!other) continue;
+      std::string signature = other->minhash();
+      if (!other->duplicate_of().empty()) {
+        ASSIGN_OR_RETURN(std::optional<v1::Answer> original,
+                         store_.GetAnswer(other->duplicate_of()));
+        if (original) signature = original->minhash();
+      }
+      if (EstimateJaccard(answer.minhash(), signature) >= threshold_) {
+        return false;
+      }
+    }
+    if (!batch.empty()) RETURN_IF_ERROR(store_.Apply(batch));
+    return true;
+  }
+
+ private:
+  Store& store_;
+  const double threshold_;
+  std::string prefix_;
+};
+
+}  // namespace
 
 absl::Status Coordinator::Export(
     const v1::ExportRequest& request,
@@ -683,18 +795,42 @@ absl::Status Coordinator::Export(
   if (request.job_ids().empty()) {
     return absl::InvalidArgumentError("export: no job given");
   }
+  ASSIGN_OR_RETURN(ExportFilter filter, ExportFilter::Create(request));
+  std::vector<v1::Job> jobs;
   for (const std::string& job_id : request.job_ids()) {
-    RETURN_IF_ERROR(GetJob(job_id).status());
+    ASSIGN_OR_RETURN(v1::Job job, GetJob(job_id));
+    jobs.push_back(std::move(job));
   }
-  for (const std::string& job_id : request.job_ids()) {
+  std::optional<NearDupFilter> near_dups;
+  if (request.near_dup_threshold() > 0 && !request.failed_only()) {
+    ASSIGN_OR_RETURN(int64_t export_id, store_.NextSequence("export"));
+    near_dups.emplace(store_, export_id, request.near_dup_threshold());
+  }
+  const bool want_done = !request.failed_only();
+  const bool want_failed = request.failed_only() || request.include_failed();
+  for (const v1::Job& job : jobs) {
+    if (!filter.MatchesJob(job.spec())) continue;
+    const std::string& job_id = job.id();
     std::optional<v1::Prompt> prompt;
     int64_t prompt_seq = -1;
     absl::Status inner;
     bool stopped = false;
-    RETURN_IF_ERROR(store_.ScanTasks(job_id, 0, 0, [&](const v1::Task& task) {
+    // Returns false (setting `inner`) when the scan must stop on an error.
+    auto export_task = [&](const v1::Task& task) -> bool {
       const bool done = task.state() == v1::TASK_STATE_DONE;
       const bool failed = task.state() == v1::TASK_STATE_FAILED;
-      if (!done && !(failed && request.include_failed())) return true;
+      if (!(done && want_done) && !(failed && want_failed)) return true;
+      if (task.prompt_seq() != prompt_seq) {
+        absl::StatusOr<std::optional<v1::Prompt>> p =
+            store_.GetPrompt(job_id, task.prompt_seq());
+        if (!p.ok() || !*p) {
+          inner = p.ok() ? absl::DataLossError("prompt missing") : p.status();
+          return false;
+        }
+        prompt = std::move(*p);
+        prompt_seq = task.prompt_seq();
+      }
+      if (!filter.MatchesPrompt(*prompt)) return true;
       v1::ExportRecord record;
       record.set_job_id(job_id);
       if (done) {
@@ -715,19 +851,21 @@ absl::Status Coordinator::Export(
             (*answer)->set_content((*first)->content());
             (*answer)->set_reasoning((*first)->reasoning());
             (*answer)->set_reasoning_blocks((*first)->reasoning_blocks());
+            (*answer)->set_minhash((*first)->minhash());
           }
         }
-        *record.mutable_answer() = std::move(**answer);
-      }
-      if (task.prompt_seq() != prompt_seq) {
-        absl::StatusOr<std::optional<v1::Prompt>> p =
-            store_.GetPrompt(job_id, task.prompt_seq());
-        if (!p.ok() || !*p) {
-          inner = p.ok() ? absl::DataLossError("prompt missing") : p.status();
-          return false;
+        if (!filter.MatchesAnswer(**answer)) return true;
+        if (near_dups) {
+          absl::StatusOr<bool> admit = near_dups->Admit(**answer);
+          if (!admit.ok()) {
+            inner = admit.status();
+            return false;
+          }
+          if (!*admit) return true;
         }
-        prompt = std::move(*p);
-        prompt_seq = task.prompt_seq();
+        // The signature is for the coordinator; keep it off the wire.
+        (*answer)->clear_minhash();
+        *record.mutable_answer() = std::move(**answer);
       }
       *record.mutable_prompt() = *prompt;
       *record.mutable_task() = task;
@@ -737,7 +875,8 @@ absl::Status Coordinator::Export(
         return false;
       }
       return true;
-    }));
+    };
+    RETURN_IF_ERROR(store_.ScanTasks(job_id, 0, 0, export_task));
     RETURN_IF_ERROR(inner);
     if (stopped) return absl::OkStatus();
   }

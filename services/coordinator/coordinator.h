@@ -110,8 +110,11 @@ class Coordinator {
   absl::StatusOr<v1::Job> WaitForJobChange(const std::string& job_id,
                                            const v1::Job& last_seen,
                                            Duration max_wait);
-  // Streams the records of the requested jobs in submission order (prompt,
-  // then sample). Stops early, OK, when `emit` returns false.
+  // Streams the records of the requested jobs, job by job in the order
+  // given, each in submission order (prompt, then sample), keeping those that
+  // pass the request's filters. Memory does not grow with the number of
+  // records: near-duplicate removal keeps its index in the store's scratch
+  // space. Stops early, OK, when `emit` returns false.
   absl::Status Export(const v1::ExportRequest& request,
                       const std::function<bool(v1::ExportRecord&&)>& emit);
 
@@ -166,6 +169,11 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CommitResultLocked(const v1::TaskResult& result,
                                   const std::string& worker_name, bool* ignored)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Signs a new, non-duplicate answer (MinHash), marks it near_duplicate_of
+  // an earlier answer that shares an LSH bucket with estimated Jaccard >=
+  // kDefaultNearDuplicateThreshold, and adds its empty buckets to `batch`.
+  absl::Status IndexNearDuplicatesLocked(v1::Answer* answer, StoreBatch* batch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Updates state when all tasks are settled. Mutates `job` only.
   void MaybeFinishLocked(v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

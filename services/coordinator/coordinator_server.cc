@@ -65,14 +65,19 @@ void CoordinatorServer::Wait() {
 }
 
 void CoordinatorServer::Shutdown(Duration grace) {
-  if (stopping_.exchange(true)) return;
-  metrics_.reset();
-  if (server_) {
-    server_->Shutdown(std::chrono::system_clock::now() +
-                      std::chrono::duration_cast<std::chrono::milliseconds>(
-                          grace));
-  }
-  if (housekeeping_.joinable()) housekeeping_.join();
+  // call_once makes a second caller wait for the first: main's destructor
+  // must not destroy the housekeeping thread while the signal thread is
+  // still joining it (std::terminate on a joinable std::thread).
+  std::call_once(shutdown_once_, [&] {
+    stopping_.store(true);
+    metrics_.reset();
+    if (server_) {
+      server_->Shutdown(std::chrono::system_clock::now() +
+                        std::chrono::duration_cast<std::chrono::milliseconds>(
+                            grace));
+    }
+    if (housekeeping_.joinable()) housekeeping_.join();
+  });
 }
 
 }  // namespace distillery

@@ -149,8 +149,9 @@ TEST_F(HarvestTest, HarvestsExportsAndAnswersResubmissionFromCache) {
       << watch.out;
 
   const std::string raw = dir_ + "/raw.jsonl";
-  CommandResult exported = Cli({"export", job, "--format", "raw",
-                                "--include-duplicates", "--out", raw});
+  CommandResult exported =
+      Cli({"export", job, "--format", "raw", "--include-duplicates",
+           "--finish-reason", "any", "--out", raw});
   ASSERT_EQ(exported.exit_code, 0) << exported.err;
   std::vector<json> records = ReadJsonLines(raw);
   ASSERT_EQ(records.size(), 2000u);
@@ -173,7 +174,9 @@ TEST_F(HarvestTest, HarvestsExportsAndAnswersResubmissionFromCache) {
 
   // The fine-tuning format keeps the reasoning in its own field.
   const std::string openai = dir_ + "/openai.jsonl";
-  ASSERT_EQ(Cli({"export", job, "--format", "openai", "--out", openai})
+  // Every finish reason: the default keeps only finished ("stop") answers.
+  ASSERT_EQ(Cli({"export", job, "--format", "openai", "--finish-reason", "any",
+                 "--out", openai})
                 .exit_code,
             0);
   std::vector<json> lines = ReadJsonLines(openai);

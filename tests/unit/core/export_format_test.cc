@@ -80,7 +80,7 @@ TEST(ParseExportFormatTest, KnownNamesAndAnError) {
     absl::StatusOr<ExportFormat> f = ParseExportFormat(bad);
     EXPECT_EQ(f.status().code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_THAT(f.status().message(), HasSubstr(std::string("'") + bad + "'"));
-    EXPECT_THAT(f.status().message(), HasSubstr("openai, sharegpt or raw"));
+    EXPECT_THAT(f.status().message(), HasSubstr("openai, sharegpt, raw or errors"));
   }
 }
 
@@ -119,9 +119,8 @@ TEST(FormatRecordTest, ShareGptMapsRoles) {
       {"from": "human", "value": "What is 2 + 2?"},
       {"from": "gpt", "value": "4"},
       {"from": "human", "value": "Sure?"},
-      {"from": "gpt", "value": "Yes, 4."}
+      {"from": "gpt", "value": "Yes, 4.", "reasoning": "2 + 2 = 4"}
     ],
-    "reasoning": "2 + 2 = 4",
     "metadata": {"topic": "math", "level": 2}
   })"));
 
