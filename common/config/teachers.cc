@@ -1,5 +1,6 @@
 #include "common/config/teachers.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -7,17 +8,79 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "nlohmann/json.hpp"
 #include "yaml-cpp/yaml.h"
 
 namespace distillery {
 namespace {
 
 const std::set<std::string> kKnownKeys = {
-    "name",           "api",           "base_url",
-    "api_key_env",    "api_key_file",  "max_tokens_field",
+    "name",           "api",           "variant",
+    "base_url",       "api_key_env",   "api_key_file",
+    "max_tokens_field", "stream",      "default_max_tokens",
+    "thinking_budget_tokens", "anthropic_version", "response_format",
     "rpm",            "tpm",           "max_concurrency",
     "max_attempts",   "connect_timeout_ms", "idle_timeout_ms",
-    "total_timeout_ms", "limit_window_s"};
+    "total_timeout_ms", "pricing",    "limit_window_s"};
+
+const std::set<std::string> kVariants = {"openai", "deepseek", "vllm",
+                                         "ollama", "llamacpp", "sim"};
+
+// A YAML scalar as JSON: booleans, integers and floats as such (YAML 1.2
+// core schema), quoted or other scalars as strings.
+nlohmann::json ScalarToJson(const YAML::Node& node) {
+  const std::string text = node.Scalar();
+  if (node.Tag() != "!") {  // "!" marks a quoted scalar
+    if (text == "true" || text == "True") return true;
+    if (text == "false" || text == "False") return false;
+    if (text == "null" || text == "~") return nullptr;
+    try {
+      size_t used = 0;
+      const long long i = std::stoll(text, &used);
+      if (used == text.size()) return i;
+      const double d = std::stod(text, &used);
+      if (used == text.size()) return d;
+    } catch (const std::exception&) {
+    }
+  }
+  return text;
+}
+
+nlohmann::json YamlToJson(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map: {
+      nlohmann::json out = nlohmann::json::object();
+      for (const auto& kv : node) {
+        out[kv.first.as<std::string>()] = YamlToJson(kv.second);
+      }
+      return out;
+    }
+    case YAML::NodeType::Sequence: {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& item : node) out.push_back(YamlToJson(item));
+      return out;
+    }
+    case YAML::NodeType::Scalar:
+      return ScalarToJson(node);
+    default:
+      return nullptr;
+  }
+}
+
+absl::Status ReadBool(const YAML::Node& node, const std::string& field,
+                      const std::string& origin, const std::string& profile,
+                      bool* out) {
+  const YAML::Node value = node[field];
+  if (!value) return absl::OkStatus();
+  try {
+    *out = value.as<bool>();
+  } catch (const YAML::Exception&) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(origin, ": teacher '", profile, "': field '", field,
+                     "' must be true or false"));
+  }
+  return absl::OkStatus();
+}
 
 absl::Status FieldError(const std::string& origin, const std::string& profile,
                         const std::string& field, const std::string& why) {
@@ -53,6 +116,54 @@ absl::Status ReadString(const YAML::Node& node, const std::string& field,
     return FieldError(origin, profile, field, "must be a string");
   }
   *out = value.as<std::string>();
+  return absl::OkStatus();
+}
+
+// pricing: {MODEL: {input: USD, cached_input: USD, output: USD}}, per
+// million tokens; cached_input defaults to input.
+absl::Status ReadPricing(const YAML::Node& node, const std::string& origin,
+                         const std::string& profile,
+                         std::map<std::string, ModelPrice>* out) {
+  const YAML::Node pricing = node["pricing"];
+  if (!pricing || pricing.IsNull()) return absl::OkStatus();
+  if (!pricing.IsMap()) {
+    return FieldError(origin, profile, "pricing",
+                      "must map model names to prices");
+  }
+  for (const auto& kv : pricing) {
+    const std::string model = kv.first.as<std::string>();
+    const std::string field = absl::StrCat("pricing.", model);
+    if (!kv.second.IsMap()) {
+      return FieldError(origin, profile, field,
+                        "must have input, cached_input and output prices");
+    }
+    ModelPrice price;
+    bool has_cached = false;
+    for (const auto& entry : kv.second) {
+      const std::string key = entry.first.as<std::string>();
+      double* target = key == "input"          ? &price.input
+                       : key == "cached_input" ? &price.cached_input
+                       : key == "output"       ? &price.output
+                                               : nullptr;
+      if (target == nullptr) {
+        return FieldError(origin, profile, absl::StrCat(field, ".", key),
+                          "is not a known field (input, cached_input, output)");
+      }
+      try {
+        *target = entry.second.as<double>();
+      } catch (const YAML::Exception&) {
+        return FieldError(origin, profile, absl::StrCat(field, ".", key),
+                          "must be a number (USD per million tokens)");
+      }
+      if (*target < 0) {
+        return FieldError(origin, profile, absl::StrCat(field, ".", key),
+                          "must not be negative");
+      }
+      has_cached |= key == "cached_input";
+    }
+    if (!has_cached) price.cached_input = price.input;
+    (*out)[model] = price;
+  }
   return absl::OkStatus();
 }
 
@@ -96,35 +207,107 @@ absl::StatusOr<std::vector<TeacherProfile>> ParseTeachersYaml(
         return FieldError(origin, p.name, key, "is not a known field");
       }
     }
+    std::string max_tokens_field;
     for (auto [field, out] :
-         {std::pair{"api", &p.api}, std::pair{"base_url", &p.base_url},
+         {std::pair{"api", &p.api}, std::pair{"variant", &p.variant},
+          std::pair{"base_url", &p.base_url},
           std::pair{"api_key_env", &p.api_key_env},
           std::pair{"api_key_file", &p.api_key_file},
-          std::pair{"max_tokens_field", &p.max_tokens_field}}) {
+          std::pair{"max_tokens_field", &max_tokens_field},
+          std::pair{"anthropic_version", &p.anthropic_version}}) {
       if (absl::Status s = ReadString(node, field, origin, p.name, out);
           !s.ok()) {
         return s;
       }
     }
-    if (p.api != "openai") {
+    const bool anthropic = p.api == "anthropic";
+    if (p.api != "openai" && !anthropic) {
       return FieldError(origin, p.name, "api",
-                        absl::StrCat("is '", p.api, "'; supported: openai"));
+                        absl::StrCat("is '", p.api,
+                                     "'; supported: openai, anthropic"));
     }
     if (p.base_url.rfind("http://", 0) != 0 &&
         p.base_url.rfind("https://", 0) != 0) {
       return FieldError(origin, p.name, "base_url",
                         "must start with http:// or https://");
     }
+    if (node["variant"] && anthropic) {
+      return FieldError(origin, p.name, "variant",
+                        "applies to api: openai only");
+    }
+    if (!kVariants.count(p.variant)) {
+      return FieldError(
+          origin, p.name, "variant",
+          absl::StrCat("is '", p.variant,
+                       "'; supported: openai, deepseek, vllm, ollama, "
+                       "llamacpp, sim"));
+    }
+    if (!max_tokens_field.empty() && anthropic) {
+      return FieldError(origin, p.name, "max_tokens_field",
+                        "applies to api: openai only (Anthropic's field is "
+                        "max_tokens)");
+    }
+    p.max_tokens_field =
+        !max_tokens_field.empty() ? max_tokens_field
+        : p.variant == "openai"   ? "max_completion_tokens"
+                                  : "max_tokens";
     if (p.max_tokens_field != "max_completion_tokens" &&
         p.max_tokens_field != "max_tokens") {
       return FieldError(origin, p.name, "max_tokens_field",
                         "must be max_completion_tokens or max_tokens");
     }
+    if (node["anthropic_version"] && !anthropic) {
+      return FieldError(origin, p.name, "anthropic_version",
+                        "applies to api: anthropic only");
+    }
+    if (p.anthropic_version.empty()) {
+      return FieldError(origin, p.name, "anthropic_version",
+                        "must not be empty");
+    }
+    if (node["thinking_budget_tokens"] && !anthropic) {
+      return FieldError(origin, p.name, "thinking_budget_tokens",
+                        "applies to api: anthropic only (OpenAI-style "
+                        "reasoning models think without being asked)");
+    }
+    if (const YAML::Node format = node["response_format"]; format) {
+      if (anthropic) {
+        return FieldError(origin, p.name, "response_format",
+                          "applies to api: openai only");
+      }
+      if (!format.IsMap()) {
+        return FieldError(origin, p.name, "response_format",
+                          "must be a mapping, e.g. {type: json_object}");
+      }
+      p.response_format_json = YamlToJson(format).dump();
+    }
+    if (absl::Status s = ReadBool(node, "stream", origin, p.name, &p.stream);
+        !s.ok()) {
+      return s;
+    }
+    if (anthropic) p.default_max_tokens = 4096;
     if (!p.api_key_env.empty() && !p.api_key_file.empty()) {
       return FieldError(origin, p.name, "api_key_file",
                         "cannot be set together with api_key_env");
     }
     absl::Status s;
+    if (s = ReadNumber<int64_t>(node, "default_max_tokens", origin, p.name,
+                                anthropic ? 1 : 0, &p.default_max_tokens);
+        !s.ok())
+      return s;
+    if (s = ReadNumber<int64_t>(node, "thinking_budget_tokens", origin,
+                                p.name, 0, &p.thinking_budget_tokens);
+        !s.ok())
+      return s;
+    if (p.thinking_budget_tokens != 0 && p.thinking_budget_tokens < 1024) {
+      return FieldError(origin, p.name, "thinking_budget_tokens",
+                        "must be 0 (off) or at least 1024");
+    }
+    if (p.thinking_budget_tokens > 0 &&
+        p.thinking_budget_tokens >= p.default_max_tokens) {
+      return FieldError(origin, p.name, "thinking_budget_tokens",
+                        absl::StrCat("must be below default_max_tokens (",
+                                     p.default_max_tokens, ")"));
+    }
     if (s = ReadNumber<int64_t>(node, "rpm", origin, p.name, 0, &p.rpm);
         !s.ok())
       return s;
@@ -155,6 +338,7 @@ absl::StatusOr<std::vector<TeacherProfile>> ParseTeachersYaml(
                                 &p.total_timeout_ms);
         !s.ok())
       return s;
+    if (s = ReadPricing(node, origin, p.name, &p.pricing); !s.ok()) return s;
     profiles.push_back(std::move(p));
   }
   return profiles;
@@ -182,6 +366,26 @@ absl::StatusOr<TeacherProfile> FindTeacher(
   return absl::NotFoundError(absl::StrCat("unknown teacher '", name,
                                           "'; known: ",
                                           absl::StrJoin(names, ", ")));
+}
+
+std::optional<ModelPrice> PriceFor(const TeacherProfile& profile,
+                                   const std::string& model) {
+  auto it = profile.pricing.find(model);
+  if (it == profile.pricing.end()) it = profile.pricing.find("*");
+  if (it == profile.pricing.end()) return std::nullopt;
+  return it->second;
+}
+
+double CostUsd(const TeacherProfile& profile, const std::string& model,
+               int64_t prompt_tokens, int64_t cached_tokens,
+               int64_t completion_tokens) {
+  const std::optional<ModelPrice> price = PriceFor(profile, model);
+  if (!price) return 0;
+  const int64_t cached = std::clamp<int64_t>(cached_tokens, 0, prompt_tokens);
+  return (static_cast<double>(prompt_tokens - cached) * price->input +
+          static_cast<double>(cached) * price->cached_input +
+          static_cast<double>(completion_tokens) * price->output) /
+         1e6;
 }
 
 absl::StatusOr<std::string> ResolveApiKey(const TeacherProfile& profile) {

@@ -5,6 +5,8 @@
 #define DISTILLERY_COMMON_CONFIG_TEACHERS_H_
 
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,16 +14,47 @@
 
 namespace distillery {
 
+// A model's price in US dollars per million tokens.
+struct ModelPrice {
+  double input = 0;         // prompt tokens not served from the cache
+  double cached_input = 0;  // prompt tokens served from the teacher's cache
+  double output = 0;        // completion tokens, reasoning included
+};
+
 struct TeacherProfile {
   std::string name;
-  std::string api = "openai";  // the only wire API so far
-  std::string base_url;        // includes the version, e.g. .../v1
+  // The wire API: "openai" (Chat Completions, and every compatible server)
+  // or "anthropic" (Messages).
+  std::string api = "openai";
+  // For api: openai, which server it is: "openai" (the default), "deepseek",
+  // "vllm", "ollama", "llamacpp" or "sim". It only picks the default
+  // max_tokens_field (max_completion_tokens for openai, max_tokens for the
+  // others); answers of every variant are parsed the same way (reasoning,
+  // reasoning_content, inline <think>, keep-alive padding).
+  std::string variant = "openai";
+  // OpenAI-style: includes the version (.../v1). Anthropic: the host
+  // (https://api.anthropic.com), the adapter appends /v1/messages.
+  std::string base_url;
   // Where a worker finds the key: an environment variable, or a file (for
   // Docker secrets). Neither set: no key (local servers, the simulator).
   std::string api_key_env;
   std::string api_key_file;
-  // "max_completion_tokens" (OpenAI) or "max_tokens" (most compatibles).
+  // "max_completion_tokens" (OpenAI) or "max_tokens" (most compatibles);
+  // defaults from `variant`. api: openai only.
   std::string max_tokens_field = "max_completion_tokens";
+  // Ask for a streamed (SSE) answer and assemble it.
+  bool stream = false;
+  // Sent as the token limit when a job sets none; 0: none for openai (the
+  // server's default). Anthropic requires one, so there it defaults to 4096.
+  int64_t default_max_tokens = 0;
+  // api: anthropic only. Extended thinking with this budget (>= 1024, below
+  // the job's max_tokens); 0: off.
+  int64_t thinking_budget_tokens = 0;
+  // api: anthropic only. The anthropic-version header.
+  std::string anthropic_version = "2023-06-01";
+  // api: openai only. A JSON object sent as response_format ("" for none);
+  // written in YAML as a mapping.
+  std::string response_format_json;
   // Cluster-wide limits, per limit window (60 s for real APIs; shorter for
   // simulators in tests). -1 (left out of the file): learned from the
   // teacher's headers and 429s; 0: no limit.
@@ -34,6 +67,9 @@ struct TeacherProfile {
   int64_t connect_timeout_ms = 10'000;
   int64_t idle_timeout_ms = 120'000;
   int64_t total_timeout_ms = 900'000;
+  // Prices by model name; "*" prices any model not listed. Optional: cost
+  // metrics read 0 for a model without a price.
+  std::map<std::string, ModelPrice> pricing;
 };
 
 // Parses the teachers file. Errors name the file, the profile and the field.
@@ -45,6 +81,15 @@ absl::StatusOr<std::vector<TeacherProfile>> ParseTeachersYaml(
 // Finds the profile named `name`, or NOT_FOUND listing the known names.
 absl::StatusOr<TeacherProfile> FindTeacher(
     const std::vector<TeacherProfile>& profiles, const std::string& name);
+
+// The price of `model` under `profile`, or nullopt when it has none.
+std::optional<ModelPrice> PriceFor(const TeacherProfile& profile,
+                                   const std::string& model);
+// The cost in US dollars of one answer's usage; 0 without a price.
+// `cached_tokens` is part of `prompt_tokens`, as the APIs report it.
+double CostUsd(const TeacherProfile& profile, const std::string& model,
+               int64_t prompt_tokens, int64_t cached_tokens,
+               int64_t completion_tokens);
 
 // Reads the profile's API key from its environment variable or file. The
 // returned error names where it looked, never a key.

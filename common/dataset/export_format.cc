@@ -21,13 +21,14 @@ json Metadata(const v1::Prompt& prompt) {
   return json::parse(prompt.metadata_json(), nullptr, /*allow_exceptions=*/false);
 }
 
-json OpenAiLine(const v1::ExportRecord& r) {
+json OpenAiLine(const v1::ExportRecord& r, ReasoningLayout layout) {
   json messages = json::array();
   for (const v1::ChatMessage& m : r.prompt().messages()) {
     messages.push_back({{"role", m.role()}, {"content", m.content()}});
   }
-  json assistant = {{"role", "assistant"}, {"content", r.answer().content()}};
-  if (!r.answer().reasoning().empty()) {
+  json assistant = {{"role", "assistant"},
+                    {"content", AssistantText(r.answer(), layout)}};
+  if (layout == ReasoningLayout::kField && !r.answer().reasoning().empty()) {
     assistant["reasoning"] = r.answer().reasoning();
   }
   messages.push_back(std::move(assistant));
@@ -38,7 +39,7 @@ json OpenAiLine(const v1::ExportRecord& r) {
   return line;
 }
 
-json ShareGptLine(const v1::ExportRecord& r) {
+json ShareGptLine(const v1::ExportRecord& r, ReasoningLayout layout) {
   json turns = json::array();
   for (const v1::ChatMessage& m : r.prompt().messages()) {
     const char* from = m.role() == "system"      ? "system"
@@ -46,15 +47,24 @@ json ShareGptLine(const v1::ExportRecord& r) {
                                                  : "human";
     turns.push_back({{"from", from}, {"value", m.content()}});
   }
-  turns.push_back({{"from", "gpt"}, {"value", r.answer().content()}});
-  json line = {{"conversations", std::move(turns)}};
-  if (!r.answer().reasoning().empty()) {
-    line["reasoning"] = r.answer().reasoning();
+  json gpt = {{"from", "gpt"}, {"value", AssistantText(r.answer(), layout)}};
+  if (layout == ReasoningLayout::kField && !r.answer().reasoning().empty()) {
+    gpt["reasoning"] = r.answer().reasoning();
   }
+  turns.push_back(std::move(gpt));
+  json line = {{"conversations", std::move(turns)}};
   if (json meta = Metadata(r.prompt()); !meta.is_null()) {
     line["metadata"] = std::move(meta);
   }
   return line;
+}
+
+// The stored thinking blocks as a JSON array (null when there are none, or
+// when what was stored is somehow not JSON: the export must not fail).
+json ReasoningBlocks(const v1::Answer& a) {
+  if (a.reasoning_blocks().empty()) return nullptr;
+  json blocks = json::parse(a.reasoning_blocks(), nullptr, false);
+  return blocks.is_discarded() ? json(nullptr) : blocks;
 }
 
 json RawLine(const v1::ExportRecord& r) {
@@ -82,6 +92,7 @@ json RawLine(const v1::ExportRecord& r) {
       {"state", r.task().state() == v1::TASK_STATE_DONE ? "done" : "failed"},
       {"content", a.content()},
       {"reasoning", a.reasoning()},
+      {"reasoning_blocks", ReasoningBlocks(a)},
       {"finish_reason", a.finish_reason()},
       {"teacher", a.teacher()},
       {"model", a.model()},
@@ -99,10 +110,31 @@ json RawLine(const v1::ExportRecord& r) {
       {"from_cache", r.task().from_cache()},
       {"duplicate_of",
        a.duplicate_of().empty() ? json(nullptr) : json(HexKey(a.duplicate_of()))},
+      {"near_duplicate_of", a.near_duplicate_of().empty()
+                                ? json(nullptr)
+                                : json(HexKey(a.near_duplicate_of()))},
       {"attempts", r.task().attempts()},
       {"error", r.task().last_error()},
   };
   return line;
+}
+
+json ErrorLine(const v1::ExportRecord& r) {
+  json messages = json::array();
+  for (const v1::ChatMessage& m : r.prompt().messages()) {
+    messages.push_back({{"role", m.role()}, {"content", m.content()}});
+  }
+  return {
+      {"job_id", r.job_id()},
+      {"prompt_id", r.prompt().id()},
+      {"line", r.prompt().line()},
+      {"sample", r.task().sample()},
+      {"attempts", r.task().attempts()},
+      {"error", r.task().last_error()},
+      {"request_key", HexKey(r.task().request_key())},
+      {"messages", std::move(messages)},
+      {"metadata", Metadata(r.prompt())},
+  };
 }
 
 }  // namespace
@@ -111,18 +143,40 @@ absl::StatusOr<ExportFormat> ParseExportFormat(std::string_view name) {
   if (name == "openai") return ExportFormat::kOpenAi;
   if (name == "sharegpt") return ExportFormat::kShareGpt;
   if (name == "raw") return ExportFormat::kRaw;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown export format '", std::string(name), "'; use openai, sharegpt or raw"));
+  if (name == "errors") return ExportFormat::kErrors;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown export format '", std::string(name),
+                   "'; use openai, sharegpt, raw or errors"));
 }
 
-std::string FormatRecord(const v1::ExportRecord& record, ExportFormat format) {
+absl::StatusOr<ReasoningLayout> ParseReasoningLayout(std::string_view name) {
+  if (name == "field") return ReasoningLayout::kField;
+  if (name == "think-tags") return ReasoningLayout::kThinkTags;
+  if (name == "drop") return ReasoningLayout::kDrop;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown reasoning layout '", std::string(name),
+                   "'; use field, think-tags or drop"));
+}
+
+std::string AssistantText(const v1::Answer& answer, ReasoningLayout layout) {
+  if (layout != ReasoningLayout::kThinkTags || answer.reasoning().empty()) {
+    return answer.content();
+  }
+  return absl::StrCat("<think>\n", answer.reasoning(), "\n</think>\n",
+                      answer.content());
+}
+
+std::string FormatRecord(const v1::ExportRecord& record, ExportFormat format,
+                         ReasoningLayout layout) {
   switch (format) {
     case ExportFormat::kOpenAi:
-      return Dump(OpenAiLine(record));
+      return Dump(OpenAiLine(record, layout));
     case ExportFormat::kShareGpt:
-      return Dump(ShareGptLine(record));
+      return Dump(ShareGptLine(record, layout));
     case ExportFormat::kRaw:
       return Dump(RawLine(record));
+    case ExportFormat::kErrors:
+      return Dump(ErrorLine(record));
   }
   return "";
 }

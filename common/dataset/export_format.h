@@ -4,6 +4,12 @@
 //   sharegpt {"conversations":[{"from":"system|human|gpt","value":..}]}
 //   raw      every field, with provenance (teacher, model, parameters, usage,
 //            finish reason, timestamps, request key, duplicate-of)
+//   errors   dead letters: one failed task a line, with prompt id, line,
+//            messages, attempts and the last error
+// The reasoning layout (openai and sharegpt) places the teacher's reasoning
+// trace: in a "reasoning" field of the assistant message, inline before the
+// answer as "<think>\nREASONING\n</think>\nANSWER" (DeepSeek-R1 style, for
+// models trained to think aloud), or nowhere.
 #ifndef DISTILLERY_COMMON_DATASET_EXPORT_FORMAT_H_
 #define DISTILLERY_COMMON_DATASET_EXPORT_FORMAT_H_
 
@@ -15,13 +21,21 @@
 
 namespace distillery {
 
-enum class ExportFormat { kOpenAi, kShareGpt, kRaw };
+enum class ExportFormat { kOpenAi, kShareGpt, kRaw, kErrors };
+enum class ReasoningLayout { kField, kThinkTags, kDrop };
 
-// Parses a --format value; INVALID_ARGUMENT names the accepted ones.
+// Parse --format and --reasoning values; INVALID_ARGUMENT names the accepted
+// ones.
 absl::StatusOr<ExportFormat> ParseExportFormat(std::string_view name);
+absl::StatusOr<ReasoningLayout> ParseReasoningLayout(std::string_view name);
+
+// The assistant message's text under `layout`: the answer, with the
+// reasoning inline in think tags for kThinkTags when there is any.
+std::string AssistantText(const v1::Answer& answer, ReasoningLayout layout);
 
 // One line of JSON, without the trailing newline.
-std::string FormatRecord(const v1::ExportRecord& record, ExportFormat format);
+std::string FormatRecord(const v1::ExportRecord& record, ExportFormat format,
+                         ReasoningLayout layout = ReasoningLayout::kField);
 
 }  // namespace distillery
 

@@ -12,6 +12,64 @@ absl::Status LineError(int64_t line, std::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat("line ", line, ": ", std::string(why)));
 }
 
+size_t SkipSpace(std::string_view s, size_t i) {
+  while (i < s.size() &&
+         (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) {
+    ++i;
+  }
+  return i;
+}
+
+// Skips one JSON value of already-validated text starting at `i`.
+size_t SkipValue(std::string_view s, size_t i) {
+  if (s[i] == '"') {
+    for (++i; i < s.size() && s[i] != '"'; ++i) {
+      if (s[i] == '\\') ++i;
+    }
+    return i + 1;
+  }
+  if (s[i] == '{' || s[i] == '[') {
+    int depth = 0;
+    for (; i < s.size(); ++i) {
+      if (s[i] == '"') {
+        i = SkipValue(s, i) - 1;
+      } else if (s[i] == '{' || s[i] == '[') {
+        ++depth;
+      } else if ((s[i] == '}' || s[i] == ']') && --depth == 0) {
+        return i + 1;
+      }
+    }
+    return i;
+  }
+  while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' &&
+         s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') {
+    ++i;
+  }
+  return i;
+}
+
+// The text of top-level member `key` of a JSON object line that has been
+// validated, exactly as written; "" if not found as a plain (unescaped) key.
+std::string_view RawMember(std::string_view s, std::string_view key) {
+  size_t i = SkipSpace(s, 0);
+  if (i >= s.size() || s[i] != '{') return {};
+  ++i;
+  while (true) {
+    i = SkipSpace(s, i);
+    if (i >= s.size() || s[i] != '"') return {};
+    const size_t key_end = SkipValue(s, i);
+    const std::string_view name = s.substr(i + 1, key_end - i - 2);
+    i = SkipSpace(s, key_end);
+    if (i >= s.size() || s[i] != ':') return {};
+    i = SkipSpace(s, i + 1);
+    const size_t value_end = SkipValue(s, i);
+    if (name == key) return s.substr(i, value_end - i);
+    i = SkipSpace(s, value_end);
+    if (i >= s.size() || s[i] != ',') return {};
+    ++i;
+  }
+}
+
 bool IsBlank(std::string_view s) {
   for (char c : s) {
     if (c != ' ' && c != '\t' && c != '\r' && c != '\n') return false;
@@ -173,7 +231,10 @@ absl::StatusOr<std::optional<v1::Prompt>> ParsePromptLine(
     if (!it->is_object()) {
       return LineError(line_number, "\"metadata\" must be a JSON object");
     }
-    prompt.set_metadata_json(it->dump());
+    // Kept as the user wrote it: key order, number formatting and all. A
+    // key spelt with escapes falls back to a re-serialisation.
+    const std::string_view raw = RawMember(line, "metadata");
+    prompt.set_metadata_json(raw.empty() ? it->dump() : std::string(raw));
   }
   return prompt;
 }

@@ -1,58 +1,182 @@
 #include "common/metrics/metrics.h"
 
+#include <prometheus/collectable.h>
 #include <prometheus/counter.h>
 #include <prometheus/exposer.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
 
+#include <algorithm>
+#include <chrono>
+#include <mutex>
+
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 
 namespace distillery {
 namespace {
 
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+
+// Values computed on scrape by the registered Collectors.
+class CallbackCollectable : public prometheus::Collectable {
+ public:
+  int64_t Add(metrics::Collector collector) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const int64_t id = next_id_++;
+    collectors_[id] = std::move(collector);
+    return id;
+  }
+  void Remove(int64_t id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    collectors_.erase(id);
+  }
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<prometheus::MetricFamily> out;
+    for (const auto& [id, collector] : collectors_) {
+      for (metrics::Family& f : collector()) {
+        prometheus::MetricFamily family;
+        family.name = std::move(f.name);
+        family.help = std::move(f.help);
+        family.type = f.counter ? prometheus::MetricType::Counter
+                                : prometheus::MetricType::Gauge;
+        for (metrics::Sample& s : f.samples) {
+          prometheus::ClientMetric metric;
+          for (auto& [name, value] : s.labels) {
+            metric.label.push_back({name, value});
+          }
+          if (f.counter) {
+            metric.counter.value = s.value;
+          } else {
+            metric.gauge.value = s.value;
+          }
+          family.metric.push_back(std::move(metric));
+        }
+        out.push_back(std::move(family));
+      }
+    }
+    return out;
+  }
+
+ private:
+  // Held while collecting, so a collector is never removed mid-call.
+  mutable std::mutex mu_;
+  std::map<int64_t, metrics::Collector> collectors_ ABSL_GUARDED_BY(mu_);
+  int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+};
+
 struct Families {
   std::shared_ptr<prometheus::Registry> registry =
       std::make_shared<prometheus::Registry>();
+  std::shared_ptr<CallbackCollectable> callbacks =
+      std::make_shared<CallbackCollectable>();
+
+  prometheus::Family<prometheus::Gauge>& build_info =
+      BuildGauge()
+          .Name("distillery_build_info")
+          .Help("1 for each running Distillery process, labelled by role")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& start_time =
+      BuildGauge()
+          .Name("process_start_time_seconds")
+          .Help("Start time of the process since the Unix epoch, in seconds")
+          .Register(*registry);
+
+  // Worker.
   prometheus::Family<prometheus::Counter>& teacher_requests =
-      prometheus::BuildCounter()
+      BuildCounter()
           .Name("distillery_teacher_requests_total")
-          .Help("Teacher requests by outcome")
+          .Help("Teacher request attempts by HTTP status class (none: no "
+                "response) and outcome (ok or the failure kind)")
           .Register(*registry);
   prometheus::Family<prometheus::Histogram>& teacher_latency =
-      prometheus::BuildHistogram()
+      BuildHistogram()
           .Name("distillery_teacher_request_duration_seconds")
-          .Help("Teacher request latency")
+          .Help("Teacher request attempt latency, until the whole answer")
+          .Register(*registry);
+  prometheus::Family<prometheus::Histogram>& ttft =
+      BuildHistogram()
+          .Name("distillery_teacher_time_to_first_token_seconds")
+          .Help("Time to the first token of an answer (equals the request "
+                "duration while requests are not streamed)")
           .Register(*registry);
   prometheus::Family<prometheus::Counter>& tokens =
-      prometheus::BuildCounter()
+      BuildCounter()
           .Name("distillery_tokens_total")
-          .Help("Tokens paid for, by kind")
+          .Help("Tokens paid for, by kind: prompt, completion, reasoning "
+                "(part of completion), cached (part of prompt)")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& cost =
+      BuildCounter()
+          .Name("distillery_cost_usd_total")
+          .Help("Spend on teacher answers in US dollars, from the profile's "
+                "pricing (0 when a model has no price)")
           .Register(*registry);
   prometheus::Family<prometheus::Gauge>& in_flight =
-      prometheus::BuildGauge()
+      BuildGauge()
           .Name("distillery_teacher_requests_in_flight")
-          .Help("Teacher requests in flight from this process")
+          .Help("Teacher requests in flight from this worker")
           .Register(*registry);
+  prometheus::Family<prometheus::Counter>& retries =
+      BuildCounter()
+          .Name("distillery_teacher_retries_total")
+          .Help("Failed attempts scheduled for a retry, by reason "
+                "(rate_limited: a 429; retryable: 5xx, timeouts, ...)")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& retry_wait =
+      BuildCounter()
+          .Name("distillery_teacher_retry_wait_seconds_total")
+          .Help("Time tasks spent waiting for a retry (backoff or "
+                "retry-after), by reason")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& limit_rpm =
+      BuildGauge()
+          .Name("distillery_teacher_limit_requests_per_minute")
+          .Help("Configured requests-per-minute limit of a teacher (0: none)")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& limit_tpm =
+      BuildGauge()
+          .Name("distillery_teacher_limit_tokens_per_minute")
+          .Help("Configured tokens-per-minute limit of a teacher (0: none)")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& limit_concurrency =
+      BuildGauge()
+          .Name("distillery_teacher_limit_concurrency")
+          .Help("Configured concurrent requests per worker for a teacher")
+          .Register(*registry);
+
+  // Coordinator.
   prometheus::Family<prometheus::Counter>& tasks =
-      prometheus::BuildCounter()
+      BuildCounter()
           .Name("distillery_tasks_settled_total")
-          .Help("Tasks settled by the coordinator, by outcome")
+          .Help("Tasks settled by the coordinator, by outcome: answered, "
+                "duplicate, cache_hit (no request sent), failed (dead letter)")
           .Register(*registry);
-  prometheus::Counter& lease_expiries =
-      prometheus::BuildCounter()
+  prometheus::Family<prometheus::Counter>& lease_expiries =
+      BuildCounter()
           .Name("distillery_lease_expiries_total")
-          .Help("Leases that expired and returned their task")
-          .Register(*registry)
-          .Add({});
+          .Help("Leases that expired and returned their task to the pool")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& reports =
+      BuildCounter()
+          .Name("distillery_reported_results_total")
+          .Help("Task results reported by workers: accepted, or ignored "
+                "(the task was already done)")
+          .Register(*registry);
   prometheus::Counter& prompts_submitted =
-      prometheus::BuildCounter()
+      BuildCounter()
           .Name("distillery_prompts_submitted_total")
           .Help("Prompts accepted by submissions")
           .Register(*registry)
           .Add({});
   prometheus::Counter& records_exported =
-      prometheus::BuildCounter()
+      BuildCounter()
           .Name("distillery_records_exported_total")
           .Help("Records sent by exports")
           .Register(*registry)
@@ -70,6 +194,11 @@ const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
   return *buckets;
 }
 
+std::string StatusClass(int http_status) {
+  if (http_status <= 0) return "none";
+  return absl::StrCat(http_status / 100, "xx");
+}
+
 }  // namespace
 
 struct MetricsExposer::Impl {
@@ -79,6 +208,11 @@ struct MetricsExposer::Impl {
 MetricsExposer::MetricsExposer(std::unique_ptr<Impl> impl)
     : impl_(std::move(impl)) {}
 MetricsExposer::~MetricsExposer() = default;
+
+int MetricsExposer::port() const {
+  std::vector<int> ports = impl_->exposer->GetListeningPorts();
+  return ports.empty() ? 0 : ports.front();
+}
 
 absl::StatusOr<std::unique_ptr<MetricsExposer>> MetricsExposer::Start(
     const std::string& address) {
@@ -90,23 +224,51 @@ absl::StatusOr<std::unique_ptr<MetricsExposer>> MetricsExposer::Start(
         absl::StrCat("cannot serve metrics on ", address, ": ", e.what()));
   }
   impl->exposer->RegisterCollectable(F().registry);
+  impl->exposer->RegisterCollectable(F().callbacks);
   return std::unique_ptr<MetricsExposer>(new MetricsExposer(std::move(impl)));
 }
 
 namespace metrics {
 
-void TeacherRequest(const std::string& teacher, const std::string& outcome,
+void ProcessStarted(const std::string& role) {
+  F().build_info.Add({{"role", role}}).Set(1);
+  F().start_time.Add({}).Set(
+      std::chrono::duration<double>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
+void TeacherRequest(const std::string& teacher, const std::string& model,
+                    int http_status, const std::string& outcome,
                     double latency_seconds) {
-  F().teacher_requests.Add({{"teacher", teacher}, {"outcome", outcome}})
+  F().teacher_requests
+      .Add({{"teacher", teacher},
+            {"model", model},
+            {"status_class", StatusClass(http_status)},
+            {"outcome", outcome}})
       .Increment();
-  F().teacher_latency.Add({{"teacher", teacher}}, LatencyBuckets())
+  F().teacher_latency
+      .Add({{"teacher", teacher}, {"model", model}}, LatencyBuckets())
       .Observe(latency_seconds);
 }
 
-void Tokens(const std::string& teacher, const std::string& kind, int64_t n) {
-  if (n <= 0) return;
-  F().tokens.Add({{"teacher", teacher}, {"kind", kind}})
-      .Increment(static_cast<double>(n));
+void TimeToFirstToken(const std::string& teacher, const std::string& model,
+                      double seconds) {
+  F().ttft.Add({{"teacher", teacher}, {"model", model}}, LatencyBuckets())
+      .Observe(seconds);
+}
+
+void Tokens(const std::string& teacher, const std::string& model,
+            const std::string& kind, int64_t n) {
+  // Created even at zero, so every kind has a series once a model answers.
+  F().tokens.Add({{"teacher", teacher}, {"model", model}, {"kind", kind}})
+      .Increment(static_cast<double>(std::max<int64_t>(n, 0)));
+}
+
+void CostUsd(const std::string& teacher, const std::string& model,
+             double usd) {
+  F().cost.Add({{"teacher", teacher}, {"model", model}})
+      .Increment(std::max(usd, 0.0));
 }
 
 void InFlight(const std::string& teacher, int64_t delta) {
@@ -114,11 +276,46 @@ void InFlight(const std::string& teacher, int64_t delta) {
       .Increment(static_cast<double>(delta));
 }
 
-void TaskSettled(const std::string& outcome) {
-  F().tasks.Add({{"outcome", outcome}}).Increment();
+void Retry(const std::string& teacher, const std::string& model,
+           const std::string& reason, double wait_seconds) {
+  const prometheus::Labels labels = {
+      {"teacher", teacher}, {"model", model}, {"reason", reason}};
+  F().retries.Add(labels).Increment();
+  F().retry_wait.Add(labels).Increment(std::max(wait_seconds, 0.0));
 }
 
-void LeaseExpired() { F().lease_expiries.Increment(); }
+void TeacherLimits(const std::string& teacher, int64_t rpm, int64_t tpm,
+                   int64_t max_concurrency) {
+  F().limit_rpm.Add({{"teacher", teacher}}).Set(static_cast<double>(rpm));
+  F().limit_tpm.Add({{"teacher", teacher}}).Set(static_cast<double>(tpm));
+  F().limit_concurrency.Add({{"teacher", teacher}})
+      .Set(static_cast<double>(max_concurrency));
+}
+
+void TaskSettled(const std::string& teacher, const std::string& model,
+                 const std::string& outcome) {
+  F().tasks
+      .Add({{"teacher", teacher}, {"model", model}, {"outcome", outcome}})
+      .Increment();
+}
+
+void InitTaskSeries(const std::string& teacher, const std::string& model) {
+  for (const char* outcome : {"answered", "duplicate", "cache_hit", "failed"}) {
+    F().tasks.Add({{"teacher", teacher}, {"model", model}, {"outcome", outcome}});
+  }
+  F().lease_expiries.Add({{"teacher", teacher}});
+}
+
+void LeaseExpired(const std::string& teacher) {
+  F().lease_expiries.Add({{"teacher", teacher}}).Increment();
+}
+
+void ReportedResults(int64_t accepted, int64_t ignored) {
+  F().reports.Add({{"result", "accepted"}})
+      .Increment(static_cast<double>(accepted));
+  F().reports.Add({{"result", "ignored"}})
+      .Increment(static_cast<double>(ignored));
+}
 
 void PromptsSubmitted(int64_t n) {
   F().prompts_submitted.Increment(static_cast<double>(n));
@@ -126,6 +323,21 @@ void PromptsSubmitted(int64_t n) {
 
 void RecordsExported(int64_t n) {
   F().records_exported.Increment(static_cast<double>(n));
+}
+
+CollectorHandle::~CollectorHandle() { F().callbacks->Remove(id_); }
+
+std::unique_ptr<CollectorHandle> AddCollector(Collector collector) {
+  return std::make_unique<CollectorHandle>(
+      F().callbacks->Add(std::move(collector)));
+}
+
+std::string TextExposition() {
+  std::vector<prometheus::MetricFamily> families = F().registry->Collect();
+  for (prometheus::MetricFamily& f : F().callbacks->Collect()) {
+    families.push_back(std::move(f));
+  }
+  return prometheus::TextSerializer().Serialize(families);
 }
 
 }  // namespace metrics

@@ -4,15 +4,14 @@
 
 namespace distillery {
 
-AimdLimit::AimdLimit(Clock& clock, double configured, AimdOptions options)
+AimdLimit::AimdLimit(Clock& clock, double configured, double initial_guess,
+                     AimdOptions options)
     : clock_(clock),
       options_(options),
       configured_(configured > 0 ? configured : 0),
       last_increase_(clock.Now()) {
-  if (configured_ > 0) {
-    effective_ = configured_;
-    floor_ = std::max(1.0, options_.floor_share * configured_);
-  }
+  effective_ = configured_ > 0 ? configured_ : std::max(1.0, initial_guess);
+  floor_ = std::max(1.0, options_.floor_share * *effective_);
 }
 
 std::optional<double> AimdLimit::ceiling() const {
@@ -25,12 +24,10 @@ std::optional<double> AimdLimit::ceiling() const {
 void AimdLimit::OnRateLimited(double observed_rate) {
   const TimePoint now = clock_.Now();
   if (seen_429_ && now - last_decrease_ < options_.decrease_cooldown) return;
-  if (!effective_) {
+  if (slow_start() && observed_rate > 0) {
     // The first sign of a limit we did not know: it is about what we were
-    // doing when it came.
-    const double level = std::max(1.0, observed_rate);
-    effective_ = level;
-    floor_ = std::max(1.0, options_.floor_share * level);
+    // achieving when it came, which slow start may have overshot.
+    effective_ = std::min(*effective_, std::max(1.0, observed_rate));
   }
   level_at_429_ = *effective_;
   seen_429_ = true;
@@ -44,6 +41,10 @@ void AimdLimit::OnSuccess() {
   const TimePoint now = clock_.Now();
   if (now - last_increase_ < options_.increase_interval) return;
   last_increase_ = now;
+  if (slow_start()) {
+    *effective_ *= options_.slow_start_factor;
+    return;
+  }
   const std::optional<double> cap = ceiling();
   const double base = cap ? *cap : level_at_429_;
   *effective_ += std::max(1.0, base * options_.increase_step);
@@ -56,9 +57,7 @@ void AimdLimit::OnAnnounced(double limit) {
   announced_ = limit;
   const double cap = *ceiling();
   // A teacher that announces its limit saves the learning: start there.
-  if (!effective_ || (first && configured_ <= 0 && !seen_429_)) {
-    effective_ = cap;
-  }
+  if (first && configured_ <= 0 && !seen_429_) effective_ = cap;
   effective_ = std::min(*effective_, cap);
   floor_ = std::max(1.0, options_.floor_share * cap);
 }

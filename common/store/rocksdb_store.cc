@@ -4,6 +4,8 @@
 //   tasks    job id \0 be64(seq) be32(s) -> v1::Task
 //   answers  request key                 -> v1::Answer
 //   content  content hash                -> request key of the first answer
+//   lsh      band (1) band hash (8)      -> request key of the first answer
+//   scratch  caller's key                -> caller's value (temporary)
 //   meta     counter name                -> be64 value
 #include <cstring>
 #include <mutex>
@@ -19,10 +21,13 @@
 namespace distillery {
 namespace {
 
-enum Family { kDefault, kJobs, kPrompts, kTasks, kAnswers, kContent, kMeta };
-const char* const kFamilyNames[] = {"default", "jobs",    "prompts", "tasks",
-                                    "answers", "content", "meta"};
-constexpr int kFamilyCount = 7;
+enum Family {
+  kDefault, kJobs, kPrompts, kTasks, kAnswers, kContent, kMeta, kLsh, kScratch
+};
+const char* const kFamilyNames[] = {"default", "jobs", "prompts",
+                                    "tasks",   "answers", "content",
+                                    "meta",    "lsh",     "scratch"};
+constexpr int kFamilyCount = 9;
 
 void PutBigEndian(std::string* out, uint64_t v, int bytes) {
   for (int i = bytes - 1; i >= 0; --i) {
@@ -110,6 +115,12 @@ class RocksDbStore : public Store {
     }
     for (const auto& [hash, key] : batch.content) {
       wb.Put(handles_[kContent], hash, key);
+    }
+    for (const auto& [band, key] : batch.lsh) {
+      wb.Put(handles_[kLsh], band, key);
+    }
+    for (const auto& [key, v] : batch.scratch) {
+      wb.Put(handles_[kScratch], key, v);
     }
     rocksdb::WriteOptions options;
     return FromRocks(db_->Write(options, &wb), "write");
@@ -220,6 +231,23 @@ class RocksDbStore : public Store {
     return std::optional<std::string>(std::move(value));
   }
 
+  absl::StatusOr<std::optional<std::string>> FindLsh(
+      const std::string& band_key) override {
+    return Find(kLsh, band_key, "lsh lookup");
+  }
+
+  absl::StatusOr<std::optional<std::string>> FindScratch(
+      const std::string& key) override {
+    return Find(kScratch, key, "scratch lookup");
+  }
+
+  absl::Status DeleteScratch(const std::string& begin,
+                             const std::string& end) override {
+    return FromRocks(db_->DeleteRange(rocksdb::WriteOptions(),
+                                      handles_[kScratch], begin, end),
+                     "delete scratch");
+  }
+
   absl::StatusOr<int64_t> NextSequence(const std::string& name) override {
     std::lock_guard<std::mutex> lock(sequence_mu_);
     std::string value;
@@ -242,7 +270,43 @@ class RocksDbStore : public Store {
     return static_cast<int64_t>(next);
   }
 
+  StoreStats Stats() override {
+    auto get = [this](const std::string& property) -> int64_t {
+      uint64_t value = 0;
+      if (!db_->GetAggregatedIntProperty(property, &value)) return -1;
+      return static_cast<int64_t>(value);
+    };
+    StoreStats stats;
+    stats.sst_bytes = get(rocksdb::DB::Properties::kTotalSstFilesSize);
+    stats.live_data_bytes = get(rocksdb::DB::Properties::kEstimateLiveDataSize);
+    stats.memtable_bytes = get(rocksdb::DB::Properties::kCurSizeAllMemTables);
+    stats.pending_compaction_bytes =
+        get(rocksdb::DB::Properties::kEstimatePendingCompactionBytes);
+    stats.estimated_keys = get(rocksdb::DB::Properties::kEstimateNumKeys);
+    // DB-wide properties, not per column family.
+    uint64_t value = 0;
+    if (db_->GetIntProperty(rocksdb::DB::Properties::kActualDelayedWriteRate,
+                            &value)) {
+      stats.delayed_write_rate = static_cast<int64_t>(value);
+    }
+    if (db_->GetIntProperty(rocksdb::DB::Properties::kIsWriteStopped, &value)) {
+      stats.write_stopped = static_cast<int64_t>(value);
+    }
+    return stats;
+  }
+
  private:
+  absl::StatusOr<std::optional<std::string>> Find(Family family,
+                                                  const std::string& key,
+                                                  const char* what) {
+    std::string value;
+    rocksdb::Status s =
+        db_->Get(rocksdb::ReadOptions(), handles_[family], key, &value);
+    if (s.IsNotFound()) return std::optional<std::string>();
+    if (!s.ok()) return FromRocks(s, what);
+    return std::optional<std::string>(std::move(value));
+  }
+
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   std::mutex sequence_mu_;  // serialises NextSequence's read-modify-write

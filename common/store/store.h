@@ -30,6 +30,11 @@ struct StoreBatch {
   std::vector<v1::Answer> answers;  // keyed by answer.request_key()
   // (content hash, request key of the first answer with that content)
   std::vector<std::pair<std::string, std::string>> content;
+  // (LSH band key, request key of the first answer in that bucket)
+  std::vector<std::pair<std::string, std::string>> lsh;
+  // Scratch entries (key, value): working state of one operation, such as
+  // an export's near-duplicate index, deleted when it ends.
+  std::vector<std::pair<std::string, std::string>> scratch;
 
   void AddPrompt(const std::string& job_id, int64_t seq, v1::Prompt prompt) {
     prompt_keys.emplace_back(job_id, seq);
@@ -37,8 +42,20 @@ struct StoreBatch {
   }
   bool empty() const {
     return jobs.empty() && prompts.empty() && tasks.empty() &&
-           answers.empty() && content.empty();
+           answers.empty() && content.empty() && lsh.empty() &&
+           scratch.empty();
   }
+};
+
+// A few figures about the storage engine, for metrics. -1: unknown.
+struct StoreStats {
+  int64_t sst_bytes = -1;               // on-disk table files, all families
+  int64_t live_data_bytes = -1;         // estimate of the live data
+  int64_t memtable_bytes = -1;          // in-memory write buffers
+  int64_t pending_compaction_bytes = -1;
+  int64_t delayed_write_rate = -1;      // bytes/s while writes are slowed, else 0
+  int64_t write_stopped = -1;           // 1 while writes are stopped
+  int64_t estimated_keys = -1;
 };
 
 // Thread-safe.
@@ -73,8 +90,24 @@ class Store {
   virtual absl::StatusOr<std::optional<std::string>> FindContent(
       const std::string& content_hash) = 0;
 
+  // The request key of the first answer in this LSH bucket (a band key from
+  // dedup/minhash.h), if any.
+  virtual absl::StatusOr<std::optional<std::string>> FindLsh(
+      const std::string& band_key) = 0;
+
+  // Scratch space, for state too large for memory that outlives no
+  // operation. Keys are chosen by the caller (prefix them with an id).
+  virtual absl::StatusOr<std::optional<std::string>> FindScratch(
+      const std::string& key) = 0;
+  // Deletes scratch keys in [begin, end).
+  virtual absl::Status DeleteScratch(const std::string& begin,
+                                     const std::string& end) = 0;
+
   // A durable counter (e.g. for job ids): returns the next value, from 1.
   virtual absl::StatusOr<int64_t> NextSequence(const std::string& name) = 0;
+
+  // Engine figures for monitoring; cheap enough to call on every scrape.
+  virtual StoreStats Stats() { return StoreStats(); }
 };
 
 // Opens (creating if needed) the RocksDB store in `dir`.

@@ -8,7 +8,9 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/teacher/adapter_util.h"
 #include "common/teacher/http_failure.h"
+#include "common/teacher/sse_parser.h"
 #include "common/teacher/text_util.h"
 #include "nlohmann/json.hpp"
 
@@ -17,30 +19,13 @@ namespace {
 
 using nlohmann::json;
 using nlohmann::ordered_json;
+using adapter::BadBody;
+using adapter::IntField;
+using adapter::ObjectField;
+using adapter::Printable;
+using adapter::StringField;
 
 constexpr std::string_view kChatCompletionsPath = "/chat/completions";
-constexpr size_t kMaxQuotedBody = 200;
-
-bool HasControlChar(std::string_view s) {
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7F) return true;
-  }
-  return false;
-}
-
-// RFC 9110 token characters, what a header name may hold.
-bool IsHeaderName(std::string_view name) {
-  if (name.empty()) return false;
-  for (char c : name) {
-    const auto u = static_cast<unsigned char>(c);
-    if (absl::ascii_isalnum(u)) continue;
-    if (std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos) {
-      return false;
-    }
-  }
-  return true;
-}
 
 OpenAiTeacherOptions Normalized(OpenAiTeacherOptions options) {
   options.api_key = std::string(text::StripWhitespace(options.api_key));
@@ -49,80 +34,36 @@ OpenAiTeacherOptions Normalized(OpenAiTeacherOptions options) {
 
 HttpHeaders BuildHeaders(const OpenAiTeacherOptions& options) {
   HttpHeaders own = {{"Content-Type", "application/json"}};
+  if (options.stream) own.emplace_back("Accept", "text/event-stream");
   if (!options.api_key.empty()) {
     own.emplace_back("Authorization", absl::StrCat("Bearer ", options.api_key));
   }
-  HttpHeaders headers;
-  for (auto& header : own) {
-    bool replaced = false;
-    for (const auto& extra : options.extra_headers) {
-      replaced = replaced || text::EqualsIgnoreCase(extra.first, header.first);
-    }
-    if (!replaced) headers.push_back(std::move(header));
-  }
-  headers.insert(headers.end(), options.extra_headers.begin(),
-                 options.extra_headers.end());
-  return headers;
+  return adapter::MergeHeaders(std::move(own), options.extra_headers);
 }
 
-std::string Printable(std::string_view in, size_t max) {
-  std::string out;
-  for (char c : in.substr(0, max)) {
-    const auto u = static_cast<unsigned char>(c);
-    out.push_back(u < 0x20 || u == 0x7F ? ' ' : c);
-  }
-  if (in.size() > max) out += "...";
-  return out;
+ChatBodyOptions BodyOptions(const OpenAiTeacherOptions& options) {
+  ChatBodyOptions body;
+  body.max_tokens_field = options.max_tokens_field;
+  body.stream = options.stream;
+  body.response_format_json = options.response_format_json;
+  body.default_max_tokens = options.default_max_tokens;
+  return body;
 }
 
-// A 2xx whose body is not an answer. See ParseChatResponse for the code.
-TeacherResult BadBody(std::string_view why, std::string_view body) {
-  TeacherResult result;
-  result.http_status = 200;
-  result.kind = FailureKind::kRetryable;
-  std::string_view trimmed = text::StripWhitespace(body);
-  std::string message =
-      "HTTP 200 from teacher with an unusable body (" + std::string(why) + ")";
-  if (trimmed.empty()) {
-    message += ": empty body";
+// usage as OpenAI reports it, with DeepSeek's prompt_cache_hit_tokens when
+// there are no prompt_tokens_details.
+void ReadUsage(const json& usage, TokenUsage* out) {
+  out->prompt_tokens = IntField(usage, "prompt_tokens");
+  out->completion_tokens = IntField(usage, "completion_tokens");
+  if (const json* details = ObjectField(usage, "completion_tokens_details")) {
+    out->reasoning_tokens = IntField(*details, "reasoning_tokens");
+  }
+  const json* prompt_details = ObjectField(usage, "prompt_tokens_details");
+  if (prompt_details != nullptr && prompt_details->contains("cached_tokens")) {
+    out->cached_tokens = IntField(*prompt_details, "cached_tokens");
   } else {
-    absl::StrAppend(&message, ", ", body.size(),
-                    " bytes starting: ", Printable(trimmed, kMaxQuotedBody));
+    out->cached_tokens = IntField(usage, "prompt_cache_hit_tokens");
   }
-  result.status = absl::UnavailableError(message);
-  return result;
-}
-
-int64_t IntField(const json& object, const char* name) {
-  if (!object.is_object()) return 0;
-  auto it = object.find(name);
-  if (it == object.end()) return 0;
-  if (it->is_number_unsigned()) {
-    const uint64_t value = it->get<uint64_t>();
-    return value > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())
-               ? std::numeric_limits<int64_t>::max()
-               : static_cast<int64_t>(value);
-  }
-  if (it->is_number_integer()) return it->get<int64_t>();
-  if (it->is_number_float()) {
-    const double value = it->get<double>();
-    if (std::isfinite(value) && std::fabs(value) < 9e18) {
-      return static_cast<int64_t>(std::llround(value));
-    }
-  }
-  return 0;
-}
-
-const json* ObjectField(const json& object, const char* name) {
-  if (!object.is_object()) return nullptr;
-  auto it = object.find(name);
-  return it != object.end() && it->is_object() ? &*it : nullptr;
-}
-
-std::string StringField(const json& object, const char* name) {
-  auto it = object.find(name);
-  return it != object.end() && it->is_string() ? it->get<std::string>()
-                                               : std::string();
 }
 
 // message.content: a string, null, or (some servers) a list of parts of
@@ -197,19 +138,7 @@ TeacherResult ParseChatResponseOrThrow(std::string body) {
   }
   answer.finish_reason = StringField(choice, "finish_reason");
   if (const json* usage = ObjectField(doc, "usage")) {
-    answer.usage.prompt_tokens = IntField(*usage, "prompt_tokens");
-    answer.usage.completion_tokens = IntField(*usage, "completion_tokens");
-    if (const json* details =
-            ObjectField(*usage, "completion_tokens_details")) {
-      answer.usage.reasoning_tokens = IntField(*details, "reasoning_tokens");
-    }
-    const json* prompt_details = ObjectField(*usage, "prompt_tokens_details");
-    if (prompt_details != nullptr &&
-        prompt_details->contains("cached_tokens")) {
-      answer.usage.cached_tokens = IntField(*prompt_details, "cached_tokens");
-    } else {
-      answer.usage.cached_tokens = IntField(*usage, "prompt_cache_hit_tokens");
-    }
+    ReadUsage(*usage, &answer.usage);
   }
   answer.provider_id = StringField(doc, "id");
   answer.raw_body = std::move(body);
@@ -217,65 +146,92 @@ TeacherResult ParseChatResponseOrThrow(std::string body) {
   return result;
 }
 
-TeacherResult UnexpectedException(const char* where, const char* what) {
+// One chunk's choices[0] (the one with index 0) folded into the answer.
+void FoldChunkChoice(const json& choice, std::string* content,
+                     std::string* reasoning, std::string* reasoning_content,
+                     std::string* finish_reason) {
+  if (const json* delta = ObjectField(choice, "delta")) {
+    if (auto it = delta->find("content"); it != delta->end()) {
+      if (it->is_string()) {
+        *content += it->get<std::string>();
+      } else if (it->is_array()) {
+        std::string parts;
+        ReadContent(*delta, &parts);
+        *content += parts;
+      }
+    }
+    *reasoning += StringField(*delta, "reasoning");
+    *reasoning_content += StringField(*delta, "reasoning_content");
+  }
+  std::string finish = StringField(choice, "finish_reason");
+  if (!finish.empty()) *finish_reason = std::move(finish);
+}
+
+TeacherResult ParseChatStreamOrThrow(std::string body) {
+  bool truncated = false;
+  const std::vector<SseEvent> events = ParseSseStream(body, &truncated);
+  bool done = false;
+  bool any_choice = false;
+  std::string content, reasoning, reasoning_content;
   TeacherResult result;
-  result.kind = FailureKind::kRetryable;
-  result.status =
-      absl::InternalError(absl::StrCat("unexpected error ", where, ": ", what));
-  return result;
-}
-
-bool MentionsSecret(const absl::StatusOr<HttpResponse>& response,
-                    std::string_view secret) {
-  if (!response.ok()) {
-    return text::Std(response.status().message()).find(secret) !=
-           std::string_view::npos;
+  result.http_status = 200;
+  TeacherAnswer& answer = result.answer;
+  for (const SseEvent& event : events) {
+    if (text::StripWhitespace(event.data) == "[DONE]") {
+      done = true;
+      break;
+    }
+    json chunk =
+        json::parse(event.data, /*cb=*/nullptr, /*allow_exceptions=*/false);
+    if (chunk.is_discarded() || !chunk.is_object()) {
+      return BadBody("a stream event that is not a JSON object", body);
+    }
+    if (auto it = chunk.find("error"); it != chunk.end() && !it->is_null()) {
+      TeacherResult error =
+          TeacherErrorResult(200, ParseTeacherErrorBody(event.data), event.data);
+      error.status = absl::Status(
+          error.status.code(),
+          absl::StrCat("in the stream: ", error.status.message()));
+      return error;
+    }
+    if (answer.provider_id.empty()) answer.provider_id = StringField(chunk, "id");
+    if (auto choices = chunk.find("choices");
+        choices != chunk.end() && choices->is_array()) {
+      for (const json& choice : *choices) {
+        if (!choice.is_object() || IntField(choice, "index") != 0) continue;
+        any_choice = true;
+        FoldChunkChoice(choice, &content, &reasoning, &reasoning_content,
+                        &answer.finish_reason);
+      }
+    }
+    if (const json* usage = ObjectField(chunk, "usage")) {
+      ReadUsage(*usage, &answer.usage);
+    }
   }
-  if (response->body.find(secret) != std::string::npos) return true;
-  for (const auto& [name, value] : response->headers) {
-    if (value.find(secret) != std::string::npos) return true;
+  if (!any_choice) return BadBody("a stream without a choice", body);
+  if (!done && answer.finish_reason.empty()) {
+    return BadBody("a stream cut off before its end", body);
   }
-  return false;
-}
-
-absl::StatusOr<HttpResponse> Redacted(
-    const absl::StatusOr<HttpResponse>& response, std::string_view secret) {
-  if (!response.ok()) {
-    return absl::Status(
-        response.status().code(),
-        RedactSecret(std::string(response.status().message()), secret));
+  answer.content = std::move(content);
+  answer.reasoning = !reasoning.empty() ? std::move(reasoning)
+                                        : std::move(reasoning_content);
+  if (answer.reasoning.empty()) {
+    SplitInlineThink(&answer.content, &answer.reasoning);
   }
-  HttpResponse copy = *response;
-  copy.body = RedactSecret(std::move(copy.body), secret);
-  for (auto& [name, value] : copy.headers) {
-    value = RedactSecret(std::move(value), secret);
-  }
-  return copy;
-}
-
-TeacherResult HandleUnredacted(absl::StatusOr<HttpResponse> response,
-                               int64_t now_wall_millis) {
-  if (!response.ok()) return ClassifyTransportError(response.status());
-  if (response->status < 200 || response->status >= 300) {
-    return ClassifyHttpFailure(*response, now_wall_millis);
-  }
-  TeacherResult result = ParseChatResponse(std::move(response->body));
-  result.http_status = response->status;
-  ApplyResponseHints(*response, now_wall_millis, &result);
+  answer.raw_body = std::move(body);
+  result.status = absl::OkStatus();
   return result;
 }
 
 }  // namespace
 
 absl::Status ValidateOpenAiTeacherOptions(const OpenAiTeacherOptions& options) {
-  const std::string_view url = options.base_url;
-  const bool http = text::StartsWithIgnoreCase(url, "http://");
-  const bool https = text::StartsWithIgnoreCase(url, "https://");
-  if ((!http && !https) || url.size() <= (https ? 8u : 7u) ||
-      HasControlChar(url) || url.find(' ') != std::string_view::npos) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("base_url \"", Printable(url, 200),
-                     "\" is not an http:// or https:// URL"));
+  if (absl::Status s = adapter::ValidateCommonOptions(
+          options.base_url, options.api_key, options.extra_headers,
+          options.connect_timeout, options.idle_timeout, options.total_timeout,
+          options.max_response_bytes);
+      !s.ok()) {
+    return s;
   }
   if (options.max_tokens_field != kMaxCompletionTokensField &&
       options.max_tokens_field != kMaxTokensField) {
@@ -283,27 +239,12 @@ absl::Status ValidateOpenAiTeacherOptions(const OpenAiTeacherOptions& options) {
         "max_tokens_field \"" + Printable(options.max_tokens_field, 100) +
         "\" is neither \"max_completion_tokens\" nor \"max_tokens\"");
   }
-  if (HasControlChar(text::StripWhitespace(options.api_key))) {
-    return absl::InvalidArgumentError(
-        "api_key contains control characters (a line break?)");
-  }
-  for (const auto& [name, value] : options.extra_headers) {
-    if (!IsHeaderName(name)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "extra header name \"", Printable(name, 100), "\" is not valid"));
+  if (!options.response_format_json.empty()) {
+    json format = json::parse(options.response_format_json, nullptr, false);
+    if (format.is_discarded() || !format.is_object()) {
+      return absl::InvalidArgumentError(
+          "response_format is not a JSON object");
     }
-    if (HasControlChar(value)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "extra header ", name, " has control characters in its value"));
-    }
-  }
-  if (options.connect_timeout <= Duration(0) ||
-      options.idle_timeout <= Duration(0) ||
-      options.total_timeout <= Duration(0)) {
-    return absl::InvalidArgumentError("timeouts must be positive");
-  }
-  if (options.max_response_bytes == 0) {
-    return absl::InvalidArgumentError("max_response_bytes must be positive");
   }
   return absl::OkStatus();
 }
@@ -316,6 +257,14 @@ std::string ChatCompletionsUrl(std::string_view base_url) {
 
 absl::StatusOr<std::string> BuildChatRequestBody(
     const TeacherRequest& request, std::string_view max_tokens_field) {
+  ChatBodyOptions options;
+  options.max_tokens_field = std::string(max_tokens_field);
+  return BuildChatRequestBody(request, options);
+}
+
+absl::StatusOr<std::string> BuildChatRequestBody(
+    const TeacherRequest& request, const ChatBodyOptions& options) {
+  const std::string_view max_tokens_field = options.max_tokens_field;
   if (max_tokens_field != kMaxCompletionTokensField &&
       max_tokens_field != kMaxTokensField) {
     return absl::InvalidArgumentError(
@@ -339,13 +288,26 @@ absl::StatusOr<std::string> BuildChatRequestBody(
       messages.push_back({{"role", m.role}, {"content", m.content}});
     }
     body["messages"] = std::move(messages);
-    if (params.max_tokens > 0) {
-      body[std::string(max_tokens_field)] = params.max_tokens;
-    }
+    const int64_t max_tokens =
+        params.max_tokens > 0 ? params.max_tokens : options.default_max_tokens;
+    if (max_tokens > 0) body[std::string(max_tokens_field)] = max_tokens;
     if (params.temperature) body["temperature"] = *params.temperature;
     if (params.top_p) body["top_p"] = *params.top_p;
     if (params.seed) body["seed"] = *params.seed;
     if (!params.stop.empty()) body["stop"] = params.stop;
+    if (!options.response_format_json.empty()) {
+      ordered_json format = ordered_json::parse(options.response_format_json,
+                                                nullptr, false);
+      if (format.is_discarded() || !format.is_object()) {
+        return absl::InvalidArgumentError(
+            "response_format is not a JSON object");
+      }
+      body["response_format"] = std::move(format);
+    }
+    if (options.stream) {
+      body["stream"] = true;
+      body["stream_options"] = {{"include_usage", true}};
+    }
     // dump() checks UTF-8 and throws type_error 316 on a bad byte.
     return body.dump();
   } catch (const json::exception& e) {
@@ -361,32 +323,32 @@ TeacherResult ParseChatResponse(std::string body) {
   try {
     return ParseChatResponseOrThrow(std::move(body));
   } catch (const std::exception& e) {
-    return UnexpectedException("parsing the teacher's answer", e.what());
+    return adapter::UnexpectedException("parsing the teacher's answer",
+                                        e.what());
+  }
+}
+
+TeacherResult ParseChatStream(std::string body) {
+  try {
+    return ParseChatStreamOrThrow(std::move(body));
+  } catch (const std::exception& e) {
+    return adapter::UnexpectedException("parsing the teacher's stream",
+                                        e.what());
   }
 }
 
 TeacherResult HandleChatResponse(absl::StatusOr<HttpResponse> response,
                                  int64_t now_wall_millis,
-                                 std::string_view secret) {
-  try {
-    if (!secret.empty() && MentionsSecret(response, secret)) {
-      // Classify the redacted copy unless the original is a good answer,
-      // whose raw_body must stay verbatim.
-      absl::StatusOr<HttpResponse> redacted = Redacted(response, secret);
-      TeacherResult result =
-          HandleUnredacted(std::move(response), now_wall_millis);
-      if (result.status.ok()) return result;
-      result = HandleUnredacted(std::move(redacted), now_wall_millis);
-      // Belt and braces: nothing of ours should have put it back.
-      result.status = absl::Status(
-          result.status.code(),
-          RedactSecret(std::string(result.status.message()), secret));
-      return result;
-    }
-    return HandleUnredacted(std::move(response), now_wall_millis);
-  } catch (const std::exception& e) {
-    return UnexpectedException("handling the teacher's response", e.what());
-  }
+                                 std::string_view secret, bool stream) {
+  return adapter::HandleRedacted(
+      std::move(response), secret,
+      [now_wall_millis, stream](absl::StatusOr<HttpResponse> r) {
+        return adapter::HandleHttpOutcome(
+            std::move(r), now_wall_millis, [stream](std::string body) {
+              return stream ? ParseChatStream(std::move(body))
+                            : ParseChatResponse(std::move(body));
+            });
+      });
 }
 
 OpenAiTeacher::OpenAiTeacher(HttpClient& http, Clock& clock,
@@ -396,31 +358,26 @@ OpenAiTeacher::OpenAiTeacher(HttpClient& http, Clock& clock,
       options_(Normalized(std::move(options))),
       options_status_(ValidateOpenAiTeacherOptions(options_)),
       url_(ChatCompletionsUrl(options_.base_url)),
-      headers_(BuildHeaders(options_)) {}
+      headers_(BuildHeaders(options_)),
+      body_options_(BodyOptions(options_)) {}
 
 OpenAiTeacher::OpenAiTeacher(HttpClient& http, OpenAiTeacherOptions options)
     : OpenAiTeacher(http, RealClock::Get(), std::move(options)) {}
 
 void OpenAiTeacher::Ask(const TeacherRequest& request, Callback done) {
   if (!options_status_.ok()) {
-    TeacherResult result;
-    result.kind = FailureKind::kTeacherDown;
-    result.status = absl::InvalidArgumentError(
-        absl::StrCat("OpenAI teacher misconfigured: ",
-                     RedactSecret(std::string(options_status_.message()),
-                                  options_.api_key)));
-    done(std::move(result));
+    done(adapter::NotSent(
+        FailureKind::kTeacherDown,
+        absl::InvalidArgumentError(absl::StrCat(
+            "OpenAI teacher misconfigured: ", options_status_.message())),
+        options_.api_key));
     return;
   }
   absl::StatusOr<std::string> body =
-      BuildChatRequestBody(request, options_.max_tokens_field);
+      BuildChatRequestBody(request, body_options_);
   if (!body.ok()) {
-    TeacherResult result;
-    result.kind = FailureKind::kPermanent;
-    result.status = absl::Status(
-        body.status().code(),
-        RedactSecret(std::string(body.status().message()), options_.api_key));
-    done(std::move(result));
+    done(adapter::NotSent(FailureKind::kPermanent, body.status(),
+                          options_.api_key));
     return;
   }
   HttpRequest http_request;
@@ -437,13 +394,13 @@ void OpenAiTeacher::Ask(const TeacherRequest& request, Callback done) {
   // clock must outlive the call.
   http_.Send(
       std::move(http_request),
-      [done = std::move(done), clock = &clock_,
-       api_key = options_.api_key](absl::StatusOr<HttpResponse> response) {
+      [done = std::move(done), clock = &clock_, api_key = options_.api_key,
+       stream = options_.stream](absl::StatusOr<HttpResponse> response) {
         TeacherHeaders limits =
             response.ok() ? RateLimitHeadersOf(response->headers)
                           : TeacherHeaders();
         TeacherResult result = HandleChatResponse(
-            std::move(response), clock->WallMillis(), api_key);
+            std::move(response), clock->WallMillis(), api_key, stream);
         result.rate_limit_headers = std::move(limits);
         done(std::move(result));
       });

@@ -1,5 +1,6 @@
 // Teacher: one call to a teacher model, whatever its API. Adapters (OpenAI
-// Chat Completions and its compatible servers today) turn a TeacherRequest
+// Chat Completions and its compatible servers, Anthropic Messages; each
+// streamed or not) turn a TeacherRequest
 // into HTTP and the answer back into one normalised TeacherAnswer, and
 // classify every failure so the worker knows whether to retry.
 #ifndef DISTILLERY_COMMON_TEACHER_TEACHER_H_
@@ -46,6 +47,13 @@ struct TokenUsage {
 struct TeacherAnswer {
   std::string content;        // the final answer text
   std::string reasoning;      // the reasoning trace, "" when none
+  // Anthropic's thinking blocks exactly as the teacher gave them, in order:
+  // a JSON array of {"type":"thinking","thinking","signature"} and
+  // {"type":"redacted_thinking","data"} objects. They are what a later turn
+  // must send back verbatim, signatures included, so they are kept apart
+  // from the plain `reasoning` text (which joins the thinking blocks' text).
+  // "" when the answer had none.
+  std::string reasoning_blocks;
   std::string finish_reason;  // as the teacher said it ("stop", "length", ...)
   TokenUsage usage;
   std::string provider_id;    // the teacher's id for the answer

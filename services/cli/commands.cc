@@ -2,16 +2,22 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/base/status_macros.h"
+#include "common/dataset/export_filter.h"
 #include "common/dataset/export_format.h"
+#include "common/dataset/split.h"
 #include "common/http/curl_http_client.h"
 #include "nlohmann/json.hpp"
 #include "services/coordinator/coordinator_server.h"
@@ -65,9 +71,83 @@ std::string JobStateName(v1::JobState state) {
   }
 }
 
-std::string JobJson(const v1::Job& job) {
+namespace {
+
+int64_t Settled(const v1::Job& job) {
+  return job.counters().tasks_done() + job.counters().tasks_failed();
+}
+
+// Columns a UTF-8 string takes (every code point one column, which holds
+// for the text and block characters drawn here).
+int DisplayWidth(const std::string& text) {
+  int n = 0;
+  for (unsigned char c : text) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+// The first `columns` columns of `text`, never splitting a code point.
+std::string Truncate(const std::string& text, int columns) {
+  int n = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if ((c & 0xC0) != 0x80 && n++ == columns) return text.substr(0, i);
+  }
+  return text;
+}
+
+std::string Spend(double usd) {
+  return usd >= 100 ? absl::StrFormat("$%.2f", usd)
+                    : absl::StrFormat("$%.4f", usd);
+}
+
+// Progress per second over the last kWindow seconds of updates, so the ETA
+// follows the current pace rather than the average since the start.
+class RateMeter {
+ public:
+  void Add(double now, int64_t settled) {
+    samples_.emplace_back(now, settled);
+    while (samples_.size() > 2 && now - samples_[1].first >= kWindow) {
+      samples_.pop_front();
+    }
+  }
+  double Rate() const {
+    if (samples_.size() < 2) return 0;
+    const double span = samples_.back().first - samples_.front().first;
+    if (span < 0.5) return 0;
+    return (samples_.back().second - samples_.front().second) / span;
+  }
+
+ private:
+  static constexpr double kWindow = 10;
+  std::deque<std::pair<double, int64_t>> samples_;
+};
+
+}  // namespace
+
+std::string FormatDuration(double seconds) {
+  if (!(seconds >= 0) || seconds > 1e9) return "?";
+  const int64_t s = static_cast<int64_t>(seconds + 0.5);
+  if (s < 60) return absl::StrCat(s, "s");
+  if (s < 3600) return absl::StrFormat("%dm%02ds", s / 60, s % 60);
+  return absl::StrFormat("%dh%02dm", s / 3600, s % 3600 / 60);
+}
+
+std::string JobJson(const v1::Job& job, int64_t now_ms) {
   const v1::JobCounters& c = job.counters();
-  nlohmann::json j = {
+  const int64_t settled = Settled(job);
+  const int64_t pending = std::max<int64_t>(c.tasks_total() - settled, 0);
+  const int64_t end_ms = job.finished_ms() ? job.finished_ms() : now_ms;
+  const double elapsed =
+      job.created_ms() ? std::max<int64_t>(end_ms - job.created_ms(), 0) / 1000.0
+                       : 0.0;
+  const double rate = elapsed > 0 ? settled / elapsed : 0.0;
+  nlohmann::ordered_json eta = nullptr;
+  if (IsTerminal(job.state()) || pending == 0) {
+    eta = 0;
+  } else if (rate > 0) {
+    eta = pending / rate;
+  }
+  nlohmann::ordered_json j = {
       {"id", job.id()},
       {"state", JobStateName(job.state())},
       {"teacher", job.spec().teacher()},
@@ -78,12 +158,22 @@ std::string JobJson(const v1::Job& job) {
       {"tasks_total", c.tasks_total()},
       {"tasks_done", c.tasks_done()},
       {"tasks_failed", c.tasks_failed()},
+      {"settled", settled},
+      {"pending", pending},
+      {"percent", c.tasks_total() > 0 ? 100.0 * settled / c.tasks_total()
+                                      : 100.0},
+      {"elapsed_seconds", elapsed},
+      {"rate_per_second", rate},
+      {"eta_seconds", eta},
       {"cache_hits", c.cache_hits()},
       {"duplicate_answers", c.duplicate_answers()},
+      {"near_duplicate_answers", c.near_duplicate_answers()},
       {"teacher_requests", c.teacher_requests()},
       {"prompt_tokens", c.prompt_tokens()},
       {"completion_tokens", c.completion_tokens()},
       {"reasoning_tokens", c.reasoning_tokens()},
+      {"cached_tokens", c.cached_tokens()},
+      {"cost_usd", c.cost_usd()},
       {"created_ms", job.created_ms()},
       {"finished_ms", job.finished_ms()},
       {"error", job.error()},
@@ -107,7 +197,7 @@ std::string JobJson(const v1::Job& job) {
 
 std::string ProgressLine(const v1::Job& job, double rate_per_second) {
   const v1::JobCounters& c = job.counters();
-  const int64_t settled = c.tasks_done() + c.tasks_failed();
+  const int64_t settled = Settled(job);
   const double pct =
       c.tasks_total() > 0 ? 100.0 * settled / c.tasks_total() : 100.0;
   std::string line = absl::StrFormat("%s %s %d/%d (%.1f%%)", job.id(),
@@ -116,20 +206,62 @@ std::string ProgressLine(const v1::Job& job, double rate_per_second) {
   if (rate_per_second > 0) {
     absl::StrAppend(&line, absl::StrFormat(" %.1f/s", rate_per_second));
     if (!IsTerminal(job.state())) {
-      absl::StrAppend(&line, absl::StrFormat(" eta %.0fs",
-                                             (c.tasks_total() - settled) /
-                                                 rate_per_second));
+      absl::StrAppend(&line, " eta ",
+                      FormatDuration((c.tasks_total() - settled) /
+                                     rate_per_second));
     }
   }
   absl::StrAppend(&line, " failed ", c.tasks_failed(), " cached ",
-                  c.cache_hits(), " dup ", c.duplicate_answers(), " tokens ",
-                  c.prompt_tokens() + c.completion_tokens());
+                  c.cache_hits(), " dup ", c.duplicate_answers(),
+                  " near-dup ", c.near_duplicate_answers(), " tokens ",
+                  c.prompt_tokens() + c.completion_tokens(), " spend ",
+                  Spend(c.cost_usd()));
   if (!job.error().empty()) absl::StrAppend(&line, " error: ", job.error());
   if (job.teacher_status().paused()) {
     absl::StrAppend(&line, " [teacher ", job.teacher_status().name(),
                     " paused: ", job.teacher_status().pause_reason(), "]");
   }
   return line;
+}
+
+std::string ProgressBar(const v1::Job& job, double rate_per_second,
+                        int width) {
+  const v1::JobCounters& c = job.counters();
+  const int64_t settled = Settled(job);
+  const double fraction =
+      c.tasks_total() > 0
+          ? std::clamp(static_cast<double>(settled) / c.tasks_total(), 0.0, 1.0)
+          : 1.0;
+  std::string figures =
+      absl::StrFormat(" %5.1f%% %d/%d", 100 * fraction, settled, c.tasks_total());
+  if (IsTerminal(job.state())) {
+    absl::StrAppend(&figures, " ", JobStateName(job.state()));
+  } else if (rate_per_second > 0) {
+    absl::StrAppend(&figures, absl::StrFormat(" %.1f/s", rate_per_second),
+                    " eta ",
+                    FormatDuration((c.tasks_total() - settled) /
+                                   rate_per_second));
+  } else {
+    absl::StrAppend(&figures, " eta ?");
+  }
+  absl::StrAppend(&figures, " ", Spend(c.cost_usd()), " ", c.tasks_failed(),
+                  c.tasks_failed() == 1 ? " error" : " errors");
+  const std::string prefix = job.id() + " [";
+  const int bar_width = std::max(
+      10, width - DisplayWidth(prefix) - 1 - DisplayWidth(figures));
+  // Eighths of a cell, so slow progress still moves the bar.
+  static const char* const kPartial[] = {"",  "▏", "▎", "▍",
+                                         "▌", "▋", "▊", "▉"};
+  const int eighths = static_cast<int>(fraction * bar_width * 8);
+  std::string bar;
+  int cells = 0;
+  for (; cells < eighths / 8; ++cells) bar += "█";
+  if (cells < bar_width && eighths % 8 != 0) {
+    bar += kPartial[eighths % 8];
+    ++cells;
+  }
+  bar.append(bar_width - cells, ' ');
+  return Truncate(prefix + bar + "]" + figures, std::max(width, 1));
 }
 
 int Submit(v1::ClientService::StubInterface& stub, const SubmitOptions& options,
@@ -193,13 +325,13 @@ int Status(v1::ClientService::StubInterface& stub, const std::string& job_id,
     PrintError(err, s);
     return ExitCodeFor(s);
   }
+  const int64_t now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count();
   if (json) {
-    out << JobJson(job) << "\n";
+    out << JobJson(job, now_ms) << "\n";
   } else {
-    const int64_t now_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(
-            std::chrono::system_clock::now().time_since_epoch())
-            .count();
     const double elapsed =
         ((job.finished_ms() ? job.finished_ms() : now_ms) - job.created_ms()) /
         1000.0;
@@ -247,12 +379,18 @@ int Jobs(v1::ClientService::StubInterface& stub, std::ostream& out,
 }
 
 int Watch(v1::ClientService::StubInterface& stub, const std::string& job_id,
-          bool tty, std::ostream& out, std::ostream& err) {
-  const double start = NowSeconds();
-  int64_t start_settled = -1;
+          bool tty, std::ostream& out, std::ostream& err, int width) {
+  RateMeter meter;
   double last_plain = 0;
   v1::Job job;
   int reconnects = 0;
+  // On a terminal the bar is redrawn in place: carriage return, then erase
+  // the line. Anything else printed first ends the bar's line.
+  bool bar_drawn = false;
+  auto end_bar = [&] {
+    if (bar_drawn) out << "\n" << std::flush;
+    bar_drawn = false;
+  };
   while (true) {
     grpc::ClientContext context;
     v1::WatchJobRequest request;
@@ -262,35 +400,35 @@ int Watch(v1::ClientService::StubInterface& stub, const std::string& job_id,
     while (reader->Read(&update)) {
       reconnects = 0;
       job = update;
-      const int64_t settled =
-          job.counters().tasks_done() + job.counters().tasks_failed();
-      if (start_settled < 0) start_settled = settled;
-      // The rate counts what this watch saw happen, not earlier progress.
-      const double elapsed = NowSeconds() - start;
-      const double rate =
-          elapsed > 0.5 ? (settled - start_settled) / elapsed : 0.0;
-      const std::string line = ProgressLine(job, rate);
+      meter.Add(NowSeconds(), Settled(job));
       if (tty) {
-        out << "\r\033[K" << line << std::flush;
+        out << "\r\033[K" << ProgressBar(job, meter.Rate(), width)
+            << std::flush;
+        bar_drawn = true;
       } else if (IsTerminal(job.state()) || NowSeconds() - last_plain >= 1.0) {
-        out << line << "\n" << std::flush;
+        out << ProgressLine(job, meter.Rate()) << "\n" << std::flush;
         last_plain = NowSeconds();
       }
     }
     grpc::Status s = reader->Finish();
     if (IsTerminal(job.state())) break;
     if (!s.ok() && s.error_code() != grpc::StatusCode::UNAVAILABLE) {
-      if (tty) out << "\n";
+      end_bar();
       PrintError(err, s);
       return ExitCodeFor(s);
     }
     // The coordinator went away (a restart, say): follow it when it is back.
     if (++reconnects == 1) {
-      err << (tty ? "\n" : "") << "coordinator unavailable; reconnecting\n";
+      end_bar();
+      err << "coordinator unavailable; reconnecting\n";
     }
     std::this_thread::sleep_for(std::chrono::seconds(1));
   }
-  if (tty) out << "\n";
+  end_bar();
+  if (tty) {
+    // The bar cannot hold everything: the final figures, once, in full.
+    out << ProgressLine(job, meter.Rate()) << "\n" << std::flush;
+  }
   return job.state() == v1::JOB_STATE_COMPLETED ? 0 : 1;
 }
 
@@ -325,52 +463,133 @@ int ResumeTeacher(v1::ClientService::StubInterface& stub,
   return 0;
 }
 
+absl::StatusOr<v1::ExportRequest> BuildExportRequest(
+    const ExportOptions& options) {
+  ASSIGN_OR_RETURN(ExportFormat format, ParseExportFormat(options.format));
+  v1::ExportRequest request;
+  std::vector<std::string> seen;
+  for (const std::string& id : options.job_ids) {
+    if (std::find(seen.begin(), seen.end(), id) != seen.end()) continue;
+    seen.push_back(id);
+    request.add_job_ids(id);
+  }
+  if (request.job_ids().empty()) {
+    return absl::InvalidArgumentError("export: give at least one job");
+  }
+  for (const std::string& t : options.teachers) request.add_teachers(t);
+  for (const std::string& m : options.models) request.add_models(m);
+  for (const std::string& m : options.metadata) {
+    ASSIGN_OR_RETURN(*request.add_metadata(), ParseMetadataMatch(m));
+  }
+  if (format == ExportFormat::kErrors) {
+    // Dead letters have no answer: answer filters do not apply.
+    request.set_failed_only(true);
+    return request;
+  }
+  request.set_include_duplicates(options.include_duplicates);
+  request.set_include_failed(options.include_failed);
+  const bool any_reason =
+      std::find(options.finish_reasons.begin(), options.finish_reasons.end(),
+                "any") != options.finish_reasons.end();
+  if (!any_reason) {
+    for (const std::string& r : options.finish_reasons) {
+      request.add_finish_reasons(r);
+    }
+  }
+  request.set_min_chars(options.min_chars);
+  request.set_max_chars(options.max_chars);
+  request.set_min_tokens(options.min_tokens);
+  request.set_max_tokens(options.max_tokens);
+  request.set_near_dup_threshold(options.near_dup_threshold);
+  return request;
+}
+
 int Export(v1::ClientService::StubInterface& stub,
            const ExportOptions& options, std::ostream& out, std::ostream& err) {
   absl::StatusOr<ExportFormat> format = ParseExportFormat(options.format);
-  if (!format.ok()) {
-    err << "error: " << format.status().message() << "\n";
+  absl::StatusOr<ReasoningLayout> layout =
+      ParseReasoningLayout(options.reasoning);
+  absl::StatusOr<v1::ExportRequest> request = BuildExportRequest(options);
+  std::optional<SplitSpec> split;
+  absl::Status bad = !format.ok()    ? format.status()
+                     : !layout.ok()  ? layout.status()
+                     : !request.ok() ? request.status()
+                                     : absl::OkStatus();
+  if (bad.ok() && !options.split.empty()) {
+    absl::StatusOr<SplitSpec> parsed = ParseSplitSpec(options.split);
+    if (!parsed.ok()) {
+      bad = parsed.status();
+    } else if (options.out.empty()) {
+      bad = absl::InvalidArgumentError("--split writes files: give --out");
+    } else {
+      split = std::move(*parsed);
+    }
+  }
+  if (!bad.ok()) {
+    err << "error: " << bad.message() << "\n";
     return 2;
   }
-  // Write to a temporary file and rename, so --out is whole or absent.
-  std::ofstream file;
-  std::string tmp;
-  if (!options.out.empty()) {
-    std::filesystem::path path(options.out);
-    if (path.has_parent_path()) {
-      std::error_code ec;
-      std::filesystem::create_directories(path.parent_path(), ec);
+  // One output per split (or one), each written to a temporary file and
+  // renamed at the end, so every file is whole or absent.
+  std::vector<std::string> paths;
+  if (split) {
+    for (const SplitSpec::Part& part : split->parts) {
+      paths.push_back(SplitPath(options.out, part.name));
     }
-    tmp = options.out + ".partial";
-    file.open(tmp, std::ios::binary | std::ios::trunc);
-    if (!file) {
-      err << "error: cannot write '" << tmp << "'\n";
+  } else if (!options.out.empty()) {
+    paths.push_back(options.out);
+  }
+  std::vector<std::unique_ptr<std::ofstream>> files;
+  for (const std::string& path : paths) {
+    std::filesystem::path p(path);
+    if (p.has_parent_path()) {
+      std::error_code ec;
+      std::filesystem::create_directories(p.parent_path(), ec);
+    }
+    files.push_back(std::make_unique<std::ofstream>(
+        path + ".partial", std::ios::binary | std::ios::trunc));
+    if (!*files.back()) {
+      err << "error: cannot write '" << path << ".partial'\n";
+      for (const std::string& q : paths) {
+        std::filesystem::remove(q + ".partial");
+      }
       return 1;
     }
   }
-  std::ostream& sink = options.out.empty() ? out : file;
-  grpc::ClientContext context;
-  v1::ExportRequest request;
-  for (const std::string& id : options.job_ids) request.add_job_ids(id);
-  request.set_include_duplicates(options.include_duplicates);
-  request.set_include_failed(options.include_failed);
-  auto reader = stub.Export(&context, request);
-  v1::ExportChunk chunk;
-  int64_t records = 0;
-  std::string buffer;
-  while (reader->Read(&chunk)) {
-    buffer.clear();
-    for (const v1::ExportRecord& record : chunk.records()) {
-      buffer += FormatRecord(record, *format);
-      buffer += '\n';
-      ++records;
+  auto remove_partials = [&] {
+    for (const std::string& path : paths) {
+      std::filesystem::remove(path + ".partial");
     }
-    sink.write(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+  };
+  grpc::ClientContext context;
+  auto reader = stub.Export(&context, *request);
+  v1::ExportChunk chunk;
+  std::vector<int64_t> counts(std::max<size_t>(1, paths.size()), 0);
+  std::vector<std::string> buffers(counts.size());
+  while (reader->Read(&chunk)) {
+    for (std::string& b : buffers) b.clear();
+    for (const v1::ExportRecord& record : chunk.records()) {
+      const int i =
+          split ? AssignSplit(*split, record.prompt().id(), options.seed) : 0;
+      buffers[i] += FormatRecord(record, *format, *layout);
+      buffers[i] += '\n';
+      ++counts[i];
+    }
+    for (size_t i = 0; i < buffers.size(); ++i) {
+      std::ostream& sink = files.empty() ? out : *files[i];
+      sink.write(buffers[i].data(),
+                 static_cast<std::streamsize>(buffers[i].size()));
+    }
   }
   grpc::Status s = reader->Finish();
-  sink.flush();
-  if (!s.ok() || !sink) {
-    if (!tmp.empty()) std::filesystem::remove(tmp);
+  bool written = true;
+  for (auto& f : files) {
+    f->flush();
+    written &= static_cast<bool>(*f);
+  }
+  if (files.empty()) out.flush();
+  if (!s.ok() || !written) {
+    remove_partials();
     if (!s.ok()) {
       PrintError(err, s);
       return ExitCodeFor(s);
@@ -378,12 +597,21 @@ int Export(v1::ClientService::StubInterface& stub,
     err << "error: writing the export failed\n";
     return 1;
   }
-  if (!tmp.empty()) {
-    file.close();
-    std::filesystem::rename(tmp, options.out);
+  for (size_t i = 0; i < files.size(); ++i) {
+    files[i]->close();
+    std::filesystem::rename(paths[i] + ".partial", paths[i]);
   }
-  err << "exported " << records << " records"
-      << (options.out.empty() ? "" : " to " + options.out) << "\n";
+  int64_t total = 0;
+  for (int64_t c : counts) total += c;
+  err << "exported " << total << " records";
+  if (split) {
+    for (size_t i = 0; i < paths.size(); ++i) {
+      err << (i ? ", " : ": ") << counts[i] << " to " << paths[i];
+    }
+  } else if (!options.out.empty()) {
+    err << " to " << options.out;
+  }
+  err << "\n";
   return 0;
 }
 
@@ -415,9 +643,11 @@ int Run(const RunOptions& options, std::ostream& out, std::ostream& err) {
     err << "error: " << server.status().message() << "\n";
     return 1;
   }
-  CurlHttpClient http;
+  // Reset before the workers are destroyed: its destructor completes what
+  // is still in flight, and those callbacks reach the workers.
+  auto http = std::make_unique<CurlHttpClient>();
   WorkerTeacherSet teachers =
-      BuildWorkerTeachers(*profiles, http, options.submit.spec.teacher());
+      BuildWorkerTeachers(*profiles, *http, options.submit.spec.teacher());
   if (teachers.teachers.empty()) {
     err << "error: teacher '" << options.submit.spec.teacher()
         << "' has no usable API key (see the warning above)\n";
@@ -458,6 +688,7 @@ int Run(const RunOptions& options, std::ostream& out, std::ostream& err) {
 
   for (auto& w : workers) w->Stop();
   for (auto& t : threads) t.join();
+  http.reset();
   (*server)->Shutdown();
   if (job_id.empty()) return rc;
 
@@ -465,10 +696,12 @@ int Run(const RunOptions& options, std::ostream& out, std::ostream& err) {
   err << absl::StrFormat(
       "\nsummary: %d prompts, %d answers (%d from cache, %d teacher requests), "
       "%d failed, %d duplicate answers, %d prompt + %d completion tokens "
-      "(%d reasoning), %.1fs\n",
+      "(%d reasoning), %d near-duplicate answers, %s, %.1fs\n",
       c.prompts(), c.tasks_done(), c.cache_hits(), c.teacher_requests(),
       c.tasks_failed(), c.duplicate_answers(), c.prompt_tokens(),
-      c.completion_tokens(), c.reasoning_tokens(), NowSeconds() - start);
+      c.completion_tokens(), c.reasoning_tokens(), c.near_duplicate_answers(),
+      Spend(c.cost_usd()),
+      NowSeconds() - start);
   return rc != 0 ? rc : export_rc;
 }
 

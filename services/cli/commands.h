@@ -4,10 +4,12 @@
 #ifndef DISTILLERY_SERVICES_CLI_COMMANDS_H_
 #define DISTILLERY_SERVICES_CLI_COMMANDS_H_
 
+#include <cstdint>
 #include <iosfwd>
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "distillery/v1/client_service.grpc.pb.h"
 
 namespace distillery::cli {
@@ -18,12 +20,27 @@ struct SubmitOptions {
 };
 
 struct ExportOptions {
-  std::vector<std::string> job_ids;
-  std::string format = "openai";
+  std::vector<std::string> job_ids;  // exported in this order, once each
+  std::string format = "openai";     // openai, sharegpt, raw, errors
+  std::string reasoning = "field";   // field, think-tags, drop
   std::string out;  // empty: stdout
   bool include_duplicates = false;
   bool include_failed = false;
+  // Answers kept by finish reason; "any" anywhere in the list keeps all.
+  std::vector<std::string> finish_reasons = {"stop", "end_turn"};
+  std::vector<std::string> teachers;
+  std::vector<std::string> models;
+  int64_t min_chars = 0, max_chars = 0, min_tokens = 0, max_tokens = 0;
+  std::vector<std::string> metadata;  // KEY=VALUE, all must match
+  double near_dup_threshold = 0;      // 0: keep near-duplicates
+  std::string split;                  // "train=0.95,test=0.05"; needs `out`
+  uint64_t seed = 0;                  // of the split assignment
 };
+
+// The server-side part of `options` (the format's and filters' request).
+// INVALID_ARGUMENT for a bad --metadata.
+absl::StatusOr<v1::ExportRequest> BuildExportRequest(
+    const ExportOptions& options);
 
 struct RunOptions {
   SubmitOptions submit;
@@ -40,10 +57,12 @@ int Status(v1::ClientService::StubInterface& stub, const std::string& job_id,
            bool json, std::ostream& out, std::ostream& err);
 int Jobs(v1::ClientService::StubInterface& stub, std::ostream& out,
          std::ostream& err);
-// Follows the job until it ends: a redrawn progress line when `tty`, plain
-// lines otherwise. 0 when it completed, 1 when it failed or was cancelled.
+// Follows the job until it ends. When `tty`, one progress bar `width`
+// columns wide, redrawn in place; otherwise a plain ProgressLine at most once
+// a second and at the end. 0 when it completed, 1 when it failed or was
+// cancelled.
 int Watch(v1::ClientService::StubInterface& stub, const std::string& job_id,
-          bool tty, std::ostream& out, std::ostream& err);
+          bool tty, std::ostream& out, std::ostream& err, int width = 80);
 int Cancel(v1::ClientService::StubInterface& stub, const std::string& job_id,
            std::ostream& out, std::ostream& err);
 int ResumeTeacher(v1::ClientService::StubInterface& stub,
@@ -56,10 +75,21 @@ int Export(v1::ClientService::StubInterface& stub,
 int Run(const RunOptions& options, std::ostream& out, std::ostream& err);
 
 // One progress line: "job-000001 running 1200/2000 (60.0%) 350.0/s eta 2s
-// failed 0 cached 0 dup 3 tokens 81234". A rate <= 0 is left out.
+// failed 0 cached 0 dup 3 tokens 81234 spend $0.0123". A rate <= 0 is left
+// out, and so is the ETA of a finished job.
 std::string ProgressLine(const v1::Job& job, double rate_per_second);
+// The same figures as a bar for a terminal `width` columns wide:
+// "job-000001 ▕█████▌      ▏ 60.0% 1200/2000 350/s eta 2s $0.0123 0 err".
+// Never wider than `width` (the bar shrinks, then the figures are cut).
+std::string ProgressBar(const v1::Job& job, double rate_per_second, int width);
+// "42s", "3m05s", "2h04m": for ETAs.
+std::string FormatDuration(double seconds);
 std::string JobStateName(v1::JobState state);
-std::string JobJson(const v1::Job& job);
+// Every counter of the job, plus what scripts want to compute less:
+// settled, pending, percent, elapsed_seconds, rate_per_second (over the
+// job's life), eta_seconds (null when unknown), cost_usd. `now_ms` is wall
+// time, for the elapsed time of a running job.
+std::string JobJson(const v1::Job& job, int64_t now_ms);
 
 }  // namespace distillery::cli
 

@@ -1,4 +1,5 @@
 // distillery: the user's CLI. Parses flags and calls services/cli/commands.
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -51,12 +52,44 @@ void ApplyOptionalParams(distillery::v1::JobSpec* spec,
   if (seed) spec->mutable_params()->set_seed(*seed);
 }
 
+// Export flags shared by `export` and `run` (whose job-spec flags already
+// use --teacher, --model, --max-tokens and --seed).
 void AddExportFlags(CLI::App* cmd, distillery::cli::ExportOptions* options) {
-  cmd->add_option("--format", options->format, "openai, sharegpt or raw");
+  cmd->add_option("--format", options->format,
+                  "openai, sharegpt, raw or errors (dead letters)")
+      ->capture_default_str();
+  cmd->add_option("--reasoning", options->reasoning,
+                  "reasoning trace: field (on the assistant message), "
+                  "think-tags (inline <think>...</think>) or drop")
+      ->capture_default_str();
   cmd->add_flag("--include-duplicates", options->include_duplicates,
                 "also export answers identical to an earlier one");
   cmd->add_flag("--include-failed", options->include_failed,
                 "also export dead-lettered tasks (raw format)");
+  cmd->add_option("--finish-reason", options->finish_reasons,
+                  "keep answers with these finish reasons (repeat or comma "
+                  "list; 'any' keeps all)")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--min-chars", options->min_chars, "shortest answer kept")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--max-chars", options->max_chars, "longest answer kept")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--metadata", options->metadata,
+                  "keep prompts whose metadata has KEY=VALUE (repeatable)");
+  cmd->add_option("--near-dup-threshold", options->near_dup_threshold,
+                  "keep only the first answer of each cluster with estimated "
+                  "Jaccard similarity >= J (0.85 is a good start)")
+      ->check(CLI::Range(0.0, 1.0));
+}
+
+// Columns of the terminal on stdout; 80 when it does not say.
+int TerminalWidth() {
+  winsize size{};
+  if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) {
+    return size.ws_col;
+  }
+  return 80;
 }
 
 }  // namespace
@@ -100,9 +133,29 @@ int main(int argc, char** argv) {
 
   distillery::cli::ExportOptions export_options;
   CLI::App* export_cmd = app.add_subcommand("export", "export a dataset");
-  export_cmd->add_option("JOB", export_options.job_ids, "job ids")->required();
+  std::vector<std::string> more_jobs;
+  export_cmd->add_option("JOB", export_options.job_ids, "job ids");
+  export_cmd->add_option("--job", more_jobs, "another job (repeatable)");
   export_cmd->add_option("--out", export_options.out, "output file");
   AddExportFlags(export_cmd, &export_options);
+  export_cmd->add_option("--teacher", export_options.teachers,
+                         "keep answers from these teacher profiles");
+  export_cmd->add_option("--model", export_options.models,
+                         "keep answers from these models");
+  export_cmd
+      ->add_option("--min-tokens", export_options.min_tokens,
+                   "fewest answer tokens kept")
+      ->check(CLI::NonNegativeNumber);
+  export_cmd
+      ->add_option("--max-tokens", export_options.max_tokens,
+                   "most answer tokens kept")
+      ->check(CLI::NonNegativeNumber);
+  export_cmd->add_option("--split", export_options.split,
+                         "NAME=FRACTION,... one file per split, e.g. "
+                         "train=0.95,test=0.05 (--out data.jsonl writes "
+                         "data.train.jsonl, data.test.jsonl)");
+  export_cmd->add_option("--seed", export_options.seed,
+                         "seed of the split assignment");
 
   distillery::cli::RunOptions run;
   run.export_options.out = "out/dataset.jsonl";
@@ -139,8 +192,9 @@ int main(int argc, char** argv) {
   }
   if (jobs_cmd->parsed()) return distillery::cli::Jobs(*stub, std::cout, std::cerr);
   if (watch_cmd->parsed()) {
-    return distillery::cli::Watch(*stub, job_id, isatty(STDOUT_FILENO) != 0,
-                                  std::cout, std::cerr);
+    const bool tty = isatty(STDOUT_FILENO) != 0;
+    return distillery::cli::Watch(*stub, job_id, tty, std::cout, std::cerr,
+                                  tty ? TerminalWidth() : 80);
   }
   if (cancel_cmd->parsed()) {
     return distillery::cli::Cancel(*stub, job_id, std::cout, std::cerr);
@@ -150,6 +204,8 @@ int main(int argc, char** argv) {
                                           std::cerr);
   }
   if (export_cmd->parsed()) {
+    export_options.job_ids.insert(export_options.job_ids.end(),
+                                  more_jobs.begin(), more_jobs.end());
     return distillery::cli::Export(*stub, export_options, std::cout, std::cerr);
   }
   return 2;

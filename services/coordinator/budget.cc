@@ -17,12 +17,12 @@ Budget::Budget(Clock& clock, const std::vector<TeacherProfile>& teachers,
     if (p.rpm != 0) {
       tb.requests = std::make_unique<AimdLimit>(
           clock, static_cast<double>(std::max<int64_t>(p.rpm, 0)),
-          options.aimd);
+          options.initial_requests_per_second * p.limit_window_s, options.aimd);
     }
     if (p.tpm != 0) {
       tb.tokens = std::make_unique<AimdLimit>(
           clock, static_cast<double>(std::max<int64_t>(p.tpm, 0)),
-          options.aimd);
+          options.initial_tokens_per_second * p.limit_window_s, options.aimd);
     }
     teachers_.emplace(p.name, std::move(tb));
   }
@@ -54,6 +54,7 @@ std::vector<v1::BudgetShare> Budget::OnHeartbeat(
 
     // Learn from what the worker saw.
     tb.recent.emplace_back(now, d.successes() + d.rate_limited_requests());
+    tb.recent_tokens.emplace_back(now, d.tokens_used());
     if (tb.requests) {
       if (d.announced_rpm() > 0) tb.requests->OnAnnounced(d.announced_rpm());
       if (d.rate_limited_requests() > 0) {
@@ -65,9 +66,7 @@ std::vector<v1::BudgetShare> Budget::OnHeartbeat(
     if (tb.tokens) {
       if (d.announced_tpm() > 0) tb.tokens->OnAnnounced(d.announced_tpm());
       if (d.rate_limited_tokens() > 0) {
-        // Tokens are not reported per heartbeat: the request level stands
-        // in for the unknown token level on the first 429.
-        tb.tokens->OnRateLimited(0);
+        tb.tokens->OnRateLimited(AchievedPerWindow(tb.recent_tokens, window));
       } else if (d.successes() > 0) {
         tb.tokens->OnSuccess();
       }
@@ -152,8 +151,8 @@ v1::TeacherStatus Budget::Status(const std::string& teacher) const {
     s.set_effective_tpm(tb.tokens->effective().value_or(0));
     s.set_configured_tpm(tb.tokens->configured());
   }
-  s.set_learning((tb.requests && tb.requests->learned()) ||
-                 (tb.tokens && tb.tokens->learned()));
+  s.set_learning((tb.requests && tb.requests->slow_start()) ||
+                 (tb.tokens && tb.tokens->slow_start()));
   s.set_max_concurrency(tb.profile.max_concurrency);
   s.set_paused(tb.paused);
   s.set_pause_reason(tb.pause_reason);

@@ -29,6 +29,11 @@ struct BudgetOptions {
   // the workers' buckets may burst.
   double headroom = 0.99;
   AimdOptions aimd;
+  // Where slow start begins for a limit that is neither configured nor
+  // announced, per second; it doubles each second until a 429 or an
+  // announcement.
+  double initial_requests_per_second = 50;
+  double initial_tokens_per_second = 100'000;
 };
 
 // Thread-compatible.

@@ -1,11 +1,16 @@
 #include "services/coordinator/coordinator.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
+#include "common/metrics/metrics.h"
+#include "common/dataset/export_filter.h"
 #include "common/dataset/prompt_parser.h"
 #include "common/dedup/keys.h"
+#include "common/dedup/minhash.h"
 #include "google/protobuf/util/message_differencer.h"
 
 namespace distillery {
@@ -71,8 +76,13 @@ absl::Status Submission::AddLines(
   const v1::JobSpec& spec = job_.spec();
   for (const std::string& line : lines) {
     ++line_number_;
-    ASSIGN_OR_RETURN(std::optional<v1::Prompt> prompt,
-                     ParsePromptLine(line, line_number_, spec.system_prompt()));
+    absl::StatusOr<std::optional<v1::Prompt>> parsed =
+        ParsePromptLine(line, line_number_, spec.system_prompt());
+    if (!parsed.ok()) {
+      Abort();  // one bad line rejects the whole submission
+      return parsed.status();
+    }
+    std::optional<v1::Prompt>& prompt = *parsed;
     if (!prompt) continue;
     const int64_t seq = next_seq_++;
     for (int s = 0; s < spec.samples(); ++s) {
@@ -87,7 +97,10 @@ absl::Status Submission::AddLines(
     }
     pending_.AddPrompt(job_.id(), seq, std::move(*prompt));
     if (++pending_prompts_ >= coordinator_->options_.submit_flush_prompts) {
-      RETURN_IF_ERROR(Flush());
+      if (absl::Status s = Flush(); !s.ok()) {
+        Abort();
+        return s;
+      }
     }
   }
   return absl::OkStatus();
@@ -157,6 +170,9 @@ absl::StatusOr<v1::TeacherStatus> Coordinator::ResumeTeacher(
 }
 
 absl::Status Coordinator::Recover() {
+  // Scratch is per operation; what is there was left by a crash mid-export.
+  // Scratch keys start with a be64 export id below 2^63, so below "\x80".
+  RETURN_IF_ERROR(store_.DeleteScratch(std::string(), std::string("\x80")));
   ASSIGN_OR_RETURN(std::vector<v1::Job> jobs, store_.ListJobs());
   std::lock_guard<std::mutex> lock(mu_);
   for (v1::Job& job : jobs) {
@@ -164,7 +180,12 @@ absl::Status Coordinator::Recover() {
       RETURN_IF_ERROR(store_.DeleteJob(job.id()));
       continue;
     }
+    metrics::InitTaskSeries(job.spec().teacher(), job.spec().model());
     JobRuntime& rt = jobs_[job.id()];
+    rt.last_progress_ms = job.state() == v1::JOB_STATE_RUNNING
+                              ? clock_.WallMillis()
+                              : (job.finished_ms() ? job.finished_ms()
+                                                   : job.created_ms());
     rt.job = std::move(job);
   }
   return absl::OkStatus();
@@ -189,8 +210,13 @@ absl::Status Coordinator::CommitSubmission(Submission* submission) {
   StoreBatch batch;
   batch.jobs.push_back(submission->job_);
   RETURN_IF_ERROR(store_.Apply(batch));
+  metrics::PromptsSubmitted(submission->job_.counters().prompts());
+  metrics::InitTaskSeries(submission->job_.spec().teacher(),
+                          submission->job_.spec().model());
   std::lock_guard<std::mutex> lock(mu_);
-  jobs_[submission->job_.id()].job = submission->job_;
+  JobRuntime& rt = jobs_[submission->job_.id()];
+  rt.job = submission->job_;
+  rt.last_progress_ms = clock_.WallMillis();
   ChangedLocked();
   return absl::OkStatus();
 }
@@ -250,6 +276,36 @@ absl::StatusOr<v1::Job> Coordinator::WaitForJobChange(
 
 void Coordinator::ChangedLocked() { changed_.notify_all(); }
 
+const TeacherProfile* Coordinator::ProfileFor(const std::string& teacher) const {
+  for (const TeacherProfile& p : teachers_) {
+    if (p.name == teacher) return &p;
+  }
+  return nullptr;
+}
+
+CoordinatorSnapshot Coordinator::Snapshot() {
+  std::lock_guard<std::mutex> lock(mu_);
+  CoordinatorSnapshot snapshot;
+  for (const auto& [id, rt] : jobs_) {
+    snapshot.jobs.push_back({rt.job, rt.last_progress_ms});
+  }
+  for (const TeacherProfile& p : teachers_) {
+    snapshot.leases_by_teacher[p.name] = 0;  // a series even when idle
+  }
+  const TimePoint now = clock_.Now();
+  for (const auto& [id, worker] : workers_) {
+    snapshot.workers.push_back(
+        {id, std::chrono::duration<double>(now - worker.last_seen).count()});
+  }
+  for (const auto& [id, lease] : leases_) {
+    auto job = jobs_.find(lease.task.job_id());
+    if (job != jobs_.end()) {
+      ++snapshot.leases_by_teacher[job->second.job.spec().teacher()];
+    }
+  }
+  return snapshot;
+}
+
 // ---------------------------------------------------------------- Leasing
 
 v1::RegisterResponse Coordinator::Register(const v1::RegisterRequest& request) {
@@ -304,39 +360,44 @@ v1::SamplingParams Coordinator::EffectiveParams(const v1::JobSpec& spec,
 }
 
 bool Coordinator::NextTaskLocked(JobRuntime& rt, v1::Task* task) {
-  while (!rt.returned.empty()) {
-    v1::Task t = std::move(rt.returned.front());
-    rt.returned.pop_front();
-    // A late report may have finished it since it was returned.
-    absl::StatusOr<std::optional<v1::Task>> fresh =
-        store_.GetTask(t.job_id(), t.prompt_seq(), t.sample());
+  while (true) {
+    v1::Task candidate;
+    if (!rt.returned.empty()) {
+      candidate = std::move(rt.returned.front());
+      rt.returned.pop_front();
+    } else {
+      while (rt.ready.empty() && !rt.scanned_all) {
+        int scanned = 0;
+        TaskRef last = rt.cursor;
+        bool any = false;
+        absl::Status s = store_.ScanTasks(
+            rt.job.id(), rt.cursor.seq, rt.cursor.sample,
+            [&](const v1::Task& t) {
+              any = true;
+              last = {t.prompt_seq(), t.sample()};
+              if (t.state() == v1::TASK_STATE_PENDING) rt.ready.push_back(t);
+              return ++scanned < options_.scan_batch;
+            });
+        if (!s.ok()) return false;  // try again on the next lease call
+        if (!any || scanned < options_.scan_batch) {
+          rt.scanned_all = true;
+        } else {
+          rt.cursor = {last.seq, last.sample + 1};
+        }
+      }
+      if (rt.ready.empty()) return false;
+      candidate = std::move(rt.ready.front());
+      rt.ready.pop_front();
+    }
+    // Queued copies go stale: a late report (say, from before a restart)
+    // may have settled the task since it was queued. The store decides.
+    absl::StatusOr<std::optional<v1::Task>> fresh = store_.GetTask(
+        candidate.job_id(), candidate.prompt_seq(), candidate.sample());
     if (fresh.ok() && *fresh && (*fresh)->state() == v1::TASK_STATE_PENDING) {
       *task = std::move(**fresh);
       return true;
     }
   }
-  while (rt.ready.empty() && !rt.scanned_all) {
-    int scanned = 0;
-    TaskRef last = rt.cursor;
-    bool any = false;
-    absl::Status s = store_.ScanTasks(
-        rt.job.id(), rt.cursor.seq, rt.cursor.sample, [&](const v1::Task& t) {
-          any = true;
-          last = {t.prompt_seq(), t.sample()};
-          if (t.state() == v1::TASK_STATE_PENDING) rt.ready.push_back(t);
-          return ++scanned < options_.scan_batch;
-        });
-    if (!s.ok()) return false;  // try again on the next lease call
-    if (!any || scanned < options_.scan_batch) {
-      rt.scanned_all = true;
-    } else {
-      rt.cursor = {last.seq, last.sample + 1};
-    }
-  }
-  if (rt.ready.empty()) return false;
-  *task = std::move(rt.ready.front());
-  rt.ready.pop_front();
-  return true;
 }
 
 absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
@@ -411,18 +472,35 @@ absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
 
 absl::Status Coordinator::CompleteFromCacheLocked(JobRuntime& rt,
                                                   v1::Task task) {
+  ASSIGN_OR_RETURN(std::optional<v1::Task> stored,
+                   store_.GetTask(task.job_id(), task.prompt_seq(),
+                                  task.sample()));
+  if (!stored || stored->state() != v1::TASK_STATE_PENDING) {
+    return absl::OkStatus();  // settled meanwhile: nothing to count twice
+  }
+  ASSIGN_OR_RETURN(std::optional<v1::Answer> answer,
+                   store_.GetAnswer(task.request_key()));
   v1::Job job = rt.job;
+  task = std::move(*stored);
   task.set_state(v1::TASK_STATE_DONE);
   task.set_from_cache(true);
   v1::JobCounters* c = job.mutable_counters();
   c->set_tasks_done(c->tasks_done() + 1);
   c->set_cache_hits(c->cache_hits() + 1);
+  if (answer && !answer->duplicate_of().empty()) {
+    // The cached answer repeats an earlier one; export leaves it out, so
+    // it counts as a duplicate here too.
+    task.set_duplicate(true);
+    c->set_duplicate_answers(c->duplicate_answers() + 1);
+  }
   MaybeFinishLocked(job);
   StoreBatch batch;
   batch.tasks.push_back(std::move(task));
   batch.jobs.push_back(job);
   RETURN_IF_ERROR(store_.Apply(batch));
+  metrics::TaskSettled(job.spec().teacher(), job.spec().model(), "cache_hit");
   rt.job = std::move(job);
+  rt.last_progress_ms = clock_.WallMillis();
   ChangedLocked();
   return absl::OkStatus();
 }
@@ -478,7 +556,11 @@ void Coordinator::ExpireLeasesLocked() {
   for (const auto& [id, lease] : leases_) {
     if (lease.deadline <= now) expired.push_back(id);
   }
-  for (int64_t id : expired) ReturnLeaseLocked(id);
+  for (int64_t id : expired) {
+    auto job = jobs_.find(leases_[id].task.job_id());
+    metrics::LeaseExpired(job == jobs_.end() ? "" : job->second.job.spec().teacher());
+    ReturnLeaseLocked(id);
+  }
 }
 
 // ---------------------------------------------------------------- Reports
@@ -501,6 +583,7 @@ absl::StatusOr<v1::ReportResponse> Coordinator::Report(
       response.set_accepted(response.accepted() + 1);
     }
   }
+  metrics::ReportedResults(response.accepted(), response.ignored());
   return response;
 }
 
@@ -534,6 +617,7 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
   v1::Job job = rt.job;
   v1::JobCounters* c = job.mutable_counters();
   StoreBatch batch;
+  const char* settled = nullptr;  // the metrics outcome, once committed
 
   if (result.failure() == v1::FAILURE_CLASS_UNSPECIFIED) {
     ASSIGN_OR_RETURN(bool answered, store_.HasAnswer(key));
@@ -542,6 +626,13 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
     c->set_prompt_tokens(c->prompt_tokens() + u.prompt_tokens());
     c->set_completion_tokens(c->completion_tokens() + u.completion_tokens());
     c->set_reasoning_tokens(c->reasoning_tokens() + u.reasoning_tokens());
+    c->set_cached_tokens(c->cached_tokens() + u.cached_tokens());
+    if (const TeacherProfile* profile = ProfileFor(job.spec().teacher())) {
+      c->set_cost_usd(c->cost_usd() +
+                      CostUsd(*profile, job.spec().model(), u.prompt_tokens(),
+                              u.cached_tokens(), u.completion_tokens()));
+    }
+    settled = "answered";
     if (answered) {
       // Another task with the same key won the race; keep the first answer.
       task.set_from_cache(true);
@@ -562,11 +653,17 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
         answer.set_duplicate_of(*first);
         answer.clear_content();
         answer.clear_reasoning();
+        answer.clear_reasoning_blocks();
         answer.clear_raw_body();
         task.set_duplicate(true);
         c->set_duplicate_answers(c->duplicate_answers() + 1);
+        settled = "duplicate";
       } else {
         batch.content.emplace_back(hash, key);
+        RETURN_IF_ERROR(IndexNearDuplicatesLocked(&answer, &batch));
+        if (!answer.near_duplicate_of().empty()) {
+          c->set_near_duplicate_answers(c->near_duplicate_answers() + 1);
+        }
       }
       batch.answers.push_back(std::move(answer));
     }
@@ -594,18 +691,124 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
     task.set_state(v1::TASK_STATE_FAILED);
     task.set_last_error(result.error());
     c->set_tasks_failed(c->tasks_failed() + 1);
+    settled = "failed";
   }
   MaybeFinishLocked(job);
   batch.tasks.push_back(std::move(task));
   batch.jobs.push_back(job);
   RETURN_IF_ERROR(store_.Apply(batch));
+  if (settled != nullptr) {
+    metrics::TaskSettled(job.spec().teacher(), job.spec().model(), settled);
+    rt.last_progress_ms = clock_.WallMillis();
+  }
   rt.job = std::move(job);
   ChangedLocked();
   ReleaseWaitersLocked(key);
   return absl::OkStatus();
 }
 
+absl::Status Coordinator::IndexNearDuplicatesLocked(v1::Answer* answer,
+                                                    StoreBatch* batch) {
+  answer->set_minhash(MinHashSignature(answer->content()));
+  std::vector<std::string> checked;
+  for (const std::string& band : LshBandKeys(answer->minhash())) {
+    ASSIGN_OR_RETURN(std::optional<std::string> first, store_.FindLsh(band));
+    if (!first) {
+      batch->lsh.emplace_back(band, answer->request_key());
+      continue;
+    }
+    if (!answer->near_duplicate_of().empty() ||
+        *first == answer->request_key() ||
+        std::find(checked.begin(), checked.end(), *first) != checked.end()) {
+      continue;
+    }
+    checked.push_back(*first);
+    ASSIGN_OR_RETURN(std::optional<v1::Answer> other, store_.GetAnswer(*first));
+    if (other && EstimateJaccard(answer->minhash(), other->minhash()) >=
+                     kDefaultNearDuplicateThreshold) {
+      answer->set_near_duplicate_of(*first);
+    }
+  }
+  return absl::OkStatus();
+}
+
 // ---------------------------------------------------------------- Export
+
+namespace {
+
+// Export-time near-duplicate removal. The LSH index of the answers emitted
+// so far lives in the store's scratch family under this export's id, so
+// memory stays flat however large the export; it is deleted at the end (or
+// at the next start after a crash). Each bucket remembers the first answer
+// emitted into it, and a record is checked against those (at most
+// kMinHashBands point reads, plus one signature read per distinct
+// candidate). A near-duplicate of an emitted answer that shares a bucket
+// only with other, dissimilar emitted answers is missed; with 16 bands and
+// J >= 0.85 (about 5 of 16 bands shared on average at J = 0.85, 16 of 16 at
+// J = 1) that is rare, and the answer is kept, never wrongly dropped.
+class NearDupFilter {
+ public:
+  NearDupFilter(Store& store, int64_t export_id, double threshold)
+      : store_(store), threshold_(threshold) {
+    for (int i = 7; i >= 0; --i) {
+      prefix_.push_back(static_cast<char>((export_id >> (8 * i)) & 0xff));
+    }
+  }
+  ~NearDupFilter() {
+    std::string end = prefix_;
+    for (int i = 7; i >= 0; --i) {  // the next id's prefix
+      if (static_cast<unsigned char>(end[i]) != 0xff) {
+        end[i] = static_cast<char>(static_cast<unsigned char>(end[i]) + 1);
+        break;
+      }
+      end[i] = 0;
+    }
+    (void)store_.DeleteScratch(prefix_, end);
+  }
+
+  // True when `answer` should be emitted; then it joins the index.
+  absl::StatusOr<bool> Admit(const v1::Answer& answer) {
+    const std::vector<std::string> bands = LshBandKeys(answer.minhash());
+    StoreBatch batch;
+    std::vector<std::string> checked;
+    for (const std::string& band : bands) {
+      const std::string key = prefix_ + band;
+      ASSIGN_OR_RETURN(std::optional<std::string> first,
+                       store_.FindScratch(key));
+      if (!first) {
+        batch.scratch.emplace_back(key, answer.request_key());
+        continue;
+      }
+      if (std::find(checked.begin(), checked.end(), *first) != checked.end()) {
+        continue;
+      }
+      checked.push_back(*first);
+      // The same stored answer again (a cache hit, an overlapping job).
+      if (*first == answer.request_key()) return false;
+      ASSIGN_OR_RETURN(std::optional<v1::Answer> other,
+                       store_.GetAnswer(*first));
+      if (!other) continue;
+      std::string signature = other->minhash();
+      if (!other->duplicate_of().empty()) {
+        ASSIGN_OR_RETURN(std::optional<v1::Answer> original,
+                         store_.GetAnswer(other->duplicate_of()));
+        if (original) signature = original->minhash();
+      }
+      if (EstimateJaccard(answer.minhash(), signature) >= threshold_) {
+        return false;
+      }
+    }
+    if (!batch.empty()) RETURN_IF_ERROR(store_.Apply(batch));
+    return true;
+  }
+
+ private:
+  Store& store_;
+  const double threshold_;
+  std::string prefix_;
+};
+
+}  // namespace
 
 absl::Status Coordinator::Export(
     const v1::ExportRequest& request,
@@ -613,18 +816,42 @@ absl::Status Coordinator::Export(
   if (request.job_ids().empty()) {
     return absl::InvalidArgumentError("export: no job given");
   }
+  ASSIGN_OR_RETURN(ExportFilter filter, ExportFilter::Create(request));
+  std::vector<v1::Job> jobs;
   for (const std::string& job_id : request.job_ids()) {
-    RETURN_IF_ERROR(GetJob(job_id).status());
+    ASSIGN_OR_RETURN(v1::Job job, GetJob(job_id));
+    jobs.push_back(std::move(job));
   }
-  for (const std::string& job_id : request.job_ids()) {
+  std::optional<NearDupFilter> near_dups;
+  if (request.near_dup_threshold() > 0 && !request.failed_only()) {
+    ASSIGN_OR_RETURN(int64_t export_id, store_.NextSequence("export"));
+    near_dups.emplace(store_, export_id, request.near_dup_threshold());
+  }
+  const bool want_done = !request.failed_only();
+  const bool want_failed = request.failed_only() || request.include_failed();
+  for (const v1::Job& job : jobs) {
+    if (!filter.MatchesJob(job.spec())) continue;
+    const std::string& job_id = job.id();
     std::optional<v1::Prompt> prompt;
     int64_t prompt_seq = -1;
     absl::Status inner;
     bool stopped = false;
-    RETURN_IF_ERROR(store_.ScanTasks(job_id, 0, 0, [&](const v1::Task& task) {
+    // Returns false (setting `inner`) when the scan must stop on an error.
+    auto export_task = [&](const v1::Task& task) -> bool {
       const bool done = task.state() == v1::TASK_STATE_DONE;
       const bool failed = task.state() == v1::TASK_STATE_FAILED;
-      if (!done && !(failed && request.include_failed())) return true;
+      if (!(done && want_done) && !(failed && want_failed)) return true;
+      if (task.prompt_seq() != prompt_seq) {
+        absl::StatusOr<std::optional<v1::Prompt>> p =
+            store_.GetPrompt(job_id, task.prompt_seq());
+        if (!p.ok() || !*p) {
+          inner = p.ok() ? absl::DataLossError("prompt missing") : p.status();
+          return false;
+        }
+        prompt = std::move(*p);
+        prompt_seq = task.prompt_seq();
+      }
+      if (!filter.MatchesPrompt(*prompt)) return true;
       v1::ExportRecord record;
       record.set_job_id(job_id);
       if (done) {
@@ -644,28 +871,33 @@ absl::Status Coordinator::Export(
           if (first.ok() && *first) {
             (*answer)->set_content((*first)->content());
             (*answer)->set_reasoning((*first)->reasoning());
+            (*answer)->set_reasoning_blocks((*first)->reasoning_blocks());
+            (*answer)->set_minhash((*first)->minhash());
           }
         }
-        *record.mutable_answer() = std::move(**answer);
-      }
-      if (task.prompt_seq() != prompt_seq) {
-        absl::StatusOr<std::optional<v1::Prompt>> p =
-            store_.GetPrompt(job_id, task.prompt_seq());
-        if (!p.ok() || !*p) {
-          inner = p.ok() ? absl::DataLossError("prompt missing") : p.status();
-          return false;
+        if (!filter.MatchesAnswer(**answer)) return true;
+        if (near_dups) {
+          absl::StatusOr<bool> admit = near_dups->Admit(**answer);
+          if (!admit.ok()) {
+            inner = admit.status();
+            return false;
+          }
+          if (!*admit) return true;
         }
-        prompt = std::move(*p);
-        prompt_seq = task.prompt_seq();
+        // The signature is for the coordinator; keep it off the wire.
+        (*answer)->clear_minhash();
+        *record.mutable_answer() = std::move(**answer);
       }
       *record.mutable_prompt() = *prompt;
       *record.mutable_task() = task;
+      metrics::RecordsExported(1);
       if (!emit(std::move(record))) {
         stopped = true;
         return false;
       }
       return true;
-    }));
+    };
+    RETURN_IF_ERROR(store_.ScanTasks(job_id, 0, 0, export_task));
     RETURN_IF_ERROR(inner);
     if (stopped) return absl::OkStatus();
   }

@@ -33,6 +33,21 @@
 
 namespace distillery {
 
+// What the metrics collector reads on each scrape (see coordinator_metrics.h).
+struct CoordinatorSnapshot {
+  struct JobView {
+    v1::Job job;
+    int64_t last_progress_ms = 0;  // wall time of the last settled task
+  };
+  struct WorkerView {
+    std::string id;
+    double last_seen_age_seconds = 0;
+  };
+  std::vector<JobView> jobs;
+  std::vector<WorkerView> workers;
+  std::map<std::string, int64_t> leases_by_teacher;
+};
+
 struct CoordinatorOptions {
   // A lease not renewed by a heartbeat within this time returns its task.
   Duration lease_duration = std::chrono::seconds(60);
@@ -97,8 +112,11 @@ class Coordinator {
   absl::StatusOr<v1::Job> WaitForJobChange(const std::string& job_id,
                                            const v1::Job& last_seen,
                                            Duration max_wait);
-  // Streams the records of the requested jobs in submission order (prompt,
-  // then sample). Stops early, OK, when `emit` returns false.
+  // Streams the records of the requested jobs, job by job in the order
+  // given, each in submission order (prompt, then sample), keeping those that
+  // pass the request's filters. Memory does not grow with the number of
+  // records: near-duplicate removal keeps its index in the store's scratch
+  // space. Stops early, OK, when `emit` returns false.
   absl::Status Export(const v1::ExportRequest& request,
                       const std::function<bool(v1::ExportRecord&&)>& emit);
 
@@ -115,6 +133,8 @@ class Coordinator {
   void ExpireLeases();
 
   const CoordinatorOptions& options() const { return options_; }
+  // A copy of the state metrics report. Cost: one copy of each job record.
+  CoordinatorSnapshot Snapshot();
 
  private:
   friend class Submission;
@@ -128,6 +148,7 @@ class Coordinator {
     bool scanned_all = false;
     std::deque<v1::Task> ready;     // read from the store, not yet leased
     std::deque<v1::Task> returned;  // from expired or abandoned leases
+    int64_t last_progress_ms = 0;   // wall time; not persisted
   };
   struct LeaseInfo {
     std::string worker_id;
@@ -153,6 +174,11 @@ class Coordinator {
   absl::Status CommitResultLocked(const v1::TaskResult& result,
                                   const std::string& worker_name, bool* ignored)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Signs a new, non-duplicate answer (MinHash), marks it near_duplicate_of
+  // an earlier answer that shares an LSH bucket with estimated Jaccard >=
+  // kDefaultNearDuplicateThreshold, and adds its empty buckets to `batch`.
+  absl::Status IndexNearDuplicatesLocked(v1::Answer* answer, StoreBatch* batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Updates state when all tasks are settled. Mutates `job` only.
   void MaybeFinishLocked(v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ExpireLeasesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -161,6 +187,8 @@ class Coordinator {
   // The job as clients see it: the stored record plus its teacher's budget.
   v1::Job JobViewLocked(const JobRuntime& rt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::SamplingParams EffectiveParams(const v1::JobSpec& spec, int sample) const;
+  // The profile of `teacher`, or null when the teachers file lost it.
+  const TeacherProfile* ProfileFor(const std::string& teacher) const;
 
   Store& store_;
   const std::vector<TeacherProfile> teachers_;

@@ -5,6 +5,7 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/strings/str_cat.h"
+#include "services/coordinator/coordinator_metrics.h"
 #include "services/coordinator/grpc_services.h"
 
 namespace distillery {
@@ -21,6 +22,12 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   self->coordinator_ = std::make_unique<Coordinator>(
       *self->store_, options.teachers, RealClock::Get(), options.coordinator);
   if (absl::Status s = self->coordinator_->Recover(); !s.ok()) return s;
+  for (const TeacherProfile& p : options.teachers) {
+    metrics::TeacherLimits(p.name, p.rpm, p.tpm, p.max_concurrency);
+  }
+  self->metrics_ = RegisterCoordinatorMetrics(
+      *self->coordinator_, *self->store_,
+      3 * options.coordinator.heartbeat_interval);
   self->client_service_ =
       std::make_unique<ClientServiceImpl>(*self->coordinator_);
   self->worker_service_ =
@@ -58,13 +65,19 @@ void CoordinatorServer::Wait() {
 }
 
 void CoordinatorServer::Shutdown(Duration grace) {
-  if (stopping_.exchange(true)) return;
-  if (server_) {
-    server_->Shutdown(std::chrono::system_clock::now() +
-                      std::chrono::duration_cast<std::chrono::milliseconds>(
-                          grace));
-  }
-  if (housekeeping_.joinable()) housekeeping_.join();
+  // call_once makes a second caller wait for the first: main's destructor
+  // must not destroy the housekeeping thread while the signal thread is
+  // still joining it (std::terminate on a joinable std::thread).
+  std::call_once(shutdown_once_, [&] {
+    stopping_.store(true);
+    metrics_.reset();
+    if (server_) {
+      server_->Shutdown(std::chrono::system_clock::now() +
+                        std::chrono::duration_cast<std::chrono::milliseconds>(
+                            grace));
+    }
+    if (housekeeping_.joinable()) housekeeping_.join();
+  });
 }
 
 }  // namespace distillery

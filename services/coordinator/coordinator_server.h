@@ -8,9 +8,11 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <mutex>
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "common/metrics/metrics.h"
 #include "services/coordinator/coordinator.h"
 
 namespace grpc {
@@ -29,7 +31,8 @@ struct CoordinatorServerOptions {
   CoordinatorOptions coordinator;
 };
 
-// Not thread-safe to start and stop; the running server is.
+// Not thread-safe to start; the running server is, and Shutdown may be
+// called from any thread (a signal handler thread and the destructor).
 class CoordinatorServer {
  public:
   ~CoordinatorServer();
@@ -38,7 +41,8 @@ class CoordinatorServer {
   // "host:port" actually bound.
   const std::string& address() const { return address_; }
   void Wait();
-  // Stops serving, finishing calls in flight for up to `grace`.
+  // Stops serving, finishing calls in flight for up to `grace`. Returns once
+  // stopped, also when another thread's call is doing the stopping.
   void Shutdown(Duration grace = std::chrono::seconds(5));
   Coordinator& coordinator() { return *coordinator_; }
 
@@ -52,7 +56,10 @@ class CoordinatorServer {
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
   std::atomic<bool> stopping_{false};
+  std::once_flag shutdown_once_;
   std::thread housekeeping_;
+  // Declared last: unregistered before the coordinator and store go.
+  std::unique_ptr<metrics::CollectorHandle> metrics_;
 };
 
 }  // namespace distillery

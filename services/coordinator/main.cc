@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
     }
     metrics = std::move(*exposer);
   }
+  distillery::metrics::ProcessStarted("coordinator");
   distillery::CoordinatorServerOptions options;
   options.listen = listen;
   options.data_dir = data_dir;

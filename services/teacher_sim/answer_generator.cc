@@ -277,8 +277,13 @@ SimChoice GenerateChoice(const ChatRequest& request, int index,
   const uint64_t hash = HashRequest(request, index);
   SimChoice choice;
   choice.finish_reason = "stop";
-  if (reasoning_model)
+  if (reasoning_model) {
     choice.reasoning_content = GenerateReasoning(hash, quote);
+    if (request.reasoning_budget > 0) {
+      choice.reasoning_content =
+          TruncateToTokens(choice.reasoning_content, request.reasoning_budget);
+    }
+  }
   choice.content = GenerateContent(hash, quote);
   ApplyStop(request.stop, &choice.content);
   choice.reasoning_tokens = CountTokens(choice.reasoning_content);
@@ -374,7 +379,8 @@ uint64_t HashRequest(const ChatRequest& request, int choice_index) {
 SimCompletion GenerateCompletion(const ChatRequest& request) {
   SimCompletion completion;
   completion.model = request.model;
-  completion.reasoning_model = IsReasoningModel(request.model);
+  completion.reasoning_model =
+      IsReasoningModel(request.model) || request.force_reasoning;
   completion.request_hash = HashRequest(request, -1);
   const std::string quote = PromptQuote(request.messages);
   completion.usage.prompt_tokens = CountPromptTokens(request.messages);

@@ -290,11 +290,26 @@ absl::Status ParseFields(const Json& body, ChatRequest* request,
     if (!stream->is_boolean()) {
       return WrongType(error, "stream", "a boolean", *stream);
     }
-    if (stream->get<bool>()) {
+    request->stream = stream->get<bool>();
+  }
+  auto options = body.find("stream_options");
+  if (options != body.end() && !options->is_null()) {
+    if (!request->stream) {
       return Fail(error,
-                  "Invalid 'stream': teacher-sim does not support streaming "
-                  "responses yet.",
-                  "stream", "unsupported_value");
+                  "The 'stream_options' parameter is only allowed when "
+                  "'stream' is enabled.",
+                  "stream_options", "invalid_value");
+    }
+    if (!options->is_object()) {
+      return WrongType(error, "stream_options", "an object", *options);
+    }
+    auto usage = options->find("include_usage");
+    if (usage != options->end() && !usage->is_null()) {
+      if (!usage->is_boolean()) {
+        return WrongType(error, "stream_options.include_usage", "a boolean",
+                         *usage);
+      }
+      request->include_usage = usage->get<bool>();
     }
   }
   return absl::OkStatus();

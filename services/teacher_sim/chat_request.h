@@ -31,6 +31,14 @@ struct ChatRequest {
   std::optional<double> temperature;
   std::optional<double> top_p;
   std::vector<std::string> stop;
+  // stream: answer as text/event-stream; include_usage: stream_options'
+  // include_usage (a final usage chunk).
+  bool stream = false;
+  bool include_usage = false;
+  // Reason whatever the model's name (Anthropic's thinking: enabled); a
+  // model named "*reasoner*" reasons anyway. 0 budget: unlimited.
+  bool force_reasoning = false;
+  int64_t reasoning_budget = 0;
 };
 
 // What an OpenAI 400 body says: the message, the parameter ("" for null)

@@ -149,9 +149,18 @@ class Session : public std::enable_shared_from_this<Session> {
     for (const auto& [name, value] : response.headers) {
       res_.insert(name, value);
     }
+    // An event stream goes out chunked, as real teachers send one (the body
+    // is pre-rendered: one chunk); everything else with a content-length.
+    const bool event_stream =
+        version == 11 &&
+        response.Header("content-type").starts_with("text/event-stream");
     res_.body() = std::move(response.body);
     res_.keep_alive(keep_alive);
-    res_.prepare_payload();
+    if (event_stream) {
+      res_.chunked(true);
+    } else {
+      res_.prepare_payload();
+    }
     if (response.delay > Duration::zero()) {
       // The idle timeout must not cut a deliberately slow answer.
       stream_.expires_never();

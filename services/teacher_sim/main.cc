@@ -1,5 +1,5 @@
-// teacher-sim: an OpenAI-compatible teacher simulator for tests, demos and
-// benchmarks. This file only parses flags and wires the pieces together:
+// teacher-sim: an OpenAI- and Anthropic-compatible teacher simulator for
+// tests, demos and benchmarks. This file only parses flags and wires the pieces together:
 // SimHandler (request logic) behind HttpServer (the network).
 //
 //   teacher-sim --listen HOST:PORT [--latency-ms N] [--threads N]
@@ -50,7 +50,8 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  CLI::App app{"teacher-sim: an OpenAI-compatible teacher simulator"};
+  CLI::App app{
+      "teacher-sim: an OpenAI- and Anthropic-compatible teacher simulator"};
   std::string listen;
   int64_t latency_ms = 0;
   int threads = 1;
@@ -64,7 +65,8 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "event loop threads")
       ->check(CLI::Range(1, 256));
   app.add_option("--require-api-key", api_key,
-                 "answer 401 unless 'Authorization: Bearer KEY'");
+                 "answer 401 unless 'Authorization: Bearer KEY' (or, for "
+                 "/v1/messages, 'x-api-key: KEY')");
   app.add_option("--error-rate", error_rate,
                  "fraction of chat requests answered 500 or 429")
       ->check(CLI::Range(0.0, 1.0));

@@ -7,11 +7,14 @@
 #include "services/teacher_sim/answer_generator.h"
 #include "services/teacher_sim/chat_request.h"
 #include "services/teacher_sim/json_writer.h"
+#include "services/teacher_sim/messages_request.h"
+#include "services/teacher_sim/response_render.h"
 
 namespace distillery::teacher_sim {
 namespace {
 
 constexpr std::string_view kChatPath = "/v1/chat/completions";
+constexpr std::string_view kMessagesPath = "/v1/messages";
 constexpr std::string_view kHealthPath = "/health";
 constexpr std::string_view kStatsPath = "/stats";
 
@@ -104,6 +107,33 @@ std::string_view BearerToken(std::string_view authorization) {
   return Trim(authorization.substr(kScheme.size()));
 }
 
+SimResponse EventStream(std::string body) {
+  SimResponse r;
+  r.status = 200;
+  r.headers.emplace_back("content-type", "text/event-stream; charset=utf-8");
+  r.headers.emplace_back("cache-control", "no-cache");
+  r.body = std::move(body);
+  return r;
+}
+
+SimResponse AnthropicError(int status, std::string_view type,
+                           std::string_view message) {
+  return JsonResponse(status, RenderAnthropicErrorJson(type, message));
+}
+
+void AddAnthropicRateLimitHeaders(bool exhausted, SimHeaders* headers) {
+  headers->emplace_back("anthropic-ratelimit-requests-limit", "4000");
+  headers->emplace_back("anthropic-ratelimit-requests-remaining",
+                        exhausted ? "0" : "3999");
+  headers->emplace_back("anthropic-ratelimit-requests-reset",
+                        "2030-01-01T00:00:00Z");
+  headers->emplace_back("anthropic-ratelimit-tokens-limit", "400000");
+  headers->emplace_back("anthropic-ratelimit-tokens-remaining",
+                        exhausted ? "0" : "399000");
+  headers->emplace_back("anthropic-ratelimit-tokens-reset",
+                        "2030-01-01T00:00:00Z");
+}
+
 SimResponse MethodNotAllowed(const std::string& method, std::string_view path,
                              const char* allowed) {
   SimResponse r = JsonResponse(
@@ -177,8 +207,11 @@ SimResponse SimHandler::Handle(const SimRequest& request) {
   }
 
   SimResponse response;
-  const bool chat = path == kChatPath;
-  if (chat && request.method == "POST") {
+  const bool messages = path == kMessagesPath;
+  const bool chat = path == kChatPath || messages;
+  if (messages && request.method == "POST") {
+    response = HandleMessages(request);
+  } else if (chat && request.method == "POST") {
     response = HandleChat(request);
   } else if (chat) {
     response = MethodNotAllowed(request.method, path, "POST");
@@ -280,10 +313,12 @@ SimResponse SimHandler::AnswerChat(const SimRequest& request,
     }
   }
   const int64_t created = clock_.WallMillis() / 1000;
-  SimResponse response = JsonResponse(
-      200,
-      RenderCompletionJson(
-          completion, "chatcmpl-" + UniqueHex(sequence, 0x63686174), created));
+  const std::string id = "chatcmpl-" + UniqueHex(sequence, 0x63686174);
+  SimResponse response =
+      chat.stream ? EventStream(RenderChatStream(completion, id, created,
+                                                 chat.include_usage))
+                  : JsonResponse(200, RenderCompletionJson(completion, id,
+                                                           created));
   response.delay = options_.latency;
   stats_.Record(200, /*chat=*/true, completion.usage.prompt_tokens,
                 completion.usage.completion_tokens);
@@ -309,6 +344,67 @@ SimResponse SimHandler::RenderFault(FaultKind kind) {
       500, RenderErrorJson("The server had an error while processing your "
                            "request. Sorry about that!",
                            "server_error", "", "server_error"));
+  r.delay = options_.latency;
+  return r;
+}
+
+SimResponse SimHandler::HandleMessages(const SimRequest& request) {
+  const uint64_t sequence = next_sequence_.fetch_add(1);
+  SimResponse response = AnswerMessages(request, sequence);
+  AddAnthropicRateLimitHeaders(response.status == 429, &response.headers);
+  response.headers.emplace_back("request-id",
+                                "req_" + UniqueHex(sequence, 0x616e7468));
+  return response;
+}
+
+SimResponse SimHandler::AnswerMessages(const SimRequest& request,
+                                       uint64_t sequence) {
+  if (!options_.required_api_key.empty()) {
+    const std::string_view key = Trim(request.Header("x-api-key"));
+    if (key != options_.required_api_key) {
+      return AnthropicError(401, "authentication_error",
+                            key.empty() ? "x-api-key header is required"
+                                        : "invalid x-api-key");
+    }
+  }
+  if (faults_ != nullptr) {
+    const FaultKind fault = faults_->Next();
+    if (fault != FaultKind::kNone) return RenderMessagesFault(fault);
+  }
+  if (Trim(request.Header("anthropic-version")).empty()) {
+    return AnthropicError(400, "invalid_request_error",
+                          "anthropic-version: header is required");
+  }
+  ChatRequest chat;
+  std::string message;
+  if (!ParseMessagesRequest(request.body, &chat, &message).ok()) {
+    return AnthropicError(400, "invalid_request_error", message);
+  }
+  MessageShape shape;
+  shape.thinking = ShowsThinking(chat);
+  shape.redacted =
+      shape.thinking && chat.model.find("redacted") != std::string::npos;
+  chat.force_reasoning = shape.thinking;
+  const SimCompletion completion = GenerateCompletion(chat);
+  const std::string id = "msg_" + UniqueHex(sequence, 0x6d7367);
+  SimResponse response =
+      chat.stream ? EventStream(RenderMessageStream(completion, id, shape))
+                  : JsonResponse(200, RenderMessageJson(completion, id, shape));
+  response.delay = options_.latency;
+  stats_.Record(200, /*chat=*/true, completion.usage.prompt_tokens,
+                completion.usage.completion_tokens);
+  return response;
+}
+
+SimResponse SimHandler::RenderMessagesFault(FaultKind kind) {
+  if (kind == FaultKind::kRateLimited) {
+    SimResponse r = AnthropicError(
+        429, "rate_limit_error",
+        "This request would exceed the rate limit for teacher-sim.");
+    r.headers.emplace_back("retry-after", "1");
+    return r;
+  }
+  SimResponse r = AnthropicError(529, "overloaded_error", "Overloaded");
   r.delay = options_.latency;
   return r;
 }

@@ -1,13 +1,22 @@
 // SimHandler: everything teacher-sim does with one HTTP request, without the
 // network. Routes:
-//   POST /v1/chat/completions  OpenAI Chat Completions (answer_generator.h)
+//   POST /v1/chat/completions  OpenAI Chat Completions (answer_generator.h),
+//                              "stream": true answers text/event-stream
+//   POST /v1/messages          Anthropic Messages (messages_request.h,
+//                              response_render.h), plain or streamed; thinking
+//                              blocks with signatures when thinking is enabled
+//                              or the model is "*thinking*"/"*reasoner*", and
+//                              a redacted_thinking block too for "*redacted*"
 //   GET  /health               {"status":"ok"}
 //   GET  /stats                counters (sim_stats.h) and the rate limiter's
 //                              peak window and refusals
 // Unknown paths answer 404 and wrong methods 405, in OpenAI's error shape.
 //
 // A chat request is checked in the order a real gateway would: API key
-// (401), then injected faults (500 / 429), then the body (400). The
+// (401), then injected faults (500 / 429; 529 overloaded_error for Messages),
+// then the body (400). Messages requests take the key from x-api-key and need
+// an anthropic-version header; their errors are in Anthropic's shape.
+// Both count as chat requests in the stats. The
 // configured latency delays 200 answers and injected 500s; 4xx answers are
 // immediate. /health and /stats are observation endpoints and are not
 // counted in the stats, so polling them does not disturb what tests read.
@@ -28,7 +37,8 @@
 namespace distillery::teacher_sim {
 
 struct SimHandlerOptions {
-  // When non-empty, /v1 requests need "Authorization: Bearer <key>".
+  // When non-empty, /v1 requests need "Authorization: Bearer <key>"
+  // (/v1/messages: "x-api-key: <key>").
   std::string required_api_key;
   // Delay before chat answers (see above).
   Duration latency{0};
@@ -62,6 +72,9 @@ class SimHandler {
   SimResponse AnswerChat(const SimRequest& request, uint64_t sequence,
                          SimAdmission* admission);
   SimResponse RenderFault(FaultKind kind);
+  SimResponse HandleMessages(const SimRequest& request);
+  SimResponse AnswerMessages(const SimRequest& request, uint64_t sequence);
+  SimResponse RenderMessagesFault(FaultKind kind);
   // 32 hex digits unique to this response within the process run.
   std::string UniqueHex(uint64_t sequence, uint64_t salt) const;
 

@@ -32,7 +32,8 @@ struct SimRequest {
 
 struct SimResponse {
   int status = 200;
-  // Sent as given; the server adds content-length, server and connection.
+  // Sent as given; the server adds server, connection and content-length
+  // (or, for a text/event-stream body, chunked transfer-encoding).
   SimHeaders headers;
   std::string body;
   // How long the server waits (on a timer, never blocking a thread) before

@@ -57,9 +57,16 @@ int main(int argc, char** argv) {
     }
     metrics = std::move(*exposer);
   }
-  distillery::CurlHttpClient http;
+  distillery::metrics::ProcessStarted("worker");
+  // Destroyed explicitly before the worker: its destructor completes what
+  // is still in flight, and those callbacks reach the worker.
+  auto http = std::make_unique<distillery::CurlHttpClient>();
   distillery::WorkerTeacherSet teachers =
-      distillery::BuildWorkerTeachers(*profiles, http);
+      distillery::BuildWorkerTeachers(*profiles, *http);
+  for (const distillery::WorkerTeacher& t : teachers.teachers) {
+    distillery::metrics::TeacherLimits(t.profile.name, t.profile.rpm,
+                                       t.profile.tpm, t.profile.max_concurrency);
+  }
   auto client = distillery::MakeGrpcCoordinatorClient(coordinator);
   distillery::WorkerOptions options;
   options.name = name;
@@ -73,6 +80,7 @@ int main(int argc, char** argv) {
   });
   signals.detach();
   absl::Status status = worker.Run();
+  http.reset();
   if (!status.ok()) {
     std::cerr << "error: " << status.message() << "\n";
     return 1;

@@ -6,6 +6,7 @@
 #define DISTILLERY_SERVICES_WORKER_TEACHER_FACTORY_H_
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "common/config/teachers.h"
@@ -18,6 +19,10 @@ struct WorkerTeacherSet {
   std::vector<std::unique_ptr<Teacher>> owned;
   std::vector<WorkerTeacher> teachers;  // point into `owned`
 };
+
+// The adapter for one profile (api: openai or anthropic), with `api_key`.
+std::unique_ptr<Teacher> MakeTeacher(const TeacherProfile& profile,
+                                     std::string api_key, HttpClient& http);
 
 // `only`, when not empty, keeps just that profile.
 WorkerTeacherSet BuildWorkerTeachers(const std::vector<TeacherProfile>& profiles,

@@ -114,6 +114,7 @@ void TeacherLimiter::OnResult(const TeacherResult& result,
     const TokenUsage& u = result.answer.usage;
     const double used =
         static_cast<double>(u.prompt_tokens + u.completion_tokens);
+    tokens_used_ += u.prompt_tokens + u.completion_tokens;
     if (tokens_limited_ && used > 0) {
       if (used > reserved_tokens) {
         tokens_.Take(used - reserved_tokens);
@@ -149,7 +150,9 @@ void TeacherLimiter::TakeReport(int64_t demand, v1::TeacherDemand* out) {
   out->set_rate_limited_tokens(rate_limited_tokens_);
   out->set_announced_rpm(announced_rpm_);
   out->set_announced_tpm(announced_tpm_);
+  out->set_tokens_used(tokens_used_);
   successes_ = rate_limited_requests_ = rate_limited_tokens_ = 0;
+  tokens_used_ = 0;
 }
 
 }  // namespace distillery

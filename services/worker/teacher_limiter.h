@@ -69,6 +69,7 @@ class TeacherLimiter {
   int64_t rate_limited_tokens_ = 0;
   int64_t announced_rpm_ = 0;
   int64_t announced_tpm_ = 0;
+  int64_t tokens_used_ = 0;
 };
 
 // Tokens a provider counts for a request when it arrives: prompt tokens

@@ -355,16 +355,18 @@ void Worker::OnTeacherResult(Pending pending, TeacherResult result) {
   --state.in_flight;
   slot_freed_ = true;
   state.limiter->OnResult(result, pending.reserved_tokens);
+  const std::string& model = pending.task.model();
   metrics::InFlight(profile.name, -1);
-  metrics::TeacherRequest(
-      profile.name, result.status.ok() ? "ok" : OutcomeName(result.kind),
-      Seconds(latency));
+  metrics::TeacherRequest(profile.name, model, result.http_status,
+                          result.status.ok() ? "ok" : OutcomeName(result.kind),
+                          Seconds(latency));
   v1::TaskResult r;
   if (result.status.ok()) {
     const TeacherAnswer& a = result.answer;
     v1::Answer* answer = r.mutable_answer();
     answer->set_content(a.content);
     answer->set_reasoning(a.reasoning);
+    answer->set_reasoning_blocks(a.reasoning_blocks);
     answer->set_finish_reason(a.finish_reason);
     answer->mutable_usage()->set_prompt_tokens(a.usage.prompt_tokens);
     answer->mutable_usage()->set_completion_tokens(a.usage.completion_tokens);
@@ -375,17 +377,28 @@ void Worker::OnTeacherResult(Pending pending, TeacherResult result) {
     answer->set_received_ms(clock_.WallMillis());
     answer->set_latency_ms(
         std::chrono::duration_cast<std::chrono::milliseconds>(latency).count());
-    metrics::Tokens(profile.name, "prompt", a.usage.prompt_tokens);
-    metrics::Tokens(profile.name, "completion", a.usage.completion_tokens);
-    metrics::Tokens(profile.name, "reasoning", a.usage.reasoning_tokens);
-    metrics::Tokens(profile.name, "cached", a.usage.cached_tokens);
+    // Not streamed yet: the first token arrives with the whole answer.
+    metrics::TimeToFirstToken(profile.name, model, Seconds(latency));
+    metrics::Tokens(profile.name, model, "prompt", a.usage.prompt_tokens);
+    metrics::Tokens(profile.name, model, "completion",
+                    a.usage.completion_tokens);
+    metrics::Tokens(profile.name, model, "reasoning", a.usage.reasoning_tokens);
+    metrics::Tokens(profile.name, model, "cached", a.usage.cached_tokens);
+    metrics::CostUsd(profile.name, model,
+                     CostUsd(profile, model, a.usage.prompt_tokens,
+                             a.usage.cached_tokens, a.usage.completion_tokens));
     Finish(pending, std::move(r));
     return;
   }
   const bool retryable = result.kind == FailureKind::kRetryable ||
                          result.kind == FailureKind::kRateLimited;
   if (retryable && pending.attempts < profile.max_attempts && !stopping_) {
-    const TimePoint due = clock_.Now() + Backoff(pending.attempts, result);
+    const Duration wait = Backoff(pending.attempts, result);
+    const TimePoint due = clock_.Now() + wait;
+    metrics::Retry(profile.name, model,
+                   result.kind == FailureKind::kRateLimited ? "rate_limited"
+                                                            : "retryable",
+                   Seconds(wait));
     spdlog::debug("task {}/{} attempt {} failed ({}); retrying",
                   pending.task.job_id(), pending.task.prompt_seq(),
                   pending.attempts, std::string(result.status.message()));

@@ -1,6 +1,10 @@
 // The whole harvest path with real processes on loopback: teacher-sim, a
 // coordinator on RocksDB, two workers, and the distillery CLI.
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <pty.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -145,8 +149,9 @@ TEST_F(HarvestTest, HarvestsExportsAndAnswersResubmissionFromCache) {
       << watch.out;
 
   const std::string raw = dir_ + "/raw.jsonl";
-  CommandResult exported = Cli({"export", job, "--format", "raw",
-                                "--include-duplicates", "--out", raw});
+  CommandResult exported =
+      Cli({"export", job, "--format", "raw", "--include-duplicates",
+           "--finish-reason", "any", "--out", raw});
   ASSERT_EQ(exported.exit_code, 0) << exported.err;
   std::vector<json> records = ReadJsonLines(raw);
   ASSERT_EQ(records.size(), 2000u);
@@ -169,7 +174,9 @@ TEST_F(HarvestTest, HarvestsExportsAndAnswersResubmissionFromCache) {
 
   // The fine-tuning format keeps the reasoning in its own field.
   const std::string openai = dir_ + "/openai.jsonl";
-  ASSERT_EQ(Cli({"export", job, "--format", "openai", "--out", openai})
+  // Every finish reason: the default keeps only finished ("stop") answers.
+  ASSERT_EQ(Cli({"export", job, "--format", "openai", "--finish-reason", "any",
+                 "--out", openai})
                 .exit_code,
             0);
   std::vector<json> lines = ReadJsonLines(openai);
@@ -234,6 +241,90 @@ TEST_F(SlowHarvestTest, KilledWorkerLosesNothing) {
   EXPECT_EQ(status.at("tasks_failed"), 0);
   // Requests re-sent after the kill are at most what the dead worker held.
   EXPECT_LE(SimChatCompletions(), 2000 + 16);
+}
+
+// Runs `distillery ARGS` with its stdout on a pseudo-terminal `columns`
+// wide; returns everything it printed there and its exit code.
+std::pair<std::string, int> RunOnTerminal(const std::vector<std::string>& args,
+                                          int columns) {
+  winsize size{};
+  size.ws_row = 24;
+  size.ws_col = static_cast<unsigned short>(columns);
+  int master = -1;
+  const std::string binary = BinDir() + "/distillery";
+  std::vector<char*> argv = {const_cast<char*>(binary.c_str())};
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  const pid_t pid = forkpty(&master, nullptr, nullptr, &size);
+  if (pid == 0) {
+    execv(binary.c_str(), argv.data());
+    _exit(127);
+  }
+  std::string output;
+  if (pid < 0) return {output, -1};
+  char buf[4096];
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{master, POLLIN, 0};
+    if (poll(&p, 1, 200) <= 0) continue;
+    const ssize_t n = read(master, buf, sizeof(buf));
+    if (n <= 0) break;  // EIO once the child has exited and closed the pty
+    output.append(buf, n);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  close(master);
+  return {output, WIFEXITED(status) ? WEXITSTATUS(status) : -1};
+}
+
+TEST_F(SlowHarvestTest, WatchDrawsABarOnATerminalAndPlainLinesOtherwise) {
+  const std::string prompts = dir_ + "/prompts.jsonl";
+  WriteFile(prompts, MakePromptFile(1500));
+  const std::string job = Submit(prompts, "sim-chat");
+  // Both watches follow the same job from its start.
+  Process plain("distillery",
+                {"--coordinator", coordinator_address_, "watch", job}, dir_);
+  auto [tty, tty_exit] = RunOnTerminal(
+      {"--coordinator", coordinator_address_, "watch", job}, 100);
+  EXPECT_EQ(plain.Wait(), 0);
+  EXPECT_EQ(tty_exit, 0) << tty;
+
+  // The terminal gets one bar, redrawn in place, within its width.
+  EXPECT_GE(std::count(tty.begin(), tty.end(), '\r'), 3) << tty;
+  EXPECT_NE(tty.find("\r\033[K" + job + " ["), std::string::npos) << tty;
+  EXPECT_NE(tty.find("\u2588"), std::string::npos) << tty;  // a full cell
+  EXPECT_NE(tty.find("/s eta "), std::string::npos) << tty;
+  EXPECT_NE(tty.find("$0.0000 0 errors"), std::string::npos) << tty;
+  size_t from = 0;
+  for (size_t at; (at = tty.find("\033[K", from)) != std::string::npos;) {
+    const size_t end = tty.find_first_of("\r\n", at);
+    std::string frame = tty.substr(at + 3, end - at - 3);
+    int columns = 0;
+    for (unsigned char c : frame) columns += (c & 0xC0) != 0x80;
+    EXPECT_LE(columns, 100) << frame;
+    from = at + 3;
+  }
+  // Then the final figures in full (the pty turns \n into \r\n).
+  EXPECT_NE(tty.find(job + " completed 1500/1500 (100.0%)"), std::string::npos)
+      << tty;
+
+  // Anything else gets plain lines: no control characters, one a second
+  // at most plus the last.
+  const std::string out = plain.Stdout();
+  EXPECT_EQ(out.find('\r'), std::string::npos) << out;
+  EXPECT_EQ(out.find('\033'), std::string::npos) << out;
+  std::vector<std::string> lines;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  ASSERT_GE(lines.size(), 2u) << out;
+  for (const std::string& line : lines) {
+    EXPECT_EQ(line.rfind(job + " ", 0), 0u) << line;
+    EXPECT_NE(line.find(" spend $"), std::string::npos) << line;
+  }
+  EXPECT_NE(lines.back().find("completed 1500/1500 (100.0%)"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find(" eta "), std::string::npos) << out;
 }
 
 TEST_F(HarvestTest, MalformedPromptFileIsRejectedWhole) {

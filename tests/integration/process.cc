@@ -50,8 +50,11 @@ std::atomic<int> g_counter{0};
 Process::Process(const std::string& binary, std::vector<std::string> args,
                  const std::string& log_dir) {
   const int n = g_counter++;
-  stdout_path_ = log_dir + "/" + binary + "." + std::to_string(n) + ".out";
-  stderr_path_ = log_dir + "/" + binary + "." + std::to_string(n) + ".err";
+  const bool absolute = binary.find('/') != std::string::npos;
+  const std::string name =
+      absolute ? binary.substr(binary.rfind('/') + 1) : binary;
+  stdout_path_ = log_dir + "/" + name + "." + std::to_string(n) + ".out";
+  stderr_path_ = log_dir + "/" + name + "." + std::to_string(n) + ".err";
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
@@ -59,7 +62,7 @@ Process::Process(const std::string& binary, std::vector<std::string> args,
                                    O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_addopen(&actions, 2, stderr_path_.c_str(),
                                    O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  const std::string path = BinDir() + "/" + binary;
+  const std::string path = absolute ? binary : BinDir() + "/" + binary;
   std::vector<char*> argv;
   argv.push_back(const_cast<char*>(path.c_str()));
   for (std::string& a : args) argv.push_back(a.data());
@@ -137,6 +140,22 @@ CommandResult RunCommand(const std::string& binary,
   result.out = p.Stdout();
   result.err = p.Stderr();
   return result;
+}
+
+int PickFreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = 0;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
 }
 
 std::string HttpGet(const std::string& address, const std::string& path) {

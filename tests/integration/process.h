@@ -19,8 +19,8 @@ std::string MakeTempDir(const std::string& tag);
 
 class Process {
  public:
-  // Starts `binary` (a name in BinDir()) with `args`; stdout and stderr go
-  // to files in `log_dir`.
+  // Starts `binary` (a name in BinDir(), or a path with a '/') with `args`;
+  // stdout and stderr go to files in `log_dir`.
   Process(const std::string& binary, std::vector<std::string> args,
           const std::string& log_dir);
   ~Process();  // SIGKILLs a process still running
@@ -55,6 +55,10 @@ CommandResult RunCommand(const std::string& binary,
                          const std::vector<std::string>& args,
                          const std::string& log_dir,
                          int timeout_seconds = 300);
+
+// A loopback TCP port that was free a moment ago (bound to port 0 and
+// released), for servers that cannot report the port they bound.
+int PickFreePort();
 
 // GET http://address/path over a plain socket; returns the body or "".
 std::string HttpGet(const std::string& address, const std::string& path);

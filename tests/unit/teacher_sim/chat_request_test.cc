@@ -128,8 +128,25 @@ INSTANTIATE_TEST_SUITE_P(
             R"({"model":"m","stop":["a","b","c","d","e"],"messages":[{"role":"user","content":"x"}]})",
             "array too long", "stop", "invalid_value"},
         BadCase{
-            R"({"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]})",
-            "does not support streaming", "stream", "unsupported_value"}));
+            R"({"model":"m","stream":"yes","messages":[{"role":"user","content":"x"}]})",
+            "expected a boolean", "stream", "invalid_type"},
+        BadCase{
+            R"({"model":"m","stream_options":{"include_usage":true},"messages":[{"role":"user","content":"x"}]})",
+            "only allowed when 'stream'", "stream_options", "invalid_value"}));
+
+TEST(SimChatRequestTest, StreamAndIncludeUsage) {
+  ChatRequest r;
+  InvalidRequest e;
+  ASSERT_TRUE(ParseChatRequest(
+                  R"({"model":"m","stream":true,"stream_options":)"
+                  R"({"include_usage":true},"messages":[{"role":"user",)"
+                  R"("content":"x"}]})",
+                  &r, &e)
+                  .ok())
+      << e.message;
+  EXPECT_TRUE(r.stream);
+  EXPECT_TRUE(r.include_usage);
+}
 
 TEST(SimChatRequestTest, RejectsInvalidUtf8AsBadJson) {
   ChatRequest r;

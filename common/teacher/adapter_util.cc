@@ -1,0 +1,236 @@
+#include "common/teacher/adapter_util.h"
+
+#include <cmath>
+#include <exception>
+#include <limits>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "common/teacher/http_failure.h"
+#include "common/teacher/text_util.h"
+
+namespace distillery::adapter {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxQuotedBody = 200;
+
+// RFC 9110 token characters, what a header name may hold.
+bool IsHeaderName(std::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    const auto u = static_cast<unsigned char>(c);
+    if (absl::ascii_isalnum(u)) continue;
+    if (std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool MentionsSecret(const absl::StatusOr<HttpResponse>& response,
+                    std::string_view secret) {
+  if (!response.ok()) {
+    return text::Std(response.status().message()).find(secret) !=
+           std::string_view::npos;
+  }
+  if (response->body.find(secret) != std::string::npos) return true;
+  for (const auto& [name, value] : response->headers) {
+    if (value.find(secret) != std::string::npos) return true;
+  }
+  return false;
+}
+
+absl::StatusOr<HttpResponse> Redacted(
+    const absl::StatusOr<HttpResponse>& response, std::string_view secret) {
+  if (!response.ok()) {
+    return absl::Status(
+        response.status().code(),
+        RedactSecret(std::string(response.status().message()), secret));
+  }
+  HttpResponse copy = *response;
+  copy.body = RedactSecret(std::move(copy.body), secret);
+  for (auto& [name, value] : copy.headers) {
+    value = RedactSecret(std::move(value), secret);
+  }
+  return copy;
+}
+
+}  // namespace
+
+std::string Printable(std::string_view in, size_t max) {
+  std::string out;
+  for (char c : in.substr(0, max)) {
+    const auto u = static_cast<unsigned char>(c);
+    out.push_back(u < 0x20 || u == 0x7F ? ' ' : c);
+  }
+  if (in.size() > max) out += "...";
+  return out;
+}
+
+bool HasControlChar(std::string_view s) {
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7F) return true;
+  }
+  return false;
+}
+
+absl::Status ValidateCommonOptions(std::string_view url,
+                                   std::string_view api_key,
+                                   const HttpHeaders& extra_headers,
+                                   Duration connect_timeout,
+                                   Duration idle_timeout,
+                                   Duration total_timeout,
+                                   size_t max_response_bytes) {
+  const bool http = text::StartsWithIgnoreCase(url, "http://");
+  const bool https = text::StartsWithIgnoreCase(url, "https://");
+  if ((!http && !https) || url.size() <= (https ? 8u : 7u) ||
+      HasControlChar(url) || url.find(' ') != std::string_view::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("base_url \"", Printable(url, 200),
+                     "\" is not an http:// or https:// URL"));
+  }
+  if (HasControlChar(text::StripWhitespace(api_key))) {
+    return absl::InvalidArgumentError(
+        "api_key contains control characters (a line break?)");
+  }
+  for (const auto& [name, value] : extra_headers) {
+    if (!IsHeaderName(name)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "extra header name \"", Printable(name, 100), "\" is not valid"));
+    }
+    if (HasControlChar(value)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "extra header ", name, " has control characters in its value"));
+    }
+  }
+  if (connect_timeout <= Duration(0) || idle_timeout <= Duration(0) ||
+      total_timeout <= Duration(0)) {
+    return absl::InvalidArgumentError("timeouts must be positive");
+  }
+  if (max_response_bytes == 0) {
+    return absl::InvalidArgumentError("max_response_bytes must be positive");
+  }
+  return absl::OkStatus();
+}
+
+HttpHeaders MergeHeaders(HttpHeaders own, const HttpHeaders& extra) {
+  HttpHeaders headers;
+  for (auto& header : own) {
+    bool replaced = false;
+    for (const auto& e : extra) {
+      replaced = replaced || text::EqualsIgnoreCase(e.first, header.first);
+    }
+    if (!replaced) headers.push_back(std::move(header));
+  }
+  headers.insert(headers.end(), extra.begin(), extra.end());
+  return headers;
+}
+
+TeacherResult BadBody(std::string_view why, std::string_view body) {
+  TeacherResult result;
+  result.http_status = 200;
+  result.kind = FailureKind::kRetryable;
+  std::string_view trimmed = text::StripWhitespace(body);
+  std::string message =
+      "HTTP 200 from teacher with an unusable body (" + std::string(why) + ")";
+  if (trimmed.empty()) {
+    message += ": empty body";
+  } else {
+    absl::StrAppend(&message, ", ", body.size(),
+                    " bytes starting: ", Printable(trimmed, kMaxQuotedBody));
+  }
+  result.status = absl::UnavailableError(message);
+  return result;
+}
+
+TeacherResult UnexpectedException(const char* where, const char* what) {
+  TeacherResult result;
+  result.kind = FailureKind::kRetryable;
+  result.status =
+      absl::InternalError(absl::StrCat("unexpected error ", where, ": ", what));
+  return result;
+}
+
+int64_t IntField(const json& object, const char* name) {
+  if (!object.is_object()) return 0;
+  auto it = object.find(name);
+  if (it == object.end()) return 0;
+  if (it->is_number_unsigned()) {
+    const uint64_t value = it->get<uint64_t>();
+    return value > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())
+               ? std::numeric_limits<int64_t>::max()
+               : static_cast<int64_t>(value);
+  }
+  if (it->is_number_integer()) return it->get<int64_t>();
+  if (it->is_number_float()) {
+    const double value = it->get<double>();
+    if (std::isfinite(value) && std::fabs(value) < 9e18) {
+      return static_cast<int64_t>(std::llround(value));
+    }
+  }
+  return 0;
+}
+
+std::string StringField(const json& object, const char* name) {
+  if (!object.is_object()) return std::string();
+  auto it = object.find(name);
+  return it != object.end() && it->is_string() ? it->get<std::string>()
+                                               : std::string();
+}
+
+const json* ObjectField(const json& object, const char* name) {
+  if (!object.is_object()) return nullptr;
+  auto it = object.find(name);
+  return it != object.end() && it->is_object() ? &*it : nullptr;
+}
+
+TeacherResult HandleRedacted(absl::StatusOr<HttpResponse> response,
+                             std::string_view secret,
+                             const ResponseHandler& handle) {
+  try {
+    if (!secret.empty() && MentionsSecret(response, secret)) {
+      // Classify the redacted copy unless the original is a good answer,
+      // whose raw_body must stay verbatim.
+      absl::StatusOr<HttpResponse> redacted = Redacted(response, secret);
+      TeacherResult result = handle(std::move(response));
+      if (result.status.ok()) return result;
+      result = handle(std::move(redacted));
+      // Belt and braces: nothing of ours should have put it back.
+      result.status = absl::Status(
+          result.status.code(),
+          RedactSecret(std::string(result.status.message()), secret));
+      return result;
+    }
+    return handle(std::move(response));
+  } catch (const std::exception& e) {
+    return UnexpectedException("handling the teacher's response", e.what());
+  }
+}
+
+TeacherResult HandleHttpOutcome(
+    absl::StatusOr<HttpResponse> response, int64_t now_wall_millis,
+    const std::function<TeacherResult(std::string body)>& parse) {
+  if (!response.ok()) return ClassifyTransportError(response.status());
+  if (response->status < 200 || response->status >= 300) {
+    return ClassifyHttpFailure(*response, now_wall_millis);
+  }
+  TeacherResult result = parse(std::move(response->body));
+  result.http_status = response->status;
+  ApplyResponseHints(*response, now_wall_millis, &result);
+  return result;
+}
+
+TeacherResult NotSent(FailureKind kind, absl::Status status,
+                      std::string_view secret) {
+  TeacherResult result;
+  result.kind = kind;
+  result.status = absl::Status(
+      status.code(), RedactSecret(std::string(status.message()), secret));
+  return result;
+}
+
+}  // namespace distillery::adapter

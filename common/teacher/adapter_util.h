@@ -1,0 +1,85 @@
+// Pieces every HTTP teacher adapter (openai_teacher, anthropic_teacher)
+// shares: option checks, header assembly, JSON field readers that never
+// throw on a wrong type, the "unusable 2xx body" result, and the redaction
+// wrapper that keeps an API key out of every status message.
+//
+// Internal to common/teacher: includes nlohmann/json, so it belongs in the
+// adapters' .cc files, never in a public header. All functions are pure and
+// thread-safe.
+#ifndef DISTILLERY_COMMON_TEACHER_ADAPTER_UTIL_H_
+#define DISTILLERY_COMMON_TEACHER_ADAPTER_UTIL_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/http/http_client.h"
+#include "common/teacher/teacher.h"
+#include "nlohmann/json.hpp"
+
+namespace distillery::adapter {
+
+// `in` cut to `max` bytes with control characters as spaces, "..." if cut.
+std::string Printable(std::string_view in, size_t max);
+
+bool HasControlChar(std::string_view s);
+
+// The checks shared by every adapter's options: an http(s) base_url, a key
+// without control characters, valid extra headers, positive timeouts and
+// response limit. INVALID_ARGUMENT naming the option; never quotes the key.
+absl::Status ValidateCommonOptions(std::string_view base_url,
+                                   std::string_view api_key,
+                                   const HttpHeaders& extra_headers,
+                                   Duration connect_timeout,
+                                   Duration idle_timeout,
+                                   Duration total_timeout,
+                                   size_t max_response_bytes);
+
+// `own` headers, minus those an `extra` header of the same name
+// (case-insensitive) replaces, followed by `extra`.
+HttpHeaders MergeHeaders(HttpHeaders own, const HttpHeaders& extra);
+
+// A 2xx whose body is not a usable answer: kRetryable, UNAVAILABLE (the
+// teacher, or the path to it, garbled this answer; the next attempt may be
+// fine), http_status 200, quoting the start of `body`.
+TeacherResult BadBody(std::string_view why, std::string_view body);
+
+// A failure caught as an exception where none was expected: kRetryable,
+// INTERNAL.
+TeacherResult UnexpectedException(const char* where, const char* what);
+
+// JSON readers: 0 / "" / nullptr when the field is absent or of another
+// type. IntField accepts integers and integral floats, clamped to int64.
+int64_t IntField(const nlohmann::json& object, const char* name);
+std::string StringField(const nlohmann::json& object, const char* name);
+const nlohmann::json* ObjectField(const nlohmann::json& object,
+                                  const char* name);
+
+// Runs `handle` on `response` so that `secret` appears in no status
+// message: when the response mentions the secret, a failure is classified
+// from a copy with it redacted, while a successful answer keeps its body
+// verbatim. Catches exceptions from `handle`. Never throws.
+using ResponseHandler =
+    std::function<TeacherResult(absl::StatusOr<HttpResponse>)>;
+TeacherResult HandleRedacted(absl::StatusOr<HttpResponse> response,
+                             std::string_view secret,
+                             const ResponseHandler& handle);
+
+// The common outcome of one call: transport error, non-2xx classified by
+// http_failure.h (retry-after and x-should-retry applied), or a 2xx body
+// handed to `parse` with the response hints then applied to its result.
+TeacherResult HandleHttpOutcome(
+    absl::StatusOr<HttpResponse> response, int64_t now_wall_millis,
+    const std::function<TeacherResult(std::string body)>& parse);
+
+// A TeacherResult for a request that was never sent.
+TeacherResult NotSent(FailureKind kind, absl::Status status,
+                      std::string_view secret);
+
+}  // namespace distillery::adapter
+
+#endif  // DISTILLERY_COMMON_TEACHER_ADAPTER_UTIL_H_

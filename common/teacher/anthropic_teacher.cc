@@ -1,0 +1,394 @@
+#include "common/teacher/anthropic_teacher.h"
+
+#include <cmath>
+#include <exception>
+#include <map>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/teacher/adapter_util.h"
+#include "common/teacher/http_failure.h"
+#include "common/teacher/sse_parser.h"
+#include "common/teacher/text_util.h"
+#include "nlohmann/json.hpp"
+
+namespace distillery {
+namespace {
+
+using nlohmann::json;
+using nlohmann::ordered_json;
+using adapter::BadBody;
+using adapter::IntField;
+using adapter::ObjectField;
+using adapter::StringField;
+
+constexpr std::string_view kMessagesPath = "/v1/messages";
+
+AnthropicTeacherOptions Normalized(AnthropicTeacherOptions options) {
+  options.api_key = std::string(text::StripWhitespace(options.api_key));
+  return options;
+}
+
+HttpHeaders BuildHeaders(const AnthropicTeacherOptions& options) {
+  HttpHeaders own = {{"Content-Type", "application/json"},
+                     {"anthropic-version", options.anthropic_version}};
+  if (options.body.stream) own.emplace_back("Accept", "text/event-stream");
+  if (!options.api_key.empty()) own.emplace_back("x-api-key", options.api_key);
+  return adapter::MergeHeaders(std::move(own), options.extra_headers);
+}
+
+// One content block as assembled from a body or a stream.
+struct Block {
+  std::string type;
+  std::string text;       // text blocks
+  std::string thinking;   // thinking blocks
+  std::string signature;  // thinking blocks
+  std::string data;       // redacted_thinking blocks
+};
+
+Block BlockFrom(const json& object) {
+  Block b;
+  b.type = StringField(object, "type");
+  b.text = StringField(object, "text");
+  b.thinking = StringField(object, "thinking");
+  b.signature = StringField(object, "signature");
+  b.data = StringField(object, "data");
+  return b;
+}
+
+// Fills content, reasoning and reasoning_blocks from the blocks in order.
+// Blocks of other types (tool_use, ...) are not part of a harvested answer.
+void FoldBlocks(const std::vector<Block>& blocks, TeacherAnswer* answer) {
+  ordered_json kept = ordered_json::array();
+  for (const Block& b : blocks) {
+    if (b.type == "text") {
+      answer->content += b.text;
+    } else if (b.type == "thinking") {
+      if (!answer->reasoning.empty() && !b.thinking.empty()) {
+        answer->reasoning += "\n\n";
+      }
+      answer->reasoning += b.thinking;
+      kept.push_back({{"type", "thinking"},
+                      {"thinking", b.thinking},
+                      {"signature", b.signature}});
+    } else if (b.type == "redacted_thinking") {
+      kept.push_back({{"type", "redacted_thinking"}, {"data", b.data}});
+    }
+  }
+  if (!kept.empty()) answer->reasoning_blocks = kept.dump();
+}
+
+// input_tokens excludes cache reads and writes; TokenUsage's prompt_tokens
+// counts every prompt token, with cached_tokens a part of it.
+void ReadUsage(const json& usage, TokenUsage* out) {
+  const int64_t cache_read = IntField(usage, "cache_read_input_tokens");
+  out->prompt_tokens = IntField(usage, "input_tokens") + cache_read +
+                       IntField(usage, "cache_creation_input_tokens");
+  out->cached_tokens = cache_read;
+  out->completion_tokens = IntField(usage, "output_tokens");
+}
+
+bool IsErrorObject(const json& doc) {
+  if (StringField(doc, "type") == "error") return true;
+  auto it = doc.find("error");
+  return it != doc.end() && !it->is_null();
+}
+
+TeacherResult ErrorInBody(std::string_view data, bool in_stream) {
+  TeacherResult error =
+      TeacherErrorResult(200, ParseTeacherErrorBody(data), data);
+  if (in_stream) {
+    error.status =
+        absl::Status(error.status.code(),
+                     absl::StrCat("in the stream: ", error.status.message()));
+  }
+  return error;
+}
+
+TeacherResult ParseMessagesResponseOrThrow(std::string body) {
+  json doc = json::parse(body, /*cb=*/nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) return BadBody("not JSON, or truncated", body);
+  if (!doc.is_object()) return BadBody("not a JSON object", body);
+  if (IsErrorObject(doc)) return ErrorInBody(body, /*in_stream=*/false);
+  auto content = doc.find("content");
+  if (content == doc.end() || !content->is_array()) {
+    return BadBody("no content blocks", body);
+  }
+  std::vector<Block> blocks;
+  for (const json& block : *content) {
+    if (!block.is_object()) return BadBody("a content block is not an object", body);
+    blocks.push_back(BlockFrom(block));
+  }
+  TeacherResult result;
+  result.http_status = 200;
+  TeacherAnswer& answer = result.answer;
+  FoldBlocks(blocks, &answer);
+  answer.finish_reason = StringField(doc, "stop_reason");
+  if (const json* usage = ObjectField(doc, "usage")) {
+    ReadUsage(*usage, &answer.usage);
+  }
+  answer.provider_id = StringField(doc, "id");
+  answer.raw_body = std::move(body);
+  result.status = absl::OkStatus();
+  return result;
+}
+
+TeacherResult ParseMessagesStreamOrThrow(std::string body) {
+  const std::vector<SseEvent> events = ParseSseStream(body);
+  std::map<int64_t, Block> blocks;  // by index: the order they are shown in
+  bool started = false;
+  bool stopped = false;
+  TeacherResult result;
+  result.http_status = 200;
+  TeacherAnswer& answer = result.answer;
+  for (const SseEvent& event : events) {
+    json doc =
+        json::parse(event.data, /*cb=*/nullptr, /*allow_exceptions=*/false);
+    if (doc.is_discarded() || !doc.is_object()) {
+      return BadBody("a stream event that is not a JSON object", body);
+    }
+    // The data's own "type" is authoritative; the event: line repeats it.
+    std::string type = StringField(doc, "type");
+    if (type.empty()) type = event.event;
+    if (type == "error" || IsErrorObject(doc)) {
+      return ErrorInBody(event.data, /*in_stream=*/true);
+    }
+    if (type == "message_start") {
+      started = true;
+      if (const json* message = ObjectField(doc, "message")) {
+        answer.provider_id = StringField(*message, "id");
+        if (const json* usage = ObjectField(*message, "usage")) {
+          ReadUsage(*usage, &answer.usage);
+        }
+      }
+    } else if (type == "content_block_start") {
+      if (const json* block = ObjectField(doc, "content_block")) {
+        blocks[IntField(doc, "index")] = BlockFrom(*block);
+      }
+    } else if (type == "content_block_delta") {
+      const json* delta = ObjectField(doc, "delta");
+      if (delta == nullptr) continue;
+      Block& block = blocks[IntField(doc, "index")];
+      const std::string delta_type = StringField(*delta, "type");
+      if (delta_type == "text_delta") {
+        if (block.type.empty()) block.type = "text";
+        block.text += StringField(*delta, "text");
+      } else if (delta_type == "thinking_delta") {
+        if (block.type.empty()) block.type = "thinking";
+        block.thinking += StringField(*delta, "thinking");
+      } else if (delta_type == "signature_delta") {
+        if (block.type.empty()) block.type = "thinking";
+        block.signature += StringField(*delta, "signature");
+      }
+    } else if (type == "message_delta") {
+      if (const json* delta = ObjectField(doc, "delta")) {
+        std::string stop = StringField(*delta, "stop_reason");
+        if (!stop.empty()) answer.finish_reason = std::move(stop);
+      }
+      if (const json* usage = ObjectField(doc, "usage")) {
+        // Cumulative: the last one is the total.
+        if (usage->contains("output_tokens")) {
+          answer.usage.completion_tokens = IntField(*usage, "output_tokens");
+        }
+      }
+    } else if (type == "message_stop") {
+      stopped = true;
+      break;
+    }
+    // ping, content_block_stop and unknown events carry nothing we keep.
+  }
+  if (!started) return BadBody("a stream without message_start", body);
+  if (!stopped) return BadBody("a stream cut off before message_stop", body);
+  std::vector<Block> ordered;
+  ordered.reserve(blocks.size());
+  for (auto& [index, block] : blocks) ordered.push_back(std::move(block));
+  FoldBlocks(ordered, &answer);
+  answer.raw_body = std::move(body);
+  result.status = absl::OkStatus();
+  return result;
+}
+
+}  // namespace
+
+absl::Status ValidateAnthropicTeacherOptions(
+    const AnthropicTeacherOptions& options) {
+  if (absl::Status s = adapter::ValidateCommonOptions(
+          options.base_url, options.api_key, options.extra_headers,
+          options.connect_timeout, options.idle_timeout, options.total_timeout,
+          options.max_response_bytes);
+      !s.ok()) {
+    return s;
+  }
+  if (options.anthropic_version.empty() ||
+      adapter::HasControlChar(options.anthropic_version)) {
+    return absl::InvalidArgumentError(
+        "anthropic_version must be a version string such as 2023-06-01");
+  }
+  const MessagesBodyOptions& body = options.body;
+  if (body.default_max_tokens < 1) {
+    return absl::InvalidArgumentError("default_max_tokens must be at least 1");
+  }
+  if (body.thinking_budget_tokens != 0 &&
+      body.thinking_budget_tokens < kMinThinkingBudgetTokens) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("thinking_budget_tokens must be 0 (off) or at least ",
+                     kMinThinkingBudgetTokens));
+  }
+  if (body.thinking_budget_tokens > 0 &&
+      body.thinking_budget_tokens >= body.default_max_tokens) {
+    return absl::InvalidArgumentError(
+        "thinking_budget_tokens must be below default_max_tokens");
+  }
+  return absl::OkStatus();
+}
+
+std::string MessagesUrl(std::string_view base_url) {
+  while (base_url.ends_with('/')) base_url.remove_suffix(1);
+  if (base_url.ends_with(kMessagesPath)) return std::string(base_url);
+  if (base_url.ends_with("/v1")) return std::string(base_url) + "/messages";
+  return std::string(base_url) + std::string(kMessagesPath);
+}
+
+absl::StatusOr<std::string> BuildMessagesRequestBody(
+    const TeacherRequest& request, const MessagesBodyOptions& options) {
+  const SamplingParams& params = request.params;
+  if (params.temperature && !std::isfinite(*params.temperature)) {
+    return absl::InvalidArgumentError("temperature is not a finite number");
+  }
+  if (params.top_p && !std::isfinite(*params.top_p)) {
+    return absl::InvalidArgumentError("top_p is not a finite number");
+  }
+  const int64_t max_tokens =
+      params.max_tokens > 0 ? params.max_tokens : options.default_max_tokens;
+  if (options.thinking_budget_tokens > 0 &&
+      max_tokens <= options.thinking_budget_tokens) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_tokens ", max_tokens,
+        " must exceed the teacher's thinking_budget_tokens ",
+        options.thinking_budget_tokens, " (max_tokens counts thinking too)"));
+  }
+  try {
+    ordered_json body;
+    body["model"] = request.model;
+    body["max_tokens"] = max_tokens;
+    std::string system;
+    ordered_json messages = ordered_json::array();
+    for (const ChatMessage& m : request.messages) {
+      if (m.role == "system") {
+        if (!system.empty()) system += "\n\n";
+        system += m.content;
+      } else if (m.role == "user" || m.role == "assistant") {
+        messages.push_back({{"role", m.role}, {"content", m.content}});
+      } else {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "role \"", adapter::Printable(m.role, 50),
+            "\" has no place in an Anthropic request"));
+      }
+    }
+    if (messages.empty()) {
+      return absl::InvalidArgumentError(
+          "an Anthropic request needs a user message besides the system "
+          "prompt");
+    }
+    if (!system.empty()) body["system"] = system;
+    body["messages"] = std::move(messages);
+    if (params.temperature) body["temperature"] = *params.temperature;
+    if (params.top_p) body["top_p"] = *params.top_p;
+    if (!params.stop.empty()) body["stop_sequences"] = params.stop;
+    if (options.thinking_budget_tokens > 0) {
+      body["thinking"] = {{"type", "enabled"},
+                          {"budget_tokens", options.thinking_budget_tokens}};
+    }
+    if (options.stream) body["stream"] = true;
+    return body.dump();
+  } catch (const json::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot encode the request as JSON: ", e.what()));
+  } catch (const std::exception& e) {
+    return absl::InternalError(
+        absl::StrCat("cannot build the request: ", e.what()));
+  }
+}
+
+TeacherResult ParseMessagesResponse(std::string body) {
+  try {
+    return ParseMessagesResponseOrThrow(std::move(body));
+  } catch (const std::exception& e) {
+    return adapter::UnexpectedException("parsing the teacher's answer",
+                                        e.what());
+  }
+}
+
+TeacherResult ParseMessagesStream(std::string body) {
+  try {
+    return ParseMessagesStreamOrThrow(std::move(body));
+  } catch (const std::exception& e) {
+    return adapter::UnexpectedException("parsing the teacher's stream",
+                                        e.what());
+  }
+}
+
+TeacherResult HandleMessagesResponse(absl::StatusOr<HttpResponse> response,
+                                     int64_t now_wall_millis,
+                                     std::string_view secret, bool stream) {
+  return adapter::HandleRedacted(
+      std::move(response), secret,
+      [now_wall_millis, stream](absl::StatusOr<HttpResponse> r) {
+        return adapter::HandleHttpOutcome(
+            std::move(r), now_wall_millis, [stream](std::string body) {
+              return stream ? ParseMessagesStream(std::move(body))
+                            : ParseMessagesResponse(std::move(body));
+            });
+      });
+}
+
+AnthropicTeacher::AnthropicTeacher(HttpClient& http, Clock& clock,
+                                   AnthropicTeacherOptions options)
+    : http_(http),
+      clock_(clock),
+      options_(Normalized(std::move(options))),
+      options_status_(ValidateAnthropicTeacherOptions(options_)),
+      url_(MessagesUrl(options_.base_url)),
+      headers_(BuildHeaders(options_)) {}
+
+AnthropicTeacher::AnthropicTeacher(HttpClient& http,
+                                   AnthropicTeacherOptions options)
+    : AnthropicTeacher(http, RealClock::Get(), std::move(options)) {}
+
+void AnthropicTeacher::Ask(const TeacherRequest& request, Callback done) {
+  if (!options_status_.ok()) {
+    done(adapter::NotSent(
+        FailureKind::kTeacherDown,
+        absl::InvalidArgumentError(absl::StrCat(
+            "Anthropic teacher misconfigured: ", options_status_.message())),
+        options_.api_key));
+    return;
+  }
+  absl::StatusOr<std::string> body =
+      BuildMessagesRequestBody(request, options_.body);
+  if (!body.ok()) {
+    done(adapter::NotSent(FailureKind::kPermanent, body.status(),
+                          options_.api_key));
+    return;
+  }
+  HttpRequest http_request;
+  http_request.method = "POST";
+  http_request.url = url_;
+  http_request.headers = headers_;
+  http_request.body = *std::move(body);
+  http_request.connect_timeout = options_.connect_timeout;
+  http_request.idle_timeout = options_.idle_timeout;
+  http_request.total_timeout = options_.total_timeout;
+  http_request.max_response_bytes = options_.max_response_bytes;
+  http_.Send(std::move(http_request),
+             [done = std::move(done), clock = &clock_,
+              api_key = options_.api_key, stream = options_.body.stream](
+                 absl::StatusOr<HttpResponse> response) {
+               done(HandleMessagesResponse(std::move(response),
+                                           clock->WallMillis(), api_key,
+                                           stream));
+             });
+}
+
+}  // namespace distillery

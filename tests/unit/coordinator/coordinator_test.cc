@@ -1,0 +1,1270 @@
+// The coordinator on a real RocksDB store in a temp dir, driven by a
+// FakeClock: submissions, leases, reports, the pay-once cache, duplicate
+// answers, expiry, recovery after a restart, and export.
+#include "services/coordinator/coordinator.h"
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "common/base/clock.h"
+#include "common/dedup/keys.h"
+#include "common/store/store.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace distillery {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = ::testing::TempDir() + "coordinator_test.XXXXXX";
+    path_ = mkdtemp(pattern.data());
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+TeacherProfile Profile(const std::string& name) {
+  TeacherProfile p;
+  p.name = name;
+  p.base_url = "http://127.0.0.1:9/v1";
+  return p;
+}
+
+std::string PromptLine(const std::string& text) {
+  return "{\"prompt\": \"" + text + "\"}";
+}
+
+std::vector<std::string> PromptLines(const std::vector<std::string>& texts) {
+  std::vector<std::string> out;
+  for (const std::string& t : texts) out.push_back(PromptLine(t));
+  return out;
+}
+
+google::protobuf::RepeatedPtrField<std::string> Lines(
+    const std::vector<std::string>& lines) {
+  return google::protobuf::RepeatedPtrField<std::string>(lines.begin(),
+                                                         lines.end());
+}
+
+v1::TaskResult Success(const v1::LeasedTask& t, const std::string& content,
+                       int attempts = 1) {
+  v1::TaskResult r;
+  r.set_job_id(t.job_id());
+  r.set_prompt_seq(t.prompt_seq());
+  r.set_sample(t.sample());
+  r.set_request_key(t.request_key());
+  r.set_lease_id(t.lease_id());
+  r.set_attempts(attempts);
+  v1::Answer* a = r.mutable_answer();
+  a->set_content(content);
+  a->set_reasoning("reasoning for " + content);
+  a->set_finish_reason("stop");
+  a->set_raw_body("{\"raw\": true}");
+  a->set_provider_id("chatcmpl-" + std::to_string(t.prompt_seq()));
+  a->mutable_usage()->set_prompt_tokens(10);
+  a->mutable_usage()->set_completion_tokens(5);
+  a->mutable_usage()->set_reasoning_tokens(2);
+  return r;
+}
+
+v1::TaskResult Failure(const v1::LeasedTask& t, v1::FailureClass failure,
+                       const std::string& error, int attempts = 1) {
+  v1::TaskResult r;
+  r.set_job_id(t.job_id());
+  r.set_prompt_seq(t.prompt_seq());
+  r.set_sample(t.sample());
+  r.set_request_key(t.request_key());
+  r.set_lease_id(t.lease_id());
+  r.set_attempts(attempts);
+  r.set_failure(failure);
+  r.set_error(error);
+  return r;
+}
+
+class CoordinatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Start(); }
+
+  void Start() {
+    absl::StatusOr<std::unique_ptr<Store>> store =
+        OpenRocksDbStore(dir_.path());
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+    coordinator_ =
+        std::make_unique<Coordinator>(*store_, teachers_, clock_, options_);
+    absl::Status s = coordinator_->Recover();
+    ASSERT_TRUE(s.ok()) << s;
+  }
+  // A coordinator restart: everything in memory is lost, the store stays.
+  void Restart() {
+    coordinator_.reset();
+    store_.reset();
+    Start();
+  }
+
+  static v1::JobSpec Spec(int samples = 1) {
+    v1::JobSpec spec;
+    spec.set_teacher("sim");
+    spec.set_model("gpt-test");
+    spec.set_samples(samples);
+    return spec;
+  }
+
+  absl::StatusOr<v1::Job> Submit(const std::vector<std::string>& lines,
+                                 const v1::JobSpec& spec = Spec()) {
+    absl::StatusOr<std::unique_ptr<Submission>> submission =
+        coordinator_->BeginSubmission(spec);
+    if (!submission.ok()) return submission.status();
+    if (absl::Status s = (*submission)->AddLines(Lines(lines)); !s.ok()) {
+      return s;
+    }
+    return (*submission)->Commit();
+  }
+  v1::Job MustSubmit(const std::vector<std::string>& lines,
+                     const v1::JobSpec& spec = Spec()) {
+    absl::StatusOr<v1::Job> job = Submit(lines, spec);
+    EXPECT_TRUE(job.ok()) << job.status();
+    return job.ok() ? *job : v1::Job();
+  }
+
+  std::string Register(const std::string& name = "w") {
+    v1::RegisterRequest request;
+    request.set_name(name);
+    request.add_teachers("sim");
+    return coordinator_->Register(request).worker_id();
+  }
+
+  absl::StatusOr<v1::LeaseResponse> TryLease(
+      const std::string& worker, int max_tasks,
+      const std::vector<std::string>& teachers = {"sim"}) {
+    v1::LeaseRequest request;
+    request.set_worker_id(worker);
+    request.set_max_tasks(max_tasks);
+    for (const std::string& t : teachers) request.add_teachers(t);
+    return coordinator_->Lease(request);
+  }
+  std::vector<v1::LeasedTask> Lease(const std::string& worker, int max_tasks,
+                                    const std::vector<std::string>& teachers = {
+                                        "sim"}) {
+    absl::StatusOr<v1::LeaseResponse> response =
+        TryLease(worker, max_tasks, teachers);
+    EXPECT_TRUE(response.ok()) << response.status();
+    if (!response.ok()) return {};
+    return std::vector<v1::LeasedTask>(response->tasks().begin(),
+                                       response->tasks().end());
+  }
+
+  v1::ReportResponse Report(const std::string& worker,
+                            const std::vector<v1::TaskResult>& results) {
+    v1::ReportRequest request;
+    request.set_worker_id(worker);
+    for (const v1::TaskResult& r : results) *request.add_results() = r;
+    absl::StatusOr<v1::ReportResponse> response = coordinator_->Report(request);
+    EXPECT_TRUE(response.ok()) << response.status();
+    return response.ok() ? *response : v1::ReportResponse();
+  }
+
+  bool Heartbeat(const std::string& worker, std::vector<int64_t> leases) {
+    v1::HeartbeatRequest request;
+    request.set_worker_id(worker);
+    for (int64_t id : leases) request.add_held_lease_ids(id);
+    return coordinator_->Heartbeat(request).known();
+  }
+
+  v1::Job GetJob(const std::string& id) {
+    absl::StatusOr<v1::Job> job = coordinator_->GetJob(id);
+    EXPECT_TRUE(job.ok()) << job.status();
+    return job.ok() ? *job : v1::Job();
+  }
+
+  v1::Task StoredTask(const std::string& job, int64_t seq, int sample = 0) {
+    absl::StatusOr<std::optional<v1::Task>> task =
+        store_->GetTask(job, seq, sample);
+    EXPECT_TRUE(task.ok() && task->has_value()) << job << "/" << seq;
+    return task.ok() && task->has_value() ? **task : v1::Task();
+  }
+  std::vector<v1::Task> StoredTasks(const std::string& job) {
+    std::vector<v1::Task> out;
+    absl::Status s = store_->ScanTasks(job, 0, 0, [&](const v1::Task& t) {
+      out.push_back(t);
+      return true;
+    });
+    EXPECT_TRUE(s.ok()) << s;
+    return out;
+  }
+  v1::Answer StoredAnswer(const std::string& request_key) {
+    absl::StatusOr<std::optional<v1::Answer>> answer =
+        store_->GetAnswer(request_key);
+    EXPECT_TRUE(answer.ok() && answer->has_value());
+    return answer.ok() && answer->has_value() ? **answer : v1::Answer();
+  }
+
+  std::vector<v1::ExportRecord> Export(const std::vector<std::string>& jobs,
+                                       bool include_duplicates = false,
+                                       bool include_failed = false) {
+    v1::ExportRequest request;
+    for (const std::string& j : jobs) request.add_job_ids(j);
+    request.set_include_duplicates(include_duplicates);
+    request.set_include_failed(include_failed);
+    std::vector<v1::ExportRecord> out;
+    absl::Status s = coordinator_->Export(request, [&](v1::ExportRecord&& r) {
+      out.push_back(std::move(r));
+      return true;
+    });
+    EXPECT_TRUE(s.ok()) << s;
+    return out;
+  }
+
+  TempDir dir_;
+  FakeClock clock_;
+  std::vector<TeacherProfile> teachers_ = {Profile("sim")};
+  CoordinatorOptions options_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Coordinator> coordinator_;
+};
+
+// ---------------------------------------------------------------- Submission
+
+TEST_F(CoordinatorTest, SubmitCreatesARunningJobWithCounters) {
+  v1::JobSpec spec = Spec(2);
+  spec.set_system_prompt("Be brief.");
+  spec.set_source("prompts.jsonl");
+  v1::Job job = MustSubmit(
+      {PromptLine("a"), "", R"({"id": "x", "prompt": "b"})", PromptLine("c")},
+      spec);
+  EXPECT_EQ(job.id(), "job-000001");
+  EXPECT_EQ(job.state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(job.counters().prompts(), 3);
+  EXPECT_EQ(job.counters().tasks_total(), 6);
+  EXPECT_EQ(job.counters().tasks_done(), 0);
+  EXPECT_EQ(job.created_ms(), clock_.WallMillis());
+  EXPECT_EQ(job.spec().source(), "prompts.jsonl");
+
+  std::vector<v1::Job> listed = coordinator_->ListJobs();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].id(), job.id());
+  EXPECT_EQ(GetJob(job.id()).counters().tasks_total(), 6);
+  EXPECT_EQ((*store_->GetJob(job.id()))->state(), v1::JOB_STATE_RUNNING);
+
+  std::vector<v1::Task> tasks = StoredTasks(job.id());
+  ASSERT_EQ(tasks.size(), 6u);
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    EXPECT_EQ(tasks[i].prompt_seq(), static_cast<int64_t>(i / 2));
+    EXPECT_EQ(tasks[i].sample(), static_cast<int>(i % 2));
+    EXPECT_EQ(tasks[i].state(), v1::TASK_STATE_PENDING);
+    EXPECT_EQ(tasks[i].request_key().size(), 16u);
+  }
+
+  v1::Prompt first = **store_->GetPrompt(job.id(), 0);
+  EXPECT_EQ(first.id(), "1");
+  ASSERT_EQ(first.messages_size(), 2);
+  EXPECT_EQ(first.messages(0).role(), "system");
+  EXPECT_EQ(first.messages(0).content(), "Be brief.");
+  EXPECT_EQ(first.messages(1).content(), "a");
+  v1::Prompt second = **store_->GetPrompt(job.id(), 1);
+  EXPECT_EQ(second.id(), "x");
+  EXPECT_EQ(second.line(), 3);
+  v1::Prompt third = **store_->GetPrompt(job.id(), 2);
+  EXPECT_EQ(third.id(), "4");
+  EXPECT_EQ(third.line(), 4);
+}
+
+TEST_F(CoordinatorTest, LineNumbersContinueAcrossAddLinesCalls) {
+  absl::StatusOr<std::unique_ptr<Submission>> sub =
+      coordinator_->BeginSubmission(Spec());
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  ASSERT_TRUE((*sub)->AddLines(Lines({PromptLine("a"), PromptLine("b")})).ok());
+  absl::Status s = (*sub)->AddLines(Lines({"", "{oops"}));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), StartsWith("line 4: "));
+}
+
+TEST_F(CoordinatorTest, BadLineRejectsTheWholeSubmission) {
+  absl::StatusOr<std::unique_ptr<Submission>> sub =
+      coordinator_->BeginSubmission(Spec());
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  const std::string job_id = (*sub)->job_id();
+  absl::Status s = (*sub)->AddLines(
+      Lines({PromptLine("a"), R"({"prompt": "b")", PromptLine("c")}));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), StartsWith("line 2: "));
+  sub->reset();  // as the gRPC service does when it returns the error
+
+  EXPECT_TRUE(coordinator_->ListJobs().empty());
+  EXPECT_EQ(coordinator_->GetJob(job_id).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store_->ListJobs()->empty());
+  EXPECT_TRUE(StoredTasks(job_id).empty());
+  EXPECT_FALSE(store_->GetPrompt(job_id, 0)->has_value());
+}
+
+TEST_F(CoordinatorTest, SubmissionWritesInBatchesInvisiblyUntilCommit) {
+  options_.submit_flush_prompts = 2;
+  Restart();
+  absl::StatusOr<std::unique_ptr<Submission>> sub =
+      coordinator_->BeginSubmission(Spec());
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  const std::string job_id = (*sub)->job_id();
+  ASSERT_TRUE((*sub)->AddLines(Lines(PromptLines({"a", "b", "c"}))).ok());
+  // Two prompts reached the store, under a job nobody sees yet.
+  EXPECT_EQ(StoredTasks(job_id).size(), 2u);
+  EXPECT_EQ((*store_->GetJob(job_id))->state(), v1::JOB_STATE_SUBMITTING);
+  EXPECT_TRUE(coordinator_->ListJobs().empty());
+  const std::string w = Register();
+  EXPECT_TRUE(Lease(w, 10).empty());
+
+  absl::StatusOr<v1::Job> job = (*sub)->Commit();
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(job->counters().prompts(), 3);
+  EXPECT_EQ(StoredTasks(job_id).size(), 3u);
+  EXPECT_EQ(Lease(w, 10).size(), 3u);
+  // Commit is once only.
+  EXPECT_EQ((*sub)->Commit().status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(CoordinatorTest, BadLineAfterAFlushLeavesNoTrace) {
+  options_.submit_flush_prompts = 2;
+  Restart();
+  std::vector<std::string> lines =
+      PromptLines({"l1", "l2", "l3", "l4", "l5", "l6"});
+  lines.push_back("not json");  // line 7, after three flushes
+  lines.push_back(PromptLine("l8"));
+  absl::StatusOr<std::unique_ptr<Submission>> sub =
+      coordinator_->BeginSubmission(Spec());
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  const std::string job_id = (*sub)->job_id();
+  absl::Status s = (*sub)->AddLines(Lines(lines));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), StartsWith("line 7: "));
+  sub->reset();
+
+  EXPECT_TRUE(coordinator_->ListJobs().empty());
+  EXPECT_TRUE(store_->ListJobs()->empty());
+  EXPECT_TRUE(StoredTasks(job_id).empty());
+  for (int seq = 0; seq < 6; ++seq) {
+    EXPECT_FALSE(store_->GetPrompt(job_id, seq)->has_value()) << seq;
+  }
+}
+
+// Was a bug (services/coordinator/coordinator.cc, Submission::AddLines): a rejected
+// line returns the error but leaves the Submission open. Its flushed prompts
+// stay in the store until the object dies, and a caller that goes on to
+// Commit() gets a RUNNING job of the lines before the bad one (here 6 of 8),
+// although "any bad line rejects the whole submission" (client_service.proto).
+// Fix: on a parse or flush error, call Abort() before returning it.
+TEST_F(CoordinatorTest, RejectedSubmissionCannotBeCommitted) {
+  options_.submit_flush_prompts = 2;
+  Restart();
+  std::vector<std::string> lines =
+      PromptLines({"l1", "l2", "l3", "l4", "l5", "l6"});
+  lines.push_back("not json");
+  lines.push_back(PromptLine("l8"));
+  absl::StatusOr<std::unique_ptr<Submission>> sub =
+      coordinator_->BeginSubmission(Spec());
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  const std::string job_id = (*sub)->job_id();
+  ASSERT_FALSE((*sub)->AddLines(Lines(lines)).ok());
+
+  EXPECT_TRUE(StoredTasks(job_id).empty())
+      << "prompts of a rejected submission are still stored";
+  absl::StatusOr<v1::Job> committed = (*sub)->Commit();
+  EXPECT_FALSE(committed.ok()) << "committed a rejected submission with "
+                               << committed->counters().prompts() << " prompts";
+  EXPECT_TRUE(coordinator_->ListJobs().empty());
+}
+
+TEST_F(CoordinatorTest, SubmissionDroppedWithoutCommitLeavesNoTrace) {
+  std::string job_id;
+  {
+    absl::StatusOr<std::unique_ptr<Submission>> sub =
+        coordinator_->BeginSubmission(Spec());
+    ASSERT_TRUE(sub.ok()) << sub.status();
+    job_id = (*sub)->job_id();
+    ASSERT_TRUE((*sub)->AddLines(Lines(PromptLines({"a", "b"}))).ok());
+  }
+  EXPECT_TRUE(store_->ListJobs()->empty());
+  EXPECT_TRUE(StoredTasks(job_id).empty());
+  EXPECT_TRUE(coordinator_->ListJobs().empty());
+}
+
+TEST_F(CoordinatorTest, SubmissionWithoutPromptsIsRejected) {
+  absl::StatusOr<v1::Job> job = Submit({"", "   ", "\t"});
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(job.status().message(), HasSubstr("no prompts"));
+  EXPECT_TRUE(store_->ListJobs()->empty());
+  EXPECT_TRUE(coordinator_->ListJobs().empty());
+}
+
+TEST_F(CoordinatorTest, InvalidSpecsAreRejectedBeforeAnythingIsWritten) {
+  struct Case {
+    const char* name;
+    std::function<void(v1::JobSpec&)> mutate;
+    const char* message;
+  };
+  const std::vector<Case> cases = {
+      {"no teacher", [](v1::JobSpec& s) { s.clear_teacher(); },
+       "teacher is required"},
+      {"unknown teacher", [](v1::JobSpec& s) { s.set_teacher("nope"); },
+       "unknown teacher 'nope'; known: sim"},
+      {"no model", [](v1::JobSpec& s) { s.clear_model(); },
+       "model is required"},
+      {"samples 0", [](v1::JobSpec& s) { s.set_samples(0); },
+       "samples must be between 1 and 1000, got 0"},
+      {"samples -1", [](v1::JobSpec& s) { s.set_samples(-1); }, "samples"},
+      {"samples 1001", [](v1::JobSpec& s) { s.set_samples(1001); }, "got 1001"},
+      {"max_tokens",
+       [](v1::JobSpec& s) { s.mutable_params()->set_max_tokens(-1); },
+       "max_tokens"},
+      {"temperature",
+       [](v1::JobSpec& s) { s.mutable_params()->set_temperature(2.5); },
+       "temperature"},
+      {"top_p 0", [](v1::JobSpec& s) { s.mutable_params()->set_top_p(0); },
+       "top_p"},
+      {"top_p 1.5", [](v1::JobSpec& s) { s.mutable_params()->set_top_p(1.5); },
+       "top_p"},
+      {"system", [](v1::JobSpec& s) { s.set_system_prompt("\xC0\xAF"); },
+       "UTF-8"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    v1::JobSpec spec = Spec();
+    c.mutate(spec);
+    absl::StatusOr<std::unique_ptr<Submission>> sub =
+        coordinator_->BeginSubmission(spec);
+    ASSERT_FALSE(sub.ok());
+    EXPECT_EQ(sub.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(sub.status().message(), HasSubstr(c.message));
+  }
+  EXPECT_TRUE(store_->ListJobs()->empty());
+  // No job id was used up either.
+  EXPECT_EQ(MustSubmit({PromptLine("a")}).id(), "job-000001");
+}
+
+// ---------------------------------------------------------------- Leasing
+
+TEST_F(CoordinatorTest, RegisterGivesDistinctIdsAndTimings) {
+  v1::RegisterRequest request;
+  request.set_name("box");
+  v1::RegisterResponse a = coordinator_->Register(request);
+  v1::RegisterResponse b = coordinator_->Register(request);
+  EXPECT_NE(a.worker_id(), b.worker_id());
+  EXPECT_THAT(a.worker_id(), HasSubstr("box"));
+  EXPECT_EQ(a.lease_ms(), 60'000);
+  EXPECT_EQ(a.heartbeat_ms(), 5'000);
+  EXPECT_TRUE(Heartbeat(a.worker_id(), {}));
+  EXPECT_FALSE(Heartbeat("ghost", {}));
+}
+
+TEST_F(CoordinatorTest, LeaseFromAnUnknownWorkerIsFailedPrecondition) {
+  MustSubmit({PromptLine("a")});
+  absl::StatusOr<v1::LeaseResponse> response = TryLease("ghost", 10);
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(response.status().message(), HasSubstr("ghost"));
+}
+
+TEST_F(CoordinatorTest, LeaseReturnsTasksWithMessagesAndParams) {
+  v1::JobSpec spec = Spec();
+  spec.set_system_prompt("Be brief.");
+  spec.mutable_params()->set_max_tokens(64);
+  spec.mutable_params()->set_temperature(0.7);
+  spec.mutable_params()->add_stop("\n\n");
+  v1::Job job = MustSubmit(PromptLines({"a", "b", "c"}), spec);
+  const std::string w = Register();
+
+  EXPECT_TRUE(Lease(w, 0).empty());
+  absl::StatusOr<v1::LeaseResponse> response = TryLease(w, 2);
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->lease_deadline_ms(), 60'000);
+  ASSERT_EQ(response->tasks_size(), 2);
+
+  const v1::LeasedTask& t0 = response->tasks(0);
+  EXPECT_EQ(t0.job_id(), job.id());
+  EXPECT_EQ(t0.prompt_seq(), 0);
+  EXPECT_EQ(t0.sample(), 0);
+  EXPECT_EQ(t0.teacher(), "sim");
+  EXPECT_EQ(t0.model(), "gpt-test");
+  ASSERT_EQ(t0.messages_size(), 2);
+  EXPECT_EQ(t0.messages(0).role(), "system");
+  EXPECT_EQ(t0.messages(0).content(), "Be brief.");
+  EXPECT_EQ(t0.messages(1).role(), "user");
+  EXPECT_EQ(t0.messages(1).content(), "a");
+  EXPECT_EQ(t0.params().max_tokens(), 64);
+  EXPECT_DOUBLE_EQ(t0.params().temperature(), 0.7);
+  ASSERT_EQ(t0.params().stop_size(), 1);
+  EXPECT_EQ(t0.params().stop(0), "\n\n");
+  EXPECT_FALSE(t0.params().has_seed());
+  EXPECT_EQ(t0.request_key(), StoredTask(job.id(), 0).request_key());
+  EXPECT_EQ(t0.request_key(),
+            RequestKey("sim", "gpt-test", t0.messages(), spec.params(), 0));
+
+  const v1::LeasedTask& t1 = response->tasks(1);
+  EXPECT_EQ(t1.prompt_seq(), 1);
+  EXPECT_EQ(t1.messages(1).content(), "b");
+  EXPECT_NE(t0.lease_id(), t1.lease_id());
+  EXPECT_NE(t0.request_key(), t1.request_key());
+
+  std::vector<v1::LeasedTask> rest = Lease(w, 10);
+  ASSERT_EQ(rest.size(), 1u);
+  EXPECT_EQ(rest[0].prompt_seq(), 2);
+  EXPECT_TRUE(Lease(w, 10).empty());
+}
+
+TEST_F(CoordinatorTest, LeasePagesThroughTheStoreInScanBatches) {
+  options_.scan_batch = 2;
+  Restart();
+  // Prompt "b" is answered by an earlier job, so its tasks are skipped.
+  MustSubmit(PromptLines({"b"}), Spec(2));
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> pre = Lease(w, 10);
+  ASSERT_EQ(pre.size(), 2u);
+  Report(w, {Success(pre[0], "b0"), Success(pre[1], "b1")});
+
+  v1::Job job = MustSubmit(PromptLines({"a", "b", "c", "d"}), Spec(2));
+  std::vector<std::pair<int64_t, int>> leased;
+  for (const v1::LeasedTask& t : Lease(w, 3)) {
+    leased.emplace_back(t.prompt_seq(), t.sample());
+  }
+  for (const v1::LeasedTask& t : Lease(w, 10)) {
+    leased.emplace_back(t.prompt_seq(), t.sample());
+  }
+  EXPECT_EQ(leased, (std::vector<std::pair<int64_t, int>>{
+                        {0, 0}, {0, 1}, {2, 0}, {2, 1}, {3, 0}, {3, 1}}));
+  EXPECT_TRUE(Lease(w, 10).empty());
+  EXPECT_EQ(GetJob(job.id()).counters().cache_hits(), 2);
+}
+
+TEST_F(CoordinatorTest, LeaseServesOnlyTheRequestedTeachers) {
+  teachers_ = {Profile("sim"), Profile("other")};
+  Restart();
+  v1::JobSpec other = Spec();
+  other.set_teacher("other");
+  v1::Job other_job = MustSubmit(PromptLines({"a", "b"}), other);
+  v1::Job sim_job = MustSubmit(PromptLines({"c"}));
+  const std::string w = Register();
+
+  EXPECT_TRUE(Lease(w, 10, {}).empty());
+  EXPECT_TRUE(Lease(w, 10, {"gemini"}).empty());
+  std::vector<v1::LeasedTask> sim = Lease(w, 10, {"sim"});
+  ASSERT_EQ(sim.size(), 1u);
+  EXPECT_EQ(sim[0].job_id(), sim_job.id());
+  EXPECT_EQ(sim[0].teacher(), "sim");
+  std::vector<v1::LeasedTask> others = Lease(w, 10, {"sim", "other"});
+  ASSERT_EQ(others.size(), 2u);
+  EXPECT_EQ(others[0].job_id(), other_job.id());
+  EXPECT_EQ(others[1].teacher(), "other");
+}
+
+TEST_F(CoordinatorTest, ReportSuccessCommitsTheAnswer) {
+  v1::Job job = MustSubmit(PromptLines({"a", "b"}));
+  const std::string w = Register("worker-a");
+  std::vector<v1::LeasedTask> tasks = Lease(w, 10);
+  ASSERT_EQ(tasks.size(), 2u);
+
+  v1::ReportResponse r = Report(w, {Success(tasks[0], "Answer A.", 2)});
+  EXPECT_EQ(r.accepted(), 1);
+  EXPECT_EQ(r.ignored(), 0);
+
+  v1::Job after = GetJob(job.id());
+  EXPECT_EQ(after.state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(after.counters().tasks_done(), 1);
+  EXPECT_EQ(after.counters().teacher_requests(), 1);
+  EXPECT_EQ(after.counters().prompt_tokens(), 10);
+  EXPECT_EQ(after.counters().completion_tokens(), 5);
+  EXPECT_EQ(after.counters().reasoning_tokens(), 2);
+  EXPECT_EQ(after.counters().cache_hits(), 0);
+  EXPECT_EQ(after.finished_ms(), 0);
+  // The counters are durable with the task, not only in memory.
+  EXPECT_EQ((*store_->GetJob(job.id()))->counters().tasks_done(), 1);
+
+  v1::Task task = StoredTask(job.id(), 0);
+  EXPECT_EQ(task.state(), v1::TASK_STATE_DONE);
+  EXPECT_EQ(task.attempts(), 2);
+  EXPECT_FALSE(task.from_cache());
+  EXPECT_FALSE(task.duplicate());
+  EXPECT_EQ(StoredTask(job.id(), 1).state(), v1::TASK_STATE_PENDING);
+
+  v1::Answer answer = StoredAnswer(tasks[0].request_key());
+  EXPECT_EQ(answer.content(), "Answer A.");
+  EXPECT_EQ(answer.reasoning(), "reasoning for Answer A.");
+  EXPECT_EQ(answer.finish_reason(), "stop");
+  EXPECT_EQ(answer.teacher(), "sim");
+  EXPECT_EQ(answer.model(), "gpt-test");
+  EXPECT_EQ(answer.sample(), 0);
+  EXPECT_EQ(answer.worker(), "worker-a");
+  EXPECT_EQ(answer.request_key(), tasks[0].request_key());
+  EXPECT_EQ(answer.received_ms(), clock_.WallMillis());
+  EXPECT_EQ(answer.usage().prompt_tokens(), 10);
+  EXPECT_TRUE(answer.duplicate_of().empty());
+  EXPECT_EQ(answer.raw_body(), "{\"raw\": true}");
+
+  clock_.Advance(std::chrono::seconds(3));
+  EXPECT_EQ(Report(w, {Success(tasks[1], "Answer B.")}).accepted(), 1);
+  v1::Job done = GetJob(job.id());
+  EXPECT_EQ(done.state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(done.counters().tasks_done(), 2);
+  EXPECT_EQ(done.finished_ms(), clock_.WallMillis());
+  EXPECT_EQ((*store_->GetJob(job.id()))->state(), v1::JOB_STATE_COMPLETED);
+}
+
+TEST_F(CoordinatorTest, SecondJobWithTheSamePromptsIsAnsweredFromCache) {
+  v1::Job first = MustSubmit(PromptLines({"a", "b"}));
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> tasks = Lease(w, 10);
+  ASSERT_EQ(tasks.size(), 2u);
+  Report(w, {Success(tasks[0], "A"), Success(tasks[1], "B")});
+  ASSERT_EQ(GetJob(first.id()).state(), v1::JOB_STATE_COMPLETED);
+
+  v1::Job second = MustSubmit(PromptLines({"a", "b"}));
+  EXPECT_EQ(second.state(), v1::JOB_STATE_RUNNING);
+  EXPECT_TRUE(Lease(w, 10).empty()) << "an answered request was sent again";
+  v1::Job after = GetJob(second.id());
+  EXPECT_EQ(after.state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(after.counters().tasks_done(), 2);
+  EXPECT_EQ(after.counters().cache_hits(), 2);
+  EXPECT_EQ(after.counters().teacher_requests(), 0);
+  for (const v1::Task& t : StoredTasks(second.id())) {
+    EXPECT_EQ(t.state(), v1::TASK_STATE_DONE);
+    EXPECT_TRUE(t.from_cache());
+  }
+  std::vector<v1::ExportRecord> records = Export({second.id()});
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0].answer().content(), "A");
+  EXPECT_EQ(records[1].answer().content(), "B");
+
+  // A different model is a different request: nothing is cached.
+  v1::JobSpec other_model = Spec();
+  other_model.set_model("gpt-test-2");
+  MustSubmit(PromptLines({"a", "b"}), other_model);
+  EXPECT_EQ(Lease(w, 10).size(), 2u);
+}
+
+TEST_F(CoordinatorTest, IdenticalPromptsInOneJobAreAskedOnce) {
+  v1::Job job = MustSubmit(PromptLines({"same", "same", "other"}));
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> tasks = Lease(w, 10);
+  ASSERT_EQ(tasks.size(), 2u);
+  EXPECT_EQ(tasks[0].prompt_seq(), 0);
+  EXPECT_EQ(tasks[1].prompt_seq(), 2);
+
+  Report(w, {Success(tasks[0], "S")});
+  v1::Job after = GetJob(job.id());
+  EXPECT_EQ(after.counters().tasks_done(), 2);
+  EXPECT_EQ(after.counters().cache_hits(), 1);
+  EXPECT_EQ(after.counters().teacher_requests(), 1);
+  v1::Task waiter = StoredTask(job.id(), 1);
+  EXPECT_EQ(waiter.state(), v1::TASK_STATE_DONE);
+  EXPECT_TRUE(waiter.from_cache());
+  EXPECT_TRUE(Lease(w, 10).empty());
+
+  Report(w, {Success(tasks[1], "O")});
+  EXPECT_EQ(GetJob(job.id()).state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(GetJob(job.id()).counters().tasks_done(), 3);
+}
+
+TEST_F(CoordinatorTest, WaitingDuplicateGoesBackWhenTheLeaseExpires) {
+  v1::Job job = MustSubmit(PromptLines({"same", "same"}));
+  const std::string w1 = Register("w1");
+  ASSERT_EQ(Lease(w1, 10).size(), 1u);
+
+  clock_.Advance(std::chrono::seconds(61));
+  const std::string w2 = Register("w2");
+  std::vector<v1::LeasedTask> again = Lease(w2, 10);
+  ASSERT_EQ(again.size(), 1u) << "the key is sent once at a time";
+  Report(w2, {Success(again[0], "S")});
+  v1::Job after = GetJob(job.id());
+  EXPECT_EQ(after.state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(after.counters().tasks_done(), 2);
+  EXPECT_EQ(after.counters().cache_hits(), 1);
+}
+
+TEST_F(CoordinatorTest, ExpiredLeaseGoesToAnotherWorker) {
+  v1::Job job = MustSubmit(PromptLines({"a"}));
+  const std::string w1 = Register("w1");
+  const std::string w2 = Register("w2");
+  std::vector<v1::LeasedTask> first = Lease(w1, 10);
+  ASSERT_EQ(first.size(), 1u);
+
+  clock_.Advance(std::chrono::seconds(59));
+  EXPECT_TRUE(Lease(w2, 10).empty());
+  clock_.Advance(std::chrono::seconds(2));
+  std::vector<v1::LeasedTask> second = Lease(w2, 10);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].job_id(), job.id());
+  EXPECT_EQ(second[0].prompt_seq(), 0);
+  EXPECT_EQ(second[0].request_key(), first[0].request_key());
+  EXPECT_NE(second[0].lease_id(), first[0].lease_id());
+  EXPECT_EQ(second[0].messages(0).content(), "a");
+}
+
+TEST_F(CoordinatorTest, ExpireLeasesReturnsTasksWithoutALease) {
+  MustSubmit(PromptLines({"a"}));
+  const std::string w = Register();
+  ASSERT_EQ(Lease(w, 10).size(), 1u);
+  clock_.Advance(std::chrono::minutes(2));
+  coordinator_->ExpireLeases();
+  EXPECT_EQ(Lease(w, 10).size(), 1u);
+}
+
+TEST_F(CoordinatorTest, HeartbeatRenewsOnlyTheWorkersOwnLeases) {
+  MustSubmit(PromptLines({"a"}));
+  const std::string w1 = Register("w1");
+  const std::string w2 = Register("w2");
+  std::vector<v1::LeasedTask> tasks = Lease(w1, 10);
+  ASSERT_EQ(tasks.size(), 1u);
+
+  clock_.Advance(std::chrono::seconds(50));
+  EXPECT_TRUE(Heartbeat(w1, {tasks[0].lease_id()}));
+  clock_.Advance(std::chrono::seconds(50));  // 100 s after the lease
+  EXPECT_TRUE(Lease(w2, 10).empty());
+  // Another worker naming the lease does not renew it.
+  EXPECT_TRUE(Heartbeat(w2, {tasks[0].lease_id()}));
+  clock_.Advance(std::chrono::seconds(11));  // 61 s after the renewal
+  EXPECT_EQ(Lease(w2, 10).size(), 1u);
+}
+
+TEST_F(CoordinatorTest, LateReportAfterExpiryIsAccepted) {
+  v1::Job job = MustSubmit(PromptLines({"a"}));
+  const std::string w1 = Register("w1");
+  std::vector<v1::LeasedTask> tasks = Lease(w1, 10);
+  ASSERT_EQ(tasks.size(), 1u);
+  clock_.Advance(std::chrono::seconds(61));
+  coordinator_->ExpireLeases();
+
+  v1::ReportResponse r = Report(w1, {Success(tasks[0], "late but paid for")});
+  EXPECT_EQ(r.accepted(), 1);
+  EXPECT_EQ(GetJob(job.id()).state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(StoredAnswer(tasks[0].request_key()).content(),
+            "late but paid for");
+  // The returned task is done now: nobody gets it again.
+  EXPECT_TRUE(Lease(Register("w2"), 10).empty());
+}
+
+TEST_F(CoordinatorTest, LateReportBeatsTheReLease) {
+  v1::Job job = MustSubmit(PromptLines({"a"}));
+  const std::string w1 = Register("w1");
+  const std::string w2 = Register("w2");
+  std::vector<v1::LeasedTask> first = Lease(w1, 10);
+  ASSERT_EQ(first.size(), 1u);
+  clock_.Advance(std::chrono::seconds(61));
+  std::vector<v1::LeasedTask> second = Lease(w2, 10);
+  ASSERT_EQ(second.size(), 1u);
+
+  EXPECT_EQ(Report(w1, {Success(first[0], "from w1")}).accepted(), 1);
+  v1::ReportResponse r = Report(w2, {Success(second[0], "from w2")});
+  EXPECT_EQ(r.accepted(), 0);
+  EXPECT_EQ(r.ignored(), 1);
+  v1::Job after = GetJob(job.id());
+  EXPECT_EQ(after.counters().tasks_done(), 1);
+  EXPECT_EQ(after.counters().teacher_requests(), 1);
+  EXPECT_EQ(StoredAnswer(first[0].request_key()).content(), "from w1");
+}
+
+TEST_F(CoordinatorTest, RepeatedOrMismatchedReportsAreIgnored) {
+  v1::Job job = MustSubmit(PromptLines({"a", "b"}));
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> tasks = Lease(w, 10);
+  ASSERT_EQ(tasks.size(), 2u);
+  EXPECT_EQ(Report(w, {Success(tasks[0], "first")}).accepted(), 1);
+
+  v1::ReportResponse again = Report(w, {Success(tasks[0], "second")});
+  EXPECT_EQ(again.accepted(), 0);
+  EXPECT_EQ(again.ignored(), 1);
+  v1::Job after = GetJob(job.id());
+  EXPECT_EQ(after.counters().tasks_done(), 1);
+  EXPECT_EQ(after.counters().teacher_requests(), 1);
+  EXPECT_EQ(after.counters().prompt_tokens(), 10);
+  EXPECT_EQ(StoredAnswer(tasks[0].request_key()).content(), "first");
+
+  // A result whose request key is not the task's is not trusted.
+  v1::TaskResult wrong = Success(tasks[1], "wrong");
+  wrong.set_request_key(tasks[0].request_key());
+  EXPECT_EQ(Report(w, {wrong}).ignored(), 1);
+  EXPECT_EQ(StoredTask(job.id(), 1).state(), v1::TASK_STATE_PENDING);
+
+  // Unknown jobs and tasks are ignored too.
+  v1::TaskResult unknown = Success(tasks[1], "x");
+  unknown.set_job_id("job-999999");
+  EXPECT_EQ(Report(w, {unknown}).ignored(), 1);
+}
+
+TEST_F(CoordinatorTest, IdenticalAnswersAreStoredOnce) {
+  v1::Job job = MustSubmit(PromptLines({"a", "b", "c"}));
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> tasks = Lease(w, 10);
+  ASSERT_EQ(tasks.size(), 3u);
+  Report(w, {Success(tasks[0], "The same answer.")});
+  Report(w, {Success(tasks[1], "  The same\nanswer. ")});
+  Report(w, {Success(tasks[2], "A different answer.")});
+
+  v1::Job after = GetJob(job.id());
+  EXPECT_EQ(after.state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(after.counters().tasks_done(), 3);
+  EXPECT_EQ(after.counters().duplicate_answers(), 1);
+
+  v1::Answer first = StoredAnswer(tasks[0].request_key());
+  EXPECT_EQ(first.content(), "The same answer.");
+  EXPECT_TRUE(first.duplicate_of().empty());
+  v1::Answer dup = StoredAnswer(tasks[1].request_key());
+  EXPECT_EQ(dup.duplicate_of(), tasks[0].request_key());
+  EXPECT_EQ(dup.content(), "");
+  EXPECT_EQ(dup.reasoning(), "");
+  EXPECT_EQ(dup.raw_body(), "");
+  EXPECT_EQ(dup.worker(), "w");  // provenance is kept
+  EXPECT_TRUE(StoredTask(job.id(), 1).duplicate());
+  EXPECT_FALSE(StoredTask(job.id(), 0).duplicate());
+
+  std::vector<v1::ExportRecord> plain = Export({job.id()});
+  ASSERT_EQ(plain.size(), 2u);
+  EXPECT_EQ(plain[0].task().prompt_seq(), 0);
+  EXPECT_EQ(plain[1].task().prompt_seq(), 2);
+
+  std::vector<v1::ExportRecord> all = Export({job.id()}, true);
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[1].task().prompt_seq(), 1);
+  EXPECT_EQ(all[1].answer().content(), "The same answer.");
+  EXPECT_EQ(all[1].answer().reasoning(), "reasoning for The same answer.");
+  EXPECT_EQ(all[1].answer().duplicate_of(), tasks[0].request_key());
+}
+
+// Was a bug (services/coordinator/coordinator.cc, CompleteFromCacheLocked vs
+// Export): a task answered from the cache by an answer that is itself a
+// duplicate (duplicate_of set) is neither marked duplicate nor counted in
+// duplicate_answers, yet Export drops it by default. Here job 2 reports
+// tasks_done 1, duplicate_answers 0, and exports nothing.
+// Fix: in CompleteFromCacheLocked read the cached answer and, when its
+// duplicate_of is set, set task.duplicate and count duplicate_answers (or
+// have Export skip only duplicates whose first answer it has emitted).
+TEST_F(CoordinatorTest, CachedDuplicateIsCountedLikeOne) {
+  MustSubmit(PromptLines({"a", "b"}));
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> tasks = Lease(w, 10);
+  ASSERT_EQ(tasks.size(), 2u);
+  Report(w, {Success(tasks[0], "Same."), Success(tasks[1], "Same.")});
+
+  v1::Job second = MustSubmit(PromptLines({"b"}));
+  EXPECT_TRUE(Lease(w, 10).empty());
+  v1::Job after = GetJob(second.id());
+  ASSERT_EQ(after.state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(after.counters().cache_hits(), 1);
+  EXPECT_EQ(Export({second.id()}, /*include_duplicates=*/true).size(), 1u);
+
+  const int64_t expected_records =
+      after.counters().tasks_done() - after.counters().duplicate_answers();
+  EXPECT_EQ(static_cast<int64_t>(Export({second.id()}).size()),
+            expected_records)
+      << "tasks_done " << after.counters().tasks_done()
+      << ", duplicate_answers " << after.counters().duplicate_answers();
+}
+
+TEST_F(CoordinatorTest, PermanentFailureDeadLettersTheTask) {
+  v1::Job job = MustSubmit(PromptLines({"a", "b"}));
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> tasks = Lease(w, 10);
+  ASSERT_EQ(tasks.size(), 2u);
+  v1::ReportResponse r = Report(
+      w,
+      {Failure(tasks[0], v1::FAILURE_CLASS_PERMANENT, "HTTP 400: too long")});
+  EXPECT_EQ(r.accepted(), 1);
+
+  v1::Task failed = StoredTask(job.id(), 0);
+  EXPECT_EQ(failed.state(), v1::TASK_STATE_FAILED);
+  EXPECT_EQ(failed.last_error(), "HTTP 400: too long");
+  EXPECT_EQ(failed.attempts(), 1);
+  v1::Job after = GetJob(job.id());
+  EXPECT_EQ(after.counters().tasks_failed(), 1);
+  EXPECT_EQ(after.state(), v1::JOB_STATE_RUNNING);
+  EXPECT_TRUE(Lease(w, 10).empty()) << "a failed task was leased again";
+
+  Report(w, {Success(tasks[1], "B")});
+  after = GetJob(job.id());
+  EXPECT_EQ(after.state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(after.counters().tasks_done(), 1);
+  EXPECT_EQ(after.counters().tasks_failed(), 1);
+}
+
+TEST_F(CoordinatorTest, ExhaustedRetriesFailTheTask) {
+  v1::Job job = MustSubmit(PromptLines({"a"}));
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> tasks = Lease(w, 10);
+  ASSERT_EQ(tasks.size(), 1u);
+  Report(w, {Failure(tasks[0], v1::FAILURE_CLASS_RETRYABLE, "HTTP 503", 5)});
+  v1::Task task = StoredTask(job.id(), 0);
+  EXPECT_EQ(task.state(), v1::TASK_STATE_FAILED);
+  EXPECT_EQ(task.attempts(), 5);
+  EXPECT_EQ(GetJob(job.id()).state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(GetJob(job.id()).counters().tasks_failed(), 1);
+}
+
+TEST_F(CoordinatorTest, TeacherDownPausesTheTeacherUntilResumed) {
+  v1::Job job = MustSubmit(PromptLines({"a", "b", "c"}));
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> tasks = Lease(w, 1);
+  ASSERT_EQ(tasks.size(), 1u);
+  clock_.Advance(std::chrono::seconds(1));
+  Report(w, {Failure(tasks[0], v1::FAILURE_CLASS_TEACHER_DOWN,
+                     "HTTP 401: invalid api key")});
+
+  v1::Job after = GetJob(job.id());
+  EXPECT_EQ(after.state(), v1::JOB_STATE_RUNNING);
+  EXPECT_TRUE(after.teacher_status().paused());
+  EXPECT_THAT(after.teacher_status().pause_reason(),
+              HasSubstr("HTTP 401: invalid api key"));
+  v1::Task task = StoredTask(job.id(), 0);
+  EXPECT_EQ(task.state(), v1::TASK_STATE_PENDING);
+  EXPECT_EQ(task.last_error(), "HTTP 401: invalid api key");
+  // Paused cluster-wide: nothing more is leased for this teacher ...
+  EXPECT_TRUE(Lease(w, 10).empty());
+  // ... until a human resumes it; then every task, the refused one too,
+  // is leased again.
+  ASSERT_TRUE(coordinator_->ResumeTeacher("sim").ok());
+  EXPECT_FALSE(GetJob(job.id()).teacher_status().paused());
+  EXPECT_EQ(Lease(w, 10).size(), 3u);
+  EXPECT_FALSE(coordinator_->ResumeTeacher("nope").ok());
+}
+
+TEST_F(CoordinatorTest, AbandonedTaskIsLeasedAgainAtOnce) {
+  v1::Job job = MustSubmit(PromptLines({"a"}));
+  const std::string w1 = Register("w1");
+  const std::string w2 = Register("w2");
+  std::vector<v1::LeasedTask> first = Lease(w1, 10);
+  ASSERT_EQ(first.size(), 1u);
+  Report(w1, {Failure(first[0], v1::FAILURE_CLASS_ABANDONED, "stopping", 0)});
+
+  v1::Job after = GetJob(job.id());
+  EXPECT_EQ(after.state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(after.counters().tasks_done(), 0);
+  EXPECT_EQ(after.counters().tasks_failed(), 0);
+  EXPECT_EQ(StoredTask(job.id(), 0).state(), v1::TASK_STATE_PENDING);
+
+  std::vector<v1::LeasedTask> second = Lease(w2, 10);  // no clock advance
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].request_key(), first[0].request_key());
+  EXPECT_NE(second[0].lease_id(), first[0].lease_id());
+}
+
+TEST_F(CoordinatorTest, CancelJobStopsLeasing) {
+  v1::Job job = MustSubmit(PromptLines({"a", "b", "c"}));
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> tasks = Lease(w, 1);
+  ASSERT_EQ(tasks.size(), 1u);
+
+  absl::StatusOr<v1::Job> cancelled = coordinator_->CancelJob(job.id());
+  ASSERT_TRUE(cancelled.ok()) << cancelled.status();
+  EXPECT_EQ(cancelled->state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_EQ(cancelled->finished_ms(), clock_.WallMillis());
+  EXPECT_EQ((*store_->GetJob(job.id()))->state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_TRUE(Lease(w, 10).empty());
+  clock_.Advance(std::chrono::minutes(5));  // expiry does not revive it
+  EXPECT_TRUE(Lease(w, 10).empty());
+
+  // An answer already paid for is kept, but the job stays cancelled.
+  Report(w, {Success(tasks[0], "A")});
+  EXPECT_EQ(GetJob(job.id()).state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_EQ(coordinator_->CancelJob(job.id())->state(),
+            v1::JOB_STATE_CANCELLED);
+  EXPECT_EQ(coordinator_->CancelJob("job-404").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(CoordinatorTest, CancelOfAFinishedJobChangesNothing) {
+  v1::Job job = MustSubmit(PromptLines({"a"}));
+  const std::string w = Register();
+  Report(w, {Success(Lease(w, 1).at(0), "A")});
+  ASSERT_EQ(GetJob(job.id()).state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(coordinator_->CancelJob(job.id())->state(),
+            v1::JOB_STATE_COMPLETED);
+}
+
+// ---------------------------------------------------------------- Recovery
+
+TEST_F(CoordinatorTest, RecoverKeepsJobsAndReleasesUnfinishedTasks) {
+  v1::Job job = MustSubmit(PromptLines({"a", "b", "c"}));
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> tasks = Lease(w, 2);
+  ASSERT_EQ(tasks.size(), 2u);
+  Report(w, {Success(tasks[0], "A")});
+
+  Restart();
+
+  v1::Job recovered = GetJob(job.id());
+  EXPECT_EQ(recovered.state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(recovered.counters().prompts(), 3);
+  EXPECT_EQ(recovered.counters().tasks_total(), 3);
+  EXPECT_EQ(recovered.counters().tasks_done(), 1);
+  EXPECT_EQ(recovered.counters().teacher_requests(), 1);
+  EXPECT_EQ(coordinator_->ListJobs().size(), 1u);
+  // The coordinator forgot its workers.
+  EXPECT_EQ(TryLease(w, 10).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+
+  const std::string w2 = Register("w2");
+  std::vector<v1::LeasedTask> again = Lease(w2, 10);
+  ASSERT_EQ(again.size(), 2u);
+  EXPECT_EQ(again[0].prompt_seq(), 1);  // leased before, never reported
+  EXPECT_EQ(again[1].prompt_seq(), 2);
+  Report(w2, {Success(again[0], "B"), Success(again[1], "C")});
+  EXPECT_EQ(GetJob(job.id()).state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(GetJob(job.id()).counters().tasks_done(), 3);
+  EXPECT_EQ(Export({job.id()}).size(), 3u);
+
+  // Job ids keep counting after the restart.
+  EXPECT_EQ(MustSubmit(PromptLines({"d"})).id(), "job-000002");
+}
+
+TEST_F(CoordinatorTest, RecoverRemovesASubmissionCutShortByACrash) {
+  StoreBatch batch;
+  v1::Job crashed;
+  crashed.set_id("job-000042");
+  crashed.set_state(v1::JOB_STATE_SUBMITTING);
+  *crashed.mutable_spec() = Spec();
+  batch.jobs.push_back(crashed);
+  v1::Prompt prompt;
+  prompt.set_id("1");
+  prompt.add_messages()->set_content("a");
+  batch.AddPrompt("job-000042", 0, prompt);
+  v1::Task task;
+  task.set_job_id("job-000042");
+  task.set_state(v1::TASK_STATE_PENDING);
+  task.set_request_key("k");
+  batch.tasks.push_back(task);
+  ASSERT_TRUE(store_->Apply(batch).ok());
+  v1::Job kept = MustSubmit(PromptLines({"b"}));
+
+  Restart();
+
+  std::vector<v1::Job> jobs = coordinator_->ListJobs();
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].id(), kept.id());
+  EXPECT_FALSE(store_->GetJob("job-000042")->has_value());
+  EXPECT_FALSE(store_->GetPrompt("job-000042", 0)->has_value());
+  EXPECT_TRUE(StoredTasks("job-000042").empty());
+  EXPECT_EQ(StoredTasks(kept.id()).size(), 1u);
+  EXPECT_EQ(Lease(Register(), 10).size(), 1u);
+}
+
+// Was a bug (services/coordinator/coordinator.cc, NextTaskLocked and
+// CompleteFromCacheLocked): tasks read into a job's `ready` queue are not
+// re-checked against the store before they are counted. After a restart, a
+// worker still holding a pre-restart lease reports that task while it sits
+// in `ready`; the report commits it (tasks_done + 1), then Lease pops the
+// stale PENDING copy, finds its answer and counts it again as a cache hit.
+// The job then reaches COMPLETED while a task is still pending.
+// Fix: re-read the task in NextTaskLocked for `ready` too (as is done for
+// `returned`), or make CompleteFromCacheLocked skip a task whose stored state
+// is no longer PENDING.
+TEST_F(CoordinatorTest, LateReportFromBeforeARestartIsCountedOnce) {
+  v1::Job job = MustSubmit(PromptLines({"a", "b", "c"}));
+  const std::string w1 = Register("w1");
+  std::vector<v1::LeasedTask> old = Lease(w1, 2);
+  ASSERT_EQ(old.size(), 2u);
+
+  Restart();
+
+  const std::string w2 = Register("w2");
+  std::vector<v1::LeasedTask> first = Lease(w2, 1);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].prompt_seq(), 0);
+  // w1 finishes the request it was sent before the restart.
+  EXPECT_EQ(Report(w1, {Success(old[1], "B")}).accepted(), 1);
+  EXPECT_EQ(GetJob(job.id()).counters().tasks_done(), 1);
+
+  std::vector<v1::LeasedTask> next = Lease(w2, 1);
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].prompt_seq(), 2);
+  v1::Job after = GetJob(job.id());
+  EXPECT_EQ(after.counters().tasks_done(), 1) << "task 1 counted twice";
+  EXPECT_EQ(after.counters().cache_hits(), 0);
+
+  Report(w2, {Success(next[0], "C")});
+  EXPECT_EQ(GetJob(job.id()).state(), v1::JOB_STATE_RUNNING)
+      << "completed while task 0 is still pending";
+  int done = 0;
+  for (const v1::Task& t : StoredTasks(job.id())) {
+    done += t.state() == v1::TASK_STATE_DONE;
+  }
+  EXPECT_EQ(GetJob(job.id()).counters().tasks_done(), done);
+}
+
+// ---------------------------------------------------------------- Samples
+
+TEST_F(CoordinatorTest, SamplesGetDistinctKeysAndSeeds) {
+  v1::Job job = MustSubmit(PromptLines({"a"}), Spec(2));
+  std::vector<v1::Task> tasks = StoredTasks(job.id());
+  ASSERT_EQ(tasks.size(), 2u);
+  EXPECT_NE(tasks[0].request_key(), tasks[1].request_key());
+
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> leased = Lease(w, 10);
+  ASSERT_EQ(leased.size(), 2u);
+  EXPECT_EQ(leased[0].sample(), 0);
+  EXPECT_FALSE(leased[0].params().has_seed());
+  EXPECT_EQ(leased[1].sample(), 1);
+  ASSERT_TRUE(leased[1].params().has_seed());
+  EXPECT_EQ(leased[1].params().seed(), 1);
+
+  Report(w, {Success(leased[0], "one"), Success(leased[1], "two")});
+  EXPECT_EQ(GetJob(job.id()).state(), v1::JOB_STATE_COMPLETED);
+  v1::Answer second = StoredAnswer(leased[1].request_key());
+  EXPECT_EQ(second.sample(), 1);
+  EXPECT_EQ(second.params().seed(), 1);
+
+  // With a seed given, sample 0 keeps it and later samples offset it.
+  v1::JobSpec seeded = Spec(3);
+  seeded.mutable_params()->set_seed(10);
+  MustSubmit(PromptLines({"b"}), seeded);
+  std::vector<v1::LeasedTask> s = Lease(w, 10);
+  ASSERT_EQ(s.size(), 3u);
+  EXPECT_EQ(s[0].params().seed(), 10);
+  EXPECT_EQ(s[1].params().seed(), 11);
+  EXPECT_EQ(s[2].params().seed(), 12);
+  EXPECT_EQ(std::set<std::string>(
+                {s[0].request_key(), s[1].request_key(), s[2].request_key()})
+                .size(),
+            3u);
+}
+
+// ---------------------------------------------------------------- Export
+
+TEST_F(CoordinatorTest, ExportFollowsSubmissionOrder) {
+  v1::Job job =
+      MustSubmit({R"({"id": "p-a", "prompt": "a", "metadata": {"k": 1}})",
+                  PromptLine("b"), PromptLine("c")},
+                 Spec(2));
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> tasks = Lease(w, 10);
+  ASSERT_EQ(tasks.size(), 6u);
+  for (auto it = tasks.rbegin(); it != tasks.rend(); ++it) {
+    Report(w, {Success(*it, "answer " + std::to_string(it->prompt_seq()) + "/" +
+                                std::to_string(it->sample()))});
+  }
+  ASSERT_EQ(GetJob(job.id()).state(), v1::JOB_STATE_COMPLETED);
+
+  std::vector<v1::ExportRecord> records = Export({job.id()});
+  ASSERT_EQ(records.size(), 6u);
+  for (size_t i = 0; i < records.size(); ++i) {
+    const int64_t seq = i / 2;
+    const int sample = i % 2;
+    EXPECT_EQ(records[i].job_id(), job.id());
+    EXPECT_EQ(records[i].task().prompt_seq(), seq);
+    EXPECT_EQ(records[i].task().sample(), sample);
+    EXPECT_EQ(records[i].answer().content(),
+              "answer " + std::to_string(seq) + "/" + std::to_string(sample));
+    EXPECT_EQ(records[i].prompt().line(), seq + 1);
+  }
+  EXPECT_EQ(records[0].prompt().id(), "p-a");
+  EXPECT_EQ(records[0].prompt().metadata_json(), R"({"k": 1})");
+  EXPECT_EQ(records[0].prompt().messages(0).content(), "a");
+  EXPECT_EQ(records[5].prompt().messages(0).content(), "c");
+
+  // Jobs come in the order asked for.
+  v1::Job cached = MustSubmit(PromptLines({"a"}), Spec(1));
+  Lease(w, 10);  // completes it from the cache
+  std::vector<v1::ExportRecord> both = Export({cached.id(), job.id()});
+  ASSERT_EQ(both.size(), 7u);
+  EXPECT_EQ(both[0].job_id(), cached.id());
+  EXPECT_TRUE(both[0].task().from_cache());
+  EXPECT_EQ(both[1].job_id(), job.id());
+
+  // emit returning false stops the export, without an error.
+  v1::ExportRequest request;
+  request.add_job_ids(job.id());
+  int emitted = 0;
+  EXPECT_TRUE(
+      coordinator_
+          ->Export(request, [&](v1::ExportRecord&&) { return ++emitted < 2; })
+          .ok());
+  EXPECT_EQ(emitted, 2);
+}
+
+TEST_F(CoordinatorTest, ExportIncludesFailedOnlyWhenAsked) {
+  v1::Job job = MustSubmit(PromptLines({"a", "b", "c"}));
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> tasks = Lease(w, 10);
+  ASSERT_EQ(tasks.size(), 3u);
+  Report(w, {Success(tasks[0], "A"),
+             Failure(tasks[1], v1::FAILURE_CLASS_PERMANENT, "HTTP 400")});
+  // Task 2 is still pending: never exported.
+
+  std::vector<v1::ExportRecord> done = Export({job.id()});
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].task().prompt_seq(), 0);
+
+  std::vector<v1::ExportRecord> with_failed = Export({job.id()}, false, true);
+  ASSERT_EQ(with_failed.size(), 2u);
+  EXPECT_EQ(with_failed[1].task().prompt_seq(), 1);
+  EXPECT_EQ(with_failed[1].task().state(), v1::TASK_STATE_FAILED);
+  EXPECT_EQ(with_failed[1].task().last_error(), "HTTP 400");
+  EXPECT_FALSE(with_failed[1].has_answer());
+  EXPECT_EQ(with_failed[1].prompt().messages(0).content(), "b");
+}
+
+TEST_F(CoordinatorTest, ExportRejectsMissingOrUnknownJobs) {
+  v1::Job job = MustSubmit(PromptLines({"a"}));
+  int emitted = 0;
+  auto count = [&](v1::ExportRecord&&) { return ++emitted > 0; };
+  v1::ExportRequest none;
+  EXPECT_EQ(coordinator_->Export(none, count).code(),
+            absl::StatusCode::kInvalidArgument);
+  v1::ExportRequest unknown;
+  unknown.add_job_ids(job.id());
+  unknown.add_job_ids("job-404");
+  absl::Status s = coordinator_->Export(unknown, count);
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(s.message(), HasSubstr("job-404"));
+  EXPECT_EQ(emitted, 0);
+}
+
+// ---------------------------------------------------------------- Watching
+
+TEST_F(CoordinatorTest, WaitForJobChangeWakesOnACommit) {
+  v1::Job job = MustSubmit(PromptLines({"a"}));
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> tasks = Lease(w, 1);
+  ASSERT_EQ(tasks.size(), 1u);
+  const v1::Job before = GetJob(job.id());
+
+  // Unchanged: returns as it is once max_wait passes.
+  absl::StatusOr<v1::Job> same = coordinator_->WaitForJobChange(
+      job.id(), before, std::chrono::milliseconds(1));
+  ASSERT_TRUE(same.ok());
+  EXPECT_EQ(same->counters().tasks_done(), 0);
+
+  absl::StatusOr<v1::Job> seen;
+  std::thread watcher([&] {
+    seen = coordinator_->WaitForJobChange(job.id(), before,
+                                          std::chrono::seconds(60));
+  });
+  Report(w, {Success(tasks[0], "A")});
+  watcher.join();  // would take 60 s if the commit did not wake it
+  ASSERT_TRUE(seen.ok()) << seen.status();
+  EXPECT_EQ(seen->state(), v1::JOB_STATE_COMPLETED);
+
+  EXPECT_EQ(
+      coordinator_
+          ->WaitForJobChange("job-404", before, std::chrono::milliseconds(1))
+          .status()
+          .code(),
+      absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace distillery

@@ -1,0 +1,256 @@
+// Prompt lines: both shapes, ids, system messages, metadata, and strict
+// errors that name the line and the reason.
+#include "common/dataset/prompt_parser.h"
+
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace distillery {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+v1::Prompt Parse(std::string_view line, int64_t number = 1,
+                 std::string_view default_system = "") {
+  absl::StatusOr<std::optional<v1::Prompt>> p =
+      ParsePromptLine(line, number, default_system);
+  EXPECT_TRUE(p.ok()) << p.status();
+  if (!p.ok() || !*p) {
+    ADD_FAILURE() << "no prompt from: " << line;
+    return v1::Prompt();
+  }
+  return **p;
+}
+
+absl::Status Error(std::string_view line, int64_t number) {
+  absl::StatusOr<std::optional<v1::Prompt>> p =
+      ParsePromptLine(line, number, "");
+  EXPECT_FALSE(p.ok()) << "parsed: " << line;
+  if (p.ok()) return absl::OkStatus();
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+  return p.status();
+}
+
+std::vector<std::pair<std::string, std::string>> Turns(const v1::Prompt& p) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const v1::ChatMessage& m : p.messages()) {
+    out.emplace_back(m.role(), m.content());
+  }
+  return out;
+}
+
+using Turn = std::pair<std::string, std::string>;
+
+TEST(ParsePromptLineTest, PromptShape) {
+  v1::Prompt p = Parse(R"({"prompt": "What is 2 + 2?"})", 3);
+  EXPECT_EQ(p.id(), "3");
+  EXPECT_EQ(p.line(), 3);
+  EXPECT_EQ(Turns(p), (std::vector<Turn>{{"user", "What is 2 + 2?"}}));
+  EXPECT_EQ(p.metadata_json(), "");
+}
+
+TEST(ParsePromptLineTest, MessagesShapeKeepsOrder) {
+  v1::Prompt p = Parse(
+      R"({"messages": [{"role": "system", "content": "S"},
+                       {"role": "user", "content": "Q1"},
+                       {"role": "assistant", "content": "A1"},
+                       {"role": "user", "content": "Q2"}]})",
+      9);
+  EXPECT_EQ(p.line(), 9);
+  EXPECT_EQ(Turns(p), (std::vector<Turn>{{"system", "S"},
+                                         {"user", "Q1"},
+                                         {"assistant", "A1"},
+                                         {"user", "Q2"}}));
+}
+
+TEST(ParsePromptLineTest, IdFromStringIntegerOrLineNumber) {
+  EXPECT_EQ(Parse(R"({"id": "q-17", "prompt": "x"})", 4).id(), "q-17");
+  EXPECT_EQ(Parse(R"({"id": 42, "prompt": "x"})", 4).id(), "42");
+  EXPECT_EQ(Parse(R"({"id": -7, "prompt": "x"})", 4).id(), "-7");
+  EXPECT_EQ(Parse(R"({"prompt": "x"})", 12).id(), "12");
+}
+
+TEST(ParsePromptLineTest, JobDefaultSystemIsPrepended) {
+  v1::Prompt p = Parse(R"({"prompt": "Q"})", 1, "Default system.");
+  EXPECT_EQ(Turns(p),
+            (std::vector<Turn>{{"system", "Default system."}, {"user", "Q"}}));
+}
+
+TEST(ParsePromptLineTest, LineSystemOverridesTheJobDefault) {
+  v1::Prompt p =
+      Parse(R"({"prompt": "Q", "system": "Line system."})", 1, "Default.");
+  EXPECT_EQ(Turns(p),
+            (std::vector<Turn>{{"system", "Line system."}, {"user", "Q"}}));
+
+  v1::Prompt m = Parse(
+      R"({"system": "Line system.", "messages": [{"role": "user", "content": "Q"}]})");
+  EXPECT_EQ(Turns(m),
+            (std::vector<Turn>{{"system", "Line system."}, {"user", "Q"}}));
+}
+
+TEST(ParsePromptLineTest, OwnSystemMessageIsNotDuplicated) {
+  v1::Prompt p = Parse(
+      R"({"messages": [{"role": "system", "content": "Mine."},
+                       {"role": "user", "content": "Q"}]})",
+      1, "Default system.");
+  EXPECT_EQ(Turns(p), (std::vector<Turn>{{"system", "Mine."}, {"user", "Q"}}));
+}
+
+TEST(ParsePromptLineTest, MetadataIsKeptAsJson) {
+  v1::Prompt p = Parse(
+      R"({"prompt": "Q", "metadata": {"topic": "math", "level": 3,
+          "tags": ["a", "b"], "nested": {"ok": true, "none": null}}})");
+  ASSERT_FALSE(p.metadata_json().empty());
+  nlohmann::json meta = nlohmann::json::parse(p.metadata_json());
+  EXPECT_EQ(meta, nlohmann::json::parse(
+                      R"({"topic": "math", "level": 3, "tags": ["a", "b"],
+                          "nested": {"ok": true, "none": null}})"));
+  EXPECT_EQ(Parse(R"({"prompt": "Q", "metadata": {}})").metadata_json(), "{}");
+}
+
+// Was a bug (common/dataset/prompt_parser.cc, "metadata" branch): types.proto
+// promises the metadata object "verbatim", but the parser re-serialises it
+// with nlohmann::json, whose objects are std::maps: keys come back sorted and
+// numbers are re-printed (1e2 -> 100.0, big integers lose digits).
+TEST(ParsePromptLineTest, MetadataIsKeptVerbatim) {
+  EXPECT_EQ(Parse(R"({"prompt": "Q", "metadata": {"zeta":1,"alpha":2}})")
+                .metadata_json(),
+            R"({"zeta":1,"alpha":2})");
+  EXPECT_EQ(
+      Parse(
+          R"({"prompt": "Q", "metadata": {"n":123456789012345678901234567890}})")
+          .metadata_json(),
+      R"({"n":123456789012345678901234567890})");
+}
+
+TEST(ParsePromptLineTest, BlankLinesAreSkipped) {
+  for (std::string_view line : {"", "   ", "\t", "\r", " \t\r\n"}) {
+    absl::StatusOr<std::optional<v1::Prompt>> p =
+        ParsePromptLine(line, 5, "Default");
+    ASSERT_TRUE(p.ok()) << p.status();
+    EXPECT_FALSE(p->has_value());
+  }
+}
+
+struct BadLine {
+  const char* name;
+  std::string line;
+  const char* reason;
+};
+
+TEST(ParsePromptLineTest, ErrorsNameTheLineAndTheReason) {
+  const std::vector<BadLine> cases = {
+      {"not json", R"({"prompt": "x")", "not valid JSON"},
+      {"trailing garbage", R"({"prompt": "x"} extra)", "not valid JSON"},
+      {"array", R"(["x"])", "expected a JSON object"},
+      {"string", R"("x")", "expected a JSON object"},
+      {"number", "42", "expected a JSON object"},
+      {"no prompt", R"({"id": "a"})", R"(no "prompt" or "messages")"},
+      {"both",
+       R"({"prompt": "x", "messages": [{"role": "user", "content": "y"}]})",
+       "both"},
+      {"empty prompt", R"({"prompt": ""})", "empty prompt"},
+      {"blank prompt", R"({"prompt": " \n\t "})", "empty prompt"},
+      {"prompt not string", R"({"prompt": 5})", R"("prompt" must be a string)"},
+      {"messages not array", R"({"messages": {"role": "user"}})",
+       "non-empty array"},
+      {"messages empty", R"({"messages": []})", "non-empty array"},
+      {"message not object", R"({"messages": ["hi"]})",
+       "messages[0] is not an object"},
+      {"no role", R"({"messages": [{"content": "hi"}]})", "messages[0]"},
+      {"bad role", R"({"messages": [{"role": "tool", "content": "x"}]})",
+       "role 'tool'"},
+      {"bad role later",
+       R"({"messages": [{"role": "user", "content": "x"}, {"role": "bot", "content": "y"}]})",
+       "messages[1] role 'bot'"},
+      {"no content", R"({"messages": [{"role": "user"}]})",
+       R"(messages[0] has no string "content")"},
+      {"empty content", R"({"messages": [{"role": "user", "content": "  "}]})",
+       "messages[0] has empty content"},
+      {"last not user",
+       R"({"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]})",
+       R"(last message must have role "user")"},
+      {"only system", R"({"messages": [{"role": "system", "content": "S"}]})",
+       "last message"},
+      {"metadata array", R"({"prompt": "x", "metadata": [1]})",
+       R"("metadata" must be a JSON object)"},
+      {"metadata string", R"({"prompt": "x", "metadata": "tag"})",
+       R"("metadata" must be a JSON object)"},
+      {"id float", R"({"id": 1.5, "prompt": "x"})",
+       R"("id" must be a string or an integer)"},
+      {"id bool", R"({"id": true, "prompt": "x"})", R"("id" must be)"},
+      {"id null", R"({"id": null, "prompt": "x"})", R"("id" must be)"},
+      {"id object", R"({"id": {"a": 1}, "prompt": "x"})", R"("id" must be)"},
+      {"system not string", R"({"prompt": "x", "system": 1})",
+       R"("system" must be a string)"},
+      {"overlong", "{\"prompt\": \"\xC0\xAF\"}", "invalid UTF-8"},
+      {"surrogate", "{\"prompt\": \"\xED\xA0\x80\"}", "invalid UTF-8"},
+      {"truncated", "{\"prompt\": \"\xE2\x82\"}", "invalid UTF-8"},
+      {"truncated at end", "{\"prompt\": \"x\"}\xF0\x9F\x98", "invalid UTF-8"},
+      {"latin-1", "{\"prompt\": \"caf\xE9\"}", "invalid UTF-8"},
+  };
+  int64_t line = 2;
+  for (const BadLine& c : cases) {
+    SCOPED_TRACE(c.name);
+    ++line;
+    absl::Status s = Error(c.line, line);
+    const std::string prefix = "line " + std::to_string(line) + ": ";
+    EXPECT_THAT(std::string(s.message()), StartsWith(prefix));
+    EXPECT_THAT(std::string(s.message()), HasSubstr(c.reason));
+  }
+}
+
+TEST(IsValidUtf8Test, AcceptsWellFormedText) {
+  EXPECT_TRUE(IsValidUtf8(""));
+  EXPECT_TRUE(IsValidUtf8("plain ascii"));
+  EXPECT_TRUE(IsValidUtf8(std::string_view("nul\0inside", 10)));
+  EXPECT_TRUE(IsValidUtf8("h\xC3\xA9llo"));      // é
+  EXPECT_TRUE(IsValidUtf8("\xC2\x80"));          // U+0080, smallest 2-byte
+  EXPECT_TRUE(IsValidUtf8("\xE0\xA0\x80"));      // U+0800, smallest 3-byte
+  EXPECT_TRUE(IsValidUtf8("\xE2\x82\xAC"));      // €
+  EXPECT_TRUE(IsValidUtf8("\xED\x9F\xBF"));      // U+D7FF
+  EXPECT_TRUE(IsValidUtf8("\xEE\x80\x80"));      // U+E000
+  EXPECT_TRUE(IsValidUtf8("\xF0\x90\x80\x80"));  // U+10000
+  EXPECT_TRUE(IsValidUtf8("\xF0\x9F\x98\x80"));  // 😀
+  EXPECT_TRUE(IsValidUtf8("\xF4\x8F\xBF\xBF"));  // U+10FFFF
+}
+
+TEST(IsValidUtf8Test, RejectsMalformedText) {
+  EXPECT_FALSE(IsValidUtf8("\x80"));  // lone continuation
+  EXPECT_FALSE(
+      IsValidUtf8("a\xBF"
+                  "b"));
+  EXPECT_FALSE(IsValidUtf8("\xC0\x80"));      // overlong NUL
+  EXPECT_FALSE(IsValidUtf8("\xC1\xBF"));      // overlong 2-byte
+  EXPECT_FALSE(IsValidUtf8("\xE0\x80\xAF"));  // overlong 3-byte
+  EXPECT_FALSE(IsValidUtf8("\xE0\x9F\xBF"));
+  EXPECT_FALSE(IsValidUtf8("\xF0\x80\x80\xAF"));  // overlong 4-byte
+  EXPECT_FALSE(IsValidUtf8("\xF0\x8F\xBF\xBF"));
+  EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));      // U+D800
+  EXPECT_FALSE(IsValidUtf8("\xED\xBF\xBF"));      // U+DFFF
+  EXPECT_FALSE(IsValidUtf8("\xF4\x90\x80\x80"));  // U+110000
+  EXPECT_FALSE(IsValidUtf8("\xF5\x80\x80\x80"));
+  EXPECT_FALSE(IsValidUtf8("\xF8\x88\x80\x80\x80"));  // 5-byte form
+  EXPECT_FALSE(IsValidUtf8("\xFE"));
+  EXPECT_FALSE(IsValidUtf8("\xFF"));
+  EXPECT_FALSE(IsValidUtf8("\xC3"));  // truncated at end
+  EXPECT_FALSE(IsValidUtf8("\xE2\x82"));
+  EXPECT_FALSE(IsValidUtf8("\xF0\x9F\x98"));
+  EXPECT_FALSE(
+      IsValidUtf8("\xC3"
+                  "A"));  // continuation missing
+  EXPECT_FALSE(
+      IsValidUtf8("\xE2\x82"
+                  "A"));
+  EXPECT_FALSE(
+      IsValidUtf8("\xF0\x9F\x98"
+                  "A"));
+}
+
+}  // namespace
+}  // namespace distillery

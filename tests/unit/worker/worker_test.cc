@@ -1,0 +1,770 @@
+// The worker's lease loop against a real in-process Coordinator (on a temp
+// RocksDB store) through a CoordinatorClient adapter, with a scripted
+// FakeTeacher. The loop runs on its own thread with a 1 ms idle poll; tests
+// wait on conditions with bounded waits, never on fixed sleeps.
+#include "services/worker/worker.h"
+
+#include <stdlib.h>
+
+#include <algorithm>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/base/clock.h"
+#include "common/store/store.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "services/coordinator/coordinator.h"
+
+namespace distillery {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using ::testing::HasSubstr;
+
+constexpr Duration kWaitLimit = seconds(20);
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = ::testing::TempDir() + "worker_test.XXXXXX";
+    path_ = mkdtemp(pattern.data());
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Calls the coordinator directly; can fail calls on cue and lets tests wait
+// for the worker's loop to make progress.
+class InProcessClient : public CoordinatorClient {
+ public:
+  explicit InProcessClient(Coordinator& coordinator)
+      : coordinator_(coordinator) {}
+
+  absl::StatusOr<v1::RegisterResponse> Register(
+      const v1::RegisterRequest& request) override {
+    v1::RegisterResponse response = coordinator_.Register(request);
+    std::lock_guard<std::mutex> lock(mu_);
+    ++registers_;
+    cv_.notify_all();
+    return response;
+  }
+  absl::StatusOr<v1::LeaseResponse> Lease(
+      const v1::LeaseRequest& request) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (lease_failures_ > 0) {
+        --lease_failures_;
+        return absl::FailedPreconditionError("unknown worker; register again");
+      }
+    }
+    absl::StatusOr<v1::LeaseResponse> response = coordinator_.Lease(request);
+    std::lock_guard<std::mutex> lock(mu_);
+    ++leases_;
+    if (response.ok()) {
+      for (const v1::LeasedTask& t : response->tasks()) {
+        leased_ids_.push_back(t.lease_id());
+      }
+    }
+    cv_.notify_all();
+    return response;
+  }
+  absl::StatusOr<v1::ReportResponse> Report(
+      const v1::ReportRequest& request) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (report_failures_ > 0) {
+        --report_failures_;
+        ++failed_reports_;
+        return absl::UnavailableError("coordinator unreachable");
+      }
+    }
+    absl::StatusOr<v1::ReportResponse> response = coordinator_.Report(request);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (response.ok()) {
+      for (const v1::TaskResult& r : request.results()) results_.push_back(r);
+    }
+    cv_.notify_all();
+    return response;
+  }
+  absl::StatusOr<v1::HeartbeatResponse> Heartbeat(
+      const v1::HeartbeatRequest& request) override {
+    v1::HeartbeatResponse response = coordinator_.Heartbeat(request);
+    std::lock_guard<std::mutex> lock(mu_);
+    ++heartbeats_;
+    last_heartbeat_ = request;
+    cv_.notify_all();
+    return response;
+  }
+
+  void FailNextLeases(int n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    lease_failures_ = n;
+  }
+  void FailNextReports(int n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    report_failures_ = n;
+  }
+  int registers() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return registers_;
+  }
+  int failed_reports() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return failed_reports_;
+  }
+  std::vector<v1::TaskResult> results() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return results_;
+  }
+  std::vector<int64_t> leased_ids() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return leased_ids_;
+  }
+
+  // Waits until the worker has started two more loop turns (it asks for a
+  // lease on every turn while it has capacity), so it has seen the present.
+  bool SyncLoop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    const int64_t target = leases_ + 2;
+    return cv_.wait_for(lock, kWaitLimit, [&] { return leases_ >= target; });
+  }
+  // Waits for a heartbeat that began after this call and names `lease_id`.
+  // (The first one counted may have been on its way already: wait for two.)
+  bool WaitForHeartbeatWith(int64_t lease_id) {
+    std::unique_lock<std::mutex> lock(mu_);
+    const int64_t after = heartbeats_;
+    return cv_.wait_for(lock, kWaitLimit, [&] {
+      if (heartbeats_ < after + 2) return false;
+      const auto& ids = last_heartbeat_.held_lease_ids();
+      return std::find(ids.begin(), ids.end(), lease_id) != ids.end();
+    });
+  }
+
+ private:
+  Coordinator& coordinator_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int lease_failures_ = 0;
+  int report_failures_ = 0;
+  int registers_ = 0;
+  int failed_reports_ = 0;
+  int64_t leases_ = 0;
+  int64_t heartbeats_ = 0;
+  v1::HeartbeatRequest last_heartbeat_;
+  std::vector<int64_t> leased_ids_;
+  std::vector<v1::TaskResult> results_;
+};
+
+TeacherResult Answer(const std::string& content) {
+  TeacherResult r;
+  r.answer.content = content;
+  r.answer.finish_reason = "stop";
+  r.answer.usage.prompt_tokens = 3;
+  r.answer.usage.completion_tokens = 4;
+  r.answer.provider_id = "fake-1";
+  r.http_status = 200;
+  return r;
+}
+
+TeacherResult Fail(FailureKind kind, absl::Status status,
+                   std::optional<Duration> retry_after = std::nullopt) {
+  TeacherResult r;
+  r.status = std::move(status);
+  r.kind = kind;
+  r.retry_after = retry_after;
+  return r;
+}
+
+// A teacher whose answers come from a script, keyed by the prompt's last
+// message and the attempt number for it (from 1). Synchronous by default:
+// Ask calls back before it returns. Asynchronous: requests wait until the
+// test answers them, and the peak number in flight is recorded.
+class FakeTeacher : public Teacher {
+ public:
+  using Script =
+      std::function<TeacherResult(const TeacherRequest&, int attempt)>;
+  struct Call {
+    TeacherRequest request;
+    TimePoint at;
+  };
+
+  FakeTeacher(Clock& clock, Script script, bool async = false)
+      : clock_(clock), script_(std::move(script)), async_(async) {}
+
+  void Ask(const TeacherRequest& request, Callback done) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    const int attempt = ++attempts_[request.messages.back().content];
+    calls_.push_back(Call{request, clock_.Now()});
+    TeacherResult result = script_(request, attempt);
+    if (async_) {
+      peak_ = std::max(peak_, ++in_flight_);
+      pending_.push_back(Pending{std::move(result), std::move(done)});
+      cv_.notify_all();
+      return;
+    }
+    cv_.notify_all();
+    lock.unlock();
+    done(std::move(result));
+  }
+
+  // Async: answers the oldest waiting request; false if none came in time.
+  bool AnswerOne() {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!cv_.wait_for(lock, kWaitLimit, [&] { return !pending_.empty(); })) {
+      return false;
+    }
+    Pending p = std::move(pending_.front());
+    pending_.pop_front();
+    --in_flight_;
+    lock.unlock();
+    p.done(std::move(p.result));
+    return true;
+  }
+  bool WaitForCalls(size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, kWaitLimit, [&] { return calls_.size() >= n; });
+  }
+  bool WaitForInFlight(int n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, kWaitLimit, [&] { return in_flight_ >= n; });
+  }
+  std::vector<Call> calls() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
+  }
+  int attempts(const std::string& prompt) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return attempts_[prompt];
+  }
+  int peak() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return peak_;
+  }
+
+ private:
+  struct Pending {
+    TeacherResult result;
+    Callback done;
+  };
+  Clock& clock_;
+  const Script script_;
+  const bool async_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, int> attempts_;
+  std::vector<Call> calls_;
+  std::deque<Pending> pending_;
+  int in_flight_ = 0;
+  int peak_ = 0;
+};
+
+// Runs a worker on its own thread; stops and joins it when done.
+class WorkerThread {
+ public:
+  explicit WorkerThread(Worker& worker)
+      : worker_(worker), thread_([this] { status_ = worker_.Run(); }) {}
+  ~WorkerThread() { (void)Stop(); }
+  absl::Status Stop() {
+    if (thread_.joinable()) {
+      worker_.Stop();
+      thread_.join();
+    }
+    return status_;
+  }
+
+ private:
+  Worker& worker_;
+  absl::Status status_;
+  std::thread thread_;
+};
+
+bool IsTerminal(v1::JobState s) {
+  return s == v1::JOB_STATE_COMPLETED || s == v1::JOB_STATE_FAILED ||
+         s == v1::JOB_STATE_CANCELLED;
+}
+
+class WorkerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<Store>> store =
+        OpenRocksDbStore(dir_.path());
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+    TeacherProfile sim;
+    sim.name = "sim";
+    sim.base_url = "http://127.0.0.1:9/v1";
+    // No cluster-wide rate limits here: these tests are about the lease
+    // loop; the budget has its own tests. Concurrency is capped locally.
+    sim.rpm = 0;
+    sim.tpm = 0;
+    sim.max_concurrency = 0;
+    CoordinatorOptions options;
+    options.heartbeat_interval = milliseconds(50);
+    coordinator_ = std::make_unique<Coordinator>(
+        *store_, std::vector<TeacherProfile>{sim}, coordinator_clock_, options);
+    ASSERT_TRUE(coordinator_->Recover().ok());
+    client_ = std::make_unique<InProcessClient>(*coordinator_);
+    profile_ = sim;
+    profile_.max_attempts = 5;
+  }
+
+  WorkerOptions Options() const {
+    WorkerOptions o;
+    o.max_in_flight = max_in_flight_;
+    o.name = "test-worker";
+    o.idle_poll = milliseconds(1);
+    o.report_delay = milliseconds(1);
+    o.drain_timeout = seconds(5);
+    return o;
+  }
+
+  v1::Job Submit(int prompts, v1::JobSpec spec = {}) {
+    if (spec.teacher().empty()) spec.set_teacher("sim");
+    if (spec.model().empty()) spec.set_model("gpt-test");
+    if (spec.samples() == 0) spec.set_samples(1);
+    absl::StatusOr<std::unique_ptr<Submission>> sub =
+        coordinator_->BeginSubmission(spec);
+    EXPECT_TRUE(sub.ok()) << sub.status();
+    google::protobuf::RepeatedPtrField<std::string> lines;
+    for (int i = 0; i < prompts; ++i) {
+      lines.Add("{\"prompt\": \"p" + std::to_string(i) + "\"}");
+    }
+    EXPECT_TRUE((*sub)->AddLines(lines).ok());
+    absl::StatusOr<v1::Job> job = (*sub)->Commit();
+    EXPECT_TRUE(job.ok()) << job.status();
+    return job.ok() ? *job : v1::Job();
+  }
+
+  // Waits (bounded) for the job to reach a final state and returns it.
+  v1::Job WaitForEnd(const std::string& job_id) {
+    const TimePoint give_up = RealClock::Get().Now() + kWaitLimit;
+    v1::Job job = *coordinator_->GetJob(job_id);
+    while (!IsTerminal(job.state()) && RealClock::Get().Now() < give_up) {
+      job = *coordinator_->WaitForJobChange(job_id, job, milliseconds(100));
+    }
+    EXPECT_TRUE(IsTerminal(job.state())) << job.DebugString();
+    return job;
+  }
+
+  v1::Task StoredTask(const std::string& job_id, int64_t seq, int sample = 0) {
+    absl::StatusOr<std::optional<v1::Task>> t =
+        store_->GetTask(job_id, seq, sample);
+    EXPECT_TRUE(t.ok() && t->has_value());
+    return t.ok() && t->has_value() ? **t : v1::Task();
+  }
+
+  std::vector<WorkerTeacher> Teachers(Teacher& teacher) {
+    return {WorkerTeacher{profile_, &teacher}};
+  }
+
+  TempDir dir_;
+  FakeClock coordinator_clock_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Coordinator> coordinator_;
+  std::unique_ptr<InProcessClient> client_;
+  TeacherProfile profile_;
+  int max_in_flight_ = 4;
+  std::function<double()> no_jitter_ = [] { return 0.0; };
+};
+
+TEST_F(WorkerTest, AnswersEveryTask) {
+  v1::JobSpec spec;
+  spec.mutable_params()->set_temperature(0.3);
+  spec.mutable_params()->set_max_tokens(32);
+  v1::Job job = Submit(5, spec);
+  FakeTeacher teacher(RealClock::Get(), [](const TeacherRequest& r, int) {
+    return Answer("answer to " + r.messages.back().content);
+  });
+  Worker worker(*client_, Teachers(teacher), RealClock::Get(), Options(),
+                no_jitter_);
+  WorkerThread thread(worker);
+
+  v1::Job done = WaitForEnd(job.id());
+  EXPECT_TRUE(thread.Stop().ok());
+  EXPECT_EQ(done.state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(done.counters().tasks_done(), 5);
+  EXPECT_EQ(done.counters().teacher_requests(), 5);
+  EXPECT_EQ(done.counters().prompt_tokens(), 15);
+  EXPECT_EQ(done.counters().completion_tokens(), 20);
+  EXPECT_EQ(worker.requests_sent(), 5);
+  EXPECT_EQ(worker.results_reported(), 5);
+
+  for (int seq = 0; seq < 5; ++seq) {
+    v1::Task task = StoredTask(job.id(), seq);
+    EXPECT_EQ(task.state(), v1::TASK_STATE_DONE);
+    EXPECT_EQ(task.attempts(), 1);
+    v1::Answer answer = **store_->GetAnswer(task.request_key());
+    EXPECT_EQ(answer.content(), "answer to p" + std::to_string(seq));
+    EXPECT_EQ(answer.worker(), "test-worker");
+    EXPECT_EQ(answer.provider_id(), "fake-1");
+    EXPECT_GT(answer.received_ms(), 0);
+  }
+  std::vector<FakeTeacher::Call> calls = teacher.calls();
+  ASSERT_EQ(calls.size(), 5u);
+  for (const FakeTeacher::Call& c : calls) {
+    EXPECT_EQ(c.request.model, "gpt-test");
+    ASSERT_EQ(c.request.messages.size(), 1u);
+    EXPECT_EQ(c.request.messages[0].role, "user");
+    EXPECT_EQ(c.request.params.max_tokens, 32);
+    ASSERT_TRUE(c.request.params.temperature.has_value());
+    EXPECT_DOUBLE_EQ(*c.request.params.temperature, 0.3);
+    EXPECT_FALSE(c.request.params.seed.has_value());
+  }
+}
+
+TEST_F(WorkerTest, PassesEverySamplingParameter) {
+  v1::JobSpec spec;
+  spec.set_samples(2);
+  spec.set_system_prompt("Be brief.");
+  spec.mutable_params()->set_top_p(0.9);
+  spec.mutable_params()->set_seed(5);
+  spec.mutable_params()->add_stop("END");
+  v1::Job job = Submit(1, spec);
+  FakeTeacher teacher(RealClock::Get(), [](const TeacherRequest& r, int n) {
+    return Answer("seed " + std::to_string(r.params.seed.value_or(-1)));
+  });
+  Worker worker(*client_, Teachers(teacher), RealClock::Get(), Options(),
+                no_jitter_);
+  WorkerThread thread(worker);
+  EXPECT_EQ(WaitForEnd(job.id()).state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_TRUE(thread.Stop().ok());
+
+  std::vector<FakeTeacher::Call> calls = teacher.calls();
+  ASSERT_EQ(calls.size(), 2u);
+  std::vector<int64_t> seeds;
+  for (const FakeTeacher::Call& c : calls) {
+    ASSERT_EQ(c.request.messages.size(), 2u);
+    EXPECT_EQ(c.request.messages[0].role, "system");
+    EXPECT_EQ(c.request.messages[0].content, "Be brief.");
+    EXPECT_EQ(c.request.messages[1].content, "p0");
+    ASSERT_TRUE(c.request.params.top_p.has_value());
+    EXPECT_DOUBLE_EQ(*c.request.params.top_p, 0.9);
+    EXPECT_FALSE(c.request.params.temperature.has_value());
+    EXPECT_EQ(c.request.params.stop, std::vector<std::string>{"END"});
+    seeds.push_back(c.request.params.seed.value_or(-1));
+  }
+  std::sort(seeds.begin(), seeds.end());
+  EXPECT_EQ(seeds, (std::vector<int64_t>{5, 6}));
+}
+
+TEST_F(WorkerTest, RetriesRetryableFailuresThenSucceeds) {
+  v1::Job job = Submit(2);
+  FakeTeacher teacher(RealClock::Get(), [](const TeacherRequest& r, int n) {
+    if (n == 1) {
+      return Fail(FailureKind::kRetryable,
+                  absl::UnavailableError("HTTP 503: overloaded"),
+                  milliseconds(1));
+    }
+    if (n == 2) {
+      return Fail(FailureKind::kRateLimited,
+                  absl::ResourceExhaustedError("HTTP 429: slow down"),
+                  milliseconds(1));
+    }
+    return Answer("finally " + r.messages.back().content);
+  });
+  Worker worker(*client_, Teachers(teacher), RealClock::Get(), Options(),
+                no_jitter_);
+  WorkerThread thread(worker);
+  v1::Job done = WaitForEnd(job.id());
+  EXPECT_TRUE(thread.Stop().ok());
+
+  EXPECT_EQ(done.state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(done.counters().tasks_done(), 2);
+  EXPECT_EQ(done.counters().tasks_failed(), 0);
+  EXPECT_EQ(done.counters().teacher_requests(), 2);
+  EXPECT_EQ(teacher.attempts("p0"), 3);
+  EXPECT_EQ(teacher.attempts("p1"), 3);
+  EXPECT_EQ(worker.requests_sent(), 6);
+  for (int seq = 0; seq < 2; ++seq) {
+    v1::Task task = StoredTask(job.id(), seq);
+    EXPECT_EQ(task.state(), v1::TASK_STATE_DONE);
+    EXPECT_EQ(task.attempts(), 3);
+    EXPECT_EQ((**store_->GetAnswer(task.request_key())).content(),
+              "finally p" + std::to_string(seq));
+  }
+}
+
+TEST_F(WorkerTest, RetryAfterIsCappedByMaxRetryAfter) {
+  v1::Job job = Submit(1);
+  FakeTeacher teacher(RealClock::Get(), [](const TeacherRequest&, int n) {
+    if (n == 1) {
+      return Fail(FailureKind::kRateLimited,
+                  absl::ResourceExhaustedError("HTTP 429"),
+                  std::chrono::hours(1));
+    }
+    return Answer("ok");
+  });
+  WorkerOptions options = Options();
+  options.max_retry_after = milliseconds(1);
+  Worker worker(*client_, Teachers(teacher), RealClock::Get(), options,
+                no_jitter_);
+  WorkerThread thread(worker);
+  // An uncapped hour-long wait would run into WaitForEnd's limit.
+  EXPECT_EQ(WaitForEnd(job.id()).state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_TRUE(thread.Stop().ok());
+  EXPECT_EQ(StoredTask(job.id(), 0).attempts(), 2);
+}
+
+// Without retry-after the worker backs off 0.5 s, then 1 s (no jitter),
+// measured on a FakeClock the test moves.
+TEST_F(WorkerTest, BacksOffExponentiallyOnTheClock) {
+  v1::Job job = Submit(1);
+  FakeClock clock;
+  FakeTeacher teacher(clock, [](const TeacherRequest&, int n) {
+    if (n < 3) {
+      return Fail(FailureKind::kRetryable, absl::UnavailableError("HTTP 502"));
+    }
+    return Answer("third time");
+  });
+  WorkerOptions options = Options();
+  options.report_delay = Duration(0);  // the fake clock does not move alone
+  Worker worker(*client_, Teachers(teacher), clock, options, no_jitter_);
+  WorkerThread thread(worker);
+
+  ASSERT_TRUE(teacher.WaitForCalls(1));
+  ASSERT_TRUE(client_->SyncLoop());
+  clock.Advance(milliseconds(499));
+  ASSERT_TRUE(client_->SyncLoop());
+  EXPECT_EQ(teacher.calls().size(), 1u) << "retried before 0.5 s";
+  clock.Advance(milliseconds(1));
+  ASSERT_TRUE(teacher.WaitForCalls(2));
+
+  ASSERT_TRUE(client_->SyncLoop());
+  clock.Advance(milliseconds(999));
+  ASSERT_TRUE(client_->SyncLoop());
+  EXPECT_EQ(teacher.calls().size(), 2u) << "retried before 1 s";
+  clock.Advance(milliseconds(1));
+  ASSERT_TRUE(teacher.WaitForCalls(3));
+
+  std::vector<FakeTeacher::Call> calls = teacher.calls();
+  EXPECT_EQ(calls[1].at - calls[0].at, milliseconds(500));
+  EXPECT_EQ(calls[2].at - calls[1].at, milliseconds(1000));
+  EXPECT_EQ(WaitForEnd(job.id()).state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_TRUE(thread.Stop().ok());
+  EXPECT_EQ(StoredTask(job.id(), 0).attempts(), 3);
+}
+
+TEST_F(WorkerTest, PermanentFailureIsNotRetried) {
+  v1::Job job = Submit(1);
+  FakeTeacher teacher(RealClock::Get(), [](const TeacherRequest&, int) {
+    return Fail(FailureKind::kPermanent,
+                absl::InvalidArgumentError("HTTP 400: context too long"));
+  });
+  Worker worker(*client_, Teachers(teacher), RealClock::Get(), Options(),
+                no_jitter_);
+  WorkerThread thread(worker);
+  v1::Job done = WaitForEnd(job.id());
+  EXPECT_TRUE(thread.Stop().ok());
+
+  EXPECT_EQ(done.state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(done.counters().tasks_failed(), 1);
+  EXPECT_EQ(done.counters().tasks_done(), 0);
+  EXPECT_EQ(teacher.attempts("p0"), 1);
+  v1::Task task = StoredTask(job.id(), 0);
+  EXPECT_EQ(task.state(), v1::TASK_STATE_FAILED);
+  EXPECT_EQ(task.attempts(), 1);
+  EXPECT_THAT(task.last_error(), HasSubstr("HTTP 400: context too long"));
+  EXPECT_THAT(task.last_error(), HasSubstr("after 1 attempts"));
+}
+
+TEST_F(WorkerTest, ExhaustedAttemptsFailTheTask) {
+  profile_.max_attempts = 2;
+  v1::Job job = Submit(1);
+  FakeTeacher teacher(RealClock::Get(), [](const TeacherRequest&, int) {
+    return Fail(FailureKind::kRetryable,
+                absl::UnavailableError("HTTP 503: overloaded"),
+                milliseconds(1));
+  });
+  Worker worker(*client_, Teachers(teacher), RealClock::Get(), Options(),
+                no_jitter_);
+  WorkerThread thread(worker);
+  v1::Job done = WaitForEnd(job.id());
+  EXPECT_TRUE(thread.Stop().ok());
+
+  EXPECT_EQ(done.state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(done.counters().tasks_failed(), 1);
+  EXPECT_EQ(teacher.attempts("p0"), 2);
+  v1::Task task = StoredTask(job.id(), 0);
+  EXPECT_EQ(task.state(), v1::TASK_STATE_FAILED);
+  EXPECT_EQ(task.attempts(), 2);
+  EXPECT_THAT(task.last_error(), HasSubstr("HTTP 503: overloaded"));
+  EXPECT_THAT(task.last_error(), HasSubstr("after 2 attempts"));
+}
+
+TEST_F(WorkerTest, TeacherDownPausesTheTeacher) {
+  max_in_flight_ = 1;
+  v1::Job job = Submit(3);
+  FakeTeacher teacher(RealClock::Get(), [](const TeacherRequest&, int) {
+    return Fail(FailureKind::kTeacherDown,
+                absl::PermissionDeniedError("HTTP 401: invalid api key"));
+  });
+  Worker worker(*client_, Teachers(teacher), RealClock::Get(), Options(),
+                no_jitter_);
+  WorkerThread thread(worker);
+  v1::Job seen;
+  for (int i = 0; i < 2000; ++i) {
+    seen = *coordinator_->GetJob(job.id());
+    if (seen.teacher_status().paused()) break;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  // Give a wrongly unpaused worker time to send more before checking.
+  std::this_thread::sleep_for(milliseconds(200));
+  EXPECT_TRUE(thread.Stop().ok());
+
+  EXPECT_TRUE(seen.teacher_status().paused());
+  EXPECT_THAT(seen.teacher_status().pause_reason(),
+              HasSubstr("HTTP 401: invalid api key"));
+  EXPECT_EQ(seen.state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(teacher.attempts("p0"), 1) << "teacher-down is not retried";
+  EXPECT_EQ(teacher.attempts("p1") + teacher.attempts("p2"), 0)
+      << "a paused teacher gets no more requests";
+  EXPECT_EQ(seen.counters().tasks_failed(), 0);
+}
+
+TEST_F(WorkerTest, RespectsMaxConcurrency) {
+  max_in_flight_ = 2;
+  v1::Job job = Submit(6);
+  FakeTeacher teacher(
+      RealClock::Get(),
+      [](const TeacherRequest& r, int) {
+        return Answer("a " + r.messages.back().content);
+      },
+      /*async=*/true);
+  Worker worker(*client_, Teachers(teacher), RealClock::Get(), Options(),
+                no_jitter_);
+  WorkerThread thread(worker);
+
+  ASSERT_TRUE(teacher.WaitForInFlight(2));
+  for (int answered = 1; answered <= 6; ++answered) {
+    ASSERT_TRUE(teacher.AnswerOne()) << "answer " << answered;
+    // Let the worker refill its free slot (and, if it were wrong, more)
+    // before the next answer; every Ask updates the peak.
+    ASSERT_TRUE(teacher.WaitForInFlight(std::min(2, 6 - answered)));
+  }
+  v1::Job done = WaitForEnd(job.id());
+  EXPECT_TRUE(thread.Stop().ok());
+  EXPECT_EQ(done.state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(done.counters().tasks_done(), 6);
+  EXPECT_EQ(teacher.peak(), 2);
+}
+
+TEST_F(WorkerTest, StopGivesBackTasksWaitingForARetry) {
+  v1::Job job = Submit(1);
+  FakeTeacher teacher(RealClock::Get(), [](const TeacherRequest&, int) {
+    return Fail(FailureKind::kRateLimited,
+                absl::ResourceExhaustedError("HTTP 429"),
+                std::chrono::minutes(10));
+  });
+  Worker worker(*client_, Teachers(teacher), RealClock::Get(), Options(),
+                no_jitter_);
+  WorkerThread thread(worker);
+  ASSERT_TRUE(teacher.WaitForCalls(1));
+  ASSERT_TRUE(client_->SyncLoop());  // the retry is scheduled, 2 min out
+  EXPECT_TRUE(thread.Stop().ok());
+
+  EXPECT_EQ(worker.results_reported(), 1);
+  std::vector<v1::TaskResult> results = client_->results();
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].failure(), v1::FAILURE_CLASS_ABANDONED);
+  v1::Job after = *coordinator_->GetJob(job.id());
+  EXPECT_EQ(after.state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(after.counters().tasks_failed(), 0);
+  EXPECT_EQ(StoredTask(job.id(), 0).state(), v1::TASK_STATE_PENDING);
+
+  // Another worker gets it at once, without waiting for the lease to expire.
+  v1::RegisterRequest reg;
+  reg.set_name("other");
+  v1::LeaseRequest lease;
+  lease.set_worker_id(coordinator_->Register(reg).worker_id());
+  lease.set_max_tasks(10);
+  lease.add_teachers("sim");
+  EXPECT_EQ(coordinator_->Lease(lease)->tasks_size(), 1);
+}
+
+TEST_F(WorkerTest, RegistersAgainWhenTheCoordinatorForgetsIt) {
+  v1::Job job = Submit(2);
+  client_->FailNextLeases(1);
+  FakeTeacher teacher(RealClock::Get(),
+                      [](const TeacherRequest&, int) { return Answer("ok"); });
+  Worker worker(*client_, Teachers(teacher), RealClock::Get(), Options(),
+                no_jitter_);
+  WorkerThread thread(worker);
+  EXPECT_EQ(WaitForEnd(job.id()).state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_TRUE(thread.Stop().ok());
+  EXPECT_EQ(client_->registers(), 2);
+}
+
+TEST_F(WorkerTest, KeepsResultsWhenAReportFails) {
+  v1::Job job = Submit(3);
+  client_->FailNextReports(2);
+  FakeTeacher teacher(RealClock::Get(), [](const TeacherRequest& r, int) {
+    return Answer("answer " + r.messages.back().content);
+  });
+  Worker worker(*client_, Teachers(teacher), RealClock::Get(), Options(),
+                no_jitter_);
+  WorkerThread thread(worker);
+  v1::Job done = WaitForEnd(job.id());
+  EXPECT_TRUE(thread.Stop().ok());
+
+  EXPECT_EQ(client_->failed_reports(), 2);
+  EXPECT_EQ(done.state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(done.counters().tasks_done(), 3);
+  EXPECT_EQ(worker.requests_sent(), 3) << "a paid answer was asked again";
+  EXPECT_EQ(worker.results_reported(), 3);
+}
+
+TEST_F(WorkerTest, HeartbeatsKeepALongRequestLeased) {
+  v1::Job job = Submit(1);
+  FakeTeacher teacher(
+      RealClock::Get(),
+      [](const TeacherRequest&, int) { return Answer("slow"); },
+      /*async=*/true);
+  Worker worker(*client_, Teachers(teacher), RealClock::Get(), Options(),
+                no_jitter_);
+  WorkerThread thread(worker);
+  ASSERT_TRUE(teacher.WaitForInFlight(1));
+  std::vector<int64_t> leased = client_->leased_ids();
+  ASSERT_EQ(leased.size(), 1u);
+
+  // The lease lasts 60 s on the coordinator's clock; the worker heartbeats
+  // every 50 ms of real time.
+  coordinator_clock_.Advance(seconds(50));
+  ASSERT_TRUE(client_->WaitForHeartbeatWith(leased[0]));
+  coordinator_clock_.Advance(seconds(50));  // past the unrenewed deadline
+  v1::RegisterRequest reg;
+  reg.set_name("thief");
+  v1::LeaseRequest lease;
+  lease.set_worker_id(coordinator_->Register(reg).worker_id());
+  lease.set_max_tasks(10);
+  lease.add_teachers("sim");
+  EXPECT_EQ(coordinator_->Lease(lease)->tasks_size(), 0)
+      << "the lease expired although the worker heartbeat it";
+
+  ASSERT_TRUE(teacher.AnswerOne());
+  v1::Job done = WaitForEnd(job.id());
+  EXPECT_TRUE(thread.Stop().ok());
+  EXPECT_EQ(done.state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(done.counters().teacher_requests(), 1);
+}
+
+TEST_F(WorkerTest, RunWithoutTeachersFails) {
+  Worker worker(*client_, {}, RealClock::Get(), Options(), no_jitter_);
+  absl::Status s = worker.Run();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(client_->registers(), 0);
+}
+
+}  // namespace
+}  // namespace distillery
