@@ -174,5 +174,23 @@ TEST(TokenBucketTest, SetRateRefillsAtTheOldRateUpToNow) {
   EXPECT_NEAR(b.Level(), 10, 1e-9);
 }
 
+// TimeUntil(n) == 0 must mean TryTake(n) succeeds. After ten refills of
+// 0.1 the level is 0.9999999999999999: the 1e-17 s still missing is
+// truncated to 0 ns by the duration_cast in TimeUntil, while TryTake(1)
+// refuses.
+TEST(TokenBucketTest, BUG_TimeUntilZeroButTryTakeFails) {
+  FakeClock clock;
+  TokenBucket b(clock, 10, 1);
+  for (int i = 0; i < 10; ++i) {
+    clock.Advance(milliseconds(10));
+    b.Level();  // each call refills
+  }
+  if (b.TimeUntil(1) == Duration(0)) {
+    EXPECT_TRUE(b.TryTake(1)) << "level " << b.Level();
+  } else {
+    EXPECT_FALSE(b.TryTake(1));
+  }
+}
+
 }  // namespace
 }  // namespace distillery
