@@ -102,6 +102,7 @@ json RawLine(const v1::ExportRecord& r) {
         {"completion_tokens", a.usage().completion_tokens()},
         {"reasoning_tokens", a.usage().reasoning_tokens()},
         {"cached_tokens", a.usage().cached_tokens()}}},
+      {"cost_usd", a.cost_usd()},
       {"provider_id", a.provider_id()},
       {"received_ms", a.received_ms()},
       {"latency_ms", a.latency_ms()},

@@ -4,6 +4,14 @@
 #include <cmath>
 
 namespace distillery {
+namespace {
+
+// Refills add up in floating point: ten refills of 0.1 make 0.99999...
+// Levels this close to a whole request count as having it, in TryTake and
+// TimeUntil alike, so the two always agree.
+constexpr double kEpsilon = 1e-9;
+
+}  // namespace
 
 TokenBucket::TokenBucket(Clock& clock, double rate_per_second, double capacity,
                          double initial)
@@ -38,7 +46,8 @@ void TokenBucket::SetRate(double rate_per_second, double capacity) {
 
 bool TokenBucket::TryTake(double n) {
   Refill();
-  if (level_ >= n || (n > capacity_ && level_ >= capacity_ && capacity_ > 0)) {
+  if (level_ + kEpsilon >= n ||
+      (n > capacity_ && level_ + kEpsilon >= capacity_ && capacity_ > 0)) {
     level_ -= n;
     return true;
   }
@@ -61,9 +70,11 @@ Duration TokenBucket::TimeUntil(double n) {
   const TimePoint now = clock_.Now();
   const Duration blocked =
       blocked_until_ > now ? blocked_until_ - now : Duration(0);
-  if (need <= 0) return blocked;
+  if (need <= kEpsilon) return blocked;
   if (rate_ <= 0) return Duration::max();
-  return blocked + std::chrono::duration_cast<Duration>(
+  // Rounded up: a wait truncated to 0 ns would say "ready" while TryTake
+  // still refuses by a rounding error.
+  return blocked + std::chrono::ceil<Duration>(
                        std::chrono::duration<double>(need / rate_));
 }
 

@@ -41,8 +41,10 @@ int ExitCodeFor(const grpc::Status& s) {
              : 1;
 }
 
+// Ended, or waiting for a human (paused at its budget): watch stops.
 bool IsTerminal(v1::JobState s) {
   return s == v1::JOB_STATE_COMPLETED || s == v1::JOB_STATE_CANCELLED ||
+         s == v1::JOB_STATE_PAUSED ||
          s == v1::JOB_STATE_FAILED;
 }
 
@@ -66,6 +68,8 @@ std::string JobStateName(v1::JobState state) {
       return "cancelled";
     case v1::JOB_STATE_FAILED:
       return "failed";
+    case v1::JOB_STATE_PAUSED:
+      return "paused";
     default:
       return "unknown";
   }
@@ -429,6 +433,10 @@ int Watch(v1::ClientService::StubInterface& stub, const std::string& job_id,
     // The bar cannot hold everything: the final figures, once, in full.
     out << ProgressLine(job, meter.Rate()) << "\n" << std::flush;
   }
+  if (job.state() == v1::JOB_STATE_PAUSED) {
+    err << "job " << job_id << " paused: " << job.error() << "\n";
+    return 3;
+  }
   return job.state() == v1::JOB_STATE_COMPLETED ? 0 : 1;
 }
 
@@ -444,6 +452,23 @@ int Cancel(v1::ClientService::StubInterface& stub, const std::string& job_id,
     return ExitCodeFor(s);
   }
   out << job.id() << " " << JobStateName(job.state()) << "\n";
+  return 0;
+}
+
+int ResumeJob(v1::ClientService::StubInterface& stub, const std::string& job_id,
+              double budget_usd, std::ostream& out, std::ostream& err) {
+  grpc::ClientContext context;
+  v1::ResumeJobRequest request;
+  request.set_job_id(job_id);
+  request.set_budget_usd(budget_usd);
+  v1::Job job;
+  grpc::Status s = stub.ResumeJob(&context, request, &job);
+  if (!s.ok()) {
+    PrintError(err, s);
+    return ExitCodeFor(s);
+  }
+  out << absl::StrFormat("%s %s with a budget of $%.4f\n", job.id(),
+                         JobStateName(job.state()), job.spec().budget_usd());
   return 0;
 }
 

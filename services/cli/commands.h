@@ -65,6 +65,9 @@ int Watch(v1::ClientService::StubInterface& stub, const std::string& job_id,
           bool tty, std::ostream& out, std::ostream& err, int width = 80);
 int Cancel(v1::ClientService::StubInterface& stub, const std::string& job_id,
            std::ostream& out, std::ostream& err);
+// Resumes a job paused at its budget; `budget_usd` > 0 raises the budget.
+int ResumeJob(v1::ClientService::StubInterface& stub, const std::string& job_id,
+              double budget_usd, std::ostream& out, std::ostream& err);
 int ResumeTeacher(v1::ClientService::StubInterface& stub,
                   const std::string& teacher, std::ostream& out,
                   std::ostream& err);

@@ -39,6 +39,10 @@ void AddSpecFlags(CLI::App* cmd, distillery::v1::JobSpec* spec,
   cmd->add_option("--top-p", *top_p, "nucleus sampling")
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--seed", *seed, "sampling seed");
+  cmd->add_option_function<double>(
+         "--budget-usd", [spec](double usd) { spec->set_budget_usd(usd); },
+         "stop spending at this many US dollars (needs pricing)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--system", *spec->mutable_system_prompt(),
                   "system prompt for prompts without one");
 }
@@ -126,6 +130,13 @@ int main(int argc, char** argv) {
   CLI::App* cancel_cmd = app.add_subcommand("cancel", "cancel a job");
   cancel_cmd->add_option("JOB", job_id)->required();
 
+  double resume_budget = 0;
+  CLI::App* resume_cmd = app.add_subcommand(
+      "resume", "resume a job paused at its budget");
+  resume_cmd->add_option("JOB", job_id)->required();
+  resume_cmd->add_option("--budget-usd", resume_budget, "the new budget")
+      ->check(CLI::PositiveNumber);
+
   std::string teacher_name;
   CLI::App* resume_teacher_cmd = app.add_subcommand(
       "resume-teacher", "lift a teacher's pause once its key or quota is fixed");
@@ -198,6 +209,10 @@ int main(int argc, char** argv) {
   }
   if (cancel_cmd->parsed()) {
     return distillery::cli::Cancel(*stub, job_id, std::cout, std::cerr);
+  }
+  if (resume_cmd->parsed()) {
+    return distillery::cli::ResumeJob(*stub, job_id, resume_budget, std::cout,
+                                      std::cerr);
   }
   if (resume_teacher_cmd->parsed()) {
     return distillery::cli::ResumeTeacher(*stub, teacher_name, std::cout,

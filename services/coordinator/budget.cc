@@ -8,12 +8,7 @@ Budget::Budget(Clock& clock, const std::vector<TeacherProfile>& teachers,
                BudgetOptions options)
     : clock_(clock), options_(options) {
   for (const TeacherProfile& p : teachers) {
-    TeacherBudget tb{p,
-                     nullptr,
-                     nullptr,
-                     ShareAllocator(clock, options.share_ttl),
-                     ShareAllocator(clock, options.share_ttl),
-                     ShareAllocator(clock, options.share_ttl)};
+    TeacherBudget tb(p, clock, options.share_ttl);
     if (p.rpm != 0) {
       tb.requests = std::make_unique<AimdLimit>(
           clock, static_cast<double>(std::max<int64_t>(p.rpm, 0)),

@@ -57,6 +57,11 @@ class Budget {
 
  private:
   struct TeacherBudget {
+    TeacherBudget(const TeacherProfile& p, Clock& clock, Duration ttl)
+        : profile(p),
+          request_shares(clock, ttl),
+          token_shares(clock, ttl),
+          concurrency_shares(clock, ttl) {}
     TeacherProfile profile;
     std::unique_ptr<AimdLimit> requests;  // null: no limit (rpm: 0)
     std::unique_ptr<AimdLimit> tokens;

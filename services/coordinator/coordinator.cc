@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/base/status_macros.h"
 #include "common/metrics/metrics.h"
 #include "common/dataset/export_filter.h"
@@ -55,6 +56,18 @@ absl::Status ValidateSpec(const v1::JobSpec& spec,
   }
   if (p.has_top_p() && (p.top_p() <= 0 || p.top_p() > 1)) {
     return absl::InvalidArgumentError("spec: top_p must be in (0, 1]");
+  }
+  if (spec.budget_usd() < 0) {
+    return absl::InvalidArgumentError("spec: budget_usd must not be negative");
+  }
+  if (spec.budget_usd() > 0) {
+    absl::StatusOr<TeacherProfile> profile = FindTeacher(teachers, spec.teacher());
+    if (profile.ok() && !PriceFor(*profile, spec.model())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "spec: a budget needs a price: teacher '", spec.teacher(),
+          "' has no pricing for model '", spec.model(),
+          "' (add it under pricing: in the teachers file)"));
+    }
   }
   if (!IsValidUtf8(spec.system_prompt())) {
     return absl::InvalidArgumentError("spec: system prompt is not UTF-8");
@@ -157,6 +170,60 @@ v1::Job Coordinator::JobViewLocked(const JobRuntime& rt) {
   v1::Job job = rt.job;
   *job.mutable_teacher_status() = budget_.Status(job.spec().teacher());
   return job;
+}
+
+void Coordinator::ReleaseReservationLocked(const LeaseInfo& lease) {
+  if (lease.reserved_usd <= 0) return;
+  auto job = jobs_.find(lease.task.job_id());
+  if (job == jobs_.end()) return;
+  job->second.reserved_usd =
+      std::max(0.0, job->second.reserved_usd - lease.reserved_usd);
+}
+
+double Coordinator::EstimateTaskCostLocked(const JobRuntime& rt,
+                                           const v1::Prompt& prompt) {
+  const TeacherProfile* profile = ProfileFor(rt.job.spec().teacher());
+  if (profile == nullptr) return 0;
+  int64_t bytes = 0;
+  for (const v1::ChatMessage& m : prompt.messages()) bytes += m.content().size();
+  const int64_t prompt_tokens = (bytes + 3) / 4 + 4 * prompt.messages_size();
+  int64_t completion = rt.job.spec().params().max_tokens();
+  if (completion <= 0) completion = profile->default_max_tokens;
+  if (completion <= 0) completion = 4096;  // no bound given: a cautious one
+  return CostUsd(*profile, rt.job.spec().model(), prompt_tokens, 0,
+                 completion);
+}
+
+absl::StatusOr<v1::Job> Coordinator::ResumeJob(const std::string& job_id,
+                                               double budget_usd) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) {
+    return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
+  }
+  JobRuntime& rt = it->second;
+  if (rt.job.state() != v1::JOB_STATE_PAUSED) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job ", job_id, " is not paused (it is ", rt.job.state() ==
+            v1::JOB_STATE_RUNNING ? "running" : "finished", ")"));
+  }
+  v1::Job job = rt.job;
+  if (budget_usd > 0) {
+    if (budget_usd <= job.counters().cost_usd()) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "budget $%.4f is not above the $%.4f already spent", budget_usd,
+          job.counters().cost_usd()));
+    }
+    job.mutable_spec()->set_budget_usd(budget_usd);
+  }
+  job.set_state(v1::JOB_STATE_RUNNING);
+  job.clear_error();
+  StoreBatch batch;
+  batch.jobs.push_back(job);
+  RETURN_IF_ERROR(store_.Apply(batch));
+  rt.job = std::move(job);
+  ChangedLocked();
+  return JobViewLocked(rt);
 }
 
 absl::StatusOr<v1::TeacherStatus> Coordinator::ResumeTeacher(
@@ -447,6 +514,34 @@ absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
         prompt = std::move(p);
         prompt_seq = task.prompt_seq();
       }
+      double reserve = 0;
+      if (rt.job.spec().budget_usd() > 0) {
+        reserve = EstimateTaskCostLocked(rt, *prompt);
+        const double spent = rt.job.counters().cost_usd();
+        if (spent + rt.reserved_usd + reserve > rt.job.spec().budget_usd()) {
+          // The next task could take spend past the budget. While requests
+          // are in flight their real cost may leave room: wait for them.
+          // Then pause, with the spend final.
+          if (rt.reserved_usd > 0) {
+            rt.returned.push_front(std::move(task));
+            break;
+          }
+          v1::Job paused = rt.job;
+          paused.set_state(v1::JOB_STATE_PAUSED);
+          paused.set_error(absl::StrFormat(
+              "budget of $%.4f reached: $%.4f spent, the next request could "
+              "cost up to $%.4f; resume with a higher --budget-usd",
+              rt.job.spec().budget_usd(), spent, reserve));
+          StoreBatch batch;
+          batch.jobs.push_back(paused);
+          RETURN_IF_ERROR(store_.Apply(batch));
+          rt.job = std::move(paused);
+          rt.returned.push_front(std::move(task));
+          ChangedLocked();
+          break;
+        }
+        rt.reserved_usd += reserve;
+      }
       const int64_t lease_id = next_lease_id_++;
       v1::LeasedTask* out = response.add_tasks();
       out->set_job_id(job_id);
@@ -460,7 +555,7 @@ absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
       out->set_lease_id(lease_id);
       inflight_keys_[task.request_key()] = lease_id;
       leases_[lease_id] =
-          LeaseInfo{request.worker_id(), std::move(task), deadline};
+          LeaseInfo{request.worker_id(), std::move(task), deadline, reserve};
     }
   }
   response.set_lease_deadline_ms(
@@ -536,10 +631,12 @@ void Coordinator::ReturnLeaseLocked(int64_t lease_id) {
   if (it == leases_.end()) return;
   LeaseInfo lease = std::move(it->second);
   leases_.erase(it);
+  ReleaseReservationLocked(lease);
   const std::string key = lease.task.request_key();
   inflight_keys_.erase(key);
   auto job = jobs_.find(lease.task.job_id());
-  if (job != jobs_.end() && job->second.job.state() == v1::JOB_STATE_RUNNING) {
+  if (job != jobs_.end() && (job->second.job.state() == v1::JOB_STATE_RUNNING ||
+                             job->second.job.state() == v1::JOB_STATE_PAUSED)) {
     job->second.returned.push_back(std::move(lease.task));
   }
   ReleaseWaitersLocked(key);
@@ -598,6 +695,7 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
       it != leases_.end() && it->second.task.request_key() == key &&
       it->second.task.job_id() == result.job_id()) {
     lease_current = true;
+    ReleaseReservationLocked(it->second);
     leases_.erase(it);
     inflight_keys_.erase(key);
   }
@@ -627,10 +725,11 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
     c->set_completion_tokens(c->completion_tokens() + u.completion_tokens());
     c->set_reasoning_tokens(c->reasoning_tokens() + u.reasoning_tokens());
     c->set_cached_tokens(c->cached_tokens() + u.cached_tokens());
+    double cost = 0;
     if (const TeacherProfile* profile = ProfileFor(job.spec().teacher())) {
-      c->set_cost_usd(c->cost_usd() +
-                      CostUsd(*profile, job.spec().model(), u.prompt_tokens(),
-                              u.cached_tokens(), u.completion_tokens()));
+      cost = CostUsd(*profile, job.spec().model(), u.prompt_tokens(),
+                     u.cached_tokens(), u.completion_tokens());
+      c->set_cost_usd(c->cost_usd() + cost);
     }
     settled = "answered";
     if (answered) {
@@ -638,6 +737,7 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
       task.set_from_cache(true);
     } else {
       v1::Answer answer = result.answer();
+      answer.set_cost_usd(cost);
       answer.set_request_key(key);
       answer.set_teacher(job.spec().teacher());
       answer.set_model(job.spec().model());

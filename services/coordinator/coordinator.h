@@ -127,6 +127,10 @@ class Coordinator {
   v1::HeartbeatResponse Heartbeat(const v1::HeartbeatRequest& request);
   // Lifts a teacher's cluster-wide pause (its key or quota was fixed).
   absl::StatusOr<v1::TeacherStatus> ResumeTeacher(const std::string& teacher);
+  // Resumes a job paused at its budget; `budget_usd` > 0 replaces the
+  // budget, and must leave room for more spend.
+  absl::StatusOr<v1::Job> ResumeJob(const std::string& job_id,
+                                    double budget_usd);
 
   // Returns the tasks of leases past their deadline to their jobs. Called on
   // every Lease and by the server's housekeeping timer.
@@ -148,12 +152,14 @@ class Coordinator {
     bool scanned_all = false;
     std::deque<v1::Task> ready;     // read from the store, not yet leased
     std::deque<v1::Task> returned;  // from expired or abandoned leases
+    double reserved_usd = 0;        // estimated cost of tasks in flight
     int64_t last_progress_ms = 0;   // wall time; not persisted
   };
   struct LeaseInfo {
     std::string worker_id;
     v1::Task task;
     TimePoint deadline;
+    double reserved_usd = 0;  // the task's estimated cost, against a budget
   };
   struct WorkerInfo {
     std::string name;
@@ -189,6 +195,13 @@ class Coordinator {
   v1::SamplingParams EffectiveParams(const v1::JobSpec& spec, int sample) const;
   // The profile of `teacher`, or null when the teachers file lost it.
   const TeacherProfile* ProfileFor(const std::string& teacher) const;
+  // The most a task of `rt`'s job can cost: prompt (estimated from its
+  // bytes) at the input price plus max_tokens at the output price.
+  double EstimateTaskCostLocked(const JobRuntime& rt, const v1::Prompt& prompt)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends a lease's cost reservation.
+  void ReleaseReservationLocked(const LeaseInfo& lease)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Store& store_;
   const std::vector<TeacherProfile> teachers_;

@@ -67,8 +67,9 @@ grpc::Status ClientServiceImpl::WatchJob(grpc::ServerContext* context,
   while (!context->IsCancelled()) {
     if (!writer->Write(*job)) break;
     const v1::JobState s = job->state();
+    // A paused job waits for a human: the watch ends there too.
     if (s == v1::JOB_STATE_COMPLETED || s == v1::JOB_STATE_CANCELLED ||
-        s == v1::JOB_STATE_FAILED) {
+        s == v1::JOB_STATE_FAILED || s == v1::JOB_STATE_PAUSED) {
       break;
     }
     // At most a few updates a second, however fast answers commit.
@@ -126,6 +127,18 @@ grpc::Status ClientServiceImpl::ResumeTeacher(
   if (!status.ok()) return ToGrpcStatus(status.status());
   spdlog::info("teacher {} resumed", request->teacher());
   *response->mutable_status() = std::move(*status);
+  return grpc::Status::OK;
+}
+
+grpc::Status ClientServiceImpl::ResumeJob(grpc::ServerContext*,
+                                          const v1::ResumeJobRequest* request,
+                                          v1::Job* response) {
+  absl::StatusOr<v1::Job> job =
+      coordinator_.ResumeJob(request->job_id(), request->budget_usd());
+  if (!job.ok()) return ToGrpcStatus(job.status());
+  spdlog::info("job {} resumed with a budget of ${:.4f}", request->job_id(),
+               job->spec().budget_usd());
+  *response = std::move(*job);
   return grpc::Status::OK;
 }
 

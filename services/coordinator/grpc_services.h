@@ -37,6 +37,9 @@ class ClientServiceImpl final : public v1::ClientService::Service {
   grpc::Status Export(grpc::ServerContext* context,
                       const v1::ExportRequest* request,
                       grpc::ServerWriter<v1::ExportChunk>* writer) override;
+  grpc::Status ResumeJob(grpc::ServerContext* context,
+                         const v1::ResumeJobRequest* request,
+                         v1::Job* response) override;
   grpc::Status ResumeTeacher(grpc::ServerContext* context,
                              const v1::ResumeTeacherRequest* request,
                              v1::ResumeTeacherResponse* response) override;

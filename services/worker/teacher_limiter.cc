@@ -27,10 +27,11 @@ double EstimateRequestTokens(const TeacherRequest& request) {
 }
 
 TeacherLimiter::TeacherLimiter(Clock& clock, const TeacherProfile& profile,
-                               int max_in_flight)
+                               int max_in_flight, Duration max_retry_after)
     : clock_(clock),
       profile_(profile),
       max_in_flight_(std::max(1, max_in_flight)),
+      max_retry_after_(max_retry_after),
       needs_share_(profile.rpm != 0 || profile.tpm != 0 ||
                    profile.max_concurrency > 0),
       requests_(clock, 0, 1, 0),
@@ -71,23 +72,27 @@ int TeacherLimiter::ConcurrencyCap() const {
 
 bool TeacherLimiter::TryAcquire(double tokens) {
   if (paused_) return false;
+  if (clock_.Now() < blocked_until_) return false;  // the teacher said wait
   if (!needs_share_) return true;
   if (!ShareLive()) return false;
   if (!limited_) return true;
   const bool rate_limit_known = requests_limited_ || tokens_limited_;
   if (!rate_limit_known) return true;  // only concurrency is limited
-  if (requests_limited_ && requests_.TimeUntil(1) > Duration(0)) return false;
-  if (tokens_limited_ && tokens_.TimeUntil(tokens) > Duration(0)) return false;
-  if (requests_limited_) requests_.TryTake(1);
-  if (tokens_limited_) tokens_.TryTake(tokens);
+  if (requests_limited_ && !requests_.TryTake(1)) return false;
+  if (tokens_limited_ && !tokens_.TryTake(tokens)) {
+    if (requests_limited_) requests_.Give(1);
+    return false;
+  }
   return true;
 }
 
 Duration TeacherLimiter::TimeUntilReady(double tokens) {
   if (paused_) return Duration::max();
-  if (!needs_share_) return Duration(0);
-  if (!ShareLive()) return Duration::max();
+  const TimePoint now = clock_.Now();
   Duration wait(0);
+  if (now < blocked_until_) wait = blocked_until_ - now;
+  if (!needs_share_) return wait;
+  if (!ShareLive()) return Duration::max();
   if (requests_limited_) wait = std::max(wait, requests_.TimeUntil(1));
   if (tokens_limited_) wait = std::max(wait, tokens_.TimeUntil(tokens));
   return wait;
@@ -134,9 +139,11 @@ void TeacherLimiter::OnResult(const TeacherResult& result,
       ++rate_limited_requests_;
     }
     if (result.retry_after) {
+      // Holds every request to this teacher, whatever is limited.
       const TimePoint until =
-          now + std::min<Duration>(*result.retry_after, std::chrono::minutes(2));
-      requests_.BlockUntil(until);
+          now + std::min<Duration>(*result.retry_after, max_retry_after_);
+      blocked_until_ = std::max(blocked_until_, until);
+      requests_.BlockUntil(until);  // and start refilling only then
     }
   }
   if (result.kind == FailureKind::kTeacherDown) paused_ = true;

@@ -21,8 +21,10 @@ namespace distillery {
 // Thread-compatible: the worker serialises access.
 class TeacherLimiter {
  public:
+  // A retry-after longer than `max_retry_after` holds requests that long.
   TeacherLimiter(Clock& clock, const TeacherProfile& profile,
-                 int max_in_flight);
+                 int max_in_flight,
+                 Duration max_retry_after = std::chrono::minutes(2));
 
   // A share from the coordinator's heartbeat answer.
   void ApplyShare(const v1::BudgetShare& share);
@@ -53,6 +55,7 @@ class TeacherLimiter {
   Clock& clock_;
   const TeacherProfile profile_;
   const int max_in_flight_;
+  const Duration max_retry_after_;
   const bool needs_share_;  // the profile has some limit
   TokenBucket requests_;
   TokenBucket tokens_;
@@ -62,6 +65,7 @@ class TeacherLimiter {
   bool tokens_limited_ = false;
   int concurrency_ = 0;
   TimePoint share_expires_{};
+  TimePoint blocked_until_{};  // a 429's retry-after
   bool paused_ = false;
   // Since the last report.
   int64_t successes_ = 0;

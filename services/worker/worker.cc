@@ -50,8 +50,8 @@ Worker::Worker(CoordinatorClient& coordinator,
   }
   for (WorkerTeacher& t : teachers) {
     TeacherState state;
-    state.limiter = std::make_unique<TeacherLimiter>(clock_, t.profile,
-                                                     options_.max_in_flight);
+    state.limiter = std::make_unique<TeacherLimiter>(
+        clock_, t.profile, options_.max_in_flight, options_.max_retry_after);
     state.config = std::move(t);
     teachers_.push_back(std::move(state));
   }

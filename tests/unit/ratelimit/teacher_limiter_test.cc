@@ -104,7 +104,7 @@ TEST(TeacherLimiterTest, ShareLimitsByRequestRate) {
 // 1e-17 s to 0 ns ("ready"), TryAcquire trusts it and returns true although
 // the TryTake(1) it then calls (result ignored) fails, so the request is
 // sent for free.
-TEST(TeacherLimiterTest, BUG_FloatingRemainderLetsRequestsThroughForFree) {
+TEST(TeacherLimiterTest, FloatingRemainderLetsNothingThroughForFree) {
   FakeClock clock;
   TeacherLimiter limiter(clock, Profile(600, 600'000), 8);
   limiter.ApplyShare(Share(600, 600'000));  // 10 requests/s
@@ -433,7 +433,7 @@ TEST(TeacherLimiterTest, AnthropicAnnouncedLimitsAreReported) {
 // comment of teacher_limiter.h), but it is recorded only in the request
 // bucket, which TryAcquire consults only when requests are limited: with
 // rpm: 0 and a token limit, the next request goes out at once.
-TEST(TeacherLimiterTest, BUG_RetryAfterIgnoredWhenOnlyTokensAreLimited) {
+TEST(TeacherLimiterTest, RetryAfterHoldsWhenOnlyTokensAreLimited) {
   FakeClock clock;
   TeacherLimiter limiter(clock, Profile(0, 60'000), 8);
   limiter.ApplyShare(Share(0, 60'000));
@@ -446,7 +446,7 @@ TEST(TeacherLimiterTest, BUG_RetryAfterIgnoredWhenOnlyTokensAreLimited) {
 }
 
 // Same with only a concurrency limit (rpm: 0, tpm: 0, max_concurrency > 0).
-TEST(TeacherLimiterTest, BUG_RetryAfterIgnoredWhenOnlyConcurrencyIsLimited) {
+TEST(TeacherLimiterTest, RetryAfterHoldsWhenOnlyConcurrencyIsLimited) {
   FakeClock clock;
   TeacherLimiter limiter(clock, Profile(0, 0, 4), 8);
   limiter.ApplyShare(Share(0, 0, 4));

@@ -178,7 +178,7 @@ TEST(TokenBucketTest, SetRateRefillsAtTheOldRateUpToNow) {
 // 0.1 the level is 0.9999999999999999: the 1e-17 s still missing is
 // truncated to 0 ns by the duration_cast in TimeUntil, while TryTake(1)
 // refuses.
-TEST(TokenBucketTest, BUG_TimeUntilZeroButTryTakeFails) {
+TEST(TokenBucketTest, TimeUntilZeroMeansTryTakeSucceeds) {
   FakeClock clock;
   TokenBucket b(clock, 10, 1);
   for (int i = 0; i < 10; ++i) {

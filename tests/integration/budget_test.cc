@@ -1,0 +1,131 @@
+// A spend limit: a job with a budget below its cost pauses before it could
+// go over, says why, and completes after `distillery resume` with a higher
+// budget, paying for no answer twice.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <memory>
+#include <sstream>
+
+#include "nlohmann/json.hpp"
+#include "tests/integration/process.h"
+
+namespace distillery::testing {
+namespace {
+
+using nlohmann::json;
+
+TEST(BudgetTest, PausesAtTheBudgetAndResumesWithMore) {
+  const std::string dir = MakeTempDir("budget");
+  Process sim("teacher-sim", {"--listen", "127.0.0.1:0", "--latency-ms", "5"},
+              dir);
+  const std::string sim_address = sim.WaitForAddress();
+  ASSERT_FALSE(sim_address.empty()) << sim.Stderr();
+  // $1 per thousand tokens either way: a 64-token request costs at most
+  // about $0.08, so a budget of $1 buys roughly a dozen of 40 prompts.
+  const std::string teachers = dir + "/teachers.yaml";
+  WriteFile(teachers, "teachers:\n  - name: sim\n    api: openai\n"
+                      "    base_url: http://" + sim_address + "/v1\n"
+                      "    max_tokens_field: max_tokens\n"
+                      "    rpm: 0\n    tpm: 0\n    max_concurrency: 4\n"
+                      "    pricing:\n      \"*\": {input: 1000, output: 1000}\n");
+  Process coordinator("distillery-coordinator",
+                      {"--listen", "127.0.0.1:0", "--data-dir", dir + "/data",
+                       "--teachers", teachers, "--heartbeat-ms", "200"},
+                      dir);
+  const std::string address = coordinator.WaitForAddress();
+  ASSERT_FALSE(address.empty()) << coordinator.Stderr();
+  Process worker("distillery-worker",
+                 {"--coordinator", address, "--teachers", teachers}, dir);
+  auto cli = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"--coordinator", address});
+    return RunCommand("distillery", args, dir);
+  };
+
+  std::string prompts;
+  for (int i = 0; i < 40; ++i) {
+    prompts += json({{"prompt", "budget question " + std::to_string(i)}})
+                   .dump() + "\n";
+  }
+  WriteFile(dir + "/p.jsonl", prompts);
+  CommandResult submit = cli({"submit", dir + "/p.jsonl", "--teacher", "sim",
+                              "--model", "m", "--max-tokens", "64",
+                              "--budget-usd", "1"});
+  ASSERT_EQ(submit.exit_code, 0) << submit.err;
+  const std::string job = submit.out.substr(0, submit.out.find('\n'));
+
+  CommandResult watch = cli({"watch", job});
+  EXPECT_EQ(watch.exit_code, 3) << watch.out << watch.err;
+  EXPECT_NE(watch.err.find("budget of $1.0000 reached"), std::string::npos)
+      << watch.err;
+  json paused = json::parse(cli({"status", job, "--json"}).out);
+  EXPECT_EQ(paused.at("state"), "paused");
+  const double spent = paused.at("cost_usd").get<double>();
+  const int done = paused.at("tasks_done").get<int>();
+  EXPECT_GT(done, 0);
+  EXPECT_LT(done, 40);
+  // Never past the budget: each lease reserved its task's most cost.
+  EXPECT_LE(spent, 1.0);
+  EXPECT_GT(spent, 0.5) << "stopped far short of the budget";
+
+  // A lower or equal budget is refused; a higher one runs to the end.
+  CommandResult refused = cli({"resume", job, "--budget-usd", "0.5"});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.err.find("not above"), std::string::npos) << refused.err;
+  CommandResult resume = cli({"resume", job, "--budget-usd", "100"});
+  ASSERT_EQ(resume.exit_code, 0) << resume.err;
+  CommandResult watch2 = cli({"watch", job});
+  EXPECT_EQ(watch2.exit_code, 0) << watch2.err;
+  json final_status = json::parse(cli({"status", job, "--json"}).out);
+  EXPECT_EQ(final_status.at("tasks_done"), 40);
+  // Paid once: the simulator answered each prompt exactly once.
+  json stats = json::parse(HttpGet(sim_address, "/stats"));
+  EXPECT_EQ(stats.at("chat_completions_total"), 40);
+
+  // Every record carries its cost, and they add up to the job's spend.
+  const std::string raw = dir + "/raw.jsonl";
+  ASSERT_EQ(cli({"export", job, "--format", "raw", "--finish-reason", "any",
+                 "--include-duplicates", "--out", raw})
+                .exit_code,
+            0);
+  double total = 0;
+  int records = 0;
+  std::istringstream lines(ReadFile(raw));
+  for (std::string line; std::getline(lines, line);) {
+    const double cost = json::parse(line).at("cost_usd").get<double>();
+    EXPECT_GT(cost, 0);
+    total += cost;
+    ++records;
+  }
+  EXPECT_EQ(records, 40);
+  EXPECT_NEAR(total, final_status.at("cost_usd").get<double>(), 1e-9);
+  if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir);
+}
+
+TEST(BudgetTest, BudgetWithoutAPriceIsRefused) {
+  const std::string dir = MakeTempDir("budget-noprice");
+  const std::string teachers = dir + "/teachers.yaml";
+  WriteFile(teachers, "teachers:\n  - name: sim\n    api: openai\n"
+                      "    base_url: http://127.0.0.1:9/v1\n");
+  Process coordinator("distillery-coordinator",
+                      {"--listen", "127.0.0.1:0", "--data-dir", dir + "/data",
+                       "--teachers", teachers},
+                      dir);
+  const std::string address = coordinator.WaitForAddress();
+  ASSERT_FALSE(address.empty()) << coordinator.Stderr();
+  WriteFile(dir + "/p.jsonl", "{\"prompt\": \"q\"}\n");
+  CommandResult r =
+      RunCommand("distillery", {"--coordinator", address, "submit",
+                                dir + "/p.jsonl", "--teacher", "sim", "--model",
+                                "m", "--budget-usd", "5"},
+                 dir);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("has no pricing for model 'm'"), std::string::npos)
+      << r.err;
+  CommandResult jobs = RunCommand("distillery", {"--coordinator", address, "jobs"}, dir);
+  EXPECT_EQ(jobs.out.find("job-"), std::string::npos) << jobs.out;
+  if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace distillery::testing
