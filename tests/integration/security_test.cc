@@ -329,6 +329,22 @@ TEST_F(SecurityTest, TokensAreRequiredSeparatelyAndRefusalsCounted) {
   EXPECT_NE(r.err.find("wrong bearer token"), std::string::npos) << r.err;
   r = Cli(address_, {"health"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
+  // The status code itself, from a plain stub.
+  auto stub = v1::ClientService::NewStub(
+      grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+  const std::pair<const char*, grpc::StatusCode> cases[] = {
+      {"", grpc::StatusCode::UNAUTHENTICATED},
+      {"Bearer nope", grpc::StatusCode::UNAUTHENTICATED},
+      {"Bearer client-token-123", grpc::StatusCode::OK}};
+  for (const auto& [header, code] : cases) {
+    grpc::ClientContext context;
+    if (*header) context.AddMetadata("authorization", header);
+    v1::ListJobsResponse jobs;
+    EXPECT_EQ(stub->ListJobs(&context, v1::ListJobsRequest(), &jobs)
+                  .error_code(),
+              code)
+        << header;
+  }
 
   // A worker with the client token gets nothing; one with its own token
   // (from the environment) does the whole job.
@@ -339,10 +355,10 @@ TEST_F(SecurityTest, TokensAreRequiredSeparatelyAndRefusalsCounted) {
   EXPECT_FALSE(Harvest(address_, {}).empty());
 
   const std::string metrics = Metrics();
-  EXPECT_NE(metrics.find("distillery_rejected_calls_total{reason=\"token_missing\",service=\"client\"} 1"),
+  EXPECT_NE(metrics.find("distillery_rejected_calls_total{reason=\"token_missing\",service=\"client\"} 2"),
             std::string::npos)
       << metrics;
-  EXPECT_NE(metrics.find("distillery_rejected_calls_total{reason=\"token_wrong\",service=\"client\"} 2"),
+  EXPECT_NE(metrics.find("distillery_rejected_calls_total{reason=\"token_wrong\",service=\"client\"} 3"),
             std::string::npos);
   EXPECT_NE(metrics.find("distillery_rejected_calls_total{reason=\"token_wrong\",service=\"worker\"}"),
             std::string::npos);
@@ -355,7 +371,7 @@ TEST_F(SecurityTest, TokensAreRequiredSeparatelyAndRefusalsCounted) {
 TEST_F(SecurityTest, LimitsOnPromptLengthAndSubmissionsInFlight) {
   StartSim();
   StartCoordinator({"--max-prompt-kb", "1", "--max-concurrent-submissions",
-                    "1"});
+                    "1", "--max-message-mb", "1"});
   WriteFile(dir_ + "/long.jsonl",
             "{\"prompt\":\"" + std::string(2000, 'x') + "\"}\n");
   CommandResult r = Cli(address_, {"submit", dir_ + "/long.jsonl",
@@ -364,9 +380,19 @@ TEST_F(SecurityTest, LimitsOnPromptLengthAndSubmissionsInFlight) {
   EXPECT_NE(r.err.find("more than the limit of 1024"), std::string::npos)
       << r.err;
 
-  // Hold one submission open, then a second is refused.
   auto stub = v1::ClientService::NewStub(
       grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+  {  // A message over --max-message-mb is refused by gRPC itself.
+    grpc::ClientContext context;
+    v1::GetJobRequest big;
+    big.set_job_id(std::string(2 << 20, 'j'));
+    v1::Job job;
+    grpc::Status s = stub->GetJob(&context, big, &job);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+        << s.error_message();
+  }
+
+  // Hold one submission open, then a second is refused.
   grpc::ClientContext context;
   v1::SubmitResponse response;
   auto writer = stub->Submit(&context, &response);
