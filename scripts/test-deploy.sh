@@ -62,14 +62,14 @@ if ! docker info >/dev/null 2>&1; then
   # vfs, which works everywhere but copies each layer.
   for driver in overlay2 vfs; do
     log "starting dockerd (storage driver $driver)"
-    $SUDO sh -c "dockerd --storage-driver=$driver >/var/log/dockerd.log 2>&1 &"
+    pid=$($SUDO sh -c "dockerd --storage-driver=$driver >/var/log/dockerd.log 2>&1 & echo \$!")
     for _ in $(seq 60); do
       docker info >/dev/null 2>&1 && break
-      pgrep -x dockerd >/dev/null || break
+      $SUDO kill -0 "$pid" 2>/dev/null || break
       sleep 0.5
     done
     docker info >/dev/null 2>&1 && break
-    $SUDO pkill -x dockerd || true   # only the dockerd this script started
+    $SUDO kill "$pid" 2>/dev/null || true   # the dockerd started just above
     sleep 1
   done
   docker info >/dev/null 2>&1 || { tail -20 /var/log/dockerd.log; fail "dockerd did not start"; }
