@@ -5,7 +5,7 @@ JOBS ?= 2
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: deps build demo test clean
+.PHONY: deps build demo test test-deploy clean
 
 deps:
 	@bash scripts/install-deps.sh test
@@ -19,6 +19,11 @@ demo: build
 
 test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS) --timeout 600
+
+# The docker compose deployment for real (installs Docker's engine when
+# absent; see scripts/test-deploy.sh).
+test-deploy: build
+	@bash scripts/test-deploy.sh $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR) out .distillery-demo

@@ -11,9 +11,10 @@ PACKAGES=(
   nlohmann-json3-dev libxxhash-dev libcli11-dev libspdlog-dev libyaml-cpp-dev
 )
 # Extra packages for a given purpose: `install-deps.sh test` adds the tools the
-# tests drive (a real Prometheus server, for the metrics test).
+# tests drive (a real Prometheus server, for the metrics test; openssl for the
+# security test's certificates).
 case "${1:-}" in
-  test) PACKAGES+=(prometheus curl) ;;
+  test) PACKAGES+=(prometheus curl openssl) ;;
   bench) PACKAGES+=(wrk) ;;
 esac
 

@@ -181,6 +181,12 @@ struct Families {
           .Help("Records sent by exports")
           .Register(*registry)
           .Add({});
+  prometheus::Family<prometheus::Counter>& rejected_calls =
+      BuildCounter()
+          .Name("distillery_rejected_calls_total")
+          .Help("gRPC calls refused by the coordinator: unauthenticated "
+                "(token missing or wrong) or over a limit")
+          .Register(*registry);
 };
 
 Families& F() {
@@ -323,6 +329,11 @@ void PromptsSubmitted(int64_t n) {
 
 void RecordsExported(int64_t n) {
   F().records_exported.Increment(static_cast<double>(n));
+}
+
+void RejectedCall(const std::string& service, const std::string& reason) {
+  F().rejected_calls.Add({{"service", service}, {"reason", reason}})
+      .Increment();
 }
 
 CollectorHandle::~CollectorHandle() { F().callbacks->Remove(id_); }

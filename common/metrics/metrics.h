@@ -94,6 +94,10 @@ void ReportedResults(int64_t accepted, int64_t ignored);
 // Prompts accepted by submissions; records sent by exports.
 void PromptsSubmitted(int64_t n);
 void RecordsExported(int64_t n);
+// A gRPC call refused before it ran: `service` "client" or "worker",
+// `reason` "token_missing", "token_wrong", "submissions_in_flight",
+// "prompt_too_long".
+void RejectedCall(const std::string& service, const std::string& reason);
 
 // --- Values read at scrape time ------------------------------------------
 

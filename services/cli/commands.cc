@@ -382,6 +382,26 @@ int Jobs(v1::ClientService::StubInterface& stub, std::ostream& out,
   return 0;
 }
 
+int Health(grpc::health::v1::Health::StubInterface& stub, std::ostream& out,
+           std::ostream& err) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(3));
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::Status s = stub.Check(&context, grpc::health::v1::HealthCheckRequest(),
+                              &response);
+  if (!s.ok()) {
+    PrintError(err, s);
+    return 1;
+  }
+  out << grpc::health::v1::HealthCheckResponse::ServingStatus_Name(
+             response.status())
+      << "\n";
+  return response.status() == grpc::health::v1::HealthCheckResponse::SERVING
+             ? 0
+             : 1;
+}
+
 int Watch(v1::ClientService::StubInterface& stub, const std::string& job_id,
           bool tty, std::ostream& out, std::ostream& err, int width) {
   RateMeter meter;

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "distillery/v1/client_service.grpc.pb.h"
+#include "health.grpc.pb.h"  // grpc.health.v1 from grpc-proto
 
 namespace distillery::cli {
 
@@ -75,6 +76,10 @@ int Export(v1::ClientService::StubInterface& stub,
            const ExportOptions& options, std::ostream& out, std::ostream& err);
 // A whole cluster in this process: coordinator on an embedded RocksDB,
 // workers, submit, watch, export, and a summary.
+// grpc.health.v1.Health/Check on the coordinator: 0 and "SERVING" when it
+// serves, 1 otherwise. Needs no token: container health checks call it.
+int Health(grpc::health::v1::Health::StubInterface& stub, std::ostream& out,
+           std::ostream& err);
 int Run(const RunOptions& options, std::ostream& out, std::ostream& err);
 
 // One progress line: "job-000001 running 1200/2000 (60.0%) 350.0/s eta 2s

@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/base/logging.h"
+#include "common/rpc/grpc_security.h"
 #include "services/cli/commands.h"
 
 namespace {
@@ -108,6 +109,21 @@ int main(int argc, char** argv) {
                  "coordinator HOST:PORT (env DISTILLERY_COORDINATOR)")
       ->capture_default_str();
 
+  distillery::ClientSecurityOptions security;
+  std::string token_file;
+  app.add_option("--tls-ca", security.tls_ca_file,
+                 "PEM CA of the coordinator's certificate: connect with TLS");
+  app.add_option("--tls-cert", security.tls_cert_file,
+                 "PEM client certificate, for a coordinator requiring mTLS");
+  app.add_option("--tls-key", security.tls_key_file,
+                 "PEM private key of --tls-cert");
+  app.add_option("--tls-server-name", security.tls_server_name,
+                 "name to check the coordinator's certificate against");
+  app.add_option("--token-file", token_file,
+                 "file with the bearer token (else env DISTILLERY_TOKEN)");
+  CLI::App* health_cmd = app.add_subcommand(
+      "health", "check that the coordinator serves (gRPC health service)");
+
   std::optional<double> temperature, top_p;
   std::optional<int64_t> seed;
   distillery::cli::SubmitOptions submit;
@@ -191,8 +207,22 @@ int main(int argc, char** argv) {
     ApplyOptionalParams(&run.submit.spec, temperature, top_p, seed);
     return distillery::cli::Run(run, std::cout, std::cerr);
   }
-  auto channel =
-      grpc::CreateChannel(coordinator, grpc::InsecureChannelCredentials());
+  auto token = distillery::ResolveToken(token_file, "DISTILLERY_TOKEN");
+  if (!token.ok()) {
+    std::cerr << "error: " << token.status().message() << "\n";
+    return 2;
+  }
+  security.token = *token;
+  auto made = distillery::MakeChannel(coordinator, security);
+  if (!made.ok()) {
+    std::cerr << "error: " << made.status().message() << "\n";
+    return 2;
+  }
+  std::shared_ptr<grpc::Channel> channel = *made;
+  if (health_cmd->parsed()) {
+    auto health = grpc::health::v1::Health::NewStub(channel);
+    return distillery::cli::Health(*health, std::cout, std::cerr);
+  }
   auto stub = distillery::v1::ClientService::NewStub(channel);
   if (submit_cmd->parsed()) {
     ApplyOptionalParams(&submit.spec, temperature, top_p, seed);

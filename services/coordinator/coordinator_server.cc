@@ -28,20 +28,28 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   self->metrics_ = RegisterCoordinatorMetrics(
       *self->coordinator_, *self->store_,
       3 * options.coordinator.heartbeat_interval);
-  self->client_service_ =
-      std::make_unique<ClientServiceImpl>(*self->coordinator_);
-  self->worker_service_ =
-      std::make_unique<WorkerServiceImpl>(*self->coordinator_);
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      MakeServerCredentials(options.tls);
+  if (!credentials.ok()) return credentials.status();
+  ClientServiceOptions client_options;
+  client_options.token = options.client_token;
+  client_options.max_prompt_bytes = options.max_prompt_bytes;
+  client_options.max_concurrent_submissions =
+      options.max_concurrent_submissions;
+  self->client_service_ = std::make_unique<ClientServiceImpl>(
+      *self->coordinator_, std::move(client_options));
+  self->worker_service_ = std::make_unique<WorkerServiceImpl>(
+      *self->coordinator_, options.worker_token);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(),
-                           &port);
+  builder.AddListeningPort(options.listen, *credentials, &port);
   builder.RegisterService(self->client_service_.get());
   builder.RegisterService(self->worker_service_.get());
-  builder.SetMaxReceiveMessageSize(64 << 20);
+  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  builder.SetMaxSendMessageSize(options.max_message_bytes);
   self->server_ = builder.BuildAndStart();
   if (!self->server_ || port == 0) {
     return absl::UnavailableError(

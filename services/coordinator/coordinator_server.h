@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/metrics/metrics.h"
+#include "common/rpc/grpc_security.h"
 #include "services/coordinator/coordinator.h"
 
 namespace grpc {
@@ -29,6 +30,14 @@ struct CoordinatorServerOptions {
   std::string data_dir;
   std::vector<TeacherProfile> teachers;
   CoordinatorOptions coordinator;
+  // Security and limits (see README "Security"): TLS when tls.cert_file is
+  // set, bearer tokens for clients and for workers when set.
+  ServerTlsOptions tls;
+  std::string client_token;
+  std::string worker_token;
+  int max_message_bytes = 64 << 20;
+  size_t max_prompt_bytes = 1 << 20;
+  int max_concurrent_submissions = 0;  // 0: no limit
 };
 
 // Not thread-safe to start; the running server is, and Shutdown may be

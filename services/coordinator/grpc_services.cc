@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "absl/strings/str_cat.h"
+#include "common/metrics/metrics.h"
+
 namespace distillery {
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
@@ -10,10 +13,45 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
                       std::string(status.message()));
 }
 
+grpc::Status TokenGuard::Check(const grpc::ServerContext& context) const {
+  if (!check_.enabled()) return grpc::Status::OK;
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  absl::string_view value;
+  if (it != metadata.end()) {
+    value = absl::string_view(it->second.data(), it->second.size());
+  }
+  std::string reason;
+  absl::Status s =
+      check_.Check(it == metadata.end() ? nullptr : &value, &reason);
+  if (s.ok()) return grpc::Status::OK;
+  metrics::RejectedCall(service_, "token_" + reason);
+  spdlog::warn("{} call from {} refused: {} token", service_, context.peer(),
+               reason);
+  return ToGrpcStatus(s);
+}
+
 grpc::Status ClientServiceImpl::Submit(
     grpc::ServerContext* context, grpc::ServerReader<v1::SubmitRequest>* reader,
     v1::SubmitResponse* response) {
+  if (grpc::Status s = guard_.Check(*context); !s.ok()) return s;
+  // Submissions hold memory and a RocksDB batch until they commit: bound
+  // how many run at once.
+  const int in_flight = submissions_in_flight_.fetch_add(1) + 1;
+  struct Release {
+    std::atomic<int>& n;
+    ~Release() { n.fetch_sub(1); }
+  } release{submissions_in_flight_};
+  if (options_.max_concurrent_submissions > 0 &&
+      in_flight > options_.max_concurrent_submissions) {
+    metrics::RejectedCall("client", "submissions_in_flight");
+    return grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("submit: ", options_.max_concurrent_submissions,
+                     " submissions already in flight; retry later"));
+  }
   v1::SubmitRequest request;
+  int64_t line_number = 0;
   if (!reader->Read(&request)) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "submit: empty stream, expected a job spec first");
@@ -24,6 +62,17 @@ grpc::Status ClientServiceImpl::Submit(
       coordinator_.BeginSubmission(spec);
   if (!submission.ok()) return ToGrpcStatus(submission.status());
   do {
+    for (const std::string& line : request.lines()) {
+      ++line_number;
+      if (line.size() > options_.max_prompt_bytes) {
+        metrics::RejectedCall("client", "prompt_too_long");
+        return grpc::Status(
+            grpc::StatusCode::INVALID_ARGUMENT,
+            absl::StrCat("submit: line ", line_number, " has ", line.size(),
+                         " bytes, more than the limit of ",
+                         options_.max_prompt_bytes));
+      }
+    }
     if (absl::Status s = (*submission)->AddLines(request.lines()); !s.ok()) {
       spdlog::info("submission rejected: {}", std::string(s.message()));
       return ToGrpcStatus(s);  // the Submission aborts as it goes
@@ -41,18 +90,20 @@ grpc::Status ClientServiceImpl::Submit(
   return grpc::Status::OK;
 }
 
-grpc::Status ClientServiceImpl::GetJob(grpc::ServerContext*,
+grpc::Status ClientServiceImpl::GetJob(grpc::ServerContext* context,
                                        const v1::GetJobRequest* request,
                                        v1::Job* response) {
+  if (grpc::Status s = guard_.Check(*context); !s.ok()) return s;
   absl::StatusOr<v1::Job> job = coordinator_.GetJob(request->job_id());
   if (!job.ok()) return ToGrpcStatus(job.status());
   *response = std::move(*job);
   return grpc::Status::OK;
 }
 
-grpc::Status ClientServiceImpl::ListJobs(grpc::ServerContext*,
+grpc::Status ClientServiceImpl::ListJobs(grpc::ServerContext* context,
                                          const v1::ListJobsRequest*,
                                          v1::ListJobsResponse* response) {
+  if (grpc::Status s = guard_.Check(*context); !s.ok()) return s;
   for (v1::Job& job : coordinator_.ListJobs()) {
     *response->add_jobs() = std::move(job);
   }
@@ -62,6 +113,7 @@ grpc::Status ClientServiceImpl::ListJobs(grpc::ServerContext*,
 grpc::Status ClientServiceImpl::WatchJob(grpc::ServerContext* context,
                                          const v1::WatchJobRequest* request,
                                          grpc::ServerWriter<v1::Job>* writer) {
+  if (grpc::Status s = guard_.Check(*context); !s.ok()) return s;
   absl::StatusOr<v1::Job> job = coordinator_.GetJob(request->job_id());
   if (!job.ok()) return ToGrpcStatus(job.status());
   while (!context->IsCancelled()) {
@@ -81,9 +133,10 @@ grpc::Status ClientServiceImpl::WatchJob(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-grpc::Status ClientServiceImpl::CancelJob(grpc::ServerContext*,
+grpc::Status ClientServiceImpl::CancelJob(grpc::ServerContext* context,
                                           const v1::CancelJobRequest* request,
                                           v1::Job* response) {
+  if (grpc::Status s = guard_.Check(*context); !s.ok()) return s;
   absl::StatusOr<v1::Job> job = coordinator_.CancelJob(request->job_id());
   if (!job.ok()) return ToGrpcStatus(job.status());
   spdlog::info("job {} cancelled", request->job_id());
@@ -94,6 +147,7 @@ grpc::Status ClientServiceImpl::CancelJob(grpc::ServerContext*,
 grpc::Status ClientServiceImpl::Export(
     grpc::ServerContext* context, const v1::ExportRequest* request,
     grpc::ServerWriter<v1::ExportChunk>* writer) {
+  if (grpc::Status s = guard_.Check(*context); !s.ok()) return s;
   constexpr int kChunkRecords = 256;
   v1::ExportChunk chunk;
   bool write_failed = false;
@@ -120,8 +174,9 @@ grpc::Status ClientServiceImpl::Export(
 }
 
 grpc::Status ClientServiceImpl::ResumeTeacher(
-    grpc::ServerContext*, const v1::ResumeTeacherRequest* request,
+    grpc::ServerContext* context, const v1::ResumeTeacherRequest* request,
     v1::ResumeTeacherResponse* response) {
+  if (grpc::Status s = guard_.Check(*context); !s.ok()) return s;
   absl::StatusOr<v1::TeacherStatus> status =
       coordinator_.ResumeTeacher(request->teacher());
   if (!status.ok()) return ToGrpcStatus(status.status());
@@ -130,9 +185,10 @@ grpc::Status ClientServiceImpl::ResumeTeacher(
   return grpc::Status::OK;
 }
 
-grpc::Status ClientServiceImpl::ResumeJob(grpc::ServerContext*,
+grpc::Status ClientServiceImpl::ResumeJob(grpc::ServerContext* context,
                                           const v1::ResumeJobRequest* request,
                                           v1::Job* response) {
+  if (grpc::Status s = guard_.Check(*context); !s.ok()) return s;
   absl::StatusOr<v1::Job> job =
       coordinator_.ResumeJob(request->job_id(), request->budget_usd());
   if (!job.ok()) return ToGrpcStatus(job.status());
@@ -142,26 +198,29 @@ grpc::Status ClientServiceImpl::ResumeJob(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::Register(grpc::ServerContext*,
+grpc::Status WorkerServiceImpl::Register(grpc::ServerContext* context,
                                          const v1::RegisterRequest* request,
                                          v1::RegisterResponse* response) {
+  if (grpc::Status s = guard_.Check(*context); !s.ok()) return s;
   *response = coordinator_.Register(*request);
   spdlog::info("worker {} registered", response->worker_id());
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::Lease(grpc::ServerContext*,
+grpc::Status WorkerServiceImpl::Lease(grpc::ServerContext* context,
                                       const v1::LeaseRequest* request,
                                       v1::LeaseResponse* response) {
+  if (grpc::Status s = guard_.Check(*context); !s.ok()) return s;
   absl::StatusOr<v1::LeaseResponse> lease = coordinator_.Lease(*request);
   if (!lease.ok()) return ToGrpcStatus(lease.status());
   *response = std::move(*lease);
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::Report(grpc::ServerContext*,
+grpc::Status WorkerServiceImpl::Report(grpc::ServerContext* context,
                                        const v1::ReportRequest* request,
                                        v1::ReportResponse* response) {
+  if (grpc::Status s = guard_.Check(*context); !s.ok()) return s;
   absl::StatusOr<v1::ReportResponse> report = coordinator_.Report(*request);
   if (!report.ok()) {
     spdlog::error("report from {} not committed: {}", request->worker_id(),
@@ -172,9 +231,10 @@ grpc::Status WorkerServiceImpl::Report(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext*,
+grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext* context,
                                           const v1::HeartbeatRequest* request,
                                           v1::HeartbeatResponse* response) {
+  if (grpc::Status s = guard_.Check(*context); !s.ok()) return s;
   *response = coordinator_.Heartbeat(*request);
   return grpc::Status::OK;
 }

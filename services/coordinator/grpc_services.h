@@ -6,6 +6,10 @@
 #ifndef DISTILLERY_SERVICES_COORDINATOR_GRPC_SERVICES_H_
 #define DISTILLERY_SERVICES_COORDINATOR_GRPC_SERVICES_H_
 
+#include <atomic>
+#include <string>
+
+#include "common/rpc/grpc_security.h"
 #include "distillery/v1/client_service.grpc.pb.h"
 #include "distillery/v1/worker_service.grpc.pb.h"
 #include "services/coordinator/coordinator.h"
@@ -14,10 +18,36 @@ namespace distillery {
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
+// The bearer token check every call of a service makes first. gRPC 1.51
+// runs an AuthMetadataProcessor only on TLS credentials (the insecure ones
+// assert) and its server interceptors cannot fail a call, so the services
+// check for themselves; the health service stays open for probes.
+// Thread-safe (immutable).
+class TokenGuard {
+ public:
+  // `service` labels the refusal counter; an empty `token` admits all.
+  TokenGuard(std::string service, std::string token)
+      : service_(std::move(service)), check_(std::move(token)) {}
+  // OK, or UNAUTHENTICATED (counted) when the token is missing or wrong.
+  grpc::Status Check(const grpc::ServerContext& context) const;
+
+ private:
+  const std::string service_;
+  const BearerTokenCheck check_;
+};
+
+struct ClientServiceOptions {
+  std::string token;                   // bearer token of clients; "" for none
+  size_t max_prompt_bytes = 1 << 20;   // longest prompt-file line accepted
+  int max_concurrent_submissions = 0;  // 0: no limit
+};
+
 class ClientServiceImpl final : public v1::ClientService::Service {
  public:
-  explicit ClientServiceImpl(Coordinator& coordinator)
-      : coordinator_(coordinator) {}
+  ClientServiceImpl(Coordinator& coordinator, ClientServiceOptions options)
+      : coordinator_(coordinator),
+        guard_("client", options.token),
+        options_(std::move(options)) {}
 
   grpc::Status Submit(grpc::ServerContext* context,
                       grpc::ServerReader<v1::SubmitRequest>* reader,
@@ -46,12 +76,15 @@ class ClientServiceImpl final : public v1::ClientService::Service {
 
  private:
   Coordinator& coordinator_;
+  const TokenGuard guard_;
+  const ClientServiceOptions options_;
+  std::atomic<int> submissions_in_flight_{0};
 };
 
 class WorkerServiceImpl final : public v1::WorkerService::Service {
  public:
-  explicit WorkerServiceImpl(Coordinator& coordinator)
-      : coordinator_(coordinator) {}
+  WorkerServiceImpl(Coordinator& coordinator, std::string token)
+      : coordinator_(coordinator), guard_("worker", std::move(token)) {}
 
   grpc::Status Register(grpc::ServerContext* context,
                         const v1::RegisterRequest* request,
@@ -68,6 +101,7 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
 
  private:
   Coordinator& coordinator_;
+  const TokenGuard guard_;
 };
 
 }  // namespace distillery

@@ -31,6 +31,30 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 3600));
   app.add_option("--heartbeat-ms", heartbeat_ms, "worker heartbeat interval")
       ->check(CLI::Range(50, 600000));
+  distillery::ServerTlsOptions tls;
+  std::string client_token_file, worker_token_file;
+  int max_message_mb = 64;
+  int max_prompt_kb = 1024;
+  int max_concurrent_submissions = 16;
+  app.add_option("--tls-cert", tls.cert_file,
+                 "PEM certificate chain: serve TLS only (with --tls-key)");
+  app.add_option("--tls-key", tls.key_file, "PEM private key of --tls-cert");
+  app.add_option("--tls-client-ca", tls.client_ca_file,
+                 "PEM CA: require client certificates signed by it (mTLS)");
+  app.add_option("--auth-token-file", client_token_file,
+                 "file with the bearer token clients (CLI) must send");
+  app.add_option("--worker-token-file", worker_token_file,
+                 "file with the bearer token workers must send");
+  app.add_option("--max-message-mb", max_message_mb,
+                 "largest gRPC message, either way")
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--max-prompt-kb", max_prompt_kb,
+                 "longest prompt-file line a submission may carry")
+      ->check(CLI::Range(1, 1 << 20));
+  app.add_option("--max-concurrent-submissions", max_concurrent_submissions,
+                 "submissions in flight at once (0: no limit); more get "
+                 "RESOURCE_EXHAUSTED")
+      ->check(CLI::Range(0, 1 << 20));
   std::string log_level = "info";
   std::string log_format = "text";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
@@ -58,6 +82,20 @@ int main(int argc, char** argv) {
   options.listen = listen;
   options.data_dir = data_dir;
   options.teachers = std::move(*teachers);
+  options.tls = tls;
+  for (auto [file, token] : {std::pair{&client_token_file, &options.client_token},
+                             std::pair{&worker_token_file, &options.worker_token}}) {
+    if (file->empty()) continue;
+    auto secret = distillery::ReadSecretFile(*file);
+    if (!secret.ok()) {
+      std::cerr << "error: " << secret.status().message() << "\n";
+      return 2;
+    }
+    *token = std::move(*secret);
+  }
+  options.max_message_bytes = max_message_mb << 20;
+  options.max_prompt_bytes = static_cast<size_t>(max_prompt_kb) << 10;
+  options.max_concurrent_submissions = max_concurrent_submissions;
   options.coordinator.lease_duration = std::chrono::seconds(lease_seconds);
   options.coordinator.heartbeat_interval =
       std::chrono::milliseconds(heartbeat_ms);
@@ -77,6 +115,11 @@ int main(int argc, char** argv) {
             << std::endl;
   spdlog::info("coordinator serving on {} with data in {}",
                (*server)->address(), data_dir);
+  spdlog::info("TLS {}, client certificates {}, client token {}, worker token {}",
+               tls.cert_file.empty() ? "off" : "on",
+               tls.client_ca_file.empty() ? "not required" : "required",
+               client_token_file.empty() ? "off" : "required",
+               worker_token_file.empty() ? "off" : "required");
   (*server)->Wait();
   return 0;
 }

@@ -10,6 +10,10 @@
 #include "absl/status/statusor.h"
 #include "distillery/v1/worker_service.pb.h"
 
+namespace grpc {
+class Channel;
+}
+
 namespace distillery {
 
 // Thread-safe.
@@ -30,6 +34,9 @@ class CoordinatorClient {
 // `call_timeout_ms` and fail with the gRPC status mapped to absl.
 std::unique_ptr<CoordinatorClient> MakeGrpcCoordinatorClient(
     const std::string& address, int call_timeout_ms = 30'000);
+// Over a channel made elsewhere (TLS, tokens: common/rpc/grpc_security.h).
+std::unique_ptr<CoordinatorClient> MakeGrpcCoordinatorClient(
+    std::shared_ptr<grpc::Channel> channel, int call_timeout_ms = 30'000);
 
 }  // namespace distillery
 

@@ -14,9 +14,9 @@ absl::Status FromGrpc(const grpc::Status& s) {
 
 class GrpcCoordinatorClient : public CoordinatorClient {
  public:
-  GrpcCoordinatorClient(const std::string& address, int call_timeout_ms)
-      : stub_(v1::WorkerService::NewStub(grpc::CreateChannel(
-            address, grpc::InsecureChannelCredentials()))),
+  GrpcCoordinatorClient(std::shared_ptr<grpc::Channel> channel,
+                        int call_timeout_ms)
+      : stub_(v1::WorkerService::NewStub(std::move(channel))),
         call_timeout_ms_(call_timeout_ms) {}
 
   absl::StatusOr<v1::RegisterResponse> Register(
@@ -60,7 +60,15 @@ class GrpcCoordinatorClient : public CoordinatorClient {
 
 std::unique_ptr<CoordinatorClient> MakeGrpcCoordinatorClient(
     const std::string& address, int call_timeout_ms) {
-  return std::make_unique<GrpcCoordinatorClient>(address, call_timeout_ms);
+  return MakeGrpcCoordinatorClient(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()),
+      call_timeout_ms);
+}
+
+std::unique_ptr<CoordinatorClient> MakeGrpcCoordinatorClient(
+    std::shared_ptr<grpc::Channel> channel, int call_timeout_ms) {
+  return std::make_unique<GrpcCoordinatorClient>(std::move(channel),
+                                                 call_timeout_ms);
 }
 
 }  // namespace distillery

@@ -10,6 +10,7 @@
 #include "common/base/signals.h"
 #include "common/http/curl_http_client.h"
 #include "common/metrics/metrics.h"
+#include "common/rpc/grpc_security.h"
 #include "services/worker/teacher_factory.h"
 #include "services/worker/worker.h"
 
@@ -30,6 +31,19 @@ int main(int argc, char** argv) {
   app.add_option("--drain-seconds", drain_seconds,
                  "on SIGTERM, how long in-flight requests may finish")
       ->check(CLI::Range(0, 3600));
+  distillery::ClientSecurityOptions security;
+  std::string token_file;
+  app.add_option("--tls-ca", security.tls_ca_file,
+                 "PEM CA of the coordinator's certificate: connect with TLS");
+  app.add_option("--tls-cert", security.tls_cert_file,
+                 "PEM client certificate, for a coordinator requiring mTLS");
+  app.add_option("--tls-key", security.tls_key_file,
+                 "PEM private key of --tls-cert");
+  app.add_option("--tls-server-name", security.tls_server_name,
+                 "name to check the coordinator's certificate against");
+  app.add_option("--token-file", token_file,
+                 "file with the worker bearer token (else env "
+                 "DISTILLERY_TOKEN)");
   std::string log_level = "info";
   std::string log_format = "text";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
@@ -67,7 +81,18 @@ int main(int argc, char** argv) {
     distillery::metrics::TeacherLimits(t.profile.name, t.profile.rpm,
                                        t.profile.tpm, t.profile.max_concurrency);
   }
-  auto client = distillery::MakeGrpcCoordinatorClient(coordinator);
+  auto token = distillery::ResolveToken(token_file, "DISTILLERY_TOKEN");
+  if (!token.ok()) {
+    std::cerr << "error: " << token.status().message() << "\n";
+    return 2;
+  }
+  security.token = *token;
+  auto channel = distillery::MakeChannel(coordinator, security);
+  if (!channel.ok()) {
+    std::cerr << "error: " << channel.status().message() << "\n";
+    return 2;
+  }
+  auto client = distillery::MakeGrpcCoordinatorClient(*channel);
   distillery::WorkerOptions options;
   options.name = name;
   options.drain_timeout = std::chrono::seconds(drain_seconds);
