@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/dataset/prompt_parser.h"
 #include "distillery/v1/client_service.grpc.pb.h"
 
 namespace distillery::cli {
@@ -17,6 +18,8 @@ namespace distillery::cli {
 struct SubmitOptions {
   std::string file;
   v1::JobSpec spec;
+  // A longer line fails the submission locally, read but never held whole.
+  size_t max_prompt_bytes = kDefaultMaxPromptBytes;
 };
 
 struct ExportOptions {
@@ -65,6 +68,9 @@ int Watch(v1::ClientService::StubInterface& stub, const std::string& job_id,
           bool tty, std::ostream& out, std::ostream& err, int width = 80);
 int Cancel(v1::ClientService::StubInterface& stub, const std::string& job_id,
            std::ostream& out, std::ostream& err);
+// Sends the job's dead-lettered tasks back to be harvested again.
+int Retry(v1::ClientService::StubInterface& stub, const std::string& job_id,
+          std::ostream& out, std::ostream& err);
 int Export(v1::ClientService::StubInterface& stub,
            const ExportOptions& options, std::ostream& out, std::ostream& err);
 // A whole cluster in this process: coordinator on an embedded RocksDB,

@@ -110,6 +110,10 @@ int main(int argc, char** argv) {
   CLI::App* submit_cmd = app.add_subcommand("submit", "submit a prompt file");
   submit_cmd->add_option("FILE", submit.file, "JSONL prompt file")->required();
   AddSpecFlags(submit_cmd, &submit.spec, &temperature, &top_p, &seed);
+  submit_cmd
+      ->add_option("--max-prompt-bytes", submit.max_prompt_bytes,
+                   "longest prompt-file line accepted")
+      ->capture_default_str();
 
   std::string job_id;
   bool json = false;
@@ -125,6 +129,10 @@ int main(int argc, char** argv) {
 
   CLI::App* cancel_cmd = app.add_subcommand("cancel", "cancel a job");
   cancel_cmd->add_option("JOB", job_id)->required();
+
+  CLI::App* retry_cmd = app.add_subcommand(
+      "retry", "harvest a job's dead-lettered (failed) tasks again");
+  retry_cmd->add_option("JOB", job_id)->required();
 
   distillery::cli::ExportOptions export_options;
   CLI::App* export_cmd = app.add_subcommand("export", "export a dataset");
@@ -193,6 +201,9 @@ int main(int argc, char** argv) {
   }
   if (cancel_cmd->parsed()) {
     return distillery::cli::Cancel(*stub, job_id, std::cout, std::cerr);
+  }
+  if (retry_cmd->parsed()) {
+    return distillery::cli::Retry(*stub, job_id, std::cout, std::cerr);
   }
   if (export_cmd->parsed()) {
     export_options.job_ids.insert(export_options.job_ids.end(),

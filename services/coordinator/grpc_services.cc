@@ -90,6 +90,17 @@ grpc::Status ClientServiceImpl::CancelJob(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
+grpc::Status ClientServiceImpl::RetryJob(grpc::ServerContext*,
+                                         const v1::RetryJobRequest* request,
+                                         v1::Job* response) {
+  absl::StatusOr<v1::Job> job = coordinator_.RetryJob(request->job_id());
+  if (!job.ok()) return ToGrpcStatus(job.status());
+  spdlog::info("job {} retried: state {}", request->job_id(),
+               static_cast<int>(job->state()));
+  *response = std::move(*job);
+  return grpc::Status::OK;
+}
+
 grpc::Status ClientServiceImpl::Export(
     grpc::ServerContext* context, const v1::ExportRequest* request,
     grpc::ServerWriter<v1::ExportChunk>* writer) {

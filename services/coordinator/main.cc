@@ -31,6 +31,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 3600));
   app.add_option("--heartbeat-ms", heartbeat_ms, "worker heartbeat interval")
       ->check(CLI::Range(50, 600000));
+  size_t max_prompt_bytes = distillery::kDefaultMaxPromptBytes;
+  app.add_option("--max-prompt-bytes", max_prompt_bytes,
+                 "longest prompt-file line a submission takes")
+      ->capture_default_str();
   std::string log_level = "info";
   std::string log_format = "text";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
@@ -61,6 +65,7 @@ int main(int argc, char** argv) {
   options.coordinator.lease_duration = std::chrono::seconds(lease_seconds);
   options.coordinator.heartbeat_interval =
       std::chrono::milliseconds(heartbeat_ms);
+  options.coordinator.max_prompt_bytes = max_prompt_bytes;
   auto server = distillery::CoordinatorServer::Start(std::move(options));
   if (!server.ok()) {
     std::cerr << "error: " << server.status().message() << "\n";
