@@ -11,10 +11,12 @@ PACKAGES=(
   nlohmann-json3-dev libxxhash-dev libcli11-dev libspdlog-dev libyaml-cpp-dev
 )
 # Extra packages for a given purpose: `install-deps.sh test` adds the tools the
-# tests drive (a real Prometheus server, for the metrics test).
+# tests drive (a real Prometheus server, for the metrics test); `fuzz` adds
+# clang and its runtime libraries (libFuzzer, sanitizers).
 case "${1:-}" in
   test) PACKAGES+=(prometheus curl) ;;
   bench) PACKAGES+=(wrk) ;;
+  fuzz) PACKAGES+=(clang libclang-rt-14-dev) ;;
 esac
 
 missing=()

@@ -114,9 +114,10 @@ class Cluster {
     return RunCommand("distillery", args, dir_, timeout);
   }
 
-  std::string Submit(const std::string& file) {
+  std::string Submit(const std::string& file,
+                     const std::string& max_tokens = "64") {
     CommandResult r = Cli({"submit", file, "--teacher", "sim", "--model",
-                           "sim-small", "--max-tokens", "64"});
+                           "sim-small", "--max-tokens", max_tokens});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     std::string last;
     std::istringstream lines(r.out);
@@ -282,6 +283,95 @@ TEST(ChaosTest, KillsAndFaultsLoseNothingAndPayTwiceAtMostWhatWasInFlight) {
 
   if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir);
 }
+
+// Teacher I/O, one misbehaviour at a time, through teacher-sim and a real
+// worker: each is classified, retried, and either answered or dead-lettered
+// with a reason that says what happened.
+struct IoCase {
+  std::string name;
+  std::vector<std::string> sim_args;
+  std::string teacher_extra;  // YAML lines for the profile
+  bool answered;              // every task answered, or every task failed
+  std::string reason;         // in each dead letter's error
+  std::string max_tokens = "64";
+  bool some = false;  // only some tasks fail (answers vary in length)
+};
+
+class TeacherIoTest : public ::testing::TestWithParam<IoCase> {};
+
+TEST_P(TeacherIoTest, IsClassifiedAndRetried) {
+  const IoCase& c = GetParam();
+  constexpr int kPrompts = 4;
+  const std::string dir = MakeTempDir("teacher_io");
+  Cluster cluster(dir, c.sim_args, "    max_attempts: 2\n" + c.teacher_extra);
+  ASSERT_TRUE(cluster.StartCoordinator()) << cluster.coordinator().Stderr();
+  cluster.StartWorker(0);
+  const std::string prompts = dir + "/prompts.jsonl";
+  WriteFile(prompts, MakePromptFile(kPrompts));
+  const std::string job = cluster.Submit(prompts, c.max_tokens);
+  const json status = cluster.WaitForEnd(job, 120);
+  ASSERT_FALSE(status.is_null());
+  EXPECT_EQ(status.at("state"), "completed");
+  if (c.some) {
+    EXPECT_GE(status.at("tasks_failed"), 1);
+    EXPECT_EQ(status.at("tasks_done").get<int>() +
+                  status.at("tasks_failed").get<int>(),
+              kPrompts);
+  } else {
+    EXPECT_EQ(status.at("tasks_done"), c.answered ? kPrompts : 0);
+    EXPECT_EQ(status.at("tasks_failed"), c.answered ? 0 : kPrompts);
+  }
+  const std::string errors = dir + "/errors.jsonl";
+  ASSERT_EQ(cluster.Cli({"export", job, "--format", "errors", "--out", errors})
+                .exit_code,
+            0);
+  for (const json& letter : ReadJsonLines(errors)) {
+    const std::string error = letter.at("error").get<std::string>();
+    EXPECT_NE(error.find(c.reason), std::string::npos) << error;
+    EXPECT_NE(error.find("after 2 attempts"), std::string::npos) << error;
+  }
+  if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Faults, TeacherIoTest,
+    ::testing::Values(
+        IoCase{"Truncated200", {"--fault-rates", "truncate=1"}, "", false,
+               "transfer closed with"},
+        IoCase{"ConnectionReset", {"--fault-rates", "reset=1"}, "", false,
+               "Connection reset by peer"},
+        IoCase{"Status503", {"--fault-rates", "503=1"}, "", false, "503"},
+        IoCase{"Status529", {"--fault-rates", "529=1"}, "", false, "529"},
+        // Padding for 2 s, a line every 250 ms: the idle timeout (1 s) is
+        // reset by each line, so the answer arrives.
+        IoCase{"LongKeepAlivePadding",
+               {"--fault-rates", "pad=1", "--pad-count", "8",
+                "--pad-interval-ms", "250"},
+               "    idle_timeout_ms: 1000\n",
+               true,
+               ""},
+        // Nothing at all for 3 s: the idle timeout fires first ...
+        IoCase{"StalledPastIdleTimeout",
+               {"--fault-rates", "slow=1", "--slow-ms", "3000"},
+               "    idle_timeout_ms: 500\n",
+               false,
+               "idle timeout"},
+        // ... or, with a generous idle timeout, the total one.
+        IoCase{"StalledPastTotalTimeout",
+               {"--fault-rates", "slow=1", "--slow-ms", "3000"},
+               "    idle_timeout_ms: 10000\n    total_timeout_ms: 800\n",
+               false,
+               "total timeout"},
+        IoCase{"ResponseOverTheCap",
+               {},
+               "    max_response_bytes: 1024\n",
+               false,
+               "max_response_bytes",
+               "2000",
+               true}),
+    [](const ::testing::TestParamInfo<IoCase>& info) {
+      return info.param.name;
+    });
 
 TEST(RetryTest, RetryHarvestsDeadLettersAgainUntilNoneAreLeft) {
   constexpr int kPrompts = 200;
