@@ -5,7 +5,7 @@ JOBS ?= 2
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: deps build demo test test-sanitize test-tsan fuzz clean
+.PHONY: deps build demo test test-sanitize test-sanitize-unit test-tsan fuzz clean
 
 deps:
 	@bash scripts/install-deps.sh test
@@ -31,6 +31,11 @@ test-sanitize: deps
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/scripts/sanitizers/lsan.supp \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j$(JOBS) --timeout 900 $(SANITIZE_CTEST_ARGS)
+
+# The same for the unit tests only (what CI runs: see .ci/run).
+test-sanitize-unit:
+	@$(MAKE) --no-print-directory test-sanitize SANITIZE_TARGETS=unit_tests \
+	  SANITIZE_CTEST_ARGS="-L unit"
 
 # ThreadSanitizer over the concurrency tests: the worker, the coordinator and
 # the libcurl-on-Asio client. Only our code is instrumented (Debian's gRPC,

@@ -109,6 +109,17 @@ class Cluster {
     workers_[i]->Wait();
   }
 
+  // SIGTERM to the workers, then the coordinator: each must drain and exit
+  // 0. Returns the exit codes, workers first.
+  std::vector<int> Terminate() {
+    std::vector<int> codes;
+    for (auto& w : workers_) w->Signal(SIGTERM);
+    for (auto& w : workers_) codes.push_back(w->Wait());
+    coordinator_->Signal(SIGTERM);
+    codes.push_back(coordinator_->Wait());
+    return codes;
+  }
+
   CommandResult Cli(std::vector<std::string> args, int timeout = 300) {
     args.insert(args.begin(), {"--coordinator", coordinator_address_});
     return RunCommand("distillery", args, dir_, timeout);
@@ -280,6 +291,9 @@ TEST(ChaosTest, KillsAndFaultsLoseNothingAndPayTwiceAtMostWhatWasInFlight) {
     injected += n.get<int64_t>();
   }
   EXPECT_GT(injected, kPrompts / 10) << "the faults were not injected";
+
+  // SIGTERM drains the restarted processes as well as the originals.
+  for (int code : cluster.Terminate()) EXPECT_EQ(code, 0);
 
   if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir);
 }
