@@ -27,8 +27,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view in(reinterpret_cast<const char*>(data), size);
   if (in.size() < 4) return 0;
   const uint8_t mode = static_cast<uint8_t>(in[0]);
-  const int status = 100 + (static_cast<uint8_t>(in[1]) << 8 |
-                            static_cast<uint8_t>(in[2])) % 500;
+  const int status =
+      100 +
+      (static_cast<uint8_t>(in[1]) << 8 | static_cast<uint8_t>(in[2])) % 500;
   in.remove_prefix(3);
   distillery::HttpResponse response;
   response.status = status;

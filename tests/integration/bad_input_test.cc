@@ -25,8 +25,9 @@ class BadInputTest : public ::testing::Test {
     dir_ = MakeTempDir("bad_input");
     teachers_ = dir_ + "/teachers.yaml";
     // Nothing listens there: no request is ever made in these tests.
-    WriteFile(teachers_,
-              "teachers:\n  - name: sim\n    base_url: http://127.0.0.1:9/v1\n");
+    WriteFile(
+        teachers_,
+        "teachers:\n  - name: sim\n    base_url: http://127.0.0.1:9/v1\n");
     coordinator_ = std::make_unique<Process>(
         "distillery-coordinator",
         std::vector<std::string>{"--listen", "127.0.0.1:0", "--data-dir",
@@ -51,8 +52,8 @@ class BadInputTest : public ::testing::Test {
                              std::vector<std::string> extra = {}) {
     const std::string file = dir_ + "/prompts.jsonl";
     WriteFile(file, text);
-    std::vector<std::string> args = {"submit", file, "--teacher", "sim",
-                                     "--model", "m"};
+    std::vector<std::string> args = {"submit", file,      "--teacher",
+                                     "sim",    "--model", "m"};
     args.insert(args.end(), extra.begin(), extra.end());
     CommandResult r = Cli(args);
     EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
@@ -82,8 +83,9 @@ TEST_F(BadInputTest, MalformedPromptLinesNameTheLineAndStoreNothing) {
   EXPECT_NE(SubmitRejected("{\"messages\": {}}\n")
                 .find("line 1: \"messages\" must be a non-empty array"),
             std::string::npos);
-  EXPECT_NE(SubmitRejected("{\"prompt\": \"   \"}\n").find("line 1: empty prompt"),
-            std::string::npos);
+  EXPECT_NE(
+      SubmitRejected("{\"prompt\": \"   \"}\n").find("line 1: empty prompt"),
+      std::string::npos);
   EXPECT_NE(SubmitRejected("[1, 2]\n").find("line 1: expected a JSON object"),
             std::string::npos);
   EXPECT_NE(SubmitRejected(good + "{\"prompt\": \"caf\xC3\x28\"}\n")
@@ -93,8 +95,7 @@ TEST_F(BadInputTest, MalformedPromptLinesNameTheLineAndStoreNothing) {
 }
 
 TEST_F(BadInputTest, OversizedPromptIsRefusedByTheCliAndTheCoordinator) {
-  const std::string big =
-      "{\"prompt\": \"" + std::string(2 << 20, 'x') + "\"}";
+  const std::string big = "{\"prompt\": \"" + std::string(2 << 20, 'x') + "\"}";
   std::string err = SubmitRejected("{\"prompt\": \"fine\"}\n" + big + "\n");
   EXPECT_NE(err.find("line 2: prompt is " + std::to_string(big.size()) +
                      " bytes, over the limit of 1048576"),
@@ -116,8 +117,7 @@ TEST_F(BadInputTest, GigabyteLineIsRefusedWithoutBeingHeldInMemory) {
   // Sparse: a 1 GiB line of NUL bytes costs no disk.
   ASSERT_EQ(truncate(file.c_str(), static_cast<off_t>(first.size()) + kLine),
             0);
-  CommandResult r =
-      Cli({"submit", file, "--teacher", "sim", "--model", "m"});
+  CommandResult r = Cli({"submit", file, "--teacher", "sim", "--model", "m"});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("line 2: prompt is " +
                        std::to_string(kLine + first.size() - 19) +
@@ -136,8 +136,7 @@ TEST_F(BadInputTest, GigabyteLineIsRefusedWithoutBeingHeldInMemory) {
 TEST_F(BadInputTest, BadSpecsAreRefusedBeforeAnythingIsStored) {
   const std::string file = dir_ + "/one.jsonl";
   WriteFile(file, "{\"prompt\": \"a\"}\n");
-  CommandResult r =
-      Cli({"submit", file, "--teacher", "nope", "--model", "m"});
+  CommandResult r = Cli({"submit", file, "--teacher", "nope", "--model", "m"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("spec: "), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("'nope'"), std::string::npos) << r.err;
@@ -149,8 +148,8 @@ TEST_F(BadInputTest, BadSpecsAreRefusedBeforeAnythingIsStored) {
         {"--samples", "100000", "--samples"},
         {"--max-tokens", "-1", "--max-tokens"}}) {
     SCOPED_TRACE(bad[0]);
-    r = Cli({"submit", file, "--teacher", "sim", "--model", "m", bad[0],
-             bad[1]});
+    r = Cli(
+        {"submit", file, "--teacher", "sim", "--model", "m", bad[0], bad[1]});
     EXPECT_NE(r.exit_code, 0);
     EXPECT_NE(r.err.find(bad[2]), std::string::npos) << r.err;
   }
@@ -173,13 +172,13 @@ TEST_F(BadInputTest, UnknownJobIdsAreNotFoundEverywhere) {
 
 TEST_F(BadInputTest, TeacherFilesThatCannotWorkAreRefusedAtStart) {
   const std::string bad = dir_ + "/bad.yaml";
-  WriteFile(bad, "teachers:\n  - name: x\n    api: smoke-signals\n"
-                 "    base_url: http://127.0.0.1:9/v1\n");
-  CommandResult r = RunCommand(
-      "distillery-coordinator",
-      {"--listen", "127.0.0.1:0", "--data-dir", dir_ + "/data2", "--teachers",
-       bad},
-      dir_);
+  WriteFile(bad,
+            "teachers:\n  - name: x\n    api: smoke-signals\n"
+            "    base_url: http://127.0.0.1:9/v1\n");
+  CommandResult r = RunCommand("distillery-coordinator",
+                               {"--listen", "127.0.0.1:0", "--data-dir",
+                                dir_ + "/data2", "--teachers", bad},
+                               dir_);
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("smoke-signals"), std::string::npos) << r.err;
 
@@ -192,8 +191,9 @@ TEST_F(BadInputTest, TeacherFilesThatCannotWorkAreRefusedAtStart) {
   EXPECT_NE(r.err.find("name"), std::string::npos) << r.err;
 
   // A key variable that is not set: the worker has nothing it can use.
-  WriteFile(bad, "teachers:\n  - name: x\n    base_url: http://127.0.0.1:9/v1\n"
-                 "    api_key_env: DISTILLERY_TEST_KEY_THAT_IS_NOT_SET\n");
+  WriteFile(bad,
+            "teachers:\n  - name: x\n    base_url: http://127.0.0.1:9/v1\n"
+            "    api_key_env: DISTILLERY_TEST_KEY_THAT_IS_NOT_SET\n");
   unsetenv("DISTILLERY_TEST_KEY_THAT_IS_NOT_SET");
   r = RunCommand("distillery-worker",
                  {"--coordinator", address_, "--teachers", bad}, dir_, 30);

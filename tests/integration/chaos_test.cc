@@ -58,13 +58,13 @@ class Cluster {
     sim_ = std::make_unique<Process>("teacher-sim", args, dir_);
     sim_address_ = sim_->WaitForAddress();
     teachers_ = dir_ + "/teachers.yaml";
-    WriteFile(teachers_, "teachers:\n  - name: sim\n    api: openai\n"
-                         "    base_url: http://" +
-                             sim_address_ +
-                             "/v1\n    max_tokens_field: max_tokens\n"
-                             "    max_concurrency: " +
-                             std::to_string(kMaxConcurrency) + "\n" +
-                             teacher_extra);
+    WriteFile(teachers_,
+              "teachers:\n  - name: sim\n    api: openai\n"
+              "    base_url: http://" +
+                  sim_address_ +
+                  "/v1\n    max_tokens_field: max_tokens\n"
+                  "    max_concurrency: " +
+                  std::to_string(kMaxConcurrency) + "\n" + teacher_extra);
     // Picked once: a restarted coordinator listens where the workers and
     // the CLI already look.
     coordinator_address_ = "127.0.0.1:" + std::to_string(PickFreePort());
@@ -81,10 +81,10 @@ class Cluster {
   bool StartCoordinator() {
     coordinator_ = std::make_unique<Process>(
         "distillery-coordinator",
-        std::vector<std::string>{"--listen", coordinator_address_,
-                                 "--data-dir", dir_ + "/data", "--teachers",
-                                 teachers_, "--lease-seconds", "3",
-                                 "--heartbeat-ms", "300"},
+        std::vector<std::string>{"--listen", coordinator_address_, "--data-dir",
+                                 dir_ + "/data", "--teachers", teachers_,
+                                 "--lease-seconds", "3", "--heartbeat-ms",
+                                 "300"},
         dir_);
     // The port may still be held for a moment by the killed process.
     return coordinator_->WaitForAddress() == coordinator_address_;
@@ -207,9 +207,9 @@ TEST(ChaosTest, KillsAndFaultsLoseNothingAndPayTwiceAtMostWhatWasInFlight) {
         std::chrono::steady_clock::now() + std::chrono::seconds(300);
     while (std::chrono::steady_clock::now() < deadline) {
       json s = cluster.Status(job);
-      if (!s.is_null() &&
-          s.at("tasks_done").get<double>() + s.at("tasks_failed").get<double>() >=
-              at[k] * kPrompts) {
+      if (!s.is_null() && s.at("tasks_done").get<double>() +
+                                  s.at("tasks_failed").get<double>() >=
+                              at[k] * kPrompts) {
         break;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -228,8 +228,7 @@ TEST(ChaosTest, KillsAndFaultsLoseNothingAndPayTwiceAtMostWhatWasInFlight) {
       }
       ASSERT_TRUE(up) << cluster.coordinator().Stderr();
     } else {
-      const int w =
-          std::uniform_int_distribution<int>(0, kWorkers - 1)(rng);
+      const int w = std::uniform_int_distribution<int>(0, kWorkers - 1)(rng);
       cluster.KillWorker(w);
       ++worker_kills;
       cluster.StartWorker(w);
@@ -278,8 +277,7 @@ TEST(ChaosTest, KillsAndFaultsLoseNothingAndPayTwiceAtMostWhatWasInFlight) {
   const int64_t paid = stats.at("chat_completions_total").get<int64_t>();
   const int64_t unique_paid = answered - from_cache;
   const int64_t bound =
-      Cluster::kMaxConcurrency *
-      (coordinator_kills * kWorkers + worker_kills);
+      Cluster::kMaxConcurrency * (coordinator_kills * kWorkers + worker_kills);
   std::cout << "chaos: seed " << seed << ", " << answered << " answered, "
             << dead << " dead-lettered, " << paid << " answers paid for, "
             << paid - unique_paid << " paid twice (bound " << bound
@@ -350,9 +348,15 @@ TEST_P(TeacherIoTest, IsClassifiedAndRetried) {
 INSTANTIATE_TEST_SUITE_P(
     Faults, TeacherIoTest,
     ::testing::Values(
-        IoCase{"Truncated200", {"--fault-rates", "truncate=1"}, "", false,
+        IoCase{"Truncated200",
+               {"--fault-rates", "truncate=1"},
+               "",
+               false,
                "transfer closed with"},
-        IoCase{"ConnectionReset", {"--fault-rates", "reset=1"}, "", false,
+        IoCase{"ConnectionReset",
+               {"--fault-rates", "reset=1"},
+               "",
+               false,
                "Connection reset by peer"},
         IoCase{"Status503", {"--fault-rates", "503=1"}, "", false, "503"},
         IoCase{"Status529", {"--fault-rates", "529=1"}, "", false, "529"},
