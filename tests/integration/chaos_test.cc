@@ -391,6 +391,32 @@ INSTANTIATE_TEST_SUITE_P(
       return info.param.name;
     });
 
+TEST(TeacherDownTest, SpentQuotaStopsTheJobWithoutHammeringTheTeacher) {
+  constexpr int kPrompts = 200;
+  const std::string dir = MakeTempDir("quota");
+  Cluster cluster(dir, {"--fault-rates", "quota=1"}, "");
+  ASSERT_TRUE(cluster.StartCoordinator()) << cluster.coordinator().Stderr();
+  cluster.StartWorker(0);
+  const std::string prompts = dir + "/prompts.jsonl";
+  WriteFile(prompts, MakePromptFile(kPrompts));
+  const std::string job = cluster.Submit(prompts);
+  const json status = cluster.WaitForEnd(job, 60);
+  ASSERT_FALSE(status.is_null());
+  EXPECT_EQ(status.at("state"), "failed");
+  const std::string error = status.at("error").get<std::string>();
+  EXPECT_NE(error.find("'sim'"), std::string::npos) << error;
+  EXPECT_NE(error.find("quota"), std::string::npos) << error;
+  // The tasks stay pending for a retry once the account is fixed.
+  EXPECT_EQ(status.at("tasks_done"), 0);
+  EXPECT_EQ(status.at("tasks_failed"), 0);
+  // Never hammered: no more requests than the worker had in flight.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const json stats = cluster.SimStats();
+  EXPECT_LE(stats.at("requests_total").get<int64_t>(), Cluster::kMaxConcurrency)
+      << stats.dump();
+  if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir);
+}
+
 TEST(RetryTest, RetryHarvestsDeadLettersAgainUntilNoneAreLeft) {
   constexpr int kPrompts = 200;
   const std::string dir = MakeTempDir("retry");
