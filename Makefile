@@ -5,7 +5,7 @@ JOBS ?= 2
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: deps build demo test test-deploy clean
+.PHONY: deps build demo test test-deploy test-sanitize test-sanitize-unit test-tsan fuzz clean
 
 deps:
 	@bash scripts/install-deps.sh test
@@ -25,5 +25,51 @@ test: build
 test-deploy: build
 	@bash scripts/test-deploy.sh $(BUILD_DIR)
 
+# ASan + UBSan over every unit and integration test, in build-asan.
+SANITIZE_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+test-sanitize: deps
+	@cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+	  -DCMAKE_CXX_FLAGS="$(SANITIZE_FLAGS)" \
+	  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
+	@ninja -C build-asan -j$(JOBS) $(SANITIZE_TARGETS)
+	@cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/scripts/sanitizers/lsan.supp \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j$(JOBS) --timeout 900 $(SANITIZE_CTEST_ARGS)
+
+# The same for the unit tests only (what CI runs: see .ci/run).
+test-sanitize-unit:
+	@$(MAKE) --no-print-directory test-sanitize SANITIZE_TARGETS=unit_tests \
+	  SANITIZE_CTEST_ARGS="-L unit"
+
+# ThreadSanitizer over the concurrency tests: the worker, the coordinator and
+# the libcurl-on-Asio client. Only our code is instrumented (Debian's gRPC,
+# Abseil and RocksDB are not), so TSan is limited to these tests, which do not
+# run gRPC, and scripts/sanitizers/tsan.supp silences reports inside the
+# uninstrumented libraries.
+TSAN_TESTS := worker_test coordinator_test curl_http_client_test
+test-tsan: deps
+	@cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+	  -DCMAKE_CXX_FLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=thread" \
+	  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" >/dev/null
+	@ninja -C build-tsan -j$(JOBS) $(TSAN_TESTS)
+	@set -e; for t in $(TSAN_TESTS); do \
+	  echo "== $$t"; \
+	  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/scripts/sanitizers/tsan.supp" \
+	    build-tsan/tests/$$t --gtest_brief=1; \
+	done
+
+# libFuzzer targets (clang, ASan + UBSan) in build-fuzz, each run for
+# FUZZ_SECONDS on a corpus seeded from fuzz/corpus.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := prompt_parser_fuzz openai_response_fuzz anthropic_response_fuzz teacher_http_fuzz sse_parser_fuzz
+fuzz:
+	@bash scripts/install-deps.sh fuzz
+	@cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+	  -DCMAKE_CXX_COMPILER=clang++ -DDISTILLERY_TESTS=OFF -DDISTILLERY_FUZZ=ON \
+	  -DCMAKE_CXX_FLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined" >/dev/null
+	@ninja -C build-fuzz -j$(JOBS) $(FUZZ_TARGETS)
+	@bash scripts/run-fuzzers.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 clean:
-	rm -rf $(BUILD_DIR) out .distillery-demo
+	rm -rf $(BUILD_DIR) build-asan build-tsan build-fuzz out .distillery-demo

@@ -12,10 +12,12 @@ PACKAGES=(
 )
 # Extra packages for a given purpose: `install-deps.sh test` adds the tools the
 # tests drive (a real Prometheus server, for the metrics test; openssl for the
-# security test's certificates).
+# security test's certificates); `fuzz` adds clang and its runtime libraries
+# (libFuzzer, sanitizers).
 case "${1:-}" in
   test) PACKAGES+=(prometheus curl openssl) ;;
   bench) PACKAGES+=(wrk) ;;
+  fuzz) PACKAGES+=(clang libclang-rt-14-dev) ;;
 esac
 
 missing=()

@@ -21,7 +21,7 @@ const std::set<std::string> kKnownKeys = {
     "thinking_budget_tokens", "anthropic_version", "response_format",
     "rpm",            "tpm",           "max_concurrency",
     "max_attempts",   "connect_timeout_ms", "idle_timeout_ms",
-    "total_timeout_ms", "pricing",    "limit_window_s"};
+    "total_timeout_ms", "max_response_bytes", "pricing", "limit_window_s"};
 
 const std::set<std::string> kVariants = {"openai", "deepseek", "vllm",
                                          "ollama", "llamacpp", "sim"};
@@ -336,6 +336,10 @@ absl::StatusOr<std::vector<TeacherProfile>> ParseTeachersYaml(
       return s;
     if (s = ReadNumber<int64_t>(node, "total_timeout_ms", origin, p.name, 1,
                                 &p.total_timeout_ms);
+        !s.ok())
+      return s;
+    if (s = ReadNumber<int64_t>(node, "max_response_bytes", origin, p.name,
+                                1024, &p.max_response_bytes);
         !s.ok())
       return s;
     if (s = ReadPricing(node, origin, p.name, &p.pricing); !s.ok()) return s;

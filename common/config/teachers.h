@@ -67,6 +67,9 @@ struct TeacherProfile {
   int64_t connect_timeout_ms = 10'000;
   int64_t idle_timeout_ms = 120'000;
   int64_t total_timeout_ms = 900'000;
+  // A longer response body fails the request (retryable): a runaway or
+  // hostile server cannot fill a worker's memory.
+  int64_t max_response_bytes = 16 << 20;
   // Prices by model name; "*" prices any model not listed. Optional: cost
   // metrics read 0 for a model without a price.
   std::map<std::string, ModelPrice> pricing;

@@ -117,9 +117,43 @@ bool IsValidUtf8(std::string_view text) {
   return true;
 }
 
+bool ReadBoundedLine(std::istream& in, size_t max_bytes, std::string* line,
+                     size_t* length) {
+  line->clear();
+  *length = 0;
+  std::streambuf* buf = in.rdbuf();
+  bool any = false;
+  while (true) {
+    const int c = buf->sbumpc();
+    if (c == std::char_traits<char>::eof()) {
+      in.setstate(std::ios::eofbit);
+      break;
+    }
+    any = true;
+    if (c == '\n') break;
+    if (*length <= max_bytes) line->push_back(static_cast<char>(c));
+    ++*length;
+  }
+  if (*length <= max_bytes && !line->empty() && line->back() == '\r') {
+    line->pop_back();
+    --*length;
+  }
+  return any;
+}
+
+absl::Status PromptTooLargeError(int64_t line_number, size_t bytes,
+                                 size_t max_bytes) {
+  return LineError(line_number, absl::StrCat("prompt is ", bytes,
+                                             " bytes, over the limit of ",
+                                             max_bytes));
+}
+
 absl::StatusOr<std::optional<v1::Prompt>> ParsePromptLine(
     std::string_view line, int64_t line_number,
-    std::string_view default_system) {
+    std::string_view default_system, size_t max_bytes) {
+  if (line.size() > max_bytes) {
+    return PromptTooLargeError(line_number, line.size(), max_bytes);
+  }
   if (IsBlank(line)) return std::nullopt;
   if (!IsValidUtf8(line)) return LineError(line_number, "invalid UTF-8");
   json doc;

@@ -5,8 +5,11 @@
 #ifndef DISTILLERY_COMMON_DATASET_PROMPT_PARSER_H_
 #define DISTILLERY_COMMON_DATASET_PROMPT_PARSER_H_
 
+#include <cstddef>
 #include <cstdint>
+#include <istream>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "absl/status/statusor.h"
@@ -14,13 +17,31 @@
 
 namespace distillery {
 
+// The default cap on one prompt-file line, in bytes.
+inline constexpr size_t kDefaultMaxPromptBytes = size_t{1} << 20;
+
+// The error for line `line_number` that is `bytes` long, over `max_bytes`:
+// INVALID_ARGUMENT "line N: prompt is B bytes, over the limit of M".
+absl::Status PromptTooLargeError(int64_t line_number, size_t bytes,
+                                 size_t max_bytes);
+
 // Parses line number `line_number` (1-based) of a prompt file. Returns
 // std::nullopt for a blank line (whitespace only), which is skipped. A
 // job-level `default_system` is prepended when the prompt has no system
-// message of its own. Errors are INVALID_ARGUMENT "line N: reason".
+// message of its own. A line over `max_bytes` is rejected unparsed. Errors
+// are INVALID_ARGUMENT "line N: reason".
 absl::StatusOr<std::optional<v1::Prompt>> ParsePromptLine(
     std::string_view line, int64_t line_number,
-    std::string_view default_system);
+    std::string_view default_system,
+    size_t max_bytes = kDefaultMaxPromptBytes);
+
+// Reads the next line of `in` (without its "\n" or "\r\n") into `*line`,
+// holding at most `max_bytes` + 1 bytes of it in memory. Returns false at the
+// end of input. When the line is longer than `max_bytes`, the rest of it is
+// skipped unbuffered, `*line` holds its first bytes and `*length` its full
+// length; otherwise `*length` is line->size().
+bool ReadBoundedLine(std::istream& in, size_t max_bytes, std::string* line,
+                     size_t* length);
 
 // True when `text` is well-formed UTF-8 (no overlongs, no surrogates).
 bool IsValidUtf8(std::string_view text);

@@ -287,9 +287,23 @@ int Submit(v1::ClientService::StubInterface& stub, const SubmitOptions& options,
   }
   size_t bytes = 0;
   std::string line;
+  size_t length = 0;
+  int64_t line_number = 0;
   bool stream_ok = true;
-  while (stream_ok && std::getline(in, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
+  while (stream_ok &&
+         ReadBoundedLine(in, options.max_prompt_bytes, &line, &length)) {
+    ++line_number;
+    if (length > options.max_prompt_bytes) {
+      // Refused here, before a byte of it is sent; cancelling the stream
+      // makes the coordinator drop what it has stored of the submission.
+      context.TryCancel();
+      (void)writer->Finish();
+      err << "error: " << options.file << ": "
+          << PromptTooLargeError(line_number, length, options.max_prompt_bytes)
+                 .message()
+          << "\n";
+      return 2;
+    }
     bytes += line.size();
     request.add_lines(std::move(line));
     if (bytes >= kSubmitChunkBytes || request.lines_size() >= kSubmitChunkLines) {
@@ -505,6 +519,21 @@ int ResumeTeacher(v1::ClientService::StubInterface& stub,
     return ExitCodeFor(s);
   }
   out << "teacher " << teacher << " resumed\n";
+  return 0;
+}
+
+int Retry(v1::ClientService::StubInterface& stub, const std::string& job_id,
+          std::ostream& out, std::ostream& err) {
+  grpc::ClientContext context;
+  v1::RetryJobRequest request;
+  request.set_job_id(job_id);
+  v1::Job job;
+  grpc::Status s = stub.RetryJob(&context, request, &job);
+  if (!s.ok()) {
+    PrintError(err, s);
+    return ExitCodeFor(s);
+  }
+  out << job.id() << " " << JobStateName(job.state()) << "\n";
   return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/dataset/prompt_parser.h"
 #include "distillery/v1/client_service.grpc.pb.h"
 #include "health.grpc.pb.h"  // grpc.health.v1 from grpc-proto
 
@@ -18,6 +19,8 @@ namespace distillery::cli {
 struct SubmitOptions {
   std::string file;
   v1::JobSpec spec;
+  // A longer line fails the submission locally, read but never held whole.
+  size_t max_prompt_bytes = kDefaultMaxPromptBytes;
 };
 
 struct ExportOptions {
@@ -72,6 +75,9 @@ int ResumeJob(v1::ClientService::StubInterface& stub, const std::string& job_id,
 int ResumeTeacher(v1::ClientService::StubInterface& stub,
                   const std::string& teacher, std::ostream& out,
                   std::ostream& err);
+// Sends the job's dead-lettered tasks back to be harvested again.
+int Retry(v1::ClientService::StubInterface& stub, const std::string& job_id,
+          std::ostream& out, std::ostream& err);
 int Export(v1::ClientService::StubInterface& stub,
            const ExportOptions& options, std::ostream& out, std::ostream& err);
 // A whole cluster in this process: coordinator on an embedded RocksDB,

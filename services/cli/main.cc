@@ -130,6 +130,10 @@ int main(int argc, char** argv) {
   CLI::App* submit_cmd = app.add_subcommand("submit", "submit a prompt file");
   submit_cmd->add_option("FILE", submit.file, "JSONL prompt file")->required();
   AddSpecFlags(submit_cmd, &submit.spec, &temperature, &top_p, &seed);
+  submit_cmd
+      ->add_option("--max-prompt-bytes", submit.max_prompt_bytes,
+                   "longest prompt-file line accepted")
+      ->capture_default_str();
 
   std::string job_id;
   bool json = false;
@@ -157,6 +161,10 @@ int main(int argc, char** argv) {
   CLI::App* resume_teacher_cmd = app.add_subcommand(
       "resume-teacher", "lift a teacher's pause once its key or quota is fixed");
   resume_teacher_cmd->add_option("TEACHER", teacher_name)->required();
+
+  CLI::App* retry_cmd = app.add_subcommand(
+      "retry", "harvest a job's dead-lettered (failed) tasks again");
+  retry_cmd->add_option("JOB", job_id)->required();
 
   distillery::cli::ExportOptions export_options;
   CLI::App* export_cmd = app.add_subcommand("export", "export a dataset");
@@ -247,6 +255,9 @@ int main(int argc, char** argv) {
   if (resume_teacher_cmd->parsed()) {
     return distillery::cli::ResumeTeacher(*stub, teacher_name, std::cout,
                                           std::cerr);
+  }
+  if (retry_cmd->parsed()) {
+    return distillery::cli::Retry(*stub, job_id, std::cout, std::cerr);
   }
   if (export_cmd->parsed()) {
     export_options.job_ids.insert(export_options.job_ids.end(),

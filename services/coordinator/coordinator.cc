@@ -90,7 +90,8 @@ absl::Status Submission::AddLines(
   for (const std::string& line : lines) {
     ++line_number_;
     absl::StatusOr<std::optional<v1::Prompt>> parsed =
-        ParsePromptLine(line, line_number_, spec.system_prompt());
+        ParsePromptLine(line, line_number_, spec.system_prompt(),
+                        coordinator_->options_.max_prompt_bytes);
     if (!parsed.ok()) {
       Abort();  // one bad line rejects the whole submission
       return parsed.status();
@@ -242,6 +243,9 @@ absl::Status Coordinator::Recover() {
   RETURN_IF_ERROR(store_.DeleteScratch(std::string(), std::string("\x80")));
   ASSIGN_OR_RETURN(std::vector<v1::Job> jobs, store_.ListJobs());
   std::lock_guard<std::mutex> lock(mu_);
+  // Lease ids are not stored; starting them from the clock keeps a worker's
+  // lease from before a restart from matching a new one.
+  next_lease_id_ = clock_.WallMillis() * 1000 + 1;
   for (v1::Job& job : jobs) {
     if (job.state() == v1::JOB_STATE_SUBMITTING) {
       RETURN_IF_ERROR(store_.DeleteJob(job.id()));
@@ -320,6 +324,63 @@ absl::StatusOr<v1::Job> Coordinator::CancelJob(const std::string& job_id) {
   it->second.job = job;
   it->second.ready.clear();
   it->second.returned.clear();
+  ChangedLocked();
+  return job;
+}
+
+absl::StatusOr<v1::Job> Coordinator::RetryJob(const std::string& job_id) {
+  constexpr size_t kRetryChunk = 1024;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) {
+    return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
+  }
+  JobRuntime& rt = it->second;
+  if (rt.job.state() == v1::JOB_STATE_CANCELLED) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job '", job_id, "' was cancelled; submit it again"));
+  }
+  v1::Job job = rt.job;
+  if (job.state() != v1::JOB_STATE_RUNNING) {
+    job.set_state(v1::JOB_STATE_RUNNING);
+    job.set_finished_ms(0);
+    job.clear_error();
+  }
+  StoreBatch batch;
+  auto flush = [&]() -> absl::Status {
+    batch.jobs.push_back(job);
+    absl::Status s = store_.Apply(batch);
+    batch = StoreBatch();
+    return s;
+  };
+  absl::Status scan_status;
+  RETURN_IF_ERROR(store_.ScanTasks(job_id, 0, 0, [&](const v1::Task& t) {
+    if (t.state() != v1::TASK_STATE_FAILED) return true;
+    v1::Task task = t;
+    task.set_state(v1::TASK_STATE_PENDING);
+    task.set_attempts(0);
+    task.clear_last_error();
+    batch.tasks.push_back(std::move(task));
+    v1::JobCounters* c = job.mutable_counters();
+    c->set_tasks_failed(c->tasks_failed() - 1);
+    if (batch.tasks.size() >= kRetryChunk) {
+      scan_status = flush();
+      if (!scan_status.ok()) return false;
+    }
+    return true;
+  }));
+  RETURN_IF_ERROR(scan_status);
+  // Nothing was dead-lettered: a completed job stays completed.
+  MaybeFinishLocked(job);
+  RETURN_IF_ERROR(flush());
+  rt.job = job;
+  // Scan the job again from its start: retried tasks are found there. Tasks
+  // already queued or leased are found too, and are harmless: a queued copy
+  // is re-read before leasing, a leased key makes its copy wait.
+  rt.cursor = TaskRef{};
+  rt.scanned_all = false;
+  rt.ready.clear();
+  rt.last_progress_ms = clock_.WallMillis();
   ChangedLocked();
   return job;
 }

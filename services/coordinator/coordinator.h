@@ -26,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "common/base/clock.h"
 #include "common/config/teachers.h"
+#include "common/dataset/prompt_parser.h"
 #include "common/store/store.h"
 #include "services/coordinator/budget.h"
 #include "distillery/v1/client_service.pb.h"
@@ -58,6 +59,8 @@ struct CoordinatorOptions {
   int submit_flush_prompts = 2048;
   int max_samples = 1000;
   BudgetOptions budget;
+  // The longest prompt-file line a submission takes, in bytes.
+  size_t max_prompt_bytes = kDefaultMaxPromptBytes;
 };
 
 class Coordinator;
@@ -107,6 +110,12 @@ class Coordinator {
   absl::StatusOr<v1::Job> GetJob(const std::string& job_id);
   std::vector<v1::Job> ListJobs();
   absl::StatusOr<v1::Job> CancelJob(const std::string& job_id);
+  // Moves the job's FAILED (dead-lettered) tasks back to PENDING, attempts
+  // and last error cleared, and a COMPLETED or FAILED job back to RUNNING.
+  // Each chunk of tasks is written in one batch with the job's adjusted
+  // counters, so a crash midway leaves counters that match the tasks. NOT_FOUND
+  // for an unknown job, FAILED_PRECONDITION for a cancelled one.
+  absl::StatusOr<v1::Job> RetryJob(const std::string& job_id);
   // Waits until the job differs from `last_seen` or `max_wait` passes, then
   // returns the job as it is.
   absl::StatusOr<v1::Job> WaitForJobChange(const std::string& job_id,

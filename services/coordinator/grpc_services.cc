@@ -1,5 +1,7 @@
 #include "services/coordinator/grpc_services.h"
 
+#include "common/dataset/prompt_parser.h"
+
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
@@ -66,11 +68,8 @@ grpc::Status ClientServiceImpl::Submit(
       ++line_number;
       if (line.size() > options_.max_prompt_bytes) {
         metrics::RejectedCall("client", "prompt_too_long");
-        return grpc::Status(
-            grpc::StatusCode::INVALID_ARGUMENT,
-            absl::StrCat("submit: line ", line_number, " has ", line.size(),
-                         " bytes, more than the limit of ",
-                         options_.max_prompt_bytes));
+        return ToGrpcStatus(PromptTooLargeError(line_number, line.size(),
+                                                options_.max_prompt_bytes));
       }
     }
     if (absl::Status s = (*submission)->AddLines(request.lines()); !s.ok()) {
@@ -140,6 +139,17 @@ grpc::Status ClientServiceImpl::CancelJob(grpc::ServerContext* context,
   absl::StatusOr<v1::Job> job = coordinator_.CancelJob(request->job_id());
   if (!job.ok()) return ToGrpcStatus(job.status());
   spdlog::info("job {} cancelled", request->job_id());
+  *response = std::move(*job);
+  return grpc::Status::OK;
+}
+
+grpc::Status ClientServiceImpl::RetryJob(grpc::ServerContext*,
+                                         const v1::RetryJobRequest* request,
+                                         v1::Job* response) {
+  absl::StatusOr<v1::Job> job = coordinator_.RetryJob(request->job_id());
+  if (!job.ok()) return ToGrpcStatus(job.status());
+  spdlog::info("job {} retried: state {}", request->job_id(),
+               static_cast<int>(job->state()));
   *response = std::move(*job);
   return grpc::Status::OK;
 }

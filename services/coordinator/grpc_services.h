@@ -61,6 +61,9 @@ class ClientServiceImpl final : public v1::ClientService::Service {
   grpc::Status WatchJob(grpc::ServerContext* context,
                         const v1::WatchJobRequest* request,
                         grpc::ServerWriter<v1::Job>* writer) override;
+  grpc::Status RetryJob(grpc::ServerContext* context,
+                        const v1::RetryJobRequest* request,
+                        v1::Job* response) override;
   grpc::Status CancelJob(grpc::ServerContext* context,
                          const v1::CancelJobRequest* request,
                          v1::Job* response) override;

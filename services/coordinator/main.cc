@@ -55,6 +55,10 @@ int main(int argc, char** argv) {
                  "submissions in flight at once (0: no limit); more get "
                  "RESOURCE_EXHAUSTED")
       ->check(CLI::Range(0, 1 << 20));
+  size_t max_prompt_bytes = distillery::kDefaultMaxPromptBytes;
+  app.add_option("--max-prompt-bytes", max_prompt_bytes,
+                 "longest prompt-file line a submission takes")
+      ->capture_default_str();
   std::string log_level = "info";
   std::string log_format = "text";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
@@ -94,11 +98,16 @@ int main(int argc, char** argv) {
     *token = std::move(*secret);
   }
   options.max_message_bytes = max_message_mb << 20;
-  options.max_prompt_bytes = static_cast<size_t>(max_prompt_kb) << 10;
+  // One limit, two spellings: --max-prompt-kb wins when given.
+  if (app.count("--max-prompt-kb") > 0) {
+    max_prompt_bytes = static_cast<size_t>(max_prompt_kb) << 10;
+  }
+  options.max_prompt_bytes = max_prompt_bytes;
   options.max_concurrent_submissions = max_concurrent_submissions;
   options.coordinator.lease_duration = std::chrono::seconds(lease_seconds);
   options.coordinator.heartbeat_interval =
       std::chrono::milliseconds(heartbeat_ms);
+  options.coordinator.max_prompt_bytes = max_prompt_bytes;
   auto server = distillery::CoordinatorServer::Start(std::move(options));
   if (!server.ok()) {
     std::cerr << "error: " << server.status().message() << "\n";

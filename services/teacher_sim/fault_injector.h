@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
 
 namespace distillery::teacher_sim {
 
@@ -20,20 +21,34 @@ enum class FaultKind {
   kNone,
   kServerError,  // 500 server_error
   kRateLimited,  // 429 rate_limit_exceeded with retry-after headers
+  kUnavailable,  // 503 with retry-after
+  kOverloaded,   // 529 overloaded_error (Anthropic's)
+  kReset,        // the connection is reset instead of answered
+  kTruncate,     // a 200 whose body stops halfway
+  kPad,          // a 200 after blank lines / ": keep-alive" for a while
+  kSlow,         // a 200 after a long delay
+  kQuota,        // 429 insufficient_quota (permanent: pauses the teacher)
+};
+
+struct WeightedFault {
+  FaultKind kind;
+  double weight;  // relative to the other entries; > 0
 };
 
 std::string_view FaultKindName(FaultKind kind);
+
+// Parses a --fault-rates value: comma-separated KIND=RATE, KIND one of 500,
+// 429, 503, 529, reset, truncate, pad, slow, quota and RATE the fraction of
+// requests (0..1) that get it; the rates must sum to at most 1. The result
+// is a mix for RandomFaultInjector with `*total` as its rate.
+absl::StatusOr<std::vector<WeightedFault>> ParseFaultRates(
+    std::string_view spec, double* total);
 
 // Chooses the fault for the next request. Implementations are thread-safe.
 class FaultInjector {
  public:
   virtual ~FaultInjector() = default;
   virtual FaultKind Next() = 0;
-};
-
-struct WeightedFault {
-  FaultKind kind;
-  double weight;  // relative to the other entries; > 0
 };
 
 // Injects a fault into a fraction `rate` (0..1) of requests, choosing the

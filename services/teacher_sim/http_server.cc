@@ -11,6 +11,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <exception>
@@ -141,6 +142,9 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Send(SimResponse response, unsigned version, bool keep_alive) {
+    if (response.wire_fault != WireFault::kNone) {
+      return SendFaulty(std::move(response));
+    }
     keep_alive_ = keep_alive;
     res_ = {};
     res_.version(version);
@@ -170,6 +174,79 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     Write();
+  }
+
+  // Faults below the HTTP layer, written by hand rather than by Beast's
+  // serializer: a reset, a body cut short, padding trickled before the body.
+  void SendFaulty(SimResponse response) {
+    fault_ = response.wire_fault;
+    pieces_.clear();
+    next_piece_ = 0;
+    pad_interval_ = response.pad_interval;
+    if (fault_ != WireFault::kReset) {
+      const size_t padding = response.pad.size() * response.pad_count;
+      const auto status = http::int_to_status(response.status);
+      const beast::string_view reason = http::obsolete_reason(status);
+      std::string head = absl::StrCat("HTTP/1.1 ", response.status, " ",
+                                      std::string(reason.data(), reason.size()),
+                                      "\r\nserver: teacher-sim\r\n");
+      for (const auto& [name, value] : response.headers) {
+        absl::StrAppend(&head, name, ": ", value, "\r\n");
+      }
+      absl::StrAppend(&head, "content-length: ",
+                      padding + response.body.size(),
+                      "\r\nconnection: close\r\n\r\n");
+      if (fault_ == WireFault::kTruncate) {
+        head += response.body.substr(0, response.body.size() / 2);
+        pieces_.push_back(std::move(head));
+      } else {
+        pieces_.push_back(std::move(head));
+        for (int i = 0; i < response.pad_count; ++i) {
+          pieces_.push_back(response.pad);
+        }
+        pieces_.push_back(std::move(response.body));
+      }
+    }
+    stream_.expires_never();
+    timer_.expires_after(response.delay);
+    timer_.async_wait(beast::bind_front_handler(&Session::OnFaultTimer,
+                                                shared_from_this()));
+  }
+
+  void OnFaultTimer(beast::error_code ec) {
+    if (ec) return;
+    if (next_piece_ >= pieces_.size()) return EndFaulty();
+    stream_.expires_after(kWriteTimeout);
+    net::async_write(
+        stream_, net::buffer(pieces_[next_piece_]),
+        beast::bind_front_handler(&Session::OnPieceWritten,
+                                  shared_from_this()));
+  }
+
+  void OnPieceWritten(beast::error_code ec, std::size_t) {
+    if (ec) return;
+    ++next_piece_;
+    // Padding trickles: the wait is before every piece after the headers
+    // except the first padding line.
+    const bool wait = fault_ == WireFault::kPad && next_piece_ > 1 &&
+                      next_piece_ < pieces_.size();
+    stream_.expires_never();
+    timer_.expires_after(wait ? pad_interval_ : Duration::zero());
+    timer_.async_wait(beast::bind_front_handler(&Session::OnFaultTimer,
+                                                shared_from_this()));
+  }
+
+  void EndFaulty() {
+    beast::error_code ignored;
+    tcp::socket& socket = stream_.socket();
+    if (fault_ != WireFault::kReset) {
+      // FIN after the bytes written: a cut body ends short of its length.
+      socket.shutdown(tcp::socket::shutdown_send, ignored);
+      return;
+    }
+    // Linger 0 makes close() send RST, not FIN.
+    socket.set_option(net::socket_base::linger(true, 0), ignored);
+    socket.close(ignored);
   }
 
   void OnDelayDone(beast::error_code ec) {
@@ -202,6 +279,10 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::response<http::empty_body>> continue_;
   http::response<http::string_body> res_;
   bool keep_alive_ = false;
+  WireFault fault_ = WireFault::kNone;
+  std::vector<std::string> pieces_;
+  size_t next_piece_ = 0;
+  Duration pad_interval_{0};
   const HttpServer::Options& options_;
   const HttpServer::Handler& handler_;
 };

@@ -88,6 +88,23 @@ int main(int argc, char** argv) {
   bool quota_exhausted = false;
   app.add_flag("--quota-exhausted", quota_exhausted,
                "answer every chat request 429 insufficient_quota");
+  std::string fault_rates;
+  app.add_option("--fault-rates", fault_rates,
+                 "KIND=RATE,... fraction of chat requests given each fault: "
+                 "500, 429, 503 (retry-after), 529, reset (connection reset), "
+                 "truncate (200 body cut short), pad (keep-alive padding "
+                 "before the answer), slow, quota (429 insufficient_quota); "
+                 "replaces --error-rate");
+  int64_t slow_ms = 3000;
+  app.add_option("--slow-ms", slow_ms, "delay of a 'slow' answer")
+      ->check(CLI::NonNegativeNumber);
+  int pad_count = 5;
+  app.add_option("--pad-count", pad_count, "padding lines of a 'pad' answer")
+      ->check(CLI::Range(0, 100000));
+  int64_t pad_interval_ms = 200;
+  app.add_option("--pad-interval-ms", pad_interval_ms,
+                 "time between padding lines")
+      ->check(CLI::NonNegativeNumber);
   CLI11_PARSE(app, argc, argv);
   limits.window = std::chrono::seconds(window_s);
 
@@ -101,13 +118,27 @@ int main(int argc, char** argv) {
   RaiseFileLimit();
 
   distillery::Clock& clock = distillery::RealClock::Get();
-  sim::RandomFaultInjector faults(error_rate, seed);
+  std::vector<sim::WeightedFault> mix = sim::RandomFaultInjector::DefaultMix();
+  double fault_rate = error_rate;
+  if (!fault_rates.empty()) {
+    auto parsed = sim::ParseFaultRates(fault_rates, &fault_rate);
+    if (!parsed.ok()) {
+      std::cerr << "teacher-sim: --fault-rates: " << parsed.status().message()
+                << "\n";
+      return 2;
+    }
+    mix = std::move(*parsed);
+  }
+  sim::RandomFaultInjector faults(fault_rate, seed, std::move(mix));
   sim::SimHandlerOptions handler_options;
   handler_options.required_api_key = api_key;
   handler_options.latency = std::chrono::milliseconds(latency_ms);
   handler_options.limits = limits;
   handler_options.ratelimit_headers = !no_ratelimit_headers;
   handler_options.quota_exhausted = quota_exhausted;
+  handler_options.slow_latency = std::chrono::milliseconds(slow_ms);
+  handler_options.pad_count = pad_count;
+  handler_options.pad_interval = std::chrono::milliseconds(pad_interval_ms);
   sim::SimHandler handler(handler_options, clock, &faults);
 
   sim::HttpServer::Options server_options;

@@ -169,6 +169,15 @@ std::string RenderErrorJson(std::string_view message, std::string_view type,
   return w.Release();
 }
 
+namespace {
+// Faults that spoil an answer that is otherwise made (and, but for a cut
+// body, paid for) rather than replace it.
+bool IsAnswerFault(FaultKind kind) {
+  return kind == FaultKind::kTruncate || kind == FaultKind::kPad ||
+         kind == FaultKind::kSlow;
+}
+}  // namespace
+
 SimHandler::SimHandler(SimHandlerOptions options, Clock& clock,
                        FaultInjector* faults)
     : options_(std::move(options)),
@@ -277,9 +286,13 @@ SimResponse SimHandler::AnswerChat(const SimRequest& request,
                              "your plan and billing details.",
                              "insufficient_quota", "", "insufficient_quota"));
   }
+  FaultKind fault = FaultKind::kNone;
   if (faults_ != nullptr) {
-    const FaultKind fault = faults_->Next();
-    if (fault != FaultKind::kNone) return RenderFault(fault);
+    fault = faults_->Next();
+    if (fault != FaultKind::kNone && !IsAnswerFault(fault)) {
+      stats_.RecordFault(FaultKindName(fault));
+      return RenderFault(fault);
+    }
   }
 
   ChatRequest chat;
@@ -320,13 +333,63 @@ SimResponse SimHandler::AnswerChat(const SimRequest& request,
                   : JsonResponse(200, RenderCompletionJson(completion, id,
                                                            created));
   response.delay = options_.latency;
-  stats_.Record(200, /*chat=*/true, completion.usage.prompt_tokens,
-                completion.usage.completion_tokens);
+  ApplyAnswerFault(fault, chat.stream, completion.usage.prompt_tokens,
+                   completion.usage.completion_tokens, &response);
   return response;
+}
+
+void SimHandler::ApplyAnswerFault(FaultKind kind, bool stream,
+                                  int64_t prompt_tokens,
+                                  int64_t completion_tokens,
+                                  SimResponse* response) {
+  switch (kind) {
+    case FaultKind::kTruncate:
+      response->wire_fault = WireFault::kTruncate;
+      stats_.RecordFault(FaultKindName(kind));
+      return;  // never a complete answer: not a 200 in the stats
+    case FaultKind::kPad:
+      response->wire_fault = WireFault::kPad;
+      response->pad = stream ? ": keep-alive\n\n" : "\n";
+      response->pad_count = options_.pad_count;
+      response->pad_interval = options_.pad_interval;
+      stats_.RecordFault(FaultKindName(kind));
+      break;
+    case FaultKind::kSlow:
+      response->delay = options_.slow_latency;
+      stats_.RecordFault(FaultKindName(kind));
+      break;
+    default:
+      break;
+  }
+  stats_.Record(200, /*chat=*/true, prompt_tokens, completion_tokens);
 }
 
 SimResponse SimHandler::RenderFault(FaultKind kind) {
   switch (kind) {
+    case FaultKind::kReset: {
+      SimResponse r;
+      r.status = 0;  // nothing is sent; the stats count it under "0"
+      r.wire_fault = WireFault::kReset;
+      r.delay = options_.latency;
+      return r;
+    }
+    case FaultKind::kUnavailable: {
+      SimResponse r = JsonResponse(
+          503, RenderErrorJson("The server is overloaded or not ready yet.",
+                               "server_error", "", "service_unavailable"));
+      r.headers.emplace_back("retry-after", "1");
+      r.headers.emplace_back("retry-after-ms", "100");
+      return r;
+    }
+    case FaultKind::kOverloaded:
+      return JsonResponse(
+          529, RenderErrorJson("Overloaded", "overloaded_error", "", ""));
+    case FaultKind::kQuota:
+      return JsonResponse(
+          429, RenderErrorJson("You exceeded your current quota, please "
+                               "check your plan and billing details.",
+                               "insufficient_quota", "",
+                               "insufficient_quota"));
     case FaultKind::kRateLimited: {
       SimResponse r = JsonResponse(
           429, RenderErrorJson("Rate limit reached for requests on "
@@ -367,9 +430,13 @@ SimResponse SimHandler::AnswerMessages(const SimRequest& request,
                                         : "invalid x-api-key");
     }
   }
+  FaultKind fault = FaultKind::kNone;
   if (faults_ != nullptr) {
-    const FaultKind fault = faults_->Next();
-    if (fault != FaultKind::kNone) return RenderMessagesFault(fault);
+    fault = faults_->Next();
+    if (fault != FaultKind::kNone && !IsAnswerFault(fault)) {
+      stats_.RecordFault(FaultKindName(fault));
+      return RenderMessagesFault(fault);
+    }
   }
   if (Trim(request.Header("anthropic-version")).empty()) {
     return AnthropicError(400, "invalid_request_error",
@@ -391,12 +458,18 @@ SimResponse SimHandler::AnswerMessages(const SimRequest& request,
       chat.stream ? EventStream(RenderMessageStream(completion, id, shape))
                   : JsonResponse(200, RenderMessageJson(completion, id, shape));
   response.delay = options_.latency;
-  stats_.Record(200, /*chat=*/true, completion.usage.prompt_tokens,
-                completion.usage.completion_tokens);
+  ApplyAnswerFault(fault, chat.stream, completion.usage.prompt_tokens,
+                   completion.usage.completion_tokens, &response);
   return response;
 }
 
 SimResponse SimHandler::RenderMessagesFault(FaultKind kind) {
+  if (kind == FaultKind::kReset) return RenderFault(kind);
+  if (kind == FaultKind::kQuota) {
+    return AnthropicError(
+        400, "invalid_request_error",
+        "Your credit balance is too low to access the Anthropic API.");
+  }
   if (kind == FaultKind::kRateLimited) {
     SimResponse r = AnthropicError(
         429, "rate_limit_error",

@@ -49,6 +49,11 @@ struct SimHandlerOptions {
   // Every chat request answers 429 insufficient_quota, as a key whose
   // account has run dry.
   bool quota_exhausted = false;
+  // Injected answer faults: a slow answer comes after `slow_latency`; a
+  // padded one after `pad_count` padding lines, one per `pad_interval`.
+  Duration slow_latency = std::chrono::seconds(3);
+  int pad_count = 5;
+  Duration pad_interval = std::chrono::milliseconds(200);
 };
 
 // Renders an OpenAI error body; empty `param` or `code` become null.
@@ -72,6 +77,10 @@ class SimHandler {
   SimResponse AnswerChat(const SimRequest& request, uint64_t sequence,
                          SimAdmission* admission);
   SimResponse RenderFault(FaultKind kind);
+  // Applies an answer fault (truncate, pad, slow) to a rendered 200 answer;
+  // records it in the stats, and the 200 unless the body is cut.
+  void ApplyAnswerFault(FaultKind kind, bool stream, int64_t prompt_tokens,
+                        int64_t completion_tokens, SimResponse* response);
   SimResponse HandleMessages(const SimRequest& request);
   SimResponse AnswerMessages(const SimRequest& request, uint64_t sequence);
   SimResponse RenderMessagesFault(FaultKind kind);

@@ -30,6 +30,16 @@ struct SimRequest {
   }
 };
 
+// How the server misbehaves at the connection level while sending a
+// response (see fault_injector.h); each closes the connection after it.
+enum class WireFault {
+  kNone,
+  kReset,     // no response: the connection is reset (RST)
+  kTruncate,  // headers with the full content-length, half the body, close
+  kPad,       // padding lines (`pad`) sent one per `pad_interval`, then the
+              // body; content-length counts them
+};
+
 struct SimResponse {
   int status = 200;
   // Sent as given; the server adds server, connection and content-length
@@ -39,6 +49,10 @@ struct SimResponse {
   // How long the server waits (on a timer, never blocking a thread) before
   // sending the response.
   Duration delay{0};
+  WireFault wire_fault = WireFault::kNone;
+  std::string pad;  // one padding line, e.g. "\n" or ": keep-alive\n\n"
+  int pad_count = 0;
+  Duration pad_interval{0};
 
   std::string_view Header(std::string_view name) const {
     for (const auto& [k, v] : headers) {

@@ -20,6 +20,11 @@ void SimStats::Record(int status, bool chat, int64_t prompt_tokens,
   }
 }
 
+void SimStats::RecordFault(std::string_view kind) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++counters_.faults[std::string(kind)];
+}
+
 SimStats::Snapshot SimStats::Get() const {
   std::lock_guard<std::mutex> lock(mu_);
   return counters_;
@@ -39,6 +44,9 @@ std::string SimStats::RenderJson() const {
   for (const auto& [status, count] : s.by_status) {
     w.Key(std::to_string(status)).Int(count);
   }
+  w.EndObject();
+  w.Key("faults").BeginObject();
+  for (const auto& [kind, count] : s.faults) w.Key(kind).Int(count);
   w.EndObject();
   w.EndObject();
   return w.Release();

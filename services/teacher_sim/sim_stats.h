@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include "absl/base/thread_annotations.h"
 
@@ -24,6 +25,7 @@ class SimStats {
     int64_t prompt_tokens_total = 0;      // over 200 answers
     int64_t completion_tokens_total = 0;  // over 200 answers
     std::map<int, int64_t> by_status;
+    std::map<std::string, int64_t> faults;  // injected, by kind
   };
 
   // Counts one request answered with `status`. `chat` marks chat completion
@@ -31,11 +33,14 @@ class SimStats {
   void Record(int status, bool chat, int64_t prompt_tokens = 0,
               int64_t completion_tokens = 0);
 
+  // Counts one injected fault of `kind` (fault_injector.h's names).
+  void RecordFault(std::string_view kind);
+
   Snapshot Get() const;
 
   // {"requests_total":N,"chat_requests_total":N,"chat_completions_total":N,
   //  "errors_total":N,"prompt_tokens_total":N,"completion_tokens_total":N,
-  //  "by_status":{"200":N,...}}
+  //  "by_status":{"200":N,...},"faults":{"reset":N,...}}
   std::string RenderJson() const;
 
  private:

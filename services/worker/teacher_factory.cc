@@ -25,6 +25,7 @@ std::unique_ptr<Teacher> MakeTeacher(const TeacherProfile& profile,
     options.connect_timeout = connect;
     options.idle_timeout = idle;
     options.total_timeout = total;
+    options.max_response_bytes = static_cast<size_t>(profile.max_response_bytes);
     return std::make_unique<AnthropicTeacher>(http, std::move(options));
   }
   OpenAiTeacherOptions options;
@@ -37,6 +38,7 @@ std::unique_ptr<Teacher> MakeTeacher(const TeacherProfile& profile,
   options.connect_timeout = connect;
   options.idle_timeout = idle;
   options.total_timeout = total;
+  options.max_response_bytes = static_cast<size_t>(profile.max_response_bytes);
   return std::make_unique<OpenAiTeacher>(http, std::move(options));
 }
 

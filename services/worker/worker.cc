@@ -221,7 +221,31 @@ void Worker::HeartbeatIfDue() {
   }
   if (!response->known()) {
     spdlog::warn("coordinator does not know this worker; registering again");
+    DropUnsentTasks();
     RegisterUntilDone();
+  }
+}
+
+void Worker::DropUnsentTasks() {
+  std::lock_guard<std::mutex> lock(mu_);
+  // Their leases died with the coordinator's memory and it will hand them
+  // out again: sending them now could pay twice. Answers in flight are still
+  // reported (a late report is used if the task is not done).
+  int dropped = 0;
+  auto drop = [&](Pending& p) {
+    held_leases_.erase(p.task.lease_id());
+    --teachers_[p.teacher_index].busy;
+    ++dropped;
+  };
+  for (TeacherState& t : teachers_) {
+    for (Pending& p : t.queue) drop(p);
+    t.queue.clear();
+  }
+  for (auto& [when, p] : retries_) drop(p);
+  retries_.clear();
+  if (dropped > 0) {
+    spdlog::info("dropped {} unsent tasks whose leases the coordinator lost",
+                 dropped);
   }
 }
 
@@ -243,7 +267,9 @@ void Worker::LeaseMore() {
     absl::StatusOr<v1::LeaseResponse> response = coordinator_.Lease(request);
     if (!response.ok()) {
       if (absl::IsFailedPrecondition(response.status())) {
-        RegisterUntilDone();  // the coordinator restarted and forgot us
+        // The coordinator restarted and forgot us.
+        DropUnsentTasks();
+        RegisterUntilDone();
       } else {
         spdlog::warn("lease failed: {}", std::string(response.status().message()));
       }

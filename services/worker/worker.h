@@ -88,6 +88,8 @@ class Worker {
   };
 
   void RegisterUntilDone();
+  // Forgets tasks leased but not sent, when the coordinator lost our leases.
+  void DropUnsentTasks();
   // Sends what the budget allows from the teachers' queues; returns how long
   // until more may be sent.
   Duration DispatchReady();

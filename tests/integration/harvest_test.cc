@@ -239,8 +239,11 @@ TEST_F(SlowHarvestTest, KilledWorkerLosesNothing) {
   const json status = Status(job);
   EXPECT_EQ(status.at("tasks_done"), 2000);
   EXPECT_EQ(status.at("tasks_failed"), 0);
-  // Requests re-sent after the kill are at most what the dead worker held.
-  EXPECT_LE(SimChatCompletions(), 2000 + 16);
+  // Requests re-sent after the kill are at most what the dead worker held:
+  // up to max_concurrency (16) in flight, plus answers it had not reported
+  // yet (it leases again as soon as an answer arrives and reports within
+  // report_delay; under a sanitizer that can be a few more).
+  EXPECT_LE(SimChatCompletions(), 2000 + 2 * 16);
 }
 
 // Runs `distillery ARGS` with its stdout on a pseudo-terminal `columns`

@@ -377,7 +377,7 @@ TEST_F(SecurityTest, LimitsOnPromptLengthAndSubmissionsInFlight) {
   CommandResult r = Cli(address_, {"submit", dir_ + "/long.jsonl",
                                    "--teacher", "sim", "--model", "m"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.err.find("more than the limit of 1024"), std::string::npos)
+  EXPECT_NE(r.err.find("over the limit of 1024"), std::string::npos)
       << r.err;
 
   auto stub = v1::ClientService::NewStub(

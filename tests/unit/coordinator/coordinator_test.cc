@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/base/clock.h"
 #include "common/dedup/keys.h"
 #include "common/store/store.h"
@@ -912,6 +913,81 @@ TEST_F(CoordinatorTest, ExhaustedRetriesFailTheTask) {
   EXPECT_EQ(task.attempts(), 5);
   EXPECT_EQ(GetJob(job.id()).state(), v1::JOB_STATE_COMPLETED);
   EXPECT_EQ(GetJob(job.id()).counters().tasks_failed(), 1);
+}
+
+TEST_F(CoordinatorTest, RetryJobHarvestsDeadLettersAgain) {
+  v1::Job job = MustSubmit(PromptLines({"a", "b", "c"}));
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> tasks = Lease(w, 10);
+  ASSERT_EQ(tasks.size(), 3u);
+  Report(w, {Failure(tasks[0], v1::FAILURE_CLASS_PERMANENT, "HTTP 400", 1),
+             Success(tasks[1], "B"),
+             Failure(tasks[2], v1::FAILURE_CLASS_RETRYABLE, "HTTP 503", 5)});
+  ASSERT_EQ(GetJob(job.id()).state(), v1::JOB_STATE_COMPLETED);
+  ASSERT_EQ(GetJob(job.id()).counters().tasks_failed(), 2);
+
+  absl::StatusOr<v1::Job> retried = coordinator_->RetryJob(job.id());
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_EQ(retried->state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(retried->finished_ms(), 0);
+  EXPECT_EQ(retried->counters().tasks_failed(), 0);
+  EXPECT_EQ(retried->counters().tasks_done(), 1);
+  // Stored atomically with the tasks: a restart sees the same.
+  EXPECT_EQ((*store_->GetJob(job.id()))->counters().tasks_failed(), 0);
+  for (int64_t seq : {0, 2}) {
+    v1::Task t = StoredTask(job.id(), seq);
+    EXPECT_EQ(t.state(), v1::TASK_STATE_PENDING);
+    EXPECT_EQ(t.attempts(), 0);
+    EXPECT_EQ(t.last_error(), "");
+  }
+  EXPECT_EQ(StoredTask(job.id(), 1).state(), v1::TASK_STATE_DONE);
+
+  std::vector<v1::LeasedTask> again = Lease(w, 10);
+  ASSERT_EQ(again.size(), 2u);
+  EXPECT_EQ(again[0].prompt_seq(), 0);
+  EXPECT_EQ(again[1].prompt_seq(), 2);
+  Report(w, {Success(again[0], "A"), Success(again[1], "C")});
+  v1::Job done = GetJob(job.id());
+  EXPECT_EQ(done.state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(done.counters().tasks_done(), 3);
+  EXPECT_EQ(done.counters().tasks_failed(), 0);
+}
+
+TEST_F(CoordinatorTest, RetryJobWithNothingFailedChangesNothing) {
+  v1::Job job = MustSubmit(PromptLines({"a"}));
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> tasks = Lease(w, 10);
+  ASSERT_EQ(tasks.size(), 1u);
+  Report(w, {Success(tasks[0], "A")});
+  absl::StatusOr<v1::Job> retried = coordinator_->RetryJob(job.id());
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_EQ(retried->state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_TRUE(Lease(w, 10).empty());
+}
+
+TEST_F(CoordinatorTest, RetryJobRejectsUnknownAndCancelledJobs) {
+  absl::StatusOr<v1::Job> unknown = coordinator_->RetryJob("job-999999");
+  EXPECT_TRUE(absl::IsNotFound(unknown.status())) << unknown.status();
+  EXPECT_THAT(unknown.status().message(), HasSubstr("no job 'job-999999'"));
+  v1::Job job = MustSubmit(PromptLines({"a"}));
+  ASSERT_TRUE(coordinator_->CancelJob(job.id()).ok());
+  absl::StatusOr<v1::Job> cancelled = coordinator_->RetryJob(job.id());
+  EXPECT_TRUE(absl::IsFailedPrecondition(cancelled.status()))
+      << cancelled.status();
+  EXPECT_THAT(cancelled.status().message(), HasSubstr("cancelled"));
+}
+
+TEST_F(CoordinatorTest, OversizedLineRejectsTheSubmission) {
+  options_.max_prompt_bytes = 64;
+  Restart();
+  const std::string big = PromptLine(std::string(100, 'x'));
+  absl::StatusOr<v1::Job> job = Submit({PromptLine("ok"), big});
+  ASSERT_FALSE(job.ok());
+  EXPECT_EQ(job.status().message(),
+            absl::StrCat("line 2: prompt is ", big.size(),
+                         " bytes, over the limit of 64"));
+  EXPECT_TRUE(coordinator_->ListJobs().empty());
+  EXPECT_TRUE((*store_->ListJobs()).empty());
 }
 
 TEST_F(CoordinatorTest, TeacherDownPausesTheTeacherUntilResumed) {

@@ -2,6 +2,7 @@
 // errors that name the line and the reason.
 #include "common/dataset/prompt_parser.h"
 
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -203,6 +204,47 @@ TEST(ParsePromptLineTest, ErrorsNameTheLineAndTheReason) {
     EXPECT_THAT(std::string(s.message()), StartsWith(prefix));
     EXPECT_THAT(std::string(s.message()), HasSubstr(c.reason));
   }
+}
+
+TEST(ParsePromptLineTest, OversizedLineIsRejectedUnparsed) {
+  const std::string line = "{\"prompt\": \"" + std::string(200, 'x') + "\"}";
+  absl::StatusOr<std::optional<v1::Prompt>> p =
+      ParsePromptLine(line, 7, "", 100);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().message(),
+            "line 7: prompt is " + std::to_string(line.size()) +
+                " bytes, over the limit of 100");
+  EXPECT_TRUE(ParsePromptLine(line, 7, "", line.size()).ok());
+  // Even a line that is not JSON: the size is checked first.
+  EXPECT_THAT(ParsePromptLine(std::string(300, '{'), 1, "", 100)
+                  .status()
+                  .message(),
+              HasSubstr("over the limit"));
+}
+
+TEST(ReadBoundedLineTest, ReadsLinesAndSkipsTheRestOfALongOne) {
+  std::istringstream in("first\r\n" + std::string(10000, 'y') +
+                        "\nlast");
+  std::string line;
+  size_t length = 0;
+  ASSERT_TRUE(ReadBoundedLine(in, 100, &line, &length));
+  EXPECT_EQ(line, "first");
+  EXPECT_EQ(length, 5u);
+  ASSERT_TRUE(ReadBoundedLine(in, 100, &line, &length));
+  EXPECT_EQ(length, 10000u);
+  EXPECT_LE(line.size(), 101u);  // never held whole
+  ASSERT_TRUE(ReadBoundedLine(in, 100, &line, &length));
+  EXPECT_EQ(line, "last");
+  EXPECT_FALSE(ReadBoundedLine(in, 100, &line, &length));
+}
+
+TEST(ReadBoundedLineTest, EmptyLinesAreLines) {
+  std::istringstream in("\n\nx\n");
+  std::string line;
+  size_t length = 0;
+  int lines = 0;
+  while (ReadBoundedLine(in, 10, &line, &length)) ++lines;
+  EXPECT_EQ(lines, 3);
 }
 
 TEST(IsValidUtf8Test, AcceptsWellFormedText) {

@@ -416,5 +416,28 @@ TEST(ResolveApiKeyTest, NoKeyConfiguredIsAnEmptyKey) {
   EXPECT_EQ(*key, "");
 }
 
+TEST(TeachersYamlTest, MaxResponseBytesHasADefaultAndAFloor) {
+  absl::StatusOr<std::vector<TeacherProfile>> p = ParseTeachersYaml(R"(
+teachers:
+  - name: alpha
+    base_url: http://a/v1
+  - name: beta
+    base_url: http://b/v1
+    max_response_bytes: 4096
+)",
+                                                                   "t.yaml");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ((*p)[0].max_response_bytes, 16 << 20);
+  EXPECT_EQ((*p)[1].max_response_bytes, 4096);
+  absl::Status s = ParseError(R"(
+teachers:
+  - name: alpha
+    base_url: http://a/v1
+    max_response_bytes: 10
+)");
+  EXPECT_THAT(s.message(), AllOf(HasSubstr("'max_response_bytes'"),
+                                 HasSubstr("at least 1024")));
+}
+
 }  // namespace
 }  // namespace distillery

@@ -4,10 +4,13 @@
 #include <map>
 #include <vector>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace distillery::teacher_sim {
 namespace {
+
+using ::testing::HasSubstr;
 
 std::vector<FaultKind> Draw(FaultInjector& f, int n) {
   std::vector<FaultKind> out;
@@ -60,6 +63,47 @@ TEST(FaultKindNameTest, NamesEveryKind) {
   EXPECT_EQ(FaultKindName(FaultKind::kNone), "none");
   EXPECT_EQ(FaultKindName(FaultKind::kServerError), "server_error");
   EXPECT_EQ(FaultKindName(FaultKind::kRateLimited), "rate_limited");
+  EXPECT_EQ(FaultKindName(FaultKind::kUnavailable), "unavailable");
+  EXPECT_EQ(FaultKindName(FaultKind::kOverloaded), "overloaded");
+  EXPECT_EQ(FaultKindName(FaultKind::kReset), "reset");
+  EXPECT_EQ(FaultKindName(FaultKind::kTruncate), "truncate");
+  EXPECT_EQ(FaultKindName(FaultKind::kPad), "pad");
+  EXPECT_EQ(FaultKindName(FaultKind::kSlow), "slow");
+  EXPECT_EQ(FaultKindName(FaultKind::kQuota), "quota");
+}
+
+TEST(ParseFaultRatesTest, ParsesEveryKindAndSumsTheRates) {
+  double total = 0;
+  absl::StatusOr<std::vector<WeightedFault>> mix = ParseFaultRates(
+      "500=0.05,503=0.05,529=0.02,reset=0.03,truncate=0.03,pad=0.02,"
+      "slow=0.02,quota=0,429=0.01",
+      &total);
+  ASSERT_TRUE(mix.ok()) << mix.status();
+  EXPECT_NEAR(total, 0.23, 1e-9);
+  ASSERT_EQ(mix->size(), 8u);  // quota=0 is left out
+  EXPECT_EQ((*mix)[0].kind, FaultKind::kServerError);
+  EXPECT_EQ((*mix)[3].kind, FaultKind::kReset);
+  EXPECT_EQ((*mix)[7].kind, FaultKind::kRateLimited);
+
+  // The injector then gives each kind at its own rate.
+  RandomFaultInjector faults(total, 7, *mix);
+  int resets = 0;
+  for (int i = 0; i < 20000; ++i) resets += faults.Next() == FaultKind::kReset;
+  EXPECT_NEAR(resets / 20000.0, 0.03, 0.006);
+}
+
+TEST(ParseFaultRatesTest, RejectsBadSpecsNamingTheProblem) {
+  double total = 0;
+  EXPECT_THAT(ParseFaultRates("500", &total).status().message(),
+              HasSubstr("'500' is not KIND=RATE"));
+  EXPECT_THAT(ParseFaultRates("418=0.1", &total).status().message(),
+              HasSubstr("unknown fault '418'"));
+  EXPECT_THAT(ParseFaultRates("reset=lots", &total).status().message(),
+              HasSubstr("rate 'lots' is not a number in [0, 1]"));
+  EXPECT_THAT(ParseFaultRates("reset=1.5", &total).status().message(),
+              HasSubstr("not a number in [0, 1]"));
+  EXPECT_THAT(ParseFaultRates("500=0.6,503=0.6", &total).status().message(),
+              HasSubstr("over 1"));
 }
 
 }  // namespace

@@ -206,6 +206,61 @@ TEST_F(SimHandlerTest, InjectedServerErrorIs500AfterTheLatency) {
   EXPECT_EQ(r.Header("openai-processing-ms"), "250");
 }
 
+TEST_F(SimHandlerTest, InjectedStatusFaultsCarryTheirShapes) {
+  SimHandler& h = MakeHandler();
+  faults_.Add(FaultKind::kUnavailable);
+  faults_.Add(FaultKind::kOverloaded);
+  faults_.Add(FaultKind::kQuota);
+  SimResponse r = h.Handle(Post("/v1/chat/completions", kChatBody));
+  ASSERT_EQ(r.status, 503);
+  EXPECT_EQ(r.Header("retry-after"), "1");
+  EXPECT_EQ(r.Header("retry-after-ms"), "100");
+  r = h.Handle(Post("/v1/chat/completions", kChatBody));
+  ASSERT_EQ(r.status, 529);
+  EXPECT_EQ(Json::parse(r.body)["error"]["type"], "overloaded_error");
+  r = h.Handle(Post("/v1/chat/completions", kChatBody));
+  ASSERT_EQ(r.status, 429);
+  EXPECT_EQ(Json::parse(r.body)["error"]["code"], "insufficient_quota");
+  EXPECT_EQ(h.stats().Get().faults.at("quota"), 1);
+}
+
+TEST_F(SimHandlerTest, InjectedWireFaultsAreLeftToTheServer) {
+  SimHandlerOptions options;
+  options.slow_latency = std::chrono::seconds(7);
+  options.pad_count = 3;
+  options.pad_interval = std::chrono::milliseconds(40);
+  SimHandler& h = MakeHandler(options);
+  faults_.Add(FaultKind::kReset);
+  faults_.Add(FaultKind::kTruncate);
+  faults_.Add(FaultKind::kPad);
+  faults_.Add(FaultKind::kSlow);
+  SimResponse r = h.Handle(Post("/v1/chat/completions", kChatBody));
+  EXPECT_EQ(r.wire_fault, WireFault::kReset);
+  r = h.Handle(Post("/v1/chat/completions", kChatBody));
+  EXPECT_EQ(r.wire_fault, WireFault::kTruncate);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NO_THROW(Json::parse(r.body));  // the server cuts it, not the handler
+  r = h.Handle(Post("/v1/chat/completions", kChatBody));
+  EXPECT_EQ(r.wire_fault, WireFault::kPad);
+  EXPECT_EQ(r.pad, "\n");
+  EXPECT_EQ(r.pad_count, 3);
+  EXPECT_EQ(r.pad_interval, std::chrono::milliseconds(40));
+  r = h.Handle(Post("/v1/chat/completions", kChatBody));
+  EXPECT_EQ(r.wire_fault, WireFault::kNone);
+  EXPECT_EQ(r.delay, std::chrono::seconds(7));
+  faults_.Add(FaultKind::kPad);
+  r = h.Handle(Post("/v1/chat/completions",
+                    R"({"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]})"));
+  EXPECT_EQ(r.pad, ": keep-alive\n\n");
+  // Cut bodies and resets are not answers: only pad and slow count as 200s.
+  const SimStats::Snapshot s = h.stats().Get();
+  EXPECT_EQ(s.chat_completions_total, 3);
+  EXPECT_EQ(s.faults.at("reset"), 1);
+  EXPECT_EQ(s.faults.at("truncate"), 1);
+  EXPECT_EQ(s.faults.at("pad"), 2);
+  EXPECT_EQ(s.faults.at("slow"), 1);
+}
+
 TEST_F(SimHandlerTest, AuthIsCheckedBeforeFaults) {
   SimHandlerOptions options;
   options.required_api_key = "k";

@@ -1,0 +1,480 @@
+// Chaos: a job of thousands of prompts against a teacher-sim that misbehaves
+// on ~20% of requests (500, 503 with retry-after, 529, resets, cut bodies,
+// keep-alive padding, slow answers), while the coordinator is SIGKILLed twice
+// and workers three times at random moments and restarted on the same data
+// dir and address. At the end every prompt is answered or dead-lettered with
+// a reason, the export has no duplicate, and the answers paid for twice are
+// no more than what was in flight at the kills. Also: `distillery retry`
+// harvests dead letters again.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "nlohmann/json.hpp"
+#include "tests/integration/process.h"
+
+namespace distillery::testing {
+namespace {
+
+using nlohmann::json;
+
+std::vector<json> ReadJsonLines(const std::string& path) {
+  std::vector<json> out;
+  std::istringstream in(ReadFile(path));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) out.push_back(json::parse(line));
+  }
+  return out;
+}
+
+// `n` distinct prompts, so every answer is paid for once.
+std::string MakePromptFile(int n) {
+  std::string text;
+  for (int i = 0; i < n; ++i) {
+    json row;
+    row["id"] = "p" + std::to_string(i);
+    row["prompt"] = "Chaos prompt " + std::to_string(i) + " about subject " +
+                    std::to_string(i * 7919 % 10007);
+    text += row.dump() + "\n";
+  }
+  return text;
+}
+
+class Cluster {
+ public:
+  Cluster(std::string dir, std::vector<std::string> sim_args,
+          std::string teacher_extra)
+      : dir_(std::move(dir)) {
+    std::vector<std::string> args = {"--listen", "127.0.0.1:0"};
+    args.insert(args.end(), sim_args.begin(), sim_args.end());
+    sim_ = std::make_unique<Process>("teacher-sim", args, dir_);
+    sim_address_ = sim_->WaitForAddress();
+    teachers_ = dir_ + "/teachers.yaml";
+    WriteFile(teachers_,
+              "teachers:\n  - name: sim\n    api: openai\n"
+              "    base_url: http://" +
+                  sim_address_ +
+                  "/v1\n    max_tokens_field: max_tokens\n"
+                  "    max_concurrency: " +
+                  std::to_string(kMaxConcurrency) + "\n" + teacher_extra);
+    // Picked once: a restarted coordinator listens where the workers and
+    // the CLI already look.
+    coordinator_address_ = "127.0.0.1:" + std::to_string(PickFreePort());
+  }
+
+  ~Cluster() {
+    workers_.clear();
+    coordinator_.reset();
+    sim_.reset();
+  }
+
+  static constexpr int kMaxConcurrency = 16;
+
+  bool StartCoordinator() {
+    coordinator_ = std::make_unique<Process>(
+        "distillery-coordinator",
+        std::vector<std::string>{"--listen", coordinator_address_, "--data-dir",
+                                 dir_ + "/data", "--teachers", teachers_,
+                                 "--lease-seconds", "3", "--heartbeat-ms",
+                                 "300"},
+        dir_);
+    // The port may still be held for a moment by the killed process.
+    return coordinator_->WaitForAddress() == coordinator_address_;
+  }
+
+  void StartWorker(int i) {
+    if (workers_.size() <= static_cast<size_t>(i)) workers_.resize(i + 1);
+    workers_[i] = std::make_unique<Process>(
+        "distillery-worker",
+        std::vector<std::string>{"--coordinator", coordinator_address_,
+                                 "--teachers", teachers_, "--name",
+                                 "w" + std::to_string(i)},
+        dir_);
+  }
+
+  void KillCoordinator() {
+    coordinator_->Signal(SIGKILL);
+    coordinator_->Wait();
+  }
+  void KillWorker(int i) {
+    workers_[i]->Signal(SIGKILL);
+    workers_[i]->Wait();
+  }
+
+  // SIGTERM to the workers, then the coordinator: each must drain and exit
+  // 0. Returns the exit codes, workers first.
+  std::vector<int> Terminate() {
+    std::vector<int> codes;
+    for (auto& w : workers_) w->Signal(SIGTERM);
+    for (auto& w : workers_) codes.push_back(w->Wait());
+    coordinator_->Signal(SIGTERM);
+    codes.push_back(coordinator_->Wait());
+    return codes;
+  }
+
+  CommandResult Cli(std::vector<std::string> args, int timeout = 300) {
+    args.insert(args.begin(), {"--coordinator", coordinator_address_});
+    return RunCommand("distillery", args, dir_, timeout);
+  }
+
+  std::string Submit(const std::string& file,
+                     const std::string& max_tokens = "64") {
+    CommandResult r = Cli({"submit", file, "--teacher", "sim", "--model",
+                           "sim-small", "--max-tokens", max_tokens});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::string last;
+    std::istringstream lines(r.out);
+    for (std::string line; std::getline(lines, line);) {
+      if (!line.empty()) last = line;
+    }
+    return last;
+  }
+
+  // The job's status, or null while the coordinator is down.
+  json Status(const std::string& job) {
+    CommandResult r = Cli({"status", job, "--json"}, 30);
+    if (r.exit_code != 0) return nullptr;
+    return json::parse(r.out);
+  }
+
+  // Polls until the job ends; returns its last status (null on timeout).
+  json WaitForEnd(const std::string& job, int timeout_seconds) {
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::seconds(timeout_seconds);
+    while (std::chrono::steady_clock::now() < deadline) {
+      json s = Status(job);
+      if (!s.is_null() && s.at("state") != "running") return s;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    return nullptr;
+  }
+
+  json SimStats() { return json::parse(HttpGet(sim_address_, "/stats")); }
+
+  const std::string& dir() const { return dir_; }
+  Process& sim() { return *sim_; }
+  Process& coordinator() { return *coordinator_; }
+
+ private:
+  std::string dir_, teachers_, sim_address_, coordinator_address_;
+  std::unique_ptr<Process> sim_, coordinator_;
+  std::vector<std::unique_ptr<Process>> workers_;
+};
+
+TEST(ChaosTest, KillsAndFaultsLoseNothingAndPayTwiceAtMostWhatWasInFlight) {
+  constexpr int kPrompts = 3000;
+  constexpr int kWorkers = 2;
+  const std::string dir = MakeTempDir("chaos");
+  const uint64_t seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  Cluster cluster(
+      dir,
+      {"--latency-ms", "20", "--seed", std::to_string(seed % 100000),
+       "--fault-rates",
+       "500=0.05,503=0.04,529=0.02,reset=0.03,truncate=0.03,pad=0.02,"
+       "slow=0.01",
+       "--slow-ms", "1500", "--pad-count", "4", "--pad-interval-ms", "100"},
+      "    idle_timeout_ms: 5000\n    total_timeout_ms: 20000\n");
+  ASSERT_TRUE(cluster.StartCoordinator()) << cluster.coordinator().Stderr();
+  for (int i = 0; i < kWorkers; ++i) cluster.StartWorker(i);
+
+  const std::string prompts = dir + "/prompts.jsonl";
+  WriteFile(prompts, MakePromptFile(kPrompts));
+  const std::string job = cluster.Submit(prompts);
+  ASSERT_EQ(job.rfind("job-", 0), 0u) << job;
+
+  // Two coordinator kills and three worker kills, in random order, each
+  // when the job has reached a random point, after a random extra delay.
+  std::vector<char> kills = {'c', 'c', 'w', 'w', 'w'};
+  std::shuffle(kills.begin(), kills.end(), rng);
+  std::vector<double> at;
+  for (size_t i = 0; i < kills.size(); ++i) {
+    at.push_back(std::uniform_real_distribution<double>(0.05, 0.8)(rng));
+  }
+  std::sort(at.begin(), at.end());
+  int coordinator_kills = 0, worker_kills = 0;
+  for (size_t k = 0; k < kills.size(); ++k) {
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(300);
+    while (std::chrono::steady_clock::now() < deadline) {
+      json s = cluster.Status(job);
+      if (!s.is_null() && s.at("tasks_done").get<double>() +
+                                  s.at("tasks_failed").get<double>() >=
+                              at[k] * kPrompts) {
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(
+        std::uniform_int_distribution<int>(0, 300)(rng)));
+    if (kills[k] == 'c') {
+      cluster.KillCoordinator();
+      ++coordinator_kills;
+      std::this_thread::sleep_for(std::chrono::milliseconds(
+          std::uniform_int_distribution<int>(0, 1000)(rng)));
+      bool up = false;
+      for (int attempt = 0; attempt < 20 && !up; ++attempt) {
+        up = cluster.StartCoordinator();
+        if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
+      ASSERT_TRUE(up) << cluster.coordinator().Stderr();
+    } else {
+      const int w = std::uniform_int_distribution<int>(0, kWorkers - 1)(rng);
+      cluster.KillWorker(w);
+      ++worker_kills;
+      cluster.StartWorker(w);
+    }
+  }
+
+  // Resumes by itself: no command is needed after a restart.
+  const json status = cluster.WaitForEnd(job, 600);
+  ASSERT_FALSE(status.is_null()) << "job did not end";
+  EXPECT_EQ(status.at("state"), "completed") << status.dump();
+  const int64_t done = status.at("tasks_done").get<int64_t>();
+  const int64_t failed = status.at("tasks_failed").get<int64_t>();
+  EXPECT_EQ(done + failed, kPrompts) << status.dump();
+
+  // Every prompt exactly once: answered, or dead-lettered with a reason.
+  const std::string raw = dir + "/raw.jsonl";
+  CommandResult exported =
+      cluster.Cli({"export", job, "--format", "raw", "--include-duplicates",
+                   "--include-failed", "--finish-reason", "any", "--out", raw});
+  ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  std::vector<json> records = ReadJsonLines(raw);
+  std::set<std::string> ids;
+  int64_t answered = 0, dead = 0, from_cache = 0;
+  for (const json& r : records) {
+    EXPECT_TRUE(ids.insert(r.at("prompt_id").get<std::string>()).second)
+        << "duplicate record " << r.at("prompt_id");
+    if (r.at("state") == "done") {
+      ++answered;
+      from_cache += r.at("from_cache").get<bool>();
+      EXPECT_TRUE(!r.at("content").get<std::string>().empty() ||
+                  !r.at("duplicate_of").is_null())
+          << r.dump();
+    } else {
+      ++dead;
+      EXPECT_FALSE(r.at("error").get<std::string>().empty()) << r.dump();
+    }
+  }
+  EXPECT_EQ(records.size(), static_cast<size_t>(kPrompts));
+  EXPECT_EQ(answered, done);
+  EXPECT_EQ(dead, failed);
+
+  // Paid twice: answers the simulator completed beyond those kept. Bounded
+  // by what can be in flight at a kill: every worker's requests for a
+  // coordinator kill, one worker's for a worker kill.
+  const json stats = cluster.SimStats();
+  const int64_t paid = stats.at("chat_completions_total").get<int64_t>();
+  const int64_t unique_paid = answered - from_cache;
+  const int64_t bound =
+      Cluster::kMaxConcurrency * (coordinator_kills * kWorkers + worker_kills);
+  std::cout << "chaos: seed " << seed << ", " << answered << " answered, "
+            << dead << " dead-lettered, " << paid << " answers paid for, "
+            << paid - unique_paid << " paid twice (bound " << bound
+            << "), faults " << stats.at("faults").dump() << std::endl;
+  EXPECT_GE(paid, unique_paid);
+  EXPECT_LE(paid - unique_paid, bound);
+  int64_t injected = 0;
+  for (const auto& [kind, n] : stats.at("faults").items()) {
+    injected += n.get<int64_t>();
+  }
+  EXPECT_GT(injected, kPrompts / 10) << "the faults were not injected";
+
+  // SIGTERM drains the restarted processes as well as the originals.
+  for (int code : cluster.Terminate()) EXPECT_EQ(code, 0);
+
+  if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir);
+}
+
+// Teacher I/O, one misbehaviour at a time, through teacher-sim and a real
+// worker: each is classified, retried, and either answered or dead-lettered
+// with a reason that says what happened.
+struct IoCase {
+  std::string name;
+  std::vector<std::string> sim_args;
+  std::string teacher_extra;  // YAML lines for the profile
+  bool answered;              // every task answered, or every task failed
+  std::string reason;         // in each dead letter's error
+  std::string max_tokens = "64";
+  bool some = false;  // only some tasks fail (answers vary in length)
+};
+
+class TeacherIoTest : public ::testing::TestWithParam<IoCase> {};
+
+TEST_P(TeacherIoTest, IsClassifiedAndRetried) {
+  const IoCase& c = GetParam();
+  constexpr int kPrompts = 4;
+  const std::string dir = MakeTempDir("teacher_io");
+  Cluster cluster(dir, c.sim_args, "    max_attempts: 2\n" + c.teacher_extra);
+  ASSERT_TRUE(cluster.StartCoordinator()) << cluster.coordinator().Stderr();
+  cluster.StartWorker(0);
+  const std::string prompts = dir + "/prompts.jsonl";
+  WriteFile(prompts, MakePromptFile(kPrompts));
+  const std::string job = cluster.Submit(prompts, c.max_tokens);
+  const json status = cluster.WaitForEnd(job, 120);
+  ASSERT_FALSE(status.is_null());
+  EXPECT_EQ(status.at("state"), "completed");
+  if (c.some) {
+    EXPECT_GE(status.at("tasks_failed"), 1);
+    EXPECT_EQ(status.at("tasks_done").get<int>() +
+                  status.at("tasks_failed").get<int>(),
+              kPrompts);
+  } else {
+    EXPECT_EQ(status.at("tasks_done"), c.answered ? kPrompts : 0);
+    EXPECT_EQ(status.at("tasks_failed"), c.answered ? 0 : kPrompts);
+  }
+  const std::string errors = dir + "/errors.jsonl";
+  ASSERT_EQ(cluster.Cli({"export", job, "--format", "errors", "--out", errors})
+                .exit_code,
+            0);
+  for (const json& letter : ReadJsonLines(errors)) {
+    const std::string error = letter.at("error").get<std::string>();
+    EXPECT_NE(error.find(c.reason), std::string::npos) << error;
+    EXPECT_NE(error.find("after 2 attempts"), std::string::npos) << error;
+  }
+  if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Faults, TeacherIoTest,
+    ::testing::Values(
+        IoCase{"Truncated200",
+               {"--fault-rates", "truncate=1"},
+               "",
+               false,
+               "transfer closed with"},
+        IoCase{"ConnectionReset",
+               {"--fault-rates", "reset=1"},
+               "",
+               false,
+               "Connection reset by peer"},
+        IoCase{"Status503", {"--fault-rates", "503=1"}, "", false, "503"},
+        IoCase{"Status529", {"--fault-rates", "529=1"}, "", false, "529"},
+        // Padding for 2 s, a line every 250 ms: the idle timeout (1 s) is
+        // reset by each line, so the answer arrives.
+        IoCase{"LongKeepAlivePadding",
+               {"--fault-rates", "pad=1", "--pad-count", "8",
+                "--pad-interval-ms", "250"},
+               "    idle_timeout_ms: 1000\n",
+               true,
+               ""},
+        // Nothing at all for 3 s: the idle timeout fires first ...
+        IoCase{"StalledPastIdleTimeout",
+               {"--fault-rates", "slow=1", "--slow-ms", "3000"},
+               "    idle_timeout_ms: 500\n",
+               false,
+               "idle timeout"},
+        // ... or, with a generous idle timeout, the total one.
+        IoCase{"StalledPastTotalTimeout",
+               {"--fault-rates", "slow=1", "--slow-ms", "3000"},
+               "    idle_timeout_ms: 10000\n    total_timeout_ms: 800\n",
+               false,
+               "total timeout"},
+        IoCase{"ResponseOverTheCap",
+               {},
+               "    max_response_bytes: 1024\n",
+               false,
+               "max_response_bytes",
+               "2000",
+               true}),
+    [](const ::testing::TestParamInfo<IoCase>& info) {
+      return info.param.name;
+    });
+
+TEST(TeacherDownTest, SpentQuotaPausesTheTeacherWithoutHammeringIt) {
+  constexpr int kPrompts = 200;
+  const std::string dir = MakeTempDir("quota");
+  Cluster cluster(dir, {"--fault-rates", "quota=1"}, "");
+  ASSERT_TRUE(cluster.StartCoordinator()) << cluster.coordinator().Stderr();
+  cluster.StartWorker(0);
+  const std::string prompts = dir + "/prompts.jsonl";
+  WriteFile(prompts, MakePromptFile(kPrompts));
+  const std::string job = cluster.Submit(prompts);
+  json status;
+  for (int i = 0; i < 600; ++i) {
+    status = json::parse(cluster.Cli({"status", job, "--json"}).out);
+    if (status.at("teacher_status").at("paused").get<bool>()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  // The teacher is paused for the cluster with the reason; the job waits.
+  ASSERT_TRUE(status.at("teacher_status").at("paused").get<bool>());
+  EXPECT_EQ(status.at("state"), "running");
+  const std::string reason =
+      status.at("teacher_status").at("pause_reason").get<std::string>();
+  EXPECT_NE(reason.find("quota"), std::string::npos) << reason;
+  // The tasks stay pending for when the account is fixed.
+  EXPECT_EQ(status.at("tasks_done"), 0);
+  EXPECT_EQ(status.at("tasks_failed"), 0);
+  // Never hammered: no more requests than the worker had in flight.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const json stats = cluster.SimStats();
+  EXPECT_LE(stats.at("requests_total").get<int64_t>(), Cluster::kMaxConcurrency)
+      << stats.dump();
+  if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir);
+}
+
+TEST(RetryTest, RetryHarvestsDeadLettersAgainUntilNoneAreLeft) {
+  constexpr int kPrompts = 200;
+  const std::string dir = MakeTempDir("retry");
+  // One attempt per task, half of them failing: many dead letters.
+  Cluster cluster(dir, {"--fault-rates", "500=0.5", "--seed", "3"},
+                  "    max_attempts: 1\n");
+  ASSERT_TRUE(cluster.StartCoordinator()) << cluster.coordinator().Stderr();
+  cluster.StartWorker(0);
+  const std::string prompts = dir + "/prompts.jsonl";
+  WriteFile(prompts, MakePromptFile(kPrompts));
+  const std::string job = cluster.Submit(prompts);
+  json status = cluster.WaitForEnd(job, 120);
+  ASSERT_FALSE(status.is_null());
+  ASSERT_EQ(status.at("state"), "completed");
+  const int64_t failed = status.at("tasks_failed").get<int64_t>();
+  ASSERT_GT(failed, kPrompts / 4);
+
+  // The dead letters, each with its reason.
+  const std::string errors = dir + "/errors.jsonl";
+  ASSERT_EQ(cluster.Cli({"export", job, "--format", "errors", "--out", errors})
+                .exit_code,
+            0);
+  std::vector<json> letters = ReadJsonLines(errors);
+  ASSERT_EQ(letters.size(), static_cast<size_t>(failed));
+  EXPECT_NE(letters[0].at("error").get<std::string>().find("500"),
+            std::string::npos)
+      << letters[0].dump();
+
+  int rounds = 0;
+  while (status.at("tasks_failed").get<int64_t>() > 0 && rounds < 20) {
+    ++rounds;
+    CommandResult r = cluster.Cli({"retry", job});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, job + " running\n");
+    status = cluster.WaitForEnd(job, 120);
+    ASSERT_FALSE(status.is_null());
+    EXPECT_EQ(status.at("state"), "completed");
+    EXPECT_EQ(status.at("tasks_done").get<int64_t>() +
+                  status.at("tasks_failed").get<int64_t>(),
+              kPrompts);
+  }
+  EXPECT_EQ(status.at("tasks_failed"), 0) << "after " << rounds << " retries";
+  EXPECT_EQ(status.at("tasks_done"), kPrompts);
+  EXPECT_GE(rounds, 1);
+
+  // Unknown and cancelled jobs are refused with a reason.
+  CommandResult unknown = cluster.Cli({"retry", "job-999999"});
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(unknown.err.find("no job 'job-999999'"), std::string::npos)
+      << unknown.err;
+  if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace distillery::testing
