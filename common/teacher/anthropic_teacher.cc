@@ -385,9 +385,15 @@ void AnthropicTeacher::Ask(const TeacherRequest& request, Callback done) {
              [done = std::move(done), clock = &clock_,
               api_key = options_.api_key, stream = options_.body.stream](
                  absl::StatusOr<HttpResponse> response) {
-               done(HandleMessagesResponse(std::move(response),
-                                           clock->WallMillis(), api_key,
-                                           stream));
+               // anthropic-ratelimit-* and retry-after feed the worker's
+               // limiter, as the OpenAI adapter's headers do.
+               TeacherHeaders limits =
+                   response.ok() ? RateLimitHeadersOf(response->headers)
+                                 : TeacherHeaders();
+               TeacherResult result = HandleMessagesResponse(
+                   std::move(response), clock->WallMillis(), api_key, stream);
+               result.rate_limit_headers = std::move(limits);
+               done(std::move(result));
              });
 }
 
