@@ -204,6 +204,7 @@ void Worker::HeartbeatIfDue() {
   }
   absl::StatusOr<v1::HeartbeatResponse> response =
       coordinator_.Heartbeat(request);
+  NoteCoordinatorCall(response.status());
   if (!response.ok()) {
     spdlog::warn("heartbeat failed: {}", std::string(response.status().message()));
     return;
@@ -224,6 +225,12 @@ void Worker::HeartbeatIfDue() {
     DropUnsentTasks();
     RegisterUntilDone();
   }
+}
+
+void Worker::NoteCoordinatorCall(const absl::Status& status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  coordinator_reachable_ = !absl::IsUnavailable(status) &&
+                           !absl::IsDeadlineExceeded(status);
 }
 
 void Worker::DropUnsentTasks() {
@@ -265,6 +272,7 @@ void Worker::LeaseMore() {
       request.add_teachers(t.config.profile.name);
     }
     absl::StatusOr<v1::LeaseResponse> response = coordinator_.Lease(request);
+    NoteCoordinatorCall(response.status());
     if (!response.ok()) {
       if (absl::IsFailedPrecondition(response.status())) {
         // The coordinator restarted and forgot us.
@@ -319,7 +327,7 @@ Duration Worker::DispatchReady() {
   Duration wait = Duration::max();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return options_.idle_poll;
+    if (stopping_ || !coordinator_reachable_) return options_.idle_poll;
     for (TeacherState& t : teachers_) {
       while (!t.queue.empty() && t.in_flight < t.limiter->ConcurrencyCap()) {
         Pending& front = t.queue.front();
@@ -481,6 +489,7 @@ void Worker::ReportSome(bool force) {
     results_.clear();
   }
   absl::StatusOr<v1::ReportResponse> response = coordinator_.Report(request);
+  NoteCoordinatorCall(response.status());
   std::lock_guard<std::mutex> lock(mu_);
   if (!response.ok()) {
     // Keep every result (paid for!) and try again on the next turn.

@@ -90,6 +90,8 @@ class Worker {
   void RegisterUntilDone();
   // Forgets tasks leased but not sent, when the coordinator lost our leases.
   void DropUnsentTasks();
+  // Notes whether a coordinator call reached it.
+  void NoteCoordinatorCall(const absl::Status& status);
   // Sends what the budget allows from the teachers' queues; returns how long
   // until more may be sent.
   Duration DispatchReady();
@@ -115,6 +117,9 @@ class Worker {
   std::string worker_id_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool slot_freed_ ABSL_GUARDED_BY(mu_) = false;  // wakes the loop to send
+  // False after a call to the coordinator failed as unreachable: queued
+  // tasks are not sent then, since a restarted coordinator re-leases them.
+  bool coordinator_reachable_ ABSL_GUARDED_BY(mu_) = true;
   std::set<int64_t> held_leases_ ABSL_GUARDED_BY(mu_);
   std::multimap<TimePoint, Pending> retries_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::TaskResult> results_ ABSL_GUARDED_BY(mu_);
