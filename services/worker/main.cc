@@ -1,7 +1,10 @@
 // distillery-worker: parses flags, builds teachers and runs the lease loop.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <iostream>
 #include <thread>
-#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
@@ -22,6 +25,7 @@ int main(int argc, char** argv) {
   std::string name;
   std::string metrics_listen;
   int drain_seconds = 30;
+  int max_in_flight = 256;
   app.add_option("--coordinator", coordinator, "coordinator HOST:PORT");
   app.add_option("--teachers", teachers_file, "teacher profiles (YAML)")
       ->required();
@@ -31,6 +35,10 @@ int main(int argc, char** argv) {
   app.add_option("--drain-seconds", drain_seconds,
                  "on SIGTERM, how long in-flight requests may finish")
       ->check(CLI::Range(0, 3600));
+  app.add_option("--max-in-flight", max_in_flight,
+                 "requests in flight to one teacher from this worker, at most "
+                 "(also bounds its connections; default 256)")
+      ->check(CLI::Range(1, 100000));
   distillery::ClientSecurityOptions security;
   std::string token_file;
   app.add_option("--tls-ca", security.tls_ca_file,
@@ -74,7 +82,23 @@ int main(int argc, char** argv) {
   distillery::metrics::ProcessStarted("worker");
   // Destroyed explicitly before the worker: its destructor completes what
   // is still in flight, and those callbacks reach the worker.
-  auto http = std::make_unique<distillery::CurlHttpClient>();
+  // One connection per request in flight (HTTP/1.1 to most teachers): raise
+  // the soft limit on open files as far as the hard limit allows.
+  const rlim_t files_needed = static_cast<rlim_t>(max_in_flight) + 256;
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files_needed) {
+    files.rlim_cur = std::min(files.rlim_max, files_needed);
+    setrlimit(RLIMIT_NOFILE, &files);
+    if (files.rlim_cur < files_needed) {
+      spdlog::warn("open-file limit {} is below the {} that --max-in-flight {} "
+                   "needs; raise it (ulimit -n)",
+                   files.rlim_cur, files_needed, max_in_flight);
+    }
+  }
+  distillery::CurlHttpClientOptions http_options;
+  http_options.max_connections = max_in_flight;
+  http_options.max_connections_per_host = max_in_flight;
+  auto http = std::make_unique<distillery::CurlHttpClient>(http_options);
   distillery::WorkerTeacherSet teachers =
       distillery::BuildWorkerTeachers(*profiles, *http);
   for (const distillery::WorkerTeacher& t : teachers.teachers) {
@@ -96,6 +120,7 @@ int main(int argc, char** argv) {
   distillery::WorkerOptions options;
   options.name = name;
   options.drain_timeout = std::chrono::seconds(drain_seconds);
+  options.max_in_flight = max_in_flight;
   distillery::Worker worker(*client, teachers.teachers,
                             distillery::RealClock::Get(), options);
   std::thread signals([&worker] {
