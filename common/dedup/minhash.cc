@@ -1,5 +1,6 @@
 #include "common/dedup/minhash.h"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <limits>
@@ -67,31 +68,45 @@ std::vector<std::string> MinHashWords(std::string_view text) {
 }
 
 std::string MinHashSignature(std::string_view text) {
-  const std::vector<std::string> words = MinHashWords(text);
-  if (words.empty()) return "";
-  const size_t k = std::min<size_t>(kShingleWords, words.size());
+  // The text's words, lower-cased, each followed by one space, in one
+  // buffer: a shingle of k words ("w1 w2 ... wk ") is then one contiguous
+  // slice, hashed without building it. Same shingles as joining
+  // MinHashWords, so signatures match those stored by earlier versions.
+  std::string words;
+  words.reserve(text.size() + 1);
+  std::vector<size_t> starts;  // where each word begins in `words`
+  bool in_word = false;
+  for (char ch : text) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    if (IsWordByte(c)) {
+      if (!in_word) starts.push_back(words.size());
+      words.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : ch);
+      in_word = true;
+    } else if (in_word) {
+      words.push_back(' ');
+      in_word = false;
+    }
+  }
+  if (in_word) words.push_back(' ');
+  if (starts.empty()) return "";
+  starts.push_back(words.size());  // the end of the last word's slice
+  const size_t n = starts.size() - 1;
+  const size_t k = std::min<size_t>(kShingleWords, n);
   std::array<uint64_t, kMinHashSize> mins;
   mins.fill(std::numeric_limits<uint64_t>::max());
   const Permutations& p = GetPermutations();
-  std::string shingle;
-  for (size_t start = 0; start + k <= words.size(); ++start) {
-    shingle.clear();
-    for (size_t w = start; w < start + k; ++w) {
-      shingle += words[w];
-      shingle.push_back(' ');
-    }
-    const uint64_t h = XXH3_64bits(shingle.data(), shingle.size());
+  for (size_t first = 0; first + k <= n; ++first) {
+    const uint64_t h = XXH3_64bits(words.data() + starts[first],
+                                   starts[first + k] - starts[first]);
     for (int i = 0; i < kMinHashSize; ++i) {
-      const uint64_t v = p.a[i] * h + p.b[i];
-      if (v < mins[i]) mins[i] = v;
+      mins[i] = std::min(mins[i], p.a[i] * h + p.b[i]);
     }
   }
-  std::string sig;
-  sig.reserve(4 * kMinHashSize);
-  for (uint64_t m : mins) {
+  std::string sig(4 * kMinHashSize, '\0');
+  for (int i = 0; i < kMinHashSize; ++i) {
     // The high half: the low bits of a*x+b mod 2^64 are poorly mixed.
-    const uint32_t v = static_cast<uint32_t>(m >> 32);
-    for (int k2 = 0; k2 < 4; ++k2) sig.push_back(static_cast<char>(v >> (8 * k2)));
+    const uint32_t v = static_cast<uint32_t>(mins[i] >> 32);
+    for (int b = 0; b < 4; ++b) sig[4 * i + b] = static_cast<char>(v >> (8 * b));
   }
   return sig;
 }

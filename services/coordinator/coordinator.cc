@@ -732,21 +732,44 @@ absl::StatusOr<v1::ReportResponse> Coordinator::Report(
     worker_name = w->second.name;
   }
   v1::ReportResponse response;
+  ReportCommit commit;
   for (const v1::TaskResult& result : request.results()) {
     bool ignored = false;
-    RETURN_IF_ERROR(CommitResultLocked(result, worker_name, &ignored));
+    RETURN_IF_ERROR(CommitResultLocked(result, worker_name, &commit, &ignored));
     if (ignored) {
       response.set_ignored(response.ignored() + 1);
     } else {
       response.set_accepted(response.accepted() + 1);
     }
   }
+  RETURN_IF_ERROR(FinishReportLocked(commit));
   metrics::ReportedResults(response.accepted(), response.ignored());
   return response;
 }
 
+absl::Status Coordinator::FinishReportLocked(ReportCommit& commit) {
+  for (auto& [job_id, job] : commit.jobs) commit.batch.jobs.push_back(job);
+  if (!commit.batch.empty()) RETURN_IF_ERROR(store_.Apply(commit.batch));
+  const int64_t now_ms = clock_.WallMillis();
+  for (auto& [job_id, job] : commit.jobs) {
+    auto it = jobs_.find(job_id);
+    if (it != jobs_.end()) it->second.job = std::move(job);
+  }
+  for (const auto& [job_id, outcome] : commit.settled) {
+    auto it = jobs_.find(job_id);
+    if (it == jobs_.end()) continue;
+    const v1::JobSpec& spec = it->second.job.spec();
+    metrics::TaskSettled(spec.teacher(), spec.model(), outcome);
+    it->second.last_progress_ms = now_ms;
+  }
+  if (!commit.jobs.empty()) ChangedLocked();
+  for (const std::string& key : commit.release_keys) ReleaseWaitersLocked(key);
+  return absl::OkStatus();
+}
+
 absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
                                              const std::string& worker_name,
+                                             ReportCommit* commit,
                                              bool* ignored) {
   const std::string& key = result.request_key();
   // The lease ends now, whatever the result; a late report (lease expired
@@ -761,25 +784,39 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
     inflight_keys_.erase(key);
   }
   auto job_it = jobs_.find(result.job_id());
-  ASSIGN_OR_RETURN(
-      std::optional<v1::Task> stored,
-      store_.GetTask(result.job_id(), result.prompt_seq(), result.sample()));
+  const auto task_ref =
+      std::make_tuple(result.job_id(), result.prompt_seq(), result.sample());
+  std::optional<v1::Task> stored;
+  if (auto in_batch = commit->tasks.find(task_ref);
+      in_batch != commit->tasks.end()) {
+    stored = commit->batch.tasks[in_batch->second];  // reported twice
+  } else {
+    ASSIGN_OR_RETURN(stored, store_.GetTask(result.job_id(),
+                                            result.prompt_seq(),
+                                            result.sample()));
+  }
   if (job_it == jobs_.end() || !stored || stored->request_key() != key ||
       stored->state() != v1::TASK_STATE_PENDING) {
     *ignored = true;
-    if (lease_current) ReleaseWaitersLocked(key);
+    if (lease_current) commit->release_keys.push_back(key);
     return absl::OkStatus();
   }
   JobRuntime& rt = job_it->second;
   v1::Task task = std::move(*stored);
   task.set_attempts(task.attempts() + result.attempts());
-  v1::Job job = rt.job;
+  // The job as this report has left it so far (counters add up across its
+  // results); stored once, with the batch.
+  v1::Job& job =
+      commit->jobs.try_emplace(result.job_id(), rt.job).first->second;
   v1::JobCounters* c = job.mutable_counters();
-  StoreBatch batch;
+  StoreBatch& batch = commit->batch;
   const char* settled = nullptr;  // the metrics outcome, once committed
 
   if (result.failure() == v1::FAILURE_CLASS_UNSPECIFIED) {
-    ASSIGN_OR_RETURN(bool answered, store_.HasAnswer(key));
+    bool answered = commit->answers.count(key) > 0;
+    if (!answered) {
+      ASSIGN_OR_RETURN(answered, store_.HasAnswer(key));
+    }
     c->set_teacher_requests(c->teacher_requests() + 1);
     const v1::Usage& u = result.answer().usage();
     c->set_prompt_tokens(c->prompt_tokens() + u.prompt_tokens());
@@ -807,8 +844,13 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
       answer.set_worker(worker_name);
       if (answer.received_ms() == 0) answer.set_received_ms(clock_.WallMillis());
       const std::string hash = AnswerContentHash(answer.content());
-      ASSIGN_OR_RETURN(std::optional<std::string> first,
-                       store_.FindContent(hash));
+      std::optional<std::string> first;
+      if (auto in_batch = commit->content.find(hash);
+          in_batch != commit->content.end()) {
+        first = in_batch->second;
+      } else {
+        ASSIGN_OR_RETURN(first, store_.FindContent(hash));
+      }
       if (first && *first != key) {
         // Stored once: the duplicate keeps its provenance, not the text.
         answer.set_duplicate_of(*first);
@@ -821,11 +863,17 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
         settled = "duplicate";
       } else {
         batch.content.emplace_back(hash, key);
-        RETURN_IF_ERROR(IndexNearDuplicatesLocked(&answer, &batch));
+        commit->content.emplace(hash, key);
+        if (options_.near_duplicates_at_commit) {
+          RETURN_IF_ERROR(IndexNearDuplicatesLocked(&answer, commit));
+        } else {
+          answer.set_minhash(MinHashSignature(answer.content()));
+        }
         if (!answer.near_duplicate_of().empty()) {
           c->set_near_duplicate_answers(c->near_duplicate_answers() + 1);
         }
       }
+      commit->answers.emplace(key, batch.answers.size());
       batch.answers.push_back(std::move(answer));
     }
     task.set_state(v1::TASK_STATE_DONE);
@@ -837,7 +885,7 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
     if (lease_current && rt.job.state() == v1::JOB_STATE_RUNNING) {
       rt.returned.push_back(std::move(task));
     }
-    ReleaseWaitersLocked(key);
+    commit->release_keys.push_back(key);
     return absl::OkStatus();
   } else if (result.failure() == v1::FAILURE_CLASS_TEACHER_DOWN) {
     // No request to this teacher can succeed (bad key, no quota): pause the
@@ -855,27 +903,28 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
     settled = "failed";
   }
   MaybeFinishLocked(job);
+  commit->tasks[task_ref] = batch.tasks.size();
   batch.tasks.push_back(std::move(task));
-  batch.jobs.push_back(job);
-  RETURN_IF_ERROR(store_.Apply(batch));
-  if (settled != nullptr) {
-    metrics::TaskSettled(job.spec().teacher(), job.spec().model(), settled);
-    rt.last_progress_ms = clock_.WallMillis();
-  }
-  rt.job = std::move(job);
-  ChangedLocked();
-  ReleaseWaitersLocked(key);
+  if (settled != nullptr) commit->settled.emplace_back(result.job_id(), settled);
+  commit->release_keys.push_back(key);
   return absl::OkStatus();
 }
 
 absl::Status Coordinator::IndexNearDuplicatesLocked(v1::Answer* answer,
-                                                    StoreBatch* batch) {
+                                                    ReportCommit* commit) {
   answer->set_minhash(MinHashSignature(answer->content()));
   std::vector<std::string> checked;
-  for (const std::string& band : LshBandKeys(answer->minhash())) {
-    ASSIGN_OR_RETURN(std::optional<std::string> first, store_.FindLsh(band));
+  for (std::string& band : LshBandKeys(answer->minhash())) {
+    std::optional<std::string> first;
+    if (auto in_batch = commit->lsh.find(band);
+        in_batch != commit->lsh.end()) {
+      first = in_batch->second;
+    } else {
+      ASSIGN_OR_RETURN(first, store_.FindLsh(band));
+    }
     if (!first) {
-      batch->lsh.emplace_back(band, answer->request_key());
+      commit->lsh.emplace(band, answer->request_key());
+      commit->batch.lsh.emplace_back(std::move(band), answer->request_key());
       continue;
     }
     if (!answer->near_duplicate_of().empty() ||
@@ -884,7 +933,13 @@ absl::Status Coordinator::IndexNearDuplicatesLocked(v1::Answer* answer,
       continue;
     }
     checked.push_back(*first);
-    ASSIGN_OR_RETURN(std::optional<v1::Answer> other, store_.GetAnswer(*first));
+    std::optional<v1::Answer> other;
+    if (auto in_batch = commit->answers.find(*first);
+        in_batch != commit->answers.end()) {
+      other = commit->batch.answers[in_batch->second];
+    } else {
+      ASSIGN_OR_RETURN(other, store_.GetAnswer(*first));
+    }
     if (other && EstimateJaccard(answer->minhash(), other->minhash()) >=
                      kDefaultNearDuplicateThreshold) {
       answer->set_near_duplicate_of(*first);

@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -61,6 +62,13 @@ struct CoordinatorOptions {
   BudgetOptions budget;
   // The longest prompt-file line a submission takes, in bytes.
   size_t max_prompt_bytes = kDefaultMaxPromptBytes;
+  // Compare each new answer with earlier ones as it is committed (LSH
+  // buckets in the store): answers get near_duplicate_of and jobs count
+  // near_duplicate_answers live. It is the largest cost of a commit (16
+  // bucket lookups and up to 16 index writes per answer; bench/results.md);
+  // off, answers still get their MinHash signature, so
+  // `export --near-dup-threshold` works the same.
+  bool near_duplicates_at_commit = true;
 };
 
 class Coordinator;
@@ -186,13 +194,36 @@ class Coordinator {
   // an answer now exists, else back to their queues.
   void ReleaseWaitersLocked(const std::string& request_key)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The writes of one Report, applied as one batch (one WAL write, each job
+  // record written once), and an overlay of what they add, so that a later
+  // result of the same report sees an earlier one's task, answer, content
+  // hash and LSH buckets as if they were stored. Effects that must follow
+  // the write (in-memory job state, metrics, waiters) are collected here and
+  // run by FinishReportLocked once it succeeded.
+  struct ReportCommit {
+    StoreBatch batch;
+    std::map<std::string, v1::Job> jobs;  // by id: the job after this report
+    std::map<std::tuple<std::string, int64_t, int>, size_t> tasks;  // index
+    std::map<std::string, size_t> answers;  // request key -> index in batch
+    std::map<std::string, std::string> content;  // hash -> request key
+    std::map<std::string, std::string> lsh;      // band -> request key
+    std::vector<std::pair<std::string, const char*>> settled;  // job, outcome
+    std::vector<std::string> release_keys;  // keys whose waiters to release
+  };
+  // Adds one result to `commit`. Leases end and abandoned tasks return to
+  // their queues at once; everything stored waits for the batch.
   absl::Status CommitResultLocked(const v1::TaskResult& result,
-                                  const std::string& worker_name, bool* ignored)
+                                  const std::string& worker_name,
+                                  ReportCommit* commit, bool* ignored)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Applies `commit` and then its in-memory effects.
+  absl::Status FinishReportLocked(ReportCommit& commit)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Signs a new, non-duplicate answer (MinHash), marks it near_duplicate_of
   // an earlier answer that shares an LSH bucket with estimated Jaccard >=
-  // kDefaultNearDuplicateThreshold, and adds its empty buckets to `batch`.
-  absl::Status IndexNearDuplicatesLocked(v1::Answer* answer, StoreBatch* batch)
+  // kDefaultNearDuplicateThreshold, and adds its empty buckets to `commit`.
+  absl::Status IndexNearDuplicatesLocked(v1::Answer* answer,
+                                         ReportCommit* commit)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Updates state when all tasks are settled. Mutates `job` only.
   void MaybeFinishLocked(v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -61,6 +61,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   std::string log_level = "info";
   std::string log_format = "text";
+  std::string near_duplicates = "commit";
+  app.add_option("--near-duplicates", near_duplicates,
+                 "when near-duplicate answers are found: 'commit' (each answer "
+                 "as it is stored; status counts them live) or 'export' (only "
+                 "by export --near-dup-threshold; commits are cheaper)")
+      ->check(CLI::IsMember({"commit", "export"}));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
   app.add_option("--log-format", log_format, "text or json")
       ->check(CLI::IsMember({"text", "json"}));
@@ -108,6 +114,7 @@ int main(int argc, char** argv) {
   options.coordinator.heartbeat_interval =
       std::chrono::milliseconds(heartbeat_ms);
   options.coordinator.max_prompt_bytes = max_prompt_bytes;
+  options.coordinator.near_duplicates_at_commit = near_duplicates == "commit";
   auto server = distillery::CoordinatorServer::Start(std::move(options));
   if (!server.ok()) {
     std::cerr << "error: " << server.status().message() << "\n";

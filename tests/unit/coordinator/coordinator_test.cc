@@ -807,6 +807,37 @@ TEST_F(CoordinatorTest, RepeatedOrMismatchedReportsAreIgnored) {
   EXPECT_EQ(Report(w, {unknown}).ignored(), 1);
 }
 
+// A report is committed as one batch: its results see each other as if
+// each had been stored before the next.
+TEST_F(CoordinatorTest, OneReportsResultsSeeEachOther) {
+  v1::Job job = MustSubmit(PromptLines({"a", "b", "c"}));
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> tasks = Lease(w, 10);
+  ASSERT_EQ(tasks.size(), 3u);
+  v1::ReportResponse response =
+      Report(w, {Success(tasks[0], "Same text."), Success(tasks[1], "Same text."),
+                 Success(tasks[0], "Same task again."),
+                 Success(tasks[2], "Other text.")});
+  EXPECT_EQ(response.accepted(), 3);
+  EXPECT_EQ(response.ignored(), 1);
+  v1::Job after = GetJob(job.id());
+  EXPECT_EQ(after.state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(after.counters().tasks_done(), 3);
+  EXPECT_EQ(after.counters().teacher_requests(), 3);
+  EXPECT_EQ(after.counters().duplicate_answers(), 1);
+  EXPECT_EQ(StoredAnswer(tasks[0].request_key()).content(), "Same text.");
+  EXPECT_EQ(StoredAnswer(tasks[1].request_key()).duplicate_of(),
+            tasks[0].request_key());
+  EXPECT_EQ(StoredTask(job.id(), 0).attempts(), 1);
+
+  // The job record written with the batch agrees after a restart.
+  Restart();
+  v1::Job reloaded = GetJob(job.id());
+  EXPECT_EQ(reloaded.counters().tasks_done(), 3);
+  EXPECT_EQ(reloaded.counters().duplicate_answers(), 1);
+  EXPECT_EQ(reloaded.state(), v1::JOB_STATE_COMPLETED);
+}
+
 TEST_F(CoordinatorTest, IdenticalAnswersAreStoredOnce) {
   v1::Job job = MustSubmit(PromptLines({"a", "b", "c"}));
   const std::string w = Register();

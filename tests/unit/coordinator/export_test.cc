@@ -63,14 +63,14 @@ class CoordinatorExportTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
 
-  void Open() {
+  void Open(CoordinatorOptions options = {}) {
     coordinator_.reset();
     store_.reset();
     store_ = std::move(*OpenRocksDbStore(dir_));
     TeacherProfile sim;
     sim.name = "sim";
     coordinator_ = std::make_unique<Coordinator>(
-        *store_, std::vector<TeacherProfile>{sim}, clock_);
+        *store_, std::vector<TeacherProfile>{sim}, clock_, options);
     ASSERT_TRUE(coordinator_->Recover().ok());
   }
 
@@ -184,6 +184,28 @@ TEST_F(CoordinatorExportTest, NearDuplicatesAreCountedAtCommitAndClustered) {
   request.set_near_dup_threshold(0.99);
   EXPECT_EQ(Ids(Export(request)), (std::vector<std::string>{"q0", "q1", "q2"}));
   // The export's scratch index is gone afterwards: a second export agrees.
+  request.set_near_dup_threshold(0.8);
+  EXPECT_EQ(Ids(Export(request)), (std::vector<std::string>{"q0", "q2"}));
+}
+
+TEST_F(CoordinatorExportTest, NearDuplicatesOnlyAtExportWhenCommitSkipsThem) {
+  CoordinatorOptions options;
+  options.near_duplicates_at_commit = false;
+  Open(options);
+  const std::string job = Harvest(
+      Prompts(4, "q"),
+      {{kBase}, {Reworded()}, {kUnrelated}, {std::string(kBase) + "  "}});
+  absl::StatusOr<v1::Job> status = coordinator_->GetJob(job);
+  ASSERT_TRUE(status.ok());
+  // Exact duplicates are still found at commit; near ones are not.
+  EXPECT_EQ(status->counters().duplicate_answers(), 1);
+  EXPECT_EQ(status->counters().near_duplicate_answers(), 0);
+  v1::ExportRequest request;
+  request.add_job_ids(job);
+  std::vector<v1::ExportRecord> all = Export(request);
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_TRUE(all[1].answer().near_duplicate_of().empty());
+  // The signatures are stored all the same: export clusters as before.
   request.set_near_dup_threshold(0.8);
   EXPECT_EQ(Ids(Export(request)), (std::vector<std::string>{"q0", "q2"}));
 }
