@@ -10,7 +10,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <initializer_list>
 #include <mutex>
+#include <string_view>
+#include <type_traits>
+#include <unordered_map>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
@@ -189,20 +193,115 @@ struct Families {
           .Register(*registry);
 };
 
-Families& F() {
-  static Families* families = new Families();
-  return *families;
-}
-
 const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
   static const auto* buckets = new prometheus::Histogram::BucketBoundaries{
       0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
   return *buckets;
 }
 
-std::string StatusClass(int http_status) {
+// The series of one family, by label values, looked up in the family once.
+// Family::Add builds a std::map of labels and hashes it on every call (about
+// ten allocations per event, several events per teacher answer); a series,
+// once added, lives as long as its family (nothing here removes one), so
+// its address can be kept. Thread-safe.
+template <typename T>
+class SeriesCache {
+ public:
+  SeriesCache(prometheus::Family<T>& family, std::vector<std::string> names)
+      : family_(family), names_(std::move(names)) {}
+
+  // `values` match the names given to the constructor, in order.
+  T& Get(std::initializer_list<std::string_view> values) {
+    // Each value prefixed by its length, so no two lists share a key; the
+    // buffer is reused, so a lookup that hits allocates nothing.
+    thread_local std::string key;
+    key.clear();
+    for (std::string_view v : values) {
+      const size_t n = v.size();
+      key.append(reinterpret_cast<const char*>(&n), sizeof(n));
+      key.append(v);
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = series_.find(key);
+    if (it != series_.end()) return *it->second;
+    prometheus::Labels labels;
+    size_t i = 0;
+    for (std::string_view v : values) labels.emplace(names_[i++], v);
+    T* series;
+    if constexpr (std::is_same_v<T, prometheus::Histogram>) {
+      series = &family_.Add(labels, LatencyBuckets());
+    } else {
+      series = &family_.Add(labels);
+    }
+    series_.emplace(key, series);
+    return *series;
+  }
+
+ private:
+  prometheus::Family<T>& family_;
+  const std::vector<std::string> names_;
+  std::mutex mu_;
+  std::unordered_map<std::string, T*> series_ ABSL_GUARDED_BY(mu_);
+};
+
+// The per-event series, cached (see SeriesCache).
+struct Series {
+  explicit Series(Families& f)
+      : teacher_requests(f.teacher_requests,
+                         {"teacher", "model", "status_class", "outcome"}),
+        teacher_latency(f.teacher_latency, {"teacher", "model"}),
+        ttft(f.ttft, {"teacher", "model"}),
+        tokens(f.tokens, {"teacher", "model", "kind"}),
+        cost(f.cost, {"teacher", "model"}),
+        in_flight(f.in_flight, {"teacher"}),
+        retries(f.retries, {"teacher", "model", "reason"}),
+        retry_wait(f.retry_wait, {"teacher", "model", "reason"}),
+        tasks(f.tasks, {"teacher", "model", "outcome"}),
+        lease_expiries(f.lease_expiries, {"teacher"}),
+        reports(f.reports, {"result"}),
+        rejected_calls(f.rejected_calls, {"service", "reason"}) {}
+
+  SeriesCache<prometheus::Counter> teacher_requests;
+  SeriesCache<prometheus::Histogram> teacher_latency;
+  SeriesCache<prometheus::Histogram> ttft;
+  SeriesCache<prometheus::Counter> tokens;
+  SeriesCache<prometheus::Counter> cost;
+  SeriesCache<prometheus::Gauge> in_flight;
+  SeriesCache<prometheus::Counter> retries;
+  SeriesCache<prometheus::Counter> retry_wait;
+  SeriesCache<prometheus::Counter> tasks;
+  SeriesCache<prometheus::Counter> lease_expiries;
+  SeriesCache<prometheus::Counter> reports;
+  SeriesCache<prometheus::Counter> rejected_calls;
+};
+
+Families& F() {
+  static Families* families = new Families();
+  return *families;
+}
+
+Series& S() {
+  static Series* series = new Series(F());
+  return *series;
+}
+
+std::string_view StatusClass(int http_status) {
+  switch (http_status / 100) {
+    case 1:
+      return "1xx";
+    case 2:
+      return "2xx";
+    case 3:
+      return "3xx";
+    case 4:
+      return "4xx";
+    case 5:
+      return "5xx";
+  }
   if (http_status <= 0) return "none";
-  return absl::StrCat(http_status / 100, "xx");
+  thread_local std::string other;
+  other = absl::StrCat(http_status / 100, "xx");
+  return other;
 }
 
 }  // namespace
@@ -247,47 +346,39 @@ void ProcessStarted(const std::string& role) {
 void TeacherRequest(const std::string& teacher, const std::string& model,
                     int http_status, const std::string& outcome,
                     double latency_seconds) {
-  F().teacher_requests
-      .Add({{"teacher", teacher},
-            {"model", model},
-            {"status_class", StatusClass(http_status)},
-            {"outcome", outcome}})
+  S().teacher_requests.Get({teacher, model, StatusClass(http_status), outcome})
       .Increment();
-  F().teacher_latency
-      .Add({{"teacher", teacher}, {"model", model}}, LatencyBuckets())
-      .Observe(latency_seconds);
+  S().teacher_latency.Get({teacher, model}).Observe(latency_seconds);
 }
 
 void TimeToFirstToken(const std::string& teacher, const std::string& model,
                       double seconds) {
-  F().ttft.Add({{"teacher", teacher}, {"model", model}}, LatencyBuckets())
-      .Observe(seconds);
+  S().ttft.Get({teacher, model}).Observe(seconds);
 }
 
 void Tokens(const std::string& teacher, const std::string& model,
             const std::string& kind, int64_t n) {
   // Created even at zero, so every kind has a series once a model answers.
-  F().tokens.Add({{"teacher", teacher}, {"model", model}, {"kind", kind}})
+  S().tokens.Get({teacher, model, kind})
       .Increment(static_cast<double>(std::max<int64_t>(n, 0)));
 }
 
 void CostUsd(const std::string& teacher, const std::string& model,
              double usd) {
-  F().cost.Add({{"teacher", teacher}, {"model", model}})
+  S().cost.Get({teacher, model})
       .Increment(std::max(usd, 0.0));
 }
 
 void InFlight(const std::string& teacher, int64_t delta) {
-  F().in_flight.Add({{"teacher", teacher}})
+  S().in_flight.Get({teacher})
       .Increment(static_cast<double>(delta));
 }
 
 void Retry(const std::string& teacher, const std::string& model,
            const std::string& reason, double wait_seconds) {
-  const prometheus::Labels labels = {
-      {"teacher", teacher}, {"model", model}, {"reason", reason}};
-  F().retries.Add(labels).Increment();
-  F().retry_wait.Add(labels).Increment(std::max(wait_seconds, 0.0));
+  S().retries.Get({teacher, model, reason}).Increment();
+  S().retry_wait.Get({teacher, model, reason})
+      .Increment(std::max(wait_seconds, 0.0));
 }
 
 void TeacherLimits(const std::string& teacher, int64_t rpm, int64_t tpm,
@@ -300,27 +391,23 @@ void TeacherLimits(const std::string& teacher, int64_t rpm, int64_t tpm,
 
 void TaskSettled(const std::string& teacher, const std::string& model,
                  const std::string& outcome) {
-  F().tasks
-      .Add({{"teacher", teacher}, {"model", model}, {"outcome", outcome}})
-      .Increment();
+  S().tasks.Get({teacher, model, outcome}).Increment();
 }
 
 void InitTaskSeries(const std::string& teacher, const std::string& model) {
   for (const char* outcome : {"answered", "duplicate", "cache_hit", "failed"}) {
-    F().tasks.Add({{"teacher", teacher}, {"model", model}, {"outcome", outcome}});
+    S().tasks.Get({teacher, model, outcome});
   }
-  F().lease_expiries.Add({{"teacher", teacher}});
+  S().lease_expiries.Get({teacher});
 }
 
 void LeaseExpired(const std::string& teacher) {
-  F().lease_expiries.Add({{"teacher", teacher}}).Increment();
+  S().lease_expiries.Get({teacher}).Increment();
 }
 
 void ReportedResults(int64_t accepted, int64_t ignored) {
-  F().reports.Add({{"result", "accepted"}})
-      .Increment(static_cast<double>(accepted));
-  F().reports.Add({{"result", "ignored"}})
-      .Increment(static_cast<double>(ignored));
+  S().reports.Get({"accepted"}).Increment(static_cast<double>(accepted));
+  S().reports.Get({"ignored"}).Increment(static_cast<double>(ignored));
 }
 
 void PromptsSubmitted(int64_t n) {
@@ -332,8 +419,7 @@ void RecordsExported(int64_t n) {
 }
 
 void RejectedCall(const std::string& service, const std::string& reason) {
-  F().rejected_calls.Add({{"service", service}, {"reason", reason}})
-      .Increment();
+  S().rejected_calls.Get({service, reason}).Increment();
 }
 
 CollectorHandle::~CollectorHandle() { F().callbacks->Remove(id_); }

@@ -9,6 +9,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/teacher/adapter_util.h"
+#include "common/teacher/chat_completion_scan.h"
 #include "common/teacher/http_failure.h"
 #include "common/teacher/sse_parser.h"
 #include "common/teacher/text_util.h"
@@ -105,7 +106,40 @@ void SplitInlineThink(std::string* content, std::string* reasoning) {
   *content = std::string(answer);
 }
 
+// The answer from the fields of a plain chat.completion (ScanChatCompletion
+// read them; the same reading as the nlohmann path below).
+TeacherResult AnswerFromFields(ChatCompletionFields fields, std::string body) {
+  TeacherResult result;
+  result.http_status = 200;
+  TeacherAnswer& answer = result.answer;
+  answer.content = std::move(fields.content);
+  answer.reasoning = std::move(fields.reasoning);
+  if (answer.reasoning.empty()) {
+    answer.reasoning = std::move(fields.reasoning_content);
+  }
+  if (answer.reasoning.empty()) {
+    SplitInlineThink(&answer.content, &answer.reasoning);
+  }
+  answer.finish_reason = std::move(fields.finish_reason);
+  if (fields.has_usage) {
+    answer.usage.prompt_tokens = fields.prompt_tokens;
+    answer.usage.completion_tokens = fields.completion_tokens;
+    answer.usage.reasoning_tokens = fields.reasoning_tokens;
+    answer.usage.cached_tokens = fields.cached_tokens;
+  }
+  answer.provider_id = std::move(fields.id);
+  answer.raw_body = std::move(body);
+  result.status = absl::OkStatus();
+  return result;
+}
+
 TeacherResult ParseChatResponseOrThrow(std::string body) {
+  // Almost every answer is a plain chat.completion: read it without
+  // building a document (see chat_completion_scan.h). Anything else, errors
+  // and garbled bodies included, takes the nlohmann path.
+  if (std::optional<ChatCompletionFields> fields = ScanChatCompletion(body)) {
+    return AnswerFromFields(*std::move(fields), std::move(body));
+  }
   json doc = json::parse(body, /*cb=*/nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) return BadBody("not JSON, or truncated", body);
   if (!doc.is_object()) return BadBody("not a JSON object", body);

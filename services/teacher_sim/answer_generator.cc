@@ -210,7 +210,11 @@ void AppendSentence(const char* pattern, Rng& rng, std::string* out) {
       }
       p += 2;
     } else {
-      out->push_back(*p);
+      // The literal text up to the next placeholder, in one append.
+      const char* end = p + 1;
+      while (*end != '\0' && *end != '{') ++end;
+      out->append(p, end);
+      p = end - 1;
     }
   }
   char& first = (*out)[sentence_start];
@@ -226,11 +230,32 @@ std::string ReplaceQuote(std::string_view pattern, std::string_view quote) {
   return out;
 }
 
+int64_t CountWords(std::string_view text) {
+  int64_t words = 0;
+  bool in_word = false;
+  for (char c : text) {
+    const bool space = IsSpace(c);
+    if (!space && !in_word) ++words;
+    in_word = !space;
+  }
+  return words;
+}
+
+// CountTokens(*text) is kept up to date sentence by sentence rather than
+// recounted over the whole text after each one (quadratic in the answer's
+// length). The sums agree because AppendSentence starts every sentence after
+// the first with a space, so no word spans the join.
 template <typename Templates>
 void AppendSentencesUntil(const Templates& templates, int64_t target_tokens,
                           Rng& rng, std::string* text) {
-  while (CountTokens(*text) < target_tokens) {
+  int64_t words = CountWords(*text);
+  const auto tokens = [&] {
+    return std::max(words, static_cast<int64_t>((text->size() + 3) / 4));
+  };
+  while (tokens() < target_tokens) {
+    const size_t before = text->size();
     AppendSentence(rng.Pick(templates), rng, text);
+    words += CountWords(std::string_view(*text).substr(before));
   }
 }
 
@@ -313,13 +338,7 @@ SimChoice GenerateChoice(const ChatRequest& request, int index,
 }  // namespace
 
 int64_t CountTokens(std::string_view text) {
-  int64_t words = 0;
-  bool in_word = false;
-  for (char c : text) {
-    const bool space = IsSpace(c);
-    if (!space && !in_word) ++words;
-    in_word = !space;
-  }
+  const int64_t words = CountWords(text);
   const int64_t by_bytes = static_cast<int64_t>((text.size() + 3) / 4);
   return std::max(words, by_bytes);
 }

@@ -350,16 +350,17 @@ Duration Worker::DispatchReady() {
 void Worker::Dispatch(std::vector<Pending> batch) {
   for (Pending& p : batch) {
     Teacher* teacher;
-    std::string name;
+    // teachers_ is fixed after construction, so the name stays put.
+    const std::string* name;
     {
       std::lock_guard<std::mutex> lock(mu_);
       teacher = teachers_[p.teacher_index].config.teacher;
-      name = teachers_[p.teacher_index].config.profile.name;
+      name = &teachers_[p.teacher_index].config.profile.name;
       ++requests_sent_;
     }
     p.started = clock_.Now();
     ++p.attempts;
-    metrics::InFlight(name, 1);
+    metrics::InFlight(*name, 1);
     // The callback may run on this thread (fakes) or the HTTP loop thread.
     auto shared = std::make_shared<Pending>(std::move(p));
     const TeacherRequest& request = shared->request;
@@ -396,18 +397,20 @@ void Worker::OnTeacherResult(Pending pending, TeacherResult result) {
                           Seconds(latency));
   v1::TaskResult r;
   if (result.status.ok()) {
-    const TeacherAnswer& a = result.answer;
+    // The result is ours: its texts (the raw body is the largest) move into
+    // the report rather than being copied under the lock.
+    TeacherAnswer& a = result.answer;
     v1::Answer* answer = r.mutable_answer();
-    answer->set_content(a.content);
-    answer->set_reasoning(a.reasoning);
-    answer->set_reasoning_blocks(a.reasoning_blocks);
-    answer->set_finish_reason(a.finish_reason);
+    answer->set_content(std::move(a.content));
+    answer->set_reasoning(std::move(a.reasoning));
+    answer->set_reasoning_blocks(std::move(a.reasoning_blocks));
+    answer->set_finish_reason(std::move(a.finish_reason));
     answer->mutable_usage()->set_prompt_tokens(a.usage.prompt_tokens);
     answer->mutable_usage()->set_completion_tokens(a.usage.completion_tokens);
     answer->mutable_usage()->set_reasoning_tokens(a.usage.reasoning_tokens);
     answer->mutable_usage()->set_cached_tokens(a.usage.cached_tokens);
-    answer->set_provider_id(a.provider_id);
-    answer->set_raw_body(a.raw_body);
+    answer->set_provider_id(std::move(a.provider_id));
+    answer->set_raw_body(std::move(a.raw_body));
     answer->set_received_ms(clock_.WallMillis());
     answer->set_latency_ms(
         std::chrono::duration_cast<std::chrono::milliseconds>(latency).count());
