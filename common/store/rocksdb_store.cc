@@ -332,6 +332,10 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& dir) 
   options.create_missing_column_families = true;
   options.compression = rocksdb::kLZ4Compression;
   options.IncreaseParallelism(2);
+  // One cap on the memtables of all column families together, so the
+  // coordinator's memory does not grow with the number of families written
+  // (each would otherwise hold up to 2 x 64 MB).
+  options.db_write_buffer_size = 128 << 20;
   rocksdb::BlockBasedTableOptions table;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   rocksdb::ColumnFamilyOptions cf_options(options);

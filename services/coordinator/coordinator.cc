@@ -866,8 +866,6 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
         commit->content.emplace(hash, key);
         if (options_.near_duplicates_at_commit) {
           RETURN_IF_ERROR(IndexNearDuplicatesLocked(&answer, commit));
-        } else {
-          answer.set_minhash(MinHashSignature(answer.content()));
         }
         if (!answer.near_duplicate_of().empty()) {
           c->set_near_duplicate_answers(c->near_duplicate_answers() + 1);
@@ -984,7 +982,8 @@ class NearDupFilter {
 
   // True when `answer` should be emitted; then it joins the index.
   absl::StatusOr<bool> Admit(const v1::Answer& answer) {
-    const std::vector<std::string> bands = LshBandKeys(answer.minhash());
+    const std::string mine = SignatureOf(answer);
+    const std::vector<std::string> bands = LshBandKeys(mine);
     StoreBatch batch;
     std::vector<std::string> checked;
     for (const std::string& band : bands) {
@@ -1004,13 +1003,13 @@ class NearDupFilter {
       ASSIGN_OR_RETURN(std::optional<v1::Answer> other,
                        store_.GetAnswer(*first));
       if (!other) continue;
-      std::string signature = other->minhash();
+      std::string signature = SignatureOf(*other);
       if (!other->duplicate_of().empty()) {
         ASSIGN_OR_RETURN(std::optional<v1::Answer> original,
                          store_.GetAnswer(other->duplicate_of()));
-        if (original) signature = original->minhash();
+        if (original) signature = SignatureOf(*original);
       }
-      if (EstimateJaccard(answer.minhash(), signature) >= threshold_) {
+      if (EstimateJaccard(mine, signature) >= threshold_) {
         return false;
       }
     }
@@ -1019,6 +1018,15 @@ class NearDupFilter {
   }
 
  private:
+  // The stored signature, or one computed now: answers committed with
+  // --near-duplicates=export carry none.
+  static std::string SignatureOf(const v1::Answer& answer) {
+    if (!answer.minhash().empty() || answer.content().empty()) {
+      return answer.minhash();
+    }
+    return MinHashSignature(answer.content());
+  }
+
   Store& store_;
   const double threshold_;
   std::string prefix_;

@@ -65,9 +65,9 @@ struct CoordinatorOptions {
   // Compare each new answer with earlier ones as it is committed (LSH
   // buckets in the store): answers get near_duplicate_of and jobs count
   // near_duplicate_answers live. It is the largest cost of a commit (16
-  // bucket lookups and up to 16 index writes per answer; bench/results.md);
-  // off, answers still get their MinHash signature, so
-  // `export --near-dup-threshold` works the same.
+  // bucket lookups and up to 16 index writes per answer, and its MinHash
+  // signature; bench/results.md). Off, `export --near-dup-threshold` finds
+  // the same near-duplicates, signing answers as it reads them.
   bool near_duplicates_at_commit = true;
 };
 

@@ -205,7 +205,7 @@ TEST_F(CoordinatorExportTest, NearDuplicatesOnlyAtExportWhenCommitSkipsThem) {
   std::vector<v1::ExportRecord> all = Export(request);
   ASSERT_EQ(all.size(), 3u);
   EXPECT_TRUE(all[1].answer().near_duplicate_of().empty());
-  // The signatures are stored all the same: export clusters as before.
+  // Export signs the answers itself and clusters as before.
   request.set_near_dup_threshold(0.8);
   EXPECT_EQ(Ids(Export(request)), (std::vector<std::string>{"q0", "q2"}));
 }
