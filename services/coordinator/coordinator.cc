@@ -1108,8 +1108,11 @@ absl::Status Coordinator::Export(
           }
           if (!*admit) return true;
         }
-        // The signature is for the coordinator; keep it off the wire.
+        // The signature is for the coordinator, and no export format
+        // writes the raw body (kept in the store for provenance): keep them
+        // off the wire, which halves an export's bytes.
         (*answer)->clear_minhash();
+        (*answer)->clear_raw_body();
         *record.mutable_answer() = std::move(**answer);
       }
       *record.mutable_prompt() = *prompt;
