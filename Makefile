@@ -5,7 +5,7 @@ JOBS ?= 2
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: deps build demo test test-deploy test-sanitize test-sanitize-unit test-tsan fuzz clean
+.PHONY: deps build demo test bench test-deploy test-sanitize test-sanitize-unit test-tsan fuzz clean
 
 deps:
 	@bash scripts/install-deps.sh test
@@ -19,6 +19,13 @@ demo: build
 
 test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS) --timeout 600
+
+# The benchmark (not a test: it prints figures and asserts nothing): builds
+# the release binaries (RelWithDebInfo: -O2 with symbols, for perf), runs
+# bench/run and writes the table to bench/results.md. Takes about 4 minutes.
+bench: build
+	@bash scripts/install-deps.sh bench
+	@python3 bench/run --build $(BUILD_DIR)
 
 # The docker compose deployment for real (installs Docker's engine when
 # absent; see scripts/test-deploy.sh).

@@ -16,7 +16,7 @@ PACKAGES=(
 # (libFuzzer, sanitizers).
 case "${1:-}" in
   test) PACKAGES+=(prometheus curl openssl) ;;
-  bench) PACKAGES+=(wrk) ;;
+  bench) PACKAGES+=(wrk python3) ;;
   fuzz) PACKAGES+=(clang libclang-rt-14-dev) ;;
 esac
 
