@@ -123,6 +123,27 @@ class RocksDbStore : public Store {
     return FromRocks(db_->Write(options, &wb), "write");
   }
 
+  template <typename Proto>
+  absl::StatusOr<std::vector<std::optional<Proto>>> MultiGet(
+      int family, const std::vector<rocksdb::Slice>& keys, const char* what) {
+    std::vector<rocksdb::PinnableSlice> values(keys.size());
+    std::vector<rocksdb::Status> statuses(keys.size());
+    db_->MultiGet(rocksdb::ReadOptions(), handles_[family], keys.size(),
+                  keys.data(), values.data(), statuses.data());
+    std::vector<std::optional<Proto>> out(keys.size());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (statuses[i].IsNotFound()) continue;
+      if (!statuses[i].ok()) return FromRocks(statuses[i], what);
+      Proto p;
+      if (!p.ParseFromArray(values[i].data(),
+                            static_cast<int>(values[i].size()))) {
+        return absl::DataLossError(absl::StrCat("corrupt ", what, " record"));
+      }
+      out[i] = std::move(p);
+    }
+    return out;
+  }
+
   // Puts (key, value) pairs in key order. The memtable is a skip list and
   // these keys are hashes: in arrival order each insert searches from the
   // top, while in key order each starts from where the previous one went
@@ -222,6 +243,21 @@ class RocksDbStore : public Store {
     rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[kAnswers],
                                  request_key, &value);
     return ParseValue<v1::Answer>(s, value, "answer");
+  }
+
+  absl::StatusOr<std::vector<std::optional<v1::Answer>>> GetAnswers(
+      const std::vector<std::string>& request_keys) override {
+    std::vector<rocksdb::Slice> keys(request_keys.begin(), request_keys.end());
+    return MultiGet<v1::Answer>(kAnswers, keys, "answer");
+  }
+
+  absl::StatusOr<std::vector<std::optional<v1::Prompt>>> GetPrompts(
+      const std::string& job_id, const std::vector<int64_t>& seqs) override {
+    std::vector<std::string> owned;
+    owned.reserve(seqs.size());
+    for (int64_t seq : seqs) owned.push_back(PromptKey(job_id, seq));
+    std::vector<rocksdb::Slice> keys(owned.begin(), owned.end());
+    return MultiGet<v1::Prompt>(kPrompts, keys, "prompt");
   }
 
   absl::StatusOr<bool> HasAnswer(const std::string& request_key) override {

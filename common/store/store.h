@@ -85,6 +85,13 @@ class Store {
 
   virtual absl::StatusOr<std::optional<v1::Answer>> GetAnswer(
       const std::string& request_key) = 0;
+  // Several answers (and prompts of one job) in one call, in the order
+  // asked; a missing one is nullopt. One RocksDB MultiGet: cheaper than a
+  // Get each when the keys are spread over the store, as an export's are.
+  virtual absl::StatusOr<std::vector<std::optional<v1::Answer>>> GetAnswers(
+      const std::vector<std::string>& request_keys) = 0;
+  virtual absl::StatusOr<std::vector<std::optional<v1::Prompt>>> GetPrompts(
+      const std::string& job_id, const std::vector<int64_t>& seqs) = 0;
   virtual absl::StatusOr<bool> HasAnswer(const std::string& request_key) = 0;
   // The request key of the first answer with this content hash, if any.
   virtual absl::StatusOr<std::optional<std::string>> FindContent(

@@ -17,6 +17,9 @@
 namespace distillery {
 namespace {
 
+// Tasks an export reads answers and prompts for at once.
+constexpr size_t kExportReadBatch = 256;
+
 bool IsTerminal(v1::JobState state) {
   return state == v1::JOB_STATE_COMPLETED ||
          state == v1::JOB_STATE_CANCELLED || state == v1::JOB_STATE_FAILED;
@@ -1056,36 +1059,19 @@ absl::Status Coordinator::Export(
   for (const v1::Job& job : jobs) {
     if (!filter.MatchesJob(job.spec())) continue;
     const std::string& job_id = job.id();
-    std::optional<v1::Prompt> prompt;
-    int64_t prompt_seq = -1;
     absl::Status inner;
     bool stopped = false;
-    // Returns false (setting `inner`) when the scan must stop on an error.
-    auto export_task = [&](const v1::Task& task) -> bool {
-      const bool done = task.state() == v1::TASK_STATE_DONE;
-      const bool failed = task.state() == v1::TASK_STATE_FAILED;
-      if (!(done && want_done) && !(failed && want_failed)) return true;
-      if (task.prompt_seq() != prompt_seq) {
-        absl::StatusOr<std::optional<v1::Prompt>> p =
-            store_.GetPrompt(job_id, task.prompt_seq());
-        if (!p.ok() || !*p) {
-          inner = p.ok() ? absl::DataLossError("prompt missing") : p.status();
-          return false;
-        }
-        prompt = std::move(*p);
-        prompt_seq = task.prompt_seq();
-      }
-      if (!filter.MatchesPrompt(*prompt)) return true;
+    // One record; false (setting `inner` or `stopped`) ends the export.
+    auto export_record = [&](const v1::Task& task, const v1::Prompt& prompt,
+                             std::optional<v1::Answer>* answer) -> bool {
+      if (!filter.MatchesPrompt(prompt)) return true;
       v1::ExportRecord record;
       record.set_job_id(job_id);
-      if (done) {
-        absl::StatusOr<std::optional<v1::Answer>> answer =
-            store_.GetAnswer(task.request_key());
-        if (!answer.ok() || !*answer) {
-          inner = answer.ok() ? absl::DataLossError(absl::StrCat(
-                                    "job ", job_id, ": answer missing for ",
-                                    HexKey(task.request_key())))
-                              : answer.status();
+      if (task.state() == v1::TASK_STATE_DONE) {
+        if (!*answer) {
+          inner = absl::DataLossError(
+              absl::StrCat("job ", job_id, ": answer missing for ",
+                           HexKey(task.request_key())));
           return false;
         }
         if (!(*answer)->duplicate_of().empty()) {
@@ -1115,7 +1101,7 @@ absl::Status Coordinator::Export(
         (*answer)->clear_raw_body();
         *record.mutable_answer() = std::move(**answer);
       }
-      *record.mutable_prompt() = *prompt;
+      *record.mutable_prompt() = prompt;
       *record.mutable_task() = task;
       metrics::RecordsExported(1);
       if (!emit(std::move(record))) {
@@ -1124,7 +1110,52 @@ absl::Status Coordinator::Export(
       }
       return true;
     };
+    // Tasks are read in order and handled in batches, so that their prompts
+    // and answers come from one MultiGet each instead of a read per record
+    // (answers are keyed by request key: an export's reads are random).
+    std::vector<v1::Task> batch;
+    auto flush = [&]() -> bool {
+      std::vector<int64_t> seqs;
+      std::vector<std::string> keys;
+      for (const v1::Task& t : batch) {
+        if (seqs.empty() || seqs.back() != t.prompt_seq()) {
+          seqs.push_back(t.prompt_seq());
+        }
+        if (t.state() == v1::TASK_STATE_DONE) keys.push_back(t.request_key());
+      }
+      absl::StatusOr<std::vector<std::optional<v1::Prompt>>> prompts =
+          store_.GetPrompts(job_id, seqs);
+      absl::StatusOr<std::vector<std::optional<v1::Answer>>> answers =
+          store_.GetAnswers(keys);
+      if (!prompts.ok() || !answers.ok()) {
+        inner = prompts.ok() ? answers.status() : prompts.status();
+        return false;
+      }
+      size_t p = 0, a = 0;
+      for (const v1::Task& t : batch) {
+        while (seqs[p] != t.prompt_seq()) ++p;
+        if (!(*prompts)[p]) {
+          inner = absl::DataLossError(absl::StrCat(
+              "job ", job_id, ": prompt missing for task ", t.prompt_seq()));
+          return false;
+        }
+        std::optional<v1::Answer> none;
+        std::optional<v1::Answer>* answer =
+            t.state() == v1::TASK_STATE_DONE ? &(*answers)[a++] : &none;
+        if (!export_record(t, *(*prompts)[p], answer)) return false;
+      }
+      batch.clear();
+      return true;
+    };
+    auto export_task = [&](const v1::Task& task) -> bool {
+      const bool done = task.state() == v1::TASK_STATE_DONE;
+      const bool failed = task.state() == v1::TASK_STATE_FAILED;
+      if (!(done && want_done) && !(failed && want_failed)) return true;
+      batch.push_back(task);
+      return batch.size() < kExportReadBatch || flush();
+    };
     RETURN_IF_ERROR(store_.ScanTasks(job_id, 0, 0, export_task));
+    if (inner.ok() && !stopped && !batch.empty()) flush();
     RETURN_IF_ERROR(inner);
     if (stopped) return absl::OkStatus();
   }

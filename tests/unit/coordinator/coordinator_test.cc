@@ -1302,6 +1302,46 @@ TEST_F(CoordinatorTest, ExportFollowsSubmissionOrder) {
   EXPECT_EQ(emitted, 2);
 }
 
+// Exports read in batches of tasks: records stay in order across batch
+// boundaries, with samples, failures and filters in between.
+TEST_F(CoordinatorTest, ExportOrderHoldsAcrossReadBatches) {
+  std::vector<std::string> texts;
+  for (int i = 0; i < 300; ++i) texts.push_back("q" + std::to_string(i));
+  v1::Job job = MustSubmit(PromptLines(texts), Spec(/*samples=*/2));
+  const std::string w = Register();
+  std::vector<v1::TaskResult> results;
+  for (const v1::LeasedTask& t : Lease(w, 1000)) {
+    if (t.prompt_seq() % 7 == 3 && t.sample() == 1) {
+      v1::TaskResult failed = Success(t, "");
+      failed.clear_answer();
+      failed.set_failure(v1::FAILURE_CLASS_PERMANENT);
+      failed.set_error("HTTP 400: no");
+      results.push_back(failed);
+    } else {
+      results.push_back(Success(t, "answer " + std::to_string(t.prompt_seq()) +
+                                       "/" + std::to_string(t.sample())));
+    }
+  }
+  ASSERT_EQ(results.size(), 600u);
+  Report(w, results);
+  ASSERT_EQ(GetJob(job.id()).state(), v1::JOB_STATE_COMPLETED);
+
+  std::vector<v1::ExportRecord> records = Export({job.id()});
+  ASSERT_EQ(records.size(), 600u - 43u);  // seq 3, 10, ..., 297: 43 failed
+  int64_t last = -1;
+  for (const v1::ExportRecord& r : records) {
+    const int64_t position = 2 * r.task().prompt_seq() + r.task().sample();
+    EXPECT_GT(position, last);
+    last = position;
+    EXPECT_EQ(r.prompt().messages(0).content(),
+              "q" + std::to_string(r.task().prompt_seq()));
+    EXPECT_EQ(r.answer().content(),
+              "answer " + std::to_string(r.task().prompt_seq()) + "/" +
+                  std::to_string(r.task().sample()));
+  }
+  EXPECT_EQ(Export({job.id()}, false, /*include_failed=*/true).size(), 600u);
+}
+
 TEST_F(CoordinatorTest, ExportIncludesFailedOnlyWhenAsked) {
   v1::Job job = MustSubmit(PromptLines({"a", "b", "c"}));
   const std::string w = Register();

@@ -108,6 +108,39 @@ TEST_F(RocksDbStoreTest, EmptyStoreFindsNothing) {
   EXPECT_TRUE(Scan("job-1").empty());
 }
 
+TEST_F(RocksDbStoreTest, BatchReadsAnswerInTheOrderAskedWithGaps) {
+  StoreBatch batch;
+  for (const char* key : {"rk-b", "rk-a", "rk-c"}) {
+    v1::Answer answer;
+    answer.set_request_key(key);
+    answer.set_content(std::string("content of ") + key);
+    batch.answers.push_back(answer);
+  }
+  batch.AddPrompt("job-1", 0, MakePrompt("p0", "first"));
+  batch.AddPrompt("job-1", 2, MakePrompt("p2", "third"));
+  ASSERT_TRUE(store_->Apply(batch).ok());
+  Reopen();  // from the table files too, not only the memtable
+
+  absl::StatusOr<std::vector<std::optional<v1::Answer>>> answers =
+      store_->GetAnswers({"rk-c", "missing", "rk-a", "rk-c"});
+  ASSERT_TRUE(answers.ok()) << answers.status();
+  ASSERT_EQ(answers->size(), 4u);
+  EXPECT_EQ((*answers)[0]->content(), "content of rk-c");
+  EXPECT_FALSE((*answers)[1].has_value());
+  EXPECT_EQ((*answers)[2]->content(), "content of rk-a");
+  EXPECT_EQ((*answers)[3]->content(), "content of rk-c");
+  EXPECT_TRUE(store_->GetAnswers({})->empty());
+
+  absl::StatusOr<std::vector<std::optional<v1::Prompt>>> prompts =
+      store_->GetPrompts("job-1", {2, 1, 0});
+  ASSERT_TRUE(prompts.ok()) << prompts.status();
+  ASSERT_EQ(prompts->size(), 3u);
+  EXPECT_EQ((*prompts)[0]->id(), "p2");
+  EXPECT_FALSE((*prompts)[1].has_value());
+  EXPECT_EQ((*prompts)[2]->id(), "p0");
+  EXPECT_FALSE((*store_->GetPrompts("job-2", {0}))[0].has_value());
+}
+
 TEST_F(RocksDbStoreTest, ApplyWritesEveryKindOfRecord) {
   StoreBatch batch;
   batch.jobs.push_back(MakeJob("job-1"));
