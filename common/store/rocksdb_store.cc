@@ -125,10 +125,11 @@ class RocksDbStore : public Store {
 
   template <typename Proto>
   absl::StatusOr<std::vector<std::optional<Proto>>> MultiGet(
-      int family, const std::vector<rocksdb::Slice>& keys, const char* what) {
+      int family, const std::vector<rocksdb::Slice>& keys, const char* what,
+      const rocksdb::ReadOptions& options) {
     std::vector<rocksdb::PinnableSlice> values(keys.size());
     std::vector<rocksdb::Status> statuses(keys.size());
-    db_->MultiGet(rocksdb::ReadOptions(), handles_[family], keys.size(),
+    db_->MultiGet(options, handles_[family], keys.size(),
                   keys.data(), values.data(), statuses.data());
     std::vector<std::optional<Proto>> out(keys.size());
     for (size_t i = 0; i < keys.size(); ++i) {
@@ -248,7 +249,12 @@ class RocksDbStore : public Store {
   absl::StatusOr<std::vector<std::optional<v1::Answer>>> GetAnswers(
       const std::vector<std::string>& request_keys) override {
     std::vector<rocksdb::Slice> keys(request_keys.begin(), request_keys.end());
-    return MultiGet<v1::Answer>(kAnswers, keys, "answer");
+    // Answers are keyed by hash, so a bulk read touches blocks at random and
+    // seldom twice: caching them would cost more (a sixth of an export's
+    // time) than it saves, and push the hot blocks out.
+    rocksdb::ReadOptions options;
+    options.fill_cache = false;
+    return MultiGet<v1::Answer>(kAnswers, keys, "answer", options);
   }
 
   absl::StatusOr<std::vector<std::optional<v1::Prompt>>> GetPrompts(
@@ -257,7 +263,8 @@ class RocksDbStore : public Store {
     owned.reserve(seqs.size());
     for (int64_t seq : seqs) owned.push_back(PromptKey(job_id, seq));
     std::vector<rocksdb::Slice> keys(owned.begin(), owned.end());
-    return MultiGet<v1::Prompt>(kPrompts, keys, "prompt");
+    return MultiGet<v1::Prompt>(kPrompts, keys, "prompt",
+                                rocksdb::ReadOptions());
   }
 
   absl::StatusOr<bool> HasAnswer(const std::string& request_key) override {
