@@ -20,6 +20,18 @@ namespace {
 // Tasks an export reads answers and prompts for at once.
 constexpr size_t kExportReadBatch = 256;
 
+// The value of `key` as a report's batch has it (written by an earlier
+// result of the same report), else as the store has it.
+template <typename StoreLookup>
+absl::StatusOr<std::optional<std::string>> FindInBatchOrStore(
+    const std::map<std::string, std::string>& batch, const std::string& key,
+    StoreLookup&& lookup) {
+  if (auto it = batch.find(key); it != batch.end()) {
+    return std::optional<std::string>(it->second);
+  }
+  return lookup();
+}
+
 bool IsTerminal(v1::JobState state) {
   return state == v1::JOB_STATE_COMPLETED ||
          state == v1::JOB_STATE_CANCELLED || state == v1::JOB_STATE_FAILED;
@@ -847,13 +859,10 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
       answer.set_worker(worker_name);
       if (answer.received_ms() == 0) answer.set_received_ms(clock_.WallMillis());
       const std::string hash = AnswerContentHash(answer.content());
-      std::optional<std::string> first;
-      if (auto in_batch = commit->content.find(hash);
-          in_batch != commit->content.end()) {
-        first = in_batch->second;
-      } else {
-        ASSIGN_OR_RETURN(first, store_.FindContent(hash));
-      }
+      ASSIGN_OR_RETURN(
+          std::optional<std::string> first,
+          FindInBatchOrStore(commit->content, hash,
+                             [&] { return store_.FindContent(hash); }));
       if (first && *first != key) {
         // Stored once: the duplicate keeps its provenance, not the text.
         answer.set_duplicate_of(*first);
@@ -916,13 +925,9 @@ absl::Status Coordinator::IndexNearDuplicatesLocked(v1::Answer* answer,
   answer->set_minhash(MinHashSignature(answer->content()));
   std::vector<std::string> checked;
   for (std::string& band : LshBandKeys(answer->minhash())) {
-    std::optional<std::string> first;
-    if (auto in_batch = commit->lsh.find(band);
-        in_batch != commit->lsh.end()) {
-      first = in_batch->second;
-    } else {
-      ASSIGN_OR_RETURN(first, store_.FindLsh(band));
-    }
+    ASSIGN_OR_RETURN(std::optional<std::string> first,
+                     FindInBatchOrStore(commit->lsh, band,
+                                        [&] { return store_.FindLsh(band); }));
     if (!first) {
       commit->lsh.emplace(band, answer->request_key());
       commit->batch.lsh.emplace_back(std::move(band), answer->request_key());
