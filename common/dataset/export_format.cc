@@ -1,6 +1,8 @@
 #include "common/dataset/export_format.h"
 
 #include <cstdint>
+#include <string_view>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/base/json_string.h"
@@ -18,7 +20,8 @@ namespace {
 // and after are interchangeable: AppendJsonString escapes as nlohmann does,
 // keys come in the order the tree kept them (ordered_json), and the few
 // values that are JSON text (metadata, reasoning blocks) or doubles still go
-// through nlohmann. export_format_reference_test.cc holds the tree-building
+// through nlohmann (metadata in the usual case is only copied: see
+// CanonicalJsonCopier). export_format_reference_test.cc holds the tree-building
 // code and compares the two.
 using json = nlohmann::ordered_json;
 
@@ -47,10 +50,178 @@ void AppendDouble(double value, std::string* out) {
   out->append(Dump(json(value)));
 }
 
+// Copies JSON text that nlohmann would parse and dump back unchanged but for
+// its insignificant whitespace, dropping that whitespace: the common case of
+// metadata, for which parsing into a tree costs more than the rest of the
+// line. It accepts only what it can vouch for, and gives up (returns false,
+// leaving *out extended with junk for the caller to cut) on anything else:
+//   - whitespace is what nlohmann skips (space, \t, \n, \r), no BOM;
+//   - strings have no backslash escape, and AppendJsonEscaped leaves them as
+//     they are (no control byte, valid UTF-8), so the dump writes them back
+//     verbatim, and an object's keys compare as their raw bytes;
+//   - objects have no repeated key (ordered_json keeps the first place and
+//     the last value);
+//   - numbers are integers of at most 18 digits, not -0: they fit int64 and
+//     uint64, and nlohmann writes the same digits back (no float form);
+//   - literals are true, false, null; nesting is at most kMaxDepth deep.
+class CanonicalJsonCopier {
+ public:
+  CanonicalJsonCopier(std::string_view text, std::string* out)
+      : text_(text), out_(out) {}
+
+  // Copies the whole text; false if it is not one value in the accepted form.
+  bool Copy() {
+    if (!Value(0)) return false;
+    SkipWhitespace();
+    return i_ == text_.size();
+  }
+
+ private:
+  static constexpr int kMaxDepth = 32;
+  static constexpr size_t kMaxDigits = 18;
+
+  void SkipWhitespace() {
+    while (i_ < text_.size() && (text_[i_] == ' ' || text_[i_] == '\t' ||
+                                 text_[i_] == '\n' || text_[i_] == '\r')) {
+      ++i_;
+    }
+  }
+
+  // Consumes `c` after optional whitespace.
+  bool Expect(char c) {
+    SkipWhitespace();
+    if (i_ == text_.size() || text_[i_] != c) return false;
+    ++i_;
+    return true;
+  }
+
+  bool Value(int depth) {
+    SkipWhitespace();
+    if (i_ == text_.size() || depth > kMaxDepth) return false;
+    switch (text_[i_]) {
+      case '{':
+        return Object(depth);
+      case '[':
+        return Array(depth);
+      case '"':
+        return String(nullptr);
+      case 't':
+        return Literal("true");
+      case 'f':
+        return Literal("false");
+      case 'n':
+        return Literal("null");
+      default:
+        return Integer();
+    }
+  }
+
+  bool Object(int depth) {
+    ++i_;
+    out_->push_back('{');
+    SkipWhitespace();
+    if (i_ < text_.size() && text_[i_] == '}') {
+      ++i_;
+      out_->push_back('}');
+      return true;
+    }
+    std::vector<std::string_view> keys;
+    while (true) {
+      SkipWhitespace();
+      std::string_view key;
+      if (i_ == text_.size() || text_[i_] != '"' || !String(&key)) return false;
+      for (std::string_view seen : keys) {
+        if (seen == key) return false;
+      }
+      keys.push_back(key);
+      if (!Expect(':')) return false;
+      out_->push_back(':');
+      if (!Value(depth + 1)) return false;
+      SkipWhitespace();
+      if (i_ == text_.size()) return false;
+      const char c = text_[i_++];
+      out_->push_back(c);
+      if (c == '}') return true;
+      if (c != ',') return false;
+    }
+  }
+
+  bool Array(int depth) {
+    ++i_;
+    out_->push_back('[');
+    SkipWhitespace();
+    if (i_ < text_.size() && text_[i_] == ']') {
+      ++i_;
+      out_->push_back(']');
+      return true;
+    }
+    while (true) {
+      if (!Value(depth + 1)) return false;
+      SkipWhitespace();
+      if (i_ == text_.size()) return false;
+      const char c = text_[i_++];
+      out_->push_back(c);
+      if (c == ']') return true;
+      if (c != ',') return false;
+    }
+  }
+
+  // At a '"'. Sets *body (if given) to the bytes between the quotes.
+  bool String(std::string_view* body) {
+    const size_t start = i_ + 1;
+    const size_t end = text_.find('"', start);
+    if (end == std::string_view::npos) return false;
+    const std::string_view inside = text_.substr(start, end - start);
+    if (inside.find('\\') != std::string_view::npos) return false;
+    out_->push_back('"');
+    const size_t mark = out_->size();
+    AppendJsonEscaped(inside, out_);
+    if (std::string_view(*out_).substr(mark) != inside) return false;
+    out_->push_back('"');
+    if (body != nullptr) *body = inside;
+    i_ = end + 1;
+    return true;
+  }
+
+  bool Literal(std::string_view word) {
+    if (text_.substr(i_, word.size()) != word) return false;
+    i_ += word.size();
+    out_->append(word);
+    return true;
+  }
+
+  bool Integer() {
+    const size_t start = i_;
+    if (text_[i_] == '-') ++i_;
+    const size_t digits_start = i_;
+    while (i_ < text_.size() && text_[i_] >= '0' && text_[i_] <= '9') ++i_;
+    const size_t digits = i_ - digits_start;
+    if (digits == 0 || digits > kMaxDigits) return false;
+    if (text_[digits_start] == '0' && (digits > 1 || digits_start > start)) {
+      return false;  // a leading zero, or -0
+    }
+    if (i_ < text_.size() &&
+        (text_[i_] == '.' || text_[i_] == 'e' || text_[i_] == 'E')) {
+      return false;
+    }
+    out_->append(text_.substr(start, i_ - start));
+    return true;
+  }
+
+  const std::string_view text_;
+  std::string* const out_;
+  size_t i_ = 0;
+};
+
 // The JSON text `text` (the metadata, the reasoning blocks) as the tree held
 // it: nlohmann's parse and dump ("<discarded>" when it does not parse).
 // Returns whether it parsed to anything but null.
 bool AppendJsonText(std::string_view text, std::string* out) {
+  const size_t mark = out->size();
+  if (CanonicalJsonCopier(text, out).Copy()) {
+    return std::string_view(*out).substr(mark) != "null";
+  }
+  out->resize(mark);
   const json value = json::parse(text.begin(), text.end(), nullptr,
                                  /*allow_exceptions=*/false);
   out->append(Dump(value));

@@ -357,6 +357,108 @@ v1::ExportRecord RandomRecord(std::mt19937_64& rng) {
   return r;
 }
 
+// Random JSON text in the shapes metadata takes, with random whitespace
+// (JSON's and not), numbers at the edges of the integer forms, strings
+// with and without escapes, repeated keys and deep nesting; `mutate` then
+// sometimes breaks it by a byte, so both nlohmann's result and its
+// "<discarded>" are compared.
+class RandomJson {
+ public:
+  explicit RandomJson(std::mt19937_64& rng) : rng_(rng) {}
+
+  std::string Text() {
+    std::string text;
+    Value(&text, 0);
+    Space(&text);
+    if (rng_() % 4 == 0 && !text.empty()) {
+      const size_t at = rng_() % text.size();
+      static const char kBytes[] = {'"', ',', '}', ']', ':', '\\', ' ',
+                                    '0', 'e', '\x80', '\0'};
+      switch (rng_() % 3) {
+        case 0:
+          text.erase(at, 1);
+          break;
+        case 1:
+          text.insert(text.begin() + at, kBytes[rng_() % std::size(kBytes)]);
+          break;
+        default:
+          text[at] = kBytes[rng_() % std::size(kBytes)];
+      }
+    }
+    return text;
+  }
+
+ private:
+  void Space(std::string* out) {
+    static const char* const kSpaces[] = {"", "", "", " ", "\n", "\t ", "\r\n",
+                                          "\f", "\v"};
+    if (rng_() % 3 == 0) *out += kSpaces[rng_() % std::size(kSpaces)];
+  }
+
+  void String(std::string* out) {
+    static const char* const kStrings[] = {
+        "\"\"", "\"x\"", "\"id\"", "\"source\"", "\"a b/c\"",
+        "\"caf\xC3\xA9 \xF0\x9F\x98\x80\"", "\"\x7f\"", "\"\\n\"",
+        "\"\\u00e9\"", "\"\\\"\"", "\"\xC3\x28\"", "\"\xED\xA0\x80\"",
+        "\"tab\there\"", "\"\xEF\xBF\xBD\""};
+    *out += kStrings[rng_() % std::size(kStrings)];
+  }
+
+  void Value(std::string* out, int depth) {
+    Space(out);
+    const int kind = static_cast<int>(rng_() % (depth > 40 ? 4 : 6));
+    switch (kind) {
+      case 0: {
+        static const char* const kNumbers[] = {
+            "0", "-0", "7", "-12", "123", "00", "01", "-", "1.0", "1.5e3",
+            "1E2", "2e-3", "999999999999999999", "-999999999999999999",
+            "1000000000000000000", "9223372036854775807",
+            "-9223372036854775808", "18446744073709551615",
+            "18446744073709551616", "1e400", "0.1"};
+        *out += kNumbers[rng_() % std::size(kNumbers)];
+        break;
+      }
+      case 1:
+        String(out);
+        break;
+      case 2: {
+        static const char* const kLiterals[] = {"true", "false", "null",
+                                                "nul", "True"};
+        *out += kLiterals[rng_() % std::size(kLiterals)];
+        break;
+      }
+      case 3:
+      case 4: {
+        *out += '{';
+        const int n = static_cast<int>(rng_() % 4);
+        for (int i = 0; i < n; ++i) {
+          if (i > 0) *out += ',';
+          Space(out);
+          String(out);
+          Space(out);
+          *out += ':';
+          Value(out, depth + 1);
+          Space(out);
+        }
+        *out += '}';
+        break;
+      }
+      default: {
+        *out += '[';
+        const int n = static_cast<int>(rng_() % 4);
+        for (int i = 0; i < n; ++i) {
+          if (i > 0) *out += ',';
+          Value(out, depth + 1);
+          Space(out);
+        }
+        *out += ']';
+      }
+    }
+  }
+
+  std::mt19937_64& rng_;
+};
+
 void ExpectSameAsReference(const v1::ExportRecord& r) {
   for (ExportFormat format : kFormats) {
     for (ReasoningLayout layout : kLayouts) {
@@ -379,6 +481,30 @@ TEST(FormatRecordReferenceTest, EveryMetadataText) {
   for (const std::string& metadata : MetadataTexts()) {
     v1::ExportRecord r = RandomRecord(rng);
     r.mutable_prompt()->set_metadata_json(metadata);
+    ExpectSameAsReference(r);
+  }
+}
+
+TEST(FormatRecordReferenceTest, RandomMetadataTexts) {
+  std::mt19937_64 rng(4);
+  RandomJson random_json(rng);
+  v1::ExportRecord r;
+  r.mutable_answer()->set_content("4");
+  for (int i = 0; i < 20000; ++i) {
+    r.mutable_prompt()->set_metadata_json(random_json.Text());
+    for (ExportFormat format : {ExportFormat::kOpenAi, ExportFormat::kRaw}) {
+      ASSERT_EQ(FormatRecord(r, format),
+                reference::FormatRecord(r, format, ReasoningLayout::kField))
+          << r.prompt().metadata_json();
+    }
+  }
+}
+
+TEST(FormatRecordReferenceTest, DeeplyNestedMetadata) {
+  v1::ExportRecord r;
+  for (int depth : {31, 32, 33, 34, 100}) {
+    r.mutable_prompt()->set_metadata_json(std::string(depth, '[') + "1" +
+                                          std::string(depth, ']'));
     ExpectSameAsReference(r);
   }
 }
