@@ -29,10 +29,10 @@ std::string Ours(const std::string& text) {
 // Bytes at the edges of every class the escaper and the UTF-8 decoder tell
 // apart.
 const std::vector<unsigned char> kEdgeBytes = {
-    0x00, 0x01, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x1f, 0x20, 0x22,
-    0x2f, 0x41, 0x5c, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0,
-    0xc1, 0xc2, 0xdf, 0xe0, 0xe1, 0xec, 0xed, 0xee, 0xef, 0xf0, 0xf1,
-    0xf3, 0xf4, 0xf5, 0xff};
+    0x00, 0x01, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x1f, 0x20,
+    0x22, 0x2f, 0x41, 0x5c, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0,
+    0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xe1, 0xec, 0xed, 0xee,
+    0xef, 0xf0, 0xf1, 0xf3, 0xf4, 0xf5, 0xff};
 
 TEST(AppendJsonEscapedTest, KnownEscapes) {
   EXPECT_EQ(Ours(""), "\"\"");
@@ -80,9 +80,15 @@ TEST(AppendJsonEscapedTest, ThreeAndFourByteEdgeCombinationsMatchNlohmann) {
 // Long strings, so the eight-bytes-at-a-time scan meets special bytes at
 // every offset, mixed with valid multi-byte characters.
 TEST(AppendJsonEscapedTest, RandomStringsMatchNlohmann) {
-  const std::vector<std::string> pieces = {
-      "plain ascii text ", "\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80",
-      "\xE4\xB8\xAD\xE6\x96\x87", "\"", "\\", "\n", "/"};
+  const std::vector<std::string> pieces = {"plain ascii text ",
+                                           "\xC3\xA9",
+                                           "\xE2\x82\xAC",
+                                           "\xF0\x9F\x98\x80",
+                                           "\xE4\xB8\xAD\xE6\x96\x87",
+                                           "\"",
+                                           "\\",
+                                           "\n",
+                                           "/"};
   std::mt19937_64 rng(42);
   for (int round = 0; round < 20000; ++round) {
     std::string s;

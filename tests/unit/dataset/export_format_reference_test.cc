@@ -23,6 +23,7 @@ namespace reference {
 
 // ---- The formatter as it was before the streaming writer (verbatim). ----
 
+// clang-format off
 using json = nlohmann::ordered_json;
 
 // Stored text is valid UTF-8 (prompts are checked on submit, answers come
@@ -152,6 +153,7 @@ json ErrorLine(const v1::ExportRecord& r) {
       {"metadata", Metadata(r.prompt())},
   };
 }
+// clang-format on
 
 std::string FormatRecord(const v1::ExportRecord& record, ExportFormat format,
                          ReasoningLayout layout) {
@@ -202,16 +204,16 @@ const std::vector<std::string>& TextPieces() {
       std::string(1, '\0'),
       "line\nbreak\ttab\rreturn\bback\fform",
       "caf\xC3\xA9 \xE4\xB8\xAD\xE6\x96\x87 \xF0\x9F\x98\x80 \xE2\x82\xAC",
-      "\xC3",                  // truncated 2-byte
-      "\xE2\x82",              // truncated 3-byte
-      "\xF0\x9F\x98",          // truncated 4-byte
-      "\x80\xBF",              // lone continuation bytes
-      "\xC0\xAF\xC1\xBF",      // overlong leads
-      "\xE0\x80\xAF",          // overlong 3-byte
-      "\xED\xA0\x80",          // surrogate
-      "\xF4\x90\x80\x80",      // above U+10FFFF
-      "\xF5\xFF\xFE",          // never valid
-      "\xC3\x28",              // lead then ASCII
+      "\xC3",              // truncated 2-byte
+      "\xE2\x82",          // truncated 3-byte
+      "\xF0\x9F\x98",      // truncated 4-byte
+      "\x80\xBF",          // lone continuation bytes
+      "\xC0\xAF\xC1\xBF",  // overlong leads
+      "\xE0\x80\xAF",      // overlong 3-byte
+      "\xED\xA0\x80",      // surrogate
+      "\xF4\x90\x80\x80",  // above U+10FFFF
+      "\xF5\xFF\xFE",      // never valid
+      "\xC3\x28",          // lead then ASCII
       "<think>\nnot a tag\n</think>\n",
   };
   return pieces;
@@ -325,7 +327,8 @@ v1::ExportRecord RandomRecord(std::mt19937_64& rng) {
   a->set_reasoning(rng() % 3 == 0 ? "" : RandomText(rng));
   switch (rng() % 4) {
     case 0:
-      a->set_reasoning_blocks(R"([{"type":"thinking","thinking":"hm","signature":"c2ln"}])");
+      a->set_reasoning_blocks(
+          R"([{"type":"thinking","thinking":"hm","signature":"c2ln"}])");
       break;
     case 1:
       a->set_reasoning_blocks("not json");
@@ -372,8 +375,8 @@ class RandomJson {
     Space(&text);
     if (rng_() % 4 == 0 && !text.empty()) {
       const size_t at = rng_() % text.size();
-      static const char kBytes[] = {'"', ',', '}', ']', ':', '\\', ' ',
-                                    '0', 'e', '\x80', '\0'};
+      static const char kBytes[] = {'"', ',', '}', ']',    ':', '\\',
+                                    ' ', '0', 'e', '\x80', '\0'};
       switch (rng_() % 3) {
         case 0:
           text.erase(at, 1);
@@ -390,16 +393,17 @@ class RandomJson {
 
  private:
   void Space(std::string* out) {
-    static const char* const kSpaces[] = {"", "", "", " ", "\n", "\t ", "\r\n",
-                                          "\f", "\v"};
+    static const char* const kSpaces[] = {"",    "",     "",   " ", "\n",
+                                          "\t ", "\r\n", "\f", "\v"};
     if (rng_() % 3 == 0) *out += kSpaces[rng_() % std::size(kSpaces)];
   }
 
   void String(std::string* out) {
     static const char* const kStrings[] = {
-        "\"\"", "\"x\"", "\"id\"", "\"source\"", "\"a b/c\"",
-        "\"caf\xC3\xA9 \xF0\x9F\x98\x80\"", "\"\x7f\"", "\"\\n\"",
-        "\"\\u00e9\"", "\"\\\"\"", "\"\xC3\x28\"", "\"\xED\xA0\x80\"",
+        "\"\"",          "\"x\"",           "\"id\"",
+        "\"source\"",    "\"a b/c\"",       "\"caf\xC3\xA9 \xF0\x9F\x98\x80\"",
+        "\"\x7f\"",      "\"\\n\"",         "\"\\u00e9\"",
+        "\"\\\"\"",      "\"\xC3\x28\"",    "\"\xED\xA0\x80\"",
         "\"tab\there\"", "\"\xEF\xBF\xBD\""};
     *out += kStrings[rng_() % std::size(kStrings)];
   }
@@ -409,12 +413,27 @@ class RandomJson {
     const int kind = static_cast<int>(rng_() % (depth > 40 ? 4 : 6));
     switch (kind) {
       case 0: {
-        static const char* const kNumbers[] = {
-            "0", "-0", "7", "-12", "123", "00", "01", "-", "1.0", "1.5e3",
-            "1E2", "2e-3", "999999999999999999", "-999999999999999999",
-            "1000000000000000000", "9223372036854775807",
-            "-9223372036854775808", "18446744073709551615",
-            "18446744073709551616", "1e400", "0.1"};
+        static const char* const kNumbers[] = {"0",
+                                               "-0",
+                                               "7",
+                                               "-12",
+                                               "123",
+                                               "00",
+                                               "01",
+                                               "-",
+                                               "1.0",
+                                               "1.5e3",
+                                               "1E2",
+                                               "2e-3",
+                                               "999999999999999999",
+                                               "-999999999999999999",
+                                               "1000000000000000000",
+                                               "9223372036854775807",
+                                               "-9223372036854775808",
+                                               "18446744073709551615",
+                                               "18446744073709551616",
+                                               "1e400",
+                                               "0.1"};
         *out += kNumbers[rng_() % std::size(kNumbers)];
         break;
       }
@@ -422,8 +441,8 @@ class RandomJson {
         String(out);
         break;
       case 2: {
-        static const char* const kLiterals[] = {"true", "false", "null",
-                                                "nul", "True"};
+        static const char* const kLiterals[] = {"true", "false", "null", "nul",
+                                                "True"};
         *out += kLiterals[rng_() % std::size(kLiterals)];
         break;
       }
