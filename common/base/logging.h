@@ -23,7 +23,8 @@ std::string JsonLogLine(int64_t wall_millis, std::string_view level,
                         std::string_view program, std::string_view message);
 
 // `text` as the inside of a JSON string: quotes, backslashes and control
-// characters escaped; bytes that are not valid UTF-8 become U+FFFD.
+// characters escaped; bytes that are not valid UTF-8 become U+FFFD. The
+// same bytes nlohmann::json writes (see json_string.h).
 std::string JsonEscape(std::string_view text);
 
 }  // namespace distillery

@@ -1,13 +1,28 @@
 #include "common/dataset/export_format.h"
 
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
+#include "common/base/json_string.h"
 #include "common/dedup/keys.h"
 #include "nlohmann/json.hpp"
 
 namespace distillery {
 namespace {
 
-// ordered_json keeps fields in the order written: role before content.
+// The lines are written straight into the output string: building an
+// nlohmann tree per record (a copy of every string, a node per value) and
+// dumping it cost several microseconds a record, and export runs on the
+// coordinator's cores. The bytes are exactly those the tree's
+// dump(-1, ' ', false, error_handler_t::replace) wrote, so files from before
+// and after are interchangeable: AppendJsonString escapes as nlohmann does,
+// keys come in the order the tree kept them (ordered_json), and the few
+// values that are JSON text (metadata, reasoning blocks) or doubles still go
+// through nlohmann (metadata in the usual case is only copied: see
+// CanonicalJsonCopier). export_format_reference_test.cc holds the tree-building
+// code and compares the two.
 using json = nlohmann::ordered_json;
 
 // Stored text is valid UTF-8 (prompts are checked on submit, answers come
@@ -16,126 +31,452 @@ std::string Dump(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-json Metadata(const v1::Prompt& prompt) {
-  if (prompt.metadata_json().empty()) return nullptr;
-  return json::parse(prompt.metadata_json(), nullptr, /*allow_exceptions=*/false);
+// Appends `key` (a literal that needs no escaping) with its quotes and colon.
+void AppendKey(std::string_view key, std::string* out) {
+  out->push_back('"');
+  out->append(key);
+  out->append("\":", 2);
 }
 
-json OpenAiLine(const v1::ExportRecord& r, ReasoningLayout layout) {
-  json messages = json::array();
-  for (const v1::ChatMessage& m : r.prompt().messages()) {
-    messages.push_back({{"role", m.role()}, {"content", m.content()}});
-  }
-  json assistant = {{"role", "assistant"},
-                    {"content", AssistantText(r.answer(), layout)}};
-  if (layout == ReasoningLayout::kField && !r.answer().reasoning().empty()) {
-    assistant["reasoning"] = r.answer().reasoning();
-  }
-  messages.push_back(std::move(assistant));
-  json line = {{"messages", std::move(messages)}};
-  if (json meta = Metadata(r.prompt()); !meta.is_null()) {
-    line["metadata"] = std::move(meta);
-  }
-  return line;
+void AppendInt(int64_t value, std::string* out) { absl::StrAppend(out, value); }
+
+void AppendBool(bool value, std::string* out) {
+  out->append(value ? "true" : "false");
 }
 
-json ShareGptLine(const v1::ExportRecord& r, ReasoningLayout layout) {
-  json turns = json::array();
+// nlohmann's shortest round-trip form ("0.5", "1.0", "1e-05"; null when not
+// finite), which no standard formatter reproduces.
+void AppendDouble(double value, std::string* out) {
+  out->append(Dump(json(value)));
+}
+
+// Copies JSON text that nlohmann would parse and dump back unchanged but for
+// its insignificant whitespace, dropping that whitespace: the common case of
+// metadata, for which parsing into a tree costs more than the rest of the
+// line. It accepts only what it can vouch for, and gives up (returns false,
+// leaving *out extended with junk for the caller to cut) on anything else:
+//   - whitespace is what nlohmann skips (space, \t, \n, \r), no BOM;
+//   - strings have no backslash escape, and AppendJsonEscaped leaves them as
+//     they are (no control byte, valid UTF-8), so the dump writes them back
+//     verbatim, and an object's keys compare as their raw bytes;
+//   - objects have no repeated key (ordered_json keeps the first place and
+//     the last value);
+//   - numbers are integers of at most 18 digits, not -0: they fit int64 and
+//     uint64, and nlohmann writes the same digits back (no float form);
+//   - literals are true, false, null; nesting is at most kMaxDepth deep.
+class CanonicalJsonCopier {
+ public:
+  CanonicalJsonCopier(std::string_view text, std::string* out)
+      : text_(text), out_(out) {}
+
+  // Copies the whole text; false if it is not one value in the accepted form.
+  bool Copy() {
+    if (!Value(0)) return false;
+    SkipWhitespace();
+    return i_ == text_.size();
+  }
+
+ private:
+  static constexpr int kMaxDepth = 32;
+  static constexpr size_t kMaxDigits = 18;
+
+  void SkipWhitespace() {
+    while (i_ < text_.size() && (text_[i_] == ' ' || text_[i_] == '\t' ||
+                                 text_[i_] == '\n' || text_[i_] == '\r')) {
+      ++i_;
+    }
+  }
+
+  // Consumes `c` after optional whitespace.
+  bool Expect(char c) {
+    SkipWhitespace();
+    if (i_ == text_.size() || text_[i_] != c) return false;
+    ++i_;
+    return true;
+  }
+
+  bool Value(int depth) {
+    SkipWhitespace();
+    if (i_ == text_.size() || depth > kMaxDepth) return false;
+    switch (text_[i_]) {
+      case '{':
+        return Object(depth);
+      case '[':
+        return Array(depth);
+      case '"':
+        return String(nullptr);
+      case 't':
+        return Literal("true");
+      case 'f':
+        return Literal("false");
+      case 'n':
+        return Literal("null");
+      default:
+        return Integer();
+    }
+  }
+
+  bool Object(int depth) {
+    ++i_;
+    out_->push_back('{');
+    SkipWhitespace();
+    if (i_ < text_.size() && text_[i_] == '}') {
+      ++i_;
+      out_->push_back('}');
+      return true;
+    }
+    std::vector<std::string_view> keys;
+    while (true) {
+      SkipWhitespace();
+      std::string_view key;
+      if (i_ == text_.size() || text_[i_] != '"' || !String(&key)) return false;
+      for (std::string_view seen : keys) {
+        if (seen == key) return false;
+      }
+      keys.push_back(key);
+      if (!Expect(':')) return false;
+      out_->push_back(':');
+      if (!Value(depth + 1)) return false;
+      SkipWhitespace();
+      if (i_ == text_.size()) return false;
+      const char c = text_[i_++];
+      out_->push_back(c);
+      if (c == '}') return true;
+      if (c != ',') return false;
+    }
+  }
+
+  bool Array(int depth) {
+    ++i_;
+    out_->push_back('[');
+    SkipWhitespace();
+    if (i_ < text_.size() && text_[i_] == ']') {
+      ++i_;
+      out_->push_back(']');
+      return true;
+    }
+    while (true) {
+      if (!Value(depth + 1)) return false;
+      SkipWhitespace();
+      if (i_ == text_.size()) return false;
+      const char c = text_[i_++];
+      out_->push_back(c);
+      if (c == ']') return true;
+      if (c != ',') return false;
+    }
+  }
+
+  // At a '"'. Sets *body (if given) to the bytes between the quotes.
+  bool String(std::string_view* body) {
+    const size_t start = i_ + 1;
+    const size_t end = text_.find('"', start);
+    if (end == std::string_view::npos) return false;
+    const std::string_view inside = text_.substr(start, end - start);
+    if (inside.find('\\') != std::string_view::npos) return false;
+    out_->push_back('"');
+    const size_t mark = out_->size();
+    AppendJsonEscaped(inside, out_);
+    if (std::string_view(*out_).substr(mark) != inside) return false;
+    out_->push_back('"');
+    if (body != nullptr) *body = inside;
+    i_ = end + 1;
+    return true;
+  }
+
+  bool Literal(std::string_view word) {
+    if (text_.substr(i_, word.size()) != word) return false;
+    i_ += word.size();
+    out_->append(word);
+    return true;
+  }
+
+  bool Integer() {
+    const size_t start = i_;
+    if (text_[i_] == '-') ++i_;
+    const size_t digits_start = i_;
+    while (i_ < text_.size() && text_[i_] >= '0' && text_[i_] <= '9') ++i_;
+    const size_t digits = i_ - digits_start;
+    if (digits == 0 || digits > kMaxDigits) return false;
+    if (text_[digits_start] == '0' && (digits > 1 || digits_start > start)) {
+      return false;  // a leading zero, or -0
+    }
+    if (i_ < text_.size() &&
+        (text_[i_] == '.' || text_[i_] == 'e' || text_[i_] == 'E')) {
+      return false;
+    }
+    out_->append(text_.substr(start, i_ - start));
+    return true;
+  }
+
+  const std::string_view text_;
+  std::string* const out_;
+  size_t i_ = 0;
+};
+
+// The JSON text `text` (the metadata, the reasoning blocks) as the tree held
+// it: nlohmann's parse and dump ("<discarded>" when it does not parse).
+// Returns whether it parsed to anything but null.
+bool AppendJsonText(std::string_view text, std::string* out) {
+  const size_t mark = out->size();
+  if (CanonicalJsonCopier(text, out).Copy()) {
+    return std::string_view(*out).substr(mark) != "null";
+  }
+  out->resize(mark);
+  const json value = json::parse(text.begin(), text.end(), nullptr,
+                                 /*allow_exceptions=*/false);
+  out->append(Dump(value));
+  return !value.is_null();
+}
+
+// The prompt's metadata; "" is null.
+void AppendMetadata(const v1::Prompt& prompt, std::string* out) {
+  if (prompt.metadata_json().empty()) {
+    out->append("null");
+  } else {
+    AppendJsonText(prompt.metadata_json(), out);
+  }
+}
+
+// ,"metadata":... unless the metadata is empty or null (openai, sharegpt).
+void AppendOptionalMetadata(const v1::Prompt& prompt, std::string* out) {
+  if (prompt.metadata_json().empty()) return;
+  const size_t mark = out->size();
+  out->append(",\"metadata\":");
+  if (!AppendJsonText(prompt.metadata_json(), out)) out->resize(mark);
+}
+
+// [{"role":..,"content":..},...] without the closing bracket, so the openai
+// line can add the assistant turn.
+void AppendOpenMessages(const v1::Prompt& prompt, std::string* out) {
+  out->push_back('[');
+  bool first = true;
+  for (const v1::ChatMessage& m : prompt.messages()) {
+    if (!first) out->push_back(',');
+    first = false;
+    out->append("{\"role\":");
+    AppendJsonString(m.role(), out);
+    out->append(",\"content\":");
+    AppendJsonString(m.content(), out);
+    out->push_back('}');
+  }
+}
+
+// AssistantText as a JSON string, without building it. Escaping its pieces
+// one by one gives the same bytes as escaping the whole: the pieces the
+// layout adds begin and end with ASCII, and an incomplete UTF-8 sequence
+// before an ASCII byte becomes one U+FFFD whether the text ends there or not.
+void AppendAssistantText(const v1::Answer& answer, ReasoningLayout layout,
+                         std::string* out) {
+  out->push_back('"');
+  if (layout == ReasoningLayout::kThinkTags && !answer.reasoning().empty()) {
+    out->append("<think>\\n");
+    AppendJsonEscaped(answer.reasoning(), out);
+    out->append("\\n</think>\\n");
+  }
+  AppendJsonEscaped(answer.content(), out);
+  out->push_back('"');
+}
+
+// ,"reasoning":.. in the reasoning field layout when there is any.
+void AppendReasoningField(const v1::Answer& answer, ReasoningLayout layout,
+                          std::string* out) {
+  if (layout == ReasoningLayout::kField && !answer.reasoning().empty()) {
+    out->append(",\"reasoning\":");
+    AppendJsonString(answer.reasoning(), out);
+  }
+}
+
+void AppendOpenAiLine(const v1::ExportRecord& r, ReasoningLayout layout,
+                      std::string* out) {
+  out->append("{\"messages\":");
+  AppendOpenMessages(r.prompt(), out);
+  if (r.prompt().messages_size() > 0) out->push_back(',');
+  out->append("{\"role\":\"assistant\",\"content\":");
+  AppendAssistantText(r.answer(), layout, out);
+  AppendReasoningField(r.answer(), layout, out);
+  out->append("}]");
+  AppendOptionalMetadata(r.prompt(), out);
+  out->push_back('}');
+}
+
+void AppendShareGptLine(const v1::ExportRecord& r, ReasoningLayout layout,
+                        std::string* out) {
+  out->append("{\"conversations\":[");
   for (const v1::ChatMessage& m : r.prompt().messages()) {
     const char* from = m.role() == "system"      ? "system"
                        : m.role() == "assistant" ? "gpt"
                                                  : "human";
-    turns.push_back({{"from", from}, {"value", m.content()}});
+    out->append("{\"from\":\"");
+    out->append(from);
+    out->append("\",\"value\":");
+    AppendJsonString(m.content(), out);
+    out->append("},");
   }
-  json gpt = {{"from", "gpt"}, {"value", AssistantText(r.answer(), layout)}};
-  if (layout == ReasoningLayout::kField && !r.answer().reasoning().empty()) {
-    gpt["reasoning"] = r.answer().reasoning();
+  out->append("{\"from\":\"gpt\",\"value\":");
+  AppendAssistantText(r.answer(), layout, out);
+  AppendReasoningField(r.answer(), layout, out);
+  out->append("}]");
+  AppendOptionalMetadata(r.prompt(), out);
+  out->push_back('}');
+}
+
+void AppendMessages(const v1::Prompt& prompt, std::string* out) {
+  AppendOpenMessages(prompt, out);
+  out->push_back(']');
+}
+
+// The request key (or a duplicate's) in hex; "" is null.
+void AppendOptionalKey(const std::string& key, std::string* out) {
+  if (key.empty()) {
+    out->append("null");
+  } else {
+    AppendJsonString(HexKey(key), out);
   }
-  turns.push_back(std::move(gpt));
-  json line = {{"conversations", std::move(turns)}};
-  if (json meta = Metadata(r.prompt()); !meta.is_null()) {
-    line["metadata"] = std::move(meta);
-  }
-  return line;
 }
 
 // The stored thinking blocks as a JSON array (null when there are none, or
 // when what was stored is somehow not JSON: the export must not fail).
-json ReasoningBlocks(const v1::Answer& a) {
-  if (a.reasoning_blocks().empty()) return nullptr;
-  json blocks = json::parse(a.reasoning_blocks(), nullptr, false);
-  return blocks.is_discarded() ? json(nullptr) : blocks;
+void AppendReasoningBlocks(const v1::Answer& a, std::string* out) {
+  if (a.reasoning_blocks().empty()) {
+    out->append("null");
+    return;
+  }
+  const json blocks = json::parse(a.reasoning_blocks(), nullptr, false);
+  out->append(blocks.is_discarded() ? "null" : Dump(blocks));
 }
 
-json RawLine(const v1::ExportRecord& r) {
+void AppendParams(const v1::SamplingParams& p, std::string* out) {
+  out->push_back('{');
+  bool first = true;
+  const auto key = [&](std::string_view name) {
+    if (!first) out->push_back(',');
+    first = false;
+    AppendKey(name, out);
+  };
+  if (p.max_tokens() > 0) {
+    key("max_tokens");
+    AppendInt(p.max_tokens(), out);
+  }
+  if (p.has_temperature()) {
+    key("temperature");
+    AppendDouble(p.temperature(), out);
+  }
+  if (p.has_top_p()) {
+    key("top_p");
+    AppendDouble(p.top_p(), out);
+  }
+  if (p.has_seed()) {
+    key("seed");
+    AppendInt(p.seed(), out);
+  }
+  if (p.stop_size() > 0) {
+    key("stop");
+    out->push_back('[');
+    for (int i = 0; i < p.stop_size(); ++i) {
+      if (i > 0) out->push_back(',');
+      AppendJsonString(p.stop(i), out);
+    }
+    out->push_back(']');
+  }
+  out->push_back('}');
+}
+
+void AppendRawLine(const v1::ExportRecord& r, std::string* out) {
   const v1::Answer& a = r.answer();
-  json messages = json::array();
-  for (const v1::ChatMessage& m : r.prompt().messages()) {
-    messages.push_back({{"role", m.role()}, {"content", m.content()}});
-  }
-  json params = json::object();
-  if (a.params().max_tokens() > 0) params["max_tokens"] = a.params().max_tokens();
-  if (a.params().has_temperature()) params["temperature"] = a.params().temperature();
-  if (a.params().has_top_p()) params["top_p"] = a.params().top_p();
-  if (a.params().has_seed()) params["seed"] = a.params().seed();
-  if (a.params().stop_size() > 0) {
-    params["stop"] = json(std::vector<std::string>(a.params().stop().begin(),
-                                                   a.params().stop().end()));
-  }
-  json line = {
-      {"job_id", r.job_id()},
-      {"prompt_id", r.prompt().id()},
-      {"line", r.prompt().line()},
-      {"sample", r.task().sample()},
-      {"messages", std::move(messages)},
-      {"metadata", Metadata(r.prompt())},
-      {"state", r.task().state() == v1::TASK_STATE_DONE ? "done" : "failed"},
-      {"content", a.content()},
-      {"reasoning", a.reasoning()},
-      {"reasoning_blocks", ReasoningBlocks(a)},
-      {"finish_reason", a.finish_reason()},
-      {"teacher", a.teacher()},
-      {"model", a.model()},
-      {"params", std::move(params)},
-      {"usage",
-       {{"prompt_tokens", a.usage().prompt_tokens()},
-        {"completion_tokens", a.usage().completion_tokens()},
-        {"reasoning_tokens", a.usage().reasoning_tokens()},
-        {"cached_tokens", a.usage().cached_tokens()}}},
-      {"cost_usd", a.cost_usd()},
-      {"provider_id", a.provider_id()},
-      {"received_ms", a.received_ms()},
-      {"latency_ms", a.latency_ms()},
-      {"worker", a.worker()},
-      {"request_key", HexKey(r.task().request_key())},
-      {"from_cache", r.task().from_cache()},
-      {"duplicate_of",
-       a.duplicate_of().empty() ? json(nullptr) : json(HexKey(a.duplicate_of()))},
-      {"near_duplicate_of", a.near_duplicate_of().empty()
-                                ? json(nullptr)
-                                : json(HexKey(a.near_duplicate_of()))},
-      {"attempts", r.task().attempts()},
-      {"error", r.task().last_error()},
-  };
-  return line;
+  const v1::Task& t = r.task();
+  out->append("{\"job_id\":");
+  AppendJsonString(r.job_id(), out);
+  out->append(",\"prompt_id\":");
+  AppendJsonString(r.prompt().id(), out);
+  out->append(",\"line\":");
+  AppendInt(r.prompt().line(), out);
+  out->append(",\"sample\":");
+  AppendInt(t.sample(), out);
+  out->append(",\"messages\":");
+  AppendMessages(r.prompt(), out);
+  out->append(",\"metadata\":");
+  AppendMetadata(r.prompt(), out);
+  out->append(",\"state\":");
+  out->append(t.state() == v1::TASK_STATE_DONE ? "\"done\"" : "\"failed\"");
+  out->append(",\"content\":");
+  AppendJsonString(a.content(), out);
+  out->append(",\"reasoning\":");
+  AppendJsonString(a.reasoning(), out);
+  out->append(",\"reasoning_blocks\":");
+  AppendReasoningBlocks(a, out);
+  out->append(",\"finish_reason\":");
+  AppendJsonString(a.finish_reason(), out);
+  out->append(",\"teacher\":");
+  AppendJsonString(a.teacher(), out);
+  out->append(",\"model\":");
+  AppendJsonString(a.model(), out);
+  out->append(",\"params\":");
+  AppendParams(a.params(), out);
+  out->append(",\"usage\":{\"prompt_tokens\":");
+  AppendInt(a.usage().prompt_tokens(), out);
+  out->append(",\"completion_tokens\":");
+  AppendInt(a.usage().completion_tokens(), out);
+  out->append(",\"reasoning_tokens\":");
+  AppendInt(a.usage().reasoning_tokens(), out);
+  out->append(",\"cached_tokens\":");
+  AppendInt(a.usage().cached_tokens(), out);
+  out->append("},\"cost_usd\":");
+  AppendDouble(a.cost_usd(), out);
+  out->append(",\"provider_id\":");
+  AppendJsonString(a.provider_id(), out);
+  out->append(",\"received_ms\":");
+  AppendInt(a.received_ms(), out);
+  out->append(",\"latency_ms\":");
+  AppendInt(a.latency_ms(), out);
+  out->append(",\"worker\":");
+  AppendJsonString(a.worker(), out);
+  out->append(",\"request_key\":");
+  AppendJsonString(HexKey(t.request_key()), out);
+  out->append(",\"from_cache\":");
+  AppendBool(t.from_cache(), out);
+  out->append(",\"duplicate_of\":");
+  AppendOptionalKey(a.duplicate_of(), out);
+  out->append(",\"near_duplicate_of\":");
+  AppendOptionalKey(a.near_duplicate_of(), out);
+  out->append(",\"attempts\":");
+  AppendInt(t.attempts(), out);
+  out->append(",\"error\":");
+  AppendJsonString(t.last_error(), out);
+  out->push_back('}');
 }
 
-json ErrorLine(const v1::ExportRecord& r) {
-  json messages = json::array();
+void AppendErrorLine(const v1::ExportRecord& r, std::string* out) {
+  const v1::Task& t = r.task();
+  out->append("{\"job_id\":");
+  AppendJsonString(r.job_id(), out);
+  out->append(",\"prompt_id\":");
+  AppendJsonString(r.prompt().id(), out);
+  out->append(",\"line\":");
+  AppendInt(r.prompt().line(), out);
+  out->append(",\"sample\":");
+  AppendInt(t.sample(), out);
+  out->append(",\"attempts\":");
+  AppendInt(t.attempts(), out);
+  out->append(",\"error\":");
+  AppendJsonString(t.last_error(), out);
+  out->append(",\"request_key\":");
+  AppendJsonString(HexKey(t.request_key()), out);
+  out->append(",\"messages\":");
+  AppendMessages(r.prompt(), out);
+  out->append(",\"metadata\":");
+  AppendMetadata(r.prompt(), out);
+  out->push_back('}');
+}
+
+// A guess at the line's length, so it is allocated once: the text, plus a
+// little for keys and escapes.
+size_t LineSizeHint(const v1::ExportRecord& r) {
+  size_t size = 64 + r.prompt().metadata_json().size() +
+                r.answer().content().size() + 2 * r.answer().reasoning().size();
   for (const v1::ChatMessage& m : r.prompt().messages()) {
-    messages.push_back({{"role", m.role()}, {"content", m.content()}});
+    size += 32 + m.role().size() + m.content().size();
   }
-  return {
-      {"job_id", r.job_id()},
-      {"prompt_id", r.prompt().id()},
-      {"line", r.prompt().line()},
-      {"sample", r.task().sample()},
-      {"attempts", r.task().attempts()},
-      {"error", r.task().last_error()},
-      {"request_key", HexKey(r.task().request_key())},
-      {"messages", std::move(messages)},
-      {"metadata", Metadata(r.prompt())},
-  };
+  return size + size / 16;
 }
 
 }  // namespace
@@ -167,19 +508,30 @@ std::string AssistantText(const v1::Answer& answer, ReasoningLayout layout) {
                       answer.content());
 }
 
-std::string FormatRecord(const v1::ExportRecord& record, ExportFormat format,
-                         ReasoningLayout layout) {
+void AppendRecord(const v1::ExportRecord& record, ExportFormat format,
+                  ReasoningLayout layout, std::string* out) {
+  out->reserve(out->size() + LineSizeHint(record));
   switch (format) {
     case ExportFormat::kOpenAi:
-      return Dump(OpenAiLine(record, layout));
+      AppendOpenAiLine(record, layout, out);
+      return;
     case ExportFormat::kShareGpt:
-      return Dump(ShareGptLine(record, layout));
+      AppendShareGptLine(record, layout, out);
+      return;
     case ExportFormat::kRaw:
-      return Dump(RawLine(record));
+      AppendRawLine(record, out);
+      return;
     case ExportFormat::kErrors:
-      return Dump(ErrorLine(record));
+      AppendErrorLine(record, out);
+      return;
   }
-  return "";
+}
+
+std::string FormatRecord(const v1::ExportRecord& record, ExportFormat format,
+                         ReasoningLayout layout) {
+  std::string line;
+  AppendRecord(record, format, layout, &line);
+  return line;
 }
 
 }  // namespace distillery

@@ -37,6 +37,11 @@ std::string AssistantText(const v1::Answer& answer, ReasoningLayout layout);
 std::string FormatRecord(const v1::ExportRecord& record, ExportFormat format,
                          ReasoningLayout layout = ReasoningLayout::kField);
 
+// FormatRecord's line appended to *out, which saves a caller that collects
+// many lines in one buffer a string per record.
+void AppendRecord(const v1::ExportRecord& record, ExportFormat format,
+                  ReasoningLayout layout, std::string* out);
+
 }  // namespace distillery
 
 #endif  // DISTILLERY_COMMON_DATASET_EXPORT_FORMAT_H_

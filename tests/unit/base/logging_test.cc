@@ -26,7 +26,10 @@ TEST(JsonEscapeTest, EscapesControlsAndReplacesInvalidUtf8) {
   EXPECT_EQ(JsonEscape(std::string("\0\x1f", 2)), "\\u0000\\u001f");
   EXPECT_EQ(JsonEscape("\xF0\x9F\x98\x80"), "\xF0\x9F\x98\x80");  // emoji kept
   EXPECT_EQ(JsonEscape("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
-  EXPECT_EQ(JsonEscape("\xE2\x82"), "\xEF\xBF\xBD\xEF\xBF\xBD");  // truncated
+  // A truncated sequence is one maximal invalid subpart: one U+FFFD, as
+  // nlohmann writes it.
+  EXPECT_EQ(JsonEscape("\xE2\x82"), "\xEF\xBF\xBD");
+  EXPECT_EQ(JsonEscape("\b\f\x7f/"), "\\b\\f\x7f/");
 }
 
 }  // namespace
