@@ -26,12 +26,40 @@ inline bool AnySpecial(uint64_t word) {
           has_zero(word ^ (kOnes * '\\'))) != 0;
 }
 
-// The UTF-8 sequence starting at text[i] (a byte >= 0x80). Returns how many
-// bytes it spans and sets *valid. When invalid, the span is the maximal
-// invalid subpart: the lead byte alone if it cannot start a sequence, else
-// the bytes before the first one that does not fit (that byte starts the
-// next sequence), or everything to the end if the text ends first. The
-// ranges are those of Unicode Table 3-7, which nlohmann's decoder encodes.
+
+void AppendAsciiEscape(unsigned char c, std::string* out) {
+  switch (c) {
+    case '"':
+      out->append("\\\"", 2);
+      return;
+    case '\\':
+      out->append("\\\\", 2);
+      return;
+    case '\b':
+      out->append("\\b", 2);
+      return;
+    case '\f':
+      out->append("\\f", 2);
+      return;
+    case '\n':
+      out->append("\\n", 2);
+      return;
+    case '\r':
+      out->append("\\r", 2);
+      return;
+    case '\t':
+      out->append("\\t", 2);
+      return;
+    default: {
+      static constexpr char kHex[] = "0123456789abcdef";
+      const char escape[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
+      out->append(escape, sizeof(escape));
+    }
+  }
+}
+
+}  // namespace
+
 size_t Utf8Sequence(std::string_view text, size_t i, bool* valid) {
   const auto byte = [&](size_t k) {
     return static_cast<unsigned char>(text[k]);
@@ -68,39 +96,6 @@ size_t Utf8Sequence(std::string_view text, size_t i, bool* valid) {
   *valid = true;
   return n;
 }
-
-void AppendAsciiEscape(unsigned char c, std::string* out) {
-  switch (c) {
-    case '"':
-      out->append("\\\"", 2);
-      return;
-    case '\\':
-      out->append("\\\\", 2);
-      return;
-    case '\b':
-      out->append("\\b", 2);
-      return;
-    case '\f':
-      out->append("\\f", 2);
-      return;
-    case '\n':
-      out->append("\\n", 2);
-      return;
-    case '\r':
-      out->append("\\r", 2);
-      return;
-    case '\t':
-      out->append("\\t", 2);
-      return;
-    default: {
-      static constexpr char kHex[] = "0123456789abcdef";
-      const char escape[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
-      out->append(escape, sizeof(escape));
-    }
-  }
-}
-
-}  // namespace
 
 void AppendJsonEscaped(std::string_view text, std::string* out) {
   const size_t size = text.size();

@@ -15,10 +15,19 @@
 #ifndef DISTILLERY_COMMON_BASE_JSON_STRING_H_
 #define DISTILLERY_COMMON_BASE_JSON_STRING_H_
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
 namespace distillery {
+
+// The UTF-8 sequence starting at text[i] (a byte >= 0x80). Returns how many
+// bytes it spans and sets *valid. When invalid, the span is the maximal
+// invalid subpart: the lead byte alone if it cannot start a sequence, else
+// the bytes before the first one that does not fit (that byte starts the
+// next sequence), or everything to the end if the text ends first. The
+// ranges are those of Unicode Table 3-7, which nlohmann's decoder encodes.
+size_t Utf8Sequence(std::string_view text, size_t i, bool* valid);
 
 // Appends `text` escaped as the inside of a JSON string (no quotes) to *out.
 void AppendJsonEscaped(std::string_view text, std::string* out);

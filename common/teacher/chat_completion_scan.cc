@@ -3,6 +3,8 @@
 #include <cstddef>
 #include <limits>
 
+#include "common/base/json_string.h"
+
 namespace distillery {
 namespace {
 
@@ -221,31 +223,9 @@ class Scanner {
   // The length of the valid UTF-8 sequence at s_[at] (a byte >= 0x80), or
   // 0: the ranges of RFC 3629, as nlohmann's lexer checks them.
   size_t Utf8Length(size_t at) const {
-    const auto b = [&](size_t k) {
-      return static_cast<unsigned char>(s_[at + k]);
-    };
-    const unsigned char c = b(0);
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-      len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3;
-      if (c == 0xE0) lo = 0xA0;
-      if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4;
-      if (c == 0xF0) lo = 0x90;
-      if (c == 0xF4) hi = 0x8F;
-    } else {
-      return 0;
-    }
-    if (at + len > s_.size()) return 0;
-    if (b(1) < lo || b(1) > hi) return 0;
-    for (size_t k = 2; k < len; ++k) {
-      if ((b(k) & 0xC0) != 0x80) return 0;
-    }
-    return len;
+    bool valid = false;
+    const size_t len = Utf8Sequence(s_, at, &valid);
+    return valid ? len : 0;
   }
 
   bool Hex4(uint32_t* out) {

@@ -645,7 +645,7 @@ int Export(v1::ClientService::StubInterface& stub,
     for (const v1::ExportRecord& record : chunk.records()) {
       const int i =
           split ? AssignSplit(*split, record.prompt().id(), options.seed) : 0;
-      buffers[i] += FormatRecord(record, *format, *layout);
+      AppendRecord(record, *format, *layout, &buffers[i]);
       buffers[i] += '\n';
       ++counts[i];
     }
