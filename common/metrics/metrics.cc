@@ -154,6 +154,24 @@ struct Families {
           .Name("distillery_teacher_limit_concurrency")
           .Help("Configured concurrent requests per worker for a teacher")
           .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& share_rpm =
+      BuildGauge()
+          .Name("distillery_worker_share_requests_per_minute")
+          .Help("This worker's share of a teacher's request budget, from the "
+                "coordinator's last heartbeat answer (0: none enforced)")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& share_tpm =
+      BuildGauge()
+          .Name("distillery_worker_share_tokens_per_minute")
+          .Help("This worker's share of a teacher's token budget (0: none "
+                "enforced)")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& share_concurrency =
+      BuildGauge()
+          .Name("distillery_worker_share_concurrency")
+          .Help("Requests this worker may have in flight to a teacher under "
+                "its share (0: no cluster-wide cap)")
+          .Register(*registry);
 
   // Coordinator.
   prometheus::Family<prometheus::Counter>& tasks =
@@ -386,6 +404,14 @@ void TeacherLimits(const std::string& teacher, int64_t rpm, int64_t tpm,
   F().limit_rpm.Add({{"teacher", teacher}}).Set(static_cast<double>(rpm));
   F().limit_tpm.Add({{"teacher", teacher}}).Set(static_cast<double>(tpm));
   F().limit_concurrency.Add({{"teacher", teacher}})
+      .Set(static_cast<double>(max_concurrency));
+}
+
+void BudgetShare(const std::string& teacher, double requests_per_minute,
+                 double tokens_per_minute, int64_t max_concurrency) {
+  F().share_rpm.Add({{"teacher", teacher}}).Set(requests_per_minute);
+  F().share_tpm.Add({{"teacher", teacher}}).Set(tokens_per_minute);
+  F().share_concurrency.Add({{"teacher", teacher}})
       .Set(static_cast<double>(max_concurrency));
 }
 

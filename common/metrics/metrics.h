@@ -75,6 +75,10 @@ void Retry(const std::string& teacher, const std::string& model,
 // The configured limits of a teacher profile (0: not configured).
 void TeacherLimits(const std::string& teacher, int64_t rpm, int64_t tpm,
                    int64_t max_concurrency);
+// The worker's share of a teacher's cluster-wide budget, as last granted
+// (rates per minute; 0: not enforced).
+void BudgetShare(const std::string& teacher, double requests_per_minute,
+                 double tokens_per_minute, int64_t max_concurrency);
 
 // --- Coordinator: events ------------------------------------------------------
 

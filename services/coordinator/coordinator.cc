@@ -434,6 +434,7 @@ CoordinatorSnapshot Coordinator::Snapshot() {
   }
   for (const TeacherProfile& p : teachers_) {
     snapshot.leases_by_teacher[p.name] = 0;  // a series even when idle
+    snapshot.teachers.push_back(budget_.Status(p.name));
   }
   const TimePoint now = clock_.Now();
   for (const auto& [id, worker] : workers_) {

@@ -48,6 +48,8 @@ struct CoordinatorSnapshot {
   std::vector<JobView> jobs;
   std::vector<WorkerView> workers;
   std::map<std::string, int64_t> leases_by_teacher;
+  // Each teacher profile's budget: effective limits, learning, pause.
+  std::vector<v1::TeacherStatus> teachers;
 };
 
 struct CoordinatorOptions {

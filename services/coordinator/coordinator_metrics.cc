@@ -105,6 +105,29 @@ std::vector<Family> CoordinatorFamilies(const CoordinatorSnapshot& snapshot,
     leases.samples.push_back({{{"teacher", teacher}}, static_cast<double>(n)});
   }
 
+  // The budget the coordinator divides among workers, per minute (limits
+  // are per window; 0: no limit known or configured).
+  Family effective_rpm = Gauge(
+      "distillery_teacher_effective_requests_per_minute",
+      "A teacher's cluster-wide request limit in force: configured, "
+      "announced by the teacher or learned from 429s (0: none)");
+  Family effective_tpm =
+      Gauge("distillery_teacher_effective_tokens_per_minute",
+            "A teacher's cluster-wide token limit in force (0: none)");
+  Family learning = Gauge("distillery_teacher_limit_learning",
+                          "1 while a teacher's limit is unknown and probed");
+  Family paused = Gauge("distillery_teacher_paused",
+                        "1 while a teacher is paused cluster-wide (key or "
+                        "quota refused)");
+  for (const v1::TeacherStatus& t : snapshot.teachers) {
+    const double per_minute = t.window_ms() > 0 ? 60000.0 / t.window_ms() : 0;
+    const std::map<std::string, std::string> labels = {{"teacher", t.name()}};
+    effective_rpm.samples.push_back({labels, t.effective_rpm() * per_minute});
+    effective_tpm.samples.push_back({labels, t.effective_tpm() * per_minute});
+    learning.samples.push_back({labels, t.learning() ? 1.0 : 0.0});
+    paused.samples.push_back({labels, t.paused() ? 1.0 : 0.0});
+  }
+
   const double live_seconds = std::chrono::duration<double>(live_within).count();
   Family live = Gauge("distillery_workers_live",
                       "Workers heard from within three heartbeat intervals");
@@ -120,9 +143,12 @@ std::vector<Family> CoordinatorFamilies(const CoordinatorSnapshot& snapshot,
   }
   live.samples.push_back({{}, static_cast<double>(live_count)});
 
-  std::vector<Family> out = {tasks,    state,    cache_hits, duplicates,
-                             requests, tokens,   cost,       created,
-                             progress, leases,   live,       age};
+  std::vector<Family> out = {tasks,         state,         cache_hits,
+                             duplicates,    requests,      tokens,
+                             cost,          created,       progress,
+                             leases,        live,          age,
+                             effective_rpm, effective_tpm, learning,
+                             paused};
   auto add_store = [&out](const char* name, const char* help, int64_t value) {
     if (value < 0) return;  // the engine did not say
     Family f = Gauge(name, help);

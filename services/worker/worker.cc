@@ -215,6 +215,15 @@ void Worker::HeartbeatIfDue() {
       for (TeacherState& t : teachers_) {
         if (t.config.profile.name == share.teacher()) {
           t.limiter->ApplyShare(share);
+          const double per_minute =
+              share.window_ms() > 0 ? 60000.0 / share.window_ms() : 0;
+          metrics::BudgetShare(
+              share.teacher(),
+              share.requests_limited()
+                  ? share.requests_per_window() * per_minute : 0,
+              share.tokens_limited() ? share.tokens_per_window() * per_minute
+                                     : 0,
+              share.max_concurrency());
         }
       }
     }

@@ -28,6 +28,39 @@ double Value(const metrics::Family& f,
   return -1;
 }
 
+TEST(CoordinatorMetricsTest, TeacherBudgetsBecomePerMinuteGauges) {
+  CoordinatorSnapshot snapshot;
+  v1::TeacherStatus limited;
+  limited.set_name("openai");
+  limited.set_window_ms(10'000);  // 100 requests per 10 s: 600 per minute
+  limited.set_effective_rpm(100);
+  limited.set_effective_tpm(20'000);
+  snapshot.teachers.push_back(limited);
+  v1::TeacherStatus probing;
+  probing.set_name("deepseek");
+  probing.set_window_ms(60'000);
+  probing.set_learning(true);
+  probing.set_paused(true);
+  snapshot.teachers.push_back(probing);
+
+  const std::vector<metrics::Family> f =
+      CoordinatorFamilies(snapshot, StoreStats(), std::chrono::seconds(10));
+  const metrics::Family* rpm =
+      Find(f, "distillery_teacher_effective_requests_per_minute");
+  const metrics::Family* tpm =
+      Find(f, "distillery_teacher_effective_tokens_per_minute");
+  const metrics::Family* learning = Find(f, "distillery_teacher_limit_learning");
+  const metrics::Family* paused = Find(f, "distillery_teacher_paused");
+  ASSERT_TRUE(rpm && tpm && learning && paused);
+  EXPECT_EQ(Value(*rpm, {{"teacher", "openai"}}), 600);
+  EXPECT_EQ(Value(*tpm, {{"teacher", "openai"}}), 120'000);
+  EXPECT_EQ(Value(*rpm, {{"teacher", "deepseek"}}), 0);
+  EXPECT_EQ(Value(*learning, {{"teacher", "openai"}}), 0);
+  EXPECT_EQ(Value(*learning, {{"teacher", "deepseek"}}), 1);
+  EXPECT_EQ(Value(*paused, {{"teacher", "deepseek"}}), 1);
+  EXPECT_EQ(Value(*paused, {{"teacher", "openai"}}), 0);
+}
+
 TEST(CoordinatorMetricsTest, JobsWorkersAndStoreBecomeFamilies) {
   CoordinatorSnapshot snapshot;
   v1::Job job;
