@@ -34,7 +34,6 @@ int main(int argc, char** argv) {
   distillery::ServerTlsOptions tls;
   std::string client_token_file, worker_token_file;
   int max_message_mb = 64;
-  int max_prompt_kb = 1024;
   int max_concurrent_submissions = 16;
   app.add_option("--tls-cert", tls.cert_file,
                  "PEM certificate chain: serve TLS only (with --tls-key)");
@@ -48,17 +47,16 @@ int main(int argc, char** argv) {
   app.add_option("--max-message-mb", max_message_mb,
                  "largest gRPC message, either way")
       ->check(CLI::Range(1, 1024));
-  app.add_option("--max-prompt-kb", max_prompt_kb,
-                 "longest prompt-file line a submission may carry")
-      ->check(CLI::Range(1, 1 << 20));
   app.add_option("--max-concurrent-submissions", max_concurrent_submissions,
                  "submissions in flight at once (0: no limit); more get "
                  "RESOURCE_EXHAUSTED")
       ->check(CLI::Range(0, 1 << 20));
   size_t max_prompt_bytes = distillery::kDefaultMaxPromptBytes;
   app.add_option("--max-prompt-bytes", max_prompt_bytes,
-                 "longest prompt-file line a submission takes")
-      ->capture_default_str();
+                 "longest prompt-file line a submission takes (the CLI's "
+                 "submit has the same flag)")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1} << 30));
   std::string log_level = "info";
   std::string log_format = "text";
   std::string near_duplicates = "commit";
@@ -104,10 +102,6 @@ int main(int argc, char** argv) {
     *token = std::move(*secret);
   }
   options.max_message_bytes = max_message_mb << 20;
-  // One limit, two spellings: --max-prompt-kb wins when given.
-  if (app.count("--max-prompt-kb") > 0) {
-    max_prompt_bytes = static_cast<size_t>(max_prompt_kb) << 10;
-  }
   options.max_prompt_bytes = max_prompt_bytes;
   options.max_concurrent_submissions = max_concurrent_submissions;
   options.coordinator.lease_duration = std::chrono::seconds(lease_seconds);

@@ -370,7 +370,7 @@ TEST_F(SecurityTest, TokensAreRequiredSeparatelyAndRefusalsCounted) {
 
 TEST_F(SecurityTest, LimitsOnPromptLengthAndSubmissionsInFlight) {
   StartSim();
-  StartCoordinator({"--max-prompt-kb", "1", "--max-concurrent-submissions",
+  StartCoordinator({"--max-prompt-bytes", "1024", "--max-concurrent-submissions",
                     "1", "--max-message-mb", "1"});
   WriteFile(dir_ + "/long.jsonl",
             "{\"prompt\":\"" + std::string(2000, 'x') + "\"}\n");
