@@ -233,4 +233,21 @@ TeacherResult NotSent(FailureKind kind, absl::Status status,
   return result;
 }
 
+void SendToTeacher(HttpClient& http, Clock& clock, HttpRequest request,
+                   ResponseReader read, std::string secret, bool stream,
+                   std::function<void(TeacherResult)> done) {
+  http.Send(std::move(request),
+            [done = std::move(done), clock = &clock, read,
+             secret = std::move(secret),
+             stream](absl::StatusOr<HttpResponse> response) {
+              TeacherHeaders limits = response.ok()
+                                          ? RateLimitHeadersOf(response->headers)
+                                          : TeacherHeaders();
+              TeacherResult result = read(std::move(response),
+                                          clock->WallMillis(), secret, stream);
+              result.rate_limit_headers = std::move(limits);
+              done(std::move(result));
+            });
+}
+
 }  // namespace distillery::adapter

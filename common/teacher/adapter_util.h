@@ -17,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/base/clock.h"
 #include "common/http/http_client.h"
 #include "common/teacher/teacher.h"
 #include "nlohmann/json.hpp"
@@ -79,6 +80,38 @@ TeacherResult HandleHttpOutcome(
 // A TeacherResult for a request that was never sent.
 TeacherResult NotSent(FailureKind kind, absl::Status status,
                       std::string_view secret);
+
+// An adapter's POST of `body` to `url`, with the timeouts and response cap
+// of its options (both adapters' options have the same fields).
+template <typename Options>
+HttpRequest PostRequest(const std::string& url, const HttpHeaders& headers,
+                        std::string body, const Options& options) {
+  HttpRequest request;
+  request.method = "POST";
+  request.url = url;
+  request.headers = headers;
+  request.body = std::move(body);
+  request.connect_timeout = options.connect_timeout;
+  request.idle_timeout = options.idle_timeout;
+  request.total_timeout = options.total_timeout;
+  request.max_response_bytes = options.max_response_bytes;
+  return request;
+}
+
+// Reads a teacher's response into a TeacherResult (HandleChatResponse,
+// HandleMessagesResponse).
+using ResponseReader = TeacherResult (*)(absl::StatusOr<HttpResponse> response,
+                                         int64_t now_wall_millis,
+                                         std::string_view secret, bool stream);
+
+// Sends `request` and completes `done` with `read`'s result, the teacher's
+// rate-limit headers (x-ratelimit-*, anthropic-ratelimit-*, retry-after)
+// attached for the worker's limiter. The callback owns copies of what it
+// needs rather than the adapter, so a response is handled the same whatever
+// the adapter's lifetime; only `clock` must outlive the call.
+void SendToTeacher(HttpClient& http, Clock& clock, HttpRequest request,
+                   ResponseReader read, std::string secret, bool stream,
+                   std::function<void(TeacherResult)> done);
 
 }  // namespace distillery::adapter
 

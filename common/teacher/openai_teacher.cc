@@ -414,30 +414,10 @@ void OpenAiTeacher::Ask(const TeacherRequest& request, Callback done) {
                           options_.api_key));
     return;
   }
-  HttpRequest http_request;
-  http_request.method = "POST";
-  http_request.url = url_;
-  http_request.headers = headers_;
-  http_request.body = *std::move(body);
-  http_request.connect_timeout = options_.connect_timeout;
-  http_request.idle_timeout = options_.idle_timeout;
-  http_request.total_timeout = options_.total_timeout;
-  http_request.max_response_bytes = options_.max_response_bytes;
-  // The callback owns copies of what it needs rather than `this`, so a
-  // response is handled the same whatever the teacher's lifetime; only the
-  // clock must outlive the call.
-  http_.Send(
-      std::move(http_request),
-      [done = std::move(done), clock = &clock_, api_key = options_.api_key,
-       stream = options_.stream](absl::StatusOr<HttpResponse> response) {
-        TeacherHeaders limits =
-            response.ok() ? RateLimitHeadersOf(response->headers)
-                          : TeacherHeaders();
-        TeacherResult result = HandleChatResponse(
-            std::move(response), clock->WallMillis(), api_key, stream);
-        result.rate_limit_headers = std::move(limits);
-        done(std::move(result));
-      });
+  adapter::SendToTeacher(
+      http_, clock_,
+      adapter::PostRequest(url_, headers_, *std::move(body), options_),
+      &HandleChatResponse, options_.api_key, options_.stream, std::move(done));
 }
 
 }  // namespace distillery
