@@ -233,6 +233,40 @@ TeacherResult NotSent(FailureKind kind, absl::Status status,
   return result;
 }
 
+TeacherResult ParseCatching(BodyParser parse, std::string body,
+                            const char* what) {
+  try {
+    return parse(std::move(body));
+  } catch (const std::exception& e) {
+    return UnexpectedException(what, e.what());
+  }
+}
+
+TeacherResult HandleTeacherResponse(absl::StatusOr<HttpResponse> response,
+                                    int64_t now_wall_millis,
+                                    std::string_view secret, bool stream,
+                                    BodyParser parse_answer,
+                                    BodyParser parse_stream) {
+  return HandleRedacted(
+      std::move(response), secret,
+      [=](absl::StatusOr<HttpResponse> r) {
+        return HandleHttpOutcome(
+            std::move(r), now_wall_millis, [=](std::string body) {
+              return stream ? parse_stream(std::move(body))
+                            : parse_answer(std::move(body));
+            });
+      });
+}
+
+absl::Status RequestBodyError(const std::exception& e) {
+  if (dynamic_cast<const nlohmann::json::exception*>(&e) != nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot encode the request as JSON: ", e.what()));
+  }
+  return absl::InternalError(
+      absl::StrCat("cannot build the request: ", e.what()));
+}
+
 void SendToTeacher(HttpClient& http, Clock& clock, HttpRequest request,
                    ResponseReader read, std::string secret, bool stream,
                    std::function<void(TeacherResult)> done) {

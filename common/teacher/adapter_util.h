@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -76,6 +77,28 @@ TeacherResult HandleRedacted(absl::StatusOr<HttpResponse> response,
 TeacherResult HandleHttpOutcome(
     absl::StatusOr<HttpResponse> response, int64_t now_wall_millis,
     const std::function<TeacherResult(std::string body)>& parse);
+
+// Parses a 2xx body into a result; may throw (nlohmann).
+using BodyParser = TeacherResult (*)(std::string body);
+
+// `parse` on `body`, with an exception turned into a failed result that
+// says it happened while `what` (e.g. "parsing the teacher's answer").
+TeacherResult ParseCatching(BodyParser parse, std::string body,
+                            const char* what);
+
+// An adapter's whole reading of a response: the secret kept out of every
+// message (HandleRedacted), the HTTP outcome classified (HandleHttpOutcome),
+// and a 2xx body parsed by `parse_stream` when the request was streamed,
+// else by `parse_answer`.
+TeacherResult HandleTeacherResponse(absl::StatusOr<HttpResponse> response,
+                                    int64_t now_wall_millis,
+                                    std::string_view secret, bool stream,
+                                    BodyParser parse_answer,
+                                    BodyParser parse_stream);
+
+// The error for a request body that could not be built: INVALID_ARGUMENT
+// for what JSON cannot encode (a bad UTF-8 byte), INTERNAL otherwise.
+absl::Status RequestBodyError(const std::exception& e);
 
 // A TeacherResult for a request that was never sent.
 TeacherResult NotSent(FailureKind kind, absl::Status status,

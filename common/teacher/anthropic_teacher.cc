@@ -302,45 +302,27 @@ absl::StatusOr<std::string> BuildMessagesRequestBody(
     }
     if (options.stream) body["stream"] = true;
     return body.dump();
-  } catch (const json::exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot encode the request as JSON: ", e.what()));
   } catch (const std::exception& e) {
-    return absl::InternalError(
-        absl::StrCat("cannot build the request: ", e.what()));
+    return adapter::RequestBodyError(e);
   }
 }
 
 TeacherResult ParseMessagesResponse(std::string body) {
-  try {
-    return ParseMessagesResponseOrThrow(std::move(body));
-  } catch (const std::exception& e) {
-    return adapter::UnexpectedException("parsing the teacher's answer",
-                                        e.what());
-  }
+  return adapter::ParseCatching(&ParseMessagesResponseOrThrow, std::move(body),
+                                "parsing the teacher's answer");
 }
 
 TeacherResult ParseMessagesStream(std::string body) {
-  try {
-    return ParseMessagesStreamOrThrow(std::move(body));
-  } catch (const std::exception& e) {
-    return adapter::UnexpectedException("parsing the teacher's stream",
-                                        e.what());
-  }
+  return adapter::ParseCatching(&ParseMessagesStreamOrThrow, std::move(body),
+                                "parsing the teacher's stream");
 }
 
 TeacherResult HandleMessagesResponse(absl::StatusOr<HttpResponse> response,
-                                     int64_t now_wall_millis,
-                                     std::string_view secret, bool stream) {
-  return adapter::HandleRedacted(
-      std::move(response), secret,
-      [now_wall_millis, stream](absl::StatusOr<HttpResponse> r) {
-        return adapter::HandleHttpOutcome(
-            std::move(r), now_wall_millis, [stream](std::string body) {
-              return stream ? ParseMessagesStream(std::move(body))
-                            : ParseMessagesResponse(std::move(body));
-            });
-      });
+                                 int64_t now_wall_millis,
+                                 std::string_view secret, bool stream) {
+  return adapter::HandleTeacherResponse(std::move(response), now_wall_millis,
+                                        secret, stream, &ParseMessagesResponse,
+                                        &ParseMessagesStream);
 }
 
 AnthropicTeacher::AnthropicTeacher(HttpClient& http, Clock& clock,

@@ -344,45 +344,27 @@ absl::StatusOr<std::string> BuildChatRequestBody(
     }
     // dump() checks UTF-8 and throws type_error 316 on a bad byte.
     return body.dump();
-  } catch (const json::exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot encode the request as JSON: ", e.what()));
   } catch (const std::exception& e) {
-    return absl::InternalError(
-        absl::StrCat("cannot build the request: ", e.what()));
+    return adapter::RequestBodyError(e);
   }
 }
 
 TeacherResult ParseChatResponse(std::string body) {
-  try {
-    return ParseChatResponseOrThrow(std::move(body));
-  } catch (const std::exception& e) {
-    return adapter::UnexpectedException("parsing the teacher's answer",
-                                        e.what());
-  }
+  return adapter::ParseCatching(&ParseChatResponseOrThrow, std::move(body),
+                                "parsing the teacher's answer");
 }
 
 TeacherResult ParseChatStream(std::string body) {
-  try {
-    return ParseChatStreamOrThrow(std::move(body));
-  } catch (const std::exception& e) {
-    return adapter::UnexpectedException("parsing the teacher's stream",
-                                        e.what());
-  }
+  return adapter::ParseCatching(&ParseChatStreamOrThrow, std::move(body),
+                                "parsing the teacher's stream");
 }
 
 TeacherResult HandleChatResponse(absl::StatusOr<HttpResponse> response,
                                  int64_t now_wall_millis,
                                  std::string_view secret, bool stream) {
-  return adapter::HandleRedacted(
-      std::move(response), secret,
-      [now_wall_millis, stream](absl::StatusOr<HttpResponse> r) {
-        return adapter::HandleHttpOutcome(
-            std::move(r), now_wall_millis, [stream](std::string body) {
-              return stream ? ParseChatStream(std::move(body))
-                            : ParseChatResponse(std::move(body));
-            });
-      });
+  return adapter::HandleTeacherResponse(std::move(response), now_wall_millis,
+                                        secret, stream, &ParseChatResponse,
+                                        &ParseChatStream);
 }
 
 OpenAiTeacher::OpenAiTeacher(HttpClient& http, Clock& clock,
