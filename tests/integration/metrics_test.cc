@@ -388,6 +388,20 @@ TEST_F(MetricsTest, EveryShippedQueryParsesAndReturnsData) {
   EXPECT_EQ(ExpectValue("max(distillery_workers_live)",
                         [](double v) { return v == 2; }),
             "");
+  // The budget: sim's limit in force is at most its configured 600,000 a
+  // minute (lower once 429s taught it), and its 8 concurrent requests were
+  // shared out among the two workers while they had demand.
+  EXPECT_EQ(ExpectValue("max(distillery_teacher_effective_requests_per_minute"
+                        "{teacher=\"sim\"})",
+                        [](double v) { return v > 0 && v <= 600000; }),
+            "");
+  EXPECT_EQ(ExpectValue("sum(max_over_time(distillery_worker_share_concurrency"
+                        "{teacher=\"sim\"}[5m]))",
+                        [](double v) { return v >= 1 && v <= 16; }),
+            "");
+  EXPECT_EQ(ExpectValue("max(distillery_teacher_paused{teacher=\"sim\"})",
+                        [](double v) { return v == 0; }),
+            "");
 
   // Logs are one JSON object a line.
   std::istringstream log(coordinator_->Stderr());
