@@ -820,6 +820,16 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
   JobRuntime& rt = job_it->second;
   v1::Task task = std::move(*stored);
   task.set_attempts(task.attempts() + result.attempts());
+  if (result.failure() == v1::FAILURE_CLASS_ABANDONED) {
+    // Given back unattempted: nothing to store. Without a current lease,
+    // expiry has already returned it (and it may be leased again), so there
+    // is nothing to do.
+    if (lease_current && rt.job.state() == v1::JOB_STATE_RUNNING) {
+      rt.returned.push_back(std::move(task));
+    }
+    commit->release_keys.push_back(key);
+    return absl::OkStatus();
+  }
   // The job as this report has left it so far (counters add up across its
   // results); stored once, with the batch.
   v1::Job& job =
@@ -890,14 +900,6 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
     task.set_state(v1::TASK_STATE_DONE);
     task.clear_last_error();
     c->set_tasks_done(c->tasks_done() + 1);
-  } else if (result.failure() == v1::FAILURE_CLASS_ABANDONED) {
-    // Given back unattempted. Without a current lease, expiry has already
-    // returned it (and it may be leased again), so there is nothing to do.
-    if (lease_current && rt.job.state() == v1::JOB_STATE_RUNNING) {
-      rt.returned.push_back(std::move(task));
-    }
-    commit->release_keys.push_back(key);
-    return absl::OkStatus();
   } else if (result.failure() == v1::FAILURE_CLASS_TEACHER_DOWN) {
     // No request to this teacher can succeed (bad key, no quota): pause the
     // teacher for the whole cluster rather than burn through its tasks. The
