@@ -333,12 +333,14 @@ SimResponse SimHandler::AnswerChat(const SimRequest& request,
                   : JsonResponse(200, RenderCompletionJson(completion, id,
                                                            created));
   response.delay = options_.latency;
-  ApplyAnswerFault(fault, chat.stream, completion.usage.prompt_tokens,
+  ApplyAnswerFault(fault, chat.stream, request.body,
+                   completion.usage.prompt_tokens,
                    completion.usage.completion_tokens, &response);
   return response;
 }
 
 void SimHandler::ApplyAnswerFault(FaultKind kind, bool stream,
+                                  std::string_view body,
                                   int64_t prompt_tokens,
                                   int64_t completion_tokens,
                                   SimResponse* response) {
@@ -361,7 +363,7 @@ void SimHandler::ApplyAnswerFault(FaultKind kind, bool stream,
     default:
       break;
   }
-  stats_.Record(200, /*chat=*/true, prompt_tokens, completion_tokens);
+  stats_.RecordCompletion(body, prompt_tokens, completion_tokens);
 }
 
 SimResponse SimHandler::RenderFault(FaultKind kind) {
@@ -458,7 +460,8 @@ SimResponse SimHandler::AnswerMessages(const SimRequest& request,
       chat.stream ? EventStream(RenderMessageStream(completion, id, shape))
                   : JsonResponse(200, RenderMessageJson(completion, id, shape));
   response.delay = options_.latency;
-  ApplyAnswerFault(fault, chat.stream, completion.usage.prompt_tokens,
+  ApplyAnswerFault(fault, chat.stream, request.body,
+                   completion.usage.prompt_tokens,
                    completion.usage.completion_tokens, &response);
   return response;
 }

@@ -79,8 +79,9 @@ class SimHandler {
   SimResponse RenderFault(FaultKind kind);
   // Applies an answer fault (truncate, pad, slow) to a rendered 200 answer;
   // records it in the stats, and the 200 unless the body is cut.
-  void ApplyAnswerFault(FaultKind kind, bool stream, int64_t prompt_tokens,
-                        int64_t completion_tokens, SimResponse* response);
+  void ApplyAnswerFault(FaultKind kind, bool stream, std::string_view body,
+                        int64_t prompt_tokens, int64_t completion_tokens,
+                        SimResponse* response);
   SimResponse HandleMessages(const SimRequest& request);
   SimResponse AnswerMessages(const SimRequest& request, uint64_t sequence);
   SimResponse RenderMessagesFault(FaultKind kind);

@@ -20,6 +20,14 @@ void SimStats::Record(int status, bool chat, int64_t prompt_tokens,
   }
 }
 
+void SimStats::RecordCompletion(std::string_view body, int64_t prompt_tokens,
+                                int64_t completion_tokens) {
+  const size_t hash = std::hash<std::string_view>{}(body);
+  Record(200, /*chat=*/true, prompt_tokens, completion_tokens);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!answered_.insert(hash).second) ++counters_.chat_completions_repeated;
+}
+
 void SimStats::RecordFault(std::string_view kind) {
   std::lock_guard<std::mutex> lock(mu_);
   ++counters_.faults[std::string(kind)];
@@ -37,6 +45,7 @@ std::string SimStats::RenderJson() const {
   w.Key("requests_total").Int(s.requests_total);
   w.Key("chat_requests_total").Int(s.chat_requests_total);
   w.Key("chat_completions_total").Int(s.chat_completions_total);
+  w.Key("chat_completions_repeated").Int(s.chat_completions_repeated);
   w.Key("errors_total").Int(s.errors_total);
   w.Key("prompt_tokens_total").Int(s.prompt_tokens_total);
   w.Key("completion_tokens_total").Int(s.completion_tokens_total);

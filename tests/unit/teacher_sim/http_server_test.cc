@@ -282,6 +282,8 @@ TEST_F(SimHttpServerTest, HealthAndStatsCountRequests) {
   s = Stats();
   EXPECT_EQ(s.at("requests_total"), 5);
   EXPECT_EQ(s.at("chat_completions_total"), 3);
+  // The same body three times: answered, then answered again twice.
+  EXPECT_EQ(s.at("chat_completions_repeated"), 2);
   EXPECT_EQ(s.at("errors_total"), 2);
   EXPECT_EQ(s.at("by_status"), Json::parse(R"({"200":3,"400":1,"404":1})"));
 }
