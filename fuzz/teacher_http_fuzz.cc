@@ -1,7 +1,8 @@
 // Fuzzes the whole handling of one HTTP response, both APIs, plain and
 // streamed: the first bytes pick the status and a few headers
 // (retry-after, x-should-retry, content-type), the rest is the body. A
-// secret planted in the body must never appear in an error message.
+// secret planted in the body must never appear in the result (error
+// message or answer).
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -45,9 +46,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       distillery::HandleMessagesResponse(response, 1'700'000'000'000, kSecret,
                                          stream)};
   for (const distillery::TeacherResult& r : results) {
-    if (r.status.ok()) continue;
-    if (std::string(r.status.message()).find(kSecret) != std::string::npos) {
-      __builtin_trap();  // the key leaked into an error message
+    for (const std::string& text :
+         {std::string(r.status.message()), r.answer.content,
+          r.answer.reasoning, r.answer.reasoning_blocks, r.answer.raw_body}) {
+      if (text.find(kSecret) != std::string::npos) {
+        __builtin_trap();  // the key leaked into the result
+      }
     }
   }
   return 0;

@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/config/teachers.h"
 #include "common/teacher/teacher.h"
 #include "distillery/v1/types.pb.h"
 
@@ -26,6 +27,14 @@ inline constexpr std::string_view kSystemPrompt =
 
 inline constexpr std::string_view kTeacherName = "sim";
 inline constexpr std::string_view kModelName = "deepseek-r1-distill-32b";
+
+// The teacher profile named kTeacherName (for RequestKey).
+inline TeacherProfile SampleTeacherProfile() {
+  TeacherProfile profile;
+  profile.name = std::string(kTeacherName);
+  profile.base_url = "http://127.0.0.1:9/v1";
+  return profile;
+}
 
 // A user question of ~350 bytes.
 std::string PromptText(uint64_t seed);

@@ -26,10 +26,11 @@ int64_t PromptBytes(const v1::Prompt& prompt) {
 void BM_RequestKey(benchmark::State& state) {
   const v1::Prompt prompt = SamplePrompt(kSeed);
   const v1::SamplingParams params = SampleParams();
+  const TeacherProfile teacher = SampleTeacherProfile();
   int sample = 0;
   for (auto _ : state) {
     std::string key =
-        RequestKey(kTeacherName, kModelName, prompt.messages(), params, sample);
+        RequestKey(teacher, kModelName, prompt.messages(), params, sample);
     sample = (sample + 1) & 7;
     benchmark::DoNotOptimize(key);
   }

@@ -30,8 +30,8 @@ v1::ExportRecord SampleRecord() {
   task->set_job_id(record.job_id());
   task->set_state(v1::TASK_STATE_DONE);
   task->set_attempts(1);
-  task->set_request_key(RequestKey(kTeacherName, kModelName, prompt->messages(),
-                                   SampleParams(), 0));
+  task->set_request_key(RequestKey(SampleTeacherProfile(), kModelName,
+                                   prompt->messages(), SampleParams(), 0));
   v1::Answer* answer = record.mutable_answer();
   answer->set_content(AnswerText(kSeed));
   answer->set_reasoning(ReasoningText(kSeed));

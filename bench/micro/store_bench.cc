@@ -70,8 +70,8 @@ v1::Answer SampleAnswer(uint64_t seq) {
   answer.set_received_ms(1'750'000'100'000);
   answer.set_latency_ms(5400);
   answer.set_worker("worker-3");
-  answer.set_request_key(RequestKey(kTeacherName, kModelName, prompt.messages(),
-                                    SampleParams(), 0));
+  answer.set_request_key(RequestKey(SampleTeacherProfile(), kModelName,
+                                    prompt.messages(), SampleParams(), 0));
   answer.set_minhash(MinHashSignature(answer.content()));
   return answer;
 }

@@ -372,6 +372,38 @@ absl::StatusOr<TeacherProfile> FindTeacher(
                                           absl::StrJoin(names, ", ")));
 }
 
+const TeacherProfile* FindTeacherOrNull(
+    const std::vector<TeacherProfile>& profiles, std::string_view name) {
+  for (const TeacherProfile& p : profiles) {
+    if (p.name == name) return &p;
+  }
+  return nullptr;
+}
+
+std::string RequestIdentity(const TeacherProfile& profile) {
+  std::string out;
+  const auto field = [&out](std::string_view name, std::string_view value) {
+    out.append(name).append("=").append(std::to_string(value.size()));
+    out.append(":").append(value).append(";");
+  };
+  std::string_view base_url = profile.base_url;
+  while (base_url.ends_with('/')) base_url.remove_suffix(1);
+  field("name", profile.name);
+  field("api", profile.api);
+  field("base_url", base_url);
+  field("default_max_tokens", std::to_string(profile.default_max_tokens));
+  if (profile.api == "anthropic") {
+    field("anthropic_version", profile.anthropic_version);
+    field("thinking_budget_tokens",
+          std::to_string(profile.thinking_budget_tokens));
+  } else {
+    field("variant", profile.variant);
+    field("max_tokens_field", profile.max_tokens_field);
+    field("response_format", profile.response_format_json);
+  }
+  return out;
+}
+
 std::optional<ModelPrice> PriceFor(const TeacherProfile& profile,
                                    const std::string& model) {
   auto it = profile.pricing.find(model);

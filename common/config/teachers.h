@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -84,6 +85,25 @@ absl::StatusOr<std::vector<TeacherProfile>> ParseTeachersYaml(
 // Finds the profile named `name`, or NOT_FOUND listing the known names.
 absl::StatusOr<TeacherProfile> FindTeacher(
     const std::vector<TeacherProfile>& profiles, const std::string& name);
+
+// The profile named `name`, or nullptr; for a caller that has already
+// checked it exists and must not copy it per prompt.
+const TeacherProfile* FindTeacherOrNull(
+    const std::vector<TeacherProfile>& profiles, std::string_view name);
+
+// The one definition of what a profile contributes to a request's identity
+// (dedup/keys.h's RequestKey): every setting that changes the request sent
+// or the provider it goes to, so that a changed profile never serves answers
+// bought under its old settings as cache hits. In it:
+//   name, api, base_url (without trailing '/'), default_max_tokens;
+//   api openai: variant, max_tokens_field, response_format;
+//   api anthropic: anthropic_version, thinking_budget_tokens.
+// Left out, because the answer is the same whatever they are: stream (a
+// streamed answer is assembled into the same record), the key and where it
+// comes from (which account pays), limits, concurrency, attempts, timeouts,
+// max_response_bytes and pricing. A setting a new version adds that changes
+// the request belongs here. Unambiguous: each field is length-prefixed.
+std::string RequestIdentity(const TeacherProfile& profile);
 
 // The price of `model` under `profile`, or nullopt when it has none.
 std::optional<ModelPrice> PriceFor(const TeacherProfile& profile,

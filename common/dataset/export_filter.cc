@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "common/base/json_depth.h"
 #include "nlohmann/json.hpp"
 
 namespace distillery {
@@ -73,7 +74,12 @@ bool ExportFilter::MatchesJob(const v1::JobSpec& spec) const {
 
 bool ExportFilter::MatchesPrompt(const v1::Prompt& prompt) const {
   if (metadata_.empty()) return true;
-  if (prompt.metadata_json().empty()) return false;
+  // Metadata too deep to re-write (stored before submission refused it) is
+  // not matched: dump() below would recurse through it.
+  if (prompt.metadata_json().empty() ||
+      !CheckJsonDepth(prompt.metadata_json()).ok()) {
+    return false;
+  }
   const nlohmann::json meta = nlohmann::json::parse(
       prompt.metadata_json(), nullptr, /*allow_exceptions=*/false);
   if (!meta.is_object()) return false;

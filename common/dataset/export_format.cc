@@ -5,9 +5,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/base/json_depth.h"
 #include "common/base/json_string.h"
 #include "common/dedup/keys.h"
 #include "nlohmann/json.hpp"
+#include "spdlog/spdlog.h"
 
 namespace distillery {
 namespace {
@@ -215,7 +217,9 @@ class CanonicalJsonCopier {
 
 // The JSON text `text` (the metadata, the reasoning blocks) as the tree held
 // it: nlohmann's parse and dump ("<discarded>" when it does not parse).
-// Returns whether it parsed to anything but null.
+// Returns whether it parsed to anything but null. The caller has checked
+// that `text` nests no deeper than kMaxJsonDepth: dump() recurses a level at
+// a time.
 bool AppendJsonText(std::string_view text, std::string* out) {
   const size_t mark = out->size();
   if (CanonicalJsonCopier(text, out).Copy()) {
@@ -228,13 +232,27 @@ bool AppendJsonText(std::string_view text, std::string* out) {
   return !value.is_null();
 }
 
-// The prompt's metadata; "" is null.
-void AppendMetadata(const v1::Prompt& prompt, std::string* out) {
+// The prompt's metadata as AppendJsonText writes it; null when there is
+// none, or when it nests deeper than kMaxJsonDepth. Submission refuses such
+// metadata, but a job stored before it did may hold some: its records are
+// still exported (the answers were paid for), without the metadata, and the
+// line is named on stderr. Returns whether it wrote anything but null.
+bool AppendMetadataValue(const v1::Prompt& prompt, std::string* out) {
   if (prompt.metadata_json().empty()) {
     out->append("null");
-  } else {
-    AppendJsonText(prompt.metadata_json(), out);
+    return false;
   }
+  if (absl::Status s = CheckJsonDepth(prompt.metadata_json()); !s.ok()) {
+    spdlog::warn("line {}: metadata not exported: {}", prompt.line(),
+                 std::string(s.message()));
+    out->append("null");
+    return false;
+  }
+  return AppendJsonText(prompt.metadata_json(), out);
+}
+
+void AppendMetadata(const v1::Prompt& prompt, std::string* out) {
+  AppendMetadataValue(prompt, out);
 }
 
 // ,"metadata":... unless the metadata is empty or null (openai, sharegpt).
@@ -242,7 +260,7 @@ void AppendOptionalMetadata(const v1::Prompt& prompt, std::string* out) {
   if (prompt.metadata_json().empty()) return;
   const size_t mark = out->size();
   out->append(",\"metadata\":");
-  if (!AppendJsonText(prompt.metadata_json(), out)) out->resize(mark);
+  if (!AppendMetadataValue(prompt, out)) out->resize(mark);
 }
 
 // [{"role":..,"content":..},...] without the closing bracket, so the openai
@@ -335,9 +353,11 @@ void AppendOptionalKey(const std::string& key, std::string* out) {
 }
 
 // The stored thinking blocks as a JSON array (null when there are none, or
-// when what was stored is somehow not JSON: the export must not fail).
+// when what was stored is somehow not JSON or nests too deep to re-write:
+// the export must not fail).
 void AppendReasoningBlocks(const v1::Answer& a, std::string* out) {
-  if (a.reasoning_blocks().empty()) {
+  if (a.reasoning_blocks().empty() ||
+      !CheckJsonDepth(a.reasoning_blocks()).ok()) {
     out->append("null");
     return;
   }

@@ -10,6 +10,9 @@
 // trace: in a "reasoning" field of the assistant message, inline before the
 // answer as "<think>\nREASONING\n</think>\nANSWER" (DeepSeek-R1 style, for
 // models trained to think aloud), or nowhere.
+// Stored JSON text (metadata, reasoning blocks) nesting deeper than
+// kMaxJsonDepth (json_depth.h) is not re-written: it is null (openai and
+// sharegpt leave the metadata out), and a warning names the prompt's line.
 #ifndef DISTILLERY_COMMON_DATASET_EXPORT_FORMAT_H_
 #define DISTILLERY_COMMON_DATASET_EXPORT_FORMAT_H_
 

@@ -1,6 +1,7 @@
 #include "common/dataset/prompt_parser.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/base/json_depth.h"
 #include "nlohmann/json.hpp"
 
 namespace distillery {
@@ -156,6 +157,9 @@ absl::StatusOr<std::optional<v1::Prompt>> ParsePromptLine(
   }
   if (IsBlank(line)) return std::nullopt;
   if (!IsValidUtf8(line)) return LineError(line_number, "invalid UTF-8");
+  if (absl::Status s = CheckJsonDepth(line); !s.ok()) {
+    return LineError(line_number, std::string(s.message()));
+  }
   json doc;
   try {
     doc = json::parse(line);

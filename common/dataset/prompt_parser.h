@@ -28,8 +28,9 @@ absl::Status PromptTooLargeError(int64_t line_number, size_t bytes,
 // Parses line number `line_number` (1-based) of a prompt file. Returns
 // std::nullopt for a blank line (whitespace only), which is skipped. A
 // job-level `default_system` is prepended when the prompt has no system
-// message of its own. A line over `max_bytes` is rejected unparsed. Errors
-// are INVALID_ARGUMENT "line N: reason".
+// message of its own. A line over `max_bytes`, or nesting deeper than
+// kMaxJsonDepth (json_depth.h), is rejected unparsed. Errors are
+// INVALID_ARGUMENT "line N: reason".
 absl::StatusOr<std::optional<v1::Prompt>> ParsePromptLine(
     std::string_view line, int64_t line_number,
     std::string_view default_system,

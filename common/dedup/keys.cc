@@ -50,11 +50,13 @@ std::string Number(double v) {
 }  // namespace
 
 std::string RequestKey(
-    std::string_view teacher, std::string_view model,
+    const TeacherProfile& teacher, std::string_view model,
     const google::protobuf::RepeatedPtrField<v1::ChatMessage>& messages,
     const v1::SamplingParams& params, int sample) {
-  std::string canon = "distillery.request.v1";
-  AppendField(&canon, teacher);
+  // v1 keys held the profile's name only, so they cannot say which settings
+  // bought their answers: v2 keys never match them.
+  std::string canon = "distillery.request.v2";
+  AppendField(&canon, RequestIdentity(teacher));
   AppendField(&canon, model);
   AppendField(&canon, std::to_string(messages.size()));
   for (const v1::ChatMessage& m : messages) {

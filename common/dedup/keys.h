@@ -11,15 +11,23 @@
 #include <string>
 #include <string_view>
 
+#include "common/config/teachers.h"
 #include "distillery/v1/types.pb.h"
 
 namespace distillery {
 
 // Canonicalises (teacher, model, messages, sampling parameters, sample index)
-// and hashes it. Normalisation: roles lower-cased, "\r\n" folded to "\n",
-// leading and trailing whitespace of each message trimmed; unset optional
-// parameters differ from any set value.
-std::string RequestKey(std::string_view teacher, std::string_view model,
+// and hashes it. The teacher is its profile's RequestIdentity (teachers.h):
+// the profile's name and every setting that changes the request sent or
+// where it goes (base_url, api, default_max_tokens; max_tokens_field,
+// variant, response_format for openai; anthropic_version,
+// thinking_budget_tokens for anthropic), not `stream`, the key or the
+// limits. So a profile whose settings change gets new keys for new
+// submissions and pays for answers under them; tasks already stored keep
+// the key they were made with. Normalisation: roles lower-cased, "\r\n"
+// folded to "\n", leading and trailing whitespace of each message trimmed;
+// unset optional parameters differ from any set value.
+std::string RequestKey(const TeacherProfile& teacher, std::string_view model,
                        const google::protobuf::RepeatedPtrField<v1::ChatMessage>&
                            messages,
                        const v1::SamplingParams& params, int sample);

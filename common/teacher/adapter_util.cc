@@ -8,6 +8,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/teacher/http_failure.h"
+#include "common/teacher/redact.h"
 #include "common/teacher/text_util.h"
 
 namespace distillery::adapter {
@@ -30,32 +31,36 @@ bool IsHeaderName(std::string_view name) {
   return true;
 }
 
-bool MentionsSecret(const absl::StatusOr<HttpResponse>& response,
-                    std::string_view secret) {
-  if (!response.ok()) {
-    return text::Std(response.status().message()).find(secret) !=
-           std::string_view::npos;
+// `response` with the secret redacted from its error, body and headers, in
+// place: a response that does not mention it is not copied.
+void RedactResponse(const SecretRedactor& redactor,
+                    absl::StatusOr<HttpResponse>* response) {
+  if (!response->ok()) {
+    *response = absl::Status(
+        response->status().code(),
+        redactor.Redact(std::string(response->status().message())));
+    return;
   }
-  if (response->body.find(secret) != std::string::npos) return true;
-  for (const auto& [name, value] : response->headers) {
-    if (value.find(secret) != std::string::npos) return true;
+  HttpResponse& r = **response;
+  r.body = redactor.Redact(std::move(r.body));
+  for (auto& [name, value] : r.headers) {
+    value = redactor.Redact(std::move(value));
   }
-  return false;
 }
 
-absl::StatusOr<HttpResponse> Redacted(
-    const absl::StatusOr<HttpResponse>& response, std::string_view secret) {
-  if (!response.ok()) {
-    return absl::Status(
-        response.status().code(),
-        RedactSecret(std::string(response.status().message()), secret));
+// What the handler made of a redacted response may still hold the secret:
+// a streamed answer joins deltas that each held a piece of it.
+void RedactResult(const SecretRedactor& redactor, TeacherResult* result) {
+  if (!result->status.ok()) {
+    result->status = absl::Status(
+        result->status.code(),
+        redactor.Redact(std::string(result->status.message())));
   }
-  HttpResponse copy = *response;
-  copy.body = RedactSecret(std::move(copy.body), secret);
-  for (auto& [name, value] : copy.headers) {
-    value = RedactSecret(std::move(value), secret);
+  TeacherAnswer& a = result->answer;
+  for (std::string* field : {&a.content, &a.reasoning, &a.reasoning_blocks,
+                             &a.finish_reason, &a.provider_id}) {
+    *field = redactor.Redact(std::move(*field));
   }
-  return copy;
 }
 
 }  // namespace
@@ -192,20 +197,15 @@ TeacherResult HandleRedacted(absl::StatusOr<HttpResponse> response,
                              std::string_view secret,
                              const ResponseHandler& handle) {
   try {
-    if (!secret.empty() && MentionsSecret(response, secret)) {
-      // Classify the redacted copy unless the original is a good answer,
-      // whose raw_body must stay verbatim.
-      absl::StatusOr<HttpResponse> redacted = Redacted(response, secret);
-      TeacherResult result = handle(std::move(response));
-      if (result.status.ok()) return result;
-      result = handle(std::move(redacted));
-      // Belt and braces: nothing of ours should have put it back.
-      result.status = absl::Status(
-          result.status.code(),
-          RedactSecret(std::string(result.status.message()), secret));
-      return result;
-    }
-    return handle(std::move(response));
+    if (secret.empty()) return handle(std::move(response));
+    // Redacted before it is read, so that no quote cut short can leave part
+    // of the key behind, and an answer that echoes it (raw_body and all) is
+    // kept without it: keys are never stored, logged or reported.
+    const SecretRedactor redactor(secret);
+    RedactResponse(redactor, &response);
+    TeacherResult result = handle(std::move(response));
+    RedactResult(redactor, &result);
+    return result;
   } catch (const std::exception& e) {
     return UnexpectedException("handling the teacher's response", e.what());
   }
@@ -277,6 +277,9 @@ void SendToTeacher(HttpClient& http, Clock& clock, HttpRequest request,
               TeacherHeaders limits = response.ok()
                                           ? RateLimitHeadersOf(response->headers)
                                           : TeacherHeaders();
+              for (auto& [name, value] : limits) {
+                value = RedactSecret(std::move(value), secret);
+              }
               TeacherResult result = read(std::move(response),
                                           clock->WallMillis(), secret, stream);
               result.rate_limit_headers = std::move(limits);

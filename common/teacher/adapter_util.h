@@ -61,10 +61,12 @@ std::string StringField(const nlohmann::json& object, const char* name);
 const nlohmann::json* ObjectField(const nlohmann::json& object,
                                   const char* name);
 
-// Runs `handle` on `response` so that `secret` appears in no status
-// message: when the response mentions the secret, a failure is classified
-// from a copy with it redacted, while a successful answer keeps its body
-// verbatim. Catches exceptions from `handle`. Never throws.
+// Runs `handle` on `response` so that `secret` appears nowhere in the
+// result, in any of the forms redact.h lists: the response (error, body,
+// headers) is redacted before `handle` reads it, and the result's status
+// message and answer fields after. An answer that echoes the key is kept
+// with "[redacted]" in its place, raw_body included. Catches exceptions from
+// `handle`. Never throws.
 using ResponseHandler =
     std::function<TeacherResult(absl::StatusOr<HttpResponse>)>;
 TeacherResult HandleRedacted(absl::StatusOr<HttpResponse> response,

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/base/json_depth.h"
 #include "common/teacher/adapter_util.h"
 #include "common/teacher/http_failure.h"
 #include "common/teacher/sse_parser.h"
@@ -107,6 +108,9 @@ TeacherResult ErrorInBody(std::string_view data, bool in_stream) {
 }
 
 TeacherResult ParseMessagesResponseOrThrow(std::string body) {
+  if (absl::Status s = CheckJsonDepth(body); !s.ok()) {
+    return BadBody(text::Std(s.message()), body);
+  }
   json doc = json::parse(body, /*cb=*/nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) return BadBody("not JSON, or truncated", body);
   if (!doc.is_object()) return BadBody("not a JSON object", body);
@@ -143,6 +147,9 @@ TeacherResult ParseMessagesStreamOrThrow(std::string body) {
   result.http_status = 200;
   TeacherAnswer& answer = result.answer;
   for (const SseEvent& event : events) {
+    if (absl::Status s = CheckJsonDepth(event.data); !s.ok()) {
+      return BadBody(absl::StrCat("a stream event: ", s.message()), body);
+    }
     json doc =
         json::parse(event.data, /*cb=*/nullptr, /*allow_exceptions=*/false);
     if (doc.is_discarded() || !doc.is_object()) {

@@ -90,7 +90,8 @@ absl::StatusOr<std::string> BuildMessagesRequestBody(
 // cache_read_input_tokens + cache_creation_input_tokens, cached_tokens =
 // cache_read_input_tokens, completion_tokens = output_tokens), id. An error
 // object fails as TeacherErrorResult says; a body that is not a message
-// fails kRetryable with UNAVAILABLE. Never throws.
+// (or nests deeper than kMaxJsonDepth, json_depth.h) fails kRetryable with
+// UNAVAILABLE. Never throws.
 TeacherResult ParseMessagesResponse(std::string body);
 
 // Assembles a streamed answer (the whole event-stream body): message_start,
@@ -98,12 +99,12 @@ TeacherResult ParseMessagesResponse(std::string body);
 // stop, message_delta (stop_reason, cumulative output_tokens), message_stop;
 // ping and comments skipped. An `error` event fails as TeacherErrorResult
 // says for a 200 (overloaded_error: retryable). A stream that ends before
-// message_stop, or has an event that is not JSON, fails kRetryable with
-// UNAVAILABLE. raw_body is `body` verbatim. Never throws.
+// message_stop, or has an event that is not JSON (or too deep), fails
+// kRetryable with UNAVAILABLE. raw_body is `body` verbatim. Never throws.
 TeacherResult ParseMessagesStream(std::string body);
 
-// The whole outcome of one call, as HandleChatResponse: `secret` appears in
-// no status message. Never throws.
+// The whole outcome of one call, as HandleChatResponse: `secret` appears
+// nowhere in the result. Never throws.
 TeacherResult HandleMessagesResponse(absl::StatusOr<HttpResponse> response,
                                      int64_t now_wall_millis,
                                      std::string_view secret = {},

@@ -3,12 +3,11 @@
 #include <cstddef>
 #include <limits>
 
+#include "common/base/json_depth.h"
 #include "common/base/json_string.h"
 
 namespace distillery {
 namespace {
-
-constexpr int kMaxDepth = 256;
 
 // A strict one-pass JSON reader over `s`. Every method returns false both
 // for invalid JSON and for a shape ScanChatCompletion declines: either way
@@ -120,13 +119,16 @@ class Scanner {
     return true;
   }
 
-  // Any value, checked and skipped.
+  // Any value inside a container at level `depth` (the top-level value is
+  // inside level 0), checked and skipped. An object or array it opens is at
+  // level depth + 1: over kMaxJsonDepth is declined, so that the nlohmann
+  // path refuses it as CheckJsonDepth says.
   bool Skip(int depth) {
-    if (depth > kMaxDepth) return false;
     switch (Peek()) {
       case '"':
         return String(nullptr);
       case '{': {
+        if (depth >= kMaxJsonDepth) return false;
         ++i_;
         if (Peek() == '}') {
           ++i_;
@@ -144,6 +146,7 @@ class Scanner {
         }
       }
       case '[': {
+        if (depth >= kMaxJsonDepth) return false;
         ++i_;
         if (Peek() == ']') {
           ++i_;

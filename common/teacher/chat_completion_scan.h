@@ -11,7 +11,8 @@
 // element has a message object, message.content that is neither a string
 // nor null, a token count that is not an integer in int64, a key written
 // with escapes, a field the reader needs given twice (nlohmann keeps the
-// last), nesting deeper than 256, a byte-order mark, and any JSON error.
+// last), nesting deeper than kMaxJsonDepth (json_depth.h), a byte-order
+// mark, and any JSON error.
 // The caller then parses with nlohmann as before, so every declined body is
 // handled exactly as it was; a body it accepts yields the same fields the
 // nlohmann path reads. Pure and thread-safe.

@@ -5,6 +5,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/base/json_depth.h"
 #include "common/teacher/retry_after.h"
 #include "common/teacher/text_util.h"
 #include "nlohmann/json.hpp"
@@ -158,6 +159,9 @@ std::string Describe(int http_status, const TeacherErrorBody& error,
 
 TeacherErrorBody ParseTeacherErrorBody(std::string_view body) {
   TeacherErrorBody error;
+  // Too deep to read safely (TextOf dumps structures, recursively): quoted
+  // as an unrecognised body instead.
+  if (!CheckJsonDepth(body).ok()) return error;
   try {
     json doc = json::parse(body, /*cb=*/nullptr, /*allow_exceptions=*/false);
     if (!doc.is_object()) return error;
@@ -283,16 +287,6 @@ TeacherResult ClassifyTransportError(const absl::Status& status) {
                     ? FailureKind::kPermanent
                     : FailureKind::kRetryable;
   return result;
-}
-
-std::string RedactSecret(std::string text, std::string_view secret) {
-  if (secret.empty()) return text;
-  constexpr std::string_view kMark = "[redacted]";
-  for (size_t pos = text.find(secret); pos != std::string::npos;
-       pos = text.find(secret, pos + kMark.size())) {
-    text.replace(pos, secret.size(), kMark);
-  }
-  return text;
 }
 
 }  // namespace distillery

@@ -74,11 +74,6 @@ TeacherResult ClassifyHttpFailure(const HttpResponse& response,
 // kRetryable.
 TeacherResult ClassifyTransportError(const absl::Status& status);
 
-// `text` with every occurrence of `secret` replaced by "[redacted]". Adapters
-// pass every message they hand out through this with their API key, in case a
-// teacher or a transport error echoes it.
-std::string RedactSecret(std::string text, std::string_view secret);
-
 }  // namespace distillery
 
 #endif  // DISTILLERY_COMMON_TEACHER_HTTP_FAILURE_H_

@@ -8,6 +8,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/base/json_depth.h"
 #include "common/teacher/adapter_util.h"
 #include "common/teacher/chat_completion_scan.h"
 #include "common/teacher/http_failure.h"
@@ -140,6 +141,9 @@ TeacherResult ParseChatResponseOrThrow(std::string body) {
   if (std::optional<ChatCompletionFields> fields = ScanChatCompletion(body)) {
     return AnswerFromFields(*std::move(fields), std::move(body));
   }
+  if (absl::Status s = CheckJsonDepth(body); !s.ok()) {
+    return BadBody(text::Std(s.message()), body);
+  }
   json doc = json::parse(body, /*cb=*/nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) return BadBody("not JSON, or truncated", body);
   if (!doc.is_object()) return BadBody("not a JSON object", body);
@@ -214,6 +218,9 @@ TeacherResult ParseChatStreamOrThrow(std::string body) {
     if (text::StripWhitespace(event.data) == "[DONE]") {
       done = true;
       break;
+    }
+    if (absl::Status s = CheckJsonDepth(event.data); !s.ok()) {
+      return BadBody(absl::StrCat("a stream event: ", s.message()), body);
     }
     json chunk =
         json::parse(event.data, /*cb=*/nullptr, /*allow_exceptions=*/false);

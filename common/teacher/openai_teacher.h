@@ -102,8 +102,8 @@ absl::StatusOr<std::string> BuildChatRequestBody(const TeacherRequest& request,
 // that is truncated, not JSON, or has no usable choices[0].message fails
 // kRetryable with UNAVAILABLE (the teacher, or the path to it, garbled this
 // answer, the next attempt may well be fine: UNAVAILABLE is the canonical
-// "transient, retry" code, where INTERNAL would read as a bug of ours).
-// http_status is set to 200; headers are not consulted. Never throws.
+// "transient, retry" code, where INTERNAL would read as a bug of ours); so
+// does a body nesting deeper than kMaxJsonDepth (json_depth.h). http_status is set to 200; headers are not consulted. Never throws.
 TeacherResult ParseChatResponse(std::string body);
 
 // Assembles a streamed answer (the whole text/event-stream body) into the
@@ -114,18 +114,18 @@ TeacherResult ParseChatResponse(std::string body);
 // SSE comments (": keep-alive") are skipped. A data event holding "error"
 // fails as TeacherErrorResult says for a 200 (retryable unless it names a
 // rate limit or spent quota). A stream with no chunk, with a chunk that is
-// not JSON, or that ends without "data: [DONE]" and without a finish_reason
-// (cut off) fails kRetryable with UNAVAILABLE. raw_body is `body` verbatim.
+// not JSON or nests deeper than kMaxJsonDepth, or that ends without
+// "data: [DONE]" and without a finish_reason (cut off) fails kRetryable with UNAVAILABLE. raw_body is `body` verbatim.
 // Never throws.
 TeacherResult ParseChatStream(std::string body);
 
 // The whole outcome of one call: transport error, non-2xx response (with
 // retry-after and x-should-retry applied) or a 2xx body to parse (as a
-// stream when `stream`). `secret`
-// (the API key), when not empty, appears in no status message: it is
-// redacted from the response before any of it is quoted, so that cutting a
-// long quote cannot leave part of it behind. A successful answer's raw_body
-// stays verbatim. Never throws.
+// stream when `stream`). `secret` (the API key), when not empty, appears
+// nowhere in the result, in any form redact.h knows: it is redacted from the
+// response before any of it is quoted, so that cutting a long quote cannot
+// leave part of it behind, and from the answer (an answer that echoes it is
+// kept with "[redacted]" in its place). Never throws.
 TeacherResult HandleChatResponse(absl::StatusOr<HttpResponse> response,
                                  int64_t now_wall_millis,
                                  std::string_view secret = {},

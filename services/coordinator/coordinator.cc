@@ -102,6 +102,14 @@ absl::Status Submission::AddLines(
     const google::protobuf::RepeatedPtrField<std::string>& lines) {
   if (finished_) return absl::FailedPreconditionError("submission finished");
   const v1::JobSpec& spec = job_.spec();
+  // BeginSubmission checked that the profile exists; it is looked up, not
+  // copied, once per batch of lines.
+  const TeacherProfile* teacher =
+      FindTeacherOrNull(coordinator_->teachers_, spec.teacher());
+  if (teacher == nullptr) {
+    Abort();
+    return absl::InternalError("the job's teacher profile is gone");
+  }
   for (const std::string& line : lines) {
     ++line_number_;
     absl::StatusOr<std::optional<v1::Prompt>> parsed =
@@ -120,7 +128,7 @@ absl::Status Submission::AddLines(
       task.set_prompt_seq(seq);
       task.set_sample(s);
       task.set_state(v1::TASK_STATE_PENDING);
-      task.set_request_key(RequestKey(spec.teacher(), spec.model(),
+      task.set_request_key(RequestKey(*teacher, spec.model(),
                                       prompt->messages(), spec.params(), s));
       pending_.tasks.push_back(std::move(task));
     }

@@ -93,7 +93,8 @@ int main(int argc, char** argv) {
                  "KIND=RATE,... fraction of chat requests given each fault: "
                  "500, 429, 503 (retry-after), 529, reset (connection reset), "
                  "truncate (200 body cut short), pad (keep-alive padding "
-                 "before the answer), slow, quota (429 insufficient_quota); "
+                 "before the answer), slow, quota (429 insufficient_quota), "
+                 "401echo (401 quoting the request's key JSON-escaped); "
                  "replaces --error-rate");
   int64_t slow_ms = 3000;
   app.add_option("--slow-ms", slow_ms, "delay of a 'slow' answer")

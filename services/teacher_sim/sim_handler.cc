@@ -134,6 +134,26 @@ void AddAnthropicRateLimitHeaders(bool exhausted, SimHeaders* headers) {
                         "2030-01-01T00:00:00Z");
 }
 
+// The 401 of the 401echo fault: the key the request carried, quoted in the
+// error message the way an encoder that escapes '/' (PHP's json_encode, some
+// Java libraries) writes it. Only the encoding differs from the usual 401.
+SimResponse EchoKeyError(std::string_view key, bool anthropic) {
+  const std::string message =
+      absl::StrCat("Incorrect API key provided: ", std::string(key), ".");
+  SimResponse r =
+      anthropic ? AnthropicError(401, "authentication_error", message)
+                : JsonResponse(401, RenderErrorJson(message,
+                                                    "invalid_request_error",
+                                                    "", "invalid_api_key"));
+  std::string escaped;
+  for (char c : r.body) {
+    if (c == '/') escaped.push_back('\\');
+    escaped.push_back(c);
+  }
+  r.body = std::move(escaped);
+  return r;
+}
+
 SimResponse MethodNotAllowed(const std::string& method, std::string_view path,
                              const char* allowed) {
   SimResponse r = JsonResponse(
@@ -264,8 +284,8 @@ SimResponse SimHandler::HandleChat(const SimRequest& request) {
 SimResponse SimHandler::AnswerChat(const SimRequest& request,
                                    uint64_t sequence,
                                    SimAdmission* admission) {
+  const std::string_view key = BearerToken(request.Header("authorization"));
   if (!options_.required_api_key.empty()) {
-    const std::string_view key = BearerToken(request.Header("authorization"));
     if (key != options_.required_api_key) {
       return JsonResponse(
           401,
@@ -291,6 +311,7 @@ SimResponse SimHandler::AnswerChat(const SimRequest& request,
     fault = faults_->Next();
     if (fault != FaultKind::kNone && !IsAnswerFault(fault)) {
       stats_.RecordFault(FaultKindName(fault));
+      if (fault == FaultKind::kEchoKey) return EchoKeyError(key, false);
       return RenderFault(fault);
     }
   }
@@ -402,7 +423,8 @@ SimResponse SimHandler::RenderFault(FaultKind kind) {
       return r;
     }
     case FaultKind::kServerError:
-    case FaultKind::kNone:  // not reached; treated as a server error
+    case FaultKind::kEchoKey:  // needs the request: see EchoKeyError
+    case FaultKind::kNone:     // not reached; treated as a server error
       break;
   }
   SimResponse r = JsonResponse(
@@ -424,8 +446,8 @@ SimResponse SimHandler::HandleMessages(const SimRequest& request) {
 
 SimResponse SimHandler::AnswerMessages(const SimRequest& request,
                                        uint64_t sequence) {
+  const std::string_view key = Trim(request.Header("x-api-key"));
   if (!options_.required_api_key.empty()) {
-    const std::string_view key = Trim(request.Header("x-api-key"));
     if (key != options_.required_api_key) {
       return AnthropicError(401, "authentication_error",
                             key.empty() ? "x-api-key header is required"
@@ -437,6 +459,7 @@ SimResponse SimHandler::AnswerMessages(const SimRequest& request,
     fault = faults_->Next();
     if (fault != FaultKind::kNone && !IsAnswerFault(fault)) {
       stats_.RecordFault(FaultKindName(fault));
+      if (fault == FaultKind::kEchoKey) return EchoKeyError(key, true);
       return RenderMessagesFault(fault);
     }
   }

@@ -13,7 +13,8 @@
 // Unknown paths answer 404 and wrong methods 405, in OpenAI's error shape.
 //
 // A chat request is checked in the order a real gateway would: API key
-// (401), then injected faults (500 / 429; 529 overloaded_error for Messages),
+// (401), then injected faults (500 / 429; 529 overloaded_error for Messages;
+// 401echo, a 401 quoting the request's key with '/' escaped as \/),
 // then the body (400). Messages requests take the key from x-api-key and need
 // an anthropic-version header; their errors are in Anthropic's shape.
 // Both count as chat requests in the stats. The

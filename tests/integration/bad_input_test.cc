@@ -94,6 +94,33 @@ TEST_F(BadInputTest, MalformedPromptLinesNameTheLineAndStoreNothing) {
   EXPECT_NE(SubmitRejected("\n\n").find("no prompts"), std::string::npos);
 }
 
+// One line nesting 200,000 deep (400 KB, under the size limit) crashed the
+// coordinator on submit. It is refused naming the line, nothing is stored,
+// and the coordinator goes on serving; 64 levels, the limit, are accepted.
+TEST_F(BadInputTest, DeeplyNestedLineIsRefusedAndTheCoordinatorLives) {
+  // The whole line counts: its object, "metadata", "a", then the arrays.
+  const auto line = [](int arrays) {
+    return "{\"prompt\": \"nested\", \"metadata\": {\"a\": " +
+           std::string(arrays, '[') + "0" + std::string(arrays, ']') + "}}\n";
+  };
+  const std::string good = "{\"prompt\": \"fine\"}\n";
+  std::string err = SubmitRejected(good + good + line(200'000));
+  EXPECT_NE(err.find("line 3: JSON nests deeper than 64 levels"),
+            std::string::npos)
+      << err;
+  ASSERT_TRUE(coordinator_->Running()) << coordinator_->Stderr();
+  err = SubmitRejected(good + line(62));
+  EXPECT_NE(err.find("line 2: JSON nests deeper than 64 levels"),
+            std::string::npos)
+      << err;
+
+  const std::string file = dir_ + "/limit.jsonl";
+  WriteFile(file, good + line(61));
+  CommandResult r = Cli({"submit", file, "--teacher", "sim", "--model", "m"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(coordinator_->Running());
+}
+
 TEST_F(BadInputTest, OversizedPromptIsRefusedByTheCliAndTheCoordinator) {
   const std::string big = "{\"prompt\": \"" + std::string(2 << 20, 'x') + "\"}";
   std::string err = SubmitRejected("{\"prompt\": \"fine\"}\n" + big + "\n");

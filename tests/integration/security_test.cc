@@ -177,18 +177,22 @@ class SecurityTest : public ::testing::Test {
     if (!HasFailure()) fs::remove_all(dir_);
   }
 
-  // teacher-sim, with a required API key when `api_key` is set (its logs go
-  // to their own directory: the simulator is the teacher, not Distillery).
-  void StartSim(const std::string& api_key = "") {
+  // teacher-sim, with a required API key when `api_key` is set and `extra`
+  // flags (its logs go to their own directory: the simulator is the
+  // teacher, not Distillery).
+  void StartSim(const std::string& api_key = "",
+                const std::vector<std::string>& extra = {}) {
     fs::create_directories(dir_ + "/sim");
     std::vector<std::string> args{"--listen", "127.0.0.1:0", "--latency-ms",
                                   "5"};
     if (!api_key.empty()) {
       args.insert(args.end(), {"--require-api-key", api_key});
     }
+    args.insert(args.end(), extra.begin(), extra.end());
     sim_ = std::make_unique<Process>("teacher-sim", args, dir_ + "/sim");
     const std::string sim = sim_->WaitForAddress();
     ASSERT_FALSE(sim.empty()) << sim_->Stderr();
+    sim_address_ = sim;
     WriteFile(dir_ + "/teachers.yaml",
               "teachers:\n  - name: sim\n    api: openai\n    base_url: "
               "http://" + sim +
@@ -228,6 +232,24 @@ class SecurityTest : public ::testing::Test {
     return RunCommand("distillery", args, dir_, timeout);
   }
 
+  // Every file under the test's directory but the simulator's: logs, CLI
+  // output, RocksDB files. Fails the test for each that holds one of
+  // `needles`; returns how many files were read.
+  int ExpectInNoFile(const std::vector<std::string>& needles) {
+    int files = 0;
+    for (const auto& entry : fs::recursive_directory_iterator(dir_)) {
+      if (!entry.is_regular_file()) continue;
+      if (entry.path().parent_path() == fs::path(dir_ + "/sim")) continue;
+      ++files;
+      const std::string text = ReadFile(entry.path().string());
+      for (const std::string& needle : needles) {
+        EXPECT_EQ(text.find(needle), std::string::npos)
+            << "'" << needle << "' found in " << entry.path();
+      }
+    }
+    return files;
+  }
+
   // Submits the prompt file, waits for the job and exports it; returns the
   // export's text ("" on failure, with test failures recorded).
   std::string Harvest(const std::string& coordinator,
@@ -262,7 +284,7 @@ class SecurityTest : public ::testing::Test {
     return HttpGet("127.0.0.1:" + std::to_string(metrics_port_), "/metrics");
   }
 
-  std::string dir_, address_;
+  std::string dir_, address_, sim_address_;
   int port_ = 0;
   int metrics_port_ = 0;
   std::unique_ptr<Process> sim_, coordinator_;
@@ -451,15 +473,63 @@ TEST_F(SecurityTest, TeacherKeyAppearsNowhereButTheWorkerEnvironment) {
   workers_.clear();  // SIGKILL; RocksDB files are read with it still open
   coordinator_->Signal(SIGTERM);
   coordinator_->Wait();
-  int files = 0;
-  for (const auto& entry : fs::recursive_directory_iterator(dir_)) {
-    if (!entry.is_regular_file()) continue;
-    if (entry.path().parent_path() == fs::path(dir_ + "/sim")) continue;
-    ++files;
-    EXPECT_EQ(ReadFile(entry.path().string()).find(key), std::string::npos)
-        << "key found in " << entry.path();
+  EXPECT_GT(ExpectInNoFile({key}), 10);  // logs, RocksDB files, the export
+  EXPECT_TRUE(fs::exists(dir_ + "/data/CURRENT"));
+}
+
+// A teacher that answers 401 quoting the key JSON-escaped ('/' as \/, as
+// PHP's json_encode writes it) pauses the teacher; the key, with a '/' and a
+// '+' in it, reaches neither the pause reason in status, nor any log, nor
+// RocksDB, in any form: raw, escaped, URL-encoded or base64.
+TEST_F(SecurityTest, AKeyTheTeacherEchoesEscapedAppearsNowhere) {
+  const std::string key = "sk-proj-AbC/dEf+GhI9-LEAKCHECK-7f3a9c";
+  const std::vector<std::string> forms = {
+      key,
+      // What survives of it in raw, JSON-escaped and URL-encoded text.
+      "GhI9-LEAKCHECK-7f3a9c",
+      "sk-proj-AbC",
+      // Its base64 at the three offsets (Python's base64 module), standard
+      // and URL-safe alike.
+      "c2stcHJvai1BYkMvZEVmK0doSTktTEVBS0NIRUNLLTdmM2E5Y",
+      "NrLXByb2otQWJDL2RFZitHaEk5LUxFQUtDSEVDSy03ZjNhOW",
+      "zay1wcm9qLUFiQy9kRWYrR2hJOS1MRUFLQ0hFQ0stN2YzYTlj",
+  };
+  StartSim(key, {"--fault-rates", "401echo=1"});
+  StartCoordinator({"--log-level", "debug"});
+  setenv("SIM_API_KEY", key.c_str(), 1);
+  StartWorker(address_, {"--log-level", "debug"});
+  unsetenv("SIM_API_KEY");
+  CommandResult r = Cli(address_, {"submit", dir_ + "/prompts.jsonl",
+                                   "--teacher", "sim", "--model", "sim-small"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string job = r.out.substr(0, r.out.find('\n'));
+
+  // The 401 pauses the teacher for the whole cluster, saying why.
+  std::string status;
+  for (int i = 0; i < 600; ++i) {
+    status = Cli(address_, {"status", job, "--json"}).out;
+    if (status.find("\"paused\":true") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  EXPECT_GT(files, 10);  // logs, RocksDB files, the export
+  ASSERT_NE(status.find("\"paused\":true"), std::string::npos) << status;
+  EXPECT_NE(status.find("HTTP 401 from teacher"), std::string::npos) << status;
+  EXPECT_NE(status.find("Incorrect API key provided: [redacted]"),
+            std::string::npos)
+      << status;
+  const std::string text = Cli(address_, {"status", job}).out;
+  EXPECT_NE(text.find("PAUSED"), std::string::npos) << text;
+  for (const std::string& form : forms) {
+    EXPECT_EQ(status.find(form), std::string::npos) << form << "\n" << status;
+    EXPECT_EQ(text.find(form), std::string::npos) << form << "\n" << text;
+  }
+  // The simulator was asked, and it did echo the key.
+  EXPECT_NE(HttpGet(sim_address_, "/stats").find("\"401echo\""),
+            std::string::npos);
+
+  workers_.clear();  // SIGKILL; RocksDB files are read with it still open
+  coordinator_->Signal(SIGTERM);
+  coordinator_->Wait();
+  EXPECT_GT(ExpectInNoFile(forms), 5);  // logs, CLI output, RocksDB files
   EXPECT_TRUE(fs::exists(dir_ + "/data/CURRENT"));
 }
 

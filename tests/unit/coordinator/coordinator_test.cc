@@ -515,7 +515,7 @@ TEST_F(CoordinatorTest, LeaseReturnsTasksWithMessagesAndParams) {
   EXPECT_FALSE(t0.params().has_seed());
   EXPECT_EQ(t0.request_key(), StoredTask(job.id(), 0).request_key());
   EXPECT_EQ(t0.request_key(),
-            RequestKey("sim", "gpt-test", t0.messages(), spec.params(), 0));
+            RequestKey(teachers_[0], "gpt-test", t0.messages(), spec.params(), 0));
 
   const v1::LeasedTask& t1 = response->tasks(1);
   EXPECT_EQ(t1.prompt_seq(), 1);
@@ -656,6 +656,46 @@ TEST_F(CoordinatorTest, SecondJobWithTheSamePromptsIsAnsweredFromCache) {
   other_model.set_model("gpt-test-2");
   MustSubmit(PromptLines({"a", "b"}), other_model);
   EXPECT_EQ(Lease(w, 10).size(), 2u);
+}
+
+// The profile's settings are part of the request's identity: the same
+// prompts under a profile pointed elsewhere, or asking for another
+// response_format, are new requests (sent, not served from the cache), while
+// a setting that does not change the answer (stream) still hits. Old tasks
+// keep the keys they were stored with.
+TEST_F(CoordinatorTest, AChangedTeacherProfileIsNotACacheHit) {
+  v1::Job first = MustSubmit(PromptLines({"a", "b"}));
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> tasks = Lease(w, 10);
+  ASSERT_EQ(tasks.size(), 2u);
+  Report(w, {Success(tasks[0], "A"), Success(tasks[1], "B")});
+  const std::string first_key = StoredTask(first.id(), 0).request_key();
+
+  teachers_[0].stream = true;
+  Restart();
+  v1::Job streamed = MustSubmit(PromptLines({"a", "b"}));
+  EXPECT_TRUE(Lease(Register(), 10).empty());
+  EXPECT_EQ(GetJob(streamed.id()).counters().cache_hits(), 2);
+
+  teachers_[0].base_url = "http://127.0.0.1:10/v1";
+  Restart();
+  EXPECT_EQ(StoredTask(first.id(), 0).request_key(), first_key);
+  const std::string w2 = Register();
+  v1::Job moved = MustSubmit(PromptLines({"a", "b"}));
+  std::vector<v1::LeasedTask> again = Lease(w2, 10);
+  ASSERT_EQ(again.size(), 2u) << "answers from the old base_url were served";
+  EXPECT_NE(again[0].request_key(), first_key);
+  Report(w2, {Success(again[0], "A2"), Success(again[1], "B2")});
+  EXPECT_EQ(GetJob(moved.id()).counters().cache_hits(), 0);
+
+  teachers_[0].response_format_json = R"({"type":"json_object"})";
+  Restart();
+  const std::string w3 = Register();
+  v1::Job formatted = MustSubmit(PromptLines({"a", "b"}));
+  EXPECT_EQ(Lease(w3, 10).size(), 2u)
+      << "answers without the response_format were served";
+  EXPECT_EQ(GetJob(formatted.id()).counters().cache_hits(), 0);
+  EXPECT_EQ(GetJob(first.id()).state(), v1::JOB_STATE_COMPLETED);
 }
 
 TEST_F(CoordinatorTest, IdenticalPromptsInOneJobAreAskedOnce) {

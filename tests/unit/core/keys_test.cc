@@ -23,9 +23,16 @@ Messages Msgs(const std::vector<std::pair<std::string, std::string>>& turns) {
   return out;
 }
 
+TeacherProfile Sim() {
+  TeacherProfile p;
+  p.name = "sim";
+  p.base_url = "http://127.0.0.1:8080/v1";
+  return p;
+}
+
 // A baseline request that each test varies in one respect.
 struct Request {
-  std::string teacher = "sim";
+  TeacherProfile teacher = Sim();
   std::string model = "gpt-test";
   Messages messages =
       Msgs({{"system", "Be brief."}, {"user", "What is 2 + 2?"}});
@@ -76,7 +83,7 @@ TEST(RequestKeyTest, EveryRequestFieldChangesTheKey) {
     mutate(r);
     variants.emplace_back(name, std::move(r));
   };
-  vary("teacher", [](Request& r) { r.teacher = "openai"; });
+  vary("teacher", [](Request& r) { r.teacher.name = "openai"; });
   vary("model", [](Request& r) { r.model = "gpt-test-2"; });
   vary("content", [](Request& r) {
     r.messages = Msgs({{"system", "Be brief."}, {"user", "What is 2 + 3?"}});
@@ -122,9 +129,9 @@ TEST(RequestKeyTest, EveryRequestFieldChangesTheKey) {
 
 TEST(RequestKeyTest, FieldBoundariesAreUnambiguous) {
   Request a, b;
-  a.teacher = "ab";
+  a.teacher.name = "ab";
   a.model = "c";
-  b.teacher = "a";
+  b.teacher.name = "a";
   b.model = "bc";
   EXPECT_NE(a.Key(), b.Key());
 
@@ -163,6 +170,93 @@ TEST(HexKeyTest, LowerCaseHexOfEveryByte) {
   const std::string hex = HexKey(Request().Key());
   EXPECT_EQ(hex.size(), 32u);
   EXPECT_EQ(hex.find_first_not_of("0123456789abcdef"), std::string::npos);
+}
+
+// Every profile setting that changes the request sent, or where it goes, is
+// part of the key: each one changed alone gives a key of its own.
+TEST(RequestKeyTest, EveryRequestSettingOfTheProfileChangesTheKey) {
+  TeacherProfile anthropic = Sim();
+  anthropic.api = "anthropic";
+  anthropic.base_url = "https://api.anthropic.com";
+  anthropic.default_max_tokens = 4096;
+  std::vector<std::pair<std::string, TeacherProfile>> variants = {
+      {"openai", Sim()}, {"anthropic", anthropic}};
+  auto vary = [&](const std::string& name, const TeacherProfile& base,
+                  auto mutate) {
+    TeacherProfile p = base;
+    mutate(p);
+    variants.emplace_back(name, std::move(p));
+  };
+  const TeacherProfile openai = Sim();
+  vary("base_url", openai,
+       [](TeacherProfile& p) { p.base_url = "http://10.0.0.2:8080/v1"; });
+  vary("default_max_tokens", openai,
+       [](TeacherProfile& p) { p.default_max_tokens = 512; });
+  vary("variant", openai, [](TeacherProfile& p) { p.variant = "vllm"; });
+  vary("max_tokens_field", openai,
+       [](TeacherProfile& p) { p.max_tokens_field = "max_tokens"; });
+  vary("response_format", openai, [](TeacherProfile& p) {
+    p.response_format_json = R"({"type":"json_object"})";
+  });
+  vary("another response_format", openai, [](TeacherProfile& p) {
+    p.response_format_json = R"({"type":"text"})";
+  });
+  vary("anthropic base_url", anthropic,
+       [](TeacherProfile& p) { p.base_url = "https://proxy.example"; });
+  vary("anthropic default_max_tokens", anthropic,
+       [](TeacherProfile& p) { p.default_max_tokens = 8192; });
+  vary("anthropic_version", anthropic,
+       [](TeacherProfile& p) { p.anthropic_version = "2024-01-01"; });
+  vary("thinking_budget_tokens", anthropic,
+       [](TeacherProfile& p) { p.thinking_budget_tokens = 1024; });
+
+  for (size_t i = 0; i < variants.size(); ++i) {
+    Request a;
+    a.teacher = variants[i].second;
+    for (size_t j = i + 1; j < variants.size(); ++j) {
+      Request b;
+      b.teacher = variants[j].second;
+      EXPECT_NE(a.Key(), b.Key())
+          << variants[i].first << " vs " << variants[j].first;
+    }
+  }
+}
+
+// What does not change the answer does not change the key: the same request
+// streamed or not, from another key or account, under other limits.
+TEST(RequestKeyTest, SettingsThatDoNotChangeTheRequestLeaveTheKey) {
+  Request base;
+  const std::string key = base.Key();
+  Request other;
+  other.teacher.stream = true;
+  other.teacher.api_key_env = "OTHER_KEY";
+  other.teacher.api_key_file = "/run/secrets/key";
+  other.teacher.rpm = 10;
+  other.teacher.tpm = 1000;
+  other.teacher.max_concurrency = 3;
+  other.teacher.max_attempts = 9;
+  other.teacher.total_timeout_ms = 1;
+  other.teacher.max_response_bytes = 1;
+  other.teacher.pricing["*"] = ModelPrice{1, 1, 1};
+  // A trailing '/' sends to the same URL.
+  other.teacher.base_url += "/";
+  EXPECT_EQ(other.Key(), key);
+  // Settings of the other API, which this one never sends.
+  other.teacher.anthropic_version = "2099-01-01";
+  other.teacher.thinking_budget_tokens = 2048;
+  EXPECT_EQ(other.Key(), key);
+}
+
+TEST(RequestIdentityTest, FieldsAreLengthPrefixed) {
+  TeacherProfile a = Sim(), b = Sim();
+  a.response_format_json = "x;y";
+  b.response_format_json = "x";
+  b.max_tokens_field = "max_completion_tokens;y";
+  EXPECT_NE(RequestIdentity(a), RequestIdentity(b));
+  EXPECT_EQ(RequestIdentity(Sim()),
+            "name=3:sim;api=6:openai;base_url=24:http://127.0.0.1:8080/v1;"
+            "default_max_tokens=1:0;variant=6:openai;"
+            "max_tokens_field=21:max_completion_tokens;response_format=0:;");
 }
 
 }  // namespace

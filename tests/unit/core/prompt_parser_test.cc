@@ -6,9 +6,11 @@
 #include <string>
 #include <vector>
 
+#include "common/base/json_depth.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/unit/base/deep_json.h"
 
 namespace distillery {
 namespace {
@@ -292,6 +294,42 @@ TEST(IsValidUtf8Test, RejectsMalformedText) {
   EXPECT_FALSE(
       IsValidUtf8("\xF0\x9F\x98"
                   "A"));
+}
+
+}  // namespace
+}  // namespace distillery
+
+namespace distillery {
+namespace {
+
+// A prompt line whose metadata nests so that the whole line is `levels`
+// deep (the line's own object is the first level).
+std::string LineNesting(int levels) {
+  return R"({"prompt":"hi","metadata":)" +
+         testing::NestedObjects(levels - 1) + "}";
+}
+
+TEST(PromptParserTest, NestingUpToTheLimitIsKept) {
+  const v1::Prompt p = Parse(LineNesting(kMaxJsonDepth), 7);
+  EXPECT_EQ(p.metadata_json(), testing::NestedObjects(kMaxJsonDepth - 1));
+}
+
+TEST(PromptParserTest, NestingOverTheLimitNamesTheLine) {
+  EXPECT_EQ(Error(LineNesting(kMaxJsonDepth + 1), 7).message(),
+            "line 7: JSON nests deeper than 64 levels");
+}
+
+TEST(PromptParserTest, TwoHundredThousandLevelsAreRefusedNotACrash) {
+  const std::string line = R"({"prompt":"hi","metadata":{"a":)" +
+                           testing::NestedArrays(200'000) + "}}";
+  EXPECT_EQ(Error(line, 3).message(),
+            "line 3: JSON nests deeper than 64 levels");
+  // In the messages too, not only in the metadata.
+  EXPECT_THAT(std::string(Error(R"({"messages":)" +
+                                    testing::NestedArrays(200'000) + "}",
+                                4)
+                              .message()),
+              StartsWith("line 4: JSON nests deeper"));
 }
 
 }  // namespace

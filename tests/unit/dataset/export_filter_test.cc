@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/base/deep_json.h"
+
 namespace distillery {
 namespace {
 
@@ -104,6 +106,21 @@ TEST(ExportFilterTest, Metadata) {
   EXPECT_EQ(ParseMetadataMatch("q=a=b")->value(), "a=b");
   EXPECT_FALSE(ParseMetadataMatch("novalue").ok());
   EXPECT_FALSE(ParseMetadataMatch("=x").ok());
+}
+
+// The match on a deep value dumped it recursively: 200,000 levels were a
+// crash; now metadata over the depth limit matches nothing.
+TEST(ExportFilterTest, MetadataDeeperThanTheLimitMatchesNothing) {
+  v1::ExportRequest r;
+  *r.add_metadata() = *ParseMetadataMatch("a=1");
+  ExportFilter f = *ExportFilter::Create(r);
+  v1::Prompt p;
+  p.set_metadata_json(R"({"a":)" + testing::NestedArrays(200'000) + "}");
+  EXPECT_FALSE(f.MatchesPrompt(p));
+  p.set_metadata_json(R"({"a":1,"b":)" + testing::NestedArrays(63) + "}");
+  EXPECT_TRUE(f.MatchesPrompt(p));
+  p.set_metadata_json(R"({"a":1,"b":)" + testing::NestedArrays(64) + "}");
+  EXPECT_FALSE(f.MatchesPrompt(p));
 }
 
 TEST(ExportFilterTest, RejectsBadBounds) {

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include "common/base/json_depth.h"
 #include "nlohmann/json.hpp"
+#include "tests/unit/base/deep_json.h"
 
 namespace distillery {
 namespace {
@@ -141,6 +143,46 @@ TEST(ExportFormatTest, ErrorsLine) {
   EXPECT_EQ(line.at("error"), "HTTP 500: server_error");
   EXPECT_EQ(line.at("messages").back().at("role"), "user");
   EXPECT_EQ(line.at("request_key").get<std::string>().size(), 32u);
+}
+
+// Metadata stored before submission refused deep nesting: up to the limit it
+// is written as it was; deeper, the record is still exported (as it was not
+// before: dump() recursed until the stack ran out) without it.
+TEST(ExportFormatTest, MetadataUpToTheDepthLimitIsWritten) {
+  v1::ExportRecord r = Record("");
+  r.mutable_prompt()->set_metadata_json(testing::NestedArrays(kMaxJsonDepth));
+  const json raw = json::parse(FormatRecord(r, ExportFormat::kRaw));
+  EXPECT_EQ(raw.at("metadata").dump(), testing::NestedArrays(kMaxJsonDepth));
+  const json openai = json::parse(FormatRecord(r, ExportFormat::kOpenAi));
+  EXPECT_TRUE(openai.at("metadata").is_array());
+}
+
+TEST(ExportFormatTest, MetadataDeeperThanTheLimitIsLeftOut) {
+  for (int levels : {kMaxJsonDepth + 1, 200'000}) {
+    v1::ExportRecord r = Record("");
+    r.mutable_prompt()->set_metadata_json(testing::NestedObjects(levels));
+    for (ExportFormat format : {ExportFormat::kRaw, ExportFormat::kErrors}) {
+      const json line = json::parse(FormatRecord(r, format));
+      EXPECT_TRUE(line.at("metadata").is_null()) << levels;
+      EXPECT_EQ(line.at("prompt_id"), "q7");
+    }
+    for (ExportFormat format :
+         {ExportFormat::kOpenAi, ExportFormat::kShareGpt}) {
+      const json line = json::parse(FormatRecord(r, format));
+      EXPECT_FALSE(line.contains("metadata")) << levels;
+    }
+  }
+}
+
+TEST(ExportFormatTest, ReasoningBlocksDeeperThanTheLimitAreNull) {
+  v1::ExportRecord r = Record("because");
+  r.mutable_answer()->set_reasoning_blocks(testing::NestedArrays(200'000));
+  json raw = json::parse(FormatRecord(r, ExportFormat::kRaw));
+  EXPECT_TRUE(raw.at("reasoning_blocks").is_null());
+  r.mutable_answer()->set_reasoning_blocks(
+      testing::NestedArrays(kMaxJsonDepth));
+  raw = json::parse(FormatRecord(r, ExportFormat::kRaw));
+  EXPECT_TRUE(raw.at("reasoning_blocks").is_array());
 }
 
 }  // namespace

@@ -424,15 +424,44 @@ TEST_F(OpenAiTeacherTest, SendsThePostItBuilt) {
   EXPECT_EQ(sent.body, *BuildChatRequestBody(request, kMaxTokensField));
 }
 
-TEST_F(OpenAiTeacherTest, AnAnswerMentioningTheKeyStaysVerbatim) {
+// Keys are never stored: an answer that echoes the key (in any form) is
+// kept with the mark in its place, in the fields and in raw_body.
+TEST_F(OpenAiTeacherTest, AnAnswerMentioningTheKeyIsKeptRedacted) {
   OpenAiTeacher teacher(http_, clock_, Options());
-  const std::string body =
-      std::string(R"({"choices":[{"message":{"content":")") + kKey + R"("}}]})";
+  const std::string body = std::string(R"({"choices":[{"message":{"content":")") +
+                           kKey + R"("}}]})";
   http_.response = Response(200, body);
   TeacherResult result = AskOnce(teacher);
   ASSERT_TRUE(result.status.ok()) << result.status;
-  EXPECT_EQ(result.answer.content, kKey);
-  EXPECT_EQ(result.answer.raw_body, body);
+  EXPECT_EQ(result.answer.content, "[redacted]");
+  EXPECT_EQ(result.answer.raw_body,
+            R"({"choices":[{"message":{"content":"[redacted]"}}]})");
+}
+
+// A streamed answer that spells the key out a piece per chunk: no chunk
+// holds it, the assembled content does.
+TEST_F(OpenAiTeacherTest, AStreamedAnswerSpellingTheKeyIsRedacted) {
+  OpenAiTeacherOptions options = Options();
+  options.stream = true;
+  OpenAiTeacher teacher(http_, clock_, options);
+  const std::string key = kKey;
+  std::string body;
+  for (size_t i = 0; i < key.size(); i += 5) {
+    body += R"(data: {"choices":[{"index":0,"delta":{"content":")" +
+            key.substr(i, 5) + ""}}]}
+
+";
+  }
+  body += "data: {"choices":[{"index":0,"delta":{},"
+          ""finish_reason":"stop"}]}
+
+data: [DONE]
+
+";
+  http_.response = Response(200, body);
+  TeacherResult result = AskOnce(teacher);
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_EQ(result.answer.content, "[redacted]");
 }
 
 TEST_F(OpenAiTeacherTest, NoAuthorizationWithoutAKey) {
@@ -544,6 +573,25 @@ TEST_F(OpenAiTeacherTest, KeyAppearsInNoErrorMessage) {
     ASSERT_FALSE(result.status.ok());
     EXPECT_THAT(std::string(result.status.message()), Not(HasSubstr(key)));
     EXPECT_THAT(std::string(result.status.message()), HasSubstr("[redacted]"));
+  }
+
+  // Nor when the teacher JSON-escaped it: the message it decodes to is the
+  // key itself.
+  const std::string slashed = "sk-proj-AbC/dEf+GhI9xYz0";
+  OpenAiTeacherOptions slash_options = Options();
+  slash_options.api_key = slashed;
+  OpenAiTeacher slash_teacher(http_, clock_, slash_options);
+  for (const std::string& echoed :
+       {std::string(R"(sk-proj-AbC\/dEf+GhI9xYz0)"),
+        std::string(R"(sk-proj-AbC\u002fdEf\u002bGhI9xYz0)")}) {
+    http_.response = Response(
+        401, R"({"error":{"message":"Incorrect API key provided: )" + echoed +
+                 R"(","type":"invalid_request_error","code":"invalid_api_key"}})");
+    TeacherResult result = AskOnce(slash_teacher);
+    EXPECT_EQ(result.kind, FailureKind::kTeacherDown);
+    EXPECT_EQ(result.status.message(),
+              "HTTP 401 from teacher: \"Incorrect API key provided: "
+              "[redacted]\" (code invalid_api_key, type invalid_request_error)");
   }
 
   // Nor any part of it when a quote is cut in the middle of the key.

@@ -92,6 +92,16 @@ TEST(ParseFaultRatesTest, ParsesEveryKindAndSumsTheRates) {
   EXPECT_NEAR(resets / 20000.0, 0.03, 0.006);
 }
 
+TEST(ParseFaultRatesTest, KnowsTheKeyEcho) {
+  double total = 0;
+  absl::StatusOr<std::vector<WeightedFault>> mix =
+      ParseFaultRates("401echo=1", &total);
+  ASSERT_TRUE(mix.ok()) << mix.status();
+  ASSERT_EQ(mix->size(), 1u);
+  EXPECT_EQ((*mix)[0].kind, FaultKind::kEchoKey);
+  EXPECT_EQ(FaultKindName(FaultKind::kEchoKey), "401echo");
+}
+
 TEST(ParseFaultRatesTest, RejectsBadSpecsNamingTheProblem) {
   double total = 0;
   EXPECT_THAT(ParseFaultRates("500", &total).status().message(),

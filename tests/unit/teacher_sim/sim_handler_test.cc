@@ -224,6 +224,32 @@ TEST_F(SimHandlerTest, InjectedStatusFaultsCarryTheirShapes) {
   EXPECT_EQ(h.stats().Get().faults.at("quota"), 1);
 }
 
+// The 401echo fault quotes the key the request carried, '/' escaped as \/:
+// the JSON decodes to the key itself, but its bytes hold it only escaped.
+TEST_F(SimHandlerTest, InjectedKeyEchoQuotesTheKeyEscaped) {
+  constexpr char kKey[] = "sk-proj-AbC/dEf+GhI9";
+  SimHandlerOptions options;
+  options.required_api_key = kKey;
+  SimHandler& h = MakeHandler(options);
+  faults_.Add(FaultKind::kEchoKey);
+  faults_.Add(FaultKind::kEchoKey);
+  SimResponse r = h.Handle(Post("/v1/chat/completions", kChatBody,
+                                {{"authorization", "Bearer sk-proj-AbC/dEf+GhI9"}}));
+  ASSERT_EQ(r.status, 401);
+  EXPECT_THAT(r.body, HasSubstr(R"(sk-proj-AbC\/dEf+GhI9)"));
+  EXPECT_THAT(r.body, Not(HasSubstr(kKey)));
+  const Json e = Json::parse(r.body).at("error");
+  EXPECT_EQ(e.at("message"), "Incorrect API key provided: sk-proj-AbC/dEf+GhI9.");
+  EXPECT_EQ(e.at("code"), "invalid_api_key");
+
+  r = h.Handle(Post("/v1/messages", kChatBody,
+                    {{"x-api-key", kKey}, {"anthropic-version", "2023-06-01"}}));
+  ASSERT_EQ(r.status, 401);
+  EXPECT_THAT(r.body, HasSubstr(R"(sk-proj-AbC\/dEf+GhI9)"));
+  EXPECT_EQ(Json::parse(r.body).at("error").at("type"), "authentication_error");
+  EXPECT_EQ(h.stats().Get().faults.at("401echo"), 2);
+}
+
 TEST_F(SimHandlerTest, InjectedWireFaultsAreLeftToTheServer) {
   SimHandlerOptions options;
   options.slow_latency = std::chrono::seconds(7);
