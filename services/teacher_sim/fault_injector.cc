@@ -31,6 +31,8 @@ std::string_view FaultKindName(FaultKind kind) {
       return "slow";
     case FaultKind::kQuota:
       return "quota";
+    case FaultKind::kLatin1:
+      return "latin1";
   }
   return "unknown";
 }
@@ -42,7 +44,7 @@ absl::StatusOr<std::vector<WeightedFault>> ParseFaultRates(
       {"503", FaultKind::kUnavailable}, {"529", FaultKind::kOverloaded},
       {"reset", FaultKind::kReset},     {"truncate", FaultKind::kTruncate},
       {"pad", FaultKind::kPad},         {"slow", FaultKind::kSlow},
-      {"quota", FaultKind::kQuota}};
+      {"quota", FaultKind::kQuota},     {"latin1", FaultKind::kLatin1}};
   std::vector<WeightedFault> mix;
   *total = 0;
   for (absl::string_view raw :
@@ -63,7 +65,8 @@ absl::StatusOr<std::vector<WeightedFault>> ParseFaultRates(
     if (kind == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat(
           "unknown fault '", std::string(name),
-          "' (known: 500, 429, 503, 529, reset, truncate, pad, slow, quota)"));
+          "' (known: 500, 429, 503, 529, reset, truncate, pad, slow, quota, "
+          "latin1)"));
     }
     double rate = 0;
     if (!absl::SimpleAtod(value, &rate) || rate < 0 || rate > 1) {

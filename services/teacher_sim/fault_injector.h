@@ -28,6 +28,7 @@ enum class FaultKind {
   kPad,          // a 200 after blank lines / ": keep-alive" for a while
   kSlow,         // a 200 after a long delay
   kQuota,        // 429 insufficient_quota (permanent: pauses the teacher)
+  kLatin1,       // 400 with a text/html ISO-8859-1 page (not UTF-8)
 };
 
 struct WeightedFault {
@@ -38,7 +39,7 @@ struct WeightedFault {
 std::string_view FaultKindName(FaultKind kind);
 
 // Parses a --fault-rates value: comma-separated KIND=RATE, KIND one of 500,
-// 429, 503, 529, reset, truncate, pad, slow, quota and RATE the fraction of
+// 429, 503, 529, reset, truncate, pad, slow, quota, latin1 and RATE the fraction of
 // requests (0..1) that get it; the rates must sum to at most 1. The result
 // is a mix for RandomFaultInjector with `*total` as its rate.
 absl::StatusOr<std::vector<WeightedFault>> ParseFaultRates(
