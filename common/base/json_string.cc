@@ -97,6 +97,60 @@ size_t Utf8Sequence(std::string_view text, size_t i, bool* valid) {
   return n;
 }
 
+namespace {
+
+// The offset of the first invalid byte at or after `from`, or text.size().
+size_t FirstInvalidUtf8(std::string_view text, size_t from) {
+  size_t i = from;
+  while (i < text.size()) {
+    if (i + 8 <= text.size()) {
+      uint64_t word;
+      std::memcpy(&word, text.data() + i, sizeof(word));
+      if ((word & 0x8080808080808080ULL) == 0) {
+        i += 8;
+        continue;
+      }
+    }
+    if (static_cast<unsigned char>(text[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    bool valid;
+    const size_t n = Utf8Sequence(text, i, &valid);
+    if (!valid) return i;
+    i += n;
+  }
+  return text.size();
+}
+
+}  // namespace
+
+bool IsValidUtf8(std::string_view text) {
+  return FirstInvalidUtf8(text, 0) == text.size();
+}
+
+std::string RepairUtf8(std::string_view text) {
+  size_t bad = FirstInvalidUtf8(text, 0);
+  if (bad == text.size()) return std::string(text);
+  std::string out;
+  out.reserve(text.size() + 8);
+  size_t run = 0;
+  while (bad < text.size()) {
+    out.append(text.data() + run, bad - run);
+    out.append("\xEF\xBF\xBD", 3);  // U+FFFD
+    bool valid;
+    run = bad + Utf8Sequence(text, bad, &valid);
+    bad = FirstInvalidUtf8(text, run);
+  }
+  out.append(text.data() + run, text.size() - run);
+  return out;
+}
+
+void RepairUtf8(std::string* text) {
+  if (IsValidUtf8(*text)) return;
+  *text = RepairUtf8(std::string_view(*text));
+}
+
 void AppendJsonEscaped(std::string_view text, std::string* out) {
   const size_t size = text.size();
   size_t run = 0;  // start of the bytes still to copy verbatim

@@ -1,5 +1,5 @@
-// JSON string escaping shared by the JSON log lines and the dataset export
-// formats. It writes exactly the bytes nlohmann::json's
+// UTF-8 checking and repair, and JSON string escaping shared by the JSON log
+// lines and the dataset export formats. JSON escaping It writes exactly the bytes nlohmann::json's
 // dump(-1, ' ', false, error_handler_t::replace) writes for a string, so a
 // writer that streams JSON by hand produces the same lines as one that
 // builds an nlohmann tree and dumps it:
@@ -28,6 +28,19 @@ namespace distillery {
 // next sequence), or everything to the end if the text ends first. The
 // ranges are those of Unicode Table 3-7, which nlohmann's decoder encodes.
 size_t Utf8Sequence(std::string_view text, size_t i, bool* valid);
+
+// True when `text` is well-formed UTF-8 (Utf8Sequence's ranges: no
+// overlongs, no surrogates, nothing above U+10FFFF).
+bool IsValidUtf8(std::string_view text);
+
+// `text` with every maximal invalid subpart replaced by U+FFFD, the same
+// replacement AppendJsonEscaped makes; valid text comes back unchanged. For
+// text from outside (a teacher's error page in Latin-1, a provider id) on
+// its way into a proto3 `string` field, which must hold valid UTF-8 or the
+// whole message is refused.
+std::string RepairUtf8(std::string_view text);
+// In place, without a copy when `*text` is already valid.
+void RepairUtf8(std::string* text);
 
 // Appends `text` escaped as the inside of a JSON string (no quotes) to *out.
 void AppendJsonEscaped(std::string_view text, std::string* out);

@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "common/base/json_string.h"  // IsValidUtf8, for callers
 #include "distillery/v1/types.pb.h"
 
 namespace distillery {
@@ -43,9 +44,6 @@ absl::StatusOr<std::optional<v1::Prompt>> ParsePromptLine(
 // length; otherwise `*length` is line->size().
 bool ReadBoundedLine(std::istream& in, size_t max_bytes, std::string* line,
                      size_t* length);
-
-// True when `text` is well-formed UTF-8 (no overlongs, no surrogates).
-bool IsValidUtf8(std::string_view text);
 
 }  // namespace distillery
 

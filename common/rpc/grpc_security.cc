@@ -85,6 +85,11 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
     const std::string& address, const ClientSecurityOptions& options) {
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(kMaxMessageBytesCeiling);
+  args.SetMaxSendMessageSize(options.max_send_message_bytes);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, kInitialReconnectBackoffMs);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, kMinConnectTimeoutMs);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, kMaxReconnectBackoffMs);
   if (!options.tls_ca_file.empty()) {
     grpc::SslCredentialsOptions ssl;
     absl::StatusOr<std::string> ca = ReadPem(options.tls_ca_file);

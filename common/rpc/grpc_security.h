@@ -1,7 +1,10 @@
 // Security of Distillery's gRPC endpoints: TLS (and mutual TLS) credentials
 // from PEM files, bearer tokens read from files or the environment, a
 // channel that sends its token on every call, and the server-side token
-// check. No flag parsing here; the mains and the CLI fill the options.
+// check. MakeChannel is also the one channel factory: every client channel
+// (worker, CLI, embedded cluster) gets its message limits and reconnect
+// backoff there. No flag parsing here; the mains and the CLI fill the
+// options.
 #ifndef DISTILLERY_COMMON_RPC_GRPC_SECURITY_H_
 #define DISTILLERY_COMMON_RPC_GRPC_SECURITY_H_
 
@@ -14,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/rpc/message_limits.h"
 
 namespace distillery {
 
@@ -35,12 +39,24 @@ struct ClientSecurityOptions {
   // host in the address (e.g. 127.0.0.1 for a certificate for "coordinator").
   std::string tls_server_name;
   std::string token;  // bearer token sent on every call; "" for none
+  // Largest message this client sends; set it to the coordinator's
+  // --max-message-mb (a larger message fails RESOURCE_EXHAUSTED before it
+  // leaves). Whatever the coordinator sends is received, up to
+  // kMaxMessageBytesCeiling.
+  int max_send_message_bytes = kDefaultMaxMessageBytes;
 };
+
+// Reconnect backoff of every channel: gRPC's defaults grow to 120 s, so a
+// coordinator back from a restart would wait that long for its workers.
+inline constexpr int kInitialReconnectBackoffMs = 200;
+inline constexpr int kMinConnectTimeoutMs = 1000;  // MIN_RECONNECT_BACKOFF
+inline constexpr int kMaxReconnectBackoffMs = 2000;
 
 // A channel to `address` with TLS when tls_ca_file is set (plaintext
 // otherwise) and `authorization: Bearer TOKEN` on every call when a token
-// is set. INVALID_ARGUMENT or NOT_FOUND for unreadable files or a
-// certificate without its key.
+// is set, the message limits above and a reconnect backoff capped at
+// kMaxReconnectBackoffMs. INVALID_ARGUMENT or NOT_FOUND for unreadable
+// files or a certificate without its key.
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
     const std::string& address, const ClientSecurityOptions& options);
 

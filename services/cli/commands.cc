@@ -19,6 +19,7 @@
 #include "common/dataset/export_format.h"
 #include "common/dataset/split.h"
 #include "common/http/curl_http_client.h"
+#include "common/rpc/grpc_security.h"
 #include "nlohmann/json.hpp"
 #include "services/coordinator/coordinator_server.h"
 #include "services/worker/teacher_factory.h"
@@ -739,8 +740,8 @@ int Run(const RunOptions& options, std::ostream& out, std::ostream& err) {
     Worker* w = workers.back().get();
     threads.emplace_back([w] { (void)w->Run(); });
   }
-  auto channel = grpc::CreateChannel((*server)->address(),
-                                     grpc::InsecureChannelCredentials());
+  // Plaintext on loopback: MakeChannel cannot fail without files to read.
+  auto channel = *MakeChannel((*server)->address(), ClientSecurityOptions{});
   auto stub = v1::ClientService::NewStub(channel);
 
   std::stringstream job_id_out;

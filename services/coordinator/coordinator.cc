@@ -565,8 +565,12 @@ absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
   }
   worker->second.last_seen = clock_.Now();
   const TimePoint deadline = clock_.Now() + options_.lease_duration;
+  // The response is one gRPC message: tasks stop before their bytes would
+  // pass max_lease_bytes, whatever the prompts weigh.
+  size_t lease_bytes = 0;
+  bool lease_full = false;
   for (auto& [job_id, rt] : jobs_) {
-    if (response.tasks_size() >= request.max_tasks()) break;
+    if (response.tasks_size() >= request.max_tasks() || lease_full) break;
     if (rt.job.state() != v1::JOB_STATE_RUNNING) continue;
     if (budget_.Paused(rt.job.spec().teacher())) continue;
     bool served = false;
@@ -576,6 +580,7 @@ absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
     if (!served) continue;
     std::optional<v1::Prompt> prompt;  // shared by a prompt's samples
     int64_t prompt_seq = -1;
+    size_t prompt_bytes = 0;  // its messages, as a LeasedTask carries them
     v1::Task task;
     while (response.tasks_size() < request.max_tasks() &&
            rt.job.state() == v1::JOB_STATE_RUNNING &&
@@ -598,6 +603,22 @@ absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
         }
         prompt = std::move(p);
         prompt_seq = task.prompt_seq();
+        prompt_bytes = 0;
+        for (const v1::ChatMessage& m : prompt->messages()) {
+          prompt_bytes += RepeatedEntryBytes(m.ByteSizeLong());
+        }
+      }
+      // An upper bound of the LeasedTask's size: the messages, the strings,
+      // the params and 96 bytes for the numbers, tags and lengths.
+      const size_t task_bytes = RepeatedEntryBytes(
+          prompt_bytes + job_id.size() + task.request_key().size() +
+          rt.job.spec().teacher().size() + rt.job.spec().model().size() +
+          rt.job.spec().params().ByteSizeLong() + 96);
+      if (response.tasks_size() > 0 &&
+          lease_bytes + task_bytes > options_.max_lease_bytes) {
+        rt.returned.push_front(std::move(task));
+        lease_full = true;
+        break;
       }
       double reserve = 0;
       if (rt.job.spec().budget_usd() > 0) {
@@ -627,6 +648,7 @@ absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
         }
         rt.reserved_usd += reserve;
       }
+      lease_bytes += task_bytes;
       const int64_t lease_id = next_lease_id_++;
       v1::LeasedTask* out = response.add_tasks();
       out->set_job_id(job_id);

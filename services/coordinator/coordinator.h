@@ -28,6 +28,7 @@
 #include "common/base/clock.h"
 #include "common/config/teachers.h"
 #include "common/dataset/prompt_parser.h"
+#include "common/rpc/message_limits.h"
 #include "common/store/store.h"
 #include "services/coordinator/budget.h"
 #include "distillery/v1/client_service.pb.h"
@@ -64,6 +65,10 @@ struct CoordinatorOptions {
   BudgetOptions budget;
   // The longest prompt-file line a submission takes, in bytes.
   size_t max_prompt_bytes = kDefaultMaxPromptBytes;
+  // A lease response is one gRPC message: its tasks add up to at most this
+  // many bytes (always at least one task). The server sets it from
+  // --max-message-mb.
+  size_t max_lease_bytes = BatchBudgetBytes(kDefaultMaxMessageBytes);
   // Compare each new answer with earlier ones as it is committed (LSH
   // buckets in the store): answers get near_duplicate_of and jobs count
   // near_duplicate_answers live. It is the largest cost of a commit (16

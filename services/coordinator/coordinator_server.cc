@@ -14,6 +14,19 @@ CoordinatorServer::~CoordinatorServer() { Shutdown(); }
 
 absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     CoordinatorServerOptions options) {
+  // A task holds its prompt line and the system prompt (each at most
+  // max_prompt_bytes) and small fields; a lease holds at least one task.
+  const size_t batch_budget = BatchBudgetBytes(options.max_message_bytes);
+  constexpr size_t kTaskFieldsBytes = 64 << 10;
+  if (2 * options.max_prompt_bytes + kTaskFieldsBytes > batch_budget) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "prompts of up to ", options.max_prompt_bytes,
+        " bytes (--max-prompt-bytes) do not fit in a gRPC message of ",
+        options.max_message_bytes,
+        " bytes (--max-message-mb) with the system prompt: raise "
+        "--max-message-mb or lower --max-prompt-bytes"));
+  }
+  options.coordinator.max_lease_bytes = batch_budget;
   std::unique_ptr<CoordinatorServer> self(new CoordinatorServer());
   absl::StatusOr<std::unique_ptr<Store>> store =
       OpenRocksDbStore(options.data_dir);
@@ -36,6 +49,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   client_options.max_prompt_bytes = options.max_prompt_bytes;
   client_options.max_concurrent_submissions =
       options.max_concurrent_submissions;
+  client_options.max_chunk_bytes = batch_budget;
   self->client_service_ = std::make_unique<ClientServiceImpl>(
       *self->coordinator_, std::move(client_options));
   self->worker_service_ = std::make_unique<WorkerServiceImpl>(

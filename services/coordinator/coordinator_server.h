@@ -35,7 +35,10 @@ struct CoordinatorServerOptions {
   ServerTlsOptions tls;
   std::string client_token;
   std::string worker_token;
-  int max_message_bytes = 64 << 20;
+  // Largest gRPC message either way (--max-message-mb). Leases and export
+  // chunks are cut to fit it; prompts must fit with room to spare, or Start
+  // refuses the configuration.
+  int max_message_bytes = kDefaultMaxMessageBytes;
   size_t max_prompt_bytes = 1 << 20;
   int max_concurrent_submissions = 0;  // 0: no limit
 };

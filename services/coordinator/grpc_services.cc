@@ -60,6 +60,15 @@ grpc::Status ClientServiceImpl::Submit(
   }
   v1::JobSpec spec = request.spec();
   if (spec.samples() == 0) spec.set_samples(1);
+  // Each task carries the system prompt with its line: both within the
+  // prompt limit keep every task leasable in one message.
+  if (spec.system_prompt().size() > options_.max_prompt_bytes) {
+    metrics::RejectedCall("client", "prompt_too_long");
+    return grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("spec: system prompt is ", spec.system_prompt().size(),
+                     " bytes, over the limit of ", options_.max_prompt_bytes));
+  }
   absl::StatusOr<std::unique_ptr<Submission>> submission =
       coordinator_.BeginSubmission(spec);
   if (!submission.ok()) return ToGrpcStatus(submission.status());
@@ -158,28 +167,47 @@ grpc::Status ClientServiceImpl::Export(
     grpc::ServerContext* context, const v1::ExportRequest* request,
     grpc::ServerWriter<v1::ExportChunk>* writer) {
   if (grpc::Status s = guard_.Check(*context); !s.ok()) return s;
+  // A chunk is one gRPC message: it goes out at 256 records or before the
+  // next record would take it past the byte budget, whatever the prompts
+  // and answers weigh.
   constexpr int kChunkRecords = 256;
   v1::ExportChunk chunk;
-  bool write_failed = false;
+  size_t chunk_bytes = 0;
+  grpc::Status failed = grpc::Status::OK;
+  const auto flush = [&] {
+    if (chunk.records_size() == 0) return true;
+    if (context->IsCancelled() || !writer->Write(chunk)) {
+      failed = grpc::Status(grpc::StatusCode::CANCELLED, "export: client gone");
+      return false;
+    }
+    chunk.Clear();
+    chunk_bytes = 0;
+    return true;
+  };
   absl::Status s =
       coordinator_.Export(*request, [&](v1::ExportRecord&& record) {
-        *chunk.add_records() = std::move(record);
-        if (chunk.records_size() >= kChunkRecords) {
-          if (context->IsCancelled() || !writer->Write(chunk)) {
-            write_failed = true;
-            return false;
-          }
-          chunk.Clear();
+        const size_t bytes = RepeatedEntryBytes(record.ByteSizeLong());
+        if (bytes > options_.max_chunk_bytes) {
+          failed = grpc::Status(
+              grpc::StatusCode::RESOURCE_EXHAUSTED,
+              absl::StrCat("export: the record of job ", record.job_id(),
+                           " prompt ", record.task().prompt_seq(), " sample ",
+                           record.task().sample(), " is ", bytes,
+                           " bytes, more than one message may hold (",
+                           options_.max_chunk_bytes,
+                           "); raise the coordinator's --max-message-mb"));
+          return false;
         }
-        return true;
+        if (chunk_bytes + bytes > options_.max_chunk_bytes && !flush()) {
+          return false;
+        }
+        *chunk.add_records() = std::move(record);
+        chunk_bytes += bytes;
+        return chunk.records_size() < kChunkRecords || flush();
       });
   if (!s.ok()) return ToGrpcStatus(s);
-  if (write_failed) {
-    return grpc::Status(grpc::StatusCode::CANCELLED, "export: client gone");
-  }
-  if (chunk.records_size() > 0 && !writer->Write(chunk)) {
-    return grpc::Status(grpc::StatusCode::CANCELLED, "export: client gone");
-  }
+  if (!failed.ok()) return failed;
+  if (!flush()) return failed;
   return grpc::Status::OK;
 }
 

@@ -12,6 +12,7 @@
 #include "common/rpc/grpc_security.h"
 #include "distillery/v1/client_service.grpc.pb.h"
 #include "distillery/v1/worker_service.grpc.pb.h"
+#include "common/rpc/message_limits.h"
 #include "services/coordinator/coordinator.h"
 
 namespace distillery {
@@ -40,6 +41,9 @@ struct ClientServiceOptions {
   std::string token;                   // bearer token of clients; "" for none
   size_t max_prompt_bytes = 1 << 20;   // longest prompt-file line accepted
   int max_concurrent_submissions = 0;  // 0: no limit
+  // Records of one export chunk, in bytes (BatchBudgetBytes of the message
+  // limit), as well as in count.
+  size_t max_chunk_bytes = BatchBudgetBytes(kDefaultMaxMessageBytes);
 };
 
 class ClientServiceImpl final : public v1::ClientService::Service {

@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(50, 600000));
   distillery::ServerTlsOptions tls;
   std::string client_token_file, worker_token_file;
-  int max_message_mb = 64;
+  int max_message_mb = distillery::kDefaultMaxMessageBytes >> 20;
   int max_concurrent_submissions = 16;
   app.add_option("--tls-cert", tls.cert_file,
                  "PEM certificate chain: serve TLS only (with --tls-key)");
@@ -45,8 +45,9 @@ int main(int argc, char** argv) {
   app.add_option("--worker-token-file", worker_token_file,
                  "file with the bearer token workers must send");
   app.add_option("--max-message-mb", max_message_mb,
-                 "largest gRPC message, either way")
-      ->check(CLI::Range(1, 1024));
+                 "largest gRPC message, either way; leases, reports and "
+                 "export chunks are cut to fit it (default 64)")
+      ->check(CLI::Range(1, distillery::kMaxMessageBytesCeiling >> 20));
   app.add_option("--max-concurrent-submissions", max_concurrent_submissions,
                  "submissions in flight at once (0: no limit); more get "
                  "RESOURCE_EXHAUSTED")

@@ -416,6 +416,22 @@ SimCompletion GenerateCompletion(const ChatRequest& request) {
   return completion;
 }
 
+void ResizeAnswers(size_t bytes, SimCompletion* completion) {
+  SimUsage& usage = completion->usage;
+  usage.completion_tokens = 0;
+  for (SimChoice& choice : completion->choices) {
+    std::string content;
+    content.reserve(bytes + 1);
+    const std::string seed = choice.content.empty() ? "answer" : choice.content;
+    while (content.size() < bytes) content += seed + " ";
+    content = std::string(CutUtf8(content, bytes));
+    choice.content = std::move(content);
+    choice.content_tokens = CountTokens(choice.content);
+    usage.completion_tokens += choice.content_tokens + choice.reasoning_tokens;
+  }
+  usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+}
+
 std::string RenderCompletionJson(const SimCompletion& completion,
                                  std::string_view id, int64_t created) {
   JsonWriter w;

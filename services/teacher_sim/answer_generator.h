@@ -67,6 +67,11 @@ uint64_t HashRequest(const ChatRequest& request, int choice_index);
 // Generates all request.n choices with usage. Deterministic; thread-safe.
 SimCompletion GenerateCompletion(const ChatRequest& request);
 
+// Makes every choice's content `bytes` long (--answer-bytes): the generated
+// text repeated, cut at a UTF-8 character boundary (so up to 3 bytes short),
+// with the token counts of the new content. For tests of large answers.
+void ResizeAnswers(size_t bytes, SimCompletion* completion);
+
 // Renders the chat.completion JSON body. `id` is the whole id
 // ("chatcmpl-..."); `created` is Unix seconds.
 std::string RenderCompletionJson(const SimCompletion& completion,

@@ -33,6 +33,8 @@ std::string_view FaultKindName(FaultKind kind) {
       return "quota";
     case FaultKind::kEchoKey:
       return "401echo";
+    case FaultKind::kLatin1:
+      return "latin1";
   }
   return "unknown";
 }
@@ -44,7 +46,8 @@ absl::StatusOr<std::vector<WeightedFault>> ParseFaultRates(
       {"503", FaultKind::kUnavailable}, {"529", FaultKind::kOverloaded},
       {"reset", FaultKind::kReset},     {"truncate", FaultKind::kTruncate},
       {"pad", FaultKind::kPad},         {"slow", FaultKind::kSlow},
-      {"quota", FaultKind::kQuota},     {"401echo", FaultKind::kEchoKey}};
+      {"quota", FaultKind::kQuota},     {"401echo", FaultKind::kEchoKey},
+      {"latin1", FaultKind::kLatin1}};
   std::vector<WeightedFault> mix;
   *total = 0;
   for (absl::string_view raw :
@@ -66,7 +69,7 @@ absl::StatusOr<std::vector<WeightedFault>> ParseFaultRates(
       return absl::InvalidArgumentError(absl::StrCat(
           "unknown fault '", std::string(name),
           "' (known: 500, 429, 503, 529, reset, truncate, pad, slow, quota, "
-          "401echo)"));
+          "401echo, latin1)"));
     }
     double rate = 0;
     if (!absl::SimpleAtod(value, &rate) || rate < 0 || rate > 1) {

@@ -30,6 +30,7 @@ enum class FaultKind {
   kQuota,        // 429 insufficient_quota (permanent: pauses the teacher)
   kEchoKey,      // 401 whose body quotes the request's key JSON-escaped
                  // ('/' as \/), as a careless gateway does
+  kLatin1,       // 400 with a text/html ISO-8859-1 page (not UTF-8)
 };
 
 struct WeightedFault {
@@ -40,8 +41,8 @@ struct WeightedFault {
 std::string_view FaultKindName(FaultKind kind);
 
 // Parses a --fault-rates value: comma-separated KIND=RATE, KIND one of 500,
-// 429, 503, 529, reset, truncate, pad, slow, quota, 401echo and RATE the
-// fraction of requests (0..1) that get it; the rates must sum to at most 1. The result
+// 429, 503, 529, reset, truncate, pad, slow, quota, 401echo, latin1 and RATE
+// the fraction of requests (0..1) that get it; the rates must sum to at most 1. The result
 // is a mix for RandomFaultInjector with `*total` as its rate.
 absl::StatusOr<std::vector<WeightedFault>> ParseFaultRates(
     std::string_view spec, double* total);

@@ -94,8 +94,14 @@ int main(int argc, char** argv) {
                  "500, 429, 503 (retry-after), 529, reset (connection reset), "
                  "truncate (200 body cut short), pad (keep-alive padding "
                  "before the answer), slow, quota (429 insufficient_quota), "
-                 "401echo (401 quoting the request's key JSON-escaped); "
-                 "replaces --error-rate");
+                 "401echo (401 quoting the request's key JSON-escaped), "
+                 "latin1 (400 with an ISO-8859-1 HTML page); replaces "
+                 "--error-rate");
+  size_t answer_bytes = 0;
+  app.add_option("--answer-bytes", answer_bytes,
+                 "make every answer's content this many bytes (0: as "
+                 "generated)")
+      ->check(CLI::Range(size_t{0}, size_t{1} << 30));
   int64_t slow_ms = 3000;
   app.add_option("--slow-ms", slow_ms, "delay of a 'slow' answer")
       ->check(CLI::NonNegativeNumber);
@@ -140,6 +146,7 @@ int main(int argc, char** argv) {
   handler_options.slow_latency = std::chrono::milliseconds(slow_ms);
   handler_options.pad_count = pad_count;
   handler_options.pad_interval = std::chrono::milliseconds(pad_interval_ms);
+  handler_options.answer_bytes = answer_bytes;
   sim::SimHandler handler(handler_options, clock, &faults);
 
   sim::HttpServer::Options server_options;

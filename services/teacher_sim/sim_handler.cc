@@ -323,7 +323,8 @@ SimResponse SimHandler::AnswerChat(const SimRequest& request,
         400, RenderErrorJson(invalid.message, "invalid_request_error",
                              invalid.param, invalid.code));
   }
-  const SimCompletion completion = GenerateCompletion(chat);
+  SimCompletion completion = GenerateCompletion(chat);
+  if (options_.answer_bytes > 0) ResizeAnswers(options_.answer_bytes, &completion);
   if (options_.limits.any()) {
     // Counted as the providers count it on arrival: prompt + the limit.
     const int64_t tokens =
@@ -387,8 +388,23 @@ void SimHandler::ApplyAnswerFault(FaultKind kind, bool stream,
   stats_.RecordCompletion(body, prompt_tokens, completion_tokens);
 }
 
+std::string_view Latin1ErrorPage() {
+  // "Requête invalide : caractère non autorisé" with é, è, ê as single
+  // ISO-8859-1 bytes.
+  return "<html><head><title>400 Bad Request</title></head><body>"
+         "<h1>400 Bad Request</h1><p>Requ\xEAte invalide : caract\xE8re non "
+         "autoris\xE9 (d\xE9j\xE0 vu).</p></body></html>\n";
+}
+
 SimResponse SimHandler::RenderFault(FaultKind kind) {
   switch (kind) {
+    case FaultKind::kLatin1: {
+      SimResponse r;
+      r.status = 400;
+      r.headers.emplace_back("content-type", "text/html; charset=ISO-8859-1");
+      r.body = std::string(Latin1ErrorPage());
+      return r;
+    }
     case FaultKind::kReset: {
       SimResponse r;
       r.status = 0;  // nothing is sent; the stats count it under "0"
@@ -477,7 +493,8 @@ SimResponse SimHandler::AnswerMessages(const SimRequest& request,
   shape.redacted =
       shape.thinking && chat.model.find("redacted") != std::string::npos;
   chat.force_reasoning = shape.thinking;
-  const SimCompletion completion = GenerateCompletion(chat);
+  SimCompletion completion = GenerateCompletion(chat);
+  if (options_.answer_bytes > 0) ResizeAnswers(options_.answer_bytes, &completion);
   const std::string id = "msg_" + UniqueHex(sequence, 0x6d7367);
   SimResponse response =
       chat.stream ? EventStream(RenderMessageStream(completion, id, shape))
@@ -490,7 +507,9 @@ SimResponse SimHandler::AnswerMessages(const SimRequest& request,
 }
 
 SimResponse SimHandler::RenderMessagesFault(FaultKind kind) {
-  if (kind == FaultKind::kReset) return RenderFault(kind);
+  if (kind == FaultKind::kReset || kind == FaultKind::kLatin1) {
+    return RenderFault(kind);
+  }
   if (kind == FaultKind::kQuota) {
     return AnthropicError(
         400, "invalid_request_error",

@@ -14,7 +14,8 @@
 //
 // A chat request is checked in the order a real gateway would: API key
 // (401), then injected faults (500 / 429; 529 overloaded_error for Messages;
-// 401echo, a 401 quoting the request's key with '/' escaped as \/),
+// 401echo, a 401 quoting the request's key with '/' escaped as \/; a
+// Latin-1 HTML 400 for both),
 // then the body (400). Messages requests take the key from x-api-key and need
 // an anthropic-version header; their errors are in Anthropic's shape.
 // Both count as chat requests in the stats. The
@@ -55,7 +56,13 @@ struct SimHandlerOptions {
   Duration slow_latency = std::chrono::seconds(3);
   int pad_count = 5;
   Duration pad_interval = std::chrono::milliseconds(200);
+  // > 0: every answer's content is this many bytes (--answer-bytes).
+  size_t answer_bytes = 0;
 };
+
+// The body of the latin1 fault: an HTML error page in ISO-8859-1, as some
+// proxies and gateways send, whose accented bytes are not UTF-8.
+std::string_view Latin1ErrorPage();
 
 // Renders an OpenAI error body; empty `param` or `code` become null.
 std::string RenderErrorJson(std::string_view message, std::string_view type,

@@ -30,8 +30,9 @@ class CoordinatorClient {
       const v1::HeartbeatRequest& request) = 0;
 };
 
-// A client for the coordinator at "host:port". Calls time out after
-// `call_timeout_ms` and fail with the gRPC status mapped to absl.
+// A client for the coordinator at "host:port" over plaintext (MakeChannel's
+// limits and backoff). Calls time out after `call_timeout_ms` and fail with
+// the gRPC status mapped to absl.
 std::unique_ptr<CoordinatorClient> MakeGrpcCoordinatorClient(
     const std::string& address, int call_timeout_ms = 30'000);
 // Over a channel made elsewhere (TLS, tokens: common/rpc/grpc_security.h).

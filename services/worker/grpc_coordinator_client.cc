@@ -1,21 +1,11 @@
 #include <grpcpp/grpcpp.h>
 
+#include "common/rpc/grpc_security.h"
 #include "distillery/v1/worker_service.grpc.pb.h"
 #include "services/worker/coordinator_client.h"
 
 namespace distillery {
 namespace {
-
-// gRPC backs off reconnects up to 120 s by default; a coordinator back from
-// a restart should see its workers within seconds.
-std::shared_ptr<grpc::Channel> CoordinatorChannel(const std::string& address) {
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
-                                   args);
-}
 
 absl::Status FromGrpc(const grpc::Status& s) {
   if (s.ok()) return absl::OkStatus();
@@ -71,9 +61,9 @@ class GrpcCoordinatorClient : public CoordinatorClient {
 
 std::unique_ptr<CoordinatorClient> MakeGrpcCoordinatorClient(
     const std::string& address, int call_timeout_ms) {
+  // Plaintext, no token: MakeChannel cannot fail without files to read.
   return MakeGrpcCoordinatorClient(
-      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()),
-      call_timeout_ms);
+      *MakeChannel(address, ClientSecurityOptions{}), call_timeout_ms);
 }
 
 std::unique_ptr<CoordinatorClient> MakeGrpcCoordinatorClient(

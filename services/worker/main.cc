@@ -39,6 +39,11 @@ int main(int argc, char** argv) {
                  "requests in flight to one teacher from this worker, at most "
                  "(also bounds its connections; default 256)")
       ->check(CLI::Range(1, 100000));
+  int max_message_mb = distillery::kDefaultMaxMessageBytes >> 20;
+  app.add_option("--max-message-mb", max_message_mb,
+                 "the coordinator's --max-message-mb: reports are cut to fit "
+                 "it (default 64)")
+      ->check(CLI::Range(1, distillery::kMaxMessageBytesCeiling >> 20));
   distillery::ClientSecurityOptions security;
   std::string token_file;
   app.add_option("--tls-ca", security.tls_ca_file,
@@ -111,6 +116,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   security.token = *token;
+  security.max_send_message_bytes = max_message_mb << 20;
   auto channel = distillery::MakeChannel(coordinator, security);
   if (!channel.ok()) {
     std::cerr << "error: " << channel.status().message() << "\n";
@@ -121,6 +127,7 @@ int main(int argc, char** argv) {
   options.name = name;
   options.drain_timeout = std::chrono::seconds(drain_seconds);
   options.max_in_flight = max_in_flight;
+  options.max_message_bytes = max_message_mb << 20;
   distillery::Worker worker(*client, teachers.teachers,
                             distillery::RealClock::Get(), options);
   std::thread signals([&worker] {

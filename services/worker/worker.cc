@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/base/json_string.h"
 #include "common/metrics/metrics.h"
 
 namespace distillery {
@@ -29,6 +30,41 @@ const char* OutcomeName(FailureKind kind) {
 
 double Seconds(Duration d) {
   return std::chrono::duration<double>(d).count();
+}
+
+// Text from a teacher, made fit for a proto3 string field.
+std::string Utf8(std::string text) {
+  RepairUtf8(&text);
+  return text;
+}
+
+// Errors that say nothing about a report's content: the coordinator is away,
+// slow or not letting us in. The report is kept whole and sent again.
+bool IsTransientReportError(const absl::Status& status) {
+  return absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status) ||
+         absl::IsCancelled(status) || absl::IsUnauthenticated(status) ||
+         absl::IsPermissionDenied(status);
+}
+
+// A failure result in place of `original`, which cannot be committed (too
+// large for a message, or refused by the coordinator): the task settles
+// with the reason, and its lease ends, instead of being resent forever.
+v1::TaskResult FailureInsteadOf(const v1::TaskResult& original,
+                                std::string_view reason) {
+  constexpr size_t kMaxReason = 1000;
+  v1::TaskResult r;
+  r.set_job_id(original.job_id());
+  r.set_prompt_seq(original.prompt_seq());
+  r.set_sample(original.sample());
+  r.set_request_key(original.request_key());
+  r.set_lease_id(original.lease_id());
+  r.set_attempts(original.attempts());
+  r.set_failure(original.has_answer() ||
+                        original.failure() == v1::FAILURE_CLASS_UNSPECIFIED
+                    ? v1::FAILURE_CLASS_PERMANENT
+                    : original.failure());
+  r.set_error(Utf8(std::string(reason.substr(0, kMaxReason))));
+  return r;
 }
 
 }  // namespace
@@ -163,19 +199,40 @@ absl::Status Worker::Run() {
     std::unique_lock<std::mutex> lock(mu_);
     Duration wait = std::min<Duration>(options_.idle_poll, budget_wait);
     if (!results_.empty()) {
-      wait = std::min<Duration>(wait, options_.report_delay);
+      const TimePoint due =
+          std::max(oldest_result_ + options_.report_delay, report_retry_at_);
+      wait = std::min<Duration>(
+          wait, std::max<Duration>(Duration(0), due - clock_.Now()));
     }
     if (!retries_.empty()) {
       wait = std::min<Duration>(
           wait, std::max<Duration>(Duration(0),
                                    retries_.begin()->first - clock_.Now()));
     }
+    // While draining, stopping_ stays set: it must not end every wait.
+    const bool drain_started = drain_deadline != TimePoint{};
     wake_.wait_for(lock, wait, [&] {
-      return stopping_ || slot_freed_ ||
-             static_cast<int>(results_.size()) >= options_.report_batch;
+      return (stopping_ && !drain_started) || slot_freed_ ||
+             (static_cast<int>(results_.size()) >= options_.report_batch &&
+              clock_.Now() >= report_retry_at_);
     });
   }
-  ReportSome(/*force=*/true);
+  // Every result was paid for. The drain above retried failed reports until
+  // its deadline; a few more attempts (with the backoff) give a coordinator
+  // that is just coming back its chance.
+  constexpr int kFinalReportAttempts = 5;
+  for (int attempt = 1; !ReportSome(/*force=*/true); ++attempt) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (attempt >= kFinalReportAttempts) {
+      spdlog::error("worker stopping with {} results the coordinator did not "
+                    "acknowledge",
+                    results_.size());
+      break;
+    }
+    const Duration wait = std::max<Duration>(
+        std::chrono::milliseconds(1), report_retry_at_ - clock_.Now());
+    wake_.wait_for(lock, wait, [] { return false; });
+  }
   spdlog::info("worker stopped after {} teacher requests", requests_sent());
   return absl::OkStatus();
 }
@@ -410,15 +467,17 @@ void Worker::OnTeacherResult(Pending pending, TeacherResult result) {
     // the report rather than being copied under the lock.
     TeacherAnswer& a = result.answer;
     v1::Answer* answer = r.mutable_answer();
-    answer->set_content(std::move(a.content));
-    answer->set_reasoning(std::move(a.reasoning));
-    answer->set_reasoning_blocks(std::move(a.reasoning_blocks));
-    answer->set_finish_reason(std::move(a.finish_reason));
+    // Every string from the teacher is repaired to UTF-8 on its way in:
+    // one bad byte in a proto3 string makes the whole report unparseable.
+    answer->set_content(Utf8(std::move(a.content)));
+    answer->set_reasoning(Utf8(std::move(a.reasoning)));
+    answer->set_reasoning_blocks(Utf8(std::move(a.reasoning_blocks)));
+    answer->set_finish_reason(Utf8(std::move(a.finish_reason)));
     answer->mutable_usage()->set_prompt_tokens(a.usage.prompt_tokens);
     answer->mutable_usage()->set_completion_tokens(a.usage.completion_tokens);
     answer->mutable_usage()->set_reasoning_tokens(a.usage.reasoning_tokens);
     answer->mutable_usage()->set_cached_tokens(a.usage.cached_tokens);
-    answer->set_provider_id(std::move(a.provider_id));
+    answer->set_provider_id(Utf8(std::move(a.provider_id)));
     answer->set_raw_body(std::move(a.raw_body));
     answer->set_received_ms(clock_.WallMillis());
     answer->set_latency_ms(
@@ -466,8 +525,9 @@ void Worker::OnTeacherResult(Pending pending, TeacherResult result) {
       r.set_failure(v1::FAILURE_CLASS_TEACHER_DOWN);
       break;
   }
-  r.set_error(absl::StrCat(result.status.message(), " (after ",
-                           pending.attempts, " attempts)"));
+  // An error page may be in any charset (a Latin-1 HTML 400).
+  r.set_error(Utf8(absl::StrCat(result.status.message(), " (after ",
+                                pending.attempts, " attempts)")));
   Finish(pending, std::move(r));
 }
 
@@ -479,39 +539,146 @@ void Worker::Finish(Pending& pending, v1::TaskResult result) {
   result.set_request_key(t.request_key());
   result.set_lease_id(t.lease_id());
   result.set_attempts(pending.attempts);
-  held_leases_.erase(t.lease_id());
+  // The lease stays held (heartbeats renew it) until a report is
+  // acknowledged: an expired lease would be paid for again elsewhere.
+  const size_t bytes = RepeatedEntryBytes(result.ByteSizeLong());
+  if (bytes > ReportBudget()) {
+    spdlog::error("result of task {}/{} is {} bytes, too large for a report",
+                  t.job_id(), t.prompt_seq(), bytes);
+    result = FailureInsteadOf(
+        result,
+        absl::StrCat("the result is ", bytes,
+                     " bytes and does not fit in one report (at most ",
+                     ReportBudget(), " bytes; --max-message-mb)"));
+  }
   --teachers_[pending.teacher_index].busy;
   if (results_.empty()) oldest_result_ = clock_.Now();
   results_.push_back(std::move(result));
   wake_.notify_all();
 }
 
-void Worker::ReportSome(bool force) {
-  v1::ReportRequest request;
+bool Worker::ReportSome(bool force) {
+  std::vector<v1::TaskResult> results;
+  std::string worker_id;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (results_.empty()) return;
+    if (results_.empty()) return true;
+    const TimePoint now = clock_.Now();
+    if (now < report_retry_at_) return false;
     const bool due =
         force || stopping_ ||
         static_cast<int>(results_.size()) >= options_.report_batch ||
-        clock_.Now() - oldest_result_ >= options_.report_delay;
-    if (!due) return;
-    request.set_worker_id(worker_id_);
-    for (v1::TaskResult& r : results_) *request.add_results() = std::move(r);
-    results_.clear();
+        now - oldest_result_ >= options_.report_delay;
+    if (!due) return true;
+    results.swap(results_);
+    worker_id = worker_id_;
   }
+  // One report per run of results that fits in a message.
+  const size_t budget = ReportBudget();
+  std::vector<v1::TaskResult> unsent;
+  bool reachable = true;
+  for (size_t i = 0; i < results.size();) {
+    std::vector<v1::TaskResult> batch;
+    size_t bytes = 0;
+    while (i < results.size()) {
+      const size_t b = RepeatedEntryBytes(results[i].ByteSizeLong());
+      if (!batch.empty() && bytes + b > budget) break;
+      bytes += b;
+      batch.push_back(std::move(results[i++]));
+    }
+    if (reachable) {
+      reachable = SendReport(worker_id, std::move(batch), &unsent);
+    } else {
+      for (v1::TaskResult& r : batch) unsent.push_back(std::move(r));
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (unsent.empty()) {
+    report_backoff_ = Duration(0);
+    return results_.empty();
+  }
+  // Keep every result (paid for!), ahead of newer ones, and try again after
+  // a backoff.
+  report_backoff_ = std::clamp<Duration>(2 * report_backoff_,
+                                         options_.min_report_backoff,
+                                         options_.max_report_backoff);
+  report_retry_at_ = clock_.Now() + report_backoff_;
+  oldest_result_ = clock_.Now();
+  for (v1::TaskResult& r : results_) unsent.push_back(std::move(r));
+  results_ = std::move(unsent);
+  return false;
+}
+
+bool Worker::SendReport(const std::string& worker_id,
+                        std::vector<v1::TaskResult> batch,
+                        std::vector<v1::TaskResult>* unsent) {
+  v1::ReportRequest request;
+  request.set_worker_id(worker_id);
+  for (v1::TaskResult& r : batch) *request.add_results() = std::move(r);
   absl::StatusOr<v1::ReportResponse> response = coordinator_.Report(request);
   NoteCoordinatorCall(response.status());
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!response.ok()) {
-    // Keep every result (paid for!) and try again on the next turn.
-    spdlog::warn("report of {} results failed: {}; will retry",
-                 request.results_size(), std::string(response.status().message()));
+  if (response.ok()) {
+    Acknowledge(request);
+    return true;
+  }
+  const absl::Status& status = response.status();
+  auto keep_all = [&] {
     for (v1::TaskResult& r : *request.mutable_results()) {
-      results_.push_back(std::move(r));
+      unsent->push_back(std::move(r));
     }
-    oldest_result_ = clock_.Now();
-    return;
+  };
+  if (IsTransientReportError(status)) {
+    spdlog::warn("report of {} results failed: {}; will retry",
+                 request.results_size(), std::string(status.message()));
+    keep_all();
+    return false;
+  }
+  // Refused for what it holds (a result the coordinator cannot take, or a
+  // message over its limit): halves commit what is good in them.
+  const int n = request.results_size();
+  if (n > 1) {
+    spdlog::warn("report of {} results refused ({}); splitting it", n,
+                 std::string(status.message()));
+    std::vector<v1::TaskResult> first, second;
+    for (int i = 0; i < n; ++i) {
+      (i < n / 2 ? first : second)
+          .push_back(std::move(*request.mutable_results(i)));
+    }
+    if (!SendReport(worker_id, std::move(first), unsent)) {
+      for (v1::TaskResult& r : second) unsent->push_back(std::move(r));
+      return false;
+    }
+    return SendReport(worker_id, std::move(second), unsent);
+  }
+  v1::TaskResult& original = *request.mutable_results(0);
+  spdlog::error("the coordinator refused the result of task {}/{}: {}; "
+                "reporting it as failed",
+                original.job_id(), original.prompt_seq(),
+                std::string(status.message()));
+  v1::ReportRequest repaired;
+  repaired.set_worker_id(worker_id);
+  *repaired.add_results() = FailureInsteadOf(
+      original, absl::StrCat("the coordinator refused the result: ",
+                             status.ToString()));
+  absl::StatusOr<v1::ReportResponse> again = coordinator_.Report(repaired);
+  NoteCoordinatorCall(again.status());
+  if (again.ok()) {
+    Acknowledge(repaired);
+    return true;
+  }
+  // Even a bare failure is refused: the fault is the coordinator's (a full
+  // disk), not this result's. Keep the original for later.
+  spdlog::warn("the coordinator refused a failure report too ({}); will "
+               "retry",
+               std::string(again.status().message()));
+  unsent->push_back(std::move(original));
+  return false;
+}
+
+void Worker::Acknowledge(const v1::ReportRequest& request) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const v1::TaskResult& r : request.results()) {
+    held_leases_.erase(r.lease_id());
   }
   results_reported_ += request.results_size();
 }

@@ -6,6 +6,13 @@
 // teacher's limits and renew its budget shares. It holds no state worth
 // keeping: kill it and its leases come back to the pool.
 //
+// Reports: a lease stays held (renewed by heartbeats) until the coordinator
+// acknowledges its result. Every text from a teacher is repaired to valid
+// UTF-8 before it enters a proto, reports are cut to fit one gRPC message,
+// and a report the coordinator refuses is split in halves until the good
+// results commit; a result refused on its own is sent as a failure with the
+// reason instead of being resent forever.
+//
 // Teacher calls complete on the HTTP client's event-loop thread; the lease
 // loop runs on the thread that calls Run(). Nothing blocks per request.
 #ifndef DISTILLERY_SERVICES_WORKER_WORKER_H_
@@ -24,6 +31,7 @@
 #include "absl/base/thread_annotations.h"
 #include "common/base/clock.h"
 #include "common/config/teachers.h"
+#include "common/rpc/message_limits.h"
 #include "common/teacher/teacher.h"
 #include "distillery/v1/worker_service.pb.h"
 #include "services/worker/coordinator_client.h"
@@ -49,6 +57,16 @@ struct WorkerOptions {
   Duration max_retry_after = std::chrono::seconds(120);
   // Requests in flight to one teacher from this worker, at most.
   int max_in_flight = 256;
+  // The coordinator's gRPC message limit (--max-message-mb): reports are
+  // cut to fit it, and a result too large for any report is sent as a
+  // failure saying so. A coordinator with a smaller limit refuses the larger
+  // reports; they are then split until they fit.
+  int max_message_bytes = kDefaultMaxMessageBytes;
+  // After a report fails, the next waits this long, doubling up to
+  // max_report_backoff, so an unreachable coordinator is not called in a
+  // tight loop.
+  Duration min_report_backoff = std::chrono::milliseconds(50);
+  Duration max_report_backoff = std::chrono::seconds(1);
 };
 
 // Thread-safe: Stop() may be called from any thread while Run() runs.
@@ -103,7 +121,23 @@ class Worker {
   void Finish(Pending& pending, v1::TaskResult result)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void LeaseMore();
-  void ReportSome(bool force);
+  // Reports the results due (all of them when `force`), unless a failed
+  // report's backoff is still running. Returns false when results are left
+  // to report later.
+  bool ReportSome(bool force);
+  // Sends `batch` in one report; on a refusal, splits it (or repairs a lone
+  // result). Results not acknowledged go to `*unsent`. Returns false when
+  // the coordinator could not take reports now (unreachable, or it refuses
+  // even a repaired result): the caller stops sending and keeps the rest.
+  bool SendReport(const std::string& worker_id,
+                  std::vector<v1::TaskResult> batch,
+                  std::vector<v1::TaskResult>* unsent);
+  // Ends the leases of acknowledged results.
+  void Acknowledge(const v1::ReportRequest& request);
+  // The bytes one report's results may take.
+  size_t ReportBudget() const {
+    return BatchBudgetBytes(options_.max_message_bytes);
+  }
   void HeartbeatIfDue();
 
   CoordinatorClient& coordinator_;
@@ -120,10 +154,14 @@ class Worker {
   // False after a call to the coordinator failed as unreachable: queued
   // tasks are not sent then, since a restarted coordinator re-leases them.
   bool coordinator_reachable_ ABSL_GUARDED_BY(mu_) = true;
+  // Leases of tasks leased and not yet acknowledged by a successful report.
   std::set<int64_t> held_leases_ ABSL_GUARDED_BY(mu_);
   std::multimap<TimePoint, Pending> retries_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::TaskResult> results_ ABSL_GUARDED_BY(mu_);
   TimePoint oldest_result_ ABSL_GUARDED_BY(mu_);
+  // Backoff after a failed report: none before report_retry_at_.
+  TimePoint report_retry_at_ ABSL_GUARDED_BY(mu_);
+  Duration report_backoff_ ABSL_GUARDED_BY(mu_) = Duration(0);
   TimePoint next_heartbeat_ ABSL_GUARDED_BY(mu_);
   TimePoint last_heartbeat_ ABSL_GUARDED_BY(mu_);
   Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_) = std::chrono::seconds(5);

@@ -70,6 +70,17 @@ TEST(FaultKindNameTest, NamesEveryKind) {
   EXPECT_EQ(FaultKindName(FaultKind::kPad), "pad");
   EXPECT_EQ(FaultKindName(FaultKind::kSlow), "slow");
   EXPECT_EQ(FaultKindName(FaultKind::kQuota), "quota");
+  EXPECT_EQ(FaultKindName(FaultKind::kLatin1), "latin1");
+}
+
+TEST(ParseFaultRatesTest, ParsesLatin1) {
+  double total = 0;
+  absl::StatusOr<std::vector<WeightedFault>> mix =
+      ParseFaultRates("latin1=0.25", &total);
+  ASSERT_TRUE(mix.ok()) << mix.status();
+  ASSERT_EQ(mix->size(), 1u);
+  EXPECT_EQ((*mix)[0].kind, FaultKind::kLatin1);
+  EXPECT_DOUBLE_EQ(total, 0.25);
 }
 
 TEST(ParseFaultRatesTest, ParsesEveryKindAndSumsTheRates) {

@@ -250,6 +250,42 @@ TEST_F(SimHandlerTest, InjectedKeyEchoQuotesTheKeyEscaped) {
   EXPECT_EQ(h.stats().Get().faults.at("401echo"), 2);
 }
 
+// The latin1 fault: a 400 HTML page in ISO-8859-1, on both APIs, whose
+// accented letters are single bytes that are not UTF-8.
+TEST_F(SimHandlerTest, InjectedLatin1ErrorIsAnHtml400NotInUtf8) {
+  SimHandler& h = MakeHandler();
+  faults_.Add(FaultKind::kLatin1);
+  faults_.Add(FaultKind::kLatin1);
+  SimResponse r = h.Handle(Post("/v1/chat/completions", kChatBody));
+  ASSERT_EQ(r.status, 400);
+  EXPECT_EQ(r.Header("content-type"), "text/html; charset=ISO-8859-1");
+  EXPECT_EQ(r.body, Latin1ErrorPage());
+  EXPECT_THAT(r.body, HasSubstr("caract\xE8re non autoris\xE9"));
+  EXPECT_THROW((void)Json::parse("\"" + r.body + "\""), Json::exception);
+  r = h.Handle(Post("/v1/messages", kChatBody,
+                    {{"anthropic-version", "2023-06-01"}}));
+  ASSERT_EQ(r.status, 400);
+  EXPECT_EQ(r.body, Latin1ErrorPage());
+  EXPECT_EQ(h.stats().Get().faults.at("latin1"), 2);
+}
+
+// --answer-bytes: the content is that long, and usage counts it.
+TEST_F(SimHandlerTest, AnswerBytesSetsTheContentSize) {
+  SimHandlerOptions options;
+  options.answer_bytes = 50000;
+  SimHandler& h = MakeHandler(options);
+  const SimResponse r = h.Handle(Post("/v1/chat/completions", kChatBody));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const Json j = Json::parse(r.body);
+  const std::string content = j["choices"][0]["message"]["content"];
+  EXPECT_LE(content.size(), 50000u);
+  EXPECT_GE(content.size(), 50000u - 3);
+  EXPECT_GT(j["usage"]["completion_tokens"].get<int64_t>(), 50000 / 8);
+  EXPECT_EQ(j["usage"]["total_tokens"].get<int64_t>(),
+            j["usage"]["prompt_tokens"].get<int64_t>() +
+                j["usage"]["completion_tokens"].get<int64_t>());
+}
+
 TEST_F(SimHandlerTest, InjectedWireFaultsAreLeftToTheServer) {
   SimHandlerOptions options;
   options.slow_latency = std::chrono::seconds(7);

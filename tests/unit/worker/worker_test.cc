@@ -46,7 +46,10 @@ class TempDir {
 };
 
 // Calls the coordinator directly; can fail calls on cue and lets tests wait
-// for the worker's loop to make progress.
+// for the worker's loop to make progress. Reports go through the wire as
+// over gRPC: serialized and parsed again (a proto3 string that is not UTF-8
+// fails to parse, which gRPC answers INTERNAL), refused over a message
+// limit (RESOURCE_EXHAUSTED) and, on cue, for an answer the test marks.
 class InProcessClient : public CoordinatorClient {
  public:
   explicit InProcessClient(Coordinator& coordinator)
@@ -81,7 +84,7 @@ class InProcessClient : public CoordinatorClient {
     return response;
   }
   absl::StatusOr<v1::ReportResponse> Report(
-      const v1::ReportRequest& request) override {
+      const v1::ReportRequest& sent) override {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (report_failures_ > 0) {
@@ -89,6 +92,26 @@ class InProcessClient : public CoordinatorClient {
         ++failed_reports_;
         return absl::UnavailableError("coordinator unreachable");
       }
+      const size_t bytes = sent.ByteSizeLong();
+      largest_report_ = std::max(largest_report_, bytes);
+      if (max_report_bytes_ > 0 && bytes > max_report_bytes_) {
+        ++refused_reports_;
+        return absl::ResourceExhaustedError(
+            "Received message larger than max");
+      }
+      for (const v1::TaskResult& r : sent.results()) {
+        if (!refused_content_.empty() &&
+            r.answer().content() == refused_content_) {
+          ++refused_reports_;
+          return absl::InvalidArgumentError("a result the coordinator refuses");
+        }
+      }
+    }
+    v1::ReportRequest request;
+    if (!request.ParseFromString(sent.SerializeAsString())) {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++refused_reports_;
+      return absl::InternalError("Failed to parse request");
     }
     absl::StatusOr<v1::ReportResponse> response = coordinator_.Report(request);
     std::lock_guard<std::mutex> lock(mu_);
@@ -115,6 +138,22 @@ class InProcessClient : public CoordinatorClient {
   void FailNextReports(int n) {
     std::lock_guard<std::mutex> lock(mu_);
     report_failures_ = n;
+  }
+  void RefuseReportsOver(size_t bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    max_report_bytes_ = bytes;
+  }
+  void RefuseAnswer(const std::string& content) {
+    std::lock_guard<std::mutex> lock(mu_);
+    refused_content_ = content;
+  }
+  int refused_reports() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return refused_reports_;
+  }
+  size_t largest_report() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return largest_report_;
   }
   int registers() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -151,6 +190,16 @@ class InProcessClient : public CoordinatorClient {
       return std::find(ids.begin(), ids.end(), lease_id) != ids.end();
     });
   }
+  // Waits for a heartbeat that began after this call and does not name it.
+  bool WaitForHeartbeatWithout(int64_t lease_id) {
+    std::unique_lock<std::mutex> lock(mu_);
+    const int64_t after = heartbeats_;
+    return cv_.wait_for(lock, kWaitLimit, [&] {
+      if (heartbeats_ < after + 2) return false;
+      const auto& ids = last_heartbeat_.held_lease_ids();
+      return std::find(ids.begin(), ids.end(), lease_id) == ids.end();
+    });
+  }
 
  private:
   Coordinator& coordinator_;
@@ -158,6 +207,10 @@ class InProcessClient : public CoordinatorClient {
   std::condition_variable cv_;
   int lease_failures_ = 0;
   int report_failures_ = 0;
+  int refused_reports_ = 0;
+  size_t max_report_bytes_ = 0;
+  size_t largest_report_ = 0;
+  std::string refused_content_;
   int registers_ = 0;
   int failed_reports_ = 0;
   int64_t leases_ = 0;
@@ -757,6 +810,195 @@ TEST_F(WorkerTest, HeartbeatsKeepALongRequestLeased) {
   EXPECT_TRUE(thread.Stop().ok());
   EXPECT_EQ(done.state(), v1::JOB_STATE_COMPLETED);
   EXPECT_EQ(done.counters().teacher_requests(), 1);
+}
+
+// A teacher's text in another charset (a Latin-1 HTML 400, stray bytes in
+// an answer) is repaired to UTF-8: the report parses and everything commits.
+TEST_F(WorkerTest, RepairsInvalidUtf8FromTheTeacher) {
+  v1::Job job = Submit(3);
+  FakeTeacher teacher(RealClock::Get(), [](const TeacherRequest& r, int) {
+    const std::string& p = r.messages.back().content;
+    if (p == "p0") {
+      return Fail(FailureKind::kPermanent,
+                  absl::InvalidArgumentError(
+                      "HTTP 400: <p>caract\xE8re non autoris\xE9</p>"));
+    }
+    TeacherResult a = Answer(p == "p1" ? "caf\xE9 cr\xE8me" : "fine");
+    if (p == "p1") {
+      a.answer.finish_reason = "st\xFFop";
+      a.answer.provider_id = "id-\xC3";
+      a.answer.reasoning = "\xED\xA0\x80";
+    }
+    return a;
+  });
+  Worker worker(*client_, Teachers(teacher), RealClock::Get(), Options(),
+                no_jitter_);
+  WorkerThread thread(worker);
+  v1::Job done = WaitForEnd(job.id());
+  EXPECT_TRUE(thread.Stop().ok());
+
+  EXPECT_EQ(done.counters().tasks_done(), 2);
+  EXPECT_EQ(done.counters().tasks_failed(), 1);
+  EXPECT_EQ(client_->refused_reports(), 0);
+  EXPECT_EQ(worker.requests_sent(), 3);
+  v1::Task failed = StoredTask(job.id(), 0);
+  EXPECT_EQ(failed.state(), v1::TASK_STATE_FAILED);
+  EXPECT_THAT(failed.last_error(),
+              HasSubstr("caract\xEF\xBF\xBDre non autoris\xEF\xBF\xBD"));
+  v1::Answer answer = **store_->GetAnswer(StoredTask(job.id(), 1).request_key());
+  EXPECT_EQ(answer.content(), "caf\xEF\xBF\xBD cr\xEF\xBF\xBDme");
+  EXPECT_EQ(answer.finish_reason(), "st\xEF\xBF\xBDop");
+  EXPECT_EQ(answer.provider_id(), "id-\xEF\xBF\xBD");
+}
+
+// One result the coordinator refuses does not hold back the others: the
+// report is split until the good results commit, and the refused one is
+// reported as a failure with the reason, not resent forever.
+TEST_F(WorkerTest, SplitsARefusedReportAndFailsTheResultItCannotTake) {
+  max_in_flight_ = 16;
+  v1::Job job = Submit(12);
+  client_->RefuseAnswer("poison");
+  FakeTeacher teacher(RealClock::Get(), [](const TeacherRequest& r, int) {
+    const std::string& p = r.messages.back().content;
+    return Answer(p == "p5" ? "poison" : "good " + p);
+  });
+  WorkerOptions options = Options();
+  options.report_delay = milliseconds(200);  // results gather in one report
+  Worker worker(*client_, Teachers(teacher), RealClock::Get(), options,
+                no_jitter_);
+  WorkerThread thread(worker);
+  v1::Job done = WaitForEnd(job.id());
+  EXPECT_TRUE(thread.Stop().ok());
+
+  EXPECT_GE(client_->refused_reports(), 1);
+  EXPECT_EQ(done.counters().tasks_done(), 11);
+  EXPECT_EQ(done.counters().tasks_failed(), 1);
+  EXPECT_EQ(worker.requests_sent(), 12) << "an answer was paid for twice";
+  for (int seq = 0; seq < 12; ++seq) {
+    v1::Task task = StoredTask(job.id(), seq);
+    if (seq == 5) {
+      EXPECT_EQ(task.state(), v1::TASK_STATE_FAILED);
+      EXPECT_THAT(task.last_error(), HasSubstr("refused"));
+      EXPECT_THAT(task.last_error(),
+                  HasSubstr("a result the coordinator refuses"));
+    } else {
+      EXPECT_EQ(task.state(), v1::TASK_STATE_DONE) << seq;
+    }
+  }
+}
+
+// A coordinator whose message limit is below what the worker was told:
+// the reports it refuses as too large are split until they fit.
+TEST_F(WorkerTest, SplitsReportsACoordinatorRefusesAsTooLarge) {
+  max_in_flight_ = 32;
+  v1::Job job = Submit(30);
+  client_->RefuseReportsOver(64 << 10);
+  FakeTeacher teacher(RealClock::Get(), [](const TeacherRequest& r, int) {
+    return Answer(r.messages.back().content + std::string(10 << 10, 'x'));
+  });
+  WorkerOptions options = Options();
+  options.report_delay = milliseconds(200);
+  Worker worker(*client_, Teachers(teacher), RealClock::Get(), options,
+                no_jitter_);
+  WorkerThread thread(worker);
+  v1::Job done = WaitForEnd(job.id());
+  EXPECT_TRUE(thread.Stop().ok());
+  EXPECT_EQ(done.counters().tasks_done(), 30);
+  EXPECT_EQ(done.counters().tasks_failed(), 0);
+  EXPECT_EQ(worker.requests_sent(), 30);
+}
+
+// Told the limit, the worker cuts its reports to fit it before sending.
+TEST_F(WorkerTest, CutsReportsToTheMessageLimit) {
+  max_in_flight_ = 32;
+  v1::Job job = Submit(30);
+  client_->RefuseReportsOver(64 << 10);
+  FakeTeacher teacher(RealClock::Get(), [](const TeacherRequest& r, int) {
+    return Answer(r.messages.back().content + std::string(10 << 10, 'x'));
+  });
+  WorkerOptions options = Options();
+  options.report_delay = milliseconds(200);
+  options.max_message_bytes = 64 << 10;
+  Worker worker(*client_, Teachers(teacher), RealClock::Get(), options,
+                no_jitter_);
+  WorkerThread thread(worker);
+  v1::Job done = WaitForEnd(job.id());
+  EXPECT_TRUE(thread.Stop().ok());
+  EXPECT_EQ(done.counters().tasks_done(), 30);
+  EXPECT_EQ(client_->refused_reports(), 0);
+  EXPECT_LE(client_->largest_report(), size_t{64} << 10);
+  EXPECT_GT(client_->largest_report(), size_t{20} << 10) << "not batched";
+}
+
+// A result larger than any report could be is failed with the reason.
+TEST_F(WorkerTest, AResultTooLargeForAnyReportFailsWithAReason) {
+  v1::Job job = Submit(2);
+  FakeTeacher teacher(RealClock::Get(), [](const TeacherRequest& r, int) {
+    return Answer(r.messages.back().content == "p0"
+                      ? std::string(100 << 10, 'y')
+                      : "small");
+  });
+  WorkerOptions options = Options();
+  options.max_message_bytes = 32 << 10;
+  Worker worker(*client_, Teachers(teacher), RealClock::Get(), options,
+                no_jitter_);
+  WorkerThread thread(worker);
+  v1::Job done = WaitForEnd(job.id());
+  EXPECT_TRUE(thread.Stop().ok());
+  EXPECT_EQ(done.counters().tasks_done(), 1);
+  EXPECT_EQ(done.counters().tasks_failed(), 1);
+  v1::Task task = StoredTask(job.id(), 0);
+  EXPECT_EQ(task.state(), v1::TASK_STATE_FAILED);
+  EXPECT_THAT(task.last_error(), HasSubstr("does not fit in one report"));
+}
+
+// A finished result's lease is held (named in heartbeats) until a report
+// is acknowledged, so it does not expire while the coordinator is away.
+TEST_F(WorkerTest, HoldsALeaseUntilItsResultIsAcknowledged) {
+  v1::Job job = Submit(1);
+  client_->FailNextReports(1 << 30);
+  FakeTeacher teacher(RealClock::Get(),
+                      [](const TeacherRequest&, int) { return Answer("ok"); });
+  Worker worker(*client_, Teachers(teacher), RealClock::Get(), Options(),
+                no_jitter_);
+  WorkerThread thread(worker);
+  ASSERT_TRUE(teacher.WaitForCalls(1));
+  std::vector<int64_t> leased = client_->leased_ids();
+  ASSERT_EQ(leased.size(), 1u);
+  ASSERT_TRUE(client_->WaitForHeartbeatWith(leased[0]))
+      << "the lease of an unreported result was dropped";
+  EXPECT_GE(client_->failed_reports(), 1);
+
+  client_->FailNextReports(0);
+  v1::Job done = WaitForEnd(job.id());
+  EXPECT_EQ(done.counters().tasks_done(), 1);
+  EXPECT_TRUE(client_->WaitForHeartbeatWithout(leased[0]));
+  EXPECT_TRUE(thread.Stop().ok());
+  EXPECT_EQ(worker.requests_sent(), 1);
+}
+
+// On stop, a failing last report is retried, not dropped: the answer was
+// paid for.
+TEST_F(WorkerTest, RetriesTheLastReportWhenStopping) {
+  v1::Job job = Submit(1);
+  client_->FailNextReports(1 << 30);
+  FakeTeacher teacher(RealClock::Get(),
+                      [](const TeacherRequest&, int) { return Answer("ok"); });
+  WorkerOptions options = Options();
+  options.drain_timeout = Duration(0);
+  Worker worker(*client_, Teachers(teacher), RealClock::Get(), options,
+                no_jitter_);
+  WorkerThread thread(worker);
+  ASSERT_TRUE(teacher.WaitForCalls(1));
+  for (int i = 0; i < 2000 && client_->failed_reports() == 0; ++i) {
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  ASSERT_GE(client_->failed_reports(), 1);
+  worker.Stop();
+  client_->FailNextReports(2);  // the coordinator comes back a moment later
+  EXPECT_TRUE(thread.Stop().ok());
+  EXPECT_EQ(worker.results_reported(), 1);
+  EXPECT_EQ(StoredTask(job.id(), 0).state(), v1::TASK_STATE_DONE);
 }
 
 TEST_F(WorkerTest, RunWithoutTeachersFails) {
