@@ -1,8 +1,12 @@
 #include "services/coordinator/coordinator.h"
 
 #include <algorithm>
+#include <cassert>
+#include <cmath>
 #include <cstdio>
 #include <optional>
+
+#include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -19,6 +23,30 @@ namespace {
 
 // Tasks an export reads answers and prompts for at once.
 constexpr size_t kExportReadBatch = 256;
+
+// Where a graceful stop leaves the lease table: a scratch key at or above
+// "\x80", which Recover's sweep of export scratch (below "\x80") keeps.
+const std::string& SavedLeasesKey() {
+  static const std::string* key = new std::string("\x80" "saved-leases");
+  return *key;
+}
+
+// Dollars in whole nano-dollars, costs rounded up and budgets down, so that
+// the budget check errs on the side of spending less. Exact integers: the
+// reservations of leases add and subtract in any order without residue.
+int64_t NanoUsdUp(double usd) {
+  return static_cast<int64_t>(std::ceil(usd * 1e9));
+}
+int64_t NanoUsdDown(double usd) {
+  return static_cast<int64_t>(std::floor(usd * 1e9));
+}
+
+bool SameTask(const v1::Task& task, const v1::HeldTask& held) {
+  return task.job_id() == held.job_id() &&
+         task.prompt_seq() == held.prompt_seq() &&
+         task.sample() == held.sample() &&
+         task.request_key() == held.request_key();
+}
 
 // The value of `key` as a report's batch has it (written by an earlier
 // result of the same report), else as the store has it.
@@ -197,11 +225,107 @@ v1::Job Coordinator::JobViewLocked(const JobRuntime& rt) {
 }
 
 void Coordinator::ReleaseReservationLocked(const LeaseInfo& lease) {
-  if (lease.reserved_usd <= 0) return;
+  if (!lease.reserves) return;
   auto job = jobs_.find(lease.task.job_id());
   if (job == jobs_.end()) return;
-  job->second.reserved_usd =
-      std::max(0.0, job->second.reserved_usd - lease.reserved_usd);
+  JobRuntime& rt = job->second;
+  rt.reserved_nano_usd -= lease.reserved_nano_usd;
+  --rt.reserving_leases;
+  assert(rt.reserving_leases >= 0 && rt.reserved_nano_usd >= 0);
+}
+
+void Coordinator::AddLeaseLocked(JobRuntime& rt, int64_t lease_id,
+                                 const std::string& worker_id, v1::Task task,
+                                 int64_t reserved_nano_usd) {
+  const bool reserves = rt.job.spec().budget_usd() > 0;
+  if (reserves) {
+    rt.reserved_nano_usd += reserved_nano_usd;
+    ++rt.reserving_leases;
+  }
+  inflight_keys_[task.request_key()] = lease_id;
+  leases_[lease_id] =
+      LeaseInfo{worker_id, std::move(task),
+                clock_.Now() + options_.lease_duration, reserves,
+                reserves ? reserved_nano_usd : 0};
+}
+
+absl::StatusOr<bool> Coordinator::AdoptLeaseLocked(const std::string& worker_id,
+                                                   const v1::HeldTask& held) {
+  auto job = jobs_.find(held.job_id());
+  if (job == jobs_.end() || job->second.job.state() != v1::JOB_STATE_RUNNING) {
+    return false;
+  }
+  JobRuntime& rt = job->second;
+  if (auto it = leases_.find(held.lease_id()); it != leases_.end()) {
+    // Known (a restored table, or we never forgot): it changes hands to the
+    // worker's new id.
+    if (!SameTask(it->second.task, held)) return false;
+    it->second.worker_id = worker_id;
+    it->second.deadline = clock_.Now() + options_.lease_duration;
+    return true;
+  }
+  if (inflight_keys_.count(held.request_key())) return false;
+  ASSIGN_OR_RETURN(std::optional<v1::Task> task,
+                   store_.GetTask(held.job_id(), held.prompt_seq(),
+                                  held.sample()));
+  if (!task || task->state() != v1::TASK_STATE_PENDING ||
+      task->request_key() != held.request_key()) {
+    return false;
+  }
+  int64_t reserve = 0;
+  if (rt.job.spec().budget_usd() > 0) {
+    ASSIGN_OR_RETURN(std::optional<v1::Prompt> prompt,
+                     store_.GetPrompt(held.job_id(), held.prompt_seq()));
+    if (!prompt) return false;
+    reserve = NanoUsdUp(EstimateTaskCostLocked(rt, *prompt));
+  }
+  // Ids from before a restart are below the ones it hands out, but a lease
+  // taken back must never share its id with a new one.
+  next_lease_id_ = std::max(next_lease_id_, held.lease_id() + 1);
+  AddLeaseLocked(rt, held.lease_id(), worker_id, std::move(*task), reserve);
+  return true;
+}
+
+absl::StatusOr<int> Coordinator::SaveLeases() {
+  std::lock_guard<std::mutex> lock(mu_);
+  v1::SavedLeases saved;
+  for (const auto& [id, lease] : leases_) {
+    v1::SavedLease* s = saved.add_leases();
+    v1::HeldTask* t = s->mutable_task();
+    t->set_job_id(lease.task.job_id());
+    t->set_prompt_seq(lease.task.prompt_seq());
+    t->set_sample(lease.task.sample());
+    t->set_request_key(lease.task.request_key());
+    t->set_lease_id(id);
+    s->set_worker_id(lease.worker_id);
+  }
+  StoreBatch batch;
+  batch.scratch.emplace_back(SavedLeasesKey(), saved.SerializeAsString());
+  RETURN_IF_ERROR(store_.Apply(batch));
+  leases_saved_ = true;
+  return saved.leases_size();
+}
+
+absl::StatusOr<bool> Coordinator::RestoreLeasesLocked() {
+  ASSIGN_OR_RETURN(std::optional<std::string> value,
+                   store_.FindScratch(SavedLeasesKey()));
+  if (!value) return false;
+  v1::SavedLeases saved;
+  if (!saved.ParseFromString(*value)) {
+    return absl::DataLossError("the saved lease table does not parse");
+  }
+  int restored = 0;
+  for (const v1::SavedLease& lease : saved.leases()) {
+    ASSIGN_OR_RETURN(bool adopted,
+                     AdoptLeaseLocked(lease.worker_id(), lease.task()));
+    restored += adopted;
+  }
+  // Used once: a later crash must not bring back leases long ended.
+  RETURN_IF_ERROR(store_.DeleteScratch(SavedLeasesKey(),
+                                       SavedLeasesKey() + std::string(1, '\0')));
+  spdlog::info("restored {} of {} leases saved by the last graceful stop",
+               restored, saved.leases_size());
+  return true;
 }
 
 double Coordinator::EstimateTaskCostLocked(const JobRuntime& rt,
@@ -266,21 +390,34 @@ absl::Status Coordinator::Recover() {
   RETURN_IF_ERROR(store_.DeleteScratch(std::string(), std::string("\x80")));
   ASSIGN_OR_RETURN(std::vector<v1::Job> jobs, store_.ListJobs());
   std::lock_guard<std::mutex> lock(mu_);
-  // Lease ids are not stored; starting them from the clock keeps a worker's
-  // lease from before a restart from matching a new one.
+  // Lease ids are not stored with tasks; starting them from the clock keeps
+  // a worker's lease from before a restart from matching a new one.
   next_lease_id_ = clock_.WallMillis() * 1000 + 1;
+  bool any_running = false;
   for (v1::Job& job : jobs) {
     if (job.state() == v1::JOB_STATE_SUBMITTING) {
       RETURN_IF_ERROR(store_.DeleteJob(job.id()));
       continue;
     }
     metrics::InitTaskSeries(job.spec().teacher(), job.spec().model());
+    any_running |= job.state() == v1::JOB_STATE_RUNNING;
     JobRuntime& rt = jobs_[job.id()];
     rt.last_progress_ms = job.state() == v1::JOB_STATE_RUNNING
                               ? clock_.WallMillis()
                               : (job.finished_ms() ? job.finished_ms()
                                                    : job.created_ms());
     rt.job = std::move(job);
+  }
+  ASSIGN_OR_RETURN(bool restored, RestoreLeasesLocked());
+  if (!restored && any_running && options_.restart_grace > Duration(0)) {
+    // Workers may still hold tasks leased before the crash: give them time
+    // to register again and announce them before anything is leased.
+    leasing_resumes_ = clock_.Now() + options_.restart_grace;
+    spdlog::info("no lease table from a graceful stop: leasing waits {} ms "
+                 "for workers to announce the tasks they hold",
+                 std::chrono::duration_cast<std::chrono::milliseconds>(
+                     options_.restart_grace)
+                     .count());
   }
   return absl::OkStatus();
 }
@@ -347,6 +484,13 @@ absl::StatusOr<v1::Job> Coordinator::CancelJob(const std::string& job_id) {
   it->second.job = job;
   it->second.ready.clear();
   it->second.returned.clear();
+  // End its leases now: workers learn at their next heartbeat that these
+  // leases are revoked and drop the tasks they have not sent.
+  std::vector<int64_t> ended;
+  for (const auto& [id, lease] : leases_) {
+    if (lease.task.job_id() == job_id) ended.push_back(id);
+  }
+  for (int64_t id : ended) ReturnLeaseLocked(id);
   ChangedLocked();
   return job;
 }
@@ -466,6 +610,22 @@ v1::RegisterResponse Coordinator::Register(const v1::RegisterRequest& request) {
   workers_[id] = WorkerInfo{request.name(), clock_.Now()};
   v1::RegisterResponse response;
   response.set_worker_id(id);
+  // A worker registering again (we restarted, or forgot it) names what it
+  // holds; the leases we take back are its, the others it drops unsent.
+  int adopted = 0;
+  for (const v1::HeldTask& held : request.held_tasks()) {
+    absl::StatusOr<bool> ok = AdoptLeaseLocked(id, held);
+    if (ok.ok() && *ok) {
+      ++adopted;
+    } else {
+      response.add_revoked_lease_ids(held.lease_id());
+    }
+  }
+  if (request.held_tasks_size() > 0) {
+    spdlog::info("worker {} holds {} tasks: {} taken back, {} revoked", id,
+                 request.held_tasks_size(), adopted,
+                 response.revoked_lease_ids_size());
+  }
   response.set_lease_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
                             options_.lease_duration)
                             .count());
@@ -491,6 +651,10 @@ v1::HeartbeatResponse Coordinator::Heartbeat(
     auto it = leases_.find(id);
     if (it != leases_.end() && it->second.worker_id == request.worker_id()) {
       it->second.deadline = now + options_.lease_duration;
+    } else {
+      // Cancelled, or lapsed and perhaps leased again: sending it now could
+      // only pay for an answer nobody will keep, or pay twice.
+      response.add_revoked_lease_ids(id);
     }
   }
   for (v1::BudgetShare& share :
@@ -564,7 +728,11 @@ absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
                      "'; register again"));
   }
   worker->second.last_seen = clock_.Now();
-  const TimePoint deadline = clock_.Now() + options_.lease_duration;
+  response.set_lease_deadline_ms(
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          options_.lease_duration)
+          .count());
+  if (leases_saved_ || clock_.Now() < leasing_resumes_) return response;
   // The response is one gRPC message: tasks stop before their bytes would
   // pass max_lease_bytes, whatever the prompts weigh.
   size_t lease_bytes = 0;
@@ -620,15 +788,17 @@ absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
         lease_full = true;
         break;
       }
-      double reserve = 0;
+      int64_t reserve = 0;
       if (rt.job.spec().budget_usd() > 0) {
-        reserve = EstimateTaskCostLocked(rt, *prompt);
+        const double estimate = EstimateTaskCostLocked(rt, *prompt);
+        reserve = NanoUsdUp(estimate);
         const double spent = rt.job.counters().cost_usd();
-        if (spent + rt.reserved_usd + reserve > rt.job.spec().budget_usd()) {
+        if (NanoUsdUp(spent) + rt.reserved_nano_usd + reserve >
+            NanoUsdDown(rt.job.spec().budget_usd())) {
           // The next task could take spend past the budget. While requests
           // are in flight their real cost may leave room: wait for them.
           // Then pause, with the spend final.
-          if (rt.reserved_usd > 0) {
+          if (rt.reserving_leases > 0) {
             rt.returned.push_front(std::move(task));
             break;
           }
@@ -637,7 +807,7 @@ absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
           paused.set_error(absl::StrFormat(
               "budget of $%.4f reached: $%.4f spent, the next request could "
               "cost up to $%.4f; resume with a higher --budget-usd",
-              rt.job.spec().budget_usd(), spent, reserve));
+              rt.job.spec().budget_usd(), spent, estimate));
           StoreBatch batch;
           batch.jobs.push_back(paused);
           RETURN_IF_ERROR(store_.Apply(batch));
@@ -646,7 +816,6 @@ absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
           ChangedLocked();
           break;
         }
-        rt.reserved_usd += reserve;
       }
       lease_bytes += task_bytes;
       const int64_t lease_id = next_lease_id_++;
@@ -660,15 +829,10 @@ absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
       *out->mutable_messages() = prompt->messages();
       *out->mutable_params() = EffectiveParams(rt.job.spec(), task.sample());
       out->set_lease_id(lease_id);
-      inflight_keys_[task.request_key()] = lease_id;
-      leases_[lease_id] =
-          LeaseInfo{request.worker_id(), std::move(task), deadline, reserve};
+      AddLeaseLocked(rt, lease_id, request.worker_id(), std::move(task),
+                     reserve);
     }
   }
-  response.set_lease_deadline_ms(
-      std::chrono::duration_cast<std::chrono::milliseconds>(
-          options_.lease_duration)
-          .count());
   return response;
 }
 
@@ -724,7 +888,7 @@ void Coordinator::ReleaseWaitersLocked(const std::string& request_key) {
   absl::StatusOr<bool> answered = store_.HasAnswer(request_key);
   for (v1::Task& task : waiters) {
     auto job = jobs_.find(task.job_id());
-    if (job == jobs_.end()) continue;
+    if (job == jobs_.end() || IsTerminal(job->second.job.state())) continue;
     if (answered.ok() && *answered &&
         CompleteFromCacheLocked(job->second, task).ok()) {
       continue;

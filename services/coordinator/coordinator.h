@@ -9,6 +9,12 @@
 // job. Before a task is leased, its request key is checked against stored
 // answers (pay once); a key already in flight makes the task wait for that
 // answer instead of being sent twice.
+//
+// Restarts: a graceful stop (SaveLeases) leaves the lease table in the
+// store and the next start restores it; after any restart workers announce
+// the tasks they hold when they register again, and the coordinator takes
+// those leases back instead of leasing the tasks to someone else. After an
+// unclean stop (no saved table) leasing waits `restart_grace` for them.
 #ifndef DISTILLERY_SERVICES_COORDINATOR_COORDINATOR_H_
 #define DISTILLERY_SERVICES_COORDINATOR_COORDINATOR_H_
 
@@ -57,6 +63,10 @@ struct CoordinatorOptions {
   // A lease not renewed by a heartbeat within this time returns its task.
   Duration lease_duration = std::chrono::seconds(60);
   Duration heartbeat_interval = std::chrono::seconds(5);
+  // After a start that found running jobs but no lease table saved by a
+  // graceful stop (a crash, kill -9), how long leasing waits so that live
+  // workers can announce the tasks they still hold. 0: no wait.
+  Duration restart_grace = Duration(0);
   // Tasks read from the store per refill of a job's ready queue.
   int scan_batch = 1024;
   // Prompts buffered before a submission writes them out.
@@ -160,6 +170,10 @@ class Coordinator {
   // every Lease and by the server's housekeeping timer.
   void ExpireLeases();
 
+  // For a graceful stop: writes the lease table to the store, for the next
+  // Recover to restore, and leases nothing more. Returns the leases saved.
+  absl::StatusOr<int> SaveLeases();
+
   const CoordinatorOptions& options() const { return options_; }
   // A copy of the state metrics report. Cost: one copy of each job record.
   CoordinatorSnapshot Snapshot();
@@ -176,14 +190,20 @@ class Coordinator {
     bool scanned_all = false;
     std::deque<v1::Task> ready;     // read from the store, not yet leased
     std::deque<v1::Task> returned;  // from expired or abandoned leases
-    double reserved_usd = 0;        // estimated cost of tasks in flight
+    // The estimated cost of the leases that reserve against the job's
+    // budget, in whole nano-dollars, and how many they are. Integers: a sum
+    // of doubles added and taken away in another order does not come back
+    // to zero, and a residue would keep the job waiting for no lease.
+    int64_t reserved_nano_usd = 0;
+    int reserving_leases = 0;
     int64_t last_progress_ms = 0;   // wall time; not persisted
   };
   struct LeaseInfo {
     std::string worker_id;
     v1::Task task;
     TimePoint deadline;
-    double reserved_usd = 0;  // the task's estimated cost, against a budget
+    bool reserves = false;           // counted in the job's reservations
+    int64_t reserved_nano_usd = 0;   // the task's estimated cost
   };
   struct WorkerInfo {
     std::string name;
@@ -249,6 +269,21 @@ class Coordinator {
   // Ends a lease's cost reservation.
   void ReleaseReservationLocked(const LeaseInfo& lease)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records lease `lease_id` of `task` to `worker_id`: its request key in
+  // flight and, when the job has a budget, its reservation.
+  void AddLeaseLocked(JobRuntime& rt, int64_t lease_id,
+                      const std::string& worker_id, v1::Task task,
+                      int64_t reserved_nano_usd)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Takes back a lease that `worker_id` says it holds (announced on
+  // registering, or saved by a graceful stop): true when the lease now is
+  // the worker's, false when the task must not be worked on (done, job not
+  // running, or its key leased to another).
+  absl::StatusOr<bool> AdoptLeaseLocked(const std::string& worker_id,
+                                        const v1::HeldTask& held)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Restores the lease table a graceful stop saved; false when none was.
+  absl::StatusOr<bool> RestoreLeasesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Store& store_;
   const std::vector<TeacherProfile> teachers_;
@@ -261,6 +296,9 @@ class Coordinator {
   std::map<std::string, JobRuntime> jobs_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, LeaseInfo> leases_ ABSL_GUARDED_BY(mu_);
   int64_t next_lease_id_ ABSL_GUARDED_BY(mu_) = 1;
+  // No lease before this time (restart_grace), and none after SaveLeases.
+  TimePoint leasing_resumes_ ABSL_GUARDED_BY(mu_);
+  bool leases_saved_ ABSL_GUARDED_BY(mu_) = false;
   // Request keys being answered now, and tasks waiting for those answers.
   std::map<std::string, int64_t> inflight_keys_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::vector<v1::Task>> key_waiters_

@@ -4,6 +4,8 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <spdlog/spdlog.h>
+
 #include "absl/strings/str_cat.h"
 #include "services/coordinator/coordinator_metrics.h"
 #include "services/coordinator/grpc_services.h"
@@ -99,6 +101,17 @@ void CoordinatorServer::Shutdown(Duration grace) {
                             grace));
     }
     if (housekeeping_.joinable()) housekeeping_.join();
+    // No call is served any more: the lease table is final. Saved, the next
+    // start restores it, and what workers hold now is not leased twice.
+    if (coordinator_) {
+      absl::StatusOr<int> saved = coordinator_->SaveLeases();
+      if (saved.ok()) {
+        spdlog::info("saved {} leases for the next start", *saved);
+      } else {
+        spdlog::error("cannot save the lease table: {}",
+                      std::string(saved.status().message()));
+      }
+    }
   });
 }
 

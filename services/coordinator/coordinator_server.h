@@ -53,8 +53,9 @@ class CoordinatorServer {
   // "host:port" actually bound.
   const std::string& address() const { return address_; }
   void Wait();
-  // Stops serving, finishing calls in flight for up to `grace`. Returns once
-  // stopped, also when another thread's call is doing the stopping.
+  // Stops serving, finishing calls in flight for up to `grace`, then saves
+  // the lease table for the next start (Coordinator::SaveLeases). Returns
+  // once stopped, also when another thread's call is doing the stopping.
   void Shutdown(Duration grace = std::chrono::seconds(5));
   Coordinator& coordinator() { return *coordinator_; }
 

@@ -31,6 +31,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 3600));
   app.add_option("--heartbeat-ms", heartbeat_ms, "worker heartbeat interval")
       ->check(CLI::Range(50, 600000));
+  int restart_grace_ms = -1;
+  app.add_option("--restart-grace-ms", restart_grace_ms,
+                 "after an unclean stop, how long leasing waits for workers "
+                 "to announce the tasks they hold (default: 2 heartbeats)")
+      ->check(CLI::Range(0, 3600000));
   distillery::ServerTlsOptions tls;
   std::string client_token_file, worker_token_file;
   int max_message_mb = distillery::kDefaultMaxMessageBytes >> 20;
@@ -108,6 +113,8 @@ int main(int argc, char** argv) {
   options.coordinator.lease_duration = std::chrono::seconds(lease_seconds);
   options.coordinator.heartbeat_interval =
       std::chrono::milliseconds(heartbeat_ms);
+  options.coordinator.restart_grace = std::chrono::milliseconds(
+      restart_grace_ms >= 0 ? restart_grace_ms : 2 * heartbeat_ms);
   options.coordinator.max_prompt_bytes = max_prompt_bytes;
   options.coordinator.near_duplicates_at_commit = near_duplicates == "commit";
   auto server = distillery::CoordinatorServer::Start(std::move(options));

@@ -110,16 +110,20 @@ void Worker::Stop() {
 }
 
 void Worker::RegisterUntilDone() {
-  v1::RegisterRequest request;
-  request.set_name(options_.name);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const TeacherState& t : teachers_) {
-      request.add_teachers(t.config.profile.name);
-    }
-  }
   Duration delay = std::chrono::milliseconds(100);
   while (true) {
+    v1::RegisterRequest request;
+    request.set_name(options_.name);
+    {
+      // Built at each attempt: what is held changes while we retry.
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const TeacherState& t : teachers_) {
+        request.add_teachers(t.config.profile.name);
+      }
+      for (v1::HeldTask& held : HeldTasksLocked()) {
+        *request.add_held_tasks() = std::move(held);
+      }
+    }
     absl::StatusOr<v1::RegisterResponse> response =
         coordinator_.Register(request);
     std::unique_lock<std::mutex> lock(mu_);
@@ -128,7 +132,15 @@ void Worker::RegisterUntilDone() {
       heartbeat_interval_ = std::chrono::milliseconds(
           std::max<int64_t>(50, response->heartbeat_ms()));
       next_heartbeat_ = clock_.Now();  // at once: budget shares come with it
-      spdlog::info("worker registered as {}", worker_id_);
+      DropRevokedLocked(response->revoked_lease_ids());
+      coordinator_reachable_ = true;
+      if (request.held_tasks_size() > 0) {
+        spdlog::info("worker registered again as {}: {} tasks held, {} "
+                     "revoked", worker_id_, request.held_tasks_size(),
+                     response->revoked_lease_ids_size());
+      } else {
+        spdlog::info("worker registered as {}", worker_id_);
+      }
       return;
     }
     if (stopping_) return;
@@ -178,9 +190,21 @@ absl::Status Worker::Run() {
             Finish(pending, std::move(r));
           }
         }
+        // Requests the drain could not wait for go back too, so that the
+        // coordinator leases them again at once instead of at their
+        // deadline; their answers, if any come, are not reported.
+        if (now >= drain_deadline && !in_flight_.empty()) {
+          GiveBackInFlightLocked();
+        }
         bool busy = false;
         for (const TeacherState& t : teachers_) busy |= t.busy > 0;
-        if ((!busy && results_.empty()) || now >= drain_deadline) break;
+        if (!busy && results_.empty()) break;
+        if (now >= drain_deadline + options_.final_report_timeout) {
+          spdlog::error("worker stopping with {} results it could not "
+                        "report; their tasks return at their lease deadline",
+                        results_.size());
+          break;
+        }
       } else {
         // Retries wait for budget like everything else, ahead of new work.
         for (auto it = retries_.begin();
@@ -261,7 +285,7 @@ void Worker::HeartbeatIfDue() {
   }
   absl::StatusOr<v1::HeartbeatResponse> response =
       coordinator_.Heartbeat(request);
-  NoteCoordinatorCall(response.status());
+  NoteCoordinatorCall(response.status(), response.ok() && response->known());
   if (!response.ok()) {
     spdlog::warn("heartbeat failed: {}", std::string(response.status().message()));
     return;
@@ -284,42 +308,97 @@ void Worker::HeartbeatIfDue() {
         }
       }
     }
+    DropRevokedLocked(response->revoked_lease_ids());
     wake_.notify_all();
   }
   if (!response->known()) {
     spdlog::warn("coordinator does not know this worker; registering again");
-    DropUnsentTasks();
     RegisterUntilDone();
   }
 }
 
-void Worker::NoteCoordinatorCall(const absl::Status& status) {
+void Worker::NoteCoordinatorCall(const absl::Status& status, bool knows_us) {
   std::lock_guard<std::mutex> lock(mu_);
-  coordinator_reachable_ = !absl::IsUnavailable(status) &&
-                           !absl::IsDeadlineExceeded(status);
+  if (absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status)) {
+    coordinator_reachable_ = false;
+  } else if (knows_us) {
+    // Only an answer that shows it knows us: a coordinator back from a
+    // restart has not taken our leases back before we register again.
+    coordinator_reachable_ = true;
+  }
 }
 
-void Worker::DropUnsentTasks() {
-  std::lock_guard<std::mutex> lock(mu_);
-  // Their leases died with the coordinator's memory and it will hand them
-  // out again: sending them now could pay twice. Answers in flight are still
-  // reported (a late report is used if the task is not done).
+std::vector<v1::HeldTask> Worker::HeldTasksLocked() {
+  std::map<int64_t, v1::HeldTask> held;
+  // LeasedTask and TaskResult name a task with the same fields.
+  auto add = [&](const auto& t) {
+    v1::HeldTask& h = held[t.lease_id()];
+    h.set_job_id(t.job_id());
+    h.set_prompt_seq(t.prompt_seq());
+    h.set_sample(t.sample());
+    h.set_request_key(t.request_key());
+    h.set_lease_id(t.lease_id());
+  };
+  for (const TeacherState& t : teachers_) {
+    for (const Pending& p : t.queue) add(p.task);
+  }
+  for (const auto& [when, p] : retries_) add(p.task);
+  for (const auto& [id, p] : in_flight_) {
+    if (!revoked_in_flight_.count(id) && !given_back_.count(id)) add(p.task);
+  }
+  for (const v1::TaskResult& r : results_) {
+    if (r.failure() != v1::FAILURE_CLASS_ABANDONED) add(r);
+  }
+  std::vector<v1::HeldTask> out;
+  for (auto& [id, h] : held) out.push_back(std::move(h));
+  return out;
+}
+
+void Worker::DropRevokedLocked(
+    const google::protobuf::RepeatedField<int64_t>& ids) {
+  if (ids.empty()) return;
+  const std::set<int64_t> revoked(ids.begin(), ids.end());
   int dropped = 0;
-  auto drop = [&](Pending& p) {
+  auto drop = [&](const Pending& p) {
+    if (!revoked.count(p.task.lease_id())) return false;
     held_leases_.erase(p.task.lease_id());
     --teachers_[p.teacher_index].busy;
     ++dropped;
+    return true;
   };
   for (TeacherState& t : teachers_) {
-    for (Pending& p : t.queue) drop(p);
-    t.queue.clear();
+    t.queue.erase(std::remove_if(t.queue.begin(), t.queue.end(), drop),
+                  t.queue.end());
   }
-  for (auto& [when, p] : retries_) drop(p);
-  retries_.clear();
+  for (auto it = retries_.begin(); it != retries_.end();) {
+    it = drop(it->second) ? retries_.erase(it) : std::next(it);
+  }
+  // Already sent: the answer is still reported (the coordinator keeps it if
+  // the task is not done), but a failure is not retried.
+  for (int64_t id : revoked) {
+    if (in_flight_.count(id)) {
+      revoked_in_flight_.insert(id);
+      held_leases_.erase(id);
+    }
+  }
   if (dropped > 0) {
-    spdlog::info("dropped {} unsent tasks whose leases the coordinator lost",
+    spdlog::info("dropped {} unsent tasks whose leases were revoked (job "
+                 "cancelled or lease lost)",
                  dropped);
   }
+}
+
+void Worker::GiveBackInFlightLocked() {
+  for (auto& [id, stub] : in_flight_) {
+    if (!given_back_.insert(id).second) continue;
+    v1::TaskResult r;
+    r.set_failure(v1::FAILURE_CLASS_ABANDONED);
+    r.set_error("worker stopped before the teacher answered");
+    Finish(stub, std::move(r));
+  }
+  spdlog::warn("drain ended with {} requests in flight: given back",
+               in_flight_.size());
+  in_flight_.clear();
 }
 
 void Worker::LeaseMore() {
@@ -338,11 +417,10 @@ void Worker::LeaseMore() {
       request.add_teachers(t.config.profile.name);
     }
     absl::StatusOr<v1::LeaseResponse> response = coordinator_.Lease(request);
-    NoteCoordinatorCall(response.status());
+    NoteCoordinatorCall(response.status(), response.ok());
     if (!response.ok()) {
       if (absl::IsFailedPrecondition(response.status())) {
         // The coordinator restarted and forgot us.
-        DropUnsentTasks();
         RegisterUntilDone();
       } else {
         spdlog::warn("lease failed: {}", std::string(response.status().message()));
@@ -404,6 +482,14 @@ Duration Worker::DispatchReady() {
         }
         front.reserved_tokens = estimate;
         ++t.in_flight;
+        Pending& stub = in_flight_[front.task.lease_id()];
+        stub.task.set_job_id(front.task.job_id());
+        stub.task.set_prompt_seq(front.task.prompt_seq());
+        stub.task.set_sample(front.task.sample());
+        stub.task.set_request_key(front.task.request_key());
+        stub.task.set_lease_id(front.task.lease_id());
+        stub.teacher_index = front.teacher_index;
+        stub.attempts = front.attempts + 1;  // this one is under way
         batch.push_back(std::move(front));
         t.queue.pop_front();
       }
@@ -461,6 +547,10 @@ void Worker::OnTeacherResult(Pending pending, TeacherResult result) {
   metrics::TeacherRequest(profile.name, model, result.http_status,
                           result.status.ok() ? "ok" : OutcomeName(result.kind),
                           Seconds(latency));
+  const int64_t lease_id = pending.task.lease_id();
+  in_flight_.erase(lease_id);
+  if (given_back_.erase(lease_id) > 0) return;  // reported ABANDONED already
+  const bool revoked = revoked_in_flight_.erase(lease_id) > 0;
   v1::TaskResult r;
   if (result.status.ok()) {
     // The result is ours: its texts (the raw body is the largest) move into
@@ -497,7 +587,8 @@ void Worker::OnTeacherResult(Pending pending, TeacherResult result) {
   }
   const bool retryable = result.kind == FailureKind::kRetryable ||
                          result.kind == FailureKind::kRateLimited;
-  if (retryable && pending.attempts < profile.max_attempts && !stopping_) {
+  if (retryable && pending.attempts < profile.max_attempts && !stopping_ &&
+      !revoked) {
     const Duration wait = Backoff(pending.attempts, result);
     const TimePoint due = clock_.Now() + wait;
     metrics::Retry(profile.name, model,
@@ -514,7 +605,8 @@ void Worker::OnTeacherResult(Pending pending, TeacherResult result) {
   switch (result.kind) {
     case FailureKind::kRetryable:
     case FailureKind::kRateLimited:
-      r.set_failure(stopping_ && pending.attempts < profile.max_attempts
+      r.set_failure((stopping_ || revoked) &&
+                            pending.attempts < profile.max_attempts
                         ? v1::FAILURE_CLASS_ABANDONED
                         : v1::FAILURE_CLASS_RETRYABLE);
       break;
@@ -616,7 +708,7 @@ bool Worker::SendReport(const std::string& worker_id,
   request.set_worker_id(worker_id);
   for (v1::TaskResult& r : batch) *request.add_results() = std::move(r);
   absl::StatusOr<v1::ReportResponse> response = coordinator_.Report(request);
-  NoteCoordinatorCall(response.status());
+  NoteCoordinatorCall(response.status(), /*knows_us=*/false);
   if (response.ok()) {
     Acknowledge(request);
     return true;
@@ -661,7 +753,7 @@ bool Worker::SendReport(const std::string& worker_id,
       original, absl::StrCat("the coordinator refused the result: ",
                              status.ToString()));
   absl::StatusOr<v1::ReportResponse> again = coordinator_.Report(repaired);
-  NoteCoordinatorCall(again.status());
+  NoteCoordinatorCall(again.status(), /*knows_us=*/false);
   if (again.ok()) {
     Acknowledge(repaired);
     return true;

@@ -13,6 +13,14 @@
 // results commit; a result refused on its own is sent as a failure with the
 // reason instead of being resent forever.
 //
+// Leases end three ways besides a report. A heartbeat answer revokes the
+// leases that are no longer ours (job cancelled, lease lapsed): their tasks
+// are dropped unsent. A coordinator that forgot us (it restarted) is told
+// what we hold when we register again, and revokes what it will not give
+// back. On Stop, tasks not sent are given back at once; requests still in
+// flight when the drain ends are given back too (ABANDONED), and the last
+// report is retried for up to final_report_timeout before the worker exits.
+//
 // Teacher calls complete on the HTTP client's event-loop thread; the lease
 // loop runs on the thread that calls Run(). Nothing blocks per request.
 #ifndef DISTILLERY_SERVICES_WORKER_WORKER_H_
@@ -53,6 +61,9 @@ struct WorkerOptions {
   Duration report_delay = std::chrono::milliseconds(50);
   // On Stop(), how long in-flight requests may take to finish.
   Duration drain_timeout = std::chrono::seconds(30);
+  // After the drain, how long the last report may keep failing (coordinator
+  // unreachable) before the worker gives up on it and exits.
+  Duration final_report_timeout = std::chrono::seconds(10);
   // Longest retry-after honoured; a longer one is capped.
   Duration max_retry_after = std::chrono::seconds(120);
   // Requests in flight to one teacher from this worker, at most.
@@ -105,11 +116,21 @@ class Worker {
     int busy = 0;  // queued, in flight or waiting for a retry
   };
 
+  // Registers (again), announcing the tasks held, and drops those whose
+  // leases the coordinator revokes.
   void RegisterUntilDone();
-  // Forgets tasks leased but not sent, when the coordinator lost our leases.
-  void DropUnsentTasks();
-  // Notes whether a coordinator call reached it.
-  void NoteCoordinatorCall(const absl::Status& status);
+  // Every task this worker holds, by lease id: queued, in flight, waiting
+  // for a retry, or with a result not yet reported.
+  std::vector<v1::HeldTask> HeldTasksLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops the unsent tasks of leases that are no longer ours; requests in
+  // flight for them are not retried.
+  void DropRevokedLocked(const google::protobuf::RepeatedField<int64_t>& ids)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // At the end of the drain: gives back the requests still in flight.
+  void GiveBackInFlightLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Notes whether a coordinator call reached it; `knows_us` when its answer
+  // shows the coordinator knows this worker and its leases.
+  void NoteCoordinatorCall(const absl::Status& status, bool knows_us);
   // Sends what the budget allows from the teachers' queues; returns how long
   // until more may be sent.
   Duration DispatchReady();
@@ -156,6 +177,13 @@ class Worker {
   bool coordinator_reachable_ ABSL_GUARDED_BY(mu_) = true;
   // Leases of tasks leased and not yet acknowledged by a successful report.
   std::set<int64_t> held_leases_ ABSL_GUARDED_BY(mu_);
+  // Requests being answered, by lease id (the task without its messages).
+  std::map<int64_t, Pending> in_flight_ ABSL_GUARDED_BY(mu_);
+  // In flight, but the lease is not ours any more: never retried.
+  std::set<int64_t> revoked_in_flight_ ABSL_GUARDED_BY(mu_);
+  // In flight when the drain ended and given back: their answers are not
+  // reported (the task may already be someone else's).
+  std::set<int64_t> given_back_ ABSL_GUARDED_BY(mu_);
   std::multimap<TimePoint, Pending> retries_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::TaskResult> results_ ABSL_GUARDED_BY(mu_);
   TimePoint oldest_result_ ABSL_GUARDED_BY(mu_);

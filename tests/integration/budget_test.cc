@@ -3,7 +3,9 @@
 // budget, paying for no answer twice.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
+#include <thread>
 #include <memory>
 #include <sstream>
 
@@ -99,6 +101,75 @@ TEST(BudgetTest, PausesAtTheBudgetAndResumesWithMore) {
   }
   EXPECT_EQ(records, 40);
   EXPECT_NEAR(total, final_status.at("cost_usd").get<double>(), 1e-9);
+  if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir);
+}
+
+// Two workers leasing and reporting at once, several jobs, costs in
+// thousandths of a dollar (no binary fraction holds them exactly): every
+// job must end paused at its budget with the reason. The old running sum
+// of double reservations kept about half of them "running" forever, just
+// under their budget, with nothing in flight.
+TEST(BudgetTest, BudgetedJobsOnTwoWorkersAllPauseNeverHang) {
+  constexpr int kJobs = 6;
+  const std::string dir = MakeTempDir("budget-two-workers");
+  Process sim("teacher-sim", {"--listen", "127.0.0.1:0", "--latency-ms", "5"},
+              dir);
+  const std::string sim_address = sim.WaitForAddress();
+  ASSERT_FALSE(sim_address.empty()) << sim.Stderr();
+  const std::string teachers = dir + "/teachers.yaml";
+  WriteFile(teachers, "teachers:\n  - name: sim\n    api: openai\n"
+                      "    base_url: http://" + sim_address + "/v1\n"
+                      "    max_tokens_field: max_tokens\n"
+                      "    rpm: 0\n    tpm: 0\n    max_concurrency: 8\n"
+                      "    pricing:\n      \"*\": {input: 1000, output: 1000}\n");
+  Process coordinator("distillery-coordinator",
+                      {"--listen", "127.0.0.1:0", "--data-dir", dir + "/data",
+                       "--teachers", teachers, "--heartbeat-ms", "200"},
+                      dir);
+  const std::string address = coordinator.WaitForAddress();
+  ASSERT_FALSE(address.empty()) << coordinator.Stderr();
+  Process w0("distillery-worker", {"--coordinator", address, "--teachers",
+                                   teachers, "--name", "w0"}, dir);
+  Process w1("distillery-worker", {"--coordinator", address, "--teachers",
+                                   teachers, "--name", "w1"}, dir);
+  auto cli = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"--coordinator", address});
+    return RunCommand("distillery", args, dir);
+  };
+  std::vector<std::string> jobs;
+  for (int j = 0; j < kJobs; ++j) {
+    std::string prompts;
+    for (int i = 0; i < 40; ++i) {
+      prompts += json({{"prompt", "job " + std::to_string(j) + " question " +
+                                      std::to_string(i) +
+                                      std::string(i * 7 % 50, '?')}})
+                     .dump() + "\n";
+    }
+    const std::string file = dir + "/p" + std::to_string(j) + ".jsonl";
+    WriteFile(file, prompts);
+    CommandResult submit = cli({"submit", file, "--teacher", "sim", "--model",
+                                "m", "--max-tokens", "64", "--budget-usd",
+                                "0.7"});
+    ASSERT_EQ(submit.exit_code, 0) << submit.err;
+    jobs.push_back(submit.out.substr(0, submit.out.find('\n')));
+  }
+  for (const std::string& job : jobs) {
+    json status;
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (std::chrono::steady_clock::now() < deadline) {
+      status = json::parse(cli({"status", job, "--json"}).out);
+      if (status.at("state") != "running") break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_EQ(status.at("state"), "paused")
+        << job << " never paused: " << status.dump();
+    EXPECT_NE(status.value("error", "").find("budget of $0.7000 reached"),
+              std::string::npos)
+        << status.dump();
+    EXPECT_LE(status.at("cost_usd").get<double>(), 0.7) << status.dump();
+    EXPECT_LT(status.at("tasks_done").get<int>(), 40) << status.dump();
+  }
   if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir);
 }
 

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -1141,6 +1142,50 @@ TEST_F(CoordinatorTest, CancelOfAFinishedJobChangesNothing) {
             v1::JOB_STATE_COMPLETED);
 }
 
+TEST_F(CoordinatorTest, CancelEndsTheJobsLeasesAndHeartbeatsRevokeThem) {
+  v1::Job job = MustSubmit(PromptLines({"a", "b", "c"}));
+  v1::Job other = MustSubmit(PromptLines({"x"}));
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> tasks = Lease(w, 4);
+  ASSERT_EQ(tasks.size(), 4u);
+  ASSERT_EQ(tasks[3].job_id(), other.id());
+
+  ASSERT_TRUE(coordinator_->CancelJob(job.id()).ok());
+  // The next heartbeat names the cancelled job's leases as no longer ours;
+  // the other job's lease is renewed as before.
+  v1::HeartbeatRequest request;
+  request.set_worker_id(w);
+  for (const v1::LeasedTask& t : tasks) request.add_held_lease_ids(t.lease_id());
+  v1::HeartbeatResponse response = coordinator_->Heartbeat(request);
+  EXPECT_TRUE(response.known());
+  EXPECT_THAT(response.revoked_lease_ids(),
+              ElementsAre(tasks[0].lease_id(), tasks[1].lease_id(),
+                          tasks[2].lease_id()));
+  EXPECT_EQ(coordinator_->Snapshot().leases_by_teacher["sim"], 1);
+
+  // An answer paid for before the worker heard is still kept.
+  EXPECT_EQ(Report(w, {Success(tasks[0], "A")}).accepted(), 1);
+  EXPECT_EQ(GetJob(job.id()).state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_EQ(StoredTask(job.id(), 0).state(), v1::TASK_STATE_DONE);
+}
+
+TEST_F(CoordinatorTest, HeartbeatRevokesALeaseThatLapsed) {
+  MustSubmit(PromptLines({"a"}));
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> tasks = Lease(w, 1);
+  ASSERT_EQ(tasks.size(), 1u);
+  clock_.Advance(options_.lease_duration + std::chrono::seconds(1));
+  coordinator_->ExpireLeases();
+  const std::string thief = Register("thief");
+  ASSERT_EQ(Lease(thief, 1).size(), 1u);  // leased again elsewhere
+
+  v1::HeartbeatRequest request;
+  request.set_worker_id(w);
+  request.add_held_lease_ids(tasks[0].lease_id());
+  EXPECT_THAT(coordinator_->Heartbeat(request).revoked_lease_ids(),
+              ElementsAre(tasks[0].lease_id()));
+}
+
 // ---------------------------------------------------------------- Recovery
 
 TEST_F(CoordinatorTest, RecoverKeepsJobsAndReleasesUnfinishedTasks) {
@@ -1249,6 +1294,244 @@ TEST_F(CoordinatorTest, LateReportFromBeforeARestartIsCountedOnce) {
     done += t.state() == v1::TASK_STATE_DONE;
   }
   EXPECT_EQ(GetJob(job.id()).counters().tasks_done(), done);
+}
+
+// ---------------------------------------------------------------- Restarts
+
+v1::HeldTask Held(const v1::LeasedTask& t) {
+  v1::HeldTask h;
+  h.set_job_id(t.job_id());
+  h.set_prompt_seq(t.prompt_seq());
+  h.set_sample(t.sample());
+  h.set_request_key(t.request_key());
+  h.set_lease_id(t.lease_id());
+  return h;
+}
+
+TEST_F(CoordinatorTest, GracefulStopSavesTheLeasesAndTheRestartKeepsThem) {
+  options_.restart_grace = std::chrono::seconds(30);  // not needed: saved
+  Restart();
+  v1::Job job = MustSubmit(PromptLines({"a", "b", "c", "d"}));
+  const std::string w1 = Register("w1");
+  std::vector<v1::LeasedTask> held = Lease(w1, 2);
+  ASSERT_EQ(held.size(), 2u);
+  absl::StatusOr<int> saved = coordinator_->SaveLeases();
+  ASSERT_TRUE(saved.ok()) << saved.status();
+  EXPECT_EQ(*saved, 2);
+  EXPECT_TRUE(Lease(Register("late"), 10).empty()) << "leased after saving";
+
+  Restart();
+
+  // Another worker gets only what nobody holds, at once.
+  const std::string w2 = Register("w2");
+  std::vector<v1::LeasedTask> rest = Lease(w2, 10);
+  ASSERT_EQ(rest.size(), 2u);
+  EXPECT_EQ(rest[0].prompt_seq(), 2);
+  EXPECT_EQ(rest[1].prompt_seq(), 3);
+  // w1 registers again (the coordinator forgot its id) naming what it holds:
+  // its leases change hands to the new id, and it reports with its old ids.
+  v1::RegisterRequest again;
+  again.set_name("w1");
+  again.add_teachers("sim");
+  for (const v1::LeasedTask& t : held) *again.add_held_tasks() = Held(t);
+  v1::RegisterResponse response = coordinator_->Register(again);
+  EXPECT_TRUE(response.revoked_lease_ids().empty());
+  EXPECT_TRUE(Heartbeat(response.worker_id(),
+                        {held[0].lease_id(), held[1].lease_id()}));
+  clock_.Advance(options_.lease_duration - std::chrono::seconds(1));
+  EXPECT_TRUE(Heartbeat(response.worker_id(),
+                        {held[0].lease_id(), held[1].lease_id()}));
+  EXPECT_TRUE(Heartbeat(w2, {rest[0].lease_id(), rest[1].lease_id()}));
+  clock_.Advance(std::chrono::seconds(2));  // past the restored deadline
+  EXPECT_TRUE(Lease(w2, 10).empty()) << "the heartbeat did not renew them";
+  EXPECT_EQ(Report(response.worker_id(),
+                   {Success(held[0], "A"), Success(held[1], "B")})
+                .accepted(),
+            2);
+  Report(w2, {Success(rest[0], "C"), Success(rest[1], "D")});
+  v1::Job done = GetJob(job.id());
+  EXPECT_EQ(done.state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(done.counters().teacher_requests(), 4) << "a task was asked twice";
+
+  // The saved table is used once: a crash now restores nothing stale.
+  Restart();
+  EXPECT_EQ(coordinator_->Snapshot().leases_by_teacher["sim"], 0);
+}
+
+TEST_F(CoordinatorTest, AfterACrashLeasingWaitsForWorkersToAnnounceTasks) {
+  options_.restart_grace = std::chrono::seconds(2);
+  Restart();
+  v1::Job job = MustSubmit(PromptLines({"a", "b", "c"}));
+  const std::string w1 = Register("w1");
+  std::vector<v1::LeasedTask> held = Lease(w1, 2);
+  ASSERT_EQ(held.size(), 2u);
+
+  Restart();  // no SaveLeases: a crash
+
+  const std::string w2 = Register("w2");
+  EXPECT_TRUE(Lease(w2, 10).empty()) << "leased during the grace period";
+  v1::RegisterRequest again;
+  again.set_name("w1");
+  again.add_teachers("sim");
+  for (const v1::LeasedTask& t : held) *again.add_held_tasks() = Held(t);
+  v1::RegisterResponse response = coordinator_->Register(again);
+  EXPECT_TRUE(response.revoked_lease_ids().empty());
+  clock_.Advance(std::chrono::seconds(2));
+  std::vector<v1::LeasedTask> rest = Lease(w2, 10);
+  ASSERT_EQ(rest.size(), 1u) << "a task w1 announced was leased again";
+  EXPECT_EQ(rest[0].prompt_seq(), 2);
+  EXPECT_GT(rest[0].lease_id(), std::max(held[0].lease_id(),
+                                         held[1].lease_id()));
+  Report(response.worker_id(), {Success(held[0], "A"), Success(held[1], "B")});
+  Report(w2, {Success(rest[0], "C")});
+  EXPECT_EQ(GetJob(job.id()).state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(GetJob(job.id()).counters().teacher_requests(), 3);
+}
+
+TEST_F(CoordinatorTest, AnnouncedTasksThatCannotBeTakenBackAreRevoked) {
+  v1::Job job = MustSubmit(PromptLines({"a", "b", "c"}));
+  v1::Job cancelled = MustSubmit(PromptLines({"x"}));
+  const std::string w1 = Register("w1");
+  std::vector<v1::LeasedTask> held = Lease(w1, 4);
+  ASSERT_EQ(held.size(), 4u);
+  Report(w1, {Success(held[0], "A")});
+
+  Restart();
+
+  ASSERT_TRUE(coordinator_->CancelJob(cancelled.id()).ok());
+  const std::string w2 = Register("w2");
+  std::vector<v1::LeasedTask> stolen = Lease(w2, 1);  // grace 0: at once
+  ASSERT_EQ(stolen.size(), 1u);
+  EXPECT_EQ(stolen[0].prompt_seq(), 1);
+  v1::RegisterRequest again;
+  again.set_name("w1");
+  for (const v1::LeasedTask& t : held) *again.add_held_tasks() = Held(t);
+  v1::HeldTask wrong = Held(held[2]);
+  wrong.set_request_key("not the task's key");
+  wrong.set_lease_id(held[2].lease_id() + 1000);
+  *again.add_held_tasks() = wrong;
+  v1::RegisterResponse response = coordinator_->Register(again);
+  // Done, leased to w2, cancelled, and a key that is not the task's: all
+  // revoked; only task 2 is taken back.
+  EXPECT_THAT(response.revoked_lease_ids(),
+              ElementsAre(held[0].lease_id(), held[1].lease_id(),
+                          held[3].lease_id(), wrong.lease_id()));
+  EXPECT_TRUE(Lease(w2, 10).empty());
+  EXPECT_EQ(Report(response.worker_id(), {Success(held[2], "C")}).accepted(),
+            1);
+  Report(w2, {Success(stolen[0], "B")});
+  EXPECT_EQ(GetJob(job.id()).state(), v1::JOB_STATE_COMPLETED);
+}
+
+// ---------------------------------------------------------------- Budgets
+
+class BudgetCoordinatorTest : public CoordinatorTest {
+ protected:
+  void SetUp() override {
+    // $0.001 a prompt token, completions free: a task's most cost is its
+    // estimated prompt tokens in thousandths of a dollar, which no binary
+    // fraction holds exactly (0.1 + 0.2 - 0.1 - 0.2 != 0).
+    teachers_[0].pricing["*"] = ModelPrice{1000, 0, 0};
+    CoordinatorTest::SetUp();
+  }
+  static v1::JobSpec BudgetSpec(double budget_usd) {
+    v1::JobSpec spec = Spec();
+    spec.set_budget_usd(budget_usd);
+    spec.mutable_params()->set_max_tokens(1);
+    return spec;
+  }
+  // A prompt estimated at `tokens` tokens: (bytes + 3) / 4, plus 4 for its
+  // one message.
+  static std::string PromptOf(int tokens, char c) {
+    return PromptLine(std::string(4 * (tokens - 4), c));
+  }
+  static v1::TaskResult Costing(const v1::LeasedTask& t, int prompt_tokens) {
+    v1::TaskResult r = Success(t, "answer " + std::to_string(t.prompt_seq()));
+    r.mutable_answer()->mutable_usage()->set_prompt_tokens(prompt_tokens);
+    r.mutable_answer()->mutable_usage()->set_completion_tokens(0);
+    r.mutable_answer()->mutable_usage()->set_reasoning_tokens(0);
+    return r;
+  }
+};
+
+TEST_F(BudgetCoordinatorTest, JobAtItsBudgetPausesOnceNothingIsInFlight) {
+  v1::Job job = MustSubmit({PromptOf(100, 'a'), PromptOf(200, 'b'),
+                            PromptOf(300, 'c'), PromptOf(100, 'd')},
+                           BudgetSpec(0.62));
+  const std::string a = Register("a"), b = Register("b"), c = Register("c");
+  std::vector<v1::LeasedTask> ta = Lease(a, 1), tb = Lease(b, 1),
+                              tc = Lease(c, 1);
+  ASSERT_EQ(ta.size() + tb.size() + tc.size(), 3u);
+  // $0.60 reserved; $0.10 more could pass $0.62: wait for the answers.
+  EXPECT_TRUE(Lease(a, 1).empty());
+  EXPECT_EQ(GetJob(job.id()).state(), v1::JOB_STATE_RUNNING);
+  Report(a, {Costing(ta[0], 100)});
+  EXPECT_TRUE(Lease(a, 1).empty());
+  Report(b, {Costing(tb[0], 200)});
+  EXPECT_TRUE(Lease(b, 1).empty());
+  EXPECT_EQ(GetJob(job.id()).state(), v1::JOB_STATE_RUNNING);
+  Report(c, {Costing(tc[0], 300)});
+  // Nothing in flight: $0.60 spent and $0.10 more could pass the budget.
+  EXPECT_TRUE(Lease(c, 1).empty());
+  v1::Job paused = GetJob(job.id());
+  EXPECT_EQ(paused.state(), v1::JOB_STATE_PAUSED)
+      << "stuck running with nothing in flight";
+  EXPECT_THAT(paused.error(), HasSubstr("budget of $0.6200 reached"));
+  EXPECT_THAT(paused.error(), HasSubstr("could cost up to $0.1000"));
+}
+
+// Several workers leasing and reporting in random order, answers costing
+// up to their estimate: the job never spends past its budget, and whenever
+// nothing is in flight and a lease comes back empty, it has ended (paused
+// or completed), never left running.
+TEST_F(BudgetCoordinatorTest, SeveralWorkersNeverLeaveABudgetedJobHanging) {
+  for (uint32_t seed = 1; seed <= 40; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    std::vector<std::string> lines;  // distinct prompts of 1 to 1600 bytes
+    for (int i = 0; i < 30; ++i) {
+      lines.push_back(PromptLine(
+          std::to_string(seed * 100 + i) +
+          std::string(std::uniform_int_distribution<int>(1, 1600)(rng), 'x')));
+    }
+    const double budget =
+        std::uniform_real_distribution<double>(0.3, 4.0)(rng);
+    v1::Job job = MustSubmit(lines, BudgetSpec(budget));
+    std::vector<std::string> workers = {Register("a"), Register("b"),
+                                        Register("c")};
+    std::vector<std::vector<v1::LeasedTask>> held(workers.size());
+    for (int step = 0; step < 2000; ++step) {
+      v1::Job now = GetJob(job.id());
+      ASSERT_LE(now.counters().cost_usd(), budget + 1e-9);
+      if (now.state() != v1::JOB_STATE_RUNNING) break;
+      const size_t w = std::uniform_int_distribution<size_t>(
+          0, workers.size() - 1)(rng);
+      if (!held[w].empty() && rng() % 2 == 0) {
+        const size_t i =
+            std::uniform_int_distribution<size_t>(0, held[w].size() - 1)(rng);
+        const v1::LeasedTask t = held[w][i];
+        held[w].erase(held[w].begin() + i);
+        const int estimate = (static_cast<int>(t.messages(0).content().size()) +
+                              3) / 4 + 4;
+        Report(workers[w],
+               {Costing(t, std::uniform_int_distribution<int>(1, estimate)(
+                               rng))});
+        continue;
+      }
+      std::vector<v1::LeasedTask> got =
+          Lease(workers[w], std::uniform_int_distribution<int>(1, 3)(rng));
+      bool none_held = got.empty();
+      for (const auto& h : held) none_held &= h.empty();
+      if (none_held) {
+        ASSERT_NE(GetJob(job.id()).state(), v1::JOB_STATE_RUNNING)
+            << "nothing in flight, nothing leased, job still running";
+      }
+      held[w].insert(held[w].end(), got.begin(), got.end());
+    }
+    v1::Job end = GetJob(job.id());
+    EXPECT_NE(end.state(), v1::JOB_STATE_RUNNING);
+    EXPECT_LE(end.counters().cost_usd(), budget + 1e-9);
+  }
 }
 
 // ---------------------------------------------------------------- Samples

@@ -60,6 +60,7 @@ class InProcessClient : public CoordinatorClient {
     v1::RegisterResponse response = coordinator_.Register(request);
     std::lock_guard<std::mutex> lock(mu_);
     ++registers_;
+    last_register_ = request;
     cv_.notify_all();
     return response;
   }
@@ -90,6 +91,7 @@ class InProcessClient : public CoordinatorClient {
       if (report_failures_ > 0) {
         --report_failures_;
         ++failed_reports_;
+        cv_.notify_all();
         return absl::UnavailableError("coordinator unreachable");
       }
       const size_t bytes = sent.ByteSizeLong();
@@ -159,6 +161,28 @@ class InProcessClient : public CoordinatorClient {
     std::lock_guard<std::mutex> lock(mu_);
     return registers_;
   }
+  v1::RegisterRequest last_register() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_register_;
+  }
+  // Waits until the worker has acted on the answer to a heartbeat that it
+  // sent after this call: the one after it has begun.
+  bool WaitForFreshHeartbeat() {
+    std::unique_lock<std::mutex> lock(mu_);
+    const int64_t target = heartbeats_ + 3;
+    return cv_.wait_for(lock, kWaitLimit,
+                        [&] { return heartbeats_ >= target; });
+  }
+  bool WaitForReports(size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, kWaitLimit,
+                        [&] { return results_.size() >= n; });
+  }
+  bool WaitForFailedReports(int n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, kWaitLimit,
+                        [&] { return failed_reports_ >= n; });
+  }
   int failed_reports() {
     std::lock_guard<std::mutex> lock(mu_);
     return failed_reports_;
@@ -216,6 +240,7 @@ class InProcessClient : public CoordinatorClient {
   int64_t leases_ = 0;
   int64_t heartbeats_ = 0;
   v1::HeartbeatRequest last_heartbeat_;
+  v1::RegisterRequest last_register_;
   std::vector<int64_t> leased_ids_;
   std::vector<v1::TaskResult> results_;
 };
@@ -977,11 +1002,73 @@ TEST_F(WorkerTest, HoldsALeaseUntilItsResultIsAcknowledged) {
   EXPECT_EQ(worker.requests_sent(), 1);
 }
 
-// On stop, a failing last report is retried, not dropped: the answer was
-// paid for.
-TEST_F(WorkerTest, RetriesTheLastReportWhenStopping) {
+TEST_F(WorkerTest, CancelDropsQueuedTasksAtTheNextHeartbeat) {
+  // One request at a time cluster-wide: the worker holds more than it sends.
+  profile_.max_concurrency = 1;
+  CoordinatorOptions options;
+  options.heartbeat_interval = milliseconds(50);
+  coordinator_ = std::make_unique<Coordinator>(
+      *store_, std::vector<TeacherProfile>{profile_}, coordinator_clock_,
+      options);
+  ASSERT_TRUE(coordinator_->Recover().ok());
+  client_ = std::make_unique<InProcessClient>(*coordinator_);
+  v1::Job job = Submit(4);
+  FakeTeacher teacher(
+      RealClock::Get(),
+      [](const TeacherRequest&, int) { return Answer("late"); },
+      /*async=*/true);
+  Worker worker(*client_, Teachers(teacher), RealClock::Get(), Options(),
+                no_jitter_);
+  WorkerThread thread(worker);
+  ASSERT_TRUE(teacher.WaitForInFlight(1));
+
+  ASSERT_TRUE(coordinator_->CancelJob(job.id()).ok());
+  ASSERT_TRUE(client_->WaitForFreshHeartbeat());
+  // The answer already asked for arrives and is reported; nothing queued is
+  // sent after it.
+  ASSERT_TRUE(teacher.AnswerOne());
+  ASSERT_TRUE(client_->WaitForReports(1));
+  ASSERT_TRUE(client_->SyncLoop());
+  EXPECT_TRUE(thread.Stop().ok());
+  EXPECT_EQ(teacher.calls().size(), 1u) << "sent a task of a cancelled job";
+  EXPECT_EQ(coordinator_->GetJob(job.id())->state(),
+            v1::JOB_STATE_CANCELLED);
+}
+
+TEST_F(WorkerTest, StopAtTheDrainDeadlineGivesBackRequestsInFlight) {
   v1::Job job = Submit(1);
-  client_->FailNextReports(1 << 30);
+  FakeTeacher teacher(
+      RealClock::Get(),
+      [](const TeacherRequest&, int) { return Answer("too late"); },
+      /*async=*/true);
+  WorkerOptions options = Options();
+  options.drain_timeout = milliseconds(20);
+  Worker worker(*client_, Teachers(teacher), RealClock::Get(), options,
+                no_jitter_);
+  WorkerThread thread(worker);
+  ASSERT_TRUE(teacher.WaitForInFlight(1));
+  EXPECT_TRUE(thread.Stop().ok());
+
+  std::vector<v1::TaskResult> results = client_->results();
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].failure(), v1::FAILURE_CLASS_ABANDONED);
+  // Leased again at once, not at the lease deadline.
+  v1::RegisterRequest reg;
+  reg.set_name("other");
+  v1::LeaseRequest lease;
+  lease.set_worker_id(coordinator_->Register(reg).worker_id());
+  lease.set_max_tasks(10);
+  lease.add_teachers("sim");
+  EXPECT_EQ(coordinator_->Lease(lease)->tasks_size(), 1);
+  // The answer that comes after it was given back is not reported.
+  ASSERT_TRUE(teacher.AnswerOne());
+  EXPECT_EQ(client_->results().size(), 1u);
+  EXPECT_EQ(StoredTask(job.id(), 0).state(), v1::TASK_STATE_PENDING);
+}
+
+TEST_F(WorkerTest, LastReportIsRetriedAfterTheDrain) {
+  v1::Job job = Submit(1);
+  client_->FailNextReports(1'000'000);
   FakeTeacher teacher(RealClock::Get(),
                       [](const TeacherRequest&, int) { return Answer("ok"); });
   WorkerOptions options = Options();
@@ -989,16 +1076,46 @@ TEST_F(WorkerTest, RetriesTheLastReportWhenStopping) {
   Worker worker(*client_, Teachers(teacher), RealClock::Get(), options,
                 no_jitter_);
   WorkerThread thread(worker);
-  ASSERT_TRUE(teacher.WaitForCalls(1));
-  for (int i = 0; i < 2000 && client_->failed_reports() == 0; ++i) {
-    std::this_thread::sleep_for(milliseconds(1));
-  }
-  ASSERT_GE(client_->failed_reports(), 1);
+  ASSERT_TRUE(client_->WaitForFailedReports(1));
   worker.Stop();
-  client_->FailNextReports(2);  // the coordinator comes back a moment later
+  client_->FailNextReports(0);  // the coordinator is back
   EXPECT_TRUE(thread.Stop().ok());
-  EXPECT_EQ(worker.results_reported(), 1);
-  EXPECT_EQ(StoredTask(job.id(), 0).state(), v1::TASK_STATE_DONE);
+  EXPECT_EQ(worker.results_reported(), 1) << "the paid answer was lost";
+  EXPECT_EQ(coordinator_->GetJob(job.id())->state(),
+            v1::JOB_STATE_COMPLETED);
+}
+
+TEST_F(WorkerTest, AnnouncesWhatItHoldsWhenRegisteringAgain) {
+  v1::Job job = Submit(3);
+  FakeTeacher teacher(
+      RealClock::Get(),
+      [](const TeacherRequest& r, int) {
+        return Answer("a " + r.messages.back().content);
+      },
+      /*async=*/true);
+  Worker worker(*client_, Teachers(teacher), RealClock::Get(), Options(),
+                no_jitter_);
+  WorkerThread thread(worker);
+  ASSERT_TRUE(teacher.WaitForInFlight(3));
+  client_->FailNextLeases(1);  // "unknown worker": the coordinator forgot us
+  const int before = client_->registers();
+  ASSERT_TRUE(client_->SyncLoop());
+  ASSERT_EQ(client_->registers(), before + 1);
+  v1::RegisterRequest again = client_->last_register();
+  std::vector<int64_t> announced;
+  for (const v1::HeldTask& h : again.held_tasks()) {
+    announced.push_back(h.lease_id());
+    EXPECT_EQ(h.job_id(), job.id());
+  }
+  std::vector<int64_t> leased = client_->leased_ids();
+  std::sort(leased.begin(), leased.end());
+  EXPECT_EQ(announced, leased);
+
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(teacher.AnswerOne());
+  v1::Job done = WaitForEnd(job.id());
+  EXPECT_TRUE(thread.Stop().ok());
+  EXPECT_EQ(done.state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(teacher.calls().size(), 3u);
 }
 
 TEST_F(WorkerTest, RunWithoutTeachersFails) {
