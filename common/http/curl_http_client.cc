@@ -113,9 +113,11 @@ absl::Status StatusFromCurlCode(CURLcode code, const char* detail,
       return absl::ResourceExhaustedError(
           absl::StrCat("response body over max_response_bytes (",
                        request.max_response_bytes, "): ", text));
-    case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_CONNECT:
+      // Nothing reached a server: the teacher is down or misaddressed.
+      return UnreachableError(text);
+    case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_WEIRD_SERVER_REPLY:
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:

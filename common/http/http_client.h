@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/string_view.h"
 #include "common/base/clock.h"
 
 namespace distillery {
@@ -62,13 +64,32 @@ class HttpClient {
 
   // Starts `request` and calls `done` exactly once, on the client's own event
   // loop thread, with the response or a transport error:
-  //   UNAVAILABLE        connection refused or reset, DNS failure, bad TLS
+  //   UNAVAILABLE        connection refused or reset, DNS failure, bad TLS;
+  //                      refused and DNS failure also IsUnreachable
   //   DEADLINE_EXCEEDED  connect, idle or total timeout
   //   RESOURCE_EXHAUSTED body over max_response_bytes
   //   INVALID_ARGUMENT   malformed URL
   // Thread-safe. `done` must not block.
   virtual void Send(HttpRequest request, Callback done) = 0;
 };
+
+// The type URL of the payload that marks an UNAVAILABLE as "no connection
+// could be made at all" (refused, host not found): the request never reached
+// a server, and none will until someone starts it or fixes the address. A
+// reset or a TLS failure mid-way is plain UNAVAILABLE.
+inline constexpr absl::string_view kUnreachablePayload =
+    "type.distillery/http.unreachable";
+
+inline absl::Status UnreachableError(absl::string_view message) {
+  absl::Status status = absl::UnavailableError(message);
+  status.SetPayload(kUnreachablePayload, absl::Cord("1"));
+  return status;
+}
+
+inline bool IsUnreachable(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kUnavailable &&
+         status.GetPayload(kUnreachablePayload).has_value();
+}
 
 }  // namespace distillery
 

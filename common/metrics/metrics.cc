@@ -75,8 +75,15 @@ class CallbackCollectable : public prometheus::Collectable {
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
 };
 
+// Families by the role that records them: a process exposes the common
+// ones and its role's (see ProcessStarted), so a worker serves no empty
+// coordinator series and the other way round.
 struct Families {
   std::shared_ptr<prometheus::Registry> registry =
+      std::make_shared<prometheus::Registry>();
+  std::shared_ptr<prometheus::Registry> worker_registry =
+      std::make_shared<prometheus::Registry>();
+  std::shared_ptr<prometheus::Registry> coordinator_registry =
       std::make_shared<prometheus::Registry>();
   std::shared_ptr<CallbackCollectable> callbacks =
       std::make_shared<CallbackCollectable>();
@@ -92,86 +99,92 @@ struct Families {
           .Help("Start time of the process since the Unix epoch, in seconds")
           .Register(*registry);
 
+  // Configuration, exposed by every role.
+  prometheus::Family<prometheus::Gauge>& limit_rpm =
+      BuildGauge()
+          .Name("distillery_teacher_limit_requests_per_minute")
+          .Help("A teacher profile's configured request limit, cluster-wide, "
+                "converted to per minute from rpm per limit_window_s (-1: "
+                "none configured, learned from the teacher; 0: no limit)")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& limit_tpm =
+      BuildGauge()
+          .Name("distillery_teacher_limit_tokens_per_minute")
+          .Help("A teacher profile's configured token limit, cluster-wide, "
+                "converted to per minute from tpm per limit_window_s (-1: "
+                "none configured, learned from the teacher; 0: no limit)")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& limit_concurrency =
+      BuildGauge()
+          .Name("distillery_teacher_limit_concurrency")
+          .Help("A teacher profile's configured limit of concurrent "
+                "requests, cluster-wide (0: no limit)")
+          .Register(*registry);
   // Worker.
   prometheus::Family<prometheus::Counter>& teacher_requests =
       BuildCounter()
           .Name("distillery_teacher_requests_total")
           .Help("Teacher request attempts by HTTP status class (none: no "
                 "response) and outcome (ok or the failure kind)")
-          .Register(*registry);
+          .Register(*worker_registry);
   prometheus::Family<prometheus::Histogram>& teacher_latency =
       BuildHistogram()
           .Name("distillery_teacher_request_duration_seconds")
           .Help("Teacher request attempt latency, until the whole answer")
-          .Register(*registry);
+          .Register(*worker_registry);
   prometheus::Family<prometheus::Histogram>& ttft =
       BuildHistogram()
           .Name("distillery_teacher_time_to_first_token_seconds")
           .Help("Time to the first token of an answer (equals the request "
                 "duration while requests are not streamed)")
-          .Register(*registry);
+          .Register(*worker_registry);
   prometheus::Family<prometheus::Counter>& tokens =
       BuildCounter()
           .Name("distillery_tokens_total")
           .Help("Tokens paid for, by kind: prompt, completion, reasoning "
                 "(part of completion), cached (part of prompt)")
-          .Register(*registry);
+          .Register(*worker_registry);
   prometheus::Family<prometheus::Counter>& cost =
       BuildCounter()
           .Name("distillery_cost_usd_total")
           .Help("Spend on teacher answers in US dollars, from the profile's "
                 "pricing (0 when a model has no price)")
-          .Register(*registry);
+          .Register(*worker_registry);
   prometheus::Family<prometheus::Gauge>& in_flight =
       BuildGauge()
           .Name("distillery_teacher_requests_in_flight")
           .Help("Teacher requests in flight from this worker")
-          .Register(*registry);
+          .Register(*worker_registry);
   prometheus::Family<prometheus::Counter>& retries =
       BuildCounter()
           .Name("distillery_teacher_retries_total")
           .Help("Failed attempts scheduled for a retry, by reason "
                 "(rate_limited: a 429; retryable: 5xx, timeouts, ...)")
-          .Register(*registry);
+          .Register(*worker_registry);
   prometheus::Family<prometheus::Counter>& retry_wait =
       BuildCounter()
           .Name("distillery_teacher_retry_wait_seconds_total")
           .Help("Time tasks spent waiting for a retry (backoff or "
                 "retry-after), by reason")
-          .Register(*registry);
-  prometheus::Family<prometheus::Gauge>& limit_rpm =
-      BuildGauge()
-          .Name("distillery_teacher_limit_requests_per_minute")
-          .Help("Configured requests-per-minute limit of a teacher (0: none)")
-          .Register(*registry);
-  prometheus::Family<prometheus::Gauge>& limit_tpm =
-      BuildGauge()
-          .Name("distillery_teacher_limit_tokens_per_minute")
-          .Help("Configured tokens-per-minute limit of a teacher (0: none)")
-          .Register(*registry);
-  prometheus::Family<prometheus::Gauge>& limit_concurrency =
-      BuildGauge()
-          .Name("distillery_teacher_limit_concurrency")
-          .Help("Configured concurrent requests per worker for a teacher")
-          .Register(*registry);
+          .Register(*worker_registry);
   prometheus::Family<prometheus::Gauge>& share_rpm =
       BuildGauge()
           .Name("distillery_worker_share_requests_per_minute")
           .Help("This worker's share of a teacher's request budget, from the "
                 "coordinator's last heartbeat answer (0: none enforced)")
-          .Register(*registry);
+          .Register(*worker_registry);
   prometheus::Family<prometheus::Gauge>& share_tpm =
       BuildGauge()
           .Name("distillery_worker_share_tokens_per_minute")
           .Help("This worker's share of a teacher's token budget (0: none "
                 "enforced)")
-          .Register(*registry);
+          .Register(*worker_registry);
   prometheus::Family<prometheus::Gauge>& share_concurrency =
       BuildGauge()
           .Name("distillery_worker_share_concurrency")
           .Help("Requests this worker may have in flight to a teacher under "
                 "its share (0: no cluster-wide cap)")
-          .Register(*registry);
+          .Register(*worker_registry);
 
   // Coordinator.
   prometheus::Family<prometheus::Counter>& tasks =
@@ -179,36 +192,36 @@ struct Families {
           .Name("distillery_tasks_settled_total")
           .Help("Tasks settled by the coordinator, by outcome: answered, "
                 "duplicate, cache_hit (no request sent), failed (dead letter)")
-          .Register(*registry);
+          .Register(*coordinator_registry);
   prometheus::Family<prometheus::Counter>& lease_expiries =
       BuildCounter()
           .Name("distillery_lease_expiries_total")
           .Help("Leases that expired and returned their task to the pool")
-          .Register(*registry);
+          .Register(*coordinator_registry);
   prometheus::Family<prometheus::Counter>& reports =
       BuildCounter()
           .Name("distillery_reported_results_total")
           .Help("Task results reported by workers: accepted, or ignored "
                 "(the task was already done)")
-          .Register(*registry);
+          .Register(*coordinator_registry);
   prometheus::Counter& prompts_submitted =
       BuildCounter()
           .Name("distillery_prompts_submitted_total")
           .Help("Prompts accepted by submissions")
-          .Register(*registry)
+          .Register(*coordinator_registry)
           .Add({});
   prometheus::Counter& records_exported =
       BuildCounter()
           .Name("distillery_records_exported_total")
           .Help("Records sent by exports")
-          .Register(*registry)
+          .Register(*coordinator_registry)
           .Add({});
   prometheus::Family<prometheus::Counter>& rejected_calls =
       BuildCounter()
           .Name("distillery_rejected_calls_total")
           .Help("gRPC calls refused by the coordinator: unauthenticated "
                 "(token missing or wrong) or over a limit")
-          .Register(*registry);
+          .Register(*coordinator_registry);
 };
 
 const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
@@ -322,6 +335,46 @@ std::string_view StatusClass(int http_status) {
   return other;
 }
 
+// The role ProcessStarted named; "" until then (tests): every family.
+std::mutex role_mu;
+std::string& Role() {
+  static std::string* role = new std::string();
+  return *role;
+}
+
+std::vector<std::shared_ptr<prometheus::Registry>> ExposedRegistries() {
+  std::string role;
+  {
+    std::lock_guard<std::mutex> lock(role_mu);
+    role = Role();
+  }
+  std::vector<std::shared_ptr<prometheus::Registry>> out = {F().registry};
+  if (role != "coordinator") out.push_back(F().worker_registry);
+  if (role != "worker") out.push_back(F().coordinator_registry);
+  return out;
+}
+
+// The registries of the process's role, chosen on each scrape, so that it
+// does not matter whether ProcessStarted ran before the exposer started.
+class RoleCollectable : public prometheus::Collectable {
+ public:
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    std::vector<prometheus::MetricFamily> out;
+    for (const auto& registry : ExposedRegistries()) {
+      for (prometheus::MetricFamily& f : registry->Collect()) {
+        out.push_back(std::move(f));
+      }
+    }
+    return out;
+  }
+};
+
+std::shared_ptr<RoleCollectable> RoleFamilies() {
+  static auto* families = new std::shared_ptr<RoleCollectable>(
+      std::make_shared<RoleCollectable>());
+  return *families;
+}
+
 }  // namespace
 
 struct MetricsExposer::Impl {
@@ -346,7 +399,7 @@ absl::StatusOr<std::unique_ptr<MetricsExposer>> MetricsExposer::Start(
     return absl::UnavailableError(
         absl::StrCat("cannot serve metrics on ", address, ": ", e.what()));
   }
-  impl->exposer->RegisterCollectable(F().registry);
+  impl->exposer->RegisterCollectable(RoleFamilies());
   impl->exposer->RegisterCollectable(F().callbacks);
   return std::unique_ptr<MetricsExposer>(new MetricsExposer(std::move(impl)));
 }
@@ -354,6 +407,10 @@ absl::StatusOr<std::unique_ptr<MetricsExposer>> MetricsExposer::Start(
 namespace metrics {
 
 void ProcessStarted(const std::string& role) {
+  {
+    std::lock_guard<std::mutex> lock(role_mu);
+    Role() = role;
+  }
   F().build_info.Add({{"role", role}}).Set(1);
   F().start_time.Add({}).Set(
       std::chrono::duration<double>(
@@ -400,9 +457,14 @@ void Retry(const std::string& teacher, const std::string& model,
 }
 
 void TeacherLimits(const std::string& teacher, int64_t rpm, int64_t tpm,
-                   int64_t max_concurrency) {
-  F().limit_rpm.Add({{"teacher", teacher}}).Set(static_cast<double>(rpm));
-  F().limit_tpm.Add({{"teacher", teacher}}).Set(static_cast<double>(tpm));
+                   int64_t window_seconds, int64_t max_concurrency) {
+  // Limits are per window; the series are per minute, whatever the window.
+  const double per_minute = window_seconds > 0 ? 60.0 / window_seconds : 1.0;
+  auto rate = [per_minute](int64_t limit) {
+    return limit <= 0 ? static_cast<double>(limit) : limit * per_minute;
+  };
+  F().limit_rpm.Add({{"teacher", teacher}}).Set(rate(rpm));
+  F().limit_tpm.Add({{"teacher", teacher}}).Set(rate(tpm));
   F().limit_concurrency.Add({{"teacher", teacher}})
       .Set(static_cast<double>(max_concurrency));
 }
@@ -456,7 +518,7 @@ std::unique_ptr<CollectorHandle> AddCollector(Collector collector) {
 }
 
 std::string TextExposition() {
-  std::vector<prometheus::MetricFamily> families = F().registry->Collect();
+  std::vector<prometheus::MetricFamily> families = RoleFamilies()->Collect();
   for (prometheus::MetricFamily& f : F().callbacks->Collect()) {
     families.push_back(std::move(f));
   }

@@ -45,7 +45,10 @@ namespace metrics {
 // --- Process ----------------------------------------------------------------
 
 // distillery_build_info{role} = 1 and process_start_time_seconds. Call once
-// from main(); `role` is "coordinator", "worker" or "cli".
+// from main(), before MetricsExposer::Start; `role` is "coordinator",
+// "worker" or "cli". A coordinator exposes no worker families and a worker
+// no coordinator families; any other role (and a process that never calls
+// this, such as a test) exposes both.
 void ProcessStarted(const std::string& role);
 
 // --- Worker: teacher calls ---------------------------------------------------
@@ -72,9 +75,11 @@ void InFlight(const std::string& teacher, int64_t delta);
 // "rate_limited" (429) or "retryable".
 void Retry(const std::string& teacher, const std::string& model,
            const std::string& reason, double wait_seconds);
-// The configured limits of a teacher profile (0: not configured).
+// The configured limits of a teacher profile, cluster-wide: rpm and tpm per
+// window of `window_seconds` (-1: not configured, learned; 0: no limit),
+// exposed per minute.
 void TeacherLimits(const std::string& teacher, int64_t rpm, int64_t tpm,
-                   int64_t max_concurrency);
+                   int64_t window_seconds, int64_t max_concurrency);
 // The worker's share of a teacher's cluster-wide budget, as last granted
 // (rates per minute; 0: not enforced).
 void BudgetShare(const std::string& teacher, double requests_per_minute,

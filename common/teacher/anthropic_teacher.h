@@ -7,7 +7,7 @@
 // order with their signatures, in `reasoning_blocks`. Failures are classified
 // by common/teacher/http_failure.h ({"type":"error","error":{"type"}} is the
 // error shape it already reads): 429 rate_limit_error is kRateLimited, 500
-// and 529 overloaded_error retryable, 401/403 kTeacherDown, 400/404/413
+// and 529 overloaded_error retryable, 401/403/404 kTeacherDown, 400/413
 // permanent; retry-after is honoured.
 //
 // Request building and response parsing are free functions, testable

@@ -96,7 +96,10 @@ Classification Classify(int http_status, const TeacherErrorBody& error) {
     case 403:
       return {absl::StatusCode::kPermissionDenied, FailureKind::kTeacherDown};
     case 404:
-      return {absl::StatusCode::kNotFound, FailureKind::kPermanent};
+      // The endpoint (a wrong base_url) or the model does not exist there:
+      // every request will get it, so pause the teacher like a bad key,
+      // rather than spend each task's attempts on it.
+      return {absl::StatusCode::kNotFound, FailureKind::kTeacherDown};
     case 408:
     case 409:
       return {absl::StatusCode::kUnavailable, FailureKind::kRetryable};
@@ -283,9 +286,21 @@ TeacherResult ClassifyTransportError(const absl::Status& status) {
       status.code(),
       absl::StrCat("no response from teacher: ",
                    Excerpt(text::Std(status.message()), kMaxQuotedMessage)));
-  result.kind = status.code() == absl::StatusCode::kInvalidArgument
-                    ? FailureKind::kPermanent
-                    : FailureKind::kRetryable;
+  if (status.code() == absl::StatusCode::kInvalidArgument) {
+    result.kind = FailureKind::kPermanent;
+  } else if (IsUnreachable(status)) {
+    // Connection refused or no such host: the teacher is not there (not
+    // started, still loading, a wrong base_url). Pause it with the reason
+    // instead of burning every task's attempts in seconds.
+    result.kind = FailureKind::kTeacherDown;
+    result.status = absl::Status(
+        status.code(),
+        absl::StrCat("teacher unreachable (check that it runs and its "
+                     "base_url): ",
+                     Excerpt(text::Std(status.message()), kMaxQuotedMessage)));
+  } else {
+    result.kind = FailureKind::kRetryable;
+  }
   return result;
 }
 

@@ -7,8 +7,11 @@
 // Codes, so that callers which branch on the code agree with `kind`:
 //   kRetryable    UNAVAILABLE (transport errors keep their own code)
 //   kRateLimited  RESOURCE_EXHAUSTED
-//   kPermanent    INVALID_ARGUMENT, NOT_FOUND
-//   kTeacherDown  UNAUTHENTICATED (401), PERMISSION_DENIED (403), and
+//   kPermanent    INVALID_ARGUMENT
+//   kTeacherDown  UNAUTHENTICATED (401), PERMISSION_DENIED (403), NOT_FOUND
+//                 (404: no such endpoint or model), UNAVAILABLE when the
+//                 teacher is unreachable (connection refused, no such host),
+//                 and
 //                 FAILED_PRECONDITION for spent quota or balance (402,
 //                 429 insufficient_quota, ...) and redirects: not
 //                 RESOURCE_EXHAUSTED, which would read as "slow down and
@@ -70,7 +73,8 @@ TeacherResult ClassifyHttpFailure(const HttpResponse& response,
                                   int64_t now_wall_millis);
 
 // A transport error from HttpClient::Send (no response arrived). Keeps the
-// code; INVALID_ARGUMENT (a malformed URL) is kPermanent, the rest
+// code; INVALID_ARGUMENT (a malformed URL) is kPermanent, an unreachable
+// teacher (IsUnreachable: refused, no such host) kTeacherDown, the rest
 // kRetryable.
 TeacherResult ClassifyTransportError(const absl::Status& status);
 

@@ -64,9 +64,9 @@ struct TeacherAnswer {
 enum class FailureKind {
   kRetryable,    // 408, 409, 5xx, 529, timeouts, resets, bad 200 bodies
   kRateLimited,  // 429 rate_limit_exceeded: retry later, slow down
-  kPermanent,    // 400, 404, 422, ...: this request will never succeed
-  kTeacherDown,  // 401, 403, 402, insufficient_quota: no request to this
-                 // teacher will succeed until a human acts
+  kPermanent,    // 400, 422, ...: this request will never succeed
+  kTeacherDown,  // 401, 403, 402, 404, insufficient_quota, unreachable: no
+                 // request to this teacher will succeed until a human acts
 };
 
 // Response headers as (lower-case name, value) pairs.

@@ -19,6 +19,7 @@
 #include "common/dataset/export_format.h"
 #include "common/dataset/split.h"
 #include "common/http/curl_http_client.h"
+#include "common/job/job_state.h"
 #include "common/rpc/grpc_security.h"
 #include "nlohmann/json.hpp"
 #include "services/coordinator/coordinator_server.h"
@@ -42,13 +43,6 @@ int ExitCodeFor(const grpc::Status& s) {
              : 1;
 }
 
-// Ended, or waiting for a human (paused at its budget): watch stops.
-bool IsTerminal(v1::JobState s) {
-  return s == v1::JOB_STATE_COMPLETED || s == v1::JOB_STATE_CANCELLED ||
-         s == v1::JOB_STATE_PAUSED ||
-         s == v1::JOB_STATE_FAILED;
-}
-
 double NowSeconds() {
   return std::chrono::duration<double>(
              std::chrono::steady_clock::now().time_since_epoch())
@@ -57,29 +51,39 @@ double NowSeconds() {
 
 }  // namespace
 
-std::string JobStateName(v1::JobState state) {
-  switch (state) {
-    case v1::JOB_STATE_SUBMITTING:
-      return "submitting";
-    case v1::JOB_STATE_RUNNING:
-      return "running";
-    case v1::JOB_STATE_COMPLETED:
-      return "completed";
-    case v1::JOB_STATE_CANCELLED:
-      return "cancelled";
-    case v1::JOB_STATE_FAILED:
-      return "failed";
-    case v1::JOB_STATE_PAUSED:
-      return "paused";
-    default:
-      return "unknown";
-  }
-}
-
 namespace {
 
 int64_t Settled(const v1::Job& job) {
   return job.counters().tasks_done() + job.counters().tasks_failed();
+}
+
+// Why a job that is not finished makes no progress, or "".
+std::string Waiting(const v1::Job& job) {
+  if (IsSettledForNow(job.state())) return "";
+  const v1::TeacherStatus& t = job.teacher_status();
+  if (t.paused()) {
+    return absl::StrCat("teacher ", t.name(), " paused: ", t.pause_reason());
+  }
+  if (t.live_workers() == 0 && Settled(job) < job.counters().tasks_total()) {
+    return NoLiveWorkerMessage(job.spec().teacher());
+  }
+  return "";
+}
+
+// Failed requests in flight, before any task is dead-lettered: the
+// teacher's errors and 429s as the coordinator heard of them (all of its
+// jobs since the coordinator started).
+std::string TeacherErrors(const v1::Job& job) {
+  const v1::TeacherStatus& t = job.teacher_status();
+  std::string out;
+  if (t.errors_total() > 0) {
+    absl::StrAppend(&out, " ", t.errors_total(),
+                    t.errors_total() == 1 ? " error" : " errors");
+  }
+  if (t.rate_limited_total() > 0) {
+    absl::StrAppend(&out, " ", t.rate_limited_total(), " 429s");
+  }
+  return out;
 }
 
 // Columns a UTF-8 string takes (every code point one column, which holds
@@ -129,6 +133,26 @@ class RateMeter {
 
 }  // namespace
 
+std::string NoLiveWorkerMessage(const std::string& teacher) {
+  return absl::StrCat("no live worker serves teacher ", teacher,
+                      " (start a worker whose teachers file has its key)");
+}
+
+int WatchExitCode(const v1::Job& job) {
+  switch (job.state()) {
+    case v1::JOB_STATE_COMPLETED:
+      return job.counters().tasks_failed() > 0 ? kExitDeadLetters : 0;
+    case v1::JOB_STATE_PAUSED:
+      return kExitPaused;
+    case v1::JOB_STATE_FAILED:
+      return kExitFailed;
+    case v1::JOB_STATE_CANCELLED:
+      return kExitCancelled;
+    default:
+      return 1;
+  }
+}
+
 std::string FormatDuration(double seconds) {
   if (!(seconds >= 0) || seconds > 1e9) return "?";
   const int64_t s = static_cast<int64_t>(seconds + 0.5);
@@ -147,7 +171,7 @@ std::string JobJson(const v1::Job& job, int64_t now_ms) {
                        : 0.0;
   const double rate = elapsed > 0 ? settled / elapsed : 0.0;
   nlohmann::ordered_json eta = nullptr;
-  if (IsTerminal(job.state()) || pending == 0) {
+  if (IsSettledForNow(job.state()) || pending == 0) {
     eta = 0;
   } else if (rate > 0) {
     eta = pending / rate;
@@ -196,7 +220,10 @@ std::string JobJson(const v1::Job& job, int64_t now_ms) {
       {"paused", t.paused()},
       {"pause_reason", t.pause_reason()},
       {"rate_limited_total", t.rate_limited_total()},
+      {"errors_total", t.errors_total()},
+      {"live_workers", t.live_workers()},
   };
+  j["waiting"] = Waiting(job);
   return j.dump();
 }
 
@@ -210,7 +237,7 @@ std::string ProgressLine(const v1::Job& job, double rate_per_second) {
                                      c.tasks_total(), pct);
   if (rate_per_second > 0) {
     absl::StrAppend(&line, absl::StrFormat(" %.1f/s", rate_per_second));
-    if (!IsTerminal(job.state())) {
+    if (!IsSettledForNow(job.state())) {
       absl::StrAppend(&line, " eta ",
                       FormatDuration((c.tasks_total() - settled) /
                                      rate_per_second));
@@ -221,10 +248,12 @@ std::string ProgressLine(const v1::Job& job, double rate_per_second) {
                   " near-dup ", c.near_duplicate_answers(), " tokens ",
                   c.prompt_tokens() + c.completion_tokens(), " spend ",
                   Spend(c.cost_usd()));
+  if (std::string errors = TeacherErrors(job); !errors.empty()) {
+    absl::StrAppend(&line, " teacher", errors);
+  }
   if (!job.error().empty()) absl::StrAppend(&line, " error: ", job.error());
-  if (job.teacher_status().paused()) {
-    absl::StrAppend(&line, " [teacher ", job.teacher_status().name(),
-                    " paused: ", job.teacher_status().pause_reason(), "]");
+  if (std::string waiting = Waiting(job); !waiting.empty()) {
+    absl::StrAppend(&line, " [", waiting, "]");
   }
   return line;
 }
@@ -239,8 +268,11 @@ std::string ProgressBar(const v1::Job& job, double rate_per_second,
           : 1.0;
   std::string figures =
       absl::StrFormat(" %5.1f%% %d/%d", 100 * fraction, settled, c.tasks_total());
-  if (IsTerminal(job.state())) {
+  const std::string waiting = Waiting(job);
+  if (IsSettledForNow(job.state())) {
     absl::StrAppend(&figures, " ", JobStateName(job.state()));
+  } else if (!waiting.empty()) {
+    // No ETA while nothing can move; the reason instead (cut to the width).
   } else if (rate_per_second > 0) {
     absl::StrAppend(&figures, absl::StrFormat(" %.1f/s", rate_per_second),
                     " eta ",
@@ -250,7 +282,8 @@ std::string ProgressBar(const v1::Job& job, double rate_per_second,
     absl::StrAppend(&figures, " eta ?");
   }
   absl::StrAppend(&figures, " ", Spend(c.cost_usd()), " ", c.tasks_failed(),
-                  c.tasks_failed() == 1 ? " error" : " errors");
+                  " failed", TeacherErrors(job));
+  if (!waiting.empty()) absl::StrAppend(&figures, " | ", waiting);
   const std::string prefix = job.id() + " [";
   const int bar_width = std::max(
       10, width - DisplayWidth(prefix) - 1 - DisplayWidth(figures));
@@ -329,8 +362,40 @@ int Submit(v1::ClientService::StubInterface& stub, const SubmitOptions& options,
   err << "submitted " << response.job().counters().prompts() << " prompts ("
       << response.job().counters().tasks_total() << " tasks) as job "
       << response.job().id() << "\n";
+  if (response.job().teacher_status().live_workers() == 0) {
+    err << "warning: " << NoLiveWorkerMessage(response.job().spec().teacher())
+        << "; the job waits until one registers\n";
+  }
   out << response.job().id() << std::endl;
   return 0;
+}
+
+std::string TeacherLine(const v1::TeacherStatus& t) {
+  // Where a limit in force comes from: still probing (nothing known yet),
+  // the profile, or the teacher (its headers or its 429s).
+  auto limit = [&t](double effective) -> std::string {
+    if (effective <= 0) return t.learning() ? "unknown yet" : "no limit";
+    return absl::StrFormat("%.0f", effective);
+  };
+  std::string source;
+  if (t.learning()) {
+    source = " (no limit known yet: probing upward)";
+  } else if ((t.effective_rpm() > 0 &&
+              t.effective_rpm() != t.configured_rpm()) ||
+             (t.effective_tpm() > 0 &&
+              t.effective_tpm() != t.configured_tpm())) {
+    source = " (learned from the teacher)";
+  }
+  std::string line = absl::StrFormat(
+      "teacher %s: %s rpm, %s tpm per %ds window%s, max concurrency %s, "
+      "%d live workers, %d errors, 429s %d",
+      t.name(), limit(t.effective_rpm()), limit(t.effective_tpm()),
+      static_cast<int>(t.window_ms() / 1000), source,
+      t.max_concurrency() > 0 ? std::to_string(t.max_concurrency())
+                              : std::string("none"),
+      t.live_workers(), t.errors_total(), t.rate_limited_total());
+  if (t.paused()) absl::StrAppend(&line, ", PAUSED: ", t.pause_reason());
+  return line;
 }
 
 int Status(v1::ClientService::StubInterface& stub, const std::string& job_id,
@@ -359,20 +424,7 @@ int Status(v1::ClientService::StubInterface& stub, const std::string& job_id,
     const double rate = elapsed > 0.5 ? settled / elapsed : 0.0;
     out << ProgressLine(job, rate) << "\n";
     const v1::TeacherStatus& t = job.teacher_status();
-    out << absl::StrFormat(
-        "teacher %s: %s rpm, %s tpm per %ds window%s, max concurrency %s, "
-        "429s %d%s\n",
-        t.name(),
-        t.effective_rpm() > 0 ? absl::StrFormat("%.0f", t.effective_rpm())
-                              : std::string(t.learning() ? "learning" : "no limit"),
-        t.effective_tpm() > 0 ? absl::StrFormat("%.0f", t.effective_tpm())
-                              : std::string(t.learning() ? "learning" : "no limit"),
-        static_cast<int>(t.window_ms() / 1000),
-        t.learning() ? " (learned from the teacher)" : "",
-        t.max_concurrency() > 0 ? std::to_string(t.max_concurrency())
-                                : std::string("none"),
-        t.rate_limited_total(),
-        t.paused() ? ", PAUSED: " + t.pause_reason() : "");
+    out << TeacherLine(t) << "\n";
   }
   return 0;
 }
@@ -444,13 +496,14 @@ int Watch(v1::ClientService::StubInterface& stub, const std::string& job_id,
         out << "\r\033[K" << ProgressBar(job, meter.Rate(), width)
             << std::flush;
         bar_drawn = true;
-      } else if (IsTerminal(job.state()) || NowSeconds() - last_plain >= 1.0) {
+      } else if (IsSettledForNow(job.state()) ||
+                 NowSeconds() - last_plain >= 1.0) {
         out << ProgressLine(job, meter.Rate()) << "\n" << std::flush;
         last_plain = NowSeconds();
       }
     }
     grpc::Status s = reader->Finish();
-    if (IsTerminal(job.state())) break;
+    if (IsSettledForNow(job.state())) break;
     if (!s.ok() && s.error_code() != grpc::StatusCode::UNAVAILABLE) {
       end_bar();
       PrintError(err, s);
@@ -468,11 +521,17 @@ int Watch(v1::ClientService::StubInterface& stub, const std::string& job_id,
     // The bar cannot hold everything: the final figures, once, in full.
     out << ProgressLine(job, meter.Rate()) << "\n" << std::flush;
   }
+  const int code = WatchExitCode(job);
   if (job.state() == v1::JOB_STATE_PAUSED) {
     err << "job " << job_id << " paused: " << job.error() << "\n";
-    return 3;
+  } else if (job.state() == v1::JOB_STATE_FAILED) {
+    err << "job " << job_id << " failed: " << job.error() << "\n";
+  } else if (code == kExitDeadLetters) {
+    err << "job " << job_id << " completed with " << job.counters().tasks_failed()
+        << " dead letters (see `distillery export " << job_id
+        << " --format errors`, `distillery retry " << job_id << "`)\n";
   }
-  return job.state() == v1::JOB_STATE_COMPLETED ? 0 : 1;
+  return code;
 }
 
 int Cancel(v1::ClientService::StubInterface& stub, const std::string& job_id,
@@ -748,7 +807,10 @@ int Run(const RunOptions& options, std::ostream& out, std::ostream& err) {
   int rc = Submit(*stub, options.submit, job_id_out, err);
   std::string job_id;
   std::getline(job_id_out, job_id);
-  if (rc == 0) rc = Watch(*stub, job_id, /*tty=*/false, err, err);
+  if (rc == 0) {
+    rc = Watch(*stub, job_id, options.progress_tty, err, err,
+               options.progress_width);
+  }
   v1::Job job;
   if (!job_id.empty()) {
     grpc::ClientContext context;

@@ -52,7 +52,22 @@ struct RunOptions {
   int workers = 2;
   std::string data_dir = ".distillery";
   ExportOptions export_options;
+  // The progress display, as `watch` draws it: a bar redrawn in place on a
+  // terminal `progress_width` columns wide, else plain lines.
+  bool progress_tty = false;
+  int progress_width = 80;
 };
+
+// `watch`'s exit codes (README "Watching a job"). 1 and 2 are the codes of
+// every command: the command failed; bad usage or an unknown job.
+inline constexpr int kExitPaused = 3;       // paused at its budget
+inline constexpr int kExitDeadLetters = 4;  // completed, some tasks failed
+inline constexpr int kExitFailed = 5;       // every task failed
+inline constexpr int kExitCancelled = 6;
+// The code `watch` exits with when it sees `job` last: 0 when it completed
+// with every task answered, else one of the above (1 for a state watch does
+// not stop in).
+int WatchExitCode(const v1::Job& job);
 
 // Exit codes: 0 ok, 1 the operation failed, 2 bad usage or input.
 int Submit(v1::ClientService::StubInterface& stub, const SubmitOptions& options,
@@ -61,10 +76,10 @@ int Status(v1::ClientService::StubInterface& stub, const std::string& job_id,
            bool json, std::ostream& out, std::ostream& err);
 int Jobs(v1::ClientService::StubInterface& stub, std::ostream& out,
          std::ostream& err);
-// Follows the job until it ends. When `tty`, one progress bar `width`
-// columns wide, redrawn in place; otherwise a plain ProgressLine at most once
-// a second and at the end. 0 when it completed, 1 when it failed or was
-// cancelled.
+// Follows the job until it ends or pauses. When `tty`, one progress bar
+// `width` columns wide, redrawn in place; otherwise a plain ProgressLine at
+// most once a second and at the end. Returns WatchExitCode of the last state
+// seen, or 1 or 2 when the watch itself failed.
 int Watch(v1::ClientService::StubInterface& stub, const std::string& job_id,
           bool tty, std::ostream& out, std::ostream& err, int width = 80);
 int Cancel(v1::ClientService::StubInterface& stub, const std::string& job_id,
@@ -93,12 +108,18 @@ int Run(const RunOptions& options, std::ostream& out, std::ostream& err);
 // out, and so is the ETA of a finished job.
 std::string ProgressLine(const v1::Job& job, double rate_per_second);
 // The same figures as a bar for a terminal `width` columns wide:
-// "job-000001 ▕█████▌      ▏ 60.0% 1200/2000 350/s eta 2s $0.0123 0 err".
+// "job-000001 [█████▌      ] 60.0% 1200/2000 350.0/s eta 2s $0.0123 0 failed
+// 7 errors 3 429s" (the teacher's errors and 429s when there were any; in
+// place of the ETA, why nothing moves: a paused teacher, no live worker).
 // Never wider than `width` (the bar shrinks, then the figures are cut).
 std::string ProgressBar(const v1::Job& job, double rate_per_second, int width);
 // "42s", "3m05s", "2h04m": for ETAs.
 std::string FormatDuration(double seconds);
-std::string JobStateName(v1::JobState state);
+// "no live worker serves teacher X (...)": shown by submit, status, watch.
+std::string NoLiveWorkerMessage(const std::string& teacher);
+// `status`'s teacher line: its limits in force and where they come from,
+// live workers, errors and 429s, and any pause with its reason.
+std::string TeacherLine(const v1::TeacherStatus& teacher);
 // Every counter of the job, plus what scripts want to compute less:
 // settled, pending, percent, elapsed_seconds, rate_per_second (over the
 // job's life), eta_seconds (null when unknown), cost_usd. `now_ms` is wall

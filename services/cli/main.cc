@@ -28,24 +28,31 @@ void AddSpecFlags(CLI::App* cmd, distillery::v1::JobSpec* spec,
   spec->set_samples(1);
   cmd->add_option_function<int>(
          "--samples", [spec](int n) { spec->set_samples(n); },
-         "answers per prompt (default 1)")
-      ->check(CLI::Range(1, 1000));
+         "answers per prompt")
+      ->check(CLI::Range(1, 1000))
+      ->default_str("1");
   cmd->add_option_function<int64_t>(
          "--max-tokens",
          [spec](int64_t n) { spec->mutable_params()->set_max_tokens(n); },
          "completion token limit")
-      ->check(CLI::Range(int64_t{1}, int64_t{10'000'000}));
+      ->check(CLI::Range(int64_t{1}, int64_t{10'000'000}))
+      ->default_str("the profile's default_max_tokens");
   cmd->add_option("--temperature", *temperature, "sampling temperature")
-      ->check(CLI::Range(0.0, 2.0));
+      ->check(CLI::Range(0.0, 2.0))
+      ->default_str("the teacher's");
   cmd->add_option("--top-p", *top_p, "nucleus sampling")
-      ->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--seed", *seed, "sampling seed");
+      ->check(CLI::Range(0.0, 1.0))
+      ->default_str("the teacher's");
+  cmd->add_option("--seed", *seed, "sampling seed")->default_str("none");
   cmd->add_option_function<double>(
          "--budget-usd", [spec](double usd) { spec->set_budget_usd(usd); },
-         "stop spending at this many US dollars (needs pricing)")
-      ->check(CLI::PositiveNumber);
+         "stop spending at this many US dollars (needs pricing); the job "
+         "pauses there, `distillery resume JOB --budget-usd MORE` goes on")
+      ->check(CLI::PositiveNumber)
+      ->default_str("no limit");
   cmd->add_option("--system", *spec->mutable_system_prompt(),
-                  "system prompt for prompts without one");
+                  "system prompt for prompts without one")
+      ->default_str("none");
 }
 
 void ApplyOptionalParams(distillery::v1::JobSpec* spec,
@@ -81,17 +88,24 @@ void AddExportFlags(CLI::App* cmd, distillery::cli::ExportOptions* options) {
   cmd->add_option("--max-chars", options->max_chars, "longest answer kept")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--metadata", options->metadata,
-                  "keep prompts whose metadata has KEY=VALUE (repeatable)");
+                  "keep prompts whose metadata has KEY=VALUE (repeatable)")
+      ->default_str("any");
   cmd->add_option("--near-dup-threshold", options->near_dup_threshold,
                   "keep only the first answer of each cluster with estimated "
-                  "Jaccard similarity >= J (0.85 is a good start)")
+                  "Jaccard similarity >= J (0.85 is a good start; 0: keep "
+                  "near-duplicates)")
       ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--split", options->split,
+                  "NAME=FRACTION,... one file per split, e.g. "
+                  "train=0.95,test=0.05 (--out data.jsonl writes "
+                  "data.train.jsonl, data.test.jsonl)")
+      ->default_str("none: one file");
 }
 
-// Columns of the terminal on stdout; 80 when it does not say.
-int TerminalWidth() {
+// Columns of the terminal on `fd`; 80 when it does not say.
+int TerminalWidth(int fd) {
   winsize size{};
-  if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) {
+  if (ioctl(fd, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) {
     return size.ws_col;
   }
   return 80;
@@ -103,6 +117,11 @@ int main(int argc, char** argv) {
   distillery::InitLogging("distillery", "warn");
   CLI::App app{"distillery: harvest teacher-model answers for distillation"};
   app.require_subcommand(1);
+  // Every option's help shows its default (subcommands inherit this).
+  app.option_defaults()->always_capture_default();
+  app.footer(
+      "Example:\n  distillery run prompts.jsonl --teachers teachers.yaml "
+      "--teacher openai --model gpt-4o-mini");
   const char* env_coordinator = std::getenv("DISTILLERY_COORDINATOR");
   std::string coordinator = env_coordinator ? env_coordinator : "127.0.0.1:7070";
   app.add_option("--coordinator", coordinator,
@@ -112,22 +131,31 @@ int main(int argc, char** argv) {
   distillery::ClientSecurityOptions security;
   std::string token_file;
   app.add_option("--tls-ca", security.tls_ca_file,
-                 "PEM CA of the coordinator's certificate: connect with TLS");
+                 "PEM CA of the coordinator's certificate: connect with TLS")
+      ->default_str("none: plaintext");
   app.add_option("--tls-cert", security.tls_cert_file,
-                 "PEM client certificate, for a coordinator requiring mTLS");
+                 "PEM client certificate, for a coordinator requiring mTLS")
+      ->default_str("none");
   app.add_option("--tls-key", security.tls_key_file,
-                 "PEM private key of --tls-cert");
+                 "PEM private key of --tls-cert")
+      ->default_str("none");
   app.add_option("--tls-server-name", security.tls_server_name,
-                 "name to check the coordinator's certificate against");
+                 "name to check the coordinator's certificate against")
+      ->default_str("the host of --coordinator");
   app.add_option("--token-file", token_file,
-                 "file with the bearer token (else env DISTILLERY_TOKEN)");
+                 "file with the bearer token (else env DISTILLERY_TOKEN)")
+      ->default_str("none");
   CLI::App* health_cmd = app.add_subcommand(
       "health", "check that the coordinator serves (gRPC health service)");
+  health_cmd->footer("Example:\n  distillery health  # prints SERVING, exit 0");
 
   std::optional<double> temperature, top_p;
   std::optional<int64_t> seed;
   distillery::cli::SubmitOptions submit;
   CLI::App* submit_cmd = app.add_subcommand("submit", "submit a prompt file");
+  submit_cmd->footer(
+      "Example:\n  distillery submit prompts.jsonl --teacher openai --model "
+      "gpt-4o-mini --samples 2");
   submit_cmd->add_option("FILE", submit.file, "JSONL prompt file")->required();
   AddSpecFlags(submit_cmd, &submit.spec, &temperature, &top_p, &seed);
   submit_cmd
@@ -140,43 +168,69 @@ int main(int argc, char** argv) {
   CLI::App* status_cmd = app.add_subcommand("status", "show a job");
   status_cmd->add_option("JOB", job_id)->required();
   status_cmd->add_flag("--json", json, "machine-readable output");
+  status_cmd->footer("Example:\n  distillery status job-000001 --json");
 
   CLI::App* jobs_cmd = app.add_subcommand("jobs", "list jobs");
+  jobs_cmd->footer("Example:\n  distillery jobs");
 
   CLI::App* watch_cmd =
-      app.add_subcommand("watch", "follow a job until it ends");
+      app.add_subcommand("watch", "follow a job until it ends or pauses");
   watch_cmd->add_option("JOB", job_id)->required();
+  watch_cmd->footer(
+      "Exit codes: 0 completed, 1 error, 2 bad usage or unknown job, 3 "
+      "paused, 4 completed with dead letters, 5 failed, 6 cancelled.\n"
+      "Ctrl-C stops watching; the job goes on.\n"
+      "Example:\n  distillery watch job-000001");
 
   CLI::App* cancel_cmd = app.add_subcommand("cancel", "cancel a job");
   cancel_cmd->add_option("JOB", job_id)->required();
+  cancel_cmd->footer("Example:\n  distillery cancel job-000001");
 
   double resume_budget = 0;
   CLI::App* resume_cmd = app.add_subcommand(
       "resume", "resume a job paused at its budget");
   resume_cmd->add_option("JOB", job_id)->required();
-  resume_cmd->add_option("--budget-usd", resume_budget, "the new budget")
-      ->check(CLI::PositiveNumber);
+  resume_cmd
+      ->add_option("--budget-usd", resume_budget,
+                   "the new budget, above what was spent")
+      ->check(CLI::PositiveNumber)
+      ->default_str("the old budget");
+  resume_cmd->footer(
+      "Example:\n  distillery resume job-000001 --budget-usd 20");
 
   std::string teacher_name;
   CLI::App* resume_teacher_cmd = app.add_subcommand(
-      "resume-teacher", "lift a teacher's pause once its key or quota is fixed");
+      "resume-teacher",
+      "lift a teacher's pause once its key, quota, base_url or model is "
+      "fixed, or it is reachable again");
   resume_teacher_cmd->add_option("TEACHER", teacher_name)->required();
+  resume_teacher_cmd->footer("Example:\n  distillery resume-teacher openai");
 
   CLI::App* retry_cmd = app.add_subcommand(
       "retry", "harvest a job's dead-lettered (failed) tasks again");
   retry_cmd->add_option("JOB", job_id)->required();
+  retry_cmd->footer("Example:\n  distillery retry job-000001");
 
   distillery::cli::ExportOptions export_options;
   CLI::App* export_cmd = app.add_subcommand("export", "export a dataset");
   std::vector<std::string> more_jobs;
   export_cmd->add_option("JOB", export_options.job_ids, "job ids");
-  export_cmd->add_option("--job", more_jobs, "another job (repeatable)");
-  export_cmd->add_option("--out", export_options.out, "output file");
+  export_cmd->add_option("--job", more_jobs, "another job (repeatable)")
+      ->default_str("none");
+  export_cmd->add_option("--out", export_options.out, "output file")
+      ->default_str("standard output");
+  export_cmd->footer(
+      "Example:\n  distillery export job-000001 --out data.jsonl --split "
+      "train=0.95,test=0.05");
   AddExportFlags(export_cmd, &export_options);
-  export_cmd->add_option("--teacher", export_options.teachers,
-                         "keep answers from these teacher profiles");
-  export_cmd->add_option("--model", export_options.models,
-                         "keep answers from these models");
+  export_cmd
+      ->add_option("--teacher", export_options.teachers,
+                   "keep answers from these teacher profiles")
+      ->default_str("any");
+  export_cmd
+      ->add_option("--model", export_options.models,
+                   "keep answers from these models")
+      ->default_str("any");
   export_cmd
       ->add_option("--min-tokens", export_options.min_tokens,
                    "fewest answer tokens kept")
@@ -185,10 +239,6 @@ int main(int argc, char** argv) {
       ->add_option("--max-tokens", export_options.max_tokens,
                    "most answer tokens kept")
       ->check(CLI::NonNegativeNumber);
-  export_cmd->add_option("--split", export_options.split,
-                         "NAME=FRACTION,... one file per split, e.g. "
-                         "train=0.95,test=0.05 (--out data.jsonl writes "
-                         "data.train.jsonl, data.test.jsonl)");
   export_cmd->add_option("--seed", export_options.seed,
                          "seed of the split assignment");
 
@@ -203,6 +253,10 @@ int main(int argc, char** argv) {
   AddSpecFlags(run_cmd, &run.submit.spec, &temperature, &top_p, &seed);
   run_cmd->add_option("--workers", run.workers, "embedded workers")
       ->check(CLI::Range(1, 64));
+  run_cmd->footer(
+      "Exit codes as `distillery watch`'s.\n"
+      "Example:\n  distillery run prompts.jsonl --teachers teachers.yaml "
+      "--teacher openai --model gpt-4o-mini  # writes out/dataset.jsonl");
   run_cmd->add_option("--data-dir", run.data_dir, "RocksDB directory")
       ->capture_default_str();
   run_cmd->add_option("--out", run.export_options.out, "dataset file")
@@ -213,6 +267,9 @@ int main(int argc, char** argv) {
 
   if (run_cmd->parsed()) {
     ApplyOptionalParams(&run.submit.spec, temperature, top_p, seed);
+    // The progress goes to stderr (stdout may be the dataset).
+    run.progress_tty = isatty(STDERR_FILENO) != 0;
+    run.progress_width = run.progress_tty ? TerminalWidth(STDERR_FILENO) : 80;
     return distillery::cli::Run(run, std::cout, std::cerr);
   }
   auto token = distillery::ResolveToken(token_file, "DISTILLERY_TOKEN");
@@ -243,7 +300,7 @@ int main(int argc, char** argv) {
   if (watch_cmd->parsed()) {
     const bool tty = isatty(STDOUT_FILENO) != 0;
     return distillery::cli::Watch(*stub, job_id, tty, std::cout, std::cerr,
-                                  tty ? TerminalWidth() : 80);
+                                  tty ? TerminalWidth(STDOUT_FILENO) : 80);
   }
   if (cancel_cmd->parsed()) {
     return distillery::cli::Cancel(*stub, job_id, std::cout, std::cerr);

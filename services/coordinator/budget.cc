@@ -67,6 +67,7 @@ std::vector<v1::BudgetShare> Budget::OnHeartbeat(
       }
     }
     tb.rate_limited_total += d.rate_limited_requests() + d.rate_limited_tokens();
+    tb.errors_total += d.errors();
 
     v1::BudgetShare share;
     share.set_teacher(d.teacher());
@@ -152,6 +153,7 @@ v1::TeacherStatus Budget::Status(const std::string& teacher) const {
   s.set_paused(tb.paused);
   s.set_pause_reason(tb.pause_reason);
   s.set_rate_limited_total(tb.rate_limited_total);
+  s.set_errors_total(tb.errors_total);
   return s;
 }
 

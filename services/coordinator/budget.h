@@ -71,6 +71,7 @@ class Budget {
     bool paused = false;
     std::string pause_reason;
     int64_t rate_limited_total = 0;
+    int64_t errors_total = 0;  // failed requests reported, 429s aside
     // Requests answered per heartbeat report, to measure the achieved rate.
     std::deque<std::pair<TimePoint, int64_t>> recent;
     std::deque<std::pair<TimePoint, int64_t>> recent_tokens;

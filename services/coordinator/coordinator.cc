@@ -8,9 +8,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/base/status_macros.h"
+#include "common/job/job_state.h"
 #include "common/metrics/metrics.h"
 #include "common/dataset/export_filter.h"
 #include "common/dataset/prompt_parser.h"
@@ -60,9 +62,44 @@ absl::StatusOr<std::optional<std::string>> FindInBatchOrStore(
   return lookup();
 }
 
-bool IsTerminal(v1::JobState state) {
-  return state == v1::JOB_STATE_COMPLETED ||
-         state == v1::JOB_STATE_CANCELLED || state == v1::JOB_STATE_FAILED;
+// A dead letter's error without the worker's " (after N attempts)", so that
+// one cause counts once however many attempts each task took.
+std::string FailureCause(const std::string& error) {
+  const size_t at = error.rfind(" (after ");
+  if (at != std::string::npos && absl::EndsWith(error, " attempts)")) {
+    return error.substr(0, at);
+  }
+  return error;
+}
+
+// One log line when a job changes state, with its figures when it ends.
+void LogStateChange(const v1::Job& before, const v1::Job& after) {
+  if (before.state() == after.state()) return;
+  const v1::JobCounters& c = after.counters();
+  if (IsTerminal(after.state())) {
+    const int64_t end_ms = after.finished_ms();
+    spdlog::info(
+        "job {} {}: {}/{} tasks answered ({} from cache), {} failed, {} "
+        "teacher requests, ${:.4f}, {:.1f}s{}{}",
+        after.id(), JobStateName(after.state()), c.tasks_done(),
+        c.tasks_total(), c.cache_hits(), c.tasks_failed(),
+        c.teacher_requests(), c.cost_usd(),
+        end_ms > after.created_ms() ? (end_ms - after.created_ms()) / 1000.0
+                                    : 0.0,
+        after.error().empty() ? "" : ": ", after.error());
+    return;
+  }
+  spdlog::info("job {} {} -> {}{}{}", after.id(), JobStateName(before.state()),
+               JobStateName(after.state()), after.error().empty() ? "" : ": ",
+               after.error());
+}
+
+// The name part of a worker id (NAME-SUFFIX, see Register), for a worker
+// the coordinator no longer knows (it restarted since the worker
+// registered).
+std::string WorkerNameFromId(const std::string& id) {
+  const size_t dash = id.rfind('-');
+  return dash == std::string::npos || dash == 0 ? id : id.substr(0, dash);
 }
 
 std::string JobIdFor(int64_t n) {
@@ -197,15 +234,20 @@ absl::StatusOr<v1::Job> Submission::Commit() {
     return s;
   }
   finished_ = true;
-  return job_;
+  // As clients see it, with its teacher's status (live workers included).
+  absl::StatusOr<v1::Job> view = coordinator_->GetJob(job_.id());
+  return view.ok() ? *view : job_;
 }
 
 void Submission::Abort() {
   if (finished_) return;
   finished_ = true;
   pending_ = StoreBatch();
-  // Best effort: a failure here leaves a SUBMITTING job that Recover removes.
-  (void)coordinator_->store_.DeleteJob(job_.id());
+  // Best effort: a failure here leaves a SUBMITTING job that Recover removes
+  // (and its id stays used).
+  if (coordinator_->store_.DeleteJob(job_.id()).ok()) {
+    coordinator_->ReleaseJobNumber(job_number_);
+  }
 }
 
 // --------------------------------------------------------------- Coordinator
@@ -220,8 +262,28 @@ Coordinator::Coordinator(Store& store, std::vector<TeacherProfile> teachers,
 
 v1::Job Coordinator::JobViewLocked(const JobRuntime& rt) {
   v1::Job job = rt.job;
-  *job.mutable_teacher_status() = budget_.Status(job.spec().teacher());
+  *job.mutable_teacher_status() = TeacherStatusLocked(job.spec().teacher());
   return job;
+}
+
+v1::TeacherStatus Coordinator::TeacherStatusLocked(const std::string& teacher) {
+  v1::TeacherStatus status = budget_.Status(teacher);
+  const TimePoint live_after = clock_.Now() - 3 * options_.heartbeat_interval;
+  int64_t live = 0;
+  for (const auto& [id, worker] : workers_) {
+    if (worker.last_seen >= live_after &&
+        std::find(worker.teachers.begin(), worker.teachers.end(), teacher) !=
+            worker.teachers.end()) {
+      ++live;
+    }
+  }
+  status.set_live_workers(live);
+  return status;
+}
+
+void Coordinator::ReleaseJobNumber(int64_t n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  free_job_numbers_.insert(n);
 }
 
 void Coordinator::ReleaseReservationLocked(const LeaseInfo& lease) {
@@ -351,9 +413,9 @@ absl::StatusOr<v1::Job> Coordinator::ResumeJob(const std::string& job_id,
   }
   JobRuntime& rt = it->second;
   if (rt.job.state() != v1::JOB_STATE_PAUSED) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "job ", job_id, " is not paused (it is ", rt.job.state() ==
-            v1::JOB_STATE_RUNNING ? "running" : "finished", ")"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", job_id, " is not paused (it is ",
+                     JobStateName(rt.job.state()), ")"));
   }
   v1::Job job = rt.job;
   if (budget_usd > 0) {
@@ -369,6 +431,7 @@ absl::StatusOr<v1::Job> Coordinator::ResumeJob(const std::string& job_id,
   StoreBatch batch;
   batch.jobs.push_back(job);
   RETURN_IF_ERROR(store_.Apply(batch));
+  LogStateChange(rt.job, job);
   rt.job = std::move(job);
   ChangedLocked();
   return JobViewLocked(rt);
@@ -381,7 +444,7 @@ absl::StatusOr<v1::TeacherStatus> Coordinator::ResumeTeacher(
     return absl::NotFoundError(absl::StrCat("unknown teacher '", teacher, "'"));
   }
   ChangedLocked();
-  return budget_.Status(teacher);
+  return TeacherStatusLocked(teacher);
 }
 
 absl::Status Coordinator::Recover() {
@@ -425,7 +488,22 @@ absl::Status Coordinator::Recover() {
 absl::StatusOr<std::unique_ptr<Submission>> Coordinator::BeginSubmission(
     const v1::JobSpec& spec) {
   RETURN_IF_ERROR(ValidateSpec(spec, teachers_, options_.max_samples));
-  ASSIGN_OR_RETURN(int64_t n, store_.NextSequence("job"));
+  // A rejected submission gives its id back (Submission::Abort), so ids
+  // count accepted jobs: reuse the smallest returned one first.
+  std::optional<int64_t> reused;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!free_job_numbers_.empty()) {
+      reused = *free_job_numbers_.begin();
+      free_job_numbers_.erase(free_job_numbers_.begin());
+    }
+  }
+  int64_t n = 0;
+  if (reused) {
+    n = *reused;
+  } else {
+    ASSIGN_OR_RETURN(n, store_.NextSequence("job"));
+  }
   v1::Job job;
   job.set_id(JobIdFor(n));
   *job.mutable_spec() = spec;
@@ -433,8 +511,11 @@ absl::StatusOr<std::unique_ptr<Submission>> Coordinator::BeginSubmission(
   job.set_created_ms(clock_.WallMillis());
   StoreBatch batch;
   batch.jobs.push_back(job);
-  RETURN_IF_ERROR(store_.Apply(batch));
-  return std::unique_ptr<Submission>(new Submission(this, std::move(job)));
+  if (absl::Status s = store_.Apply(batch); !s.ok()) {
+    ReleaseJobNumber(n);
+    return s;
+  }
+  return std::unique_ptr<Submission>(new Submission(this, std::move(job), n));
 }
 
 absl::Status Coordinator::CommitSubmission(Submission* submission) {
@@ -448,6 +529,10 @@ absl::Status Coordinator::CommitSubmission(Submission* submission) {
   JobRuntime& rt = jobs_[submission->job_.id()];
   rt.job = submission->job_;
   rt.last_progress_ms = clock_.WallMillis();
+  if (TeacherStatusLocked(rt.job.spec().teacher()).live_workers() == 0) {
+    spdlog::warn("job {}: no live worker serves teacher {}; it waits for one",
+                 rt.job.id(), rt.job.spec().teacher());
+  }
   ChangedLocked();
   return absl::OkStatus();
 }
@@ -481,6 +566,7 @@ absl::StatusOr<v1::Job> Coordinator::CancelJob(const std::string& job_id) {
   StoreBatch batch;
   batch.jobs.push_back(job);
   RETURN_IF_ERROR(store_.Apply(batch));
+  LogStateChange(it->second.job, job);
   it->second.job = job;
   it->second.ready.clear();
   it->second.returned.clear();
@@ -508,6 +594,11 @@ absl::StatusOr<v1::Job> Coordinator::RetryJob(const std::string& job_id) {
         absl::StrCat("job '", job_id, "' was cancelled; submit it again"));
   }
   v1::Job job = rt.job;
+  if (job.counters().tasks_failed() == 0) {
+    // Nothing was dead-lettered: the job stays as it is, finished time and
+    // all.
+    return JobViewLocked(rt);
+  }
   if (job.state() != v1::JOB_STATE_RUNNING) {
     job.set_state(v1::JOB_STATE_RUNNING);
     job.set_finished_ms(0);
@@ -537,9 +628,11 @@ absl::StatusOr<v1::Job> Coordinator::RetryJob(const std::string& job_id) {
     return true;
   }));
   RETURN_IF_ERROR(scan_status);
-  // Nothing was dead-lettered: a completed job stays completed.
-  MaybeFinishLocked(job);
   RETURN_IF_ERROR(flush());
+  spdlog::info("job {}: {} dead-lettered tasks sent back to be harvested",
+               job_id, rt.job.counters().tasks_failed() -
+                           job.counters().tasks_failed());
+  LogStateChange(rt.job, job);
   rt.job = job;
   // Scan the job again from its start: retried tasks are found there. Tasks
   // already queued or leased are found too, and are harmless: a queued copy
@@ -549,7 +642,7 @@ absl::StatusOr<v1::Job> Coordinator::RetryJob(const std::string& job_id) {
   rt.ready.clear();
   rt.last_progress_ms = clock_.WallMillis();
   ChangedLocked();
-  return job;
+  return JobViewLocked(rt);
 }
 
 absl::StatusOr<v1::Job> Coordinator::WaitForJobChange(
@@ -586,7 +679,7 @@ CoordinatorSnapshot Coordinator::Snapshot() {
   }
   for (const TeacherProfile& p : teachers_) {
     snapshot.leases_by_teacher[p.name] = 0;  // a series even when idle
-    snapshot.teachers.push_back(budget_.Status(p.name));
+    snapshot.teachers.push_back(TeacherStatusLocked(p.name));
   }
   const TimePoint now = clock_.Now();
   for (const auto& [id, worker] : workers_) {
@@ -606,8 +699,14 @@ CoordinatorSnapshot Coordinator::Snapshot() {
 
 v1::RegisterResponse Coordinator::Register(const v1::RegisterRequest& request) {
   std::lock_guard<std::mutex> lock(mu_);
-  std::string id = absl::StrCat("w", next_worker_++, "-", request.name());
-  workers_[id] = WorkerInfo{request.name(), clock_.Now()};
+  // NAME-SUFFIX: the name the worker was given (--name, else its host),
+  // which its answers carry, then what makes the id unique.
+  std::string id = absl::StrCat(request.name(), "-", next_worker_++);
+  workers_[id] = WorkerInfo{
+      request.name(), clock_.Now(),
+      std::vector<std::string>(request.teachers().begin(),
+                               request.teachers().end())};
+  ChangedLocked();  // jobs of its teachers now have a live worker
   v1::RegisterResponse response;
   response.set_worker_id(id);
   // A worker registering again (we restarted, or forgot it) names what it
@@ -811,6 +910,7 @@ absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
           StoreBatch batch;
           batch.jobs.push_back(paused);
           RETURN_IF_ERROR(store_.Apply(batch));
+          LogStateChange(rt.job, paused);
           rt.job = std::move(paused);
           rt.returned.push_front(std::move(task));
           ChangedLocked();
@@ -859,25 +959,70 @@ absl::Status Coordinator::CompleteFromCacheLocked(JobRuntime& rt,
     task.set_duplicate(true);
     c->set_duplicate_answers(c->duplicate_answers() + 1);
   }
-  MaybeFinishLocked(job);
   StoreBatch batch;
   batch.tasks.push_back(std::move(task));
+  MaybeFinishLocked(job, batch);
   batch.jobs.push_back(job);
   RETURN_IF_ERROR(store_.Apply(batch));
   metrics::TaskSettled(job.spec().teacher(), job.spec().model(), "cache_hit");
+  LogStateChange(rt.job, job);
   rt.job = std::move(job);
   rt.last_progress_ms = clock_.WallMillis();
   ChangedLocked();
   return absl::OkStatus();
 }
 
-void Coordinator::MaybeFinishLocked(v1::Job& job) {
+void Coordinator::MaybeFinishLocked(v1::Job& job, const StoreBatch& pending) {
   const v1::JobCounters& c = job.counters();
-  if (job.state() == v1::JOB_STATE_RUNNING &&
-      c.tasks_done() + c.tasks_failed() >= c.tasks_total()) {
-    job.set_state(v1::JOB_STATE_COMPLETED);
-    job.set_finished_ms(clock_.WallMillis());
+  if (job.state() != v1::JOB_STATE_RUNNING ||
+      c.tasks_done() + c.tasks_failed() < c.tasks_total()) {
+    return;
   }
+  job.set_finished_ms(clock_.WallMillis());
+  if (c.tasks_done() > 0 || c.tasks_total() == 0) {
+    job.set_state(v1::JOB_STATE_COMPLETED);
+    return;
+  }
+  job.set_state(v1::JOB_STATE_FAILED);
+  job.set_error(DeadLetterReasonLocked(job, pending));
+}
+
+std::string Coordinator::DeadLetterReasonLocked(const v1::Job& job,
+                                                const StoreBatch& pending) {
+  // Read once, when a job fails: its dead letters as stored, overlaid with
+  // those of the batch about to be written.
+  std::map<std::pair<int64_t, int>, std::string> errors;
+  absl::Status s = store_.ScanTasks(job.id(), 0, 0, [&](const v1::Task& t) {
+    if (t.state() == v1::TASK_STATE_FAILED) {
+      errors[{t.prompt_seq(), t.sample()}] = t.last_error();
+    }
+    return true;
+  });
+  for (const v1::Task& t : pending.tasks) {
+    if (t.job_id() == job.id() && t.state() == v1::TASK_STATE_FAILED) {
+      errors[{t.prompt_seq(), t.sample()}] = t.last_error();
+    }
+  }
+  std::map<std::string, int64_t> causes;
+  for (const auto& [ref, error] : errors) ++causes[FailureCause(error)];
+  std::string cause;
+  int64_t most = 0;
+  for (const auto& [text, n] : causes) {
+    if (n > most) {
+      cause = text;
+      most = n;
+    }
+  }
+  std::string reason = absl::StrCat("all ", job.counters().tasks_total(),
+                                    " tasks failed");
+  if (!s.ok()) {
+    absl::StrAppend(&reason, " (reading their errors failed: ", s.message(),
+                    ")");
+  } else if (most > 0) {
+    absl::StrAppend(&reason, "; most common error (", most, " of ",
+                    errors.size(), "): ", cause);
+  }
+  return reason;
 }
 
 void Coordinator::ReleaseWaitersLocked(const std::string& request_key) {
@@ -936,7 +1081,7 @@ void Coordinator::ExpireLeasesLocked() {
 absl::StatusOr<v1::ReportResponse> Coordinator::Report(
     const v1::ReportRequest& request) {
   std::lock_guard<std::mutex> lock(mu_);
-  std::string worker_name = request.worker_id();
+  std::string worker_name = WorkerNameFromId(request.worker_id());
   if (auto w = workers_.find(request.worker_id()); w != workers_.end()) {
     w->second.last_seen = clock_.Now();
     worker_name = w->second.name;
@@ -963,7 +1108,9 @@ absl::Status Coordinator::FinishReportLocked(ReportCommit& commit) {
   const int64_t now_ms = clock_.WallMillis();
   for (auto& [job_id, job] : commit.jobs) {
     auto it = jobs_.find(job_id);
-    if (it != jobs_.end()) it->second.job = std::move(job);
+    if (it == jobs_.end()) continue;
+    LogStateChange(it->second.job, job);
+    it->second.job = std::move(job);
   }
   for (const auto& [job_id, outcome] : commit.settled) {
     auto it = jobs_.find(job_id);
@@ -1109,9 +1256,9 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
     c->set_tasks_failed(c->tasks_failed() + 1);
     settled = "failed";
   }
-  MaybeFinishLocked(job);
   commit->tasks[task_ref] = batch.tasks.size();
   batch.tasks.push_back(std::move(task));
+  MaybeFinishLocked(job, batch);
   if (settled != nullptr) commit->settled.emplace_back(result.job_id(), settled);
   commit->release_keys.push_back(key);
   return absl::OkStatus();
@@ -1155,6 +1302,61 @@ absl::Status Coordinator::IndexNearDuplicatesLocked(v1::Answer* answer,
 
 namespace {
 
+// One export's keys in the store's scratch family: a be64 export id as
+// prefix, all deleted when it goes (or at the next start after a crash).
+class ExportScratch {
+ public:
+  ExportScratch(Store& store, int64_t export_id) : store_(store) {
+    for (int i = 7; i >= 0; --i) {
+      prefix_.push_back(static_cast<char>((export_id >> (8 * i)) & 0xff));
+    }
+  }
+  ~ExportScratch() {
+    std::string end = prefix_;
+    for (int i = 7; i >= 0; --i) {  // the next id's prefix
+      if (static_cast<unsigned char>(end[i]) != 0xff) {
+        end[i] = static_cast<char>(static_cast<unsigned char>(end[i]) + 1);
+        break;
+      }
+      end[i] = 0;
+    }
+    (void)store_.DeleteScratch(prefix_, end);
+  }
+  ExportScratch(const ExportScratch&) = delete;
+  ExportScratch& operator=(const ExportScratch&) = delete;
+
+  const std::string& prefix() const { return prefix_; }
+
+ private:
+  Store& store_;
+  std::string prefix_;
+};
+
+// Exact repeats within one export: a stored answer that a second task got
+// from the cache (a prompt repeated in the file, or asked again by a later
+// job of the same export) is the same answer, and is emitted once. The keys
+// emitted so far live in the export's scratch space, so memory stays flat.
+class RepeatFilter {
+ public:
+  RepeatFilter(Store& store, int64_t export_id)
+      : store_(store), scratch_(store, export_id) {}
+
+  // True the first time `request_key` is seen; it is then remembered.
+  absl::StatusOr<bool> FirstTime(const std::string& request_key) {
+    const std::string key = scratch_.prefix() + request_key;
+    ASSIGN_OR_RETURN(std::optional<std::string> seen, store_.FindScratch(key));
+    if (seen) return false;
+    StoreBatch batch;
+    batch.scratch.emplace_back(key, std::string());
+    RETURN_IF_ERROR(store_.Apply(batch));
+    return true;
+  }
+
+ private:
+  Store& store_;
+  ExportScratch scratch_;
+};
+
 // Export-time near-duplicate removal. The LSH index of the answers emitted
 // so far lives in the store's scratch family under this export's id, so
 // memory stays flat however large the export; it is deleted at the end (or
@@ -1168,22 +1370,8 @@ namespace {
 class NearDupFilter {
  public:
   NearDupFilter(Store& store, int64_t export_id, double threshold)
-      : store_(store), threshold_(threshold) {
-    for (int i = 7; i >= 0; --i) {
-      prefix_.push_back(static_cast<char>((export_id >> (8 * i)) & 0xff));
-    }
-  }
-  ~NearDupFilter() {
-    std::string end = prefix_;
-    for (int i = 7; i >= 0; --i) {  // the next id's prefix
-      if (static_cast<unsigned char>(end[i]) != 0xff) {
-        end[i] = static_cast<char>(static_cast<unsigned char>(end[i]) + 1);
-        break;
-      }
-      end[i] = 0;
-    }
-    (void)store_.DeleteScratch(prefix_, end);
-  }
+      : store_(store), threshold_(threshold), scratch_(store, export_id),
+        prefix_(scratch_.prefix()) {}
 
   // True when `answer` should be emitted; then it joins the index.
   absl::StatusOr<bool> Admit(const v1::Answer& answer) {
@@ -1234,7 +1422,8 @@ class NearDupFilter {
 
   Store& store_;
   const double threshold_;
-  std::string prefix_;
+  ExportScratch scratch_;
+  const std::string prefix_;
 };
 
 }  // namespace
@@ -1255,6 +1444,18 @@ absl::Status Coordinator::Export(
   if (request.near_dup_threshold() > 0 && !request.failed_only()) {
     ASSIGN_OR_RETURN(int64_t export_id, store_.NextSequence("export"));
     near_dups.emplace(store_, export_id, request.near_dup_threshold());
+  }
+  // Only cache hits can repeat an answer of the same export; without any,
+  // no record pays for the check.
+  bool any_cache_hits = false;
+  for (const v1::Job& job : jobs) {
+    any_cache_hits |= job.counters().cache_hits() > 0;
+  }
+  std::optional<RepeatFilter> repeats;
+  if (any_cache_hits && !request.include_duplicates() &&
+      !request.failed_only()) {
+    ASSIGN_OR_RETURN(int64_t export_id, store_.NextSequence("export"));
+    repeats.emplace(store_, export_id);
   }
   const bool want_done = !request.failed_only();
   const bool want_failed = request.failed_only() || request.include_failed();
@@ -1288,6 +1489,14 @@ absl::Status Coordinator::Export(
           }
         }
         if (!filter.MatchesAnswer(**answer)) return true;
+        if (repeats) {
+          absl::StatusOr<bool> first = repeats->FirstTime(task.request_key());
+          if (!first.ok()) {
+            inner = first.status();
+            return false;
+          }
+          if (!*first) return true;
+        }
         if (near_dups) {
           absl::StatusOr<bool> admit = near_dups->Admit(**answer);
           if (!admit.ok()) {

@@ -25,6 +25,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -107,12 +108,14 @@ class Submission {
 
  private:
   friend class Coordinator;
-  Submission(Coordinator* coordinator, v1::Job job)
-      : coordinator_(coordinator), job_(std::move(job)) {}
+  Submission(Coordinator* coordinator, v1::Job job, int64_t job_number)
+      : coordinator_(coordinator), job_(std::move(job)),
+        job_number_(job_number) {}
   absl::Status Flush();
 
   Coordinator* coordinator_;
   v1::Job job_;
+  const int64_t job_number_;  // the n of job_'s id, given back on Abort
   int64_t line_number_ = 0;
   int64_t next_seq_ = 0;
   StoreBatch pending_;
@@ -139,7 +142,8 @@ class Coordinator {
   // and last error cleared, and a COMPLETED or FAILED job back to RUNNING.
   // Each chunk of tasks is written in one batch with the job's adjusted
   // counters, so a crash midway leaves counters that match the tasks. NOT_FOUND
-  // for an unknown job, FAILED_PRECONDITION for a cancelled one.
+  // for an unknown job, FAILED_PRECONDITION for a cancelled one. A job
+  // without dead letters is returned as it is, nothing written.
   absl::StatusOr<v1::Job> RetryJob(const std::string& job_id);
   // Waits until the job differs from `last_seen` or `max_wait` passes, then
   // returns the job as it is.
@@ -148,9 +152,12 @@ class Coordinator {
                                            Duration max_wait);
   // Streams the records of the requested jobs, job by job in the order
   // given, each in submission order (prompt, then sample), keeping those that
-  // pass the request's filters. Memory does not grow with the number of
-  // records: near-duplicate removal keeps its index in the store's scratch
-  // space. Stops early, OK, when `emit` returns false.
+  // pass the request's filters. Unless include_duplicates, a stored answer
+  // is emitted once per export: identical answers (duplicate_of) and cache
+  // hits of an answer already emitted (a repeated prompt) are left out.
+  // Memory does not grow with the number of records: near-duplicate removal
+  // and the repeat check keep their keys in the store's scratch space. Stops
+  // early, OK, when `emit` returns false.
   absl::Status Export(const v1::ExportRequest& request,
                       const std::function<bool(v1::ExportRecord&&)>& emit);
 
@@ -208,6 +215,7 @@ class Coordinator {
   struct WorkerInfo {
     std::string name;
     TimePoint last_seen;
+    std::vector<std::string> teachers;  // the profiles it can call
   };
 
   absl::Status CommitSubmission(Submission* submission)
@@ -252,8 +260,22 @@ class Coordinator {
   absl::Status IndexNearDuplicatesLocked(v1::Answer* answer,
                                          ReportCommit* commit)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Updates state when all tasks are settled. Mutates `job` only.
-  void MaybeFinishLocked(v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // When all tasks are settled, ends the job: COMPLETED when any was
+  // answered, else FAILED with DeadLetterReasonLocked as its error. Mutates
+  // `job` only; `pending` holds the tasks about to be written with it.
+  void MaybeFinishLocked(v1::Job& job, const StoreBatch& pending)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // "all N tasks failed; most common error (K of N): ..." from the job's
+  // dead letters in the store and in `pending`.
+  std::string DeadLetterReasonLocked(const v1::Job& job,
+                                     const StoreBatch& pending)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The teacher's budget status plus its live workers: registered workers
+  // serving it, heard from within three heartbeat intervals.
+  v1::TeacherStatus TeacherStatusLocked(const std::string& teacher)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Makes job number `n` (of an aborted submission) the next one handed out.
+  void ReleaseJobNumber(int64_t n) ABSL_LOCKS_EXCLUDED(mu_);
   void ExpireLeasesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReturnLeaseLocked(int64_t lease_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ChangedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -306,6 +328,8 @@ class Coordinator {
   std::map<std::string, WorkerInfo> workers_ ABSL_GUARDED_BY(mu_);
   Budget budget_ ABSL_GUARDED_BY(mu_);
   int64_t next_worker_ ABSL_GUARDED_BY(mu_) = 1;
+  // Numbers of aborted submissions' job ids, handed out again first.
+  std::set<int64_t> free_job_numbers_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace distillery

@@ -3,28 +3,13 @@
 #include <algorithm>
 #include <string>
 
+#include "common/job/job_state.h"
+
 namespace distillery {
 namespace {
 
 using metrics::Family;
 using metrics::Sample;
-
-const char* StateName(v1::JobState state) {
-  switch (state) {
-    case v1::JOB_STATE_SUBMITTING:
-      return "submitting";
-    case v1::JOB_STATE_RUNNING:
-      return "running";
-    case v1::JOB_STATE_COMPLETED:
-      return "completed";
-    case v1::JOB_STATE_CANCELLED:
-      return "cancelled";
-    case v1::JOB_STATE_FAILED:
-      return "failed";
-    default:
-      return "unknown";
-  }
-}
 
 Family Gauge(std::string name, std::string help) {
   Family f;
@@ -78,10 +63,9 @@ std::vector<Family> CoordinatorFamilies(const CoordinatorSnapshot& snapshot,
         {with("state", "done"), static_cast<double>(c.tasks_done())});
     tasks.samples.push_back(
         {with("state", "failed"), static_cast<double>(c.tasks_failed())});
-    for (v1::JobState s : {v1::JOB_STATE_RUNNING, v1::JOB_STATE_COMPLETED,
-                           v1::JOB_STATE_CANCELLED, v1::JOB_STATE_FAILED}) {
+    for (v1::JobState s : AllJobStates()) {
       state.samples.push_back(
-          {with("state", StateName(s)), job.state() == s ? 1.0 : 0.0});
+          {with("state", JobStateName(s)), job.state() == s ? 1.0 : 0.0});
     }
     cache_hits.samples.push_back({labels, static_cast<double>(c.cache_hits())});
     duplicates.samples.push_back(
@@ -118,7 +102,12 @@ std::vector<Family> CoordinatorFamilies(const CoordinatorSnapshot& snapshot,
                           "1 while a teacher's limit is unknown and probed");
   Family paused = Gauge("distillery_teacher_paused",
                         "1 while a teacher is paused cluster-wide (key or "
-                        "quota refused)");
+                        "quota refused, model or endpoint not found, or the "
+                        "teacher unreachable)");
+  Family teacher_live = Gauge(
+      "distillery_teacher_live_workers",
+      "Workers serving a teacher and heard from within three heartbeat "
+      "intervals (0: its jobs wait for a worker with its key)");
   for (const v1::TeacherStatus& t : snapshot.teachers) {
     const double per_minute = t.window_ms() > 0 ? 60000.0 / t.window_ms() : 0;
     const std::map<std::string, std::string> labels = {{"teacher", t.name()}};
@@ -126,6 +115,8 @@ std::vector<Family> CoordinatorFamilies(const CoordinatorSnapshot& snapshot,
     effective_tpm.samples.push_back({labels, t.effective_tpm() * per_minute});
     learning.samples.push_back({labels, t.learning() ? 1.0 : 0.0});
     paused.samples.push_back({labels, t.paused() ? 1.0 : 0.0});
+    teacher_live.samples.push_back(
+        {labels, static_cast<double>(t.live_workers())});
   }
 
   const double live_seconds = std::chrono::duration<double>(live_within).count();
@@ -148,7 +139,7 @@ std::vector<Family> CoordinatorFamilies(const CoordinatorSnapshot& snapshot,
                              cost,          created,       progress,
                              leases,        live,          age,
                              effective_rpm, effective_tpm, learning,
-                             paused};
+                             paused,        teacher_live};
   auto add_store = [&out](const char* name, const char* help, int64_t value) {
     if (value < 0) return;  // the engine did not say
     Family f = Gauge(name, help);

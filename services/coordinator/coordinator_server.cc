@@ -38,7 +38,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
       *self->store_, options.teachers, RealClock::Get(), options.coordinator);
   if (absl::Status s = self->coordinator_->Recover(); !s.ok()) return s;
   for (const TeacherProfile& p : options.teachers) {
-    metrics::TeacherLimits(p.name, p.rpm, p.tpm, p.max_concurrency);
+    metrics::TeacherLimits(p.name, p.rpm, p.tpm, p.limit_window_s,
+                           p.max_concurrency);
   }
   self->metrics_ = RegisterCoordinatorMetrics(
       *self->coordinator_, *self->store_,

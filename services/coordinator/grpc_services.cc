@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/job/job_state.h"
 #include "common/metrics/metrics.h"
 
 namespace distillery {
@@ -92,8 +93,9 @@ grpc::Status ClientServiceImpl::Submit(
   }
   absl::StatusOr<v1::Job> job = (*submission)->Commit();
   if (!job.ok()) return ToGrpcStatus(job.status());
-  spdlog::info("job {} submitted: {} prompts, {} tasks", job->id(),
-               job->counters().prompts(), job->counters().tasks_total());
+  spdlog::info("job {} submitted: {} prompts, {} tasks for teacher {}",
+               job->id(), job->counters().prompts(),
+               job->counters().tasks_total(), job->spec().teacher());
   *response->mutable_job() = std::move(*job);
   return grpc::Status::OK;
 }
@@ -126,12 +128,8 @@ grpc::Status ClientServiceImpl::WatchJob(grpc::ServerContext* context,
   if (!job.ok()) return ToGrpcStatus(job.status());
   while (!context->IsCancelled()) {
     if (!writer->Write(*job)) break;
-    const v1::JobState s = job->state();
     // A paused job waits for a human: the watch ends there too.
-    if (s == v1::JOB_STATE_COMPLETED || s == v1::JOB_STATE_CANCELLED ||
-        s == v1::JOB_STATE_FAILED || s == v1::JOB_STATE_PAUSED) {
-      break;
-    }
+    if (IsSettledForNow(job->state())) break;
     // At most a few updates a second, however fast answers commit.
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     job = coordinator_.WaitForJobChange(request->job_id(), *job,
@@ -147,7 +145,11 @@ grpc::Status ClientServiceImpl::CancelJob(grpc::ServerContext* context,
   if (grpc::Status s = guard_.Check(*context); !s.ok()) return s;
   absl::StatusOr<v1::Job> job = coordinator_.CancelJob(request->job_id());
   if (!job.ok()) return ToGrpcStatus(job.status());
-  spdlog::info("job {} cancelled", request->job_id());
+  // The coordinator logs the change of state; a finished job stays as it is.
+  if (job->state() != v1::JOB_STATE_CANCELLED) {
+    spdlog::info("cancel of job {} ignored: it is {}", request->job_id(),
+                 JobStateName(job->state()));
+  }
   *response = std::move(*job);
   return grpc::Status::OK;
 }
@@ -157,8 +159,8 @@ grpc::Status ClientServiceImpl::RetryJob(grpc::ServerContext*,
                                          v1::Job* response) {
   absl::StatusOr<v1::Job> job = coordinator_.RetryJob(request->job_id());
   if (!job.ok()) return ToGrpcStatus(job.status());
-  spdlog::info("job {} retried: state {}", request->job_id(),
-               static_cast<int>(job->state()));
+  spdlog::info("retry of job {}: it is {}", request->job_id(),
+               JobStateName(job->state()));
   *response = std::move(*job);
   return grpc::Status::OK;
 }

@@ -14,6 +14,9 @@
 int main(int argc, char** argv) {
   distillery::BlockTerminationSignals();
   CLI::App app{"Distillery coordinator: owns jobs, leases and answers"};
+  // Every option's help shows its default.
+  app.option_defaults()->always_capture_default();
+  app.footer("Example:\n  distillery-coordinator --listen 127.0.0.1:7070 --data-dir data --teachers teachers.yaml");
   std::string listen = "0.0.0.0:7070";
   std::string data_dir;
   std::string teachers_file;

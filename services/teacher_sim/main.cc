@@ -52,6 +52,9 @@ int main(int argc, char** argv) {
 
   CLI::App app{
       "teacher-sim: an OpenAI- and Anthropic-compatible teacher simulator"};
+  // Every option's help shows its default.
+  app.option_defaults()->always_capture_default();
+  app.footer("Example:\n  teacher-sim --listen 127.0.0.1:8000 --latency-ms 50");
   std::string listen;
   int64_t latency_ms = 0;
   int threads = 1;

@@ -20,6 +20,9 @@
 int main(int argc, char** argv) {
   distillery::BlockTerminationSignals();
   CLI::App app{"Distillery worker: leases tasks and calls teachers"};
+  // Every option's help shows its default.
+  app.option_defaults()->always_capture_default();
+  app.footer("Example:\n  distillery-worker --coordinator 127.0.0.1:7070 --teachers teachers.yaml --name w1");
   std::string coordinator = "127.0.0.1:7070";
   std::string teachers_file;
   std::string name;
@@ -29,7 +32,9 @@ int main(int argc, char** argv) {
   app.add_option("--coordinator", coordinator, "coordinator HOST:PORT");
   app.add_option("--teachers", teachers_file, "teacher profiles (YAML)")
       ->required();
-  app.add_option("--name", name, "worker name (default: host name)");
+  app.add_option("--name", name,
+                 "worker name, in its answers and its id (NAME-N)")
+      ->default_str("host name");
   app.add_option("--metrics-listen", metrics_listen,
                  "Prometheus /metrics address HOST:PORT");
   app.add_option("--drain-seconds", drain_seconds,
@@ -107,8 +112,9 @@ int main(int argc, char** argv) {
   distillery::WorkerTeacherSet teachers =
       distillery::BuildWorkerTeachers(*profiles, *http);
   for (const distillery::WorkerTeacher& t : teachers.teachers) {
-    distillery::metrics::TeacherLimits(t.profile.name, t.profile.rpm,
-                                       t.profile.tpm, t.profile.max_concurrency);
+    distillery::metrics::TeacherLimits(
+        t.profile.name, t.profile.rpm, t.profile.tpm, t.profile.limit_window_s,
+        t.profile.max_concurrency);
   }
   auto token = distillery::ResolveToken(token_file, "DISTILLERY_TOKEN");
   if (!token.ok()) {

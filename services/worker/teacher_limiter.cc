@@ -129,6 +129,7 @@ void TeacherLimiter::OnResult(const TeacherResult& result,
     }
     return;
   }
+  if (result.kind != FailureKind::kRateLimited) ++errors_;
   if (result.kind == FailureKind::kRateLimited) {
     const bool tokens_spent =
         snap.remaining_tokens && *snap.remaining_tokens == 0 &&
@@ -158,7 +159,8 @@ void TeacherLimiter::TakeReport(int64_t demand, v1::TeacherDemand* out) {
   out->set_announced_rpm(announced_rpm_);
   out->set_announced_tpm(announced_tpm_);
   out->set_tokens_used(tokens_used_);
-  successes_ = rate_limited_requests_ = rate_limited_tokens_ = 0;
+  out->set_errors(errors_);
+  successes_ = rate_limited_requests_ = rate_limited_tokens_ = errors_ = 0;
   tokens_used_ = 0;
 }
 

@@ -70,6 +70,7 @@ class TeacherLimiter {
   // Since the last report.
   int64_t successes_ = 0;
   int64_t rate_limited_requests_ = 0;
+  int64_t errors_ = 0;  // failures other than 429s, since the last report
   int64_t rate_limited_tokens_ = 0;
   int64_t announced_rpm_ = 0;
   int64_t announced_tpm_ = 0;

@@ -323,7 +323,14 @@ TEST_P(TeacherIoTest, IsClassifiedAndRetried) {
   const std::string job = cluster.Submit(prompts, c.max_tokens);
   const json status = cluster.WaitForEnd(job, 120);
   ASSERT_FALSE(status.is_null());
-  EXPECT_EQ(status.at("state"), "completed");
+  // A job whose every task failed ends FAILED, with the reason.
+  const bool all_failed = !c.answered && !c.some;
+  EXPECT_EQ(status.at("state"), all_failed ? "failed" : "completed");
+  if (all_failed) {
+    EXPECT_NE(status.at("error").get<std::string>().find(c.reason),
+              std::string::npos)
+        << status.at("error");
+  }
   if (c.some) {
     EXPECT_GE(status.at("tasks_failed"), 1);
     EXPECT_EQ(status.at("tasks_done").get<int>() +

@@ -1,6 +1,8 @@
 #include "common/config/teachers.h"
 
+#include <map>
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -111,6 +113,35 @@ TEST(TeachersConfigTest, ErrorsNameTheField) {
               HasSubstr("field 'default_max_tokens'"));
   EXPECT_THAT(ErrorOf("    base_url: http://h\n    strem: true\n"),
               HasSubstr("field 'strem' is not a known field"));
+}
+
+// deploy/teachers.example.yaml loads, and each profile prices its own
+// provider's models (the anthropic profile once priced gpt-4o-mini).
+TEST(TeachersConfigTest, TheExampleProfilesPriceTheirOwnModels) {
+  absl::StatusOr<std::vector<TeacherProfile>> profiles = LoadTeachersFile(
+      std::string(DISTILLERY_SOURCE_DIR) + "/deploy/teachers.example.yaml");
+  ASSERT_TRUE(profiles.ok()) << profiles.status();
+  const std::map<std::string, std::vector<std::string>> families = {
+      {"openai", {"gpt-", "o1", "o3", "o4"}},
+      {"anthropic", {"claude-"}},
+      {"deepseek", {"deepseek-"}}};
+  for (const TeacherProfile& p : *profiles) {
+    auto family = families.find(p.name);
+    for (const auto& [model, price] : p.pricing) {
+      if (model == "*") continue;
+      ASSERT_NE(family, families.end())
+          << p.name << " prices " << model << ": add its model family here";
+      bool ok = false;
+      for (const std::string& prefix : family->second) {
+        ok |= model.rfind(prefix, 0) == 0;
+      }
+      EXPECT_TRUE(ok) << p.name << " prices another provider's model "
+                      << model;
+    }
+    if (family != families.end()) {
+      EXPECT_FALSE(p.pricing.empty()) << p.name << " has no example prices";
+    }
+  }
 }
 
 }  // namespace

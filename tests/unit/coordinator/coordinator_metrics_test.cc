@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <filesystem>
 
 namespace distillery {
@@ -104,6 +105,48 @@ TEST(CoordinatorMetricsTest, JobsWorkersAndStoreBecomeFamilies) {
   EXPECT_NE(Find(f, "distillery_rocksdb_write_stopped"), nullptr);
   // What the engine did not report is left out, not reported as -1.
   EXPECT_EQ(Find(f, "distillery_rocksdb_memtable_bytes"), nullptr);
+}
+
+// Issues 12 and 13: a job paused at its budget vanished from
+// distillery_job_state. Every state of the proto enum (from its descriptor)
+// has its series, and a job in it reads 1 there and 0 elsewhere.
+TEST(CoordinatorMetricsTest, EveryJobStateHasItsSeries) {
+  const google::protobuf::EnumDescriptor* d = v1::JobState_descriptor();
+  for (int i = 0; i < d->value_count(); ++i) {
+    const auto state = static_cast<v1::JobState>(d->value(i)->number());
+    if (state == v1::JOB_STATE_UNSPECIFIED) continue;
+    CoordinatorSnapshot snapshot;
+    v1::Job job;
+    job.set_id("job-000001");
+    job.set_state(state);
+    snapshot.jobs.push_back({job, 0});
+    const std::vector<metrics::Family> f =
+        CoordinatorFamilies(snapshot, StoreStats(), std::chrono::seconds(10));
+    const metrics::Family* family = Find(f, "distillery_job_state");
+    ASSERT_NE(family, nullptr);
+    EXPECT_EQ(family->samples.size(), static_cast<size_t>(d->value_count() - 1));
+    std::string lower = d->value(i)->name().substr(std::string("JOB_STATE_").size());
+    for (char& c : lower) c = static_cast<char>(std::tolower(c));
+    EXPECT_EQ(Value(*family, {{"state", lower}}), 1) << lower;
+    double sum = 0;
+    for (const metrics::Sample& s : family->samples) sum += s.value;
+    EXPECT_EQ(sum, 1) << lower;
+  }
+}
+
+TEST(CoordinatorMetricsTest, LiveWorkersPerTeacher) {
+  CoordinatorSnapshot snapshot;
+  v1::TeacherStatus served, orphan;
+  served.set_name("sim");
+  served.set_live_workers(2);
+  orphan.set_name("offline");
+  snapshot.teachers = {served, orphan};
+  const std::vector<metrics::Family> f =
+      CoordinatorFamilies(snapshot, StoreStats(), std::chrono::seconds(10));
+  const metrics::Family* live = Find(f, "distillery_teacher_live_workers");
+  ASSERT_NE(live, nullptr);
+  EXPECT_EQ(Value(*live, {{"teacher", "sim"}}), 2);
+  EXPECT_EQ(Value(*live, {{"teacher", "offline"}}), 0);
 }
 
 TEST(CoordinatorMetricsTest, RocksDbStoreReportsItsProperties) {

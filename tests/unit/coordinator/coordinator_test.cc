@@ -1037,6 +1037,103 @@ TEST_F(CoordinatorTest, RetryJobWithNothingFailedChangesNothing) {
   EXPECT_TRUE(Lease(w, 10).empty());
 }
 
+// Issue 18: the retry rewrote finished_ms (an elapsed 1.4 s became 175 s).
+TEST_F(CoordinatorTest, RetryJobWithNothingFailedKeepsItsFinishTime) {
+  v1::Job job = MustSubmit(PromptLines({"a"}));
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> tasks = Lease(w, 10);
+  ASSERT_EQ(tasks.size(), 1u);
+  Report(w, {Success(tasks[0], "A")});
+  const int64_t finished = GetJob(job.id()).finished_ms();
+  ASSERT_GT(finished, 0);
+  clock_.Advance(std::chrono::seconds(170));
+  ASSERT_TRUE(coordinator_->RetryJob(job.id()).ok());
+  EXPECT_EQ(GetJob(job.id()).finished_ms(), finished);
+  EXPECT_EQ((*store_->GetJob(job.id()))->finished_ms(), finished);
+}
+
+// Issue 18: every task failed and the job said "completed".
+TEST_F(CoordinatorTest, AJobWhoseEveryTaskFailedEndsFailedWithTheReason) {
+  v1::Job job = MustSubmit(PromptLines({"a", "b", "c"}));
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> tasks = Lease(w, 10);
+  ASSERT_EQ(tasks.size(), 3u);
+  Report(w, {Failure(tasks[0], v1::FAILURE_CLASS_PERMANENT,
+                     "HTTP 400 from teacher: bad (after 1 attempts)")});
+  Report(w, {Failure(tasks[1], v1::FAILURE_CLASS_RETRYABLE,
+                     "HTTP 500 from teacher (after 5 attempts)"),
+             Failure(tasks[2], v1::FAILURE_CLASS_PERMANENT,
+                     "HTTP 400 from teacher: bad (after 2 attempts)")});
+  const v1::Job failed = GetJob(job.id());
+  EXPECT_EQ(failed.state(), v1::JOB_STATE_FAILED);
+  EXPECT_GT(failed.finished_ms(), 0);
+  EXPECT_EQ(failed.error(),
+            "all 3 tasks failed; most common error (2 of 3): HTTP 400 from "
+            "teacher: bad");
+  EXPECT_EQ((*store_->GetJob(job.id()))->state(), v1::JOB_STATE_FAILED);
+  // Retry takes it back to running, error cleared.
+  absl::StatusOr<v1::Job> retried = coordinator_->RetryJob(job.id());
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_EQ(retried->state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(retried->error(), "");
+  // One answer is enough for "completed".
+  tasks = Lease(w, 10);
+  ASSERT_EQ(tasks.size(), 3u);
+  Report(w, {Success(tasks[0], "A"),
+             Failure(tasks[1], v1::FAILURE_CLASS_PERMANENT, "x"),
+             Failure(tasks[2], v1::FAILURE_CLASS_PERMANENT, "y")});
+  EXPECT_EQ(GetJob(job.id()).state(), v1::JOB_STATE_COMPLETED);
+}
+
+// Issue 18: a rejected submission burnt a job id.
+TEST_F(CoordinatorTest, ARejectedSubmissionUsesNoJobId) {
+  EXPECT_FALSE(Submit({PromptLine("a"), "not json"}).ok());
+  EXPECT_FALSE(Submit({}).ok());  // no prompts
+  EXPECT_EQ(MustSubmit(PromptLines({"a"})).id(), "job-000001");
+  EXPECT_FALSE(Submit({"{}"}).ok());
+  EXPECT_EQ(MustSubmit(PromptLines({"b"})).id(), "job-000002");
+}
+
+// Issue 18: `--name w2` became worker "w2-w2"; answers name the worker as
+// it was named, and jobs know how many live workers serve their teacher.
+TEST_F(CoordinatorTest, WorkerIdsStartWithTheNameAndAnswersCarryIt) {
+  v1::Job job = MustSubmit(PromptLines({"a"}));
+  EXPECT_EQ(job.teacher_status().live_workers(), 0);
+  const std::string w = Register("w2");
+  EXPECT_THAT(w, StartsWith("w2-"));
+  EXPECT_EQ(w.find("w2-w2"), std::string::npos) << w;
+  EXPECT_EQ(GetJob(job.id()).teacher_status().live_workers(), 1);
+  std::vector<v1::LeasedTask> tasks = Lease(w, 10);
+  ASSERT_EQ(tasks.size(), 1u);
+  Report(w, {Success(tasks[0], "A")});
+  EXPECT_EQ(StoredAnswer(tasks[0].request_key()).worker(), "w2");
+  // Silent for three heartbeat intervals: no longer live.
+  clock_.Advance(3 * options_.heartbeat_interval + std::chrono::seconds(1));
+  EXPECT_EQ(GetJob(job.id()).teacher_status().live_workers(), 0);
+}
+
+// Issue 18: prompts repeated in a file were exported once per repeat.
+TEST_F(CoordinatorTest, ExportLeavesOutARepeatedPromptsCachedAnswer) {
+  v1::Job job = MustSubmit(PromptLines({"a", "b", "a", "a"}));
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> tasks = Lease(w, 10);
+  ASSERT_EQ(tasks.size(), 2u);  // the repeats wait for the first answer
+  Report(w, {Success(tasks[0], "A"), Success(tasks[1], "B")});
+  ASSERT_EQ(GetJob(job.id()).state(), v1::JOB_STATE_COMPLETED);
+  ASSERT_EQ(GetJob(job.id()).counters().cache_hits(), 2);
+  std::vector<v1::ExportRecord> records = Export({job.id()});
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0].answer().content(), "A");
+  EXPECT_EQ(records[1].answer().content(), "B");
+  EXPECT_EQ(Export({job.id()}, /*include_duplicates=*/true).size(), 4u);
+  // Exported with a later job that asked the same again: still once.
+  v1::Job again = MustSubmit(PromptLines({"a"}));
+  EXPECT_TRUE(Lease(w, 10).empty());  // from the cache
+  ASSERT_EQ(GetJob(again.id()).state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(Export({job.id(), again.id()}).size(), 2u);
+  EXPECT_EQ(Export({again.id()}).size(), 1u);
+}
+
 TEST_F(CoordinatorTest, RetryJobRejectsUnknownAndCancelledJobs) {
   absl::StatusOr<v1::Job> unknown = coordinator_->RetryJob("job-999999");
   EXPECT_TRUE(absl::IsNotFound(unknown.status())) << unknown.status();

@@ -57,6 +57,41 @@ TEST(MetricsTest, CollectorsRunOnEachScrapeUntilTheirHandleGoes) {
   EXPECT_EQ(calls, 1);
 }
 
+TEST(MetricsTest, LimitsArePerMinuteWhateverTheWindow) {
+  metrics::TeacherLimits("windowed", 100, -1, 10, 4);
+  const std::string text = metrics::TextExposition();
+  EXPECT_TRUE(Has(text, "distillery_teacher_limit_requests_per_minute{teacher="
+                        "\"windowed\"} 600"))
+      << text;
+  EXPECT_TRUE(Has(text, "distillery_teacher_limit_tokens_per_minute{teacher="
+                        "\"windowed\"} -1"))
+      << text;
+  EXPECT_TRUE(Has(text, "distillery_teacher_limit_concurrency{teacher="
+                        "\"windowed\"} 4"))
+      << text;
+}
+
+TEST(MetricsTest, EachRoleExposesOnlyItsOwnFamilies) {
+  metrics::PromptsSubmitted(1);
+  metrics::InFlight("roles", 1);
+  metrics::TeacherLimits("roles", 10, 10, 60, 1);
+  metrics::ProcessStarted("worker");
+  std::string text = metrics::TextExposition();
+  EXPECT_FALSE(Has(text, "distillery_prompts_submitted_total")) << text;
+  EXPECT_FALSE(Has(text, "distillery_tasks_settled_total")) << text;
+  EXPECT_TRUE(Has(text, "distillery_teacher_requests_in_flight")) << text;
+  EXPECT_TRUE(Has(text, "distillery_teacher_limit_concurrency")) << text;
+  metrics::ProcessStarted("coordinator");
+  text = metrics::TextExposition();
+  EXPECT_TRUE(Has(text, "distillery_prompts_submitted_total")) << text;
+  EXPECT_FALSE(Has(text, "distillery_teacher_requests_in_flight")) << text;
+  EXPECT_TRUE(Has(text, "distillery_teacher_limit_concurrency")) << text;
+  metrics::ProcessStarted("cli");  // both, as for the other tests
+  text = metrics::TextExposition();
+  EXPECT_TRUE(Has(text, "distillery_prompts_submitted_total")) << text;
+  EXPECT_TRUE(Has(text, "distillery_teacher_requests_in_flight")) << text;
+}
+
 // One exposer for the whole binary: its destructor blocks for about 2 s.
 TEST(MetricsTest, ExposerServesOnAPortItPicks) {
   static auto* exposer = [] {

@@ -214,7 +214,7 @@ TEST(HandleMessagesResponseTest, ErrorsClassifiedAsTheApiMeansThem) {
            {401, "authentication_error", FailureKind::kTeacherDown},
            {403, "permission_error", FailureKind::kTeacherDown},
            {400, "invalid_request_error", FailureKind::kPermanent},
-           {404, "not_found_error", FailureKind::kPermanent},
+           {404, "not_found_error", FailureKind::kTeacherDown},
            {413, "request_too_large", FailureKind::kPermanent}}) {
     TeacherResult r =
         HandleMessagesResponse(Response(c.status, ErrorBody(c.type)), 0);

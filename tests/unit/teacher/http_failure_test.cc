@@ -73,8 +73,11 @@ INSTANTIATE_TEST_SUITE_P(
              absl::StatusCode::kFailedPrecondition, FailureKind::kTeacherDown},
         Case{400, OpenAiError("invalid_request_error"),
              absl::StatusCode::kInvalidArgument, FailureKind::kPermanent},
+        // A wrong base_url or model: every request gets it (issue 18).
         Case{404, OpenAiError("model_not_found"), absl::StatusCode::kNotFound,
-             FailureKind::kPermanent},
+             FailureKind::kTeacherDown},
+        Case{404, "<html>Not Found</html>", absl::StatusCode::kNotFound,
+             FailureKind::kTeacherDown},
         Case{422, "{\"detail\":[{\"msg\":\"field required\"}]}",
              absl::StatusCode::kInvalidArgument, FailureKind::kPermanent},
         Case{413, "", absl::StatusCode::kInvalidArgument,
@@ -255,6 +258,22 @@ TEST(ClassifyTransportErrorTest, InvalidArgumentIsPermanentRestRetryable) {
     EXPECT_THAT(std::string(result.status.message()),
                 HasSubstr(std::string(s.message())));
   }
+}
+
+TEST(ClassifyTransportErrorTest, AnUnreachableTeacherIsDown) {
+  // Refused or no such host: the teacher is not there; pause it with the
+  // reason rather than dead-letter every task in seconds.
+  const absl::Status refused = UnreachableError(
+      "Couldn't connect to server: Failed to connect to 127.0.0.1 port 9");
+  TeacherResult result = ClassifyTransportError(refused);
+  EXPECT_EQ(result.kind, FailureKind::kTeacherDown);
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(result.status.message()),
+              HasSubstr("teacher unreachable"));
+  EXPECT_THAT(std::string(result.status.message()),
+              HasSubstr("127.0.0.1 port 9"));
+  // A plain UNAVAILABLE (reset mid-way) stays retryable.
+  EXPECT_FALSE(IsUnreachable(absl::UnavailableError("connection reset")));
 }
 
 }  // namespace
