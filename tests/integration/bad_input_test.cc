@@ -109,6 +109,15 @@ TEST_F(BadInputTest, DeeplyNestedLineIsRefusedAndTheCoordinatorLives) {
             std::string::npos)
       << err;
   ASSERT_TRUE(coordinator_->Running()) << coordinator_->Stderr();
+  // A key written with an escape made the parser re-serialise the metadata,
+  // recursively: this line killed the coordinator.
+  std::string escaped = line(200'000);
+  escaped.replace(escaped.find("metadata"), 8, "meta\\u0064ata");
+  err = SubmitRejected(good + escaped);
+  EXPECT_NE(err.find("line 2: JSON nests deeper than 64 levels"),
+            std::string::npos)
+      << err;
+  ASSERT_TRUE(coordinator_->Running()) << coordinator_->Stderr();
   err = SubmitRejected(good + line(62));
   EXPECT_NE(err.find("line 2: JSON nests deeper than 64 levels"),
             std::string::npos)

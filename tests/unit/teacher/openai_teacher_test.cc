@@ -448,16 +448,10 @@ TEST_F(OpenAiTeacherTest, AStreamedAnswerSpellingTheKeyIsRedacted) {
   std::string body;
   for (size_t i = 0; i < key.size(); i += 5) {
     body += R"(data: {"choices":[{"index":0,"delta":{"content":")" +
-            key.substr(i, 5) + ""}}]}
-
-";
+            key.substr(i, 5) + "\"}}]}\n\n";
   }
-  body += "data: {"choices":[{"index":0,"delta":{},"
-          ""finish_reason":"stop"}]}
-
-data: [DONE]
-
-";
+  body += "data: {\"choices\":[{\"index\":0,\"delta\":{},"
+          "\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
   http_.response = Response(200, body);
   TeacherResult result = AskOnce(teacher);
   ASSERT_TRUE(result.status.ok()) << result.status;
