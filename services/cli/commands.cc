@@ -29,7 +29,7 @@
 namespace distillery::cli {
 namespace {
 
-constexpr size_t kSubmitChunkBytes = 1 << 20;
+constexpr size_t kSubmitChunkBytes = 512 << 10;
 constexpr int kSubmitChunkLines = 4096;
 
 void PrintError(std::ostream& err, const grpc::Status& s) {
@@ -338,13 +338,18 @@ int Submit(v1::ClientService::StubInterface& stub, const SubmitOptions& options,
           << "\n";
       return 2;
     }
-    bytes += line.size();
-    request.add_lines(std::move(line));
-    if (bytes >= kSubmitChunkBytes || request.lines_size() >= kSubmitChunkLines) {
+    // A chunk goes out before a line would take it past kSubmitChunkBytes,
+    // so it fits the smallest --max-message-mb (1 MiB) with its one line.
+    if (request.lines_size() > 0 &&
+        (bytes + line.size() > kSubmitChunkBytes ||
+         request.lines_size() >= kSubmitChunkLines)) {
       stream_ok = writer->Write(request);
       request.Clear();
       bytes = 0;
+      if (!stream_ok) break;
     }
+    bytes += RepeatedEntryBytes(line.size());
+    request.add_lines(std::move(line));
   }
   if (stream_ok && (request.lines_size() > 0 || request.has_spec())) {
     stream_ok = writer->Write(request);

@@ -162,7 +162,9 @@ class TransportTest : public ::testing::Test {
     EXPECT_EQ(status.at("tasks_failed"), 0) << status.dump();
 
     const std::string out = dir_ + "/export.jsonl";
-    CommandResult r = Cli({"export", job, "--format", "raw", "--out", out});
+    // Every record, answers cut at max_tokens included.
+    CommandResult r = Cli({"export", job, "--format", "raw", "--finish-reason",
+                           "any", "--out", out});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const std::vector<json> records = ReadJsonLines(out);
     ASSERT_EQ(records.size(), static_cast<size_t>(prompts));

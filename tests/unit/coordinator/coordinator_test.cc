@@ -554,6 +554,37 @@ TEST_F(CoordinatorTest, LeasePagesThroughTheStoreInScanBatches) {
   EXPECT_EQ(GetJob(job.id()).counters().cache_hits(), 2);
 }
 
+// A lease is one gRPC message: its tasks stop at max_lease_bytes, whatever
+// max_tasks asks, and always include one even when it alone is larger.
+TEST_F(CoordinatorTest, LeaseIsCutToItsByteBudget) {
+  options_.max_lease_bytes = 10 << 10;
+  Restart();
+  std::vector<std::string> prompts;
+  for (int i = 0; i < 10; ++i) {
+    prompts.push_back(std::to_string(i) + std::string(3000, 'x'));
+  }
+  prompts.push_back(std::string(30000, 'y'));  // over the budget on its own
+  MustSubmit(PromptLines(prompts));
+  const std::string w = Register();
+  std::set<int64_t> seen;
+  int leases = 0;
+  while (true) {
+    absl::StatusOr<v1::LeaseResponse> response = TryLease(w, 100);
+    ASSERT_TRUE(response.ok()) << response.status();
+    if (response->tasks_size() == 0) break;
+    ++leases;
+    if (response->tasks_size() > 1) {
+      EXPECT_LE(response->ByteSizeLong(), options_.max_lease_bytes);
+    }
+    EXPECT_LE(response->tasks_size(), 3);
+    for (const v1::LeasedTask& t : response->tasks()) {
+      EXPECT_TRUE(seen.insert(t.prompt_seq()).second) << t.prompt_seq();
+    }
+  }
+  EXPECT_EQ(seen.size(), 11u) << "every task is leased, once";
+  EXPECT_GE(leases, 5);
+}
+
 TEST_F(CoordinatorTest, LeaseServesOnlyTheRequestedTeachers) {
   teachers_ = {Profile("sim"), Profile("other")};
   Restart();
