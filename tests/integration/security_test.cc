@@ -434,16 +434,20 @@ TEST_F(SecurityTest, EveryMethodOfEveryServiceRequiresItsToken) {
       grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
   struct Service {
     const char* name;
+    // A message of the service's file: naming it links the file in, so its
+    // descriptors are in the pool.
+    const google::protobuf::FileDescriptor* file;
     const char* other_services_token;
   };
   const Service services[] = {
-      {v1::ClientService::service_full_name(), "Bearer worker-token-456"},
-      {v1::WorkerService::service_full_name(), "Bearer client-token-123"}};
+      {v1::ClientService::service_full_name(),
+       v1::GetJobRequest::descriptor()->file(), "Bearer worker-token-456"},
+      {v1::WorkerService::service_full_name(),
+       v1::RegisterRequest::descriptor()->file(), "Bearer client-token-123"}};
   int methods = 0;
   for (const Service& service : services) {
     const google::protobuf::ServiceDescriptor* descriptor =
-        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
-            service.name);
+        service.file->pool()->FindServiceByName(service.name);
     ASSERT_NE(descriptor, nullptr) << service.name;
     for (int i = 0; i < descriptor->method_count(); ++i) {
       const std::string method = absl::StrCat(
