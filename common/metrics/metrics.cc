@@ -222,6 +222,19 @@ struct Families {
           .Help("gRPC calls refused by the coordinator: unauthenticated "
                 "(token missing or wrong) or over a limit")
           .Register(*coordinator_registry);
+  prometheus::Family<prometheus::Counter>& refused_results =
+      BuildCounter()
+          .Name("distillery_refused_results_total")
+          .Help("Reported results not used because the reporting worker "
+                "never held the task: unknown_worker or not_holder")
+          .Register(*coordinator_registry);
+  prometheus::Family<prometheus::Counter>& store_errors =
+      BuildCounter()
+          .Name("distillery_store_errors_total")
+          .Help("Store reads or writes that failed, by what the coordinator "
+                "was doing (the operation failed and was retried or "
+                "reported, never taken as an empty answer)")
+          .Register(*coordinator_registry);
 };
 
 const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
@@ -290,7 +303,9 @@ struct Series {
         tasks(f.tasks, {"teacher", "model", "outcome"}),
         lease_expiries(f.lease_expiries, {"teacher"}),
         reports(f.reports, {"result"}),
-        rejected_calls(f.rejected_calls, {"service", "reason"}) {}
+        rejected_calls(f.rejected_calls, {"service", "reason"}),
+        refused_results(f.refused_results, {"reason"}),
+        store_errors(f.store_errors, {"operation"}) {}
 
   SeriesCache<prometheus::Counter> teacher_requests;
   SeriesCache<prometheus::Histogram> teacher_latency;
@@ -304,6 +319,8 @@ struct Series {
   SeriesCache<prometheus::Counter> lease_expiries;
   SeriesCache<prometheus::Counter> reports;
   SeriesCache<prometheus::Counter> rejected_calls;
+  SeriesCache<prometheus::Counter> refused_results;
+  SeriesCache<prometheus::Counter> store_errors;
 };
 
 Families& F() {
@@ -508,6 +525,14 @@ void RecordsExported(int64_t n) {
 
 void RejectedCall(const std::string& service, const std::string& reason) {
   S().rejected_calls.Get({service, reason}).Increment();
+}
+
+void RefusedResult(const std::string& reason) {
+  S().refused_results.Get({reason}).Increment();
+}
+
+void StoreError(const std::string& operation) {
+  S().store_errors.Get({operation}).Increment();
 }
 
 CollectorHandle::~CollectorHandle() { F().callbacks->Remove(id_); }

@@ -107,6 +107,12 @@ void RecordsExported(int64_t n);
 // `reason` "token_missing", "token_wrong", "submissions_in_flight",
 // "prompt_too_long".
 void RejectedCall(const std::string& service, const std::string& reason);
+// A reported result was not used: the worker is unknown ("unknown_worker")
+// or never held the task's lease ("not_holder").
+void RefusedResult(const std::string& reason);
+// A store read or write failed while the coordinator was `operation`
+// ("lease_scan", "lease_read", "retry", "export").
+void StoreError(const std::string& operation);
 
 // --- Values read at scrape time ------------------------------------------
 

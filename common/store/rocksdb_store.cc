@@ -85,8 +85,11 @@ absl::StatusOr<std::optional<Proto>> ParseValue(const rocksdb::Status& s,
 class RocksDbStore : public Store {
  public:
   RocksDbStore(std::unique_ptr<rocksdb::DB> db,
-               std::vector<rocksdb::ColumnFamilyHandle*> handles)
-      : db_(std::move(db)), handles_(std::move(handles)) {}
+               std::vector<rocksdb::ColumnFamilyHandle*> handles,
+               const StoreOptions& options)
+      : db_(std::move(db)), handles_(std::move(handles)) {
+    write_options_.sync = options.sync_writes;
+  }
 
   ~RocksDbStore() override {
     for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
@@ -119,7 +122,12 @@ class RocksDbStore : public Store {
     for (const auto& [key, v] : batch.scratch) {
       wb.Put(handles_[kScratch], key, v);
     }
-    rocksdb::WriteOptions options;
+    rocksdb::WriteOptions options = write_options_;
+    // Scratch outlives no operation (and no crash): not worth an fsync.
+    if (batch.jobs.empty() && batch.prompts.empty() && batch.tasks.empty() &&
+        batch.answers.empty() && batch.content.empty() && batch.lsh.empty()) {
+      options.sync = false;
+    }
     return FromRocks(db_->Write(options, &wb), "write");
   }
 
@@ -194,7 +202,7 @@ class RocksDbStore : public Store {
     wb.DeleteRange(handles_[kPrompts], begin, end);
     wb.DeleteRange(handles_[kTasks], begin, end);
     wb.Delete(handles_[kJobs], job_id);
-    return FromRocks(db_->Write(rocksdb::WriteOptions(), &wb), "delete job");
+    return FromRocks(db_->Write(write_options_, &wb), "delete job");
   }
 
   absl::StatusOr<std::optional<v1::Prompt>> GetPrompt(const std::string& job_id,
@@ -317,7 +325,7 @@ class RocksDbStore : public Store {
     std::string encoded;
     PutBigEndian(&encoded, next, 8);
     if (absl::Status st = FromRocks(
-            db_->Put(rocksdb::WriteOptions(), handles_[kMeta], name, encoded),
+            db_->Put(write_options_, handles_[kMeta], name, encoded),
             "sequence");
         !st.ok()) {
       return st;
@@ -365,11 +373,15 @@ class RocksDbStore : public Store {
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   std::mutex sequence_mu_;  // serialises NextSequence's read-modify-write
+  // Every durable write uses these (scratch deletes need no sync: scratch
+  // outlives no operation).
+  rocksdb::WriteOptions write_options_;
 };
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& dir) {
+absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(
+    const std::string& dir, const StoreOptions& store_options) {
   rocksdb::Options options;
   options.create_if_missing = true;
   options.create_missing_column_families = true;
@@ -406,7 +418,8 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& dir) 
         "cannot open data dir '", dir, "': ", s.ToString()));
   }
   return std::unique_ptr<Store>(
-      new RocksDbStore(std::unique_ptr<rocksdb::DB>(raw), std::move(handles)));
+      new RocksDbStore(std::unique_ptr<rocksdb::DB>(raw), std::move(handles),
+                       store_options));
 }
 
 }  // namespace distillery

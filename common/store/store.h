@@ -117,8 +117,19 @@ class Store {
   virtual StoreStats Stats() { return StoreStats(); }
 };
 
+struct StoreOptions {
+  // Apply returns only once the batch is in the write-ahead log on disk
+  // (fsync): an acknowledged commit survives a power loss, not only a
+  // process crash. Off, the log is in the OS page cache at return: a crash
+  // of the process loses nothing, a power loss may lose the last writes
+  // (never half a batch). Costs one fsync per commit (README "Failure
+  // behaviour" has the figure).
+  bool sync_writes = false;
+};
+
 // Opens (creating if needed) the RocksDB store in `dir`.
-absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& dir);
+absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(
+    const std::string& dir, const StoreOptions& options = {});
 
 }  // namespace distillery
 

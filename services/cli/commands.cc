@@ -22,6 +22,7 @@
 #include "common/job/job_state.h"
 #include "common/rpc/grpc_security.h"
 #include "nlohmann/json.hpp"
+#include "services/cli/export_writer.h"
 #include "services/coordinator/coordinator_server.h"
 #include "services/worker/teacher_factory.h"
 #include "services/worker/worker.h"
@@ -668,8 +669,7 @@ int Export(v1::ClientService::StubInterface& stub,
     err << "error: " << bad.message() << "\n";
     return 2;
   }
-  // One output per split (or one), each written to a temporary file and
-  // renamed at the end, so every file is whole or absent.
+  // One output per split (or one), each whole or absent.
   std::vector<std::string> paths;
   if (split) {
     for (const SplitSpec::Part& part : split->parts) {
@@ -678,33 +678,23 @@ int Export(v1::ClientService::StubInterface& stub,
   } else if (!options.out.empty()) {
     paths.push_back(options.out);
   }
-  std::vector<std::unique_ptr<std::ofstream>> files;
+  // Each file locked against other exports and written beside its
+  // destination (export_writer.h); destroying one unrenamed removes it.
+  std::vector<std::unique_ptr<ExportFile>> files;
   for (const std::string& path : paths) {
-    std::filesystem::path p(path);
-    if (p.has_parent_path()) {
-      std::error_code ec;
-      std::filesystem::create_directories(p.parent_path(), ec);
-    }
-    files.push_back(std::make_unique<std::ofstream>(
-        path + ".partial", std::ios::binary | std::ios::trunc));
-    if (!*files.back()) {
-      err << "error: cannot write '" << path << ".partial'\n";
-      for (const std::string& q : paths) {
-        std::filesystem::remove(q + ".partial");
-      }
+    absl::StatusOr<std::unique_ptr<ExportFile>> file = ExportFile::Open(path);
+    if (!file.ok()) {
+      err << "error: " << file.status().message() << "\n";
       return 1;
     }
+    files.push_back(std::move(*file));
   }
-  auto remove_partials = [&] {
-    for (const std::string& path : paths) {
-      std::filesystem::remove(path + ".partial");
-    }
-  };
   grpc::ClientContext context;
   auto reader = stub.Export(&context, *request);
   v1::ExportChunk chunk;
   std::vector<int64_t> counts(std::max<size_t>(1, paths.size()), 0);
   std::vector<std::string> buffers(counts.size());
+  absl::Status written;
   while (reader->Read(&chunk)) {
     for (std::string& b : buffers) b.clear();
     for (const v1::ExportRecord& record : chunk.records()) {
@@ -714,31 +704,34 @@ int Export(v1::ClientService::StubInterface& stub,
       buffers[i] += '\n';
       ++counts[i];
     }
-    for (size_t i = 0; i < buffers.size(); ++i) {
-      std::ostream& sink = files.empty() ? out : *files[i];
-      sink.write(buffers[i].data(),
-                 static_cast<std::streamsize>(buffers[i].size()));
+    for (size_t i = 0; i < buffers.size() && written.ok(); ++i) {
+      if (files.empty()) {
+        out.write(buffers[i].data(),
+                  static_cast<std::streamsize>(buffers[i].size()));
+      } else {
+        written = files[i]->Write(buffers[i]);
+      }
+    }
+    if (!written.ok()) {
+      context.TryCancel();
+      break;
     }
   }
   grpc::Status s = reader->Finish();
-  bool written = true;
-  for (auto& f : files) {
-    f->flush();
-    written &= static_cast<bool>(*f);
-  }
   if (files.empty()) out.flush();
-  if (!s.ok() || !written) {
-    remove_partials();
-    if (!s.ok()) {
-      PrintError(err, s);
-      return ExitCodeFor(s);
-    }
-    err << "error: writing the export failed\n";
+  if (!written.ok()) {
+    err << "error: writing the export failed: " << written.message() << "\n";
     return 1;
   }
-  for (size_t i = 0; i < files.size(); ++i) {
-    files[i]->close();
-    std::filesystem::rename(paths[i] + ".partial", paths[i]);
+  if (!s.ok()) {
+    PrintError(err, s);
+    return ExitCodeFor(s);
+  }
+  for (const std::unique_ptr<ExportFile>& file : files) {
+    if (absl::Status c = file->Commit(); !c.ok()) {
+      err << "error: writing the export failed: " << c.message() << "\n";
+      return 1;
+    }
   }
   int64_t total = 0;
   for (int64_t c : counts) total += c;
@@ -773,6 +766,7 @@ int Run(const RunOptions& options, std::ostream& out, std::ostream& err) {
   CoordinatorServerOptions server_options;
   server_options.listen = "127.0.0.1:0";
   server_options.data_dir = options.data_dir;
+  server_options.sync_writes = options.sync_writes;
   server_options.teachers = *profiles;
   server_options.coordinator.lease_duration = std::chrono::seconds(120);
   server_options.coordinator.heartbeat_interval = std::chrono::seconds(2);

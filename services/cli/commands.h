@@ -51,6 +51,7 @@ struct RunOptions {
   std::string teachers_file;
   int workers = 2;
   std::string data_dir = ".distillery";
+  bool sync_writes = false;  // see the coordinator's --sync-writes
   ExportOptions export_options;
   // The progress display, as `watch` draws it: a bar redrawn in place on a
   // terminal `progress_width` columns wide, else plain lines.

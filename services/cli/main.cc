@@ -259,6 +259,9 @@ int main(int argc, char** argv) {
       "--teacher openai --model gpt-4o-mini  # writes out/dataset.jsonl");
   run_cmd->add_option("--data-dir", run.data_dir, "RocksDB directory")
       ->capture_default_str();
+  run_cmd->add_flag("--sync-writes", run.sync_writes,
+                    "fsync each commit before it is acknowledged, so answers "
+                    "survive a power loss (slower)");
   run_cmd->add_option("--out", run.export_options.out, "dataset file")
       ->capture_default_str();
   AddExportFlags(run_cmd, &run.export_options);

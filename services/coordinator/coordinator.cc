@@ -94,14 +94,6 @@ void LogStateChange(const v1::Job& before, const v1::Job& after) {
                after.error());
 }
 
-// The name part of a worker id (NAME-SUFFIX, see Register), for a worker
-// the coordinator no longer knows (it restarted since the worker
-// registered).
-std::string WorkerNameFromId(const std::string& id) {
-  const size_t dash = id.rfind('-');
-  return dash == std::string::npos || dash == 0 ? id : id.substr(0, dash);
-}
-
 std::string JobIdFor(int64_t n) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "job-%06lld", static_cast<long long>(n));
@@ -258,7 +250,13 @@ Coordinator::Coordinator(Store& store, std::vector<TeacherProfile> teachers,
       teachers_(std::move(teachers)),
       clock_(clock),
       options_(options),
-      budget_(clock, teachers_, options.budget) {}
+      budget_(clock, teachers_, options.budget) {
+  // 128 bits of OS entropy: a 32-bit seed would repeat a whole boot's ids
+  // once in 2^32 starts.
+  std::random_device entropy;
+  std::seed_seq seed{entropy(), entropy(), entropy(), entropy()};
+  worker_id_random_.seed(seed);
+}
 
 v1::Job Coordinator::JobViewLocked(const JobRuntime& rt) {
   v1::Job job = rt.job;
@@ -304,6 +302,7 @@ void Coordinator::AddLeaseLocked(JobRuntime& rt, int64_t lease_id,
     rt.reserved_nano_usd += reserved_nano_usd;
     ++rt.reserving_leases;
   }
+  NoteHolderLocked(task, worker_id);
   inflight_keys_[task.request_key()] = lease_id;
   leases_[lease_id] =
       LeaseInfo{worker_id, std::move(task),
@@ -322,6 +321,7 @@ absl::StatusOr<bool> Coordinator::AdoptLeaseLocked(const std::string& worker_id,
     // Known (a restored table, or we never forgot): it changes hands to the
     // worker's new id.
     if (!SameTask(it->second.task, held)) return false;
+    NoteHolderLocked(it->second.task, worker_id);
     it->second.worker_id = worker_id;
     it->second.deadline = clock_.Now() + options_.lease_duration;
     return true;
@@ -594,6 +594,7 @@ absl::StatusOr<v1::Job> Coordinator::RetryJob(const std::string& job_id) {
         absl::StrCat("job '", job_id, "' was cancelled; submit it again"));
   }
   v1::Job job = rt.job;
+  const v1::Job before = rt.job;
   if (job.counters().tasks_failed() == 0) {
     // Nothing was dead-lettered: the job stays as it is, finished time and
     // all.
@@ -604,15 +605,23 @@ absl::StatusOr<v1::Job> Coordinator::RetryJob(const std::string& job_id) {
     job.set_finished_ms(0);
     job.clear_error();
   }
+  // rt.job follows the store chunk by chunk: when a chunk fails, memory
+  // holds the job as the chunks before it stored it, so the next write of
+  // the job record (a report, a lease from the cache) stores counters that
+  // match the tasks, and the tasks retried so far are leased.
+  bool wrote = false;
   StoreBatch batch;
   auto flush = [&]() -> absl::Status {
     batch.jobs.push_back(job);
     absl::Status s = store_.Apply(batch);
     batch = StoreBatch();
-    return s;
+    if (!s.ok()) return s;
+    rt.job = job;
+    wrote = true;
+    return absl::OkStatus();
   };
-  absl::Status scan_status;
-  RETURN_IF_ERROR(store_.ScanTasks(job_id, 0, 0, [&](const v1::Task& t) {
+  absl::Status status;
+  absl::Status scan_status = store_.ScanTasks(job_id, 0, 0, [&](const v1::Task& t) {
     if (t.state() != v1::TASK_STATE_FAILED) return true;
     v1::Task task = t;
     task.set_state(v1::TASK_STATE_PENDING);
@@ -622,26 +631,35 @@ absl::StatusOr<v1::Job> Coordinator::RetryJob(const std::string& job_id) {
     v1::JobCounters* c = job.mutable_counters();
     c->set_tasks_failed(c->tasks_failed() - 1);
     if (batch.tasks.size() >= kRetryChunk) {
-      scan_status = flush();
-      if (!scan_status.ok()) return false;
+      status = flush();
+      if (!status.ok()) return false;
     }
     return true;
-  }));
-  RETURN_IF_ERROR(scan_status);
-  RETURN_IF_ERROR(flush());
+  });
+  if (status.ok()) status = scan_status;
+  if (status.ok()) status = flush();
+  if (wrote) {
+    // Scan the job again from its start: retried tasks are found there.
+    // Tasks already queued or leased are found too, and are harmless: a
+    // queued copy is re-read before leasing, a leased key makes its copy
+    // wait.
+    rt.cursor = TaskRef{};
+    rt.scanned_all = false;
+    rt.ready.clear();
+    rt.last_progress_ms = clock_.WallMillis();
+    ChangedLocked();
+  }
+  if (!status.ok()) {
+    metrics::StoreError("retry");
+    spdlog::error("job {}: retry stopped part way{}: {}", job_id,
+                  wrote ? " (the tasks before were retried)" : "",
+                  std::string(status.message()));
+    return status;
+  }
   spdlog::info("job {}: {} dead-lettered tasks sent back to be harvested",
-               job_id, rt.job.counters().tasks_failed() -
+               job_id, before.counters().tasks_failed() -
                            job.counters().tasks_failed());
-  LogStateChange(rt.job, job);
-  rt.job = job;
-  // Scan the job again from its start: retried tasks are found there. Tasks
-  // already queued or leased are found too, and are harmless: a queued copy
-  // is re-read before leasing, a leased key makes its copy wait.
-  rt.cursor = TaskRef{};
-  rt.scanned_all = false;
-  rt.ready.clear();
-  rt.last_progress_ms = clock_.WallMillis();
-  ChangedLocked();
+  LogStateChange(before, job);
   return JobViewLocked(rt);
 }
 
@@ -700,8 +718,16 @@ CoordinatorSnapshot Coordinator::Snapshot() {
 v1::RegisterResponse Coordinator::Register(const v1::RegisterRequest& request) {
   std::lock_guard<std::mutex> lock(mu_);
   // NAME-SUFFIX: the name the worker was given (--name, else its host),
-  // which its answers carry, then what makes the id unique.
-  std::string id = absl::StrCat(request.name(), "-", next_worker_++);
+  // which its answers carry, then what makes the id unique. A counter would
+  // restart with the coordinator and hand a new worker the id a live one
+  // still uses from before the restart (two workers then act as one).
+  // Random suffixes do not repeat across restarts; they are also
+  // unguessable by other holders of the worker token.
+  std::string id;
+  do {
+    id = absl::StrCat(request.name().empty() ? "worker" : request.name(), "-",
+                      absl::Hex(worker_id_random_(), absl::kZeroPad16));
+  } while (workers_.count(id) > 0);
   workers_[id] = WorkerInfo{
       request.name(), clock_.Now(),
       std::vector<std::string>(request.teachers().begin(),
@@ -774,7 +800,8 @@ v1::SamplingParams Coordinator::EffectiveParams(const v1::JobSpec& spec,
   return params;
 }
 
-bool Coordinator::NextTaskLocked(JobRuntime& rt, v1::Task* task) {
+absl::StatusOr<bool> Coordinator::NextTaskLocked(JobRuntime& rt,
+                                                v1::Task* task) {
   while (true) {
     v1::Task candidate;
     if (!rt.returned.empty()) {
@@ -793,7 +820,15 @@ bool Coordinator::NextTaskLocked(JobRuntime& rt, v1::Task* task) {
               if (t.state() == v1::TASK_STATE_PENDING) rt.ready.push_back(t);
               return ++scanned < options_.scan_batch;
             });
-        if (!s.ok()) return false;  // try again on the next lease call
+        if (!s.ok()) {
+          // The cursor did not move: the next call reads the same tasks
+          // again, so what this scan queued goes (ready was empty).
+          rt.ready.clear();
+          metrics::StoreError("lease_scan");
+          spdlog::error("job {}: reading tasks to lease failed: {}",
+                        rt.job.id(), std::string(s.message()));
+          return s;
+        }
         if (!any || scanned < options_.scan_batch) {
           rt.scanned_all = true;
         } else {
@@ -808,7 +843,17 @@ bool Coordinator::NextTaskLocked(JobRuntime& rt, v1::Task* task) {
     // may have settled the task since it was queued. The store decides.
     absl::StatusOr<std::optional<v1::Task>> fresh = store_.GetTask(
         candidate.job_id(), candidate.prompt_seq(), candidate.sample());
-    if (fresh.ok() && *fresh && (*fresh)->state() == v1::TASK_STATE_PENDING) {
+    if (!fresh.ok()) {
+      // Still pending as far as anyone knows: it must stay queued, or its
+      // job would never finish.
+      metrics::StoreError("lease_read");
+      spdlog::error("job {}: reading task {}/{} to lease failed: {}",
+                    rt.job.id(), candidate.prompt_seq(), candidate.sample(),
+                    std::string(fresh.status().message()));
+      rt.returned.push_front(std::move(candidate));
+      return fresh.status();
+    }
+    if (*fresh && (*fresh)->state() == v1::TASK_STATE_PENDING) {
       *task = std::move(**fresh);
       return true;
     }
@@ -850,8 +895,9 @@ absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
     size_t prompt_bytes = 0;  // its messages, as a LeasedTask carries them
     v1::Task task;
     while (response.tasks_size() < request.max_tasks() &&
-           rt.job.state() == v1::JOB_STATE_RUNNING &&
-           NextTaskLocked(rt, &task)) {
+           rt.job.state() == v1::JOB_STATE_RUNNING) {
+      ASSIGN_OR_RETURN(const bool found, NextTaskLocked(rt, &task));
+      if (!found) break;
       ASSIGN_OR_RETURN(bool answered, store_.HasAnswer(task.request_key()));
       if (answered) {
         RETURN_IF_ERROR(CompleteFromCacheLocked(rt, std::move(task)));
@@ -1081,16 +1127,24 @@ void Coordinator::ExpireLeasesLocked() {
 absl::StatusOr<v1::ReportResponse> Coordinator::Report(
     const v1::ReportRequest& request) {
   std::lock_guard<std::mutex> lock(mu_);
-  std::string worker_name = WorkerNameFromId(request.worker_id());
-  if (auto w = workers_.find(request.worker_id()); w != workers_.end()) {
-    w->second.last_seen = clock_.Now();
-    worker_name = w->second.name;
+  auto w = workers_.find(request.worker_id());
+  if (w == workers_.end()) {
+    // A worker from before a restart: it registers again, announcing what
+    // it holds (these results too), and then reports. Ignoring the results
+    // instead would lose answers that were paid for.
+    metrics::RefusedResult("unknown_worker");
+    return absl::FailedPreconditionError(
+        absl::StrCat("unknown worker '", request.worker_id(),
+                     "'; register again"));
   }
+  w->second.last_seen = clock_.Now();
+  const std::string worker_name = w->second.name;
   v1::ReportResponse response;
   ReportCommit commit;
   for (const v1::TaskResult& result : request.results()) {
     bool ignored = false;
-    RETURN_IF_ERROR(CommitResultLocked(result, worker_name, &commit, &ignored));
+    RETURN_IF_ERROR(CommitResultLocked(result, request.worker_id(),
+                                       worker_name, &commit, &ignored));
     if (ignored) {
       response.set_ignored(response.ignored() + 1);
     } else {
@@ -1098,13 +1152,81 @@ absl::StatusOr<v1::ReportResponse> Coordinator::Report(
     }
   }
   RETURN_IF_ERROR(FinishReportLocked(commit));
+  if (commit.refused > 0) {
+    spdlog::warn("{} results from worker {} ignored: it never held their "
+                 "tasks ({})",
+                 commit.refused, request.worker_id(),
+                 workers_.count(request.worker_id()) > 0
+                     ? "a known worker"
+                     : "an unknown worker, e.g. from before a restart");
+  }
   metrics::ReportedResults(response.accepted(), response.ignored());
   return response;
+}
+
+void Coordinator::NoteHolderLocked(const v1::Task& task,
+                                   const std::string& worker_id) {
+  constexpr size_t kHoldersPerTask = 4;
+  const TaskId id{task.job_id(), task.prompt_seq(), task.sample()};
+  auto [it, added] = holders_.try_emplace(id);
+  if (added) {
+    it->second.generation = next_holder_generation_++;
+    holder_order_.emplace_back(id, it->second.generation);
+  }
+  std::vector<std::string>& workers = it->second.workers;
+  workers.erase(std::remove(workers.begin(), workers.end(), worker_id),
+                workers.end());
+  workers.push_back(worker_id);
+  if (workers.size() > kHoldersPerTask) workers.erase(workers.begin());
+  // Order entries of settled tasks linger until they reach the front, so
+  // the queue, not the map, is what the bound holds to.
+  while (holder_order_.size() > options_.remembered_lease_holders) {
+    const auto& [oldest, generation] = holder_order_.front();
+    if (auto o = holders_.find(oldest);
+        o != holders_.end() && o->second.generation == generation) {
+      holders_.erase(o);
+    }
+    holder_order_.pop_front();
+  }
+}
+
+bool Coordinator::HeldByLocked(const v1::TaskResult& result,
+                               const std::string& worker_id) {
+  auto same_task = [&](const LeaseInfo& lease) {
+    return lease.worker_id == worker_id &&
+           lease.task.job_id() == result.job_id() &&
+           lease.task.prompt_seq() == result.prompt_seq() &&
+           lease.task.sample() == result.sample();
+  };
+  if (auto it = leases_.find(result.lease_id());
+      it != leases_.end() && same_task(it->second)) {
+    return true;
+  }
+  if (auto key = inflight_keys_.find(result.request_key());
+      key != inflight_keys_.end()) {
+    if (auto it = leases_.find(key->second);
+        it != leases_.end() && same_task(it->second)) {
+      return true;
+    }
+  }
+  auto holders = holders_.find(
+      TaskId{result.job_id(), result.prompt_seq(), result.sample()});
+  if (holders == holders_.end()) return false;
+  const std::vector<std::string>& workers = holders->second.workers;
+  return std::find(workers.begin(), workers.end(), worker_id) != workers.end();
 }
 
 absl::Status Coordinator::FinishReportLocked(ReportCommit& commit) {
   for (auto& [job_id, job] : commit.jobs) commit.batch.jobs.push_back(job);
   if (!commit.batch.empty()) RETURN_IF_ERROR(store_.Apply(commit.batch));
+  // Settled tasks need no holders any more (a later result is ignored as
+  // late anyway); forgotten only now that the settling is stored.
+  for (const auto& [id, index] : commit.tasks) {
+    const v1::TaskState state = commit.batch.tasks[index].state();
+    if (state == v1::TASK_STATE_DONE || state == v1::TASK_STATE_FAILED) {
+      holders_.erase(id);
+    }
+  }
   const int64_t now_ms = clock_.WallMillis();
   for (auto& [job_id, job] : commit.jobs) {
     auto it = jobs_.find(job_id);
@@ -1125,10 +1247,22 @@ absl::Status Coordinator::FinishReportLocked(ReportCommit& commit) {
 }
 
 absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
+                                             const std::string& worker_id,
                                              const std::string& worker_name,
                                              ReportCommit* commit,
                                              bool* ignored) {
   const std::string& key = result.request_key();
+  // Only a worker the task was leased to may settle it: the worker token is
+  // shared by all workers, and would otherwise let its holder write answers
+  // into any pending task. Checked before anything else, so a refused
+  // result does not end the real holder's lease either.
+  if (!HeldByLocked(result, worker_id)) {
+    metrics::RefusedResult(workers_.count(worker_id) > 0 ? "not_holder"
+                                                         : "unknown_worker");
+    ++commit->refused;
+    *ignored = true;
+    return absl::OkStatus();
+  }
   // The lease ends now, whatever the result; a late report (lease expired
   // and perhaps re-leased) is still used below if the task is not done.
   bool lease_current = false;
@@ -1479,14 +1613,26 @@ absl::Status Coordinator::Export(
         }
         if (!(*answer)->duplicate_of().empty()) {
           if (!request.include_duplicates()) return true;
+          // The text is the first answer's: without it the record would be
+          // a duplicate with no content, so a failed or empty read ends the
+          // export with the error instead.
           absl::StatusOr<std::optional<v1::Answer>> first =
               store_.GetAnswer((*answer)->duplicate_of());
-          if (first.ok() && *first) {
-            (*answer)->set_content((*first)->content());
-            (*answer)->set_reasoning((*first)->reasoning());
-            (*answer)->set_reasoning_blocks((*first)->reasoning_blocks());
-            (*answer)->set_minhash((*first)->minhash());
+          if (!first.ok() || !*first) {
+            metrics::StoreError("export");
+            inner = !first.ok()
+                        ? first.status()
+                        : absl::DataLossError(absl::StrCat(
+                              "job ", job_id, ": the answer ",
+                              HexKey(task.request_key()), " repeats ",
+                              HexKey((*answer)->duplicate_of()),
+                              ", which is missing"));
+            return false;
           }
+          (*answer)->set_content((*first)->content());
+          (*answer)->set_reasoning((*first)->reasoning());
+          (*answer)->set_reasoning_blocks((*first)->reasoning_blocks());
+          (*answer)->set_minhash((*first)->minhash());
         }
         if (!filter.MatchesAnswer(**answer)) return true;
         if (repeats) {

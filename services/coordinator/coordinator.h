@@ -26,6 +26,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <random>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -87,6 +88,10 @@ struct CoordinatorOptions {
   // signature; bench/results.md). Off, `export --near-dup-threshold` finds
   // the same near-duplicates, signing answers as it reads them.
   bool near_duplicates_at_commit = true;
+  // Tasks whose recent lease holders are remembered after their lease ends
+  // (expired, re-leased), so a late result is taken from those workers
+  // only. The oldest are forgotten first; about 100 bytes each.
+  size_t remembered_lease_holders = 1 << 17;
 };
 
 class Coordinator;
@@ -162,6 +167,10 @@ class Coordinator {
                       const std::function<bool(v1::ExportRecord&&)>& emit);
 
   // --- Worker API ---
+  // A new worker id, "NAME-" and 16 random hex digits: unique among this
+  // coordinator's workers and, with odds of 2^-64, across its restarts, so
+  // a worker still using an id from before a restart is never taken for
+  // one registered since.
   v1::RegisterResponse Register(const v1::RegisterRequest& request);
   absl::StatusOr<v1::LeaseResponse> Lease(const v1::LeaseRequest& request);
   absl::StatusOr<v1::ReportResponse> Report(const v1::ReportRequest& request);
@@ -221,7 +230,9 @@ class Coordinator {
   absl::Status CommitSubmission(Submission* submission)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Takes the next task to hand out from `rt`, or false when none is left.
-  bool NextTaskLocked(JobRuntime& rt, v1::Task* task)
+  // A store error is returned (logged, counted) with the candidate back at
+  // the head of its queue: the task is neither lost nor reported as absent.
+  absl::StatusOr<bool> NextTaskLocked(JobRuntime& rt, v1::Task* task)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CompleteFromCacheLocked(JobRuntime& rt, v1::Task task)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -244,10 +255,14 @@ class Coordinator {
     std::map<std::string, std::string> lsh;      // band -> request key
     std::vector<std::pair<std::string, const char*>> settled;  // job, outcome
     std::vector<std::string> release_keys;  // keys whose waiters to release
+    int refused = 0;  // results from a worker that never held the task
   };
   // Adds one result to `commit`. Leases end and abandoned tasks return to
   // their queues at once; everything stored waits for the batch.
+  // A result is used only from a worker that holds or recently held the
+  // task's lease; others are ignored and counted.
   absl::Status CommitResultLocked(const v1::TaskResult& result,
+                                  const std::string& worker_id,
                                   const std::string& worker_name,
                                   ReportCommit* commit, bool* ignored)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -288,6 +303,14 @@ class Coordinator {
   // bytes) at the input price plus max_tokens at the output price.
   double EstimateTaskCostLocked(const JobRuntime& rt, const v1::Prompt& prompt)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  using TaskId = std::tuple<std::string, int64_t, int>;  // job, seq, sample
+  // Remembers `worker_id` among the task's recent holders.
+  void NoteHolderLocked(const v1::Task& task, const std::string& worker_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // True when `worker_id` holds the result's task now (by its lease id or
+  // by the task's request key) or held it recently.
+  bool HeldByLocked(const v1::TaskResult& result, const std::string& worker_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends a lease's cost reservation.
   void ReleaseReservationLocked(const LeaseInfo& lease)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -327,9 +350,23 @@ class Coordinator {
       ABSL_GUARDED_BY(mu_);
   std::map<std::string, WorkerInfo> workers_ ABSL_GUARDED_BY(mu_);
   Budget budget_ ABSL_GUARDED_BY(mu_);
-  int64_t next_worker_ ABSL_GUARDED_BY(mu_) = 1;
   // Numbers of aborted submissions' job ids, handed out again first.
   std::set<int64_t> free_job_numbers_ ABSL_GUARDED_BY(mu_);
+  // Worker id suffixes: seeded from the OS at each start, so two starts do
+  // not repeat each other's ids.
+  std::mt19937_64 worker_id_random_ ABSL_GUARDED_BY(mu_);
+  // Recent lease holders by task (at most kHoldersPerTask each, newest
+  // last), and the order tasks entered, to forget the oldest beyond
+  // options_.remembered_lease_holders. An entry's generation tells whether
+  // a queued order entry is still its own (a forgotten and re-added task is
+  // queued again under a new generation).
+  struct Holders {
+    std::vector<std::string> workers;
+    uint64_t generation = 0;
+  };
+  std::map<TaskId, Holders> holders_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::pair<TaskId, uint64_t>> holder_order_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_holder_generation_ ABSL_GUARDED_BY(mu_) = 1;
 };
 
 }  // namespace distillery

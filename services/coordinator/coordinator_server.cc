@@ -6,11 +6,57 @@
 
 #include <spdlog/spdlog.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "services/coordinator/coordinator_metrics.h"
 #include "services/coordinator/grpc_services.h"
 
 namespace distillery {
+
+namespace {
+
+// True for addresses only this host can reach: 127.0.0.0/8, ::1,
+// localhost, unix sockets. Anything else (0.0.0.0, [::], a name, an
+// interface address) may be reachable from other hosts.
+bool IsLocalOnly(const std::string& listen) {
+  if (absl::StartsWith(listen, "unix:")) return true;
+  std::string host = listen.substr(0, listen.rfind(':'));
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  return host == "localhost" || host == "::1" ||
+         absl::StartsWith(host, "127.");
+}
+
+}  // namespace
+
+std::string ExposureWarning(const CoordinatorServerOptions& options) {
+  if (IsLocalOnly(options.listen)) return "";
+  // A client certificate from the CA authenticates every caller of both
+  // services; otherwise each service needs its token.
+  const bool mtls = !options.tls.client_ca_file.empty();
+  std::vector<std::string> open;
+  if (!mtls && options.client_token.empty()) {
+    open.push_back("the client API (submit, retry, cancel, export: no "
+                   "--auth-token-file)");
+  }
+  if (!mtls && options.worker_token.empty()) {
+    open.push_back("the worker API (answers, leases: no --worker-token-file)");
+  }
+  if (open.empty() && !options.tls.cert_file.empty()) return "";
+  if (open.empty()) {
+    return absl::StrCat("serving ", options.listen,
+                        " without TLS: tokens and answers cross the network "
+                        "in clear text (set --tls-cert and --tls-key)");
+  }
+  return absl::StrCat(
+      "UNAUTHENTICATED: serving ", options.listen,
+      ", an address other hosts may reach, with ", absl::StrJoin(open, " and "),
+      " open to anyone who can connect",
+      options.tls.cert_file.empty() ? ", and without TLS" : "",
+      ". Listen on 127.0.0.1 or set the tokens (README \"Security\")");
+}
 
 CoordinatorServer::~CoordinatorServer() { Shutdown(); }
 
@@ -31,7 +77,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   options.coordinator.max_lease_bytes = batch_budget;
   std::unique_ptr<CoordinatorServer> self(new CoordinatorServer());
   absl::StatusOr<std::unique_ptr<Store>> store =
-      OpenRocksDbStore(options.data_dir);
+      OpenRocksDbStore(options.data_dir,
+                       StoreOptions{.sync_writes = options.sync_writes});
   if (!store.ok()) return store.status();
   self->store_ = std::move(*store);
   self->coordinator_ = std::make_unique<Coordinator>(
@@ -71,6 +118,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   if (!self->server_ || port == 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.listen));
+  }
+  if (std::string warning = ExposureWarning(options); !warning.empty()) {
+    spdlog::warn("{}", warning);
   }
   std::string host = options.listen.substr(0, options.listen.rfind(':'));
   self->address_ = absl::StrCat(host, ":", port);

@@ -28,6 +28,8 @@ class WorkerServiceImpl;
 struct CoordinatorServerOptions {
   std::string listen = "127.0.0.1:7070";  // port 0 picks a free one
   std::string data_dir;
+  // Each commit reaches the disk (WAL fsync) before it is acknowledged.
+  bool sync_writes = false;
   std::vector<TeacherProfile> teachers;
   CoordinatorOptions coordinator;
   // Security and limits (see README "Security"): TLS when tls.cert_file is
@@ -42,6 +44,11 @@ struct CoordinatorServerOptions {
   size_t max_prompt_bytes = 1 << 20;
   int max_concurrent_submissions = 0;  // 0: no limit
 };
+
+// The warning to log when `options` serve callers no one authenticates on an
+// address other hosts can reach (not loopback, not a unix socket), naming
+// what is open; "" when there is nothing to warn about.
+std::string ExposureWarning(const CoordinatorServerOptions& options);
 
 // Not thread-safe to start; the running server is, and Shutdown may be
 // called from any thread (a signal handler thread and the destructor).

@@ -1,11 +1,11 @@
 #include "services/coordinator/grpc_services.h"
 
 #include "common/dataset/prompt_parser.h"
+#include "common/job/job_state.h"
 
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
-#include "common/job/job_state.h"
 #include "common/metrics/metrics.h"
 
 namespace distillery {
@@ -37,246 +37,265 @@ grpc::Status TokenGuard::Check(const grpc::ServerContext& context) const {
 grpc::Status ClientServiceImpl::Submit(
     grpc::ServerContext* context, grpc::ServerReader<v1::SubmitRequest>* reader,
     v1::SubmitResponse* response) {
-  if (grpc::Status s = guard_.Check(*context); !s.ok()) return s;
-  // Submissions hold memory and a RocksDB batch until they commit: bound
-  // how many run at once.
-  const int in_flight = submissions_in_flight_.fetch_add(1) + 1;
-  struct Release {
-    std::atomic<int>& n;
-    ~Release() { n.fetch_sub(1); }
-  } release{submissions_in_flight_};
-  if (options_.max_concurrent_submissions > 0 &&
-      in_flight > options_.max_concurrent_submissions) {
-    metrics::RejectedCall("client", "submissions_in_flight");
-    return grpc::Status(
-        grpc::StatusCode::RESOURCE_EXHAUSTED,
-        absl::StrCat("submit: ", options_.max_concurrent_submissions,
-                     " submissions already in flight; retry later"));
-  }
-  v1::SubmitRequest request;
-  int64_t line_number = 0;
-  if (!reader->Read(&request)) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        "submit: empty stream, expected a job spec first");
-  }
-  v1::JobSpec spec = request.spec();
-  if (spec.samples() == 0) spec.set_samples(1);
-  // Each task carries the system prompt with its line: both within the
-  // prompt limit keep every task leasable in one message.
-  if (spec.system_prompt().size() > options_.max_prompt_bytes) {
-    metrics::RejectedCall("client", "prompt_too_long");
-    return grpc::Status(
-        grpc::StatusCode::INVALID_ARGUMENT,
-        absl::StrCat("spec: system prompt is ", spec.system_prompt().size(),
-                     " bytes, over the limit of ", options_.max_prompt_bytes));
-  }
-  absl::StatusOr<std::unique_ptr<Submission>> submission =
-      coordinator_.BeginSubmission(spec);
-  if (!submission.ok()) return ToGrpcStatus(submission.status());
-  do {
-    for (const std::string& line : request.lines()) {
-      ++line_number;
-      if (line.size() > options_.max_prompt_bytes) {
-        metrics::RejectedCall("client", "prompt_too_long");
-        return ToGrpcStatus(PromptTooLargeError(line_number, line.size(),
-                                                options_.max_prompt_bytes));
+  return guard_.Authorized(*context, [&](Coordinator& coordinator) {
+    // Submissions hold memory and a RocksDB batch until they commit: bound
+    // how many run at once.
+    const int in_flight = submissions_in_flight_.fetch_add(1) + 1;
+    struct Release {
+      std::atomic<int>& n;
+      ~Release() { n.fetch_sub(1); }
+    } release{submissions_in_flight_};
+    if (options_.max_concurrent_submissions > 0 &&
+        in_flight > options_.max_concurrent_submissions) {
+      metrics::RejectedCall("client", "submissions_in_flight");
+      return grpc::Status(
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          absl::StrCat("submit: ", options_.max_concurrent_submissions,
+                       " submissions already in flight; retry later"));
+    }
+    v1::SubmitRequest request;
+    int64_t line_number = 0;
+    if (!reader->Read(&request)) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "submit: empty stream, expected a job spec first");
+    }
+    v1::JobSpec spec = request.spec();
+    if (spec.samples() == 0) spec.set_samples(1);
+    // Each task carries the system prompt with its line: both within the
+    // prompt limit keep every task leasable in one message.
+    if (spec.system_prompt().size() > options_.max_prompt_bytes) {
+      metrics::RejectedCall("client", "prompt_too_long");
+      return grpc::Status(
+          grpc::StatusCode::INVALID_ARGUMENT,
+          absl::StrCat("spec: system prompt is ", spec.system_prompt().size(),
+                       " bytes, over the limit of ",
+                       options_.max_prompt_bytes));
+    }
+    absl::StatusOr<std::unique_ptr<Submission>> submission =
+        coordinator.BeginSubmission(spec);
+    if (!submission.ok()) return ToGrpcStatus(submission.status());
+    do {
+      for (const std::string& line : request.lines()) {
+        ++line_number;
+        if (line.size() > options_.max_prompt_bytes) {
+          metrics::RejectedCall("client", "prompt_too_long");
+          return ToGrpcStatus(PromptTooLargeError(
+              line_number, line.size(), options_.max_prompt_bytes));
+        }
       }
+      if (absl::Status s = (*submission)->AddLines(request.lines()); !s.ok()) {
+        spdlog::info("submission rejected: {}", std::string(s.message()));
+        return ToGrpcStatus(s);  // the Submission aborts as it goes
+      }
+    } while (reader->Read(&request));
+    if (context->IsCancelled()) {
+      return grpc::Status(grpc::StatusCode::CANCELLED,
+                          "submit: client went away before the end");
     }
-    if (absl::Status s = (*submission)->AddLines(request.lines()); !s.ok()) {
-      spdlog::info("submission rejected: {}", std::string(s.message()));
-      return ToGrpcStatus(s);  // the Submission aborts as it goes
-    }
-  } while (reader->Read(&request));
-  if (context->IsCancelled()) {
-    return grpc::Status(grpc::StatusCode::CANCELLED,
-                        "submit: client went away before the end");
-  }
-  absl::StatusOr<v1::Job> job = (*submission)->Commit();
-  if (!job.ok()) return ToGrpcStatus(job.status());
-  spdlog::info("job {} submitted: {} prompts, {} tasks for teacher {}",
-               job->id(), job->counters().prompts(),
-               job->counters().tasks_total(), job->spec().teacher());
-  *response->mutable_job() = std::move(*job);
+    absl::StatusOr<v1::Job> job = (*submission)->Commit();
+    if (!job.ok()) return ToGrpcStatus(job.status());
+    spdlog::info("job {} submitted: {} prompts, {} tasks for teacher {}",
+                 job->id(), job->counters().prompts(),
+                 job->counters().tasks_total(), job->spec().teacher());
+    *response->mutable_job() = std::move(*job);
+    return grpc::Status::OK;
+  });
+}
+
+namespace {
+
+// Moves an OK `value` into `*response`; the status either way.
+template <typename T>
+grpc::Status Reply(absl::StatusOr<T> value, T* response) {
+  if (!value.ok()) return ToGrpcStatus(value.status());
+  *response = std::move(*value);
   return grpc::Status::OK;
 }
+
+}  // namespace
 
 grpc::Status ClientServiceImpl::GetJob(grpc::ServerContext* context,
                                        const v1::GetJobRequest* request,
                                        v1::Job* response) {
-  if (grpc::Status s = guard_.Check(*context); !s.ok()) return s;
-  absl::StatusOr<v1::Job> job = coordinator_.GetJob(request->job_id());
-  if (!job.ok()) return ToGrpcStatus(job.status());
-  *response = std::move(*job);
-  return grpc::Status::OK;
+  return guard_.Authorized(*context, [&](Coordinator& coordinator) {
+    return Reply(coordinator.GetJob(request->job_id()), response);
+  });
 }
 
 grpc::Status ClientServiceImpl::ListJobs(grpc::ServerContext* context,
                                          const v1::ListJobsRequest*,
                                          v1::ListJobsResponse* response) {
-  if (grpc::Status s = guard_.Check(*context); !s.ok()) return s;
-  for (v1::Job& job : coordinator_.ListJobs()) {
-    *response->add_jobs() = std::move(job);
-  }
-  return grpc::Status::OK;
+  return guard_.Authorized(*context, [&](Coordinator& coordinator) {
+    for (v1::Job& job : coordinator.ListJobs()) {
+      *response->add_jobs() = std::move(job);
+    }
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status ClientServiceImpl::WatchJob(grpc::ServerContext* context,
                                          const v1::WatchJobRequest* request,
                                          grpc::ServerWriter<v1::Job>* writer) {
-  if (grpc::Status s = guard_.Check(*context); !s.ok()) return s;
-  absl::StatusOr<v1::Job> job = coordinator_.GetJob(request->job_id());
-  if (!job.ok()) return ToGrpcStatus(job.status());
-  while (!context->IsCancelled()) {
-    if (!writer->Write(*job)) break;
-    // A paused job waits for a human: the watch ends there too.
-    if (IsSettledForNow(job->state())) break;
-    // At most a few updates a second, however fast answers commit.
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    job = coordinator_.WaitForJobChange(request->job_id(), *job,
-                                        std::chrono::seconds(5));
+  return guard_.Authorized(*context, [&](Coordinator& coordinator) {
+    absl::StatusOr<v1::Job> job = coordinator.GetJob(request->job_id());
     if (!job.ok()) return ToGrpcStatus(job.status());
-  }
-  return grpc::Status::OK;
+    while (!context->IsCancelled()) {
+      if (!writer->Write(*job)) break;
+      // A paused job waits for a human: the watch ends there too.
+      if (IsSettledForNow(job->state())) break;
+      // At most a few updates a second, however fast answers commit.
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      job = coordinator.WaitForJobChange(request->job_id(), *job,
+                                         std::chrono::seconds(5));
+      if (!job.ok()) return ToGrpcStatus(job.status());
+    }
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status ClientServiceImpl::CancelJob(grpc::ServerContext* context,
                                           const v1::CancelJobRequest* request,
                                           v1::Job* response) {
-  if (grpc::Status s = guard_.Check(*context); !s.ok()) return s;
-  absl::StatusOr<v1::Job> job = coordinator_.CancelJob(request->job_id());
-  if (!job.ok()) return ToGrpcStatus(job.status());
-  // The coordinator logs the change of state; a finished job stays as it is.
-  if (job->state() != v1::JOB_STATE_CANCELLED) {
-    spdlog::info("cancel of job {} ignored: it is {}", request->job_id(),
-                 JobStateName(job->state()));
-  }
-  *response = std::move(*job);
-  return grpc::Status::OK;
+  return guard_.Authorized(*context, [&](Coordinator& coordinator) {
+    absl::StatusOr<v1::Job> job = coordinator.CancelJob(request->job_id());
+    // The coordinator logs the change of state; a finished job stays as it
+    // is.
+    if (job.ok() && job->state() != v1::JOB_STATE_CANCELLED) {
+      spdlog::info("cancel of job {} ignored: it is {}", request->job_id(),
+                   JobStateName(job->state()));
+    }
+    return Reply(std::move(job), response);
+  });
 }
 
-grpc::Status ClientServiceImpl::RetryJob(grpc::ServerContext*,
+grpc::Status ClientServiceImpl::RetryJob(grpc::ServerContext* context,
                                          const v1::RetryJobRequest* request,
                                          v1::Job* response) {
-  absl::StatusOr<v1::Job> job = coordinator_.RetryJob(request->job_id());
-  if (!job.ok()) return ToGrpcStatus(job.status());
-  spdlog::info("retry of job {}: it is {}", request->job_id(),
-               JobStateName(job->state()));
-  *response = std::move(*job);
-  return grpc::Status::OK;
+  return guard_.Authorized(*context, [&](Coordinator& coordinator) {
+    absl::StatusOr<v1::Job> job = coordinator.RetryJob(request->job_id());
+    if (job.ok()) {
+      spdlog::info("retry of job {}: it is {}", request->job_id(),
+                   JobStateName(job->state()));
+    }
+    return Reply(std::move(job), response);
+  });
 }
 
 grpc::Status ClientServiceImpl::Export(
     grpc::ServerContext* context, const v1::ExportRequest* request,
     grpc::ServerWriter<v1::ExportChunk>* writer) {
-  if (grpc::Status s = guard_.Check(*context); !s.ok()) return s;
-  // A chunk is one gRPC message: it goes out at 256 records or before the
-  // next record would take it past the byte budget, whatever the prompts
-  // and answers weigh.
-  constexpr int kChunkRecords = 256;
-  v1::ExportChunk chunk;
-  size_t chunk_bytes = 0;
-  grpc::Status failed = grpc::Status::OK;
-  const auto flush = [&] {
-    if (chunk.records_size() == 0) return true;
-    if (context->IsCancelled() || !writer->Write(chunk)) {
-      failed = grpc::Status(grpc::StatusCode::CANCELLED, "export: client gone");
-      return false;
-    }
-    chunk.Clear();
-    chunk_bytes = 0;
-    return true;
-  };
-  absl::Status s =
-      coordinator_.Export(*request, [&](v1::ExportRecord&& record) {
-        const size_t bytes = RepeatedEntryBytes(record.ByteSizeLong());
-        if (bytes > options_.max_chunk_bytes) {
-          failed = grpc::Status(
-              grpc::StatusCode::RESOURCE_EXHAUSTED,
-              absl::StrCat("export: the record of job ", record.job_id(),
-                           " prompt ", record.task().prompt_seq(), " sample ",
-                           record.task().sample(), " is ", bytes,
-                           " bytes, more than one message may hold (",
-                           options_.max_chunk_bytes,
-                           "); raise the coordinator's --max-message-mb"));
-          return false;
-        }
-        if (chunk_bytes + bytes > options_.max_chunk_bytes && !flush()) {
-          return false;
-        }
-        *chunk.add_records() = std::move(record);
-        chunk_bytes += bytes;
-        return chunk.records_size() < kChunkRecords || flush();
-      });
-  if (!s.ok()) return ToGrpcStatus(s);
-  if (!failed.ok()) return failed;
-  if (!flush()) return failed;
-  return grpc::Status::OK;
+  return guard_.Authorized(*context, [&](Coordinator& coordinator) {
+    // A chunk is one gRPC message: it goes out at 256 records or before the
+    // next record would take it past the byte budget, whatever the prompts
+    // and answers weigh.
+    constexpr int kChunkRecords = 256;
+    v1::ExportChunk chunk;
+    size_t chunk_bytes = 0;
+    grpc::Status failed = grpc::Status::OK;
+    const auto flush = [&] {
+      if (chunk.records_size() == 0) return true;
+      if (context->IsCancelled() || !writer->Write(chunk)) {
+        failed =
+            grpc::Status(grpc::StatusCode::CANCELLED, "export: client gone");
+        return false;
+      }
+      chunk.Clear();
+      chunk_bytes = 0;
+      return true;
+    };
+    absl::Status s =
+        coordinator.Export(*request, [&](v1::ExportRecord&& record) {
+          const size_t bytes = RepeatedEntryBytes(record.ByteSizeLong());
+          if (bytes > options_.max_chunk_bytes) {
+            failed = grpc::Status(
+                grpc::StatusCode::RESOURCE_EXHAUSTED,
+                absl::StrCat("export: the record of job ", record.job_id(),
+                             " prompt ", record.task().prompt_seq(),
+                             " sample ", record.task().sample(), " is ", bytes,
+                             " bytes, more than one message may hold (",
+                             options_.max_chunk_bytes,
+                             "); raise the coordinator's --max-message-mb"));
+            return false;
+          }
+          if (chunk_bytes + bytes > options_.max_chunk_bytes && !flush()) {
+            return false;
+          }
+          *chunk.add_records() = std::move(record);
+          chunk_bytes += bytes;
+          return chunk.records_size() < kChunkRecords || flush();
+        });
+    if (!s.ok()) return ToGrpcStatus(s);
+    if (!failed.ok()) return failed;
+    if (!flush()) return failed;
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status ClientServiceImpl::ResumeTeacher(
     grpc::ServerContext* context, const v1::ResumeTeacherRequest* request,
     v1::ResumeTeacherResponse* response) {
-  if (grpc::Status s = guard_.Check(*context); !s.ok()) return s;
-  absl::StatusOr<v1::TeacherStatus> status =
-      coordinator_.ResumeTeacher(request->teacher());
-  if (!status.ok()) return ToGrpcStatus(status.status());
-  spdlog::info("teacher {} resumed", request->teacher());
-  *response->mutable_status() = std::move(*status);
-  return grpc::Status::OK;
+  return guard_.Authorized(*context, [&](Coordinator& coordinator) {
+    absl::StatusOr<v1::TeacherStatus> status =
+        coordinator.ResumeTeacher(request->teacher());
+    if (!status.ok()) return ToGrpcStatus(status.status());
+    spdlog::info("teacher {} resumed", request->teacher());
+    *response->mutable_status() = std::move(*status);
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status ClientServiceImpl::ResumeJob(grpc::ServerContext* context,
                                           const v1::ResumeJobRequest* request,
                                           v1::Job* response) {
-  if (grpc::Status s = guard_.Check(*context); !s.ok()) return s;
-  absl::StatusOr<v1::Job> job =
-      coordinator_.ResumeJob(request->job_id(), request->budget_usd());
-  if (!job.ok()) return ToGrpcStatus(job.status());
-  spdlog::info("job {} resumed with a budget of ${:.4f}", request->job_id(),
-               job->spec().budget_usd());
-  *response = std::move(*job);
-  return grpc::Status::OK;
+  return guard_.Authorized(*context, [&](Coordinator& coordinator) {
+    absl::StatusOr<v1::Job> job =
+        coordinator.ResumeJob(request->job_id(), request->budget_usd());
+    if (job.ok()) {
+      spdlog::info("job {} resumed with a budget of ${:.4f}",
+                   request->job_id(), job->spec().budget_usd());
+    }
+    return Reply(std::move(job), response);
+  });
 }
 
 grpc::Status WorkerServiceImpl::Register(grpc::ServerContext* context,
                                          const v1::RegisterRequest* request,
                                          v1::RegisterResponse* response) {
-  if (grpc::Status s = guard_.Check(*context); !s.ok()) return s;
-  *response = coordinator_.Register(*request);
-  spdlog::info("worker {} registered", response->worker_id());
-  return grpc::Status::OK;
+  return guard_.Authorized(*context, [&](Coordinator& coordinator) {
+    *response = coordinator.Register(*request);
+    spdlog::info("worker {} registered", response->worker_id());
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status WorkerServiceImpl::Lease(grpc::ServerContext* context,
                                       const v1::LeaseRequest* request,
                                       v1::LeaseResponse* response) {
-  if (grpc::Status s = guard_.Check(*context); !s.ok()) return s;
-  absl::StatusOr<v1::LeaseResponse> lease = coordinator_.Lease(*request);
-  if (!lease.ok()) return ToGrpcStatus(lease.status());
-  *response = std::move(*lease);
-  return grpc::Status::OK;
+  return guard_.Authorized(*context, [&](Coordinator& coordinator) {
+    return Reply(coordinator.Lease(*request), response);
+  });
 }
 
 grpc::Status WorkerServiceImpl::Report(grpc::ServerContext* context,
                                        const v1::ReportRequest* request,
                                        v1::ReportResponse* response) {
-  if (grpc::Status s = guard_.Check(*context); !s.ok()) return s;
-  absl::StatusOr<v1::ReportResponse> report = coordinator_.Report(*request);
-  if (!report.ok()) {
-    spdlog::error("report from {} not committed: {}", request->worker_id(),
-                  std::string(report.status().message()));
-    return ToGrpcStatus(report.status());
-  }
-  *response = std::move(*report);
-  return grpc::Status::OK;
+  return guard_.Authorized(*context, [&](Coordinator& coordinator) {
+    absl::StatusOr<v1::ReportResponse> report = coordinator.Report(*request);
+    if (!report.ok()) {
+      spdlog::error("report from {} not committed: {}", request->worker_id(),
+                    std::string(report.status().message()));
+    }
+    return Reply(std::move(report), response);
+  });
 }
 
 grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext* context,
                                           const v1::HeartbeatRequest* request,
                                           v1::HeartbeatResponse* response) {
-  if (grpc::Status s = guard_.Check(*context); !s.ok()) return s;
-  *response = coordinator_.Heartbeat(*request);
-  return grpc::Status::OK;
+  return guard_.Authorized(*context, [&](Coordinator& coordinator) {
+    *response = coordinator.Heartbeat(*request);
+    return grpc::Status::OK;
+  });
 }
 
 }  // namespace distillery

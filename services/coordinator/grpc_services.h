@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <string>
+#include <utility>
 
 #include "common/rpc/grpc_security.h"
 #include "distillery/v1/client_service.grpc.pb.h"
@@ -19,20 +20,38 @@ namespace distillery {
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
-// The bearer token check every call of a service makes first. gRPC 1.51
-// runs an AuthMetadataProcessor only on TLS credentials (the insecure ones
-// assert) and its server interceptors cannot fail a call, so the services
-// check for themselves; the health service stays open for probes.
+// The one door to the Coordinator for a gRPC service: it holds the
+// coordinator and hands it out only to a handler whose call passed the bearer
+// token check, so a handler cannot reach it without the check (a service
+// holds no other reference). Every handler body is
+//   return guard_.Authorized(*context, [&](Coordinator& coordinator) {...});
+// Why not gRPC's own hooks: in gRPC 1.51 an AuthMetadataProcessor runs only
+// on TLS credentials (the insecure ones assert), and a server interceptor
+// cannot refuse a call before its handler runs (hijacking is client-side
+// only; a server interceptor can rewrite the status after the handler has
+// already acted). The health service stays open for probes.
 // Thread-safe (immutable).
 class TokenGuard {
  public:
   // `service` labels the refusal counter; an empty `token` admits all.
-  TokenGuard(std::string service, std::string token)
-      : service_(std::move(service)), check_(std::move(token)) {}
-  // OK, or UNAUTHENTICATED (counted) when the token is missing or wrong.
-  grpc::Status Check(const grpc::ServerContext& context) const;
+  TokenGuard(Coordinator& coordinator, std::string service, std::string token)
+      : coordinator_(coordinator),
+        service_(std::move(service)),
+        check_(std::move(token)) {}
+
+  // Runs `handler(coordinator)` when the call carries the token; else
+  // returns UNAUTHENTICATED (counted and logged) without running it.
+  template <typename Handler>
+  grpc::Status Authorized(const grpc::ServerContext& context,
+                          Handler&& handler) const {
+    if (grpc::Status s = Check(context); !s.ok()) return s;
+    return std::forward<Handler>(handler)(coordinator_);
+  }
 
  private:
+  grpc::Status Check(const grpc::ServerContext& context) const;
+
+  Coordinator& coordinator_;
   const std::string service_;
   const BearerTokenCheck check_;
 };
@@ -49,8 +68,7 @@ struct ClientServiceOptions {
 class ClientServiceImpl final : public v1::ClientService::Service {
  public:
   ClientServiceImpl(Coordinator& coordinator, ClientServiceOptions options)
-      : coordinator_(coordinator),
-        guard_("client", options.token),
+      : guard_(coordinator, "client", options.token),
         options_(std::move(options)) {}
 
   grpc::Status Submit(grpc::ServerContext* context,
@@ -82,8 +100,7 @@ class ClientServiceImpl final : public v1::ClientService::Service {
                              v1::ResumeTeacherResponse* response) override;
 
  private:
-  Coordinator& coordinator_;
-  const TokenGuard guard_;
+  const TokenGuard guard_;  // the only way to the coordinator
   const ClientServiceOptions options_;
   std::atomic<int> submissions_in_flight_{0};
 };
@@ -91,7 +108,7 @@ class ClientServiceImpl final : public v1::ClientService::Service {
 class WorkerServiceImpl final : public v1::WorkerService::Service {
  public:
   WorkerServiceImpl(Coordinator& coordinator, std::string token)
-      : coordinator_(coordinator), guard_("worker", std::move(token)) {}
+      : guard_(coordinator, "worker", std::move(token)) {}
 
   grpc::Status Register(grpc::ServerContext* context,
                         const v1::RegisterRequest* request,
@@ -107,8 +124,7 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
                          v1::HeartbeatResponse* response) override;
 
  private:
-  Coordinator& coordinator_;
-  const TokenGuard guard_;
+  const TokenGuard guard_;  // the only way to the coordinator
 };
 
 }  // namespace distillery

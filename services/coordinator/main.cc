@@ -17,13 +17,16 @@ int main(int argc, char** argv) {
   // Every option's help shows its default.
   app.option_defaults()->always_capture_default();
   app.footer("Example:\n  distillery-coordinator --listen 127.0.0.1:7070 --data-dir data --teachers teachers.yaml");
-  std::string listen = "0.0.0.0:7070";
+  std::string listen = "127.0.0.1:7070";
   std::string data_dir;
   std::string teachers_file;
   std::string metrics_listen;
   int lease_seconds = 60;
   int heartbeat_ms = 1000;
-  app.add_option("--listen", listen, "gRPC address HOST:PORT (port 0: any)");
+  app.add_option("--listen", listen,
+                 "gRPC address HOST:PORT (port 0: any); loopback by default, "
+                 "other addresses want TLS and tokens")
+      ->capture_default_str();
   app.add_option("--data-dir", data_dir, "RocksDB directory")->required();
   app.add_option("--teachers", teachers_file, "teacher profiles (YAML)")
       ->required();
@@ -68,6 +71,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(size_t{1}, size_t{1} << 30));
   std::string log_level = "info";
   std::string log_format = "text";
+  bool sync_writes = false;
+  app.add_flag("--sync-writes", sync_writes,
+               "fsync the write-ahead log before each commit is acknowledged, "
+               "so an acknowledged answer survives a power loss (slower)");
   std::string near_duplicates = "commit";
   app.add_option("--near-duplicates", near_duplicates,
                  "when near-duplicate answers are found: 'commit' (each answer "
@@ -98,6 +105,7 @@ int main(int argc, char** argv) {
   distillery::CoordinatorServerOptions options;
   options.listen = listen;
   options.data_dir = data_dir;
+  options.sync_writes = sync_writes;
   options.teachers = std::move(*teachers);
   options.tls = tls;
   for (auto [file, token] : {std::pair{&client_token_file, &options.client_token},

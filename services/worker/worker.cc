@@ -684,7 +684,7 @@ bool Worker::ReportSome(bool force) {
       for (v1::TaskResult& r : batch) unsent.push_back(std::move(r));
     }
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   if (unsent.empty()) {
     report_backoff_ = Duration(0);
     return results_.empty();
@@ -698,6 +698,12 @@ bool Worker::ReportSome(bool force) {
   oldest_result_ = clock_.Now();
   for (v1::TaskResult& r : results_) unsent.push_back(std::move(r));
   results_ = std::move(unsent);
+  if (register_before_report_) {
+    register_before_report_ = false;
+    report_retry_at_ = clock_.Now();  // report as soon as we are known
+    lock.unlock();
+    RegisterUntilDone();
+  }
   return false;
 }
 
@@ -719,6 +725,17 @@ bool Worker::SendReport(const std::string& worker_id,
       unsent->push_back(std::move(r));
     }
   };
+  if (absl::IsFailedPrecondition(status)) {
+    // The coordinator restarted and does not know us: register again
+    // (announcing these results' tasks, once they are back in results_),
+    // then report them.
+    spdlog::warn("report of {} results refused: {}; registering again",
+                 request.results_size(), std::string(status.message()));
+    keep_all();
+    std::lock_guard<std::mutex> lock(mu_);
+    register_before_report_ = true;
+    return false;
+  }
   if (IsTransientReportError(status)) {
     spdlog::warn("report of {} results failed: {}; will retry",
                  request.results_size(), std::string(status.message()));

@@ -187,6 +187,9 @@ class Worker {
   std::multimap<TimePoint, Pending> retries_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::TaskResult> results_ ABSL_GUARDED_BY(mu_);
   TimePoint oldest_result_ ABSL_GUARDED_BY(mu_);
+  // Set when a report found the coordinator does not know us (it
+  // restarted): ReportSome registers again before the next report.
+  bool register_before_report_ ABSL_GUARDED_BY(mu_) = false;
   // Backoff after a failed report: none before report_retry_at_.
   TimePoint report_retry_at_ ABSL_GUARDED_BY(mu_);
   Duration report_backoff_ ABSL_GUARDED_BY(mu_) = Duration(0);

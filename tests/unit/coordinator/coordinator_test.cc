@@ -18,7 +18,9 @@
 #include "absl/strings/str_cat.h"
 #include "common/base/clock.h"
 #include "common/dedup/keys.h"
+#include "common/metrics/metrics.h"
 #include "common/store/store.h"
+#include "common/store/store_wrapper.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -100,6 +102,65 @@ v1::TaskResult Failure(const v1::LeasedTask& t, v1::FailureClass failure,
   return r;
 }
 
+// The real store, failing the next N calls of a kind on cue.
+class FaultyStore : public StoreWrapper {
+ public:
+  using StoreWrapper::StoreWrapper;
+  int fail_get_task = 0;
+  int fail_scan = 0;
+  int fail_get_answer = 0;
+  int applies_before_failing = -1;  // -1: never fail Apply
+
+  absl::StatusOr<std::optional<v1::Task>> GetTask(const std::string& job_id,
+                                                  int64_t seq,
+                                                  int sample) override {
+    if (Take(fail_get_task)) return Injected();
+    return StoreWrapper::GetTask(job_id, seq, sample);
+  }
+  absl::Status ScanTasks(
+      const std::string& job_id, int64_t from_seq, int from_sample,
+      const std::function<bool(const v1::Task&)>& fn) override {
+    if (Take(fail_scan)) {
+      // Fails part way, after handing out some tasks, as a real read can.
+      int n = 0;
+      (void)StoreWrapper::ScanTasks(job_id, from_seq, from_sample,
+                                    [&](const v1::Task& t) {
+                                      return fn(t) && ++n < 1;
+                                    });
+      return Injected();
+    }
+    return StoreWrapper::ScanTasks(job_id, from_seq, from_sample, fn);
+  }
+  absl::StatusOr<std::optional<v1::Answer>> GetAnswer(
+      const std::string& request_key) override {
+    if (Take(fail_get_answer)) return Injected();
+    return StoreWrapper::GetAnswer(request_key);
+  }
+  absl::Status Apply(const StoreBatch& batch) override {
+    if (applies_before_failing == 0) return Injected();
+    if (applies_before_failing > 0) --applies_before_failing;
+    return StoreWrapper::Apply(batch);
+  }
+
+ private:
+  static bool Take(int& n) {
+    if (n <= 0) return false;
+    --n;
+    return true;
+  }
+  static absl::Status Injected() {
+    return absl::UnavailableError("injected store failure");
+  }
+};
+
+// The value of a counter series in this process's metrics, 0 when absent.
+double MetricValue(const std::string& series) {
+  const std::string text = metrics::TextExposition();
+  size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return 0;
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
 class CoordinatorTest : public ::testing::Test {
  protected:
   void SetUp() override { Start(); }
@@ -109,14 +170,16 @@ class CoordinatorTest : public ::testing::Test {
         OpenRocksDbStore(dir_.path());
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
+    faulty_ = std::make_unique<FaultyStore>(*store_);
     coordinator_ =
-        std::make_unique<Coordinator>(*store_, teachers_, clock_, options_);
+        std::make_unique<Coordinator>(*faulty_, teachers_, clock_, options_);
     absl::Status s = coordinator_->Recover();
     ASSERT_TRUE(s.ok()) << s;
   }
   // A coordinator restart: everything in memory is lost, the store stays.
   void Restart() {
     coordinator_.reset();
+    faulty_.reset();
     store_.reset();
     Start();
   }
@@ -239,6 +302,7 @@ class CoordinatorTest : public ::testing::Test {
   std::vector<TeacherProfile> teachers_ = {Profile("sim")};
   CoordinatorOptions options_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<FaultyStore> faulty_;  // what the coordinator uses
   std::unique_ptr<Coordinator> coordinator_;
 };
 
@@ -1391,6 +1455,10 @@ TEST_F(CoordinatorTest, RecoverRemovesASubmissionCutShortByACrash) {
 // Fix: re-read the task in NextTaskLocked for `ready` too (as is done for
 // `returned`), or make CompleteFromCacheLocked skip a task whose stored state
 // is no longer PENDING.
+// Leases are not stored: after a restart, a result for a lease from before
+// it comes from a worker the new coordinator never leased the task to, and
+// is not taken (any holder of the worker token could claim such a lease).
+// The task is leased again and counted once.
 TEST_F(CoordinatorTest, LateReportFromBeforeARestartIsCountedOnce) {
   v1::Job job = MustSubmit(PromptLines({"a", "b", "c"}));
   const std::string w1 = Register("w1");
@@ -1403,25 +1471,214 @@ TEST_F(CoordinatorTest, LateReportFromBeforeARestartIsCountedOnce) {
   std::vector<v1::LeasedTask> first = Lease(w2, 1);
   ASSERT_EQ(first.size(), 1u);
   EXPECT_EQ(first[0].prompt_seq(), 0);
-  // w1 finishes the request it was sent before the restart.
-  EXPECT_EQ(Report(w1, {Success(old[1], "B")}).accepted(), 1);
-  EXPECT_EQ(GetJob(job.id()).counters().tasks_done(), 1);
+  v1::ReportResponse late = Report(w1, {Success(old[1], "B")});
+  EXPECT_EQ(late.accepted(), 0);
+  EXPECT_EQ(late.ignored(), 1);
+  EXPECT_EQ(GetJob(job.id()).counters().tasks_done(), 0);
+  EXPECT_EQ(StoredTask(job.id(), 1).state(), v1::TASK_STATE_PENDING);
 
-  std::vector<v1::LeasedTask> next = Lease(w2, 1);
-  ASSERT_EQ(next.size(), 1u);
-  EXPECT_EQ(next[0].prompt_seq(), 2);
+  std::vector<v1::LeasedTask> next = Lease(w2, 2);
+  ASSERT_EQ(next.size(), 2u);
+  EXPECT_EQ(next[0].prompt_seq(), 1);
+  EXPECT_EQ(next[1].prompt_seq(), 2);
+  Report(w2, {Success(first[0], "A"), Success(next[0], "B"),
+              Success(next[1], "C")});
   v1::Job after = GetJob(job.id());
-  EXPECT_EQ(after.counters().tasks_done(), 1) << "task 1 counted twice";
-  EXPECT_EQ(after.counters().cache_hits(), 0);
-
-  Report(w2, {Success(next[0], "C")});
-  EXPECT_EQ(GetJob(job.id()).state(), v1::JOB_STATE_RUNNING)
-      << "completed while task 0 is still pending";
+  EXPECT_EQ(after.state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(after.counters().tasks_done(), 3);
+  EXPECT_EQ(after.counters().teacher_requests(), 3);
   int done = 0;
   for (const v1::Task& t : StoredTasks(job.id())) {
     done += t.state() == v1::TASK_STATE_DONE;
   }
-  EXPECT_EQ(GetJob(job.id()).counters().tasks_done(), done);
+  EXPECT_EQ(done, 3);
+}
+
+// ------------------------------------------------------ Lease holders, ids
+
+TEST_F(CoordinatorTest, WorkerIdsNeverRepeatAcrossRestarts) {
+  std::set<std::string> ids;
+  constexpr int kPerBoot = 500;
+  for (int boot = 0; boot < 3; ++boot) {
+    for (int i = 0; i < kPerBoot; ++i) {
+      const std::string id = Register("box");
+      EXPECT_THAT(id, StartsWith("box-"));
+      EXPECT_TRUE(ids.insert(id).second)
+          << id << " given twice (boot " << boot << ")";
+    }
+    Restart();
+  }
+  EXPECT_EQ(ids.size(), 3u * kPerBoot);
+}
+
+TEST_F(CoordinatorTest, ResultFromAWorkerThatNeverHeldTheTaskIsIgnored) {
+  v1::Job job = MustSubmit(PromptLines({"a"}));
+  const std::string holder = Register("holder");
+  const std::string other = Register("other");
+  std::vector<v1::LeasedTask> tasks = Lease(holder, 10);
+  ASSERT_EQ(tasks.size(), 1u);
+  const double not_holder_before =
+      MetricValue("distillery_refused_results_total{reason=\"not_holder\"}");
+  const double unknown_before = MetricValue(
+      "distillery_refused_results_total{reason=\"unknown_worker\"}");
+
+  // Another worker, even with the holder's lease id, writes nothing.
+  v1::ReportResponse r = Report(other, {Success(tasks[0], "forged")});
+  EXPECT_EQ(r.accepted(), 0);
+  EXPECT_EQ(r.ignored(), 1);
+  r = Report("w999-intruder", {Success(tasks[0], "forged")});
+  EXPECT_EQ(r.ignored(), 1);
+  EXPECT_EQ(StoredTask(job.id(), 0).state(), v1::TASK_STATE_PENDING);
+  EXPECT_EQ(GetJob(job.id()).counters().teacher_requests(), 0);
+  EXPECT_EQ(MetricValue(
+                "distillery_refused_results_total{reason=\"not_holder\"}"),
+            not_holder_before + 1);
+  EXPECT_EQ(MetricValue(
+                "distillery_refused_results_total{reason=\"unknown_worker\"}"),
+            unknown_before + 1);
+
+  // The holder's lease was not ended by the forgeries: it still reports.
+  r = Report(holder, {Success(tasks[0], "real")});
+  EXPECT_EQ(r.accepted(), 1);
+  EXPECT_EQ(StoredAnswer(tasks[0].request_key()).content(), "real");
+  EXPECT_EQ(GetJob(job.id()).state(), v1::JOB_STATE_COMPLETED);
+}
+
+TEST_F(CoordinatorTest, ExpiredLeaseIsTakenOnlyFromItsHolder) {
+  v1::Job job = MustSubmit(PromptLines({"a"}));
+  const std::string holder = Register("holder");
+  const std::string other = Register("other");
+  std::vector<v1::LeasedTask> tasks = Lease(holder, 10);
+  ASSERT_EQ(tasks.size(), 1u);
+  clock_.Advance(std::chrono::seconds(61));
+  coordinator_->ExpireLeases();  // back in the pool, not leased again yet
+
+  EXPECT_EQ(Report(other, {Success(tasks[0], "forged")}).ignored(), 1);
+  EXPECT_EQ(StoredTask(job.id(), 0).state(), v1::TASK_STATE_PENDING);
+  EXPECT_EQ(Report(holder, {Success(tasks[0], "late")}).accepted(), 1);
+  EXPECT_EQ(StoredAnswer(tasks[0].request_key()).content(), "late");
+}
+
+TEST_F(CoordinatorTest, RememberedHoldersAreBounded) {
+  options_.remembered_lease_holders = 2;
+  Restart();
+  MustSubmit(PromptLines({"a", "b", "c"}));
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> tasks = Lease(w, 10);
+  ASSERT_EQ(tasks.size(), 3u);
+  clock_.Advance(std::chrono::seconds(61));
+  coordinator_->ExpireLeases();
+  // Three tasks held, two remembered: the oldest is forgotten.
+  EXPECT_EQ(Report(w, {Success(tasks[0], "A")}).ignored(), 1);
+  EXPECT_EQ(Report(w, {Success(tasks[1], "B")}).accepted(), 1);
+  EXPECT_EQ(Report(w, {Success(tasks[2], "C")}).accepted(), 1);
+}
+
+// ------------------------------------------------------ Store failures
+
+// A task whose read fails at lease time stays queued (it used to leave the
+// queue while pending, and its job never finished until a restart).
+TEST_F(CoordinatorTest, TaskWhoseReadFailsIsLeasedLater) {
+  v1::Job job = MustSubmit(PromptLines({"a", "b"}));
+  const std::string w = Register();
+  const double before =
+      MetricValue("distillery_store_errors_total{operation=\"lease_read\"}");
+  faulty_->fail_get_task = 1;
+  absl::StatusOr<v1::LeaseResponse> failed = TryLease(w, 10);
+  EXPECT_FALSE(failed.ok()) << "a failed read was taken for no task";
+  EXPECT_EQ(
+      MetricValue("distillery_store_errors_total{operation=\"lease_read\"}"),
+      before + 1);
+
+  std::vector<v1::LeasedTask> tasks = Lease(w, 10);
+  ASSERT_EQ(tasks.size(), 2u);
+  EXPECT_EQ(tasks[0].prompt_seq(), 0);
+  Report(w, {Success(tasks[0], "A"), Success(tasks[1], "B")});
+  EXPECT_EQ(GetJob(job.id()).state(), v1::JOB_STATE_COMPLETED);
+}
+
+TEST_F(CoordinatorTest, ScanErrorIsAnErrorNotAnEmptyLease) {
+  v1::Job job = MustSubmit(PromptLines({"a", "b", "c"}));
+  const std::string w = Register();
+  faulty_->fail_scan = 1;
+  absl::StatusOr<v1::LeaseResponse> failed = TryLease(w, 10);
+  EXPECT_FALSE(failed.ok()) << "a failed scan was taken for no task";
+  std::vector<v1::LeasedTask> tasks = Lease(w, 10);
+  ASSERT_EQ(tasks.size(), 3u);
+  Report(w, {Success(tasks[0], "A"), Success(tasks[1], "B"),
+             Success(tasks[2], "C")});
+  EXPECT_EQ(GetJob(job.id()).state(), v1::JOB_STATE_COMPLETED);
+}
+
+TEST_F(CoordinatorTest, ExportFailsWhenADuplicatesOriginalCannotBeRead) {
+  v1::Job job = MustSubmit(PromptLines({"a", "b"}));
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> tasks = Lease(w, 10);
+  ASSERT_EQ(tasks.size(), 2u);
+  Report(w, {Success(tasks[0], "same"), Success(tasks[1], "same")});
+  ASSERT_EQ(Export({job.id()}, /*include_duplicates=*/true).size(), 2u);
+
+  faulty_->fail_get_answer = 1;
+  v1::ExportRequest request;
+  request.add_job_ids(job.id());
+  request.set_include_duplicates(true);
+  std::vector<v1::ExportRecord> records;
+  absl::Status s = coordinator_->Export(request, [&](v1::ExportRecord&& r) {
+    records.push_back(std::move(r));
+    return true;
+  });
+  EXPECT_FALSE(s.ok()) << "exported a duplicate without its text";
+  for (const v1::ExportRecord& r : records) {
+    EXPECT_EQ(r.answer().content(), "same");
+  }
+}
+
+// A retry that fails part way leaves memory as the store has it: the chunks
+// written are retried, the rest stays dead-lettered, and the counters that
+// later writes store match the tasks.
+TEST_F(CoordinatorTest, RetryThatFailsPartWayKeepsCountersInStep) {
+  constexpr int kTasks = 1100;  // more than one retry chunk (1024)
+  std::vector<std::string> texts;
+  for (int i = 0; i < kTasks; ++i) texts.push_back(absl::StrCat("p", i));
+  v1::Job job = MustSubmit(PromptLines(texts));
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> tasks = Lease(w, 2 * kTasks);
+  ASSERT_EQ(tasks.size(), static_cast<size_t>(kTasks));
+  std::vector<v1::TaskResult> failures;
+  for (const v1::LeasedTask& t : tasks) {
+    failures.push_back(Failure(t, v1::FAILURE_CLASS_PERMANENT, "HTTP 400"));
+  }
+  Report(w, failures);
+  ASSERT_EQ(GetJob(job.id()).counters().tasks_failed(), kTasks);
+
+  faulty_->applies_before_failing = 1;  // the first chunk, not the second
+  EXPECT_FALSE(coordinator_->RetryJob(job.id()).ok());
+  faulty_->applies_before_failing = -1;
+
+  auto stored_failed = [&] {
+    int n = 0;
+    for (const v1::Task& t : StoredTasks(job.id())) {
+      n += t.state() == v1::TASK_STATE_FAILED;
+    }
+    return n;
+  };
+  ASSERT_EQ(stored_failed(), kTasks - 1024);
+  v1::Job now = GetJob(job.id());
+  EXPECT_EQ(now.state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(now.counters().tasks_failed(), kTasks - 1024);
+
+  // A later write of the job stores counters that match its tasks.
+  std::vector<v1::LeasedTask> again = Lease(w, 1);
+  ASSERT_EQ(again.size(), 1u);
+  Report(w, {Success(again[0], "A")});
+  v1::Job stored = **store_->GetJob(job.id());
+  EXPECT_EQ(stored.counters().tasks_failed(), stored_failed());
+  EXPECT_EQ(stored.counters().tasks_done(), 1);
+
+  // And a retry that goes through finishes the work.
+  ASSERT_TRUE(coordinator_->RetryJob(job.id()).ok());
+  EXPECT_EQ(stored_failed(), 0);
+  EXPECT_EQ(GetJob(job.id()).counters().tasks_failed(), 0);
 }
 
 // ---------------------------------------------------------------- Restarts
