@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -71,6 +72,13 @@ struct CoordinatorOptions {
   // signature; bench/results.md). Off, `export --near-dup-threshold` finds
   // the same near-duplicates, signing answers as it reads them.
   bool near_duplicates_at_commit = true;
+  // When set, jobs that Recover finds in the store are never leased (they
+  // keep their state and tasks as they are), except those named in
+  // `resume_recovered_jobs`. `distillery run` sets it: it harvests only the
+  // job it submits or was asked to resume, never one an earlier, interrupted
+  // run left behind.
+  bool hold_recovered_jobs = false;
+  std::set<std::string> resume_recovered_jobs;
 };
 
 class Coordinator;
@@ -95,6 +103,11 @@ class Submission {
   Submission(Coordinator* coordinator, v1::Job job)
       : coordinator_(coordinator), job_(std::move(job)) {}
   absl::Status Flush();
+  // DuplicatePromptIdError when an earlier line has `prompt`'s id; else
+  // notes the id. Ids seen are in the store's scratch space (flushed with
+  // the prompts), so memory holds only those of the batch not yet written.
+  absl::Status CheckUniqueId(const v1::Prompt& prompt);
+  void DeleteIds();
 
   Coordinator* coordinator_;
   v1::Job job_;
@@ -102,6 +115,7 @@ class Submission {
   int64_t next_seq_ = 0;
   StoreBatch pending_;
   int pending_prompts_ = 0;
+  std::map<std::string, int64_t> pending_ids_;  // scratch key -> line
   bool finished_ = false;
 };
 
@@ -261,6 +275,8 @@ class Coordinator {
   std::map<std::string, std::vector<v1::Task>> key_waiters_
       ABSL_GUARDED_BY(mu_);
   std::map<std::string, WorkerInfo> workers_ ABSL_GUARDED_BY(mu_);
+  // Jobs not to lease (CoordinatorOptions::hold_recovered_jobs).
+  std::set<std::string> held_jobs_ ABSL_GUARDED_BY(mu_);
   Budget budget_ ABSL_GUARDED_BY(mu_);
   int64_t next_worker_ ABSL_GUARDED_BY(mu_) = 1;
 };

@@ -16,6 +16,9 @@
 // (401), then injected faults (500 / 429; 529 overloaded_error for Messages),
 // then the body (400). Messages requests take the key from x-api-key and need
 // an anthropic-version header; their errors are in Anthropic's shape.
+// A model not in the configured list (when there is one) answers 404 after
+// the body is parsed, as the providers do: OpenAI's model_not_found, or
+// Anthropic's not_found_error.
 // Both count as chat requests in the stats. The
 // configured latency delays 200 answers and injected 500s; 4xx answers are
 // immediate. /health and /stats are observation endpoints and are not
@@ -27,6 +30,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/base/clock.h"
 #include "services/teacher_sim/fault_injector.h"
@@ -54,7 +58,18 @@ struct SimHandlerOptions {
   Duration slow_latency = std::chrono::seconds(3);
   int pad_count = 5;
   Duration pad_interval = std::chrono::milliseconds(200);
+  // The models served; empty: any name. teacher-sim's main passes
+  // kDefaultSimModels unless told otherwise.
+  std::vector<std::string> models;
 };
+
+// What teacher-sim serves by default: every model name its examples, tests,
+// deploy files and benchmarks use ("reasoner" and "thinking" in a name turn
+// on reasoning; "redacted" a redacted_thinking block).
+inline constexpr const char* kDefaultSimModels[] = {
+    "sim-reasoner", "sim-chat",        "sim-small",
+    "sim-thinking", "claude-sim",      "claude-thinking",
+    "claude-thinking-redacted"};
 
 // Renders an OpenAI error body; empty `param` or `code` become null.
 std::string RenderErrorJson(std::string_view message, std::string_view type,
@@ -77,6 +92,7 @@ class SimHandler {
   SimResponse AnswerChat(const SimRequest& request, uint64_t sequence,
                          SimAdmission* admission);
   SimResponse RenderFault(FaultKind kind);
+  bool Serves(std::string_view model) const;
   // Applies an answer fault (truncate, pad, slow) to a rendered 200 answer;
   // records it in the stats, and the 200 unless the body is cut.
   void ApplyAnswerFault(FaultKind kind, bool stream, int64_t prompt_tokens,

@@ -13,6 +13,7 @@
 #include "common/base/signals.h"
 #include "common/http/curl_http_client.h"
 #include "common/metrics/metrics.h"
+#include "common/rpc/coordinator_address.h"
 #include "common/rpc/grpc_security.h"
 #include "services/worker/teacher_factory.h"
 #include "services/worker/worker.h"
@@ -26,7 +27,10 @@ int main(int argc, char** argv) {
   std::string metrics_listen;
   int drain_seconds = 30;
   int max_in_flight = 256;
-  app.add_option("--coordinator", coordinator, "coordinator HOST:PORT");
+  app.add_option("--coordinator", coordinator,
+                 "coordinator HOST[:PORT] (port 7070 when left out; "
+                 "http://HOST:PORT also works)")
+      ->capture_default_str();
   app.add_option("--teachers", teachers_file, "teacher profiles (YAML)")
       ->required();
   app.add_option("--name", name, "worker name (default: host name)");
@@ -59,6 +63,12 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"text", "json"}));
   CLI11_PARSE(app, argc, argv);
   distillery::InitLogging("worker", log_level, log_format);
+  absl::StatusOr<std::string> target =
+      distillery::NormalizeCoordinatorAddress(coordinator);
+  if (!target.ok()) {
+    std::cerr << "error: " << target.status().message() << "\n";
+    return 2;
+  }
   if (name.empty()) {
     char host[256] = {};
     gethostname(host, sizeof(host) - 1);
@@ -111,7 +121,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   security.token = *token;
-  auto channel = distillery::MakeChannel(coordinator, security);
+  auto channel = distillery::MakeChannel(*target, security);
   if (!channel.ok()) {
     std::cerr << "error: " << channel.status().message() << "\n";
     return 2;
