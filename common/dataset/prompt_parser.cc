@@ -111,6 +111,16 @@ absl::Status PromptTooLargeError(int64_t line_number, size_t bytes,
                                              max_bytes));
 }
 
+absl::Status DuplicatePromptIdError(int64_t line_number, std::string_view id,
+                                    int64_t first_line) {
+  return LineError(
+      line_number,
+      absl::StrCat("duplicate id ", json(std::string(id)).dump(),
+                   ", first on line ", first_line,
+                   " (ids must be unique: export splits are assigned by id; a "
+                   "prompt without \"id\" has its line number as id)"));
+}
+
 absl::StatusOr<std::optional<v1::Prompt>> ParsePromptLine(
     std::string_view line, int64_t line_number,
     std::string_view default_system, size_t max_bytes) {

@@ -26,6 +26,13 @@ inline constexpr size_t kDefaultMaxPromptBytes = size_t{1} << 20;
 absl::Status PromptTooLargeError(int64_t line_number, size_t bytes,
                                  size_t max_bytes);
 
+// The error for line `line_number`, whose prompt id `id` line `first_line`
+// already has: INVALID_ARGUMENT "line N: duplicate id "ID", first on line
+// M ...". Ids must be unique in a file: export splits are assigned by id. A
+// prompt without "id" has its line number as id.
+absl::Status DuplicatePromptIdError(int64_t line_number, std::string_view id,
+                                    int64_t first_line);
+
 // Parses line number `line_number` (1-based) of a prompt file. Returns
 // std::nullopt for a blank line (whitespace only), which is skipped. A
 // job-level `default_system` is prepended when the prompt has no system

@@ -10,10 +10,12 @@
 #include <fstream>
 #include <iostream>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/base/status_macros.h"
 #include "common/dataset/export_filter.h"
 #include "common/dataset/export_format.h"
@@ -21,6 +23,7 @@
 #include "common/http/curl_http_client.h"
 #include "common/job/job_state.h"
 #include "common/rpc/grpc_security.h"
+#include "common/rpc/coordinator_address.h"
 #include "nlohmann/json.hpp"
 #include "services/cli/export_writer.h"
 #include "services/coordinator/coordinator_server.h"
@@ -51,6 +54,62 @@ double NowSeconds() {
 }
 
 }  // namespace
+
+void Interrupter::Interrupt() {
+  std::lock_guard<std::mutex> lock(mu_);
+  interrupted_ = true;
+  if (context_ != nullptr) context_->TryCancel();
+}
+
+bool Interrupter::interrupted() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return interrupted_;
+}
+
+void Interrupter::Attach(grpc::ClientContext* context) {
+  std::lock_guard<std::mutex> lock(mu_);
+  context_ = context;
+  if (interrupted_) context_->TryCancel();
+}
+
+void Interrupter::Detach() {
+  std::lock_guard<std::mutex> lock(mu_);
+  context_ = nullptr;
+}
+
+absl::Status ConnectToCoordinator(grpc::Channel& channel,
+                                  const std::string& target, bool tls,
+                                  std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::system_clock::now() + timeout;
+  grpc_connectivity_state state = channel.GetState(/*try_to_connect=*/true);
+  // A refused connection or an unknown host shows as TRANSIENT_FAILURE at
+  // once; waiting out gRPC's reconnect backoff would only delay the error.
+  while (state != GRPC_CHANNEL_READY &&
+         state != GRPC_CHANNEL_TRANSIENT_FAILURE &&
+         state != GRPC_CHANNEL_SHUTDOWN &&
+         channel.WaitForStateChange(state, deadline)) {
+    state = channel.GetState(/*try_to_connect=*/true);
+  }
+  if (state == GRPC_CHANNEL_READY) return absl::OkStatus();
+  std::string message = CannotReachCoordinator(target);
+  if (tls) {
+    message.pop_back();
+    absl::StrAppend(&message, "; with TLS, also check --tls-ca and "
+                              "--tls-server-name)");
+  }
+  return absl::UnavailableError(message);
+}
+
+const std::vector<std::string>& KnownFinishReasons() {
+  // OpenAI and OpenAI-compatible servers (vLLM's "abort"), DeepSeek's
+  // "insufficient_system_resource", then Anthropic's stop_reason values.
+  static const std::vector<std::string> kReasons = {
+      "stop",        "length",        "content_filter",
+      "tool_calls",  "function_call", "abort",
+      "insufficient_system_resource", "end_turn",      "max_tokens",
+      "stop_sequence", "tool_use",    "pause_turn",    "refusal"};
+  return kReasons;
+}
 
 namespace {
 
@@ -305,12 +364,25 @@ std::string ProgressBar(const v1::Job& job, double rate_per_second,
 
 int Submit(v1::ClientService::StubInterface& stub, const SubmitOptions& options,
            std::ostream& out, std::ostream& err) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(options.file, ec)) {
+    err << "error: '" << options.file
+        << "' is a directory; give a JSONL prompt file\n";
+    return 2;
+  }
   std::ifstream in(options.file, std::ios::binary);
   if (!in) {
     err << "error: cannot open prompt file '" << options.file << "'\n";
     return 2;
   }
   grpc::ClientContext context;
+  if (options.interrupt != nullptr) options.interrupt->Attach(&context);
+  struct DetachOnReturn {
+    Interrupter* interrupt;
+    ~DetachOnReturn() {
+      if (interrupt != nullptr) interrupt->Detach();
+    }
+  } detach{options.interrupt};
   v1::SubmitResponse response;
   std::unique_ptr<grpc::ClientWriterInterface<v1::SubmitRequest>> writer =
       stub.Submit(&context, &response);
@@ -325,8 +397,17 @@ int Submit(v1::ClientService::StubInterface& stub, const SubmitOptions& options,
   size_t length = 0;
   int64_t line_number = 0;
   bool stream_ok = true;
-  while (stream_ok &&
-         ReadBoundedLine(in, options.max_prompt_bytes, &line, &length)) {
+  // The file's read errors (EIO, say) surface as exceptions from its
+  // buffer: end the submission, which then stores nothing.
+  auto read_line = [&]() -> bool {
+    try {
+      return ReadBoundedLine(in, options.max_prompt_bytes, &line, &length);
+    } catch (const std::exception&) {
+      in.setstate(std::ios::badbit);
+      return false;
+    }
+  };
+  while (stream_ok && read_line()) {
     ++line_number;
     if (length > options.max_prompt_bytes) {
       // Refused here, before a byte of it is sent; cancelling the stream
@@ -352,18 +433,31 @@ int Submit(v1::ClientService::StubInterface& stub, const SubmitOptions& options,
     bytes += RepeatedEntryBytes(line.size());
     request.add_lines(std::move(line));
   }
+  if (in.bad()) {
+    // Cancelled before WritesDone: the coordinator drops the submission.
+    context.TryCancel();
+    (void)writer->Finish();
+    err << "error: reading '" << options.file << "' failed\n";
+    return 1;
+  }
   if (stream_ok && (request.lines_size() > 0 || request.has_spec())) {
     stream_ok = writer->Write(request);
   }
   if (stream_ok) writer->WritesDone();
   grpc::Status status = writer->Finish();
-  if (!status.ok()) {
-    err << "error: " << options.file << ": " << status.error_message() << "\n";
-    return ExitCodeFor(status);
+  if (!status.ok() && options.interrupt != nullptr &&
+      options.interrupt->interrupted()) {
+    err << "interrupted: nothing of '" << options.file << "' was submitted\n";
+    return kExitInterrupted;
   }
-  if (in.bad()) {
-    err << "error: reading '" << options.file << "' failed\n";
-    return 1;
+  if (!status.ok()) {
+    // Only the file's own faults (a bad line, a bad spec) name the file.
+    err << "error: "
+        << (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT
+                ? options.file + ": "
+                : "")
+        << status.error_message() << "\n";
+    return ExitCodeFor(status);
   }
   err << "submitted " << response.job().counters().prompts() << " prompts ("
       << response.job().counters().tasks_total() << " tasks) as job "
@@ -476,7 +570,11 @@ int Health(grpc::health::v1::Health::StubInterface& stub, std::ostream& out,
 }
 
 int Watch(v1::ClientService::StubInterface& stub, const std::string& job_id,
-          bool tty, std::ostream& out, std::ostream& err, int width) {
+          bool tty, std::ostream& out, std::ostream& err, int width,
+          Interrupter* interrupt) {
+  auto interrupted = [interrupt] {
+    return interrupt != nullptr && interrupt->interrupted();
+  };
   RateMeter meter;
   double last_plain = 0;
   v1::Job job;
@@ -492,6 +590,7 @@ int Watch(v1::ClientService::StubInterface& stub, const std::string& job_id,
     grpc::ClientContext context;
     v1::WatchJobRequest request;
     request.set_job_id(job_id);
+    if (interrupt != nullptr) interrupt->Attach(&context);
     auto reader = stub.WatchJob(&context, request);
     v1::Job update;
     while (reader->Read(&update)) {
@@ -509,6 +608,11 @@ int Watch(v1::ClientService::StubInterface& stub, const std::string& job_id,
       }
     }
     grpc::Status s = reader->Finish();
+    if (interrupt != nullptr) interrupt->Detach();
+    if (interrupted()) {
+      end_bar();
+      return kExitInterrupted;
+    }
     if (IsSettledForNow(job.state())) break;
     if (!s.ok() && s.error_code() != grpc::StatusCode::UNAVAILABLE) {
       end_bar();
@@ -632,7 +736,13 @@ absl::StatusOr<v1::ExportRequest> BuildExportRequest(
       std::find(options.finish_reasons.begin(), options.finish_reasons.end(),
                 "any") != options.finish_reasons.end();
   if (!any_reason) {
+    const std::vector<std::string>& known = KnownFinishReasons();
     for (const std::string& r : options.finish_reasons) {
+      if (std::find(known.begin(), known.end(), r) == known.end()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--finish-reason: no teacher reports '", r, "'; known: ",
+            absl::StrJoin(known, ", "), "; 'any' keeps every answer"));
+      }
       request.add_finish_reasons(r);
     }
   }
@@ -668,6 +778,27 @@ int Export(v1::ClientService::StubInterface& stub,
   if (!bad.ok()) {
     err << "error: " << bad.message() << "\n";
     return 2;
+  }
+  // A job still harvesting exports what it has so far: say so, with counts.
+  for (const std::string& id : request->job_ids()) {
+    grpc::ClientContext context;
+    v1::GetJobRequest get;
+    get.set_job_id(id);
+    v1::Job job;
+    grpc::Status s = stub.GetJob(&context, get, &job);
+    if (!s.ok()) {
+      PrintError(err, s);
+      return ExitCodeFor(s);
+    }
+    if (job.state() == v1::JOB_STATE_RUNNING ||
+        job.state() == v1::JOB_STATE_PAUSED) {
+      const v1::JobCounters& c = job.counters();
+      err << absl::StrFormat(
+          "warning: job %s is %s (%d of %d tasks settled: %d answered, %d "
+          "failed); the export holds only what is there so far\n",
+          id, JobStateName(job.state()), Settled(job), c.tasks_total(),
+          c.tasks_done(), c.tasks_failed());
+    }
   }
   // One output per split (or one), each whole or absent.
   std::vector<std::string> paths;
@@ -747,18 +878,82 @@ int Export(v1::ClientService::StubInterface& stub,
   return 0;
 }
 
+namespace {
+
+// `text` as one shell word.
+std::string ShellQuote(const std::string& text) {
+  if (!text.empty() &&
+      text.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVW"
+                             "XYZ0123456789-_./=:,+@%") == std::string::npos) {
+    return text;
+  }
+  std::string quoted = "'";
+  for (char c : text) {
+    if (c == '\'') {
+      quoted += "'\\''";
+    } else {
+      quoted += c;
+    }
+  }
+  return quoted + "'";
+}
+
+// The command that goes on with `job_id` as `options` would have.
+std::string ResumeCommand(const RunOptions& options, const std::string& job_id) {
+  std::string command =
+      absl::StrCat("distillery run --resume ", ShellQuote(job_id),
+                   " --teachers ", ShellQuote(options.teachers_file),
+                   " --data-dir ", ShellQuote(options.data_dir));
+  const RunOptions defaults;
+  if (options.workers != defaults.workers) {
+    absl::StrAppend(&command, " --workers ", options.workers);
+  }
+  const ExportOptions& e = options.export_options;
+  absl::StrAppend(&command, " --out ", ShellQuote(e.out));
+  if (e.format != defaults.export_options.format) {
+    absl::StrAppend(&command, " --format ", ShellQuote(e.format));
+  }
+  if (e.reasoning != defaults.export_options.reasoning) {
+    absl::StrAppend(&command, " --reasoning ", ShellQuote(e.reasoning));
+  }
+  return command;
+}
+
+absl::StatusOr<v1::Job> FetchJob(v1::ClientService::StubInterface& stub,
+                                 const std::string& job_id) {
+  grpc::ClientContext context;
+  v1::GetJobRequest request;
+  request.set_job_id(job_id);
+  v1::Job job;
+  grpc::Status s = stub.GetJob(&context, request, &job);
+  if (!s.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                        s.error_message());
+  }
+  return job;
+}
+
+}  // namespace
+
 int Run(const RunOptions& options, std::ostream& out, std::ostream& err) {
   const double start = NowSeconds();
+  const bool resuming = !options.resume_job.empty();
+  {
+    // The export's flags are checked before anything is paid for.
+    ExportOptions check = options.export_options;
+    check.job_ids = {"-"};
+    absl::StatusOr<v1::ExportRequest> request = BuildExportRequest(check);
+    absl::Status bad = request.status();
+    if (bad.ok()) bad = ParseReasoningLayout(check.reasoning).status();
+    if (!bad.ok()) {
+      err << "error: " << bad.message() << "\n";
+      return 2;
+    }
+  }
   absl::StatusOr<std::vector<TeacherProfile>> profiles =
       LoadTeachersFile(options.teachers_file);
   if (!profiles.ok()) {
     err << "error: " << profiles.status().message() << "\n";
-    return 2;
-  }
-  if (absl::StatusOr<TeacherProfile> p =
-          FindTeacher(*profiles, options.submit.spec.teacher());
-      !p.ok()) {
-    err << "error: " << p.status().message() << "\n";
     return 2;
   }
   std::error_code ec;
@@ -770,19 +965,64 @@ int Run(const RunOptions& options, std::ostream& out, std::ostream& err) {
   server_options.teachers = *profiles;
   server_options.coordinator.lease_duration = std::chrono::seconds(120);
   server_options.coordinator.heartbeat_interval = std::chrono::seconds(2);
+  // Only the job of this run is harvested: an earlier run's unfinished job
+  // is paid for when the user asks for it (--resume), not behind their back.
+  server_options.coordinator.hold_recovered_jobs = true;
+  if (resuming) {
+    server_options.coordinator.resume_recovered_jobs = {options.resume_job};
+  }
   absl::StatusOr<std::unique_ptr<CoordinatorServer>> server =
       CoordinatorServer::Start(server_options);
   if (!server.ok()) {
     err << "error: " << server.status().message() << "\n";
     return 1;
   }
+  // Plaintext on loopback: MakeChannel cannot fail without files to read.
+  auto channel = *MakeChannel((*server)->address(), ClientSecurityOptions{});
+  auto stub = v1::ClientService::NewStub(channel);
+
+  std::string teacher = options.submit.spec.teacher();
+  v1::JobCounters before;  // of the resumed job, to count this run's part
+  if (resuming) {
+    absl::StatusOr<v1::Job> job = FetchJob(*stub, options.resume_job);
+    if (!job.ok()) {
+      err << "error: --resume: " << job.status().message() << " in "
+          << options.data_dir << "\n";
+      return 2;
+    }
+    teacher = job->spec().teacher();
+    before = job->counters();
+  }
+  if (absl::StatusOr<TeacherProfile> p = FindTeacher(*profiles, teacher);
+      !p.ok()) {
+    err << "error: " << p.status().message() << "\n";
+    return 2;
+  }
+  std::vector<std::string> left;  // unfinished jobs this run leaves alone
+  for (const v1::Job& job : (*server)->coordinator().ListJobs()) {
+    if (job.id() == options.resume_job) continue;
+    if (job.state() != v1::JOB_STATE_RUNNING &&
+        job.state() != v1::JOB_STATE_PAUSED) {
+      continue;
+    }
+    left.push_back(absl::StrFormat(
+        "%s (%s, %s %d/%d)", job.id(), job.spec().source(),
+        JobStateName(job.state()), Settled(job), job.counters().tasks_total()));
+  }
+  if (!left.empty()) {
+    err << "note: " << options.data_dir << " holds " << left.size()
+        << " unfinished job(s) of earlier runs, left as they are (not "
+           "harvested, nothing spent on them): "
+        << absl::StrJoin(left, ", ") << "; to finish one: "
+        << ResumeCommand(options, "JOB") << "\n";
+  }
+
   // Reset before the workers are destroyed: its destructor completes what
   // is still in flight, and those callbacks reach the workers.
   auto http = std::make_unique<CurlHttpClient>();
-  WorkerTeacherSet teachers =
-      BuildWorkerTeachers(*profiles, *http, options.submit.spec.teacher());
+  WorkerTeacherSet teachers = BuildWorkerTeachers(*profiles, *http, teacher);
   if (teachers.teachers.empty()) {
-    err << "error: teacher '" << options.submit.spec.teacher()
+    err << "error: teacher '" << teacher
         << "' has no usable API key (see the warning above)\n";
     return 2;
   }
@@ -798,46 +1038,63 @@ int Run(const RunOptions& options, std::ostream& out, std::ostream& err) {
     Worker* w = workers.back().get();
     threads.emplace_back([w] { (void)w->Run(); });
   }
-  // Plaintext on loopback: MakeChannel cannot fail without files to read.
-  auto channel = *MakeChannel((*server)->address(), ClientSecurityOptions{});
-  auto stub = v1::ClientService::NewStub(channel);
 
-  std::stringstream job_id_out;
-  int rc = Submit(*stub, options.submit, job_id_out, err);
-  std::string job_id;
-  std::getline(job_id_out, job_id);
+  std::string job_id = options.resume_job;
+  int rc = 0;
+  if (!resuming) {
+    SubmitOptions submit = options.submit;
+    submit.interrupt = options.interrupt;
+    std::stringstream job_id_out;
+    rc = Submit(*stub, submit, job_id_out, err);
+    std::getline(job_id_out, job_id);
+  }
   if (rc == 0) {
     rc = Watch(*stub, job_id, options.progress_tty, err, err,
-               options.progress_width);
+               options.progress_width, options.interrupt);
   }
-  v1::Job job;
-  if (!job_id.empty()) {
-    grpc::ClientContext context;
-    v1::GetJobRequest request;
-    request.set_job_id(job_id);
-    (void)stub->GetJob(&context, request, &job);
+  const bool interrupted = rc == kExitInterrupted;
+  if (interrupted) {
+    err << "\ninterrupted: stopping; answers of requests in flight are "
+           "waited for and kept (Ctrl-C again quits at once)\n";
   }
-  ExportOptions export_options = options.export_options;
-  export_options.job_ids = {job_id};
-  int export_rc = 1;
-  if (!job_id.empty()) export_rc = Export(*stub, export_options, out, err);
-
+  // The workers stop first, so the job's counters below are final.
   for (auto& w : workers) w->Stop();
   for (auto& t : threads) t.join();
+  v1::Job job;
+  if (!job_id.empty()) {
+    if (absl::StatusOr<v1::Job> got = FetchJob(*stub, job_id); got.ok()) {
+      job = std::move(*got);
+    }
+  }
+  int export_rc = 1;
+  if (!job_id.empty() && !interrupted) {
+    ExportOptions export_options = options.export_options;
+    export_options.job_ids = {job_id};
+    export_rc = Export(*stub, export_options, out, err);
+  }
+  int64_t sent = 0;  // every attempt, retries too: what the teacher saw
+  for (const auto& w : workers) sent += w->requests_sent();
   http.reset();
   (*server)->Shutdown();
   if (job_id.empty()) return rc;
 
   const v1::JobCounters& c = job.counters();
   err << absl::StrFormat(
-      "\nsummary: %d prompts, %d answers (%d from cache, %d teacher requests), "
-      "%d failed, %d duplicate answers, %d prompt + %d completion tokens "
-      "(%d reasoning), %d near-duplicate answers, %s, %.1fs\n",
-      c.prompts(), c.tasks_done(), c.cache_hits(), c.teacher_requests(),
-      c.tasks_failed(), c.duplicate_answers(), c.prompt_tokens(),
-      c.completion_tokens(), c.reasoning_tokens(), c.near_duplicate_answers(),
-      Spend(c.cost_usd()),
-      NowSeconds() - start);
+      "\nsummary: %d prompts, %d answers (%d from cache), %d failed, %d "
+      "duplicate answers, %d near-duplicate answers, %d prompt + %d "
+      "completion tokens (%d reasoning), %s\n"
+      "this run: %d teacher requests sent (retries included), %s, %.1fs\n",
+      c.prompts(), c.tasks_done(), c.cache_hits(), c.tasks_failed(),
+      c.duplicate_answers(), c.near_duplicate_answers(), c.prompt_tokens(),
+      c.completion_tokens(), c.reasoning_tokens(), Spend(c.cost_usd()), sent,
+      Spend(c.cost_usd() - before.cost_usd()), NowSeconds() - start);
+  if (interrupted) {
+    err << "job " << job_id << " is kept in " << options.data_dir << " ("
+        << JobStateName(job.state()) << ", " << Settled(job) << "/"
+        << c.tasks_total() << " settled); nothing was exported. Resume it "
+        << "with:\n  " << ResumeCommand(options, job_id) << "\n";
+    return kExitInterrupted;
+  }
   return rc != 0 ? rc : export_rc;
 }
 

@@ -4,11 +4,14 @@
 #ifndef DISTILLERY_SERVICES_CLI_COMMANDS_H_
 #define DISTILLERY_SERVICES_CLI_COMMANDS_H_
 
+#include <chrono>
 #include <cstdint>
 #include <iosfwd>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "common/dataset/prompt_parser.h"
 #include "distillery/v1/client_service.grpc.pb.h"
@@ -16,11 +19,46 @@
 
 namespace distillery::cli {
 
+// The exit code of a command stopped by Ctrl-C (128 + SIGINT, as shells
+// report it).
+inline constexpr int kExitInterrupted = 130;
+
+// Lets another thread (the one waiting for SIGINT) stop a long command: the
+// call it is blocked in is cancelled, and the command returns
+// kExitInterrupted. Thread-safe.
+class Interrupter {
+ public:
+  void Interrupt();
+  bool interrupted() const;
+  // Until Detach, Interrupt() cancels `context` (at once when it already
+  // happened). One context at a time.
+  void Attach(grpc::ClientContext* context);
+  void Detach();
+
+ private:
+  mutable std::mutex mu_;
+  bool interrupted_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
+};
+
+// Waits (up to `timeout`) until `channel` connects to the coordinator at
+// `target`. UNAVAILABLE "cannot reach the coordinator at TARGET (...)" when
+// it cannot: a refused connection, an unknown host, a failed TLS handshake.
+absl::Status ConnectToCoordinator(grpc::Channel& channel,
+                                  const std::string& target, bool tls,
+                                  std::chrono::milliseconds timeout);
+
+// The finish reasons teachers report (OpenAI-compatible servers, Anthropic,
+// DeepSeek), for `--finish-reason`.
+const std::vector<std::string>& KnownFinishReasons();
+
 struct SubmitOptions {
   std::string file;
   v1::JobSpec spec;
   // A longer line fails the submission locally, read but never held whole.
   size_t max_prompt_bytes = kDefaultMaxPromptBytes;
+  // Set: Ctrl-C cancels the submission (the coordinator keeps nothing).
+  Interrupter* interrupt = nullptr;
 };
 
 struct ExportOptions {
@@ -42,12 +80,13 @@ struct ExportOptions {
 };
 
 // The server-side part of `options` (the format's and filters' request).
-// INVALID_ARGUMENT for a bad --metadata.
+// INVALID_ARGUMENT for a bad --metadata or a finish reason no teacher
+// reports (a typo would export nothing).
 absl::StatusOr<v1::ExportRequest> BuildExportRequest(
     const ExportOptions& options);
 
 struct RunOptions {
-  SubmitOptions submit;
+  SubmitOptions submit;  // its file is empty when resuming
   std::string teachers_file;
   int workers = 2;
   std::string data_dir = ".distillery";
@@ -57,6 +96,11 @@ struct RunOptions {
   // terminal `progress_width` columns wide, else plain lines.
   bool progress_tty = false;
   int progress_width = 80;
+  // Set: harvest (and export) this job of the data dir, left unfinished by
+  // an interrupted run, instead of submitting a file.
+  std::string resume_job;
+  // Set: Ctrl-C stops the run (see Run).
+  Interrupter* interrupt = nullptr;
 };
 
 // `watch`'s exit codes (README "Watching a job"). 1 and 2 are the codes of
@@ -80,9 +124,11 @@ int Jobs(v1::ClientService::StubInterface& stub, std::ostream& out,
 // Follows the job until it ends or pauses. When `tty`, one progress bar
 // `width` columns wide, redrawn in place; otherwise a plain ProgressLine at
 // most once a second and at the end. Returns WatchExitCode of the last state
-// seen, or 1 or 2 when the watch itself failed.
+// seen, kExitInterrupted when `interrupt` fired, or 1 or 2 when the watch
+// itself failed.
 int Watch(v1::ClientService::StubInterface& stub, const std::string& job_id,
-          bool tty, std::ostream& out, std::ostream& err, int width = 80);
+          bool tty, std::ostream& out, std::ostream& err, int width = 80,
+          Interrupter* interrupt = nullptr);
 int Cancel(v1::ClientService::StubInterface& stub, const std::string& job_id,
            std::ostream& out, std::ostream& err);
 // Resumes a job paused at its budget; `budget_usd` > 0 raises the budget.
@@ -96,12 +142,17 @@ int Retry(v1::ClientService::StubInterface& stub, const std::string& job_id,
           std::ostream& out, std::ostream& err);
 int Export(v1::ClientService::StubInterface& stub,
            const ExportOptions& options, std::ostream& out, std::ostream& err);
-// A whole cluster in this process: coordinator on an embedded RocksDB,
-// workers, submit, watch, export, and a summary.
 // grpc.health.v1.Health/Check on the coordinator: 0 and "SERVING" when it
 // serves, 1 otherwise. Needs no token: container health checks call it.
 int Health(grpc::health::v1::Health::StubInterface& stub, std::ostream& out,
            std::ostream& err);
+// A whole cluster in this process: coordinator on an embedded RocksDB,
+// workers, submit, watch, export, and a summary of what it cost. Only the
+// job it submits (or `resume_job`) is harvested: unfinished jobs of earlier
+// runs in the data dir are named and left as they are. On `interrupt` the
+// workers stop (requests in flight finish and are stored), the job is kept,
+// nothing is exported, the summary and the command that resumes the job are
+// printed, and it returns kExitInterrupted.
 int Run(const RunOptions& options, std::ostream& out, std::ostream& err);
 
 // One progress line: "job-000001 running 1200/2000 (60.0%) 350.0/s eta 2s

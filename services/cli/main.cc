@@ -2,15 +2,20 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
+#include <exception>
 #include <iostream>
 #include <optional>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
 #include "common/base/logging.h"
+#include "common/base/signals.h"
+#include "common/rpc/coordinator_address.h"
 #include "common/rpc/grpc_security.h"
 #include "services/cli/commands.h"
 
@@ -102,6 +107,18 @@ void AddExportFlags(CLI::App* cmd, distillery::cli::ExportOptions* options) {
       ->default_str("none: one file");
 }
 
+// Ctrl-C (or SIGTERM) stops `run` through `interrupt`; a second one quits
+// at once, without waiting for requests in flight.
+void InterruptOnSignal(distillery::cli::Interrupter* interrupt) {
+  std::thread([interrupt] {
+    distillery::WaitForTerminationSignal();
+    interrupt->Interrupt();
+    distillery::WaitForTerminationSignal();
+    std::cerr << "\ninterrupted again: quitting now\n";
+    std::_Exit(distillery::cli::kExitInterrupted);
+  }).detach();
+}
+
 // Columns of the terminal on `fd`; 80 when it does not say.
 int TerminalWidth(int fd) {
   winsize size{};
@@ -113,7 +130,7 @@ int TerminalWidth(int fd) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int Main(int argc, char** argv) {
   distillery::InitLogging("distillery", "warn");
   CLI::App app{"distillery: harvest teacher-model answers for distillation"};
   app.require_subcommand(1);
@@ -125,7 +142,8 @@ int main(int argc, char** argv) {
   const char* env_coordinator = std::getenv("DISTILLERY_COORDINATOR");
   std::string coordinator = env_coordinator ? env_coordinator : "127.0.0.1:7070";
   app.add_option("--coordinator", coordinator,
-                 "coordinator HOST:PORT (env DISTILLERY_COORDINATOR)")
+                 "coordinator HOST[:PORT] (port 7070 when left out; "
+                 "http://HOST:PORT also works) (env DISTILLERY_COORDINATOR)")
       ->capture_default_str();
 
   distillery::ClientSecurityOptions security;
@@ -246,11 +264,21 @@ int main(int argc, char** argv) {
   run.export_options.out = "out/dataset.jsonl";
   CLI::App* run_cmd = app.add_subcommand(
       "run", "harvest a prompt file with an embedded single-machine cluster");
-  run_cmd->add_option("FILE", run.submit.file, "JSONL prompt file")
-      ->required();
+  CLI::Option* run_file =
+      run_cmd->add_option("FILE", run.submit.file, "JSONL prompt file");
   run_cmd->add_option("--teachers", run.teachers_file, "teacher profiles")
       ->required();
   AddSpecFlags(run_cmd, &run.submit.spec, &temperature, &top_p, &seed);
+  // A resumed job has its file, teacher and model already: they are
+  // needed only for a new one.
+  for (const char* name : {"--teacher", "--model"}) {
+    run_cmd->get_option(name)->required(false);
+  }
+  CLI::Option* run_resume = run_cmd->add_option(
+      "--resume", run.resume_job,
+      "harvest and export JOB, left unfinished in --data-dir by an "
+      "interrupted run, instead of a new FILE");
+  run_resume->excludes(run_file);
   run_cmd->add_option("--workers", run.workers, "embedded workers")
       ->check(CLI::Range(1, 64));
   run_cmd->footer(
@@ -269,11 +297,30 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (run_cmd->parsed()) {
+    if (run.resume_job.empty() &&
+        (run.submit.file.empty() || run.submit.spec.teacher().empty() ||
+         run.submit.spec.model().empty())) {
+      std::cerr << "error: run: give FILE with --teacher and --model, or "
+                   "--resume JOB\n";
+      return 2;
+    }
     ApplyOptionalParams(&run.submit.spec, temperature, top_p, seed);
     // The progress goes to stderr (stdout may be the dataset).
     run.progress_tty = isatty(STDERR_FILENO) != 0;
     run.progress_width = run.progress_tty ? TerminalWidth(STDERR_FILENO) : 80;
+    // Before any thread starts, so that only the waiting thread gets them.
+    distillery::BlockTerminationSignals();
+    // Static: the detached signal thread may outlive this scope.
+    static distillery::cli::Interrupter interrupt;
+    run.interrupt = &interrupt;
+    InterruptOnSignal(&interrupt);
     return distillery::cli::Run(run, std::cout, std::cerr);
+  }
+  absl::StatusOr<std::string> target =
+      distillery::NormalizeCoordinatorAddress(coordinator);
+  if (!target.ok()) {
+    std::cerr << "error: " << target.status().message() << "\n";
+    return 2;
   }
   auto token = distillery::ResolveToken(token_file, "DISTILLERY_TOKEN");
   if (!token.ok()) {
@@ -281,12 +328,20 @@ int main(int argc, char** argv) {
     return 2;
   }
   security.token = *token;
-  auto made = distillery::MakeChannel(coordinator, security);
+  auto made = distillery::MakeChannel(*target, security);
   if (!made.ok()) {
     std::cerr << "error: " << made.status().message() << "\n";
     return 2;
   }
   std::shared_ptr<grpc::Channel> channel = *made;
+  // Said once, in our words, rather than in gRPC's by the first call.
+  if (absl::Status reached = distillery::cli::ConnectToCoordinator(
+          *channel, *target, !security.tls_ca_file.empty(),
+          std::chrono::seconds(20));
+      !reached.ok()) {
+    std::cerr << "error: " << reached.message() << "\n";
+    return 1;
+  }
   if (health_cmd->parsed()) {
     auto health = grpc::health::v1::Health::NewStub(channel);
     return distillery::cli::Health(*health, std::cout, std::cerr);
@@ -325,4 +380,17 @@ int main(int argc, char** argv) {
     return distillery::cli::Export(*stub, export_options, std::cout, std::cerr);
   }
   return 2;
+}
+
+int main(int argc, char** argv) {
+  // The last resort: whatever a command failed to handle is a one-line
+  // error, never an abort with a core dump.
+  try {
+    return Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+  } catch (...) {
+    std::cerr << "error: unexpected failure\n";
+  }
+  return 1;
 }

@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/base/status_macros.h"
@@ -22,6 +23,32 @@
 
 namespace distillery {
 namespace {
+
+// A submission's prompt ids, in the scratch family: "\x81" job id "\0" id
+// -> line number. Above the be64 export ids (below "\x80").
+constexpr char kSubmissionIds = '\x81';
+
+std::string SubmissionIdKey(const std::string& job_id, const std::string& id) {
+  std::string key(1, kSubmissionIds);
+  absl::StrAppend(&key, job_id);
+  key.push_back('\0');
+  key += id;
+  return key;
+}
+
+// The [begin, end) of the ids of `job_id`'s submission; of every
+// submission's when `job_id` is empty.
+std::pair<std::string, std::string> SubmissionIdRange(
+    const std::string& job_id) {
+  if (job_id.empty()) {
+    return {std::string(1, kSubmissionIds),
+            std::string(1, static_cast<char>(kSubmissionIds + 1))};
+  }
+  std::string begin = SubmissionIdKey(job_id, "");
+  std::string end = begin;
+  end.back() = '\1';
+  return {std::move(begin), std::move(end)};
+}
 
 // Tasks an export reads answers and prompts for at once.
 constexpr size_t kExportReadBatch = 256;
@@ -178,6 +205,10 @@ absl::Status Submission::AddLines(
     }
     std::optional<v1::Prompt>& prompt = *parsed;
     if (!prompt) continue;
+    if (absl::Status s = CheckUniqueId(*prompt); !s.ok()) {
+      Abort();
+      return s;
+    }
     const int64_t seq = next_seq_++;
     for (int s = 0; s < spec.samples(); ++s) {
       v1::Task task;
@@ -205,7 +236,32 @@ absl::Status Submission::Flush() {
   absl::Status s = coordinator_->store_.Apply(pending_);
   pending_ = StoreBatch();
   pending_prompts_ = 0;
+  pending_ids_.clear();
   return s;
+}
+
+absl::Status Submission::CheckUniqueId(const v1::Prompt& prompt) {
+  std::string key = SubmissionIdKey(job_.id(), prompt.id());
+  int64_t first = 0;
+  if (auto it = pending_ids_.find(key); it != pending_ids_.end()) {
+    first = it->second;
+  } else {
+    ASSIGN_OR_RETURN(std::optional<std::string> stored,
+                     coordinator_->store_.FindScratch(key));
+    if (stored && !absl::SimpleAtoi(*stored, &first)) first = -1;
+  }
+  if (first != 0) {
+    return DuplicatePromptIdError(prompt.line(), prompt.id(), first);
+  }
+  pending_.scratch.emplace_back(key, absl::StrCat(prompt.line()));
+  pending_ids_.emplace(std::move(key), prompt.line());
+  return absl::OkStatus();
+}
+
+void Submission::DeleteIds() {
+  // Best effort: what is left, Recover deletes.
+  const auto [begin, end] = SubmissionIdRange(job_.id());
+  (void)coordinator_->store_.DeleteScratch(begin, end);
 }
 
 absl::StatusOr<v1::Job> Submission::Commit() {
@@ -226,6 +282,7 @@ absl::StatusOr<v1::Job> Submission::Commit() {
     return s;
   }
   finished_ = true;
+  DeleteIds();
   // As clients see it, with its teacher's status (live workers included).
   absl::StatusOr<v1::Job> view = coordinator_->GetJob(job_.id());
   return view.ok() ? *view : job_;
@@ -235,11 +292,13 @@ void Submission::Abort() {
   if (finished_) return;
   finished_ = true;
   pending_ = StoreBatch();
+  pending_ids_.clear();
   // Best effort: a failure here leaves a SUBMITTING job that Recover removes
   // (and its id stays used).
   if (coordinator_->store_.DeleteJob(job_.id()).ok()) {
     coordinator_->ReleaseJobNumber(job_number_);
   }
+  DeleteIds();
 }
 
 // --------------------------------------------------------------- Coordinator
@@ -448,9 +507,14 @@ absl::StatusOr<v1::TeacherStatus> Coordinator::ResumeTeacher(
 }
 
 absl::Status Coordinator::Recover() {
-  // Scratch is per operation; what is there was left by a crash mid-export.
-  // Scratch keys start with a be64 export id below 2^63, so below "\x80".
+  // Scratch is per operation; what is there was left by a crash mid-export
+  // or mid-submission. Export keys start with a be64 export id below 2^63,
+  // so below "\x80"; a submission's prompt ids are under kSubmissionIds.
   RETURN_IF_ERROR(store_.DeleteScratch(std::string(), std::string("\x80")));
+  {
+    const auto [begin, end] = SubmissionIdRange("");
+    RETURN_IF_ERROR(store_.DeleteScratch(begin, end));
+  }
   ASSIGN_OR_RETURN(std::vector<v1::Job> jobs, store_.ListJobs());
   std::lock_guard<std::mutex> lock(mu_);
   // Lease ids are not stored with tasks; starting them from the clock keeps
@@ -464,6 +528,10 @@ absl::Status Coordinator::Recover() {
     }
     metrics::InitTaskSeries(job.spec().teacher(), job.spec().model());
     any_running |= job.state() == v1::JOB_STATE_RUNNING;
+    if (options_.hold_recovered_jobs &&
+        !options_.resume_recovered_jobs.count(job.id())) {
+      held_jobs_.insert(job.id());
+    }
     JobRuntime& rt = jobs_[job.id()];
     rt.last_progress_ms = job.state() == v1::JOB_STATE_RUNNING
                               ? clock_.WallMillis()
@@ -884,6 +952,7 @@ absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
   for (auto& [job_id, rt] : jobs_) {
     if (response.tasks_size() >= request.max_tasks() || lease_full) break;
     if (rt.job.state() != v1::JOB_STATE_RUNNING) continue;
+    if (held_jobs_.count(job_id)) continue;
     if (budget_.Paused(rt.job.spec().teacher())) continue;
     bool served = false;
     for (const std::string& t : request.teachers()) {

@@ -92,6 +92,13 @@ struct CoordinatorOptions {
   // (expired, re-leased), so a late result is taken from those workers
   // only. The oldest are forgotten first; about 100 bytes each.
   size_t remembered_lease_holders = 1 << 17;
+  // When set, jobs that Recover finds in the store are never leased (they
+  // keep their state and tasks as they are), except those named in
+  // `resume_recovered_jobs`. `distillery run` sets it: it harvests only the
+  // job it submits or was asked to resume, never one an earlier, interrupted
+  // run left behind.
+  bool hold_recovered_jobs = false;
+  std::set<std::string> resume_recovered_jobs;
 };
 
 class Coordinator;
@@ -117,6 +124,11 @@ class Submission {
       : coordinator_(coordinator), job_(std::move(job)),
         job_number_(job_number) {}
   absl::Status Flush();
+  // DuplicatePromptIdError when an earlier line has `prompt`'s id; else
+  // notes the id. Ids seen are in the store's scratch space (flushed with
+  // the prompts), so memory holds only those of the batch not yet written.
+  absl::Status CheckUniqueId(const v1::Prompt& prompt);
+  void DeleteIds();
 
   Coordinator* coordinator_;
   v1::Job job_;
@@ -125,6 +137,7 @@ class Submission {
   int64_t next_seq_ = 0;
   StoreBatch pending_;
   int pending_prompts_ = 0;
+  std::map<std::string, int64_t> pending_ids_;  // scratch key -> line
   bool finished_ = false;
 };
 
@@ -349,6 +362,8 @@ class Coordinator {
   std::map<std::string, std::vector<v1::Task>> key_waiters_
       ABSL_GUARDED_BY(mu_);
   std::map<std::string, WorkerInfo> workers_ ABSL_GUARDED_BY(mu_);
+  // Jobs not to lease (CoordinatorOptions::hold_recovered_jobs).
+  std::set<std::string> held_jobs_ ABSL_GUARDED_BY(mu_);
   Budget budget_ ABSL_GUARDED_BY(mu_);
   // Numbers of aborted submissions' job ids, handed out again first.
   std::set<int64_t> free_job_numbers_ ABSL_GUARDED_BY(mu_);

@@ -4,6 +4,7 @@
 //
 //   teacher-sim --listen HOST:PORT [--latency-ms N] [--threads N]
 //               [--require-api-key KEY] [--error-rate R] [--seed S]
+//               [--models A,B,... | --any-model]
 //
 // Once listening it prints exactly one line to stdout,
 // "teacher-sim listening on HOST:PORT" with the real port, and runs until
@@ -115,7 +116,20 @@ int main(int argc, char** argv) {
   app.add_option("--pad-interval-ms", pad_interval_ms,
                  "time between padding lines")
       ->check(CLI::NonNegativeNumber);
+  std::vector<std::string> models(std::begin(sim::kDefaultSimModels),
+                                  std::end(sim::kDefaultSimModels));
+  bool any_model = false;
+  CLI::Option* models_option =
+      app.add_option("--models", models,
+                     "model names served (comma list); others answer 404 "
+                     "model_not_found, so a model typo shows in a rehearsal")
+          ->delimiter(',')
+          ->capture_default_str();
+  app.add_flag("--any-model", any_model,
+               "serve any model name (instead of --models)")
+      ->excludes(models_option);
   CLI11_PARSE(app, argc, argv);
+  if (any_model) models.clear();
   limits.window = std::chrono::seconds(window_s);
 
   absl::StatusOr<sim::ListenAddress> address = sim::ParseListenAddress(listen);
@@ -150,6 +164,7 @@ int main(int argc, char** argv) {
   handler_options.pad_count = pad_count;
   handler_options.pad_interval = std::chrono::milliseconds(pad_interval_ms);
   handler_options.answer_bytes = answer_bytes;
+  handler_options.models = std::move(models);
   sim::SimHandler handler(handler_options, clock, &faults);
 
   sim::HttpServer::Options server_options;

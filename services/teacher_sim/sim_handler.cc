@@ -1,5 +1,6 @@
 #include "services/teacher_sim/sim_handler.h"
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 
@@ -323,6 +324,13 @@ SimResponse SimHandler::AnswerChat(const SimRequest& request,
         400, RenderErrorJson(invalid.message, "invalid_request_error",
                              invalid.param, invalid.code));
   }
+  if (!Serves(chat.model)) {
+    return JsonResponse(
+        404, RenderErrorJson(absl::StrCat("The model `", chat.model,
+                                          "` does not exist or you do not "
+                                          "have access to it."),
+                             "invalid_request_error", "", "model_not_found"));
+  }
   SimCompletion completion = GenerateCompletion(chat);
   if (options_.answer_bytes > 0) ResizeAnswers(options_.answer_bytes, &completion);
   if (options_.limits.any()) {
@@ -488,6 +496,10 @@ SimResponse SimHandler::AnswerMessages(const SimRequest& request,
   if (!ParseMessagesRequest(request.body, &chat, &message).ok()) {
     return AnthropicError(400, "invalid_request_error", message);
   }
+  if (!Serves(chat.model)) {
+    return AnthropicError(404, "not_found_error",
+                          absl::StrCat("model: ", chat.model));
+  }
   MessageShape shape;
   shape.thinking = ShowsThinking(chat);
   shape.redacted =
@@ -504,6 +516,12 @@ SimResponse SimHandler::AnswerMessages(const SimRequest& request,
                    completion.usage.prompt_tokens,
                    completion.usage.completion_tokens, &response);
   return response;
+}
+
+bool SimHandler::Serves(std::string_view model) const {
+  return options_.models.empty() ||
+         std::find(options_.models.begin(), options_.models.end(), model) !=
+             options_.models.end();
 }
 
 SimResponse SimHandler::RenderMessagesFault(FaultKind kind) {

@@ -18,6 +18,9 @@
 // Latin-1 HTML 400 for both),
 // then the body (400). Messages requests take the key from x-api-key and need
 // an anthropic-version header; their errors are in Anthropic's shape.
+// A model not in the configured list (when there is one) answers 404 after
+// the body is parsed, as the providers do: OpenAI's model_not_found, or
+// Anthropic's not_found_error.
 // Both count as chat requests in the stats. The
 // configured latency delays 200 answers and injected 500s; 4xx answers are
 // immediate. /health and /stats are observation endpoints and are not
@@ -29,6 +32,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/base/clock.h"
 #include "services/teacher_sim/fault_injector.h"
@@ -58,11 +62,22 @@ struct SimHandlerOptions {
   Duration pad_interval = std::chrono::milliseconds(200);
   // > 0: every answer's content is this many bytes (--answer-bytes).
   size_t answer_bytes = 0;
+  // The models served; empty: any name. teacher-sim's main passes
+  // kDefaultSimModels unless told otherwise.
+  std::vector<std::string> models;
 };
 
 // The body of the latin1 fault: an HTML error page in ISO-8859-1, as some
 // proxies and gateways send, whose accented bytes are not UTF-8.
 std::string_view Latin1ErrorPage();
+
+// What teacher-sim serves by default: every model name its examples, tests,
+// deploy files and benchmarks use ("reasoner" and "thinking" in a name turn
+// on reasoning; "redacted" a redacted_thinking block).
+inline constexpr const char* kDefaultSimModels[] = {
+    "sim-reasoner", "sim-chat",        "sim-small",
+    "sim-thinking", "claude-sim",      "claude-thinking",
+    "claude-thinking-redacted"};
 
 // Renders an OpenAI error body; empty `param` or `code` become null.
 std::string RenderErrorJson(std::string_view message, std::string_view type,
@@ -85,6 +100,7 @@ class SimHandler {
   SimResponse AnswerChat(const SimRequest& request, uint64_t sequence,
                          SimAdmission* admission);
   SimResponse RenderFault(FaultKind kind);
+  bool Serves(std::string_view model) const;
   // Applies an answer fault (truncate, pad, slow) to a rendered 200 answer;
   // records it in the stats, and the 200 unless the body is cut.
   void ApplyAnswerFault(FaultKind kind, bool stream, std::string_view body,

@@ -13,6 +13,7 @@
 #include "common/base/signals.h"
 #include "common/http/curl_http_client.h"
 #include "common/metrics/metrics.h"
+#include "common/rpc/coordinator_address.h"
 #include "common/rpc/grpc_security.h"
 #include "services/worker/teacher_factory.h"
 #include "services/worker/worker.h"
@@ -29,7 +30,10 @@ int main(int argc, char** argv) {
   std::string metrics_listen;
   int drain_seconds = 30;
   int max_in_flight = 256;
-  app.add_option("--coordinator", coordinator, "coordinator HOST:PORT");
+  app.add_option("--coordinator", coordinator,
+                 "coordinator HOST[:PORT] (port 7070 when left out; "
+                 "http://HOST:PORT also works)")
+      ->capture_default_str();
   app.add_option("--teachers", teachers_file, "teacher profiles (YAML)")
       ->required();
   app.add_option("--name", name,
@@ -69,6 +73,12 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"text", "json"}));
   CLI11_PARSE(app, argc, argv);
   distillery::InitLogging("worker", log_level, log_format);
+  absl::StatusOr<std::string> target =
+      distillery::NormalizeCoordinatorAddress(coordinator);
+  if (!target.ok()) {
+    std::cerr << "error: " << target.status().message() << "\n";
+    return 2;
+  }
   if (name.empty()) {
     char host[256] = {};
     gethostname(host, sizeof(host) - 1);
@@ -123,7 +133,7 @@ int main(int argc, char** argv) {
   }
   security.token = *token;
   security.max_send_message_bytes = max_message_mb << 20;
-  auto channel = distillery::MakeChannel(coordinator, security);
+  auto channel = distillery::MakeChannel(*target, security);
   if (!channel.ok()) {
     std::cerr << "error: " << channel.status().message() << "\n";
     return 2;

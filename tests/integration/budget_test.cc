@@ -51,7 +51,7 @@ TEST(BudgetTest, PausesAtTheBudgetAndResumesWithMore) {
   }
   WriteFile(dir + "/p.jsonl", prompts);
   CommandResult submit = cli({"submit", dir + "/p.jsonl", "--teacher", "sim",
-                              "--model", "m", "--max-tokens", "64",
+                              "--model", "sim-chat", "--max-tokens", "64",
                               "--budget-usd", "1"});
   ASSERT_EQ(submit.exit_code, 0) << submit.err;
   const std::string job = submit.out.substr(0, submit.out.find('\n'));

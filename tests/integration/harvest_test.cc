@@ -345,7 +345,7 @@ TEST_F(HarvestTest, MalformedPromptFileIsRejectedWhole) {
     const std::string file = dir_ + "/bad.jsonl";
     WriteFile(file, "{\"prompt\": \"fine\"}\n{\"prompt\": \"also fine\"}\n" +
                         c.third_line + "\n{\"prompt\": \"never read\"}\n");
-    CommandResult r = Cli({"submit", file, "--teacher", "sim", "--model", "m"});
+    CommandResult r = Cli({"submit", file, "--teacher", "sim", "--model", "sim-chat"});
     EXPECT_NE(r.exit_code, 0);
     EXPECT_TRUE(r.out.empty()) << r.out;
     // One line, naming the line number and the reason.

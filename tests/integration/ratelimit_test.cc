@@ -144,7 +144,7 @@ TEST_F(RateLimitTest, QuotaExhaustionPausesTheTeacher) {
   }
   WriteFile(dir_ + "/p.jsonl", prompts);
   CommandResult submit = Cli({"submit", dir_ + "/p.jsonl", "--teacher", "sim",
-                              "--model", "m"});
+                              "--model", "sim-chat"});
   ASSERT_EQ(submit.exit_code, 0) << submit.err;
   const std::string job = submit.out.substr(0, submit.out.find('\n'));
   json status;

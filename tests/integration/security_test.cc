@@ -529,13 +529,13 @@ TEST_F(SecurityTest, LimitsOnPromptLengthAndSubmissionsInFlight) {
   auto writer = stub->Submit(&context, &response);
   v1::SubmitRequest first;
   first.mutable_spec()->set_teacher("sim");
-  first.mutable_spec()->set_model("m");
+  first.mutable_spec()->set_model("sim-chat");
   ASSERT_TRUE(writer->Write(first));
   // The open stream's handler may take a moment to start: retry until the
   // refusal shows (or give up after a few seconds).
   for (int i = 0; i < 50; ++i) {
     r = Cli(address_, {"submit", dir_ + "/prompts.jsonl", "--teacher", "sim",
-                       "--model", "m"});
+                       "--model", "sim-chat"});
     if (r.exit_code != 0) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
@@ -549,7 +549,7 @@ TEST_F(SecurityTest, LimitsOnPromptLengthAndSubmissionsInFlight) {
   EXPECT_TRUE(writer->Finish().ok());
   // With the first committed, submitting works again.
   r = Cli(address_, {"submit", dir_ + "/prompts.jsonl", "--teacher", "sim",
-                     "--model", "m"});
+                     "--model", "sim-chat"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(Metrics().find("reason=\"submissions_in_flight\""),
             std::string::npos);

@@ -381,6 +381,73 @@ TEST_F(CoordinatorTest, BadLineRejectsTheWholeSubmission) {
   EXPECT_FALSE(store_->GetPrompt(job_id, 0)->has_value());
 }
 
+// Splits are assigned by id: two prompts with one id would land together
+// and one of them could not be told apart in the dataset.
+TEST_F(CoordinatorTest, DuplicateIdsRejectTheSubmissionNamingBothLines) {
+  // Across a flush, so the first id is found in the store, not in memory.
+  options_.submit_flush_prompts = 2;
+  Restart();
+  absl::StatusOr<v1::Job> job = Submit(
+      {R"({"id": "q1", "prompt": "a"})", R"({"id": "q2", "prompt": "b"})", "",
+       R"({"id": "q3", "prompt": "c"})", R"({"id": "q1", "prompt": "d"})"});
+  ASSERT_FALSE(job.ok());
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(job.status().message()),
+              StartsWith("line 5: duplicate id \"q1\", first on line 1"));
+  EXPECT_TRUE(coordinator_->ListJobs().empty());
+  EXPECT_TRUE(store_->ListJobs()->empty());
+
+  // Within one batch, and an explicit id equal to another line's number.
+  job = Submit({PromptLine("a"), R"({"id": 1, "prompt": "b"})"});
+  ASSERT_FALSE(job.ok());
+  EXPECT_THAT(std::string(job.status().message()),
+              StartsWith("line 2: duplicate id \"1\", first on line 1"));
+
+  // The same ids in another job are fine, and so is the first file again
+  // once the duplicate is gone: nothing of the refused ones was kept.
+  EXPECT_TRUE(Submit({R"({"id": "q1", "prompt": "a"})",
+                      R"({"id": "q2", "prompt": "b"})",
+                      R"({"id": "q3", "prompt": "c"})"})
+                  .ok());
+  EXPECT_TRUE(Submit({R"({"id": "q1", "prompt": "x"})"}).ok());
+}
+
+TEST_F(CoordinatorTest, SubmissionLeavesNoIdsInScratchSpace) {
+  v1::Job job = MustSubmit({R"({"id": "q1", "prompt": "a"})"});
+  std::string key = "\x81" + job.id();
+  key.push_back('\0');
+  key += "q1";
+  EXPECT_FALSE(store_->FindScratch(key)->has_value());
+}
+
+// `distillery run` on a data dir with an interrupted job: the old job stays
+// as it was; only the new job and a job named to resume are harvested.
+TEST_F(CoordinatorTest, HeldRecoveredJobsAreNeverLeased) {
+  v1::Job old_job = MustSubmit(PromptLines({"a", "b"}));
+  v1::Job resumed = MustSubmit(PromptLines({"c"}));
+  options_.hold_recovered_jobs = true;
+  options_.resume_recovered_jobs = {resumed.id()};
+  Restart();
+  v1::Job fresh = MustSubmit(PromptLines({"d"}));
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> tasks = Lease(w, 10);
+  std::set<std::string> jobs;
+  for (const v1::LeasedTask& t : tasks) jobs.insert(t.job_id());
+  EXPECT_EQ(tasks.size(), 2u);
+  EXPECT_EQ(jobs, (std::set<std::string>{resumed.id(), fresh.id()}));
+  v1::Job held = GetJob(old_job.id());
+  EXPECT_EQ(held.state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(held.counters().tasks_done(), 0);
+  // A coordinator without the option harvests it as before.
+  options_.hold_recovered_jobs = false;
+  Restart();
+  int old_tasks = 0;
+  for (const v1::LeasedTask& t : Lease(Register(), 10)) {
+    old_tasks += t.job_id() == old_job.id();
+  }
+  EXPECT_EQ(old_tasks, 2);
+}
+
 TEST_F(CoordinatorTest, SubmissionWritesInBatchesInvisiblyUntilCommit) {
   options_.submit_flush_prompts = 2;
   Restart();

@@ -110,6 +110,43 @@ TEST_F(SimHandlerTest, BadBodyIs400NamingTheProblem) {
   EXPECT_EQ(r.Header("x-ratelimit-limit-requests"), "10000");
 }
 
+TEST_F(SimHandlerTest, ModelOutsideTheListIs404ModelNotFoundInEachApi) {
+  SimHandlerOptions options;
+  options.models = {"sim-chat", "claude-sim"};
+  SimHandler& h = MakeHandler(options);
+  SimResponse r = h.Handle(Post(
+      "/v1/chat/completions",
+      R"({"model":"sim-caht","messages":[{"role":"user","content":"Hi"}]})"));
+  ASSERT_EQ(r.status, 404);
+  Json e = Json::parse(r.body).at("error");
+  EXPECT_EQ(e.at("code"), "model_not_found");
+  EXPECT_EQ(e.at("type"), "invalid_request_error");
+  EXPECT_THAT(e.at("message").get<std::string>(), HasSubstr("`sim-caht`"));
+  r = h.Handle(Post(
+      "/v1/chat/completions",
+      R"({"model":"sim-chat","messages":[{"role":"user","content":"Hi"}]})"));
+  EXPECT_EQ(r.status, 200);
+
+  const SimHeaders anthropic = {{"anthropic-version", "2023-06-01"}};
+  const std::string body =
+      R"({"model":"claude-typo","max_tokens":50,"messages":[{"role":"user","content":"Hi"}]})";
+  r = h.Handle(Post("/v1/messages", body, anthropic));
+  ASSERT_EQ(r.status, 404);
+  Json a = Json::parse(r.body);
+  EXPECT_EQ(a.at("error").at("type"), "not_found_error");
+  EXPECT_THAT(a.at("error").at("message").get<std::string>(),
+              HasSubstr("claude-typo"));
+  r = h.Handle(Post("/v1/messages",
+                    R"({"model":"claude-sim","max_tokens":50,"messages":[{"role":"user","content":"Hi"}]})",
+                    anthropic));
+  EXPECT_EQ(r.status, 200);
+}
+
+TEST_F(SimHandlerTest, AnEmptyModelListServesAnyModel) {
+  SimHandler& h = MakeHandler();
+  EXPECT_EQ(h.Handle(Post("/v1/chat/completions", kChatBody)).status, 200);
+}
+
 TEST_F(SimHandlerTest, UnknownPathIs404AndWrongMethodIs405) {
   SimHandler& h = MakeHandler();
   SimResponse r = h.Handle(Post("/v1/completions", kChatBody));

@@ -1,0 +1,188 @@
+// `distillery run`, the embedded single-machine cluster, against a real
+// teacher-sim: Ctrl-C keeps the job and prints the command that resumes it,
+// a later run harvests only its own file (never the interrupted job behind
+// the user's back), and every summary counts exactly the requests the
+// teacher saw.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "nlohmann/json.hpp"
+#include "tests/integration/process.h"
+
+namespace distillery::testing {
+namespace {
+
+using nlohmann::json;
+
+std::string Prompts(const std::string& tag, int n) {
+  std::string text;
+  for (int i = 0; i < n; ++i) {
+    text += json({{"id", tag + std::to_string(i)},
+                  {"prompt", tag + " question " + std::to_string(i)}})
+                .dump() +
+            "\n";
+  }
+  return text;
+}
+
+int64_t Lines(const std::string& path) {
+  std::istringstream in(ReadFile(path));
+  int64_t n = 0;
+  for (std::string line; std::getline(in, line);) n += !line.empty();
+  return n;
+}
+
+// The figure of "this run: N teacher requests sent" in a run's stderr.
+int64_t RequestsSent(const std::string& err) {
+  std::smatch m;
+  static const std::regex kSent("this run: (\\d+) teacher requests sent");
+  EXPECT_TRUE(std::regex_search(err, m, kSent)) << err;
+  return m.empty() ? -1 : std::stoll(m[1].str());
+}
+
+class RunTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = MakeTempDir("run");
+    // Slow answers, few at a time: the first job is still harvesting when
+    // it is interrupted.
+    sim_ = std::make_unique<Process>(
+        "teacher-sim",
+        std::vector<std::string>{"--listen", "127.0.0.1:0", "--latency-ms",
+                                 "150"},
+        dir_);
+    sim_address_ = sim_->WaitForAddress();
+    ASSERT_FALSE(sim_address_.empty()) << sim_->Stderr();
+    teachers_ = dir_ + "/teachers.yaml";
+    WriteFile(teachers_, "teachers:\n  - name: sim\n    api: openai\n"
+                         "    base_url: http://" +
+                             sim_address_ +
+                             "/v1\n    max_tokens_field: max_tokens\n"
+                             "    max_concurrency: 2\n");
+    data_dir_ = dir_ + "/data";
+  }
+
+  void TearDown() override {
+    sim_.reset();
+    if (!HasFailure()) std::filesystem::remove_all(dir_);
+  }
+
+  std::vector<std::string> RunArgs(const std::string& file,
+                                   const std::string& out) {
+    return {"run",       file,       "--teachers", teachers_, "--teacher",
+            "sim",       "--model",  "sim-chat",   "--data-dir", data_dir_,
+            "--out",     out,        "--workers",  "1"};
+  }
+
+  int64_t SimRequests() {
+    const std::string body = HttpGet(sim_address_, "/stats");
+    if (body.empty()) return -1;
+    return json::parse(body).at("chat_completions_total").get<int64_t>();
+  }
+
+  std::string dir_, teachers_, sim_address_, data_dir_;
+  std::unique_ptr<Process> sim_;
+};
+
+TEST_F(RunTest, CtrlCKeepsTheJobAndALaterRunHarvestsOnlyItsOwnFile) {
+  const std::string a = dir_ + "/a.jsonl";
+  const std::string b = dir_ + "/b.jsonl";
+  WriteFile(a, Prompts("a", 60));
+  WriteFile(b, Prompts("b", 10));
+
+  // Run A, interrupted once the teacher has seen a few requests.
+  Process run_a("distillery", RunArgs(a, dir_ + "/a-out.jsonl"), dir_);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (SimRequests() < 4 && run_a.Running() &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(run_a.Running()) << run_a.Stderr();
+  ASSERT_GE(SimRequests(), 4);
+  run_a.Signal(SIGINT);
+  EXPECT_EQ(run_a.Wait(), 130) << run_a.Stderr();
+  const std::string err_a = run_a.Stderr();
+  EXPECT_NE(err_a.find("interrupted: stopping"), std::string::npos) << err_a;
+  EXPECT_NE(err_a.find("job job-000001 is kept in " + data_dir_), std::string::npos)
+      << err_a;
+  const std::string resume = "distillery run --resume job-000001 --teachers " +
+                             teachers_ + " --data-dir " + data_dir_ +
+                             " --workers 1 --out " + dir_ + "/a-out.jsonl";
+  EXPECT_NE(err_a.find("Resume it with:\n  " + resume + "\n"), std::string::npos)
+      << err_a;
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/a-out.jsonl"));
+  // The summary counts what the teacher saw: in-flight requests finished.
+  const int64_t after_a = SimRequests();
+  EXPECT_EQ(RequestsSent(err_a), after_a);
+  EXPECT_LT(after_a, 60) << "the job ran to the end before Ctrl-C";
+
+  // Run B on the same data dir: A is named and left alone.
+  CommandResult run_b =
+      RunCommand("distillery", RunArgs(b, dir_ + "/b-out.jsonl"), dir_, 120);
+  ASSERT_EQ(run_b.exit_code, 0) << run_b.err;
+  EXPECT_NE(run_b.err.find("holds 1 unfinished job(s) of earlier runs, left "
+                           "as they are"),
+            std::string::npos)
+      << run_b.err;
+  EXPECT_NE(run_b.err.find("job-000001 (a.jsonl, running "), std::string::npos)
+      << run_b.err;
+  EXPECT_EQ(SimRequests() - after_a, 10) << "run B paid for job A";
+  EXPECT_EQ(RequestsSent(run_b.err), 10);
+  EXPECT_EQ(Lines(dir_ + "/b-out.jsonl"), 10);
+  EXPECT_EQ(ReadFile(dir_ + "/b-out.jsonl").find("a question"),
+            std::string::npos);
+
+  // Resuming A, as the interrupted run said: only its missing answers are
+  // paid for, and the export has all of it.
+  const int64_t before_resume = SimRequests();
+  CommandResult resumed = RunCommand(
+      "distillery",
+      {"run", "--resume", "job-000001", "--teachers", teachers_, "--data-dir",
+       data_dir_, "--workers", "1", "--out", dir_ + "/a-out.jsonl"},
+      dir_, 120);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(resumed.err.find("unfinished job"), std::string::npos)
+      << resumed.err;
+  const int64_t paid = SimRequests() - before_resume;
+  EXPECT_EQ(RequestsSent(resumed.err), paid);
+  EXPECT_EQ(paid + after_a, 60) << "an answer was paid for twice or lost";
+  EXPECT_EQ(Lines(dir_ + "/a-out.jsonl"), 60);
+}
+
+TEST_F(RunTest, ResumeNeedsAJobOfTheDataDirAndAFileNeedsTeacherAndModel) {
+  CommandResult r = RunCommand("distillery",
+                               {"run", "--resume", "job-000009", "--teachers",
+                                teachers_, "--data-dir", data_dir_},
+                               dir_, 60);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("error: --resume: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("job-000009"), std::string::npos) << r.err;
+
+  // An export flag typo is refused before anything is paid for.
+  const std::string file = dir_ + "/one.jsonl";
+  WriteFile(file, Prompts("x", 1));
+  std::vector<std::string> args = RunArgs(file, dir_ + "/out.jsonl");
+  args.insert(args.end(), {"--finish-reason", "stopp"});
+  r = RunCommand("distillery", args, dir_, 60);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("no teacher reports 'stopp'"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(SimRequests(), 0);
+
+  r = RunCommand("distillery",
+                 {"run", dir_ + "/x.jsonl", "--teachers", teachers_}, dir_, 60);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("give FILE with --teacher and --model, or --resume JOB"),
+            std::string::npos)
+      << r.err;
+}
+
+}  // namespace
+}  // namespace distillery::testing
