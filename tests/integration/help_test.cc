@@ -24,8 +24,8 @@ const std::set<std::string>& Unset() {
 }
 
 // The option lines of a CLI11 help text whose option takes a value (a type
-// such as TEXT or INT follows its names) and shows neither a [default] nor
-// REQUIRED, less those in Unset().
+// such as TEXT or INT follows its names) and shows neither a default (CLI11
+// writes TYPE=DEFAULT) nor REQUIRED, less those in Unset().
 std::vector<std::string> OptionsWithoutDefault(const std::string& help) {
   static const std::regex kValueOption(
       R"(^\s+((?:-[-\w]+,)*(--[-\w]+))\s+(TEXT|INT|UINT|FLOAT|NUMBER|BOOLEAN)\b.*$)");
@@ -34,7 +34,7 @@ std::vector<std::string> OptionsWithoutDefault(const std::string& help) {
   for (std::string line; std::getline(lines, line);) {
     std::smatch m;
     if (!std::regex_match(line, m, kValueOption)) continue;
-    if (line.find('[') != std::string::npos) continue;
+    if (line.find('=') != std::string::npos) continue;
     if (line.find("REQUIRED") != std::string::npos) continue;
     if (Unset().count(m[2].str())) continue;
     out.push_back(line);
@@ -94,7 +94,7 @@ TEST(HelpTest, EverySubcommandShowsDefaultsAndAnExample) {
 TEST(HelpTest, ExportSaysWhereOutputGoesAndRunTakesSplit) {
   const std::string dir = MakeTempDir("help");
   CommandResult exported = RunCommand("distillery", {"export", "--help"}, dir);
-  EXPECT_NE(exported.out.find("[standard output]"), std::string::npos)
+  EXPECT_NE(exported.out.find("=standard output"), std::string::npos)
       << exported.out;
   CommandResult run = RunCommand("distillery", {"run", "--help"}, dir);
   EXPECT_NE(run.out.find("--split"), std::string::npos) << run.out;

@@ -288,7 +288,8 @@ TEST_F(StatesTest, ARepeatedPromptIsExportedOnceByDefault) {
   ASSERT_EQ(Cli({"watch", job}).exit_code, 0);
   ASSERT_EQ(Status(job).at("cache_hits"), 20);
 
-  CommandResult exported = Cli({"export", job, "--out", dir_ + "/d.jsonl"});
+  CommandResult exported = Cli(
+      {"export", job, "--finish-reason", "any", "--out", dir_ + "/d.jsonl"});
   ASSERT_EQ(exported.exit_code, 0) << exported.err;
   std::istringstream lines(ReadFile(dir_ + "/d.jsonl"));
   std::map<std::string, int> seen;  // sort | uniq -d
@@ -298,8 +299,8 @@ TEST_F(StatesTest, ARepeatedPromptIsExportedOnceByDefault) {
   for (const auto& [line, count] : seen) EXPECT_EQ(count, 1) << line;
 
   // Asked for, the repeats come back.
-  exported = Cli({"export", job, "--include-duplicates", "--out",
-                  dir_ + "/all.jsonl"});
+  exported = Cli({"export", job, "--include-duplicates", "--finish-reason",
+                  "any", "--out", dir_ + "/all.jsonl"});
   ASSERT_EQ(exported.exit_code, 0) << exported.err;
   EXPECT_EQ(Count(ReadFile(dir_ + "/all.jsonl"), "\n"), 30);
 }
@@ -328,7 +329,8 @@ TEST_F(StatesTest, StatesIdsNamesAndLogSayWhatHappened) {
   EXPECT_NE(log.find("worker w2-"), std::string::npos) << log;
   EXPECT_EQ(log.find("w2-w2"), std::string::npos) << log;
   CommandResult raw =
-      Cli({"export", job, "--format", "raw", "--out", dir_ + "/raw.jsonl"});
+      Cli({"export", job, "--format", "raw", "--finish-reason", "any", "--out",
+           dir_ + "/raw.jsonl"});
   ASSERT_EQ(raw.exit_code, 0) << raw.err;
   const std::string records = ReadFile(dir_ + "/raw.jsonl");
   EXPECT_EQ(Count(records, "\"worker\":\"w2\""), 6) << records;
