@@ -236,12 +236,17 @@ class CoordinatorTest : public ::testing::Test {
                                        response->tasks().end());
   }
 
-  v1::ReportResponse Report(const std::string& worker,
-                            const std::vector<v1::TaskResult>& results) {
+  absl::StatusOr<v1::ReportResponse> TryReport(
+      const std::string& worker, const std::vector<v1::TaskResult>& results) {
     v1::ReportRequest request;
     request.set_worker_id(worker);
     for (const v1::TaskResult& r : results) *request.add_results() = r;
-    absl::StatusOr<v1::ReportResponse> response = coordinator_->Report(request);
+    return coordinator_->Report(request);
+  }
+
+  v1::ReportResponse Report(const std::string& worker,
+                            const std::vector<v1::TaskResult>& results) {
+    absl::StatusOr<v1::ReportResponse> response = TryReport(worker, results);
     EXPECT_TRUE(response.ok()) << response.status();
     return response.ok() ? *response : v1::ReportResponse();
   }
@@ -1540,9 +1545,12 @@ TEST_F(CoordinatorTest, LateReportFromBeforeARestartIsCountedOnce) {
   std::vector<v1::LeasedTask> first = Lease(w2, 1);
   ASSERT_EQ(first.size(), 1u);
   EXPECT_EQ(first[0].prompt_seq(), 0);
-  v1::ReportResponse late = Report(w1, {Success(old[1], "B")});
-  EXPECT_EQ(late.accepted(), 0);
-  EXPECT_EQ(late.ignored(), 1);
+  // The restarted coordinator does not know w1: it must register again
+  // (announcing what it holds) before its results count.
+  absl::StatusOr<v1::ReportResponse> late =
+      TryReport(w1, {Success(old[1], "B")});
+  EXPECT_TRUE(absl::IsFailedPrecondition(late.status())) << late.status();
+  EXPECT_THAT(std::string(late.status().message()), HasSubstr("register again"));
   EXPECT_EQ(GetJob(job.id()).counters().tasks_done(), 0);
   EXPECT_EQ(StoredTask(job.id(), 1).state(), v1::TASK_STATE_PENDING);
 
@@ -1595,8 +1603,11 @@ TEST_F(CoordinatorTest, ResultFromAWorkerThatNeverHeldTheTaskIsIgnored) {
   v1::ReportResponse r = Report(other, {Success(tasks[0], "forged")});
   EXPECT_EQ(r.accepted(), 0);
   EXPECT_EQ(r.ignored(), 1);
-  r = Report("w999-intruder", {Success(tasks[0], "forged")});
-  EXPECT_EQ(r.ignored(), 1);
+  // An unknown worker is told to register; nothing of its report is used.
+  absl::StatusOr<v1::ReportResponse> unknown =
+      TryReport("w999-intruder", {Success(tasks[0], "forged")});
+  EXPECT_TRUE(absl::IsFailedPrecondition(unknown.status()))
+      << unknown.status();
   EXPECT_EQ(StoredTask(job.id(), 0).state(), v1::TASK_STATE_PENDING);
   EXPECT_EQ(GetJob(job.id()).counters().teacher_requests(), 0);
   EXPECT_EQ(MetricValue(

@@ -43,6 +43,11 @@ constexpr int kIoTimeoutSeconds = 20;
 constexpr char kChatBody[] =
     R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"What is a river?"}],"max_tokens":100})";
 
+// The same for the teacher-sim binary, which serves only its list of
+// models unless given --any-model.
+constexpr char kSimModelChatBody[] =
+    R"({"model":"sim-chat","messages":[{"role":"user","content":"What is a river?"}],"max_tokens":100})";
+
 struct RawResponse {
   int status = 0;
   std::map<std::string, std::string> headers;  // lower-case names
@@ -585,7 +590,7 @@ TEST_F(TeacherSimBinaryTest, PrintsItsPortServesAndExitsOnSigterm) {
   auto r = RoundTrip(port, GetText("/health"));
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->status, 200);
-  r = RoundTrip(port, PostText("/v1/chat/completions", kChatBody));
+  r = RoundTrip(port, PostText("/v1/chat/completions", kSimModelChatBody));
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(Json::parse(RoundTrip(port, GetText("/stats"))->body)
@@ -615,7 +620,7 @@ TEST_F(TeacherSimBinaryTest, ErrorRateOneFailsEveryChatRequest) {
   ASSERT_NE(conn, nullptr);
   std::map<int, int> statuses;
   for (int i = 0; i < 20; ++i) {
-    ASSERT_TRUE(conn->Send(PostText("/v1/chat/completions", kChatBody)));
+    ASSERT_TRUE(conn->Send(PostText("/v1/chat/completions", kSimModelChatBody)));
     auto r = conn->Read();
     ASSERT_TRUE(r.has_value());
     ++statuses[r->status];
@@ -641,11 +646,11 @@ TEST_F(TeacherSimBinaryTest, RequireApiKeyAndLatencyFlags) {
   auto sim =
       Launch({"--require-api-key", "sk-flag", "--latency-ms", "150"}, &port);
   ASSERT_NE(port, 0);
-  auto r = RoundTrip(port, PostText("/v1/chat/completions", kChatBody));
+  auto r = RoundTrip(port, PostText("/v1/chat/completions", kSimModelChatBody));
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->status, 401);
   const auto start = std::chrono::steady_clock::now();
-  r = RoundTrip(port, PostText("/v1/chat/completions", kChatBody,
+  r = RoundTrip(port, PostText("/v1/chat/completions", kSimModelChatBody,
                                "Authorization: Bearer sk-flag\r\n"));
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->status, 200);

@@ -646,7 +646,8 @@ TEST_F(WorkerTest, PermanentFailureIsNotRetried) {
   v1::Job done = WaitForEnd(job.id());
   EXPECT_TRUE(thread.Stop().ok());
 
-  EXPECT_EQ(done.state(), v1::JOB_STATE_COMPLETED);
+  // Its only task failed: the job failed.
+  EXPECT_EQ(done.state(), v1::JOB_STATE_FAILED);
   EXPECT_EQ(done.counters().tasks_failed(), 1);
   EXPECT_EQ(done.counters().tasks_done(), 0);
   EXPECT_EQ(teacher.attempts("p0"), 1);
@@ -671,7 +672,8 @@ TEST_F(WorkerTest, ExhaustedAttemptsFailTheTask) {
   v1::Job done = WaitForEnd(job.id());
   EXPECT_TRUE(thread.Stop().ok());
 
-  EXPECT_EQ(done.state(), v1::JOB_STATE_COMPLETED);
+  // Its only task failed: the job failed.
+  EXPECT_EQ(done.state(), v1::JOB_STATE_FAILED);
   EXPECT_EQ(done.counters().tasks_failed(), 1);
   EXPECT_EQ(teacher.attempts("p0"), 2);
   v1::Task task = StoredTask(job.id(), 0);
