@@ -88,6 +88,12 @@ class InProcessClient : public CoordinatorClient {
       const v1::ReportRequest& sent) override {
     {
       std::lock_guard<std::mutex> lock(mu_);
+      if (unknown_reports_ > 0) {
+        // As a coordinator that restarted since the worker registered.
+        --unknown_reports_;
+        return absl::FailedPreconditionError(
+            "unknown worker '" + sent.worker_id() + "'; register again");
+      }
       if (report_failures_ > 0) {
         --report_failures_;
         ++failed_reports_;
@@ -140,6 +146,10 @@ class InProcessClient : public CoordinatorClient {
   void FailNextReports(int n) {
     std::lock_guard<std::mutex> lock(mu_);
     report_failures_ = n;
+  }
+  void ForgetWorkerAtNextReports(int n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    unknown_reports_ = n;
   }
   void RefuseReportsOver(size_t bytes) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -230,6 +240,7 @@ class InProcessClient : public CoordinatorClient {
   std::mutex mu_;
   std::condition_variable cv_;
   int lease_failures_ = 0;
+  int unknown_reports_ = 0;
   int report_failures_ = 0;
   int refused_reports_ = 0;
   size_t max_report_bytes_ = 0;
@@ -1085,6 +1096,30 @@ TEST_F(WorkerTest, LastReportIsRetriedAfterTheDrain) {
   EXPECT_EQ(worker.results_reported(), 1) << "the paid answer was lost";
   EXPECT_EQ(coordinator_->GetJob(job.id())->state(),
             v1::JOB_STATE_COMPLETED);
+}
+
+// A coordinator that restarted refuses the report of a worker it does not
+// know: the worker registers again, announcing the result's task, and then
+// reports it. The answer is paid for once and kept.
+TEST_F(WorkerTest, AReportRefusedAsFromAnUnknownWorkerRegistersAgainFirst) {
+  v1::Job job = Submit(1);
+  client_->ForgetWorkerAtNextReports(1);
+  FakeTeacher teacher(RealClock::Get(),
+                      [](const TeacherRequest&, int) { return Answer("ok"); });
+  Worker worker(*client_, Teachers(teacher), RealClock::Get(), Options(),
+                no_jitter_);
+  WorkerThread thread(worker);
+  v1::Job done = WaitForEnd(job.id());
+  EXPECT_TRUE(thread.Stop().ok());
+
+  EXPECT_EQ(done.state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(done.counters().tasks_done(), 1);
+  EXPECT_EQ(worker.requests_sent(), 1) << "the answer was paid for twice";
+  EXPECT_EQ(client_->registers(), 2);
+  const v1::RegisterRequest again = client_->last_register();
+  ASSERT_EQ(again.held_tasks_size(), 1) << "the result's task not announced";
+  EXPECT_EQ(again.held_tasks(0).job_id(), job.id());
+  EXPECT_EQ(again.held_tasks(0).prompt_seq(), 0);
 }
 
 TEST_F(WorkerTest, AnnouncesWhatItHoldsWhenRegisteringAgain) {
