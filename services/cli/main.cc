@@ -272,12 +272,14 @@ int Main(int argc, char** argv) {
   // A resumed job has its file, teacher and model already: they are
   // needed only for a new one.
   for (const char* name : {"--teacher", "--model"}) {
-    run_cmd->get_option(name)->required(false);
+    run_cmd->get_option(name)->required(false)->default_str(
+        "required unless --resume");
   }
   CLI::Option* run_resume = run_cmd->add_option(
       "--resume", run.resume_job,
       "harvest and export JOB, left unfinished in --data-dir by an "
       "interrupted run, instead of a new FILE");
+  run_resume->default_str("none: submit FILE");
   run_resume->excludes(run_file);
   run_cmd->add_option("--workers", run.workers, "embedded workers")
       ->check(CLI::Range(1, 64));

@@ -118,13 +118,14 @@ TEST_F(BadInputTest, DeeplyNestedLineIsRefusedAndTheCoordinatorLives) {
             std::string::npos)
       << err;
   ASSERT_TRUE(coordinator_->Running()) << coordinator_->Stderr();
-  err = SubmitRejected(good + line(62));
+  // 2 + 63 levels: one past the limit; 2 + 62 is the deepest taken.
+  err = SubmitRejected(good + line(63));
   EXPECT_NE(err.find("line 2: JSON nests deeper than 64 levels"),
             std::string::npos)
       << err;
 
   const std::string file = dir_ + "/limit.jsonl";
-  WriteFile(file, good + line(61));
+  WriteFile(file, good + line(62));
   CommandResult r = Cli({"submit", file, "--teacher", "sim", "--model", "m"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(coordinator_->Running());

@@ -164,7 +164,8 @@ TEST_F(CliErrorsTest, ExportToAPathThatCannotBeAFileIsAnErrorNotACrash) {
   CommandResult r = Cli({"export", job, "--out", file + "/x.jsonl"});
   ExpectNoCrash(r);
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("error: cannot write '" + file + "/x.jsonl.partial'"),
+  EXPECT_NE(r.err.find("error: cannot create the lock file '" + file +
+                       "/x.jsonl.lock': Not a directory"),
             std::string::npos)
       << r.err;
   EXPECT_EQ(ReadFile(file), "not a directory\n");
@@ -173,10 +174,16 @@ TEST_F(CliErrorsTest, ExportToAPathThatCannotBeAFileIsAnErrorNotACrash) {
   r = Cli({"export", job, "--out", dir_ + "/outdir"});
   ExpectNoCrash(r);
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("error: cannot write '" + dir_ + "/outdir'"),
+  EXPECT_NE(r.err.find("cannot rename the export to '" + dir_ +
+                       "/outdir': Is a directory"),
             std::string::npos)
       << r.err;
-  EXPECT_FALSE(std::filesystem::exists(dir_ + "/outdir.partial"));
+  // No temporary file or lock is left beside it.
+  for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+    const std::string name = entry.path().filename().string();
+    EXPECT_NE(name.rfind("outdir", 0) == 0 && name != "outdir", true)
+        << "left behind: " << name;
+  }
 }
 
 TEST_F(CliErrorsTest, UnreachableCoordinatorIsSaidInOurWords) {

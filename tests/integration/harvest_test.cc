@@ -297,7 +297,7 @@ TEST_F(SlowHarvestTest, WatchDrawsABarOnATerminalAndPlainLinesOtherwise) {
   EXPECT_NE(tty.find("\r\033[K" + job + " ["), std::string::npos) << tty;
   EXPECT_NE(tty.find("\u2588"), std::string::npos) << tty;  // a full cell
   EXPECT_NE(tty.find("/s eta "), std::string::npos) << tty;
-  EXPECT_NE(tty.find("$0.0000 0 errors"), std::string::npos) << tty;
+  EXPECT_NE(tty.find("$0.0000 0 failed"), std::string::npos) << tty;
   size_t from = 0;
   for (size_t at; (at = tty.find("\033[K", from)) != std::string::npos;) {
     const size_t end = tty.find_first_of("\r\n", at);
