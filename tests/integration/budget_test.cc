@@ -148,7 +148,7 @@ TEST(BudgetTest, BudgetedJobsOnTwoWorkersAllPauseNeverHang) {
     const std::string file = dir + "/p" + std::to_string(j) + ".jsonl";
     WriteFile(file, prompts);
     CommandResult submit = cli({"submit", file, "--teacher", "sim", "--model",
-                                "m", "--max-tokens", "64", "--budget-usd",
+                                "sim-chat", "--max-tokens", "64", "--budget-usd",
                                 "0.7"});
     ASSERT_EQ(submit.exit_code, 0) << submit.err;
     jobs.push_back(submit.out.substr(0, submit.out.find('\n')));
