@@ -15,6 +15,7 @@
 #include <chrono>
 #include <csignal>
 #include <filesystem>
+#include <sstream>
 #include <thread>
 
 #include "nlohmann/json.hpp"
@@ -93,18 +94,51 @@ TEST(LifecycleTest, CoordinatorKillMidJobPaysNothingTwiceWithinTheGrace) {
 // the job. With `drain_seconds` long enough, w0's requests are answered
 // and reported, and nothing is asked twice; with a drain too short for the
 // teacher, what w0 still had in flight goes back at once.
+// The worker's own distillery_teacher_requests_in_flight, from its /metrics;
+// -1 while the page cannot be read.
+int64_t InFlightOf(const std::string& metrics_address) {
+  const std::string page = HttpGet(metrics_address, "/metrics");
+  const std::string name = "distillery_teacher_requests_in_flight{";
+  int64_t total = -1;
+  std::istringstream lines(page);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(name, 0) != 0) continue;
+    const size_t space = line.rfind(' ');
+    if (space == std::string::npos) continue;
+    total = std::max<int64_t>(total, 0) +
+            static_cast<int64_t>(std::stod(line.substr(space + 1)));
+  }
+  return total;
+}
+
+bool WaitForInFlight(const std::string& metrics_address, int timeout_seconds) {
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::seconds(timeout_seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (InFlightOf(metrics_address) > 0) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
 void StopWorkerMidJob(const std::string& tag, const std::string& drain_seconds,
                       int latency_ms, bool drain_outlasts_requests) {
   constexpr int kPrompts = 48;
   const std::string dir = MakeTempDir(tag);
   Cluster cluster(dir, SlowTeacher(latency_ms, {}));
   ASSERT_TRUE(cluster.StartCoordinator()) << cluster.coordinator().Stderr();
-  cluster.StartWorker(0, {"--drain-seconds", drain_seconds});
+  const std::string w0_metrics = "127.0.0.1:" + std::to_string(PickFreePort());
+  cluster.StartWorker(0, {"--drain-seconds", drain_seconds, "--metrics-listen",
+                          w0_metrics});
   cluster.StartWorker(1);
   WriteFile(dir + "/p.jsonl", DistinctPrompts(kPrompts, tag));
   const std::string job = cluster.Submit(dir + "/p.jsonl");
   ASSERT_FALSE(job.empty());
   ASSERT_FALSE(cluster.WaitFor(job, DoneAtLeast(kConcurrency), 120).is_null());
+  // The stop must find w0 itself with requests in flight: the cluster-wide
+  // concurrency may have been all w1's when the first answers came.
+  ASSERT_TRUE(WaitForInFlight(w0_metrics, 120))
+      << "w0 never had a request in flight\n" << cluster.worker(0).Stderr();
 
   cluster.worker(0).Signal(SIGTERM);
   EXPECT_EQ(cluster.worker(0).Wait(), 0) << cluster.worker(0).Stderr();
