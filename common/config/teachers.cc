@@ -424,6 +424,16 @@ double CostUsd(const TeacherProfile& profile, const std::string& model,
          1e6;
 }
 
+double MaxRequestCostUsd(const TeacherProfile& profile,
+                         const std::string& model, int64_t prompt_bytes,
+                         int messages, int64_t max_tokens) {
+  const int64_t prompt_tokens = (prompt_bytes + 3) / 4 + 4 * messages;
+  int64_t completion = max_tokens;
+  if (completion <= 0) completion = profile.default_max_tokens;
+  if (completion <= 0) completion = 4096;  // no bound given: a cautious one
+  return CostUsd(profile, model, prompt_tokens, 0, completion);
+}
+
 absl::StatusOr<std::string> ResolveApiKey(const TeacherProfile& profile) {
   if (!profile.api_key_env.empty()) {
     const char* value = std::getenv(profile.api_key_env.c_str());

@@ -113,6 +113,15 @@ std::optional<ModelPrice> PriceFor(const TeacherProfile& profile,
 double CostUsd(const TeacherProfile& profile, const std::string& model,
                int64_t prompt_tokens, int64_t cached_tokens,
                int64_t completion_tokens);
+// The most one request can cost, for budgets: a prompt of `prompt_bytes`
+// over `messages` messages (estimated at 4 bytes a token plus 4 tokens a
+// message) at the input price, plus `max_tokens` at the output price
+// (0: the profile's default_max_tokens, else a cautious 4096). This and
+// CostUsd are the one cost model; the worker and the coordinator both use
+// them.
+double MaxRequestCostUsd(const TeacherProfile& profile,
+                         const std::string& model, int64_t prompt_bytes,
+                         int messages, int64_t max_tokens);
 
 // Reads the profile's API key from its environment variable or file. The
 // returned error names where it looked, never a key.

@@ -1,12 +1,23 @@
-// Coordinator: the one owner of Distillery's state, with no gRPC in it. It
-// takes prompt sets (as Submissions), splits them into tasks, leases tasks
-// to workers, commits their results exactly once, and serves job status and
-// exports. The gRPC services in grpc_services.h are thin wrappers over it.
+// Coordinator: the one owner of Distillery's state, with no gRPC in it (the
+// services in grpc_services.h are thin wrappers over it). It is a facade
+// over parts that each own one concern; docs/DESIGN-NOTES.md ("Coordinator
+// map") follows a prompt through them:
+//   Submission (submission.h)       prompt lines -> stored prompts and tasks
+//   job transitions (job_transitions.h)  every change of a job's state
+//   Scheduler (scheduler.h)         queues, leases, keys in flight, holders
+//   SpendGuard (spend_guard.h)      a job's spend within its budget
+//   Budget (budget.h)               each teacher's cluster-wide rate budget
+//   AnswerIndex (answer_index.h)    exact and near-duplicate answers
+//   ExportJobs (exporter.h)         records out, without the lock
+// Where things happen: a lease starts in Lease (coordinator_leasing.cc) and
+// expires in ExpireLeasesLocked there; a result commits in Report
+// (coordinator_commit.cc); a job changes state only through
+// job_transitions.h.
 //
-// Scheduling: tasks are stored in submission order; each running job keeps a
-// cursor into its tasks and a queue of tasks to hand out again (expired
-// leases). Memory holds only leases, cursors and small queues, never a whole
-// job. Before a task is leased, its request key is checked against stored
+// Scheduling: tasks are stored in submission order; each running job's
+// TaskQueue keeps a cursor into its tasks and the tasks to hand out again.
+// Memory holds only leases, cursors and small queues, never a whole job.
+// Before a task is leased, its request key is checked against stored
 // answers (pay once); a key already in flight makes the task wait for that
 // answer instead of being sent twice.
 //
@@ -18,27 +29,29 @@
 #ifndef DISTILLERY_SERVICES_COORDINATOR_COORDINATOR_H_
 #define DISTILLERY_SERVICES_COORDINATOR_COORDINATOR_H_
 
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <random>
 #include <string>
-#include <tuple>
+#include <optional>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/status/statusor.h"
 #include "common/base/clock.h"
 #include "common/config/teachers.h"
 #include "common/dataset/prompt_parser.h"
 #include "common/rpc/message_limits.h"
 #include "common/store/store.h"
+#include "services/coordinator/answer_index.h"
 #include "services/coordinator/budget.h"
+#include "services/coordinator/scheduler.h"
+#include "services/coordinator/spend_guard.h"
+#include "services/coordinator/submission.h"
 #include "distillery/v1/client_service.pb.h"
 #include "distillery/v1/worker_service.pb.h"
 
@@ -101,47 +114,8 @@ struct CoordinatorOptions {
   std::set<std::string> resume_recovered_jobs;
 };
 
-class Coordinator;
-
-// One prompt set streaming in. Prompts are written to the store under a job
-// in state SUBMITTING, invisible to scheduling and listing, so memory stays
-// bounded; Commit makes the job visible in one write, Abort (or a
-// coordinator restart) removes every trace of it. Not thread-safe: one per
-// client stream.
-class Submission {
- public:
-  ~Submission();  // aborts unless committed
-  // Parses and stores the next lines of the prompt file.
-  absl::Status AddLines(const google::protobuf::RepeatedPtrField<std::string>&
-                            lines);
-  absl::StatusOr<v1::Job> Commit();
-  void Abort();
-  const std::string& job_id() const { return job_.id(); }
-
- private:
-  friend class Coordinator;
-  Submission(Coordinator* coordinator, v1::Job job, int64_t job_number)
-      : coordinator_(coordinator), job_(std::move(job)),
-        job_number_(job_number) {}
-  absl::Status Flush();
-  // DuplicatePromptIdError when an earlier line has `prompt`'s id; else
-  // notes the id. Ids seen are in the store's scratch space (flushed with
-  // the prompts), so memory holds only those of the batch not yet written.
-  absl::Status CheckUniqueId(const v1::Prompt& prompt);
-  void DeleteIds();
-
-  Coordinator* coordinator_;
-  v1::Job job_;
-  const int64_t job_number_;  // the n of job_'s id, given back on Abort
-  int64_t line_number_ = 0;
-  int64_t next_seq_ = 0;
-  StoreBatch pending_;
-  int pending_prompts_ = 0;
-  std::map<std::string, int64_t> pending_ids_;  // scratch key -> line
-  bool finished_ = false;
-};
-
-// Thread-safe.
+// Thread-safe: one lock (mu_) over the parts, which are not thread-safe
+// themselves; exports read the store outside it.
 class Coordinator {
  public:
   Coordinator(Store& store, std::vector<TeacherProfile> teachers,
@@ -209,30 +183,9 @@ class Coordinator {
 
  private:
   friend class Submission;
-  struct TaskRef {
-    int64_t seq = 0;
-    int sample = 0;
-  };
   struct JobRuntime {
-    v1::Job job;              // as last committed
-    TaskRef cursor;           // next task position to read from the store
-    bool scanned_all = false;
-    std::deque<v1::Task> ready;     // read from the store, not yet leased
-    std::deque<v1::Task> returned;  // from expired or abandoned leases
-    // The estimated cost of the leases that reserve against the job's
-    // budget, in whole nano-dollars, and how many they are. Integers: a sum
-    // of doubles added and taken away in another order does not come back
-    // to zero, and a residue would keep the job waiting for no lease.
-    int64_t reserved_nano_usd = 0;
-    int reserving_leases = 0;
-    int64_t last_progress_ms = 0;   // wall time; not persisted
-  };
-  struct LeaseInfo {
-    std::string worker_id;
-    v1::Task task;
-    TimePoint deadline;
-    bool reserves = false;           // counted in the job's reservations
-    int64_t reserved_nano_usd = 0;   // the task's estimated cost
+    v1::Job job;                   // as last committed
+    int64_t last_progress_ms = 0;  // wall time; not persisted
   };
   struct WorkerInfo {
     std::string name;
@@ -242,12 +195,17 @@ class Coordinator {
 
   absl::Status CommitSubmission(Submission* submission)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // Takes the next task to hand out from `rt`, or false when none is left.
+  // Takes the next task to hand out from `rt`, or nullopt when none is left.
   // A store error is returned (logged, counted) with the candidate back at
   // the head of its queue: the task is neither lost nor reported as absent.
-  absl::StatusOr<bool> NextTaskLocked(JobRuntime& rt, v1::Task* task)
+  absl::StatusOr<std::optional<v1::Task>> NextTaskLocked(JobRuntime& rt)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CompleteFromCacheLocked(JobRuntime& rt, v1::Task task)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A read for `task` failed while leasing it: logged, counted, and the
+  // task put back at the head of its queue. Returns `status`.
+  absl::Status LeaseReadFailed(JobRuntime& rt, v1::Task task,
+                               absl::Status status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Hands the tasks waiting on `request_key` on: answered from the cache if
   // an answer now exists, else back to their queues.
@@ -260,12 +218,13 @@ class Coordinator {
   // the write (in-memory job state, metrics, waiters) are collected here and
   // run by FinishReportLocked once it succeeded.
   struct ReportCommit {
+    ReportCommit() : answers(&batch) {}
+    ReportCommit(const ReportCommit&) = delete;
+    ReportCommit& operator=(const ReportCommit&) = delete;
     StoreBatch batch;
+    PendingAnswers answers;  // over batch
     std::map<std::string, v1::Job> jobs;  // by id: the job after this report
-    std::map<std::tuple<std::string, int64_t, int>, size_t> tasks;  // index
-    std::map<std::string, size_t> answers;  // request key -> index in batch
-    std::map<std::string, std::string> content;  // hash -> request key
-    std::map<std::string, std::string> lsh;      // band -> request key
+    std::map<TaskId, size_t> tasks;  // index in batch.tasks
     std::vector<std::pair<std::string, const char*>> settled;  // job, outcome
     std::vector<std::string> release_keys;  // keys whose waiters to release
     int refused = 0;  // results from a worker that never held the task
@@ -281,12 +240,6 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Applies `commit` and then its in-memory effects.
   absl::Status FinishReportLocked(ReportCommit& commit)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Signs a new, non-duplicate answer (MinHash), marks it near_duplicate_of
-  // an earlier answer that shares an LSH bucket with estimated Jaccard >=
-  // kDefaultNearDuplicateThreshold, and adds its empty buckets to `commit`.
-  absl::Status IndexNearDuplicatesLocked(v1::Answer* answer,
-                                         ReportCommit* commit)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // When all tasks are settled, ends the job: COMPLETED when any was
   // answered, else FAILED with DeadLetterReasonLocked as its error. Mutates
@@ -309,23 +262,17 @@ class Coordinator {
   void ChangedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The job as clients see it: the stored record plus its teacher's budget.
   v1::Job JobViewLocked(const JobRuntime& rt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  v1::SamplingParams EffectiveParams(const v1::JobSpec& spec, int sample) const;
   // The profile of `teacher`, or null when the teachers file lost it.
   const TeacherProfile* ProfileFor(const std::string& teacher) const;
-  // The most a task of `rt`'s job can cost: prompt (estimated from its
-  // bytes) at the input price plus max_tokens at the output price.
-  double EstimateTaskCostLocked(const JobRuntime& rt, const v1::Prompt& prompt)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  using TaskId = std::tuple<std::string, int64_t, int>;  // job, seq, sample
-  // Remembers `worker_id` among the task's recent holders.
-  void NoteHolderLocked(const v1::Task& task, const std::string& worker_id)
+  // The most a task of `rt`'s job can cost (MaxRequestCostUsd).
+  double MaxTaskCostLocked(const JobRuntime& rt, const v1::Prompt& prompt)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // True when `worker_id` holds the result's task now (by its lease id or
   // by the task's request key) or held it recently.
   bool HeldByLocked(const v1::TaskResult& result, const std::string& worker_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Ends a lease's cost reservation.
-  void ReleaseReservationLocked(const LeaseInfo& lease)
+  // Ends lease `lease_id`, if it exists, and its cost reservation.
+  std::optional<Scheduler::Lease> EndLeaseLocked(int64_t lease_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Records lease `lease_id` of `task` to `worker_id`: its request key in
   // flight and, when the job has a budget, its reservation.
@@ -348,40 +295,26 @@ class Coordinator {
   Clock& clock_;
   const CoordinatorOptions options_;
 
-  std::mutex mu_;
-  std::condition_variable changed_;
+  absl::Mutex mu_;
+  // Bumped by ChangedLocked: what WaitForJobChange waits on.
+  uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
   // Jobs by id; ids sort by creation, so iteration is first-come first-served.
   std::map<std::string, JobRuntime> jobs_ ABSL_GUARDED_BY(mu_);
-  std::map<int64_t, LeaseInfo> leases_ ABSL_GUARDED_BY(mu_);
-  int64_t next_lease_id_ ABSL_GUARDED_BY(mu_) = 1;
+  Scheduler scheduler_ ABSL_GUARDED_BY(mu_);
   // No lease before this time (restart_grace), and none after SaveLeases.
   TimePoint leasing_resumes_ ABSL_GUARDED_BY(mu_);
   bool leases_saved_ ABSL_GUARDED_BY(mu_) = false;
-  // Request keys being answered now, and tasks waiting for those answers.
-  std::map<std::string, int64_t> inflight_keys_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, std::vector<v1::Task>> key_waiters_
-      ABSL_GUARDED_BY(mu_);
   std::map<std::string, WorkerInfo> workers_ ABSL_GUARDED_BY(mu_);
   // Jobs not to lease (CoordinatorOptions::hold_recovered_jobs).
   std::set<std::string> held_jobs_ ABSL_GUARDED_BY(mu_);
   Budget budget_ ABSL_GUARDED_BY(mu_);
+  SpendGuard spend_ ABSL_GUARDED_BY(mu_);
+  AnswerIndex answer_index_ ABSL_GUARDED_BY(mu_);
   // Numbers of aborted submissions' job ids, handed out again first.
   std::set<int64_t> free_job_numbers_ ABSL_GUARDED_BY(mu_);
   // Worker id suffixes: seeded from the OS at each start, so two starts do
   // not repeat each other's ids.
   std::mt19937_64 worker_id_random_ ABSL_GUARDED_BY(mu_);
-  // Recent lease holders by task (at most kHoldersPerTask each, newest
-  // last), and the order tasks entered, to forget the oldest beyond
-  // options_.remembered_lease_holders. An entry's generation tells whether
-  // a queued order entry is still its own (a forgotten and re-added task is
-  // queued again under a new generation).
-  struct Holders {
-    std::vector<std::string> workers;
-    uint64_t generation = 0;
-  };
-  std::map<TaskId, Holders> holders_ ABSL_GUARDED_BY(mu_);
-  std::deque<std::pair<TaskId, uint64_t>> holder_order_ ABSL_GUARDED_BY(mu_);
-  uint64_t next_holder_generation_ ABSL_GUARDED_BY(mu_) = 1;
 };
 
 }  // namespace distillery

@@ -90,8 +90,8 @@ TEST(LifecycleTest, CoordinatorKillMidJobPaysNothingTwiceWithinTheGrace) {
                            {"--restart-grace-ms", "15000"});
 }
 
-// Worker 0 is stopped while it has requests in flight; worker 1 finishes
-// the job. With `drain_seconds` long enough, w0's requests are answered
+// Worker 0 is stopped while it has requests in flight (its own in-flight
+// gauge says so); worker 1 finishes the job. With `drain_seconds` long enough, w0's requests are answered
 // and reported, and nothing is asked twice; with a drain too short for the
 // teacher, what w0 still had in flight goes back at once.
 // The worker's own distillery_teacher_requests_in_flight, from its /metrics;
@@ -130,15 +130,15 @@ void StopWorkerMidJob(const std::string& tag, const std::string& drain_seconds,
   const std::string w0_metrics = "127.0.0.1:" + std::to_string(PickFreePort());
   cluster.StartWorker(0, {"--drain-seconds", drain_seconds, "--metrics-listen",
                           w0_metrics});
-  cluster.StartWorker(1);
   WriteFile(dir + "/p.jsonl", DistinctPrompts(kPrompts, tag));
   const std::string job = cluster.Submit(dir + "/p.jsonl");
   ASSERT_FALSE(job.empty());
-  ASSERT_FALSE(cluster.WaitFor(job, DoneAtLeast(kConcurrency), 120).is_null());
-  // The stop must find w0 itself with requests in flight: the cluster-wide
-  // concurrency may have been all w1's when the first answers came.
+  // The stop must find w0 itself with requests in flight, so w1 starts only
+  // once they are: the cluster-wide concurrency goes to the workers that
+  // ask first, and could otherwise all be w1's.
   ASSERT_TRUE(WaitForInFlight(w0_metrics, 120))
       << "w0 never had a request in flight\n" << cluster.worker(0).Stderr();
+  cluster.StartWorker(1);
 
   cluster.worker(0).Signal(SIGTERM);
   EXPECT_EQ(cluster.worker(0).Wait(), 0) << cluster.worker(0).Stderr();

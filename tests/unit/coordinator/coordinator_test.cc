@@ -109,7 +109,19 @@ class FaultyStore : public StoreWrapper {
   int fail_get_task = 0;
   int fail_scan = 0;
   int fail_get_answer = 0;
+  int fail_has_answer = 0;
+  int fail_get_prompt = 0;
   int applies_before_failing = -1;  // -1: never fail Apply
+
+  absl::StatusOr<bool> HasAnswer(const std::string& request_key) override {
+    if (Take(fail_has_answer)) return Injected();
+    return StoreWrapper::HasAnswer(request_key);
+  }
+  absl::StatusOr<std::optional<v1::Prompt>> GetPrompt(const std::string& job_id,
+                                                      int64_t seq) override {
+    if (Take(fail_get_prompt)) return Injected();
+    return StoreWrapper::GetPrompt(job_id, seq);
+  }
 
   absl::StatusOr<std::optional<v1::Task>> GetTask(const std::string& job_id,
                                                   int64_t seq,
@@ -1656,25 +1668,54 @@ TEST_F(CoordinatorTest, RememberedHoldersAreBounded) {
 
 // ------------------------------------------------------ Store failures
 
-// A task whose read fails at lease time stays queued (it used to leave the
-// queue while pending, and its job never finished until a restart).
+// A task whose cache check or prompt read fails at lease time stays queued
+// (it used to leave the queue while pending, and its job never finished
+// until a restart).
 TEST_F(CoordinatorTest, TaskWhoseReadFailsIsLeasedLater) {
   v1::Job job = MustSubmit(PromptLines({"a", "b"}));
   const std::string w = Register();
   const double before =
       MetricValue("distillery_store_errors_total{operation=\"lease_read\"}");
-  faulty_->fail_get_task = 1;
+  faulty_->fail_has_answer = 1;
   absl::StatusOr<v1::LeaseResponse> failed = TryLease(w, 10);
   EXPECT_FALSE(failed.ok()) << "a failed read was taken for no task";
+  faulty_->fail_get_prompt = 1;
+  failed = TryLease(w, 10);
+  EXPECT_FALSE(failed.ok()) << "a failed prompt read was taken for no task";
   EXPECT_EQ(
       MetricValue("distillery_store_errors_total{operation=\"lease_read\"}"),
-      before + 1);
+      before + 2);
 
   std::vector<v1::LeasedTask> tasks = Lease(w, 10);
   ASSERT_EQ(tasks.size(), 2u);
   EXPECT_EQ(tasks[0].prompt_seq(), 0);
   Report(w, {Success(tasks[0], "A"), Success(tasks[1], "B")});
   EXPECT_EQ(GetJob(job.id()).state(), v1::JOB_STATE_COMPLETED);
+}
+
+// Leasing reads no task twice: a task queued and then settled by a late
+// result is skipped, not read again to see whether it is still pending.
+TEST_F(CoordinatorTest, LeasingDoesNotReReadQueuedTasks) {
+  options_.lease_duration = std::chrono::seconds(10);
+  Restart();
+  v1::Job job = MustSubmit(PromptLines({"a", "b", "c"}));
+  const std::string w1 = Register();
+  std::vector<v1::LeasedTask> first = Lease(w1, 1);
+  ASSERT_EQ(first.size(), 1u);
+  // w1's lease lapses: its task goes back to the queue, then w1's late
+  // answer settles it while it is queued.
+  clock_.Advance(std::chrono::seconds(11));
+  coordinator_->ExpireLeases();
+  Report(w1, {Success(first[0], "late")});
+  ASSERT_EQ(GetJob(job.id()).counters().tasks_done(), 1);
+
+  faulty_->fail_get_task = 1000;  // leasing must not need a task read
+  const std::string w2 = Register();
+  std::vector<v1::LeasedTask> rest = Lease(w2, 10);
+  faulty_->fail_get_task = 0;
+  ASSERT_EQ(rest.size(), 2u) << "the settled task was handed out again";
+  EXPECT_EQ(rest[0].prompt_seq(), 1);
+  EXPECT_EQ(rest[1].prompt_seq(), 2);
 }
 
 TEST_F(CoordinatorTest, ScanErrorIsAnErrorNotAnEmptyLease) {
@@ -2035,6 +2076,45 @@ TEST_F(CoordinatorTest, SamplesGetDistinctKeysAndSeeds) {
                 {s[0].request_key(), s[1].request_key(), s[2].request_key()})
                 .size(),
             3u);
+}
+
+// A key is made from the request as sent: sample 1 of `--seed 5 --samples
+// 2` sends seed 6, as sample 0 of `--seed 6` does, so the second job is
+// answered from the cache instead of paying for the same request again.
+TEST_F(CoordinatorTest, TheSameSeedSentIsTheSameRequestWhateverTheSample) {
+  v1::JobSpec five = Spec(2);
+  five.mutable_params()->set_seed(5);
+  v1::Job first = MustSubmit(PromptLines({"a"}), five);
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> leased = Lease(w, 10);
+  ASSERT_EQ(leased.size(), 2u);
+  ASSERT_EQ(leased[1].params().seed(), 6);
+  Report(w, {Success(leased[0], "five"), Success(leased[1], "six")});
+  ASSERT_EQ(GetJob(first.id()).state(), v1::JOB_STATE_COMPLETED);
+
+  v1::JobSpec six = Spec(1);
+  six.mutable_params()->set_seed(6);
+  v1::Job second = MustSubmit(PromptLines({"a"}), six);
+  EXPECT_EQ(StoredTask(second.id(), 0).request_key(), leased[1].request_key());
+  EXPECT_TRUE(Lease(w, 10).empty()) << "seed 6 was asked twice";
+  const v1::Job after = GetJob(second.id());
+  EXPECT_EQ(after.state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(after.counters().cache_hits(), 1);
+  std::vector<v1::ExportRecord> records = Export({second.id()});
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].answer().content(), "six");
+
+  // Sample 1 of an unseeded job sends seed 1: the same request as seed 1.
+  v1::Job unseeded = MustSubmit(PromptLines({"b"}), Spec(2));
+  std::vector<v1::LeasedTask> u = Lease(w, 10);
+  ASSERT_EQ(u.size(), 2u);
+  Report(w, {Success(u[0], "b0"), Success(u[1], "b1")});
+  ASSERT_EQ(GetJob(unseeded.id()).state(), v1::JOB_STATE_COMPLETED);
+  v1::JobSpec one = Spec(1);
+  one.mutable_params()->set_seed(1);
+  v1::Job seeded_one = MustSubmit(PromptLines({"b"}), one);
+  EXPECT_TRUE(Lease(w, 10).empty()) << "seed 1 was asked twice";
+  EXPECT_EQ(GetJob(seeded_one.id()).counters().cache_hits(), 1);
 }
 
 // ---------------------------------------------------------------- Export

@@ -1,0 +1,24 @@
+#include "common/job/task_request.h"
+
+#include "common/dedup/keys.h"
+
+namespace distillery {
+
+v1::SamplingParams TaskParams(const v1::JobSpec& spec, int sample) {
+  v1::SamplingParams params = spec.params();
+  if (sample > 0) params.set_seed(params.seed() + sample);
+  return params;
+}
+
+std::string TaskRequestKey(
+    const TeacherProfile& teacher, const v1::JobSpec& spec,
+    const google::protobuf::RepeatedPtrField<v1::ChatMessage>& messages,
+    int sample) {
+  const v1::SamplingParams params = TaskParams(spec, sample);
+  // The seed carries the sample: the index joins the key only for a
+  // request without one (sample 0 of an unseeded job), where it is 0.
+  return RequestKey(teacher, spec.model(), messages, params,
+                    params.has_seed() ? 0 : sample);
+}
+
+}  // namespace distillery

@@ -1,0 +1,37 @@
+// Task request: the one definition of what a task asks its teacher and of
+// the key its answer is stored under. Submission (the key it stores with
+// each task), lease (the parameters sent) and commit (the parameters kept
+// with the answer) all derive them here, so the request sent and its key
+// cannot disagree.
+//
+// A job's sample k > 0 is sent with seed `seed + k` (seed 0 when the job
+// sets none), so deterministic servers give distinct answers; sample 0 is
+// sent exactly as asked. The key is made from the parameters as sent, not
+// from the sample index: `--seed 5 --samples 2` and `--seed 6` send the
+// same request for sample 1 and the first sample, and get the same key, so
+// the second is answered from the cache. Sample-0 keys are those of key
+// format v2 (dedup/keys.h) unchanged.
+// Thread-safe (pure functions).
+#ifndef DISTILLERY_COMMON_JOB_TASK_REQUEST_H_
+#define DISTILLERY_COMMON_JOB_TASK_REQUEST_H_
+
+#include <string>
+
+#include "common/config/teachers.h"
+#include "distillery/v1/types.pb.h"
+
+namespace distillery {
+
+// The sampling parameters sample `sample` of a job with `spec` sends.
+v1::SamplingParams TaskParams(const v1::JobSpec& spec, int sample);
+
+// The request key of sample `sample` of a prompt with `messages` (the
+// system prompt already in them) in a job with `spec`, sent to `teacher`.
+std::string TaskRequestKey(
+    const TeacherProfile& teacher, const v1::JobSpec& spec,
+    const google::protobuf::RepeatedPtrField<v1::ChatMessage>& messages,
+    int sample);
+
+}  // namespace distillery
+
+#endif  // DISTILLERY_COMMON_JOB_TASK_REQUEST_H_

@@ -1,0 +1,328 @@
+// The Coordinator's commit path: a worker's report becomes one atomic store
+// batch (tasks settled, answers stored once, counters, the job's end), then
+// its in-memory effects (job records, leases ended, waiters released,
+// metrics). Also answers from the cache, and a failed job's reason. Where a
+// result commits: CommitResultLocked.
+#include <map>
+#include <optional>
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/base/status_macros.h"
+#include "common/job/job_state.h"
+#include "common/job/task_request.h"
+#include "common/metrics/metrics.h"
+#include "services/coordinator/coordinator.h"
+#include "services/coordinator/job_transitions.h"
+
+namespace distillery {
+namespace {
+
+// A dead letter's error without the worker's " (after N attempts)", so that
+// one cause counts once however many attempts each task took.
+std::string FailureCause(const std::string& error) {
+  const size_t at = error.rfind(" (after ");
+  if (at != std::string::npos && absl::EndsWith(error, " attempts)")) {
+    return error.substr(0, at);
+  }
+  return error;
+}
+
+}  // namespace
+
+absl::Status Coordinator::CompleteFromCacheLocked(JobRuntime& rt,
+                                                  v1::Task task) {
+  ASSIGN_OR_RETURN(std::optional<v1::Task> stored,
+                   store_.GetTask(task.job_id(), task.prompt_seq(),
+                                  task.sample()));
+  if (!stored || stored->state() != v1::TASK_STATE_PENDING) {
+    return absl::OkStatus();  // settled meanwhile: nothing to count twice
+  }
+  ASSIGN_OR_RETURN(std::optional<v1::Answer> answer,
+                   store_.GetAnswer(task.request_key()));
+  v1::Job job = rt.job;
+  task = std::move(*stored);
+  task.set_state(v1::TASK_STATE_DONE);
+  task.set_from_cache(true);
+  v1::JobCounters* c = job.mutable_counters();
+  c->set_tasks_done(c->tasks_done() + 1);
+  c->set_cache_hits(c->cache_hits() + 1);
+  if (answer && !answer->duplicate_of().empty()) {
+    // The cached answer repeats an earlier one; export leaves it out, so
+    // it counts as a duplicate here too.
+    task.set_duplicate(true);
+    c->set_duplicate_answers(c->duplicate_answers() + 1);
+  }
+  StoreBatch batch;
+  batch.tasks.push_back(std::move(task));
+  MaybeFinishLocked(job, batch);
+  batch.jobs.push_back(job);
+  RETURN_IF_ERROR(store_.Apply(batch));
+  scheduler_.Settled(batch.tasks.front());
+  metrics::TaskSettled(job.spec().teacher(), job.spec().model(), "cache_hit");
+  LogStateChange(rt.job, job);
+  rt.job = std::move(job);
+  rt.last_progress_ms = clock_.WallMillis();
+  ChangedLocked();
+  return absl::OkStatus();
+}
+
+void Coordinator::MaybeFinishLocked(v1::Job& job, const StoreBatch& pending) {
+  // Called at once, under the lock this function holds.
+  auto reason = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return DeadLetterReasonLocked(job, pending);
+  };
+  FinishIfSettled(job, clock_.WallMillis(), reason);
+}
+
+std::string Coordinator::DeadLetterReasonLocked(const v1::Job& job,
+                                                const StoreBatch& pending) {
+  // Read once, when a job fails: its dead letters as stored, overlaid with
+  // those of the batch about to be written.
+  std::map<std::pair<int64_t, int>, std::string> errors;
+  absl::Status s = store_.ScanTasks(job.id(), 0, 0, [&](const v1::Task& t) {
+    if (t.state() == v1::TASK_STATE_FAILED) {
+      errors[{t.prompt_seq(), t.sample()}] = t.last_error();
+    }
+    return true;
+  });
+  for (const v1::Task& t : pending.tasks) {
+    if (t.job_id() == job.id() && t.state() == v1::TASK_STATE_FAILED) {
+      errors[{t.prompt_seq(), t.sample()}] = t.last_error();
+    }
+  }
+  std::map<std::string, int64_t> causes;
+  for (const auto& [ref, error] : errors) ++causes[FailureCause(error)];
+  std::string cause;
+  int64_t most = 0;
+  for (const auto& [text, n] : causes) {
+    if (n > most) {
+      cause = text;
+      most = n;
+    }
+  }
+  std::string reason = absl::StrCat("all ", job.counters().tasks_total(),
+                                    " tasks failed");
+  if (!s.ok()) {
+    absl::StrAppend(&reason, " (reading their errors failed: ", s.message(),
+                    ")");
+  } else if (most > 0) {
+    absl::StrAppend(&reason, "; most common error (", most, " of ",
+                    errors.size(), "): ", cause);
+  }
+  return reason;
+}
+
+absl::StatusOr<v1::ReportResponse> Coordinator::Report(
+    const v1::ReportRequest& request) {
+  absl::MutexLock lock(&mu_);
+  auto w = workers_.find(request.worker_id());
+  if (w == workers_.end()) {
+    // A worker from before a restart: it registers again, announcing what
+    // it holds (these results too), and then reports. Ignoring the results
+    // instead would lose answers that were paid for.
+    metrics::RefusedResult("unknown_worker");
+    return absl::FailedPreconditionError(
+        absl::StrCat("unknown worker '", request.worker_id(),
+                     "'; register again"));
+  }
+  w->second.last_seen = clock_.Now();
+  const std::string worker_name = w->second.name;
+  v1::ReportResponse response;
+  ReportCommit commit;
+  for (const v1::TaskResult& result : request.results()) {
+    bool ignored = false;
+    RETURN_IF_ERROR(CommitResultLocked(result, request.worker_id(),
+                                       worker_name, &commit, &ignored));
+    if (ignored) {
+      response.set_ignored(response.ignored() + 1);
+    } else {
+      response.set_accepted(response.accepted() + 1);
+    }
+  }
+  RETURN_IF_ERROR(FinishReportLocked(commit));
+  if (commit.refused > 0) {
+    spdlog::warn("{} results from worker {} ignored: it never held their "
+                 "tasks ({})",
+                 commit.refused, request.worker_id(),
+                 workers_.count(request.worker_id()) > 0
+                     ? "a known worker"
+                     : "an unknown worker, e.g. from before a restart");
+  }
+  metrics::ReportedResults(response.accepted(), response.ignored());
+  return response;
+}
+
+bool Coordinator::HeldByLocked(const v1::TaskResult& result,
+                               const std::string& worker_id) {
+  return scheduler_.HeldBy(
+      TaskId{result.job_id(), result.prompt_seq(), result.sample()},
+      result.lease_id(), result.request_key(), worker_id);
+}
+
+absl::Status Coordinator::FinishReportLocked(ReportCommit& commit) {
+  for (auto& [job_id, job] : commit.jobs) commit.batch.jobs.push_back(job);
+  if (!commit.batch.empty()) RETURN_IF_ERROR(store_.Apply(commit.batch));
+  // Settled tasks are never handed out again (a queued copy is skipped),
+  // and need no holders any more (a later result is ignored as late
+  // anyway); forgotten only now that the settling is stored.
+  for (const auto& [id, index] : commit.tasks) {
+    const v1::Task& task = commit.batch.tasks[index];
+    if (task.state() == v1::TASK_STATE_DONE ||
+        task.state() == v1::TASK_STATE_FAILED) {
+      scheduler_.Settled(task);
+      scheduler_.holders().Forget(id);
+    }
+  }
+  const int64_t now_ms = clock_.WallMillis();
+  for (auto& [job_id, job] : commit.jobs) {
+    auto it = jobs_.find(job_id);
+    if (it == jobs_.end()) continue;
+    LogStateChange(it->second.job, job);
+    it->second.job = std::move(job);
+  }
+  for (const auto& [job_id, outcome] : commit.settled) {
+    auto it = jobs_.find(job_id);
+    if (it == jobs_.end()) continue;
+    const v1::JobSpec& spec = it->second.job.spec();
+    metrics::TaskSettled(spec.teacher(), spec.model(), outcome);
+    it->second.last_progress_ms = now_ms;
+  }
+  if (!commit.jobs.empty()) ChangedLocked();
+  for (const std::string& key : commit.release_keys) ReleaseWaitersLocked(key);
+  return absl::OkStatus();
+}
+
+absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
+                                             const std::string& worker_id,
+                                             const std::string& worker_name,
+                                             ReportCommit* commit,
+                                             bool* ignored) {
+  const std::string& key = result.request_key();
+  // Only a worker the task was leased to may settle it: the worker token is
+  // shared by all workers, and would otherwise let its holder write answers
+  // into any pending task. Checked before anything else, so a refused
+  // result does not end the real holder's lease either.
+  if (!HeldByLocked(result, worker_id)) {
+    metrics::RefusedResult(workers_.count(worker_id) > 0 ? "not_holder"
+                                                         : "unknown_worker");
+    ++commit->refused;
+    *ignored = true;
+    return absl::OkStatus();
+  }
+  // The lease ends now, whatever the result; a late report (lease expired
+  // and perhaps re-leased) is still used below if the task is not done.
+  bool lease_current = false;
+  if (const Scheduler::Lease* lease = scheduler_.FindLease(result.lease_id());
+      lease != nullptr && lease->task.request_key() == key &&
+      lease->task.job_id() == result.job_id()) {
+    lease_current = true;
+    EndLeaseLocked(result.lease_id());
+  }
+  auto job_it = jobs_.find(result.job_id());
+  const auto task_ref =
+      std::make_tuple(result.job_id(), result.prompt_seq(), result.sample());
+  std::optional<v1::Task> stored;
+  if (auto in_batch = commit->tasks.find(task_ref);
+      in_batch != commit->tasks.end()) {
+    stored = commit->batch.tasks[in_batch->second];  // reported twice
+  } else {
+    ASSIGN_OR_RETURN(stored, store_.GetTask(result.job_id(),
+                                            result.prompt_seq(),
+                                            result.sample()));
+  }
+  if (job_it == jobs_.end() || !stored || stored->request_key() != key ||
+      stored->state() != v1::TASK_STATE_PENDING) {
+    *ignored = true;
+    if (lease_current) commit->release_keys.push_back(key);
+    return absl::OkStatus();
+  }
+  JobRuntime& rt = job_it->second;
+  v1::Task task = std::move(*stored);
+  task.set_attempts(task.attempts() + result.attempts());
+  if (result.failure() == v1::FAILURE_CLASS_ABANDONED) {
+    // Given back unattempted: nothing to store. Without a current lease,
+    // expiry has already returned it (and it may be leased again), so there
+    // is nothing to do.
+    if (lease_current && rt.job.state() == v1::JOB_STATE_RUNNING) {
+      scheduler_.Queue(task.job_id()).PushBack(std::move(task));
+    }
+    commit->release_keys.push_back(key);
+    return absl::OkStatus();
+  }
+  // The job as this report has left it so far (counters add up across its
+  // results); stored once, with the batch.
+  v1::Job& job =
+      commit->jobs.try_emplace(result.job_id(), rt.job).first->second;
+  v1::JobCounters* c = job.mutable_counters();
+  StoreBatch& batch = commit->batch;
+  const char* settled = nullptr;  // the metrics outcome, once committed
+
+  if (result.failure() == v1::FAILURE_CLASS_UNSPECIFIED) {
+    ASSIGN_OR_RETURN(const bool answered,
+                     answer_index_.Answered(key, commit->answers));
+    c->set_teacher_requests(c->teacher_requests() + 1);
+    const v1::Usage& u = result.answer().usage();
+    c->set_prompt_tokens(c->prompt_tokens() + u.prompt_tokens());
+    c->set_completion_tokens(c->completion_tokens() + u.completion_tokens());
+    c->set_reasoning_tokens(c->reasoning_tokens() + u.reasoning_tokens());
+    c->set_cached_tokens(c->cached_tokens() + u.cached_tokens());
+    double cost = 0;
+    if (const TeacherProfile* profile = ProfileFor(job.spec().teacher())) {
+      cost = CostUsd(*profile, job.spec().model(), u.prompt_tokens(),
+                     u.cached_tokens(), u.completion_tokens());
+      c->set_cost_usd(c->cost_usd() + cost);
+    }
+    settled = "answered";
+    if (answered) {
+      // Another task with the same key won the race; keep the first answer.
+      task.set_from_cache(true);
+    } else {
+      v1::Answer answer = result.answer();
+      answer.set_cost_usd(cost);
+      answer.set_request_key(key);
+      answer.set_teacher(job.spec().teacher());
+      answer.set_model(job.spec().model());
+      *answer.mutable_params() = TaskParams(job.spec(), task.sample());
+      answer.set_sample(task.sample());
+      answer.set_worker(worker_name);
+      if (answer.received_ms() == 0) answer.set_received_ms(clock_.WallMillis());
+      ASSIGN_OR_RETURN(const AnswerIndex::Kind kind,
+                       answer_index_.Add(std::move(answer), &commit->answers));
+      if (kind == AnswerIndex::Kind::kDuplicate) {
+        task.set_duplicate(true);
+        c->set_duplicate_answers(c->duplicate_answers() + 1);
+        settled = "duplicate";
+      } else if (kind == AnswerIndex::Kind::kNearDuplicate) {
+        c->set_near_duplicate_answers(c->near_duplicate_answers() + 1);
+      }
+    }
+    task.set_state(v1::TASK_STATE_DONE);
+    task.clear_last_error();
+    c->set_tasks_done(c->tasks_done() + 1);
+  } else if (result.failure() == v1::FAILURE_CLASS_TEACHER_DOWN) {
+    // No request to this teacher can succeed (bad key, no quota): pause the
+    // teacher for the whole cluster rather than burn through its tasks. The
+    // task waits, pending, for `distillery resume-teacher`.
+    budget_.Pause(job.spec().teacher(), result.error());
+    task.set_last_error(result.error());
+    if (lease_current && rt.job.state() == v1::JOB_STATE_RUNNING) {
+      scheduler_.Queue(task.job_id()).PushBack(task);
+    }
+  } else {
+    task.set_state(v1::TASK_STATE_FAILED);
+    task.set_last_error(result.error());
+    c->set_tasks_failed(c->tasks_failed() + 1);
+    settled = "failed";
+  }
+  commit->tasks[task_ref] = batch.tasks.size();
+  batch.tasks.push_back(std::move(task));
+  MaybeFinishLocked(job, batch);
+  if (settled != nullptr) commit->settled.emplace_back(result.job_id(), settled);
+  commit->release_keys.push_back(key);
+  return absl::OkStatus();
+}
+
+}  // namespace distillery

@@ -1,0 +1,33 @@
+// Export: streams the records of finished tasks, job by job in submission
+// order, applying the request's filters, the repeat check and export-time
+// near-duplicate removal. It reads the store directly, never the
+// scheduler's state, so an export runs without the coordinator's lock and
+// does not slow leasing or commits. Its working state (keys emitted, LSH
+// buckets) lives in the store's scratch space under an export id, so memory
+// stays flat however large the export. Thread-safe: each call is
+// independent.
+#ifndef DISTILLERY_SERVICES_COORDINATOR_EXPORTER_H_
+#define DISTILLERY_SERVICES_COORDINATOR_EXPORTER_H_
+
+#include <functional>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "common/store/store.h"
+#include "distillery/v1/client_service.pb.h"
+
+namespace distillery {
+
+// Streams the records of `jobs` (as the coordinator holds them now), each
+// in submission order (prompt, then sample), keeping those that pass the
+// request's filters. Unless include_duplicates, a stored answer is emitted
+// once per export: identical answers (duplicate_of) and cache hits of an
+// answer already emitted (a repeated prompt) are left out. Stops early, OK,
+// when `emit` returns false.
+absl::Status ExportJobs(Store& store, const v1::ExportRequest& request,
+                        const std::vector<v1::Job>& jobs,
+                        const std::function<bool(v1::ExportRecord&&)>& emit);
+
+}  // namespace distillery
+
+#endif  // DISTILLERY_SERVICES_COORDINATOR_EXPORTER_H_

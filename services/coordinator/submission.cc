@@ -1,0 +1,218 @@
+#include "services/coordinator/submission.h"
+
+#include <cstdio>
+#include <optional>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/base/json_string.h"
+#include "common/base/status_macros.h"
+#include "common/dataset/prompt_parser.h"
+#include "common/job/task_request.h"
+#include "services/coordinator/coordinator.h"
+#include "services/coordinator/job_transitions.h"
+
+namespace distillery {
+namespace {
+
+// A submission's prompt ids, in the scratch family: "\x81" job id "\0" id
+// -> line number. Above the be64 export ids (below "\x80").
+constexpr char kSubmissionIds = '\x81';
+
+std::string SubmissionIdKey(const std::string& job_id, const std::string& id) {
+  std::string key(1, kSubmissionIds);
+  absl::StrAppend(&key, job_id);
+  key.push_back('\0');
+  key += id;
+  return key;
+}
+
+// The [begin, end) of the ids of `job_id`'s submission; of every
+// submission's when `job_id` is empty.
+std::pair<std::string, std::string> SubmissionIdRange(
+    const std::string& job_id) {
+  if (job_id.empty()) {
+    return {std::string(1, kSubmissionIds),
+            std::string(1, static_cast<char>(kSubmissionIds + 1))};
+  }
+  std::string begin = SubmissionIdKey(job_id, "");
+  std::string end = begin;
+  end.back() = '\1';
+  return {std::move(begin), std::move(end)};
+}
+
+}  // namespace
+
+std::string JobIdFor(int64_t n) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "job-%06lld", static_cast<long long>(n));
+  return buf;
+}
+
+absl::Status ValidateJobSpec(const v1::JobSpec& spec,
+                             const std::vector<TeacherProfile>& teachers,
+                             int max_samples) {
+  if (spec.teacher().empty()) {
+    return absl::InvalidArgumentError("spec: teacher is required");
+  }
+  if (absl::StatusOr<TeacherProfile> p = FindTeacher(teachers, spec.teacher());
+      !p.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec: ", p.status().message()));
+  }
+  if (spec.model().empty()) {
+    return absl::InvalidArgumentError("spec: model is required");
+  }
+  if (spec.samples() < 1 || spec.samples() > max_samples) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec: samples must be between 1 and ", max_samples, ", got ",
+        spec.samples()));
+  }
+  const v1::SamplingParams& p = spec.params();
+  if (p.max_tokens() < 0) {
+    return absl::InvalidArgumentError("spec: max_tokens must not be negative");
+  }
+  if (p.has_temperature() && (p.temperature() < 0 || p.temperature() > 2)) {
+    return absl::InvalidArgumentError("spec: temperature must be in [0, 2]");
+  }
+  if (p.has_top_p() && (p.top_p() <= 0 || p.top_p() > 1)) {
+    return absl::InvalidArgumentError("spec: top_p must be in (0, 1]");
+  }
+  if (spec.budget_usd() < 0) {
+    return absl::InvalidArgumentError("spec: budget_usd must not be negative");
+  }
+  if (spec.budget_usd() > 0) {
+    absl::StatusOr<TeacherProfile> profile = FindTeacher(teachers, spec.teacher());
+    if (profile.ok() && !PriceFor(*profile, spec.model())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "spec: a budget needs a price: teacher '", spec.teacher(),
+          "' has no pricing for model '", spec.model(),
+          "' (add it under pricing: in the teachers file)"));
+    }
+  }
+  if (!IsValidUtf8(spec.system_prompt())) {
+    return absl::InvalidArgumentError("spec: system prompt is not UTF-8");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DeleteAllSubmissionIds(Store& store) {
+  const auto [begin, end] = SubmissionIdRange("");
+  return store.DeleteScratch(begin, end);
+}
+
+Submission::~Submission() {
+  if (!finished_) Abort();
+}
+
+absl::Status Submission::AddLines(
+    const google::protobuf::RepeatedPtrField<std::string>& lines) {
+  if (finished_) return absl::FailedPreconditionError("submission finished");
+  const v1::JobSpec& spec = job_.spec();
+  const CoordinatorOptions& options = coordinator_->options();
+  for (const std::string& line : lines) {
+    ++line_number_;
+    absl::StatusOr<std::optional<v1::Prompt>> parsed =
+        ParsePromptLine(line, line_number_, spec.system_prompt(),
+                        options.max_prompt_bytes);
+    if (!parsed.ok()) {
+      Abort();  // one bad line rejects the whole submission
+      return parsed.status();
+    }
+    std::optional<v1::Prompt>& prompt = *parsed;
+    if (!prompt) continue;
+    if (absl::Status s = CheckUniqueId(*prompt); !s.ok()) {
+      Abort();
+      return s;
+    }
+    const int64_t seq = next_seq_++;
+    for (int s = 0; s < spec.samples(); ++s) {
+      v1::Task task;
+      task.set_job_id(job_.id());
+      task.set_prompt_seq(seq);
+      task.set_sample(s);
+      task.set_state(v1::TASK_STATE_PENDING);
+      task.set_request_key(
+          TaskRequestKey(teacher_, spec, prompt->messages(), s));
+      pending_.tasks.push_back(std::move(task));
+    }
+    pending_.AddPrompt(job_.id(), seq, std::move(*prompt));
+    if (++pending_prompts_ >= options.submit_flush_prompts) {
+      if (absl::Status s = Flush(); !s.ok()) {
+        Abort();
+        return s;
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Submission::Flush() {
+  if (pending_.empty()) return absl::OkStatus();
+  absl::Status s = store_.Apply(pending_);
+  pending_ = StoreBatch();
+  pending_prompts_ = 0;
+  pending_ids_.clear();
+  return s;
+}
+
+absl::Status Submission::CheckUniqueId(const v1::Prompt& prompt) {
+  std::string key = SubmissionIdKey(job_.id(), prompt.id());
+  int64_t first = 0;
+  if (auto it = pending_ids_.find(key); it != pending_ids_.end()) {
+    first = it->second;
+  } else {
+    ASSIGN_OR_RETURN(std::optional<std::string> stored,
+                     store_.FindScratch(key));
+    if (stored && !absl::SimpleAtoi(*stored, &first)) first = -1;
+  }
+  if (first != 0) {
+    return DuplicatePromptIdError(prompt.line(), prompt.id(), first);
+  }
+  pending_.scratch.emplace_back(key, absl::StrCat(prompt.line()));
+  pending_ids_.emplace(std::move(key), prompt.line());
+  return absl::OkStatus();
+}
+
+void Submission::DeleteIds() {
+  // Best effort: what is left, Recover deletes.
+  const auto [begin, end] = SubmissionIdRange(job_.id());
+  (void)store_.DeleteScratch(begin, end);
+}
+
+absl::StatusOr<v1::Job> Submission::Commit() {
+  if (finished_) return absl::FailedPreconditionError("submission finished");
+  if (next_seq_ == 0) {
+    Abort();
+    return absl::InvalidArgumentError("the prompt file has no prompts");
+  }
+  if (absl::Status s = Flush(); !s.ok()) {
+    Abort();
+    return s;
+  }
+  Admitted(job_, next_seq_);
+  if (absl::Status s = coordinator_->CommitSubmission(this); !s.ok()) {
+    Abort();
+    return s;
+  }
+  finished_ = true;
+  DeleteIds();
+  // As clients see it, with its teacher's status (live workers included).
+  absl::StatusOr<v1::Job> view = coordinator_->GetJob(job_.id());
+  return view.ok() ? *view : job_;
+}
+
+void Submission::Abort() {
+  if (finished_) return;
+  finished_ = true;
+  pending_ = StoreBatch();
+  pending_ids_.clear();
+  // Best effort: a failure here leaves a SUBMITTING job that Recover removes
+  // (and its id stays used).
+  if (store_.DeleteJob(job_.id()).ok()) {
+    coordinator_->ReleaseJobNumber(job_number_);
+  }
+  DeleteIds();
+}
+
+}  // namespace distillery
