@@ -1,6 +1,8 @@
 // Teacher profiles: which teacher APIs a cluster may call, where they live,
 // how a worker finds its key, and their limits. Read from a YAML file by the
 // coordinator and by every worker; API keys are never in the file itself.
+// Also the one cost model (CostUsd, MaxRequestCostUsd) and a profile's
+// request identity. Thread-safe: profiles are values, the functions pure.
 #ifndef DISTILLERY_COMMON_CONFIG_TEACHERS_H_
 #define DISTILLERY_COMMON_CONFIG_TEACHERS_H_
 

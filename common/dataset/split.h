@@ -2,6 +2,7 @@
 // hash of its id (the user's "id", else its line number) and a seed, never
 // by its position or job, so all samples of a prompt land together and a
 // prompt keeps its split when the dataset grows or is harvested again.
+// Thread-safe: a SplitSpec is a value, the functions pure.
 #ifndef DISTILLERY_COMMON_DATASET_SPLIT_H_
 #define DISTILLERY_COMMON_DATASET_SPLIT_H_
 
