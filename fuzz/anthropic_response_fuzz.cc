@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "common/teacher/anthropic_teacher.h"
+#include "common/teacher/anthropic_messages_format.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string body(reinterpret_cast<const char*>(data), size);

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "common/teacher/http_failure.h"
-#include "common/teacher/openai_teacher.h"
+#include "common/teacher/openai_chat_format.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string body(reinterpret_cast<const char*>(data), size);

@@ -8,8 +8,8 @@
 #include <string>
 #include <string_view>
 
-#include "common/teacher/anthropic_teacher.h"
-#include "common/teacher/openai_teacher.h"
+#include "common/teacher/anthropic_messages_format.h"
+#include "common/teacher/openai_chat_format.h"
 
 namespace {
 

@@ -10,8 +10,8 @@
 
 #include "bench/micro/bench_inputs.h"
 #include "benchmark/benchmark.h"
-#include "common/teacher/anthropic_teacher.h"
-#include "common/teacher/openai_teacher.h"
+#include "common/teacher/anthropic_messages_format.h"
+#include "common/teacher/openai_chat_format.h"
 
 namespace distillery::bench {
 namespace {

@@ -1,4 +1,8 @@
-// libcurl's multi_socket API on a Boost.Asio loop.
+// libcurl's multi_socket API on a Boost.Asio loop. This file is the loop:
+// transfers in flight, sockets, curl's timer, our idle and total deadlines.
+// What concerns one request alone (checking it, setting it on an easy
+// handle, reading header lines, mapping curl's codes) is in
+// curl_easy_request.h.
 //
 // curl tells us which sockets to watch (CURLMOPT_SOCKETFUNCTION) and when to
 // wake it (CURLMOPT_TIMERFUNCTION); Asio waits and calls
@@ -48,39 +52,20 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/http/curl_easy_request.h"
 
 namespace distillery {
 namespace {
 
 namespace asio = boost::asio;
 using boost::system::error_code;
-
-// Debian's Abseil has its own absl::string_view, distinct from
-// std::string_view, so these small helpers stay in std.
-std::string_view Trim(std::string_view s) {
-  const char* kSpace = " \t\r\n";
-  size_t begin = s.find_first_not_of(kSpace);
-  if (begin == std::string_view::npos) return {};
-  return s.substr(begin, s.find_last_not_of(kSpace) - begin + 1);
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = absl::ascii_tolower(static_cast<unsigned char>(c));
-  return out;
-}
+using curl_request::Millis;
 
 // Bounds the easy handles kept for reuse: enough for the requests a busy
 // client has in flight, little memory when it is idle.
 constexpr size_t kMaxIdleEasyHandles = 1024;
-
-int64_t Millis(Duration d) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
-}
 
 void EnsureCurlGlobalInit() {
   // curl_global_init is not guaranteed thread-safe; a function-local static
@@ -88,100 +73,6 @@ void EnsureCurlGlobalInit() {
   // other clients may live until exit.
   static const CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
   (void)rc;  // A failure surfaces as curl_easy_init returning null.
-}
-
-// Curl's text for `code` plus the transfer's error buffer, which names the
-// host and port but never the URL path, query or headers.
-std::string CurlErrorText(CURLcode code, const char* detail) {
-  if (detail[0] == '\0') return curl_easy_strerror(code);
-  return absl::StrCat(curl_easy_strerror(code), ": ", detail);
-}
-
-absl::Status StatusFromCurlCode(CURLcode code, const char* detail,
-                                const HttpRequest& request) {
-  std::string text = CurlErrorText(code, detail);
-  switch (code) {
-    case CURLE_URL_MALFORMAT:
-    case CURLE_UNSUPPORTED_PROTOCOL:
-      return absl::InvalidArgumentError(text);
-    case CURLE_OPERATION_TIMEDOUT:
-      // The only curl timeout we set is the connect timeout.
-      return absl::DeadlineExceededError(
-          absl::StrCat("connect timeout (", Millis(request.connect_timeout),
-                       " ms): ", text));
-    case CURLE_FILESIZE_EXCEEDED:
-      return absl::ResourceExhaustedError(
-          absl::StrCat("response body over max_response_bytes (",
-                       request.max_response_bytes, "): ", text));
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_CONNECT:
-      // Nothing reached a server: the teacher is down or misaddressed.
-      return UnreachableError(text);
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_WEIRD_SERVER_REPLY:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-    case CURLE_HTTP3:
-    case CURLE_QUIC_CONNECT_ERROR:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_GOT_NOTHING:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_BAD_CONTENT_ENCODING:
-    case CURLE_PROXY:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_SHUTDOWN_FAILED:
-    case CURLE_SSL_CRL_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS:
-    case CURLE_SSL_CLIENTCERT:
-    case CURLE_USE_SSL_FAILED:
-    case CURLE_UNRECOVERABLE_POLL:
-      return absl::UnavailableError(text);
-    default:
-      return absl::InternalError(text);
-  }
-}
-
-// Rejects what libcurl would turn into a broken or smuggled request.
-absl::Status ValidateRequest(const HttpRequest& request) {
-  CURLU* url = curl_url();
-  if (url == nullptr) return absl::InternalError("curl_url: out of memory");
-  CURLUcode uc = curl_url_set(url, CURLUPART_URL, request.url.c_str(), 0);
-  char* scheme = nullptr;
-  if (uc == CURLUE_OK) uc = curl_url_get(url, CURLUPART_SCHEME, &scheme, 0);
-  absl::Status status;
-  if (uc != CURLUE_OK) {
-    // The URL itself stays out of the message: it may carry a key.
-    status = absl::InvalidArgumentError(
-        absl::StrCat("malformed URL: ", curl_url_strerror(uc)));
-  } else if (std::string_view(scheme) != "http" &&
-             std::string_view(scheme) != "https") {
-    status = absl::InvalidArgumentError(
-        absl::StrCat("unsupported URL scheme '", scheme, "'"));
-  }
-  curl_free(scheme);
-  curl_url_cleanup(url);
-  if (!status.ok()) return status;
-
-  if (request.method.empty() ||
-      request.method.find_first_of(" \t\r\n") != std::string::npos) {
-    return absl::InvalidArgumentError("malformed HTTP method");
-  }
-  for (const auto& [name, value] : request.headers) {
-    if (name.empty() || name.find_first_of(" \t\r\n:") != std::string::npos ||
-        value.find_first_of("\r\n") != std::string::npos) {
-      // Only the name: values carry API keys.
-      return absl::InvalidArgumentError(
-          absl::StrCat("malformed request header '", name, "'"));
-    }
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -367,7 +258,7 @@ void CurlHttpClient::Impl::Start(HttpRequest request, Callback done) {
     done(absl::InternalError("curl_multi_init failed"));
     return;
   }
-  if (absl::Status valid = ValidateRequest(request); !valid.ok()) {
+  if (absl::Status valid = curl_request::ValidateRequest(request); !valid.ok()) {
     done(std::move(valid));
     return;
   }
@@ -405,36 +296,6 @@ absl::Status CurlHttpClient::Impl::Configure(Transfer& t) {
 
   curl_easy_setopt(e, CURLOPT_PRIVATE, &t);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t.error);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_URL, r.url.c_str());
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(
-      e, CURLOPT_CONNECTTIMEOUT_MS,
-      static_cast<long>(std::max<int64_t>(1, Millis(r.connect_timeout))));
-  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
-                   static_cast<curl_off_t>(r.max_response_bytes));
-  if (options_.enable_http2) {
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, long{CURL_HTTP_VERSION_2TLS});
-    // Wait for an HTTP/2 connection being set up rather than open another;
-    // only https can negotiate HTTP/2, so http:// transfers never wait.
-    if (absl::StartsWithIgnoreCase(r.url, "https:")) {
-      curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
-    }
-  } else {
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, long{CURL_HTTP_VERSION_1_1});
-  }
-  if (!options_.ca_file.empty()) {
-    curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str());
-  }
-  if (options_.proxy.has_value()) {
-    curl_easy_setopt(e, CURLOPT_PROXY, options_.proxy->c_str());
-  }
-  if (!options_.user_agent.empty()) {
-    curl_easy_setopt(e, CURLOPT_USERAGENT, options_.user_agent.c_str());
-  }
-
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Impl::HeaderCallback);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Impl::WriteCallback);
@@ -445,44 +306,7 @@ absl::Status CurlHttpClient::Impl::Configure(Transfer& t) {
   curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, &Impl::PrereqCallback);
   curl_easy_setopt(e, CURLOPT_PREREQDATA, &t);
 
-  const bool sends_body = !r.body.empty() || r.method == "POST" ||
-                          r.method == "PUT" || r.method == "PATCH";
-  if (r.method == "GET" && !sends_body) {
-    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-  } else if (r.method == "HEAD") {
-    curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-  } else {
-    if (sends_body) {
-      // The body stays owned by t.request, which outlives the easy handle.
-      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
-                       static_cast<curl_off_t>(r.body.size()));
-      curl_easy_setopt(e, CURLOPT_POSTFIELDS, r.body.c_str());
-    }
-    if (r.method != "POST") {
-      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r.method.c_str());
-    }
-  }
-
-  bool has_expect = false;
-  for (const auto& [name, value] : r.headers) {
-    has_expect = has_expect || absl::EqualsIgnoreCase(name, "expect");
-    // "Name;" is curl's spelling of a header with an empty value ("Name:"
-    // would delete the header).
-    std::string line = value.empty() ? absl::StrCat(name, ";")
-                                     : absl::StrCat(name, ": ", value);
-    curl_slist* next = curl_slist_append(t.headers, line.c_str());
-    if (next == nullptr) return absl::InternalError("curl_slist_append failed");
-    t.headers = next;
-  }
-  if (!has_expect) {
-    // No "Expect: 100-continue" on large bodies: it costs a round trip (or
-    // a one-second wait on servers that ignore it).
-    curl_slist* next = curl_slist_append(t.headers, "Expect:");
-    if (next == nullptr) return absl::InternalError("curl_slist_append failed");
-    t.headers = next;
-  }
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, t.headers);
-  return absl::OkStatus();
+  return curl_request::SetRequestOptions(e, r, options_, &t.headers);
 }
 
 void CurlHttpClient::Impl::RecycleEasy(CURL* easy) {
@@ -547,7 +371,7 @@ void CurlHttpClient::Impl::Complete(uint64_t id,
 absl::StatusOr<HttpResponse> CurlHttpClient::Impl::Result(Transfer& t,
                                                           CURLcode code) {
   if (!t.abort.ok()) return t.abort;
-  if (code != CURLE_OK) return StatusFromCurlCode(code, t.error, t.request);
+  if (code != CURLE_OK) return curl_request::StatusFromCurlCode(code, t.error, t.request);
   long status = 0;
   curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
   t.response.status = static_cast<int>(status);
@@ -709,27 +533,8 @@ size_t CurlHttpClient::Impl::HeaderCallback(char* data, size_t size, size_t n,
   auto* t = static_cast<Transfer*>(userp);
   const size_t len = size * n;
   t->last_activity = t->impl->clock_.Now();
-  std::string_view line(data, len);
-  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) {
-    line.remove_suffix(1);
-  }
-  HttpHeaders& headers = t->response.headers;
-  if (line.substr(0, 5) == "HTTP/") {
-    // A new status line (after a 100 Continue, say): keep only the final
-    // response's headers.
-    headers.clear();
-  } else if (!line.empty() && (line[0] == ' ' || line[0] == '\t')) {
-    // Obsolete line folding: a continuation of the previous value.
-    std::string_view more = Trim(line);
-    if (!headers.empty() && !more.empty()) {
-      std::string& value = headers.back().second;
-      if (!value.empty()) value += ' ';
-      value += more;
-    }
-  } else if (size_t colon = line.find(':'); colon != std::string_view::npos) {
-    headers.emplace_back(Lower(Trim(line.substr(0, colon))),
-                         std::string(Trim(line.substr(colon + 1))));
-  }
+  curl_request::AddHeaderLine(std::string_view(data, len),
+                              &t->response.headers);
   return len;
 }
 

@@ -1,12 +1,10 @@
 #include "common/teacher/retry_after.h"
 
-#include <array>
 #include <charconv>
 #include <cmath>
 #include <string>
-#include <vector>
 
-#include "absl/strings/ascii.h"
+#include "absl/time/time.h"
 #include "common/teacher/text_util.h"
 
 namespace distillery {
@@ -33,130 +31,26 @@ Duration FromSeconds(double seconds) {
   return Duration(static_cast<int64_t>(std::llround(seconds * 1e9)));
 }
 
-// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
-// days_from_civil).
-int64_t DaysFromCivil(int64_t y, int64_t m, int64_t d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const int64_t yoe = y - era * 400;
-  const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-bool IsLeapYear(int64_t y) {
-  return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-int DaysInMonth(int64_t y, int m) {
-  static constexpr std::array<int, 12> kDays = {31, 28, 31, 30, 31, 30,
-                                                31, 31, 30, 31, 30, 31};
-  return m == 2 && IsLeapYear(y) ? 29 : kDays[m - 1];
-}
-
-// 1-12 for an English month abbreviation, 0 otherwise.
-int MonthNumber(std::string_view token) {
-  static constexpr std::array<std::string_view, 12> kMonths = {
-      "jan", "feb", "mar", "apr", "may", "jun",
-      "jul", "aug", "sep", "oct", "nov", "dec"};
-  for (size_t i = 0; i < kMonths.size(); ++i) {
-    if (text::EqualsIgnoreCase(token, kMonths[i]))
-      return static_cast<int>(i) + 1;
-  }
-  return 0;
-}
-
-bool IsWeekday(std::string_view token) {
-  static constexpr std::array<std::string_view, 7> kDays = {
-      "mon", "tue", "wed", "thu", "fri", "sat", "sun"};
-  static constexpr std::array<std::string_view, 7> kLongDays = {
-      "monday", "tuesday",  "wednesday", "thursday",
-      "friday", "saturday", "sunday"};
-  for (size_t i = 0; i < kDays.size(); ++i) {
-    if (text::EqualsIgnoreCase(token, kDays[i]) ||
-        text::EqualsIgnoreCase(token, kLongDays[i])) {
-      return true;
-    }
-  }
-  return false;
-}
-
-bool AllDigits(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return false;
-  }
-  return true;
-}
-
-int64_t ToInt(std::string_view digits) {
-  int64_t value = 0;
-  for (char c : digits) value = value * 10 + (c - '0');
-  return value;
-}
-
-// Parses "HH:MM:SS".
-bool ParseClock(std::string_view token, int* h, int* m, int* s) {
-  if (token.size() != 8 || token[2] != ':' || token[5] != ':') return false;
-  std::string_view hh = token.substr(0, 2), mm = token.substr(3, 2),
-                   ss = token.substr(6, 2);
-  if (!AllDigits(hh) || !AllDigits(mm) || !AllDigits(ss)) return false;
-  *h = static_cast<int>(ToInt(hh));
-  *m = static_cast<int>(ToInt(mm));
-  *s = static_cast<int>(ToInt(ss));
-  return *h <= 23 && *m <= 59 && *s <= 60;  // 60: a leap second
-}
+// The three forms RFC 9110 asks recipients to accept. A space in a format
+// matches any run of spaces, so asctime's space-padded day reads too.
+constexpr const char* kHttpDateFormats[] = {
+    "%a, %d %b %Y %H:%M:%S GMT",  // IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
+    "%A, %d-%b-%y %H:%M:%S GMT",  // RFC 850: Sunday, 06-Nov-94 08:49:37 GMT
+    "%a %b %e %H:%M:%S %Y",       // asctime: Sun Nov  6 08:49:37 1994
+};
 
 }  // namespace
 
 std::optional<int64_t> ParseHttpDate(std::string_view value) {
-  // The three forms RFC 9110 asks recipients to accept:
-  //   Sun, 06 Nov 1994 08:49:37 GMT   (IMF-fixdate)
-  //   Sunday, 06-Nov-94 08:49:37 GMT  (RFC 850)
-  //   Sun Nov  6 08:49:37 1994        (asctime)
-  // Each is read as a bag of tokens told apart by shape; in all three the day
-  // of the month comes before the year.
-  std::vector<std::string_view> tokens;
-  size_t start = 0;
-  for (size_t i = 0; i <= value.size(); ++i) {
-    if (i == value.size() || value[i] == ' ' || value[i] == ',' ||
-        value[i] == '-' || value[i] == '\t') {
-      if (i > start) tokens.push_back(value.substr(start, i - start));
-      start = i + 1;
+  const std::string text(Trim(value));
+  for (const char* format : kHttpDateFormats) {
+    absl::Time time;
+    // ParseTime refuses out-of-range fields (32 Oct, 29 Feb 2023, 25:00).
+    if (absl::ParseTime(format, text, absl::UTCTimeZone(), &time, nullptr)) {
+      return absl::ToUnixMillis(time);
     }
   }
-  int64_t day = -1, year = -1;
-  int month = 0, hour = -1, minute = 0, second = 0;
-  bool have_clock = false;
-  for (std::string_view token : tokens) {
-    if (AllDigits(token)) {
-      if (day < 0 && token.size() <= 2) {
-        day = ToInt(token);
-      } else if (day >= 0 && year < 0 &&
-                 (token.size() == 2 || token.size() == 4)) {
-        year = ToInt(token);
-        // RFC 850's two-digit years: RFC 9110 says to read one that looks
-        // more than 50 years ahead as the past century.
-        if (token.size() == 2) year += year >= 70 ? 1900 : 2000;
-      } else {
-        return std::nullopt;
-      }
-    } else if (!have_clock && ParseClock(token, &hour, &minute, &second)) {
-      have_clock = true;
-    } else if (month == 0 && MonthNumber(token) != 0) {
-      month = MonthNumber(token);
-    } else if (IsWeekday(token) || text::EqualsIgnoreCase(token, "GMT") ||
-               text::EqualsIgnoreCase(token, "UTC")) {
-      continue;
-    } else {
-      return std::nullopt;
-    }
-  }
-  if (day < 1 || year < 0 || month == 0 || !have_clock) return std::nullopt;
-  if (day > DaysInMonth(year, month)) return std::nullopt;
-  const int64_t seconds = DaysFromCivil(year, month, day) * 86400 +
-                          hour * 3600 + minute * 60 + second;
-  return seconds * 1000;
+  return std::nullopt;
 }
 
 std::optional<Duration> ParseRetryAfterMs(std::string_view value) {

@@ -1,8 +1,9 @@
-// Teacher: one call to a teacher model, whatever its API. Adapters (OpenAI
-// Chat Completions and its compatible servers, Anthropic Messages; each
-// streamed or not) turn a TeacherRequest
-// into HTTP and the answer back into one normalised TeacherAnswer, and
-// classify every failure so the worker knows whether to retry.
+// Teacher: one call to a teacher model, whatever its API. The HTTP teacher
+// (http_teacher.h) with a wire format per API (wire_format.h: OpenAI Chat
+// Completions and its compatible servers, Anthropic Messages; each streamed
+// or not) turns a TeacherRequest into HTTP and the answer back into one
+// normalised TeacherAnswer, and classifies every failure so the worker knows
+// whether to retry. teacher_factory.h builds one from a profile.
 #ifndef DISTILLERY_COMMON_TEACHER_TEACHER_H_
 #define DISTILLERY_COMMON_TEACHER_TEACHER_H_
 

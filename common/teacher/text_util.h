@@ -50,6 +50,12 @@ inline std::string_view Std(absl::string_view s) {
   return {s.data(), s.size()};
 }
 
+// The reverse, for absl::StrCat and friends (Debian's Abseil has its own
+// string_view).
+inline absl::string_view Absl(std::string_view s) {
+  return {s.data(), s.size()};
+}
+
 }  // namespace distillery::text
 
 #endif  // DISTILLERY_COMMON_TEACHER_TEXT_UTIL_H_

@@ -1,7 +1,8 @@
-// Builds a worker's teachers from profiles: resolves each profile's API key
-// (environment or file) and makes its adapter. A profile whose key is not
-// available is skipped with a warning, so one worker config serves a fleet
-// where only some hosts hold some keys.
+// Builds a worker's teachers from profiles: each profile's key is resolved
+// (environment or file) and its teacher made by common/teacher's
+// MakeTeacherWithKey. A profile whose key is not available, or whose api no
+// format speaks, is skipped with a warning, so one worker config serves a
+// fleet where only some hosts hold some keys.
 #ifndef DISTILLERY_SERVICES_WORKER_TEACHER_FACTORY_H_
 #define DISTILLERY_SERVICES_WORKER_TEACHER_FACTORY_H_
 
@@ -11,6 +12,7 @@
 
 #include "common/config/teachers.h"
 #include "common/http/http_client.h"
+#include "common/teacher/teacher.h"
 #include "services/worker/worker.h"
 
 namespace distillery {
@@ -19,10 +21,6 @@ struct WorkerTeacherSet {
   std::vector<std::unique_ptr<Teacher>> owned;
   std::vector<WorkerTeacher> teachers;  // point into `owned`
 };
-
-// The adapter for one profile (api: openai or anthropic), with `api_key`.
-std::unique_ptr<Teacher> MakeTeacher(const TeacherProfile& profile,
-                                     std::string api_key, HttpClient& http);
 
 // `only`, when not empty, keeps just that profile.
 WorkerTeacherSet BuildWorkerTeachers(const std::vector<TeacherProfile>& profiles,

@@ -7,10 +7,10 @@
 
 #include "absl/status/status.h"
 #include "common/base/json_depth.h"
-#include "common/teacher/anthropic_teacher.h"
+#include "common/teacher/anthropic_messages_format.h"
 #include "common/teacher/chat_completion_scan.h"
 #include "common/teacher/http_failure.h"
-#include "common/teacher/openai_teacher.h"
+#include "common/teacher/openai_chat_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/unit/base/deep_json.h"

@@ -82,6 +82,11 @@ TEST(ParseHttpDateTest, KnownInstants) {
   EXPECT_EQ(ParseHttpDate("Sun Nov  6 08:49:37 1994"), 784111777000);
   EXPECT_EQ(ParseHttpDate("Thu, 29 Feb 2024 12:00:00 GMT"), 1709208000000);
   EXPECT_EQ(ParseHttpDate("Fri, 29 Feb 2023 12:00:00 GMT"), std::nullopt);
+  // RFC 850's two-digit years as absl::ParseTime's %y reads them: 69-99 in
+  // the 1900s, 00-68 in the 2000s.
+  EXPECT_EQ(ParseHttpDate("Thursday, 01-Jan-70 00:00:00 GMT"), 0);
+  EXPECT_EQ(ParseHttpDate("Sunday, 01-Jan-68 00:00:00 GMT"), 3092601600000);
+  EXPECT_EQ(ParseHttpDate("Sun, 06 Nov 1994 08:49:37"), std::nullopt);
 }
 
 TEST(ParseRetryAfterTest, MillisecondsHeaderWins) {

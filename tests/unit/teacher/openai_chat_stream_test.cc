@@ -1,10 +1,12 @@
 // OpenAI-style streaming (SSE) and response_format: request bodies, and
 // recorded streams from OpenAI, DeepSeek, vLLM and llama.cpp assembled into
 // one answer.
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
-#include "common/teacher/openai_teacher.h"
+#include "common/teacher/http_teacher.h"
+#include "common/teacher/openai_chat_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -47,15 +49,14 @@ TEST(BuildChatRequestBodyStreamTest, ResponseFormatPassesThrough) {
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST(ValidateOpenAiTeacherOptionsStreamTest, ResponseFormatMustBeAnObject) {
-  OpenAiTeacherOptions options;
-  options.base_url = "http://localhost:8000/v1";
+TEST(OpenAiChatFormatStreamTest, ResponseFormatMustBeAnObject) {
+  ChatBodyOptions options;
   options.response_format_json = "not json";
-  absl::Status s = ValidateOpenAiTeacherOptions(options);
+  absl::Status s = OpenAiChatFormat(options).Validate();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(s.message()), HasSubstr("response_format"));
   options.response_format_json = R"({"type":"text"})";
-  EXPECT_TRUE(ValidateOpenAiTeacherOptions(options).ok());
+  EXPECT_TRUE(OpenAiChatFormat(options).Validate().ok());
 }
 
 // OpenAI with include_usage: role chunk, content chunks, finish chunk, the
@@ -249,12 +250,13 @@ class CapturingHttpClient : public HttpClient {
   HttpRequest last;
 };
 
-TEST(OpenAiTeacherStreamTest, SendsAStreamRequestAndAssemblesTheAnswer) {
+TEST(OpenAiChatFormatStreamTest, SendsAStreamRequestAndAssemblesTheAnswer) {
   CapturingHttpClient http;
-  OpenAiTeacherOptions options;
+  HttpTeacherOptions options;
   options.base_url = "http://localhost:1/v1";
-  options.stream = true;
-  OpenAiTeacher teacher(http, options);
+  ChatBodyOptions body;
+  body.stream = true;
+  HttpTeacher teacher(http, std::make_shared<OpenAiChatFormat>(body), options);
   TeacherResult got;
   teacher.Ask(Request(), [&](TeacherResult r) { got = std::move(r); });
   ASSERT_TRUE(got.status.ok()) << got.status;

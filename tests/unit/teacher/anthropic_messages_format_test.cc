@@ -1,12 +1,15 @@
-#include "common/teacher/anthropic_teacher.h"
+#include "common/teacher/anthropic_messages_format.h"
 
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
+#include "common/teacher/http_teacher.h"
 #include "gtest/gtest.h"
+#include "tests/unit/teacher/scripted_http.h"
 #include "nlohmann/json.hpp"
 
 namespace distillery {
@@ -15,6 +18,8 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 using json = nlohmann::json;
+using testing::Response;
+using testing::ScriptedHttpClient;
 
 TeacherRequest Request() {
   TeacherRequest request;
@@ -101,32 +106,27 @@ TEST(MessagesUrlTest, JoinsBaseUrl) {
   EXPECT_EQ(MessagesUrl("http://h:1/v1/messages/"), "http://h:1/v1/messages");
 }
 
-TEST(ValidateAnthropicTeacherOptionsTest, AcceptsGoodRejectsBad) {
-  AnthropicTeacherOptions good;
-  EXPECT_TRUE(ValidateAnthropicTeacherOptions(good).ok());
+TEST(AnthropicMessagesFormatTest, ValidateAcceptsGoodRejectsBad) {
+  AnthropicMessagesOptions good;
+  EXPECT_TRUE(AnthropicMessagesFormat(good).Validate().ok());
   good.body.thinking_budget_tokens = 1024;
-  EXPECT_TRUE(ValidateAnthropicTeacherOptions(good).ok());
+  EXPECT_TRUE(AnthropicMessagesFormat(good).Validate().ok());
 
-  AnthropicTeacherOptions bad = good;
+  AnthropicMessagesOptions bad = good;
   bad.body.thinking_budget_tokens = 500;
-  EXPECT_THAT(std::string(ValidateAnthropicTeacherOptions(bad).message()),
+  EXPECT_THAT(std::string(AnthropicMessagesFormat(bad).Validate().message()),
               HasSubstr("thinking_budget_tokens"));
   bad = good;
   bad.body.thinking_budget_tokens = 8192;  // not below default_max_tokens
-  EXPECT_FALSE(ValidateAnthropicTeacherOptions(bad).ok());
+  EXPECT_FALSE(AnthropicMessagesFormat(bad).Validate().ok());
+  bad = good;
+  bad.body.default_max_tokens = 0;
+  EXPECT_THAT(std::string(AnthropicMessagesFormat(bad).Validate().message()),
+              HasSubstr("default_max_tokens"));
   bad = good;
   bad.anthropic_version = "";
-  EXPECT_THAT(std::string(ValidateAnthropicTeacherOptions(bad).message()),
+  EXPECT_THAT(std::string(AnthropicMessagesFormat(bad).Validate().message()),
               HasSubstr("anthropic_version"));
-  bad = good;
-  bad.base_url = "api.anthropic.com";
-  EXPECT_THAT(std::string(ValidateAnthropicTeacherOptions(bad).message()),
-              HasSubstr("base_url"));
-  bad = good;
-  bad.api_key = "sk-ant-secret\nmore";
-  absl::Status s = ValidateAnthropicTeacherOptions(bad);
-  EXPECT_FALSE(s.ok());
-  EXPECT_THAT(std::string(s.message()), Not(HasSubstr("sk-ant-secret")));
 }
 
 // A recorded extended-thinking answer: two thinking blocks with signatures,
@@ -188,13 +188,6 @@ TEST(ParseMessagesResponseTest, GarbledBodiesAreRetryable) {
   }
 }
 
-HttpResponse Response(int status, std::string body, HttpHeaders headers = {}) {
-  HttpResponse r;
-  r.status = status;
-  r.body = std::move(body);
-  r.headers = std::move(headers);
-  return r;
-}
 
 std::string ErrorBody(const std::string& type) {
   return R"({"type":"error","error":{"type":")" + type +
@@ -347,15 +340,17 @@ TEST(ParseMessagesStreamTest, StreamWithoutMessageStopIsRetryable) {
   EXPECT_FALSE(ParseMessagesStream("event: ping\ndata: {oops\n\n").status.ok());
 }
 
-class ScriptedHttpClient : public HttpClient {
- public:
-  void Send(HttpRequest request, Callback done) override {
-    requests.push_back(std::move(request));
-    done(response);
-  }
-  std::vector<HttpRequest> requests;
-  absl::StatusOr<HttpResponse> response = absl::UnavailableError("unset");
-};
+
+std::shared_ptr<const WireFormat> Messages(AnthropicMessagesOptions options = {}) {
+  return std::make_shared<const AnthropicMessagesFormat>(std::move(options));
+}
+
+// Where the API lives, as AnthropicTeacherOptions defaulted it.
+HttpTeacherOptions DefaultOptions() {
+  HttpTeacherOptions options;
+  options.base_url = "https://api.anthropic.com";
+  return options;
+}
 
 std::string HeaderOf(const HttpRequest& r, std::string_view name) {
   for (const auto& [k, v] : r.headers) {
@@ -364,14 +359,15 @@ std::string HeaderOf(const HttpRequest& r, std::string_view name) {
   return "<absent>";
 }
 
-TEST(AnthropicTeacherTest, SendsHeadersAndParsesTheAnswer) {
+TEST(AnthropicMessagesTeacherTest, SendsHeadersAndParsesTheAnswer) {
   ScriptedHttpClient http;
   http.response = Response(200, kThinkingBody);
-  AnthropicTeacherOptions options;
+  HttpTeacherOptions options;
   options.base_url = "http://127.0.0.1:9/";
   options.api_key = "sk-ant-secret\n";
-  options.body.thinking_budget_tokens = 1024;
-  AnthropicTeacher teacher(http, options);
+  AnthropicMessagesOptions format;
+  format.body.thinking_budget_tokens = 1024;
+  HttpTeacher teacher(http, Messages(format), options);
   TeacherResult got;
   teacher.Ask(Request(), [&](TeacherResult r) { got = std::move(r); });
   ASSERT_TRUE(got.status.ok()) << got.status;
@@ -385,12 +381,12 @@ TEST(AnthropicTeacherTest, SendsHeadersAndParsesTheAnswer) {
   EXPECT_EQ(json::parse(sent.body).at("thinking").at("budget_tokens"), 1024);
 }
 
-TEST(AnthropicTeacherTest, StreamModeParsesTheStream) {
+TEST(AnthropicMessagesTeacherTest, StreamModeParsesTheStream) {
   ScriptedHttpClient http;
   http.response = Response(200, kThinkingStream);
-  AnthropicTeacherOptions options;
-  options.body.stream = true;
-  AnthropicTeacher teacher(http, options);
+  AnthropicMessagesOptions format;
+  format.body.stream = true;
+  HttpTeacher teacher(http, Messages(format), DefaultOptions());
   TeacherResult got;
   teacher.Ask(Request(), [&](TeacherResult r) { got = std::move(r); });
   ASSERT_TRUE(got.status.ok()) << got.status;
@@ -399,14 +395,14 @@ TEST(AnthropicTeacherTest, StreamModeParsesTheStream) {
   EXPECT_EQ(HeaderOf(http.requests[0], "Accept"), "text/event-stream");
 }
 
-TEST(AnthropicTeacherTest, KeyAppearsInNoErrorMessage) {
+TEST(AnthropicMessagesTeacherTest, KeyAppearsInNoErrorMessage) {
   ScriptedHttpClient http;
   http.response = Response(
       401, R"({"type":"error","error":{"type":"authentication_error",)"
            R"("message":"invalid x-api-key sk-ant-secret"}})");
-  AnthropicTeacherOptions options;
+  HttpTeacherOptions options = DefaultOptions();
   options.api_key = "sk-ant-secret";
-  AnthropicTeacher teacher(http, options);
+  HttpTeacher teacher(http, Messages(), options);
   TeacherResult got;
   teacher.Ask(Request(), [&](TeacherResult r) { got = std::move(r); });
   EXPECT_EQ(got.kind, FailureKind::kTeacherDown);
@@ -414,11 +410,11 @@ TEST(AnthropicTeacherTest, KeyAppearsInNoErrorMessage) {
               Not(HasSubstr("sk-ant-secret")));
 }
 
-TEST(AnthropicTeacherTest, BadOptionsFailWithoutSending) {
+TEST(AnthropicMessagesTeacherTest, BadOptionsFailWithoutSending) {
   ScriptedHttpClient http;
-  AnthropicTeacherOptions options;
+  HttpTeacherOptions options;
   options.base_url = "ftp://x";
-  AnthropicTeacher teacher(http, options);
+  HttpTeacher teacher(http, Messages(), options);
   TeacherResult got;
   teacher.Ask(Request(), [&](TeacherResult r) { got = std::move(r); });
   EXPECT_EQ(got.kind, FailureKind::kTeacherDown);

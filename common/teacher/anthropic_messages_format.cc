@@ -1,17 +1,15 @@
-#include "common/teacher/anthropic_teacher.h"
+#include "common/teacher/anthropic_messages_format.h"
 
-#include <cmath>
 #include <exception>
 #include <map>
+#include <optional>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/base/json_depth.h"
-#include "common/teacher/adapter_util.h"
-#include "common/teacher/http_failure.h"
+#include "common/teacher/http_teacher.h"
 #include "common/teacher/sse_parser.h"
-#include "common/teacher/text_util.h"
+#include "common/teacher/wire_format_util.h"
 #include "nlohmann/json.hpp"
 
 namespace distillery {
@@ -19,25 +17,13 @@ namespace {
 
 using nlohmann::json;
 using nlohmann::ordered_json;
-using adapter::BadBody;
-using adapter::IntField;
-using adapter::ObjectField;
-using adapter::StringField;
+using wire::BadBody;
+using wire::ErrorInBody;
+using wire::IntField;
+using wire::ObjectField;
+using wire::StringField;
 
 constexpr std::string_view kMessagesPath = "/v1/messages";
-
-AnthropicTeacherOptions Normalized(AnthropicTeacherOptions options) {
-  options.api_key = std::string(text::StripWhitespace(options.api_key));
-  return options;
-}
-
-HttpHeaders BuildHeaders(const AnthropicTeacherOptions& options) {
-  HttpHeaders own = {{"Content-Type", "application/json"},
-                     {"anthropic-version", options.anthropic_version}};
-  if (options.body.stream) own.emplace_back("Accept", "text/event-stream");
-  if (!options.api_key.empty()) own.emplace_back("x-api-key", options.api_key);
-  return adapter::MergeHeaders(std::move(own), options.extra_headers);
-}
 
 // One content block as assembled from a body or a stream.
 struct Block {
@@ -96,24 +82,11 @@ bool IsErrorObject(const json& doc) {
   return it != doc.end() && !it->is_null();
 }
 
-TeacherResult ErrorInBody(std::string_view data, bool in_stream) {
-  TeacherResult error =
-      TeacherErrorResult(200, ParseTeacherErrorBody(data), data);
-  if (in_stream) {
-    error.status =
-        absl::Status(error.status.code(),
-                     absl::StrCat("in the stream: ", error.status.message()));
-  }
-  return error;
-}
-
 TeacherResult ParseMessagesResponseOrThrow(std::string body) {
-  if (absl::Status s = CheckJsonDepth(body); !s.ok()) {
-    return BadBody(text::Std(s.message()), body);
+  json doc;
+  if (std::optional<TeacherResult> bad = wire::ParseJsonObject(body, &doc)) {
+    return *std::move(bad);
   }
-  json doc = json::parse(body, /*cb=*/nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return BadBody("not JSON, or truncated", body);
-  if (!doc.is_object()) return BadBody("not a JSON object", body);
   if (IsErrorObject(doc)) return ErrorInBody(body, /*in_stream=*/false);
   auto content = doc.find("content");
   if (content == doc.end() || !content->is_array()) {
@@ -147,13 +120,10 @@ TeacherResult ParseMessagesStreamOrThrow(std::string body) {
   result.http_status = 200;
   TeacherAnswer& answer = result.answer;
   for (const SseEvent& event : events) {
-    if (absl::Status s = CheckJsonDepth(event.data); !s.ok()) {
-      return BadBody(absl::StrCat("a stream event: ", s.message()), body);
-    }
-    json doc =
-        json::parse(event.data, /*cb=*/nullptr, /*allow_exceptions=*/false);
-    if (doc.is_discarded() || !doc.is_object()) {
-      return BadBody("a stream event that is not a JSON object", body);
+    json doc;
+    if (std::optional<TeacherResult> bad =
+            wire::ParseStreamEvent(event.data, body, &doc)) {
+      return *std::move(bad);
     }
     // The data's own "type" is authoritative; the event: line repeats it.
     std::string type = StringField(doc, "type");
@@ -218,38 +188,6 @@ TeacherResult ParseMessagesStreamOrThrow(std::string body) {
 
 }  // namespace
 
-absl::Status ValidateAnthropicTeacherOptions(
-    const AnthropicTeacherOptions& options) {
-  if (absl::Status s = adapter::ValidateCommonOptions(
-          options.base_url, options.api_key, options.extra_headers,
-          options.connect_timeout, options.idle_timeout, options.total_timeout,
-          options.max_response_bytes);
-      !s.ok()) {
-    return s;
-  }
-  if (options.anthropic_version.empty() ||
-      adapter::HasControlChar(options.anthropic_version)) {
-    return absl::InvalidArgumentError(
-        "anthropic_version must be a version string such as 2023-06-01");
-  }
-  const MessagesBodyOptions& body = options.body;
-  if (body.default_max_tokens < 1) {
-    return absl::InvalidArgumentError("default_max_tokens must be at least 1");
-  }
-  if (body.thinking_budget_tokens != 0 &&
-      body.thinking_budget_tokens < kMinThinkingBudgetTokens) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("thinking_budget_tokens must be 0 (off) or at least ",
-                     kMinThinkingBudgetTokens));
-  }
-  if (body.thinking_budget_tokens > 0 &&
-      body.thinking_budget_tokens >= body.default_max_tokens) {
-    return absl::InvalidArgumentError(
-        "thinking_budget_tokens must be below default_max_tokens");
-  }
-  return absl::OkStatus();
-}
-
 std::string MessagesUrl(std::string_view base_url) {
   while (base_url.ends_with('/')) base_url.remove_suffix(1);
   if (base_url.ends_with(kMessagesPath)) return std::string(base_url);
@@ -260,12 +198,7 @@ std::string MessagesUrl(std::string_view base_url) {
 absl::StatusOr<std::string> BuildMessagesRequestBody(
     const TeacherRequest& request, const MessagesBodyOptions& options) {
   const SamplingParams& params = request.params;
-  if (params.temperature && !std::isfinite(*params.temperature)) {
-    return absl::InvalidArgumentError("temperature is not a finite number");
-  }
-  if (params.top_p && !std::isfinite(*params.top_p)) {
-    return absl::InvalidArgumentError("top_p is not a finite number");
-  }
+  if (absl::Status s = wire::CheckSamplingNumbers(params); !s.ok()) return s;
   const int64_t max_tokens =
       params.max_tokens > 0 ? params.max_tokens : options.default_max_tokens;
   if (options.thinking_budget_tokens > 0 &&
@@ -289,7 +222,7 @@ absl::StatusOr<std::string> BuildMessagesRequestBody(
         messages.push_back({{"role", m.role}, {"content", m.content}});
       } else {
         return absl::InvalidArgumentError(absl::StrCat(
-            "role \"", adapter::Printable(m.role, 50),
+            "role \"", wire::Printable(m.role, 50),
             "\" has no place in an Anthropic request"));
       }
     }
@@ -310,62 +243,80 @@ absl::StatusOr<std::string> BuildMessagesRequestBody(
     if (options.stream) body["stream"] = true;
     return body.dump();
   } catch (const std::exception& e) {
-    return adapter::RequestBodyError(e);
+    return wire::RequestBodyError(e);
   }
 }
 
 TeacherResult ParseMessagesResponse(std::string body) {
-  return adapter::ParseCatching(&ParseMessagesResponseOrThrow, std::move(body),
+  return wire::ParseCatching(&ParseMessagesResponseOrThrow, std::move(body),
                                 "parsing the teacher's answer");
 }
 
 TeacherResult ParseMessagesStream(std::string body) {
-  return adapter::ParseCatching(&ParseMessagesStreamOrThrow, std::move(body),
+  return wire::ParseCatching(&ParseMessagesStreamOrThrow, std::move(body),
                                 "parsing the teacher's stream");
 }
 
 TeacherResult HandleMessagesResponse(absl::StatusOr<HttpResponse> response,
-                                 int64_t now_wall_millis,
-                                 std::string_view secret, bool stream) {
-  return adapter::HandleTeacherResponse(std::move(response), now_wall_millis,
-                                        secret, stream, &ParseMessagesResponse,
-                                        &ParseMessagesStream);
+                                     int64_t now_wall_millis,
+                                     std::string_view secret, bool stream) {
+  static const AnthropicMessagesFormat* const kPlain =
+      new AnthropicMessagesFormat();
+  static const AnthropicMessagesFormat* const kStream =
+      new AnthropicMessagesFormat(
+          AnthropicMessagesOptions{.body = {.stream = true}});
+  return HandleTeacherResponse(stream ? *kStream : *kPlain,
+                               std::move(response), now_wall_millis, secret);
 }
 
-AnthropicTeacher::AnthropicTeacher(HttpClient& http, Clock& clock,
-                                   AnthropicTeacherOptions options)
-    : http_(http),
-      clock_(clock),
-      options_(Normalized(std::move(options))),
-      options_status_(ValidateAnthropicTeacherOptions(options_)),
-      url_(MessagesUrl(options_.base_url)),
-      headers_(BuildHeaders(options_)) {}
+AnthropicMessagesFormat::AnthropicMessagesFormat(
+    AnthropicMessagesOptions options)
+    : options_(std::move(options)) {}
 
-AnthropicTeacher::AnthropicTeacher(HttpClient& http,
-                                   AnthropicTeacherOptions options)
-    : AnthropicTeacher(http, RealClock::Get(), std::move(options)) {}
+absl::Status AnthropicMessagesFormat::Validate() const {
+  if (options_.anthropic_version.empty() ||
+      wire::HasControlChar(options_.anthropic_version)) {
+    return absl::InvalidArgumentError(
+        "anthropic_version must be a version string such as 2023-06-01");
+  }
+  const MessagesBodyOptions& body = options_.body;
+  if (body.default_max_tokens < 1) {
+    return absl::InvalidArgumentError("default_max_tokens must be at least 1");
+  }
+  if (body.thinking_budget_tokens != 0 &&
+      body.thinking_budget_tokens < kMinThinkingBudgetTokens) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("thinking_budget_tokens must be 0 (off) or at least ",
+                     kMinThinkingBudgetTokens));
+  }
+  if (body.thinking_budget_tokens > 0 &&
+      body.thinking_budget_tokens >= body.default_max_tokens) {
+    return absl::InvalidArgumentError(
+        "thinking_budget_tokens must be below default_max_tokens");
+  }
+  return absl::OkStatus();
+}
 
-void AnthropicTeacher::Ask(const TeacherRequest& request, Callback done) {
-  if (!options_status_.ok()) {
-    done(adapter::NotSent(
-        FailureKind::kTeacherDown,
-        absl::InvalidArgumentError(absl::StrCat(
-            "Anthropic teacher misconfigured: ", options_status_.message())),
-        options_.api_key));
-    return;
-  }
-  absl::StatusOr<std::string> body =
-      BuildMessagesRequestBody(request, options_.body);
-  if (!body.ok()) {
-    done(adapter::NotSent(FailureKind::kPermanent, body.status(),
-                          options_.api_key));
-    return;
-  }
-  adapter::SendToTeacher(
-      http_, clock_,
-      adapter::PostRequest(url_, headers_, *std::move(body), options_),
-      &HandleMessagesResponse, options_.api_key, options_.body.stream,
-      std::move(done));
+std::string AnthropicMessagesFormat::Url(std::string_view base_url) const {
+  return MessagesUrl(base_url);
+}
+
+HttpHeaders AnthropicMessagesFormat::Headers(std::string_view api_key) const {
+  HttpHeaders own = {{"Content-Type", "application/json"},
+                     {"anthropic-version", options_.anthropic_version}};
+  if (options_.body.stream) own.emplace_back("Accept", "text/event-stream");
+  if (!api_key.empty()) own.emplace_back("x-api-key", std::string(api_key));
+  return own;
+}
+
+absl::StatusOr<std::string> AnthropicMessagesFormat::BuildBody(
+    const TeacherRequest& request) const {
+  return BuildMessagesRequestBody(request, options_.body);
+}
+
+TeacherResult AnthropicMessagesFormat::ParseBody(std::string body) const {
+  return options_.body.stream ? ParseMessagesStream(std::move(body))
+                              : ParseMessagesResponse(std::move(body));
 }
 
 }  // namespace distillery

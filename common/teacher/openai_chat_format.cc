@@ -1,19 +1,15 @@
-#include "common/teacher/openai_teacher.h"
+#include "common/teacher/openai_chat_format.h"
 
-#include <cmath>
 #include <exception>
-#include <limits>
 #include <optional>
 #include <utility>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "common/base/json_depth.h"
-#include "common/teacher/adapter_util.h"
 #include "common/teacher/chat_completion_scan.h"
-#include "common/teacher/http_failure.h"
+#include "common/teacher/http_teacher.h"
 #include "common/teacher/sse_parser.h"
 #include "common/teacher/text_util.h"
+#include "common/teacher/wire_format_util.h"
 #include "nlohmann/json.hpp"
 
 namespace distillery {
@@ -21,36 +17,13 @@ namespace {
 
 using nlohmann::json;
 using nlohmann::ordered_json;
-using adapter::BadBody;
-using adapter::IntField;
-using adapter::ObjectField;
-using adapter::Printable;
-using adapter::StringField;
+using wire::BadBody;
+using wire::IntField;
+using wire::ObjectField;
+using wire::Printable;
+using wire::StringField;
 
 constexpr std::string_view kChatCompletionsPath = "/chat/completions";
-
-OpenAiTeacherOptions Normalized(OpenAiTeacherOptions options) {
-  options.api_key = std::string(text::StripWhitespace(options.api_key));
-  return options;
-}
-
-HttpHeaders BuildHeaders(const OpenAiTeacherOptions& options) {
-  HttpHeaders own = {{"Content-Type", "application/json"}};
-  if (options.stream) own.emplace_back("Accept", "text/event-stream");
-  if (!options.api_key.empty()) {
-    own.emplace_back("Authorization", absl::StrCat("Bearer ", options.api_key));
-  }
-  return adapter::MergeHeaders(std::move(own), options.extra_headers);
-}
-
-ChatBodyOptions BodyOptions(const OpenAiTeacherOptions& options) {
-  ChatBodyOptions body;
-  body.max_tokens_field = options.max_tokens_field;
-  body.stream = options.stream;
-  body.response_format_json = options.response_format_json;
-  body.default_max_tokens = options.default_max_tokens;
-  return body;
-}
 
 // usage as OpenAI reports it, with DeepSeek's prompt_cache_hit_tokens when
 // there are no prompt_tokens_details.
@@ -141,15 +114,13 @@ TeacherResult ParseChatResponseOrThrow(std::string body) {
   if (std::optional<ChatCompletionFields> fields = ScanChatCompletion(body)) {
     return AnswerFromFields(*std::move(fields), std::move(body));
   }
-  if (absl::Status s = CheckJsonDepth(body); !s.ok()) {
-    return BadBody(text::Std(s.message()), body);
+  json doc;
+  if (std::optional<TeacherResult> bad = wire::ParseJsonObject(body, &doc)) {
+    return *std::move(bad);
   }
-  json doc = json::parse(body, /*cb=*/nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return BadBody("not JSON, or truncated", body);
-  if (!doc.is_object()) return BadBody("not a JSON object", body);
   if (auto it = doc.find("error"); (it != doc.end() && !it->is_null()) ||
                                    StringField(doc, "object") == "error") {
-    return TeacherErrorResult(200, ParseTeacherErrorBody(body), body);
+    return wire::ErrorInBody(body, /*in_stream=*/false);
   }
   auto choices = doc.find("choices");
   if (choices == doc.end() || !choices->is_array() || choices->empty()) {
@@ -219,21 +190,13 @@ TeacherResult ParseChatStreamOrThrow(std::string body) {
       done = true;
       break;
     }
-    if (absl::Status s = CheckJsonDepth(event.data); !s.ok()) {
-      return BadBody(absl::StrCat("a stream event: ", s.message()), body);
-    }
-    json chunk =
-        json::parse(event.data, /*cb=*/nullptr, /*allow_exceptions=*/false);
-    if (chunk.is_discarded() || !chunk.is_object()) {
-      return BadBody("a stream event that is not a JSON object", body);
+    json chunk;
+    if (std::optional<TeacherResult> bad =
+            wire::ParseStreamEvent(event.data, body, &chunk)) {
+      return *std::move(bad);
     }
     if (auto it = chunk.find("error"); it != chunk.end() && !it->is_null()) {
-      TeacherResult error =
-          TeacherErrorResult(200, ParseTeacherErrorBody(event.data), event.data);
-      error.status = absl::Status(
-          error.status.code(),
-          absl::StrCat("in the stream: ", error.status.message()));
-      return error;
+      return wire::ErrorInBody(event.data, /*in_stream=*/true);
     }
     if (answer.provider_id.empty()) answer.provider_id = StringField(chunk, "id");
     if (auto choices = chunk.find("choices");
@@ -266,30 +229,6 @@ TeacherResult ParseChatStreamOrThrow(std::string body) {
 
 }  // namespace
 
-absl::Status ValidateOpenAiTeacherOptions(const OpenAiTeacherOptions& options) {
-  if (absl::Status s = adapter::ValidateCommonOptions(
-          options.base_url, options.api_key, options.extra_headers,
-          options.connect_timeout, options.idle_timeout, options.total_timeout,
-          options.max_response_bytes);
-      !s.ok()) {
-    return s;
-  }
-  if (options.max_tokens_field != kMaxCompletionTokensField &&
-      options.max_tokens_field != kMaxTokensField) {
-    return absl::InvalidArgumentError(
-        "max_tokens_field \"" + Printable(options.max_tokens_field, 100) +
-        "\" is neither \"max_completion_tokens\" nor \"max_tokens\"");
-  }
-  if (!options.response_format_json.empty()) {
-    json format = json::parse(options.response_format_json, nullptr, false);
-    if (format.is_discarded() || !format.is_object()) {
-      return absl::InvalidArgumentError(
-          "response_format is not a JSON object");
-    }
-  }
-  return absl::OkStatus();
-}
-
 std::string ChatCompletionsUrl(std::string_view base_url) {
   while (base_url.ends_with('/')) base_url.remove_suffix(1);
   if (base_url.ends_with(kChatCompletionsPath)) return std::string(base_url);
@@ -313,12 +252,7 @@ absl::StatusOr<std::string> BuildChatRequestBody(
                      Printable(max_tokens_field, 100), "\""));
   }
   const SamplingParams& params = request.params;
-  if (params.temperature && !std::isfinite(*params.temperature)) {
-    return absl::InvalidArgumentError("temperature is not a finite number");
-  }
-  if (params.top_p && !std::isfinite(*params.top_p)) {
-    return absl::InvalidArgumentError("top_p is not a finite number");
-  }
+  if (absl::Status s = wire::CheckSamplingNumbers(params); !s.ok()) return s;
   try {
     // ordered_json keeps the fields in this order, which is easier to read in
     // logs and captures than sorted keys.
@@ -352,61 +286,71 @@ absl::StatusOr<std::string> BuildChatRequestBody(
     // dump() checks UTF-8 and throws type_error 316 on a bad byte.
     return body.dump();
   } catch (const std::exception& e) {
-    return adapter::RequestBodyError(e);
+    return wire::RequestBodyError(e);
   }
 }
 
 TeacherResult ParseChatResponse(std::string body) {
-  return adapter::ParseCatching(&ParseChatResponseOrThrow, std::move(body),
+  return wire::ParseCatching(&ParseChatResponseOrThrow, std::move(body),
                                 "parsing the teacher's answer");
 }
 
 TeacherResult ParseChatStream(std::string body) {
-  return adapter::ParseCatching(&ParseChatStreamOrThrow, std::move(body),
+  return wire::ParseCatching(&ParseChatStreamOrThrow, std::move(body),
                                 "parsing the teacher's stream");
 }
 
 TeacherResult HandleChatResponse(absl::StatusOr<HttpResponse> response,
                                  int64_t now_wall_millis,
                                  std::string_view secret, bool stream) {
-  return adapter::HandleTeacherResponse(std::move(response), now_wall_millis,
-                                        secret, stream, &ParseChatResponse,
-                                        &ParseChatStream);
+  static const OpenAiChatFormat* const kPlain = new OpenAiChatFormat();
+  static const OpenAiChatFormat* const kStream =
+      new OpenAiChatFormat(ChatBodyOptions{.stream = true});
+  return HandleTeacherResponse(stream ? *kStream : *kPlain,
+                               std::move(response), now_wall_millis, secret);
 }
 
-OpenAiTeacher::OpenAiTeacher(HttpClient& http, Clock& clock,
-                             OpenAiTeacherOptions options)
-    : http_(http),
-      clock_(clock),
-      options_(Normalized(std::move(options))),
-      options_status_(ValidateOpenAiTeacherOptions(options_)),
-      url_(ChatCompletionsUrl(options_.base_url)),
-      headers_(BuildHeaders(options_)),
-      body_options_(BodyOptions(options_)) {}
+OpenAiChatFormat::OpenAiChatFormat(ChatBodyOptions options)
+    : options_(std::move(options)) {}
 
-OpenAiTeacher::OpenAiTeacher(HttpClient& http, OpenAiTeacherOptions options)
-    : OpenAiTeacher(http, RealClock::Get(), std::move(options)) {}
+absl::Status OpenAiChatFormat::Validate() const {
+  if (options_.max_tokens_field != kMaxCompletionTokensField &&
+      options_.max_tokens_field != kMaxTokensField) {
+    return absl::InvalidArgumentError(
+        "max_tokens_field \"" + Printable(options_.max_tokens_field, 100) +
+        "\" is neither \"max_completion_tokens\" nor \"max_tokens\"");
+  }
+  if (!options_.response_format_json.empty()) {
+    json format = json::parse(options_.response_format_json, nullptr, false);
+    if (format.is_discarded() || !format.is_object()) {
+      return absl::InvalidArgumentError(
+          "response_format is not a JSON object");
+    }
+  }
+  return absl::OkStatus();
+}
 
-void OpenAiTeacher::Ask(const TeacherRequest& request, Callback done) {
-  if (!options_status_.ok()) {
-    done(adapter::NotSent(
-        FailureKind::kTeacherDown,
-        absl::InvalidArgumentError(absl::StrCat(
-            "OpenAI teacher misconfigured: ", options_status_.message())),
-        options_.api_key));
-    return;
+std::string OpenAiChatFormat::Url(std::string_view base_url) const {
+  return ChatCompletionsUrl(base_url);
+}
+
+HttpHeaders OpenAiChatFormat::Headers(std::string_view api_key) const {
+  HttpHeaders own = {{"Content-Type", "application/json"}};
+  if (options_.stream) own.emplace_back("Accept", "text/event-stream");
+  if (!api_key.empty()) {
+    own.emplace_back("Authorization", absl::StrCat("Bearer ", text::Absl(api_key)));
   }
-  absl::StatusOr<std::string> body =
-      BuildChatRequestBody(request, body_options_);
-  if (!body.ok()) {
-    done(adapter::NotSent(FailureKind::kPermanent, body.status(),
-                          options_.api_key));
-    return;
-  }
-  adapter::SendToTeacher(
-      http_, clock_,
-      adapter::PostRequest(url_, headers_, *std::move(body), options_),
-      &HandleChatResponse, options_.api_key, options_.stream, std::move(done));
+  return own;
+}
+
+absl::StatusOr<std::string> OpenAiChatFormat::BuildBody(
+    const TeacherRequest& request) const {
+  return BuildChatRequestBody(request, options_);
+}
+
+TeacherResult OpenAiChatFormat::ParseBody(std::string body) const {
+  return options_.stream ? ParseChatStream(std::move(body))
+                         : ParseChatResponse(std::move(body));
 }
 
 }  // namespace distillery

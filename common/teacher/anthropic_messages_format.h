@@ -1,30 +1,30 @@
-// AnthropicTeacher: the Teacher for Anthropic's Messages API. One POST
-// {base_url}/v1/messages per Ask (x-api-key, anthropic-version), plain JSON
-// or (options.stream) an SSE event stream assembled after it ends. The answer
-// is normalised into the same TeacherAnswer as every other adapter: text
+// AnthropicMessagesFormat: the WireFormat of Anthropic's Messages API. One
+// POST {base_url}/v1/messages per Ask (x-api-key, anthropic-version), plain
+// JSON or (stream) an SSE event stream assembled after it ends. The answer
+// is normalised into the same TeacherAnswer as every other format: text
 // blocks become `content`, thinking blocks `reasoning` (joined in order), and
 // the thinking and redacted_thinking blocks themselves are kept verbatim, in
-// order with their signatures, in `reasoning_blocks`. Failures are classified
-// by common/teacher/http_failure.h ({"type":"error","error":{"type"}} is the
-// error shape it already reads): 429 rate_limit_error is kRateLimited, 500
-// and 529 overloaded_error retryable, 401/403/404 kTeacherDown, 400/413
-// permanent; retry-after is honoured.
+// order with their signatures, in `reasoning_blocks`. HttpTeacher
+// (http_teacher.h) sends it; failures are classified by http_failure.h
+// ({"type":"error","error":{"type"}} is the error shape it already reads):
+// 429 rate_limit_error is kRateLimited, 500 and 529 overloaded_error
+// retryable, 401/403/404 kTeacherDown, 400/413 permanent; retry-after is
+// honoured.
 //
-// Request building and response parsing are free functions, testable
+// Request building and response parsing are also free functions, testable
 // without HTTP.
-#ifndef DISTILLERY_COMMON_TEACHER_ANTHROPIC_TEACHER_H_
-#define DISTILLERY_COMMON_TEACHER_ANTHROPIC_TEACHER_H_
+#ifndef DISTILLERY_COMMON_TEACHER_ANTHROPIC_MESSAGES_FORMAT_H_
+#define DISTILLERY_COMMON_TEACHER_ANTHROPIC_MESSAGES_FORMAT_H_
 
-#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "common/base/clock.h"
 #include "common/http/http_client.h"
 #include "common/teacher/teacher.h"
+#include "common/teacher/wire_format.h"
 
 namespace distillery {
 
@@ -43,31 +43,12 @@ struct MessagesBodyOptions {
   bool stream = false;
 };
 
-struct AnthropicTeacherOptions {
-  // The host, as the official SDKs take it: "https://api.anthropic.com".
-  // The adapter appends "/v1/messages" (or "/messages" to a base_url that
-  // already ends in "/v1").
-  std::string base_url = "https://api.anthropic.com";
-  // Sent as "x-api-key"; empty sends none (a local proxy). Never logged nor
-  // put in any status message.
-  std::string api_key;
+// What the format takes beyond the request: the body options and the
+// anthropic-version header.
+struct AnthropicMessagesOptions {
   std::string anthropic_version = std::string(kDefaultAnthropicVersion);
   MessagesBodyOptions body;
-  Duration connect_timeout = std::chrono::seconds(10);
-  Duration idle_timeout = std::chrono::seconds(120);
-  Duration total_timeout = std::chrono::minutes(15);
-  size_t max_response_bytes = 16 << 20;
-  // Sent after the adapter's own headers; one with the same name replaces
-  // the adapter's.
-  HttpHeaders extra_headers;
 };
-
-// OK, or INVALID_ARGUMENT naming the first bad option (as
-// ValidateOpenAiTeacherOptions, plus: an empty anthropic_version, a
-// default_max_tokens below 1, a thinking budget that is neither 0 nor at
-// least kMinThinkingBudgetTokens, or one not below default_max_tokens).
-absl::Status ValidateAnthropicTeacherOptions(
-    const AnthropicTeacherOptions& options);
 
 // "{base_url}/v1/messages", tolerating trailing slashes and a base_url that
 // already ends in "/v1" or "/v1/messages".
@@ -103,37 +84,37 @@ TeacherResult ParseMessagesResponse(std::string body);
 // kRetryable with UNAVAILABLE. raw_body is `body` verbatim. Never throws.
 TeacherResult ParseMessagesStream(std::string body);
 
-// The whole outcome of one call, as HandleChatResponse: `secret` appears
-// nowhere in the result. Never throws.
+// HandleTeacherResponse (http_teacher.h) with this format, as
+// HandleChatResponse: `secret` appears nowhere in the result. Never throws.
 TeacherResult HandleMessagesResponse(absl::StatusOr<HttpResponse> response,
                                      int64_t now_wall_millis,
                                      std::string_view secret = {},
                                      bool stream = false);
 
-// Thread-safe: immutable after construction. `http` and `clock` must outlive
-// the teacher and every call in flight.
-class AnthropicTeacher : public Teacher {
+// Thread-safe: immutable after construction.
+class AnthropicMessagesFormat : public WireFormat {
  public:
-  // With bad options every Ask fails INVALID_ARGUMENT, kTeacherDown.
-  AnthropicTeacher(HttpClient& http, Clock& clock,
-                   AnthropicTeacherOptions options);
-  AnthropicTeacher(HttpClient& http, AnthropicTeacherOptions options);
+  explicit AnthropicMessagesFormat(AnthropicMessagesOptions options = {});
 
-  // Calls `done` on the HttpClient's thread, or before returning when the
-  // request cannot be sent.
-  void Ask(const TeacherRequest& request, Callback done) override;
-
-  const std::string& url() const { return url_; }
+  std::string_view api_name() const override { return "Anthropic"; }
+  // INVALID_ARGUMENT for an empty anthropic_version, a default_max_tokens
+  // below 1, a thinking budget that is neither 0 nor at least
+  // kMinThinkingBudgetTokens, or one not below default_max_tokens.
+  absl::Status Validate() const override;
+  // MessagesUrl.
+  std::string Url(std::string_view base_url) const override;
+  // Content-Type, anthropic-version, Accept for a stream, x-api-key.
+  HttpHeaders Headers(std::string_view api_key) const override;
+  // BuildMessagesRequestBody.
+  absl::StatusOr<std::string> BuildBody(
+      const TeacherRequest& request) const override;
+  // ParseMessagesStream when streaming, else ParseMessagesResponse.
+  TeacherResult ParseBody(std::string body) const override;
 
  private:
-  HttpClient& http_;
-  Clock& clock_;
-  const AnthropicTeacherOptions options_;
-  const absl::Status options_status_;
-  const std::string url_;
-  const HttpHeaders headers_;
+  const AnthropicMessagesOptions options_;
 };
 
 }  // namespace distillery
 
-#endif  // DISTILLERY_COMMON_TEACHER_ANTHROPIC_TEACHER_H_
+#endif  // DISTILLERY_COMMON_TEACHER_ANTHROPIC_MESSAGES_FORMAT_H_
