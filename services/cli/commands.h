@@ -1,6 +1,10 @@
-// The distillery CLI's commands, apart from flag parsing: each takes its
-// options and the streams to print to, and returns the process exit code.
-// Errors go to `err` as one line starting "error: ".
+// The distillery CLI's commands that talk to a running coordinator over
+// gRPC (submit, status, jobs, watch, cancel, resume, retry, health; export
+// is in export_command.h, `run`'s embedded cluster in embedded_cluster.h),
+// apart from flag parsing: each takes a stub, its options and the streams to
+// print to, and returns the process exit code. Errors go to `err` as one
+// line starting "error: ". What they draw is in progress.h. The functions
+// are stateless; Interrupter is thread-safe.
 #ifndef DISTILLERY_SERVICES_CLI_COMMANDS_H_
 #define DISTILLERY_SERVICES_CLI_COMMANDS_H_
 
@@ -48,58 +52,12 @@ absl::Status ConnectToCoordinator(grpc::Channel& channel,
                                   const std::string& target, bool tls,
                                   std::chrono::milliseconds timeout);
 
-// The finish reasons teachers report (OpenAI-compatible servers, Anthropic,
-// DeepSeek), for `--finish-reason`.
-const std::vector<std::string>& KnownFinishReasons();
-
 struct SubmitOptions {
   std::string file;
   v1::JobSpec spec;
   // A longer line fails the submission locally, read but never held whole.
   size_t max_prompt_bytes = kDefaultMaxPromptBytes;
   // Set: Ctrl-C cancels the submission (the coordinator keeps nothing).
-  Interrupter* interrupt = nullptr;
-};
-
-struct ExportOptions {
-  std::vector<std::string> job_ids;  // exported in this order, once each
-  std::string format = "openai";     // openai, sharegpt, raw, errors
-  std::string reasoning = "field";   // field, think-tags, drop
-  std::string out;  // empty: stdout
-  bool include_duplicates = false;
-  bool include_failed = false;
-  // Answers kept by finish reason; "any" anywhere in the list keeps all.
-  std::vector<std::string> finish_reasons = {"stop", "end_turn"};
-  std::vector<std::string> teachers;
-  std::vector<std::string> models;
-  int64_t min_chars = 0, max_chars = 0, min_tokens = 0, max_tokens = 0;
-  std::vector<std::string> metadata;  // KEY=VALUE, all must match
-  double near_dup_threshold = 0;      // 0: keep near-duplicates
-  std::string split;                  // "train=0.95,test=0.05"; needs `out`
-  uint64_t seed = 0;                  // of the split assignment
-};
-
-// The server-side part of `options` (the format's and filters' request).
-// INVALID_ARGUMENT for a bad --metadata or a finish reason no teacher
-// reports (a typo would export nothing).
-absl::StatusOr<v1::ExportRequest> BuildExportRequest(
-    const ExportOptions& options);
-
-struct RunOptions {
-  SubmitOptions submit;  // its file is empty when resuming
-  std::string teachers_file;
-  int workers = 2;
-  std::string data_dir = ".distillery";
-  bool sync_writes = false;  // see the coordinator's --sync-writes
-  ExportOptions export_options;
-  // The progress display, as `watch` draws it: a bar redrawn in place on a
-  // terminal `progress_width` columns wide, else plain lines.
-  bool progress_tty = false;
-  int progress_width = 80;
-  // Set: harvest (and export) this job of the data dir, left unfinished by
-  // an interrupted run, instead of submitting a file.
-  std::string resume_job;
-  // Set: Ctrl-C stops the run (see Run).
   Interrupter* interrupt = nullptr;
 };
 
@@ -113,6 +71,20 @@ inline constexpr int kExitCancelled = 6;
 // with every task answered, else one of the above (1 for a state watch does
 // not stop in).
 int WatchExitCode(const v1::Job& job);
+
+// The canonical code and message of a gRPC status (the codes are the same
+// numbers in gRPC and Abseil).
+absl::Status FromGrpcStatus(const grpc::Status& status);
+// Prints `status` as "error: MESSAGE" and returns the exit code for it: 2
+// for INVALID_ARGUMENT and NOT_FOUND (bad usage or input, an unknown job),
+// 1 for the rest.
+int PrintCommandError(std::ostream& err, const absl::Status& status);
+int PrintCommandError(std::ostream& err, const grpc::Status& status);
+
+// The job `job_id` as the coordinator has it now (GetJob); its error is the
+// call's, NOT_FOUND for an unknown job.
+absl::StatusOr<v1::Job> FetchJob(v1::ClientService::StubInterface& stub,
+                                 const std::string& job_id);
 
 // Exit codes: 0 ok, 1 the operation failed, 2 bad usage or input.
 int Submit(v1::ClientService::StubInterface& stub, const SubmitOptions& options,
@@ -140,43 +112,10 @@ int ResumeTeacher(v1::ClientService::StubInterface& stub,
 // Sends the job's dead-lettered tasks back to be harvested again.
 int Retry(v1::ClientService::StubInterface& stub, const std::string& job_id,
           std::ostream& out, std::ostream& err);
-int Export(v1::ClientService::StubInterface& stub,
-           const ExportOptions& options, std::ostream& out, std::ostream& err);
 // grpc.health.v1.Health/Check on the coordinator: 0 and "SERVING" when it
 // serves, 1 otherwise. Needs no token: container health checks call it.
 int Health(grpc::health::v1::Health::StubInterface& stub, std::ostream& out,
            std::ostream& err);
-// A whole cluster in this process: coordinator on an embedded RocksDB,
-// workers, submit, watch, export, and a summary of what it cost. Only the
-// job it submits (or `resume_job`) is harvested: unfinished jobs of earlier
-// runs in the data dir are named and left as they are. On `interrupt` the
-// workers stop (requests in flight finish and are stored), the job is kept,
-// nothing is exported, the summary and the command that resumes the job are
-// printed, and it returns kExitInterrupted.
-int Run(const RunOptions& options, std::ostream& out, std::ostream& err);
-
-// One progress line: "job-000001 running 1200/2000 (60.0%) 350.0/s eta 2s
-// failed 0 cached 0 dup 3 tokens 81234 spend $0.0123". A rate <= 0 is left
-// out, and so is the ETA of a finished job.
-std::string ProgressLine(const v1::Job& job, double rate_per_second);
-// The same figures as a bar for a terminal `width` columns wide:
-// "job-000001 [█████▌      ] 60.0% 1200/2000 350.0/s eta 2s $0.0123 0 failed
-// 7 errors 3 429s" (the teacher's errors and 429s when there were any; in
-// place of the ETA, why nothing moves: a paused teacher, no live worker).
-// Never wider than `width` (the bar shrinks, then the figures are cut).
-std::string ProgressBar(const v1::Job& job, double rate_per_second, int width);
-// "42s", "3m05s", "2h04m": for ETAs.
-std::string FormatDuration(double seconds);
-// "no live worker serves teacher X (...)": shown by submit, status, watch.
-std::string NoLiveWorkerMessage(const std::string& teacher);
-// `status`'s teacher line: its limits in force and where they come from,
-// live workers, errors and 429s, and any pause with its reason.
-std::string TeacherLine(const v1::TeacherStatus& teacher);
-// Every counter of the job, plus what scripts want to compute less:
-// settled, pending, percent, elapsed_seconds, rate_per_second (over the
-// job's life), eta_seconds (null when unknown), cost_usd. `now_ms` is wall
-// time, for the elapsed time of a running job.
-std::string JobJson(const v1::Job& job, int64_t now_ms);
 
 }  // namespace distillery::cli
 

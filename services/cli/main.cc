@@ -1,7 +1,10 @@
 // distillery: the user's CLI. Parses flags and calls services/cli/commands.
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdlib>
 #include <exception>
@@ -9,15 +12,14 @@
 #include <optional>
 #include <thread>
 
-#include <CLI/CLI.hpp>
-#include <grpcpp/grpcpp.h>
-#include <spdlog/spdlog.h>
-
+#include "common/app/startup.h"
 #include "common/base/logging.h"
 #include "common/base/signals.h"
 #include "common/rpc/coordinator_address.h"
 #include "common/rpc/grpc_security.h"
 #include "services/cli/commands.h"
+#include "services/cli/embedded_cluster.h"
+#include "services/cli/export_command.h"
 
 namespace {
 
@@ -321,19 +323,16 @@ int Main(int argc, char** argv) {
   absl::StatusOr<std::string> target =
       distillery::NormalizeCoordinatorAddress(coordinator);
   if (!target.ok()) {
-    std::cerr << "error: " << target.status().message() << "\n";
-    return 2;
+    return distillery::FailStartup(target.status(), distillery::kExitUsage);
   }
   auto token = distillery::ResolveToken(token_file, "DISTILLERY_TOKEN");
   if (!token.ok()) {
-    std::cerr << "error: " << token.status().message() << "\n";
-    return 2;
+    return distillery::FailStartup(token.status(), distillery::kExitUsage);
   }
   security.token = *token;
   auto made = distillery::MakeChannel(*target, security);
   if (!made.ok()) {
-    std::cerr << "error: " << made.status().message() << "\n";
-    return 2;
+    return distillery::FailStartup(made.status(), distillery::kExitUsage);
   }
   std::shared_ptr<grpc::Channel> channel = *made;
   // Said once, in our words, rather than in gRPC's by the first call.
@@ -341,8 +340,7 @@ int Main(int argc, char** argv) {
           *channel, *target, !security.tls_ca_file.empty(),
           std::chrono::seconds(20));
       !reached.ok()) {
-    std::cerr << "error: " << reached.message() << "\n";
-    return 1;
+    return distillery::FailStartup(reached, distillery::kExitFailure);
   }
   if (health_cmd->parsed()) {
     auto health = grpc::health::v1::Health::NewStub(channel);

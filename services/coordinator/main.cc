@@ -1,12 +1,11 @@
 // distillery-coordinator: parses flags and serves. All logic is in
 // coordinator.cc and friends.
-#include <iostream>
-#include <thread>
-
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
-#include "common/base/logging.h"
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "common/app/startup.h"
 #include "common/base/signals.h"
 #include "common/metrics/metrics.h"
 #include "services/coordinator/coordinator_server.h"
@@ -69,8 +68,6 @@ int main(int argc, char** argv) {
                  "submit has the same flag)")
       ->capture_default_str()
       ->check(CLI::Range(size_t{1}, size_t{1} << 30));
-  std::string log_level = "info";
-  std::string log_format = "text";
   bool sync_writes = false;
   app.add_flag("--sync-writes", sync_writes,
                "fsync the write-ahead log before each commit is acknowledged, "
@@ -81,27 +78,19 @@ int main(int argc, char** argv) {
                  "as it is stored; status counts them live) or 'export' (only "
                  "by export --near-dup-threshold; commits are cheaper)")
       ->check(CLI::IsMember({"commit", "export"}));
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
-  app.add_option("--log-format", log_format, "text or json")
-      ->check(CLI::IsMember({"text", "json"}));
+  distillery::LoggingFlags logging;
+  distillery::AddLoggingFlags(app, &logging);
   CLI11_PARSE(app, argc, argv);
-  distillery::InitLogging("coordinator", log_level, log_format);
+  distillery::InitLogging("coordinator", logging);
 
   auto teachers = distillery::LoadTeachersFile(teachers_file);
   if (!teachers.ok()) {
-    std::cerr << "error: " << teachers.status().message() << "\n";
-    return 2;
+    return distillery::FailStartup(teachers.status(), distillery::kExitUsage);
   }
-  std::unique_ptr<distillery::MetricsExposer> metrics;
-  if (!metrics_listen.empty()) {
-    auto exposer = distillery::MetricsExposer::Start(metrics_listen);
-    if (!exposer.ok()) {
-      std::cerr << "error: " << exposer.status().message() << "\n";
-      return 2;
-    }
-    metrics = std::move(*exposer);
+  auto metrics = distillery::StartMetrics(metrics_listen, "coordinator");
+  if (!metrics.ok()) {
+    return distillery::FailStartup(metrics.status(), distillery::kExitUsage);
   }
-  distillery::metrics::ProcessStarted("coordinator");
   distillery::CoordinatorServerOptions options;
   options.listen = listen;
   options.data_dir = data_dir;
@@ -113,8 +102,7 @@ int main(int argc, char** argv) {
     if (file->empty()) continue;
     auto secret = distillery::ReadSecretFile(*file);
     if (!secret.ok()) {
-      std::cerr << "error: " << secret.status().message() << "\n";
-      return 2;
+      return distillery::FailStartup(secret.status(), distillery::kExitUsage);
     }
     *token = std::move(*secret);
   }
@@ -130,16 +118,13 @@ int main(int argc, char** argv) {
   options.coordinator.near_duplicates_at_commit = near_duplicates == "commit";
   auto server = distillery::CoordinatorServer::Start(std::move(options));
   if (!server.ok()) {
-    std::cerr << "error: " << server.status().message() << "\n";
-    return 1;
+    return distillery::FailStartup(server.status(), distillery::kExitFailure);
   }
   distillery::CoordinatorServer* raw = server->get();
-  std::thread signals([raw] {
-    int sig = distillery::WaitForTerminationSignal();
+  distillery::OnTerminationSignal([raw](int sig) {
     spdlog::info("signal {}: shutting down", sig);
     raw->Shutdown();
   });
-  signals.detach();
   std::cout << "distillery-coordinator listening on " << (*server)->address()
             << std::endl;
   spdlog::info("coordinator serving on {} with data in {}",

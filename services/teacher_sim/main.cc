@@ -10,7 +10,6 @@
 // "teacher-sim listening on HOST:PORT" with the real port, and runs until
 // SIGINT or SIGTERM.
 #include <signal.h>
-#include <sys/resource.h>
 
 #include <chrono>
 #include <cstdint>
@@ -19,37 +18,20 @@
 #include <string>
 
 #include "CLI/CLI.hpp"
+#include "common/app/startup.h"
 #include "common/base/clock.h"
+#include "common/base/signals.h"
 #include "services/teacher_sim/fault_injector.h"
 #include "services/teacher_sim/http_server.h"
 #include "services/teacher_sim/listen_address.h"
 #include "services/teacher_sim/sim_handler.h"
 
-namespace {
-
-// Benchmarks hold thousands of connections open; the default soft limit of
-// 1024 descriptors would refuse them.
-void RaiseFileLimit() {
-  rlimit limit;
-  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 &&
-      limit.rlim_cur < limit.rlim_max) {
-    limit.rlim_cur = limit.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &limit);
-  }
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   namespace sim = distillery::teacher_sim;
 
   // Block the stop signals first, before any thread starts, so every thread
-  // inherits the mask and only the sigwait below receives them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // inherits the mask and only the wait below receives them.
+  distillery::BlockTerminationSignals();
 
   CLI::App app{
       "teacher-sim: an OpenAI- and Anthropic-compatible teacher simulator"};
@@ -134,12 +116,14 @@ int main(int argc, char** argv) {
 
   absl::StatusOr<sim::ListenAddress> address = sim::ParseListenAddress(listen);
   if (!address.ok()) {
-    std::cerr << "teacher-sim: " << address.status().message() << "\n";
-    return 2;
+    return distillery::FailStartup(address.status(), distillery::kExitUsage,
+                                   "teacher-sim");
   }
 
   signal(SIGPIPE, SIG_IGN);
-  RaiseFileLimit();
+  // Benchmarks hold thousands of connections open; the default soft limit
+  // of 1024 descriptors would refuse them.
+  distillery::RaiseOpenFileLimit(RLIM_INFINITY);
 
   distillery::Clock& clock = distillery::RealClock::Get();
   std::vector<sim::WeightedFault> mix = sim::RandomFaultInjector::DefaultMix();
@@ -147,9 +131,8 @@ int main(int argc, char** argv) {
   if (!fault_rates.empty()) {
     auto parsed = sim::ParseFaultRates(fault_rates, &fault_rate);
     if (!parsed.ok()) {
-      std::cerr << "teacher-sim: --fault-rates: " << parsed.status().message()
-                << "\n";
-      return 2;
+      return distillery::FailStartup(parsed.status(), distillery::kExitUsage,
+                                     "teacher-sim: --fault-rates");
     }
     mix = std::move(*parsed);
   }
@@ -176,16 +159,15 @@ int main(int argc, char** argv) {
         return handler.Handle(request);
       });
   if (!server.ok()) {
-    std::cerr << "teacher-sim: " << server.status().message() << "\n";
-    return 1;
+    return distillery::FailStartup(server.status(), distillery::kExitFailure,
+                                   "teacher-sim");
   }
 
   std::cout << "teacher-sim listening on "
             << sim::FormatHostPort(address->host, (*server)->port())
             << std::endl;
 
-  int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
+  distillery::WaitForTerminationSignal();
   (*server)->Stop();
   return 0;
 }

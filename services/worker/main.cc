@@ -1,15 +1,11 @@
 // distillery-worker: parses flags, builds teachers and runs the lease loop.
-#include <sys/resource.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <iostream>
-#include <thread>
-
 #include <CLI/CLI.hpp>
-#include <spdlog/spdlog.h>
+#include <iostream>
 
-#include "common/base/logging.h"
+#include "common/app/startup.h"
 #include "common/base/signals.h"
 #include "common/http/curl_http_client.h"
 #include "common/metrics/metrics.h"
@@ -66,18 +62,14 @@ int main(int argc, char** argv) {
   app.add_option("--token-file", token_file,
                  "file with the worker bearer token (else env "
                  "DISTILLERY_TOKEN)");
-  std::string log_level = "info";
-  std::string log_format = "text";
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
-  app.add_option("--log-format", log_format, "text or json")
-      ->check(CLI::IsMember({"text", "json"}));
+  distillery::LoggingFlags logging;
+  distillery::AddLoggingFlags(app, &logging);
   CLI11_PARSE(app, argc, argv);
-  distillery::InitLogging("worker", log_level, log_format);
+  distillery::InitLogging("worker", logging);
   absl::StatusOr<std::string> target =
       distillery::NormalizeCoordinatorAddress(coordinator);
   if (!target.ok()) {
-    std::cerr << "error: " << target.status().message() << "\n";
-    return 2;
+    return distillery::FailStartup(target.status(), distillery::kExitUsage);
   }
   if (name.empty()) {
     char host[256] = {};
@@ -87,33 +79,23 @@ int main(int argc, char** argv) {
 
   auto profiles = distillery::LoadTeachersFile(teachers_file);
   if (!profiles.ok()) {
-    std::cerr << "error: " << profiles.status().message() << "\n";
-    return 2;
+    return distillery::FailStartup(profiles.status(), distillery::kExitUsage);
   }
-  std::unique_ptr<distillery::MetricsExposer> metrics;
-  if (!metrics_listen.empty()) {
-    auto exposer = distillery::MetricsExposer::Start(metrics_listen);
-    if (!exposer.ok()) {
-      std::cerr << "error: " << exposer.status().message() << "\n";
-      return 2;
-    }
-    metrics = std::move(*exposer);
+  auto metrics = distillery::StartMetrics(metrics_listen, "worker");
+  if (!metrics.ok()) {
+    return distillery::FailStartup(metrics.status(), distillery::kExitUsage);
   }
-  distillery::metrics::ProcessStarted("worker");
   // Destroyed explicitly before the worker: its destructor completes what
   // is still in flight, and those callbacks reach the worker.
   // One connection per request in flight (HTTP/1.1 to most teachers): raise
   // the soft limit on open files as far as the hard limit allows.
   const rlim_t files_needed = static_cast<rlim_t>(max_in_flight) + 256;
-  rlimit files{};
-  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files_needed) {
-    files.rlim_cur = std::min(files.rlim_max, files_needed);
-    setrlimit(RLIMIT_NOFILE, &files);
-    if (files.rlim_cur < files_needed) {
-      spdlog::warn("open-file limit {} is below the {} that --max-in-flight {} "
-                   "needs; raise it (ulimit -n)",
-                   files.rlim_cur, files_needed, max_in_flight);
-    }
+  if (const rlim_t files = distillery::RaiseOpenFileLimit(files_needed);
+      files != 0 && files < files_needed) {
+    spdlog::warn(
+        "open-file limit {} is below the {} that --max-in-flight {} "
+        "needs; raise it (ulimit -n)",
+        files, files_needed, max_in_flight);
   }
   distillery::CurlHttpClientOptions http_options;
   http_options.max_connections = max_in_flight;
@@ -128,15 +110,13 @@ int main(int argc, char** argv) {
   }
   auto token = distillery::ResolveToken(token_file, "DISTILLERY_TOKEN");
   if (!token.ok()) {
-    std::cerr << "error: " << token.status().message() << "\n";
-    return 2;
+    return distillery::FailStartup(token.status(), distillery::kExitUsage);
   }
   security.token = *token;
   security.max_send_message_bytes = max_message_mb << 20;
   auto channel = distillery::MakeChannel(*target, security);
   if (!channel.ok()) {
-    std::cerr << "error: " << channel.status().message() << "\n";
-    return 2;
+    return distillery::FailStartup(channel.status(), distillery::kExitUsage);
   }
   auto client = distillery::MakeGrpcCoordinatorClient(*channel);
   distillery::WorkerOptions options;
@@ -146,17 +126,14 @@ int main(int argc, char** argv) {
   options.max_message_bytes = max_message_mb << 20;
   distillery::Worker worker(*client, teachers.teachers,
                             distillery::RealClock::Get(), options);
-  std::thread signals([&worker] {
-    int sig = distillery::WaitForTerminationSignal();
+  distillery::OnTerminationSignal([&worker](int sig) {
     spdlog::info("signal {}: draining", sig);
     worker.Stop();
   });
-  signals.detach();
   absl::Status status = worker.Run();
   http.reset();
   if (!status.ok()) {
-    std::cerr << "error: " << status.message() << "\n";
-    return 1;
+    return distillery::FailStartup(status, distillery::kExitFailure);
   }
   return 0;
 }

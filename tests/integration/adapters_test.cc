@@ -13,7 +13,8 @@
 #include <vector>
 
 #include "nlohmann/json.hpp"
-#include "tests/integration/process.h"
+#include "tests/testing/cluster.h"
+#include "tests/testing/jsonl.h"
 
 namespace distillery::testing {
 namespace {
@@ -21,16 +22,6 @@ namespace {
 using nlohmann::json;
 
 constexpr int kPrompts = 300;
-
-std::vector<json> ReadJsonLines(const std::string& path) {
-  std::vector<json> out;
-  std::istringstream in(ReadFile(path));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty()) out.push_back(json::parse(line));
-  }
-  return out;
-}
 
 std::string MakePromptFile(int n) {
   std::string text;
@@ -58,12 +49,7 @@ class AdaptersTest : public ::testing::TestWithParam<Mode> {
 
   void SetUp() override {
     dir_ = MakeTempDir("adapters");
-    sim_ = std::make_unique<Process>(
-        "teacher-sim",
-        std::vector<std::string>{"--listen", "127.0.0.1:0",
-                                 "--require-api-key", kKey},
-        dir_);
-    sim_address_ = sim_->WaitForAddress();
+    sim_ = SpawnTeacherSim(dir_, {"--require-api-key", kKey}, &sim_address_);
     ASSERT_FALSE(sim_address_.empty()) << sim_->Stderr();
     WriteFile(dir_ + "/key", std::string(kKey) + "\n");
     teachers_ = dir_ + "/teachers.yaml";
@@ -80,20 +66,13 @@ class AdaptersTest : public ::testing::TestWithParam<Mode> {
               "\n" + key +
               "  - name: anthropic-stream\n    api: anthropic\n"
               "    stream: true\n    base_url: " + base + "\n" + key);
-    coordinator_ = std::make_unique<Process>(
-        "distillery-coordinator",
-        std::vector<std::string>{"--listen", "127.0.0.1:0", "--data-dir",
-                                 dir_ + "/data", "--teachers", teachers_},
-        dir_);
+    coordinator_ =
+        SpawnCoordinator(dir_, "127.0.0.1:0", dir_ + "/data", teachers_);
     coordinator_address_ = coordinator_->WaitForAddress();
     ASSERT_FALSE(coordinator_address_.empty()) << coordinator_->Stderr();
     for (int i = 0; i < 2; ++i) {
-      workers_.push_back(std::make_unique<Process>(
-          "distillery-worker",
-          std::vector<std::string>{"--coordinator", coordinator_address_,
-                                   "--teachers", teachers_, "--name",
-                                   "w" + std::to_string(i)},
-          dir_));
+      workers_.push_back(SpawnWorker(dir_, coordinator_address_, teachers_,
+                                     {"--name", "w" + std::to_string(i)}));
     }
   }
 
@@ -105,8 +84,7 @@ class AdaptersTest : public ::testing::TestWithParam<Mode> {
   }
 
   CommandResult Cli(std::vector<std::string> args) {
-    args.insert(args.begin(), {"--coordinator", coordinator_address_});
-    return RunCommand("distillery", args, dir_);
+    return RunCli(coordinator_address_, std::move(args), dir_);
   }
 
   std::string dir_, teachers_, sim_address_, coordinator_address_;

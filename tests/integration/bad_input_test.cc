@@ -12,7 +12,8 @@
 #include <string>
 
 #include "nlohmann/json.hpp"
-#include "tests/integration/process.h"
+#include "tests/testing/cluster.h"
+#include "tests/testing/jsonl.h"
 
 namespace distillery::testing {
 namespace {
@@ -28,11 +29,8 @@ class BadInputTest : public ::testing::Test {
     WriteFile(
         teachers_,
         "teachers:\n  - name: sim\n    base_url: http://127.0.0.1:9/v1\n");
-    coordinator_ = std::make_unique<Process>(
-        "distillery-coordinator",
-        std::vector<std::string>{"--listen", "127.0.0.1:0", "--data-dir",
-                                 dir_ + "/data", "--teachers", teachers_},
-        dir_);
+    coordinator_ =
+        SpawnCoordinator(dir_, "127.0.0.1:0", dir_ + "/data", teachers_);
     address_ = coordinator_->WaitForAddress();
     ASSERT_FALSE(address_.empty()) << coordinator_->Stderr();
   }
@@ -43,8 +41,7 @@ class BadInputTest : public ::testing::Test {
   }
 
   CommandResult Cli(std::vector<std::string> args) {
-    args.insert(args.begin(), {"--coordinator", address_});
-    return RunCommand("distillery", args, dir_);
+    return RunCli(address_, std::move(args), dir_);
   }
 
   // Submits `text` as a prompt file; expects exit code 2 and returns stderr.

@@ -5,12 +5,13 @@
 
 #include <chrono>
 #include <filesystem>
-#include <thread>
 #include <memory>
 #include <sstream>
+#include <thread>
 
 #include "nlohmann/json.hpp"
-#include "tests/integration/process.h"
+#include "tests/testing/cluster.h"
+#include "tests/testing/jsonl.h"
 
 namespace distillery::testing {
 namespace {
@@ -19,37 +20,26 @@ using nlohmann::json;
 
 TEST(BudgetTest, PausesAtTheBudgetAndResumesWithMore) {
   const std::string dir = MakeTempDir("budget");
-  Process sim("teacher-sim", {"--listen", "127.0.0.1:0", "--latency-ms", "5"},
-              dir);
-  const std::string sim_address = sim.WaitForAddress();
-  ASSERT_FALSE(sim_address.empty()) << sim.Stderr();
+  std::string sim_address;
+  auto sim = SpawnTeacherSim(dir, {"--latency-ms", "5"}, &sim_address);
+  ASSERT_FALSE(sim_address.empty()) << sim->Stderr();
   // $1 per thousand tokens either way: a 64-token request costs at most
   // about $0.08, so a budget of $1 buys roughly a dozen of 40 prompts.
   const std::string teachers = dir + "/teachers.yaml";
-  WriteFile(teachers, "teachers:\n  - name: sim\n    api: openai\n"
-                      "    base_url: http://" + sim_address + "/v1\n"
-                      "    max_tokens_field: max_tokens\n"
-                      "    rpm: 0\n    tpm: 0\n    max_concurrency: 4\n"
-                      "    pricing:\n      \"*\": {input: 1000, output: 1000}\n");
-  Process coordinator("distillery-coordinator",
-                      {"--listen", "127.0.0.1:0", "--data-dir", dir + "/data",
-                       "--teachers", teachers, "--heartbeat-ms", "200"},
-                      dir);
-  const std::string address = coordinator.WaitForAddress();
-  ASSERT_FALSE(address.empty()) << coordinator.Stderr();
-  Process worker("distillery-worker",
-                 {"--coordinator", address, "--teachers", teachers}, dir);
+  WriteFile(teachers,
+            "teachers:\n" + SimTeacherProfile(sim_address) +
+                "    rpm: 0\n    tpm: 0\n    max_concurrency: 4\n"
+                "    pricing:\n      \"*\": {input: 1000, output: 1000}\n");
+  auto coordinator = SpawnCoordinator(dir, "127.0.0.1:0", dir + "/data",
+                                      teachers, {"--heartbeat-ms", "200"});
+  const std::string address = coordinator->WaitForAddress();
+  ASSERT_FALSE(address.empty()) << coordinator->Stderr();
+  auto worker = SpawnWorker(dir, address, teachers);
   auto cli = [&](std::vector<std::string> args) {
-    args.insert(args.begin(), {"--coordinator", address});
-    return RunCommand("distillery", args, dir);
+    return RunCli(address, std::move(args), dir);
   };
 
-  std::string prompts;
-  for (int i = 0; i < 40; ++i) {
-    prompts += json({{"prompt", "budget question " + std::to_string(i)}})
-                   .dump() + "\n";
-  }
-  WriteFile(dir + "/p.jsonl", prompts);
+  WriteFile(dir + "/p.jsonl", DistinctPrompts(40, "budget"));
   CommandResult submit = cli({"submit", dir + "/p.jsonl", "--teacher", "sim",
                               "--model", "sim-chat", "--max-tokens", "64",
                               "--budget-usd", "1"});
@@ -112,29 +102,22 @@ TEST(BudgetTest, PausesAtTheBudgetAndResumesWithMore) {
 TEST(BudgetTest, BudgetedJobsOnTwoWorkersAllPauseNeverHang) {
   constexpr int kJobs = 6;
   const std::string dir = MakeTempDir("budget-two-workers");
-  Process sim("teacher-sim", {"--listen", "127.0.0.1:0", "--latency-ms", "5"},
-              dir);
-  const std::string sim_address = sim.WaitForAddress();
-  ASSERT_FALSE(sim_address.empty()) << sim.Stderr();
+  std::string sim_address;
+  auto sim = SpawnTeacherSim(dir, {"--latency-ms", "5"}, &sim_address);
+  ASSERT_FALSE(sim_address.empty()) << sim->Stderr();
   const std::string teachers = dir + "/teachers.yaml";
-  WriteFile(teachers, "teachers:\n  - name: sim\n    api: openai\n"
-                      "    base_url: http://" + sim_address + "/v1\n"
-                      "    max_tokens_field: max_tokens\n"
-                      "    rpm: 0\n    tpm: 0\n    max_concurrency: 8\n"
-                      "    pricing:\n      \"*\": {input: 1000, output: 1000}\n");
-  Process coordinator("distillery-coordinator",
-                      {"--listen", "127.0.0.1:0", "--data-dir", dir + "/data",
-                       "--teachers", teachers, "--heartbeat-ms", "200"},
-                      dir);
-  const std::string address = coordinator.WaitForAddress();
-  ASSERT_FALSE(address.empty()) << coordinator.Stderr();
-  Process w0("distillery-worker", {"--coordinator", address, "--teachers",
-                                   teachers, "--name", "w0"}, dir);
-  Process w1("distillery-worker", {"--coordinator", address, "--teachers",
-                                   teachers, "--name", "w1"}, dir);
+  WriteFile(teachers,
+            "teachers:\n" + SimTeacherProfile(sim_address) +
+                "    rpm: 0\n    tpm: 0\n    max_concurrency: 8\n"
+                "    pricing:\n      \"*\": {input: 1000, output: 1000}\n");
+  auto coordinator = SpawnCoordinator(dir, "127.0.0.1:0", dir + "/data",
+                                      teachers, {"--heartbeat-ms", "200"});
+  const std::string address = coordinator->WaitForAddress();
+  ASSERT_FALSE(address.empty()) << coordinator->Stderr();
+  auto w0 = SpawnWorker(dir, address, teachers, {"--name", "w0"});
+  auto w1 = SpawnWorker(dir, address, teachers, {"--name", "w1"});
   auto cli = [&](std::vector<std::string> args) {
-    args.insert(args.begin(), {"--coordinator", address});
-    return RunCommand("distillery", args, dir);
+    return RunCli(address, std::move(args), dir);
   };
   std::vector<std::string> jobs;
   for (int j = 0; j < kJobs; ++j) {
@@ -155,13 +138,12 @@ TEST(BudgetTest, BudgetedJobsOnTwoWorkersAllPauseNeverHang) {
   }
   for (const std::string& job : jobs) {
     json status;
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::seconds(120);
-    while (std::chrono::steady_clock::now() < deadline) {
-      status = json::parse(cli({"status", job, "--json"}).out);
-      if (status.at("state") != "running") break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+    WaitUntil(
+        [&] {
+          status = json::parse(cli({"status", job, "--json"}).out);
+          return status.at("state") != "running";
+        },
+        /*timeout_seconds=*/120, /*poll_ms=*/100);
     EXPECT_EQ(status.at("state"), "paused")
         << job << " never paused: " << status.dump();
     EXPECT_NE(status.value("error", "").find("budget of $0.7000 reached"),
@@ -180,22 +162,19 @@ TEST(BudgetTest, BudgetWithoutAPriceIsRefused) {
   const std::string teachers = dir + "/teachers.yaml";
   WriteFile(teachers, "teachers:\n  - name: sim\n    api: openai\n"
                       "    base_url: http://127.0.0.1:9/v1\n");
-  Process coordinator("distillery-coordinator",
-                      {"--listen", "127.0.0.1:0", "--data-dir", dir + "/data",
-                       "--teachers", teachers},
-                      dir);
-  const std::string address = coordinator.WaitForAddress();
-  ASSERT_FALSE(address.empty()) << coordinator.Stderr();
+  auto coordinator =
+      SpawnCoordinator(dir, "127.0.0.1:0", dir + "/data", teachers);
+  const std::string address = coordinator->WaitForAddress();
+  ASSERT_FALSE(address.empty()) << coordinator->Stderr();
   WriteFile(dir + "/p.jsonl", "{\"prompt\": \"q\"}\n");
-  CommandResult r =
-      RunCommand("distillery", {"--coordinator", address, "submit",
-                                dir + "/p.jsonl", "--teacher", "sim", "--model",
-                                "m", "--budget-usd", "5"},
-                 dir);
+  CommandResult r = RunCli(address,
+                           {"submit", dir + "/p.jsonl", "--teacher", "sim",
+                            "--model", "m", "--budget-usd", "5"},
+                           dir);
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("has no pricing for model 'm'"), std::string::npos)
       << r.err;
-  CommandResult jobs = RunCommand("distillery", {"--coordinator", address, "jobs"}, dir);
+  CommandResult jobs = RunCli(address, {"jobs"}, dir);
   EXPECT_EQ(jobs.out.find("job-"), std::string::npos) << jobs.out;
   if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir);
 }

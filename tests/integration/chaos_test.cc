@@ -23,22 +23,13 @@
 #include <thread>
 
 #include "nlohmann/json.hpp"
-#include "tests/integration/process.h"
+#include "tests/testing/cluster.h"
+#include "tests/testing/jsonl.h"
 
 namespace distillery::testing {
 namespace {
 
 using nlohmann::json;
-
-std::vector<json> ReadJsonLines(const std::string& path) {
-  std::vector<json> out;
-  std::istringstream in(ReadFile(path));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty()) out.push_back(json::parse(line));
-  }
-  return out;
-}
 
 // `n` distinct prompts, so every answer is paid for once. With
 // `large_every` > 0, every large_every-th prompt is padded to 20-60 KB
@@ -65,128 +56,22 @@ std::string MakePromptFile(int n, int large_every = 0,
   return text;
 }
 
-class Cluster {
- public:
-  Cluster(std::string dir, std::vector<std::string> sim_args,
-          std::string teacher_extra)
-      : dir_(std::move(dir)) {
-    std::vector<std::string> args = {"--listen", "127.0.0.1:0"};
-    args.insert(args.end(), sim_args.begin(), sim_args.end());
-    sim_ = std::make_unique<Process>("teacher-sim", args, dir_);
-    sim_address_ = sim_->WaitForAddress();
-    teachers_ = dir_ + "/teachers.yaml";
-    WriteFile(teachers_,
-              "teachers:\n  - name: sim\n    api: openai\n"
-              "    base_url: http://" +
-                  sim_address_ +
-                  "/v1\n    max_tokens_field: max_tokens\n"
-                  "    max_concurrency: " +
-                  std::to_string(kMaxConcurrency) + "\n" + teacher_extra);
-    // Picked once: a restarted coordinator listens where the workers and
-    // the CLI already look.
-    coordinator_address_ = "127.0.0.1:" + std::to_string(PickFreePort());
-  }
+// The profile's concurrency, cluster-wide: what can be in flight at a kill.
+constexpr int kMaxConcurrency = 16;
 
-  ~Cluster() {
-    workers_.clear();
-    coordinator_.reset();
-    sim_.reset();
-  }
+// A cluster for chaos: leases of 3 s renewed every 300 ms, so that a killed
+// worker's tasks come back within seconds.
+Cluster ChaosCluster(const std::string& dir, std::vector<std::string> sim_args,
+                     std::string teacher_extra) {
+  ClusterOptions options;
+  options.sim_args = std::move(sim_args);
+  options.teacher_extra = std::move(teacher_extra);
+  options.max_concurrency = kMaxConcurrency;
+  options.coordinator_args = {"--lease-seconds", "3", "--heartbeat-ms", "300"};
+  return Cluster(dir, std::move(options));
+}
 
-  static constexpr int kMaxConcurrency = 16;
-
-  bool StartCoordinator() {
-    coordinator_ = std::make_unique<Process>(
-        "distillery-coordinator",
-        std::vector<std::string>{"--listen", coordinator_address_, "--data-dir",
-                                 dir_ + "/data", "--teachers", teachers_,
-                                 "--lease-seconds", "3", "--heartbeat-ms",
-                                 "300"},
-        dir_);
-    // The port may still be held for a moment by the killed process.
-    return coordinator_->WaitForAddress() == coordinator_address_;
-  }
-
-  void StartWorker(int i) {
-    if (workers_.size() <= static_cast<size_t>(i)) workers_.resize(i + 1);
-    workers_[i] = std::make_unique<Process>(
-        "distillery-worker",
-        std::vector<std::string>{"--coordinator", coordinator_address_,
-                                 "--teachers", teachers_, "--name",
-                                 "w" + std::to_string(i)},
-        dir_);
-  }
-
-  // SIGKILL, or SIGTERM (a graceful stop, which must exit 0); returns the
-  // exit code.
-  int StopCoordinator(int sig) {
-    coordinator_->Signal(sig);
-    return coordinator_->Wait();
-  }
-  int StopWorker(int i, int sig) {
-    workers_[i]->Signal(sig);
-    return workers_[i]->Wait();
-  }
-
-  // SIGTERM to the workers, then the coordinator: each must drain and exit
-  // 0. Returns the exit codes, workers first.
-  std::vector<int> Terminate() {
-    std::vector<int> codes;
-    for (auto& w : workers_) w->Signal(SIGTERM);
-    for (auto& w : workers_) codes.push_back(w->Wait());
-    coordinator_->Signal(SIGTERM);
-    codes.push_back(coordinator_->Wait());
-    return codes;
-  }
-
-  CommandResult Cli(std::vector<std::string> args, int timeout = 300) {
-    args.insert(args.begin(), {"--coordinator", coordinator_address_});
-    return RunCommand("distillery", args, dir_, timeout);
-  }
-
-  std::string Submit(const std::string& file,
-                     const std::string& max_tokens = "64") {
-    CommandResult r = Cli({"submit", file, "--teacher", "sim", "--model",
-                           "sim-small", "--max-tokens", max_tokens});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    std::string last;
-    std::istringstream lines(r.out);
-    for (std::string line; std::getline(lines, line);) {
-      if (!line.empty()) last = line;
-    }
-    return last;
-  }
-
-  // The job's status, or null while the coordinator is down.
-  json Status(const std::string& job) {
-    CommandResult r = Cli({"status", job, "--json"}, 30);
-    if (r.exit_code != 0) return nullptr;
-    return json::parse(r.out);
-  }
-
-  // Polls until the job ends; returns its last status (null on timeout).
-  json WaitForEnd(const std::string& job, int timeout_seconds) {
-    const auto deadline = std::chrono::steady_clock::now() +
-                          std::chrono::seconds(timeout_seconds);
-    while (std::chrono::steady_clock::now() < deadline) {
-      json s = Status(job);
-      if (!s.is_null() && s.at("state") != "running") return s;
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
-    return nullptr;
-  }
-
-  json SimStats() { return json::parse(HttpGet(sim_address_, "/stats")); }
-
-  const std::string& dir() const { return dir_; }
-  Process& sim() { return *sim_; }
-  Process& coordinator() { return *coordinator_; }
-
- private:
-  std::string dir_, teachers_, sim_address_, coordinator_address_;
-  std::unique_ptr<Process> sim_, coordinator_;
-  std::vector<std::unique_ptr<Process>> workers_;
-};
+bool Ended(const json& status) { return status.at("state") != "running"; }
 
 // One chaos run: `stops` in random order (c/w: SIGKILL of the coordinator or
 // a worker; C/W: SIGTERM), each when the job has reached a random point,
@@ -202,7 +87,7 @@ json RunChaos(const std::string& tag, std::vector<char> stops,
   const uint64_t seed = std::random_device{}();
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937_64 rng(seed);
-  Cluster cluster(
+  Cluster cluster = ChaosCluster(
       dir,
       {"--latency-ms", "20", "--seed", std::to_string(seed % 100000),
        "--fault-rates", fault_rates, "--slow-ms", "1500", "--pad-count", "4",
@@ -213,7 +98,7 @@ json RunChaos(const std::string& tag, std::vector<char> stops,
 
   const std::string prompts = dir + "/prompts.jsonl";
   WriteFile(prompts, MakePromptFile(kPrompts, /*large_every=*/10, &rng));
-  const std::string job = cluster.Submit(prompts);
+  const std::string job = cluster.Submit(prompts, {"--max-tokens", "64"});
   EXPECT_EQ(job.rfind("job-", 0), 0u) << job;
 
   std::shuffle(stops.begin(), stops.end(), rng);
@@ -270,7 +155,7 @@ json RunChaos(const std::string& tag, std::vector<char> stops,
   }
 
   // Resumes by itself: no command is needed after a restart.
-  const json status = cluster.WaitForEnd(job, 600);
+  const json status = cluster.WaitFor(job, Ended, 600, /*poll_ms=*/200);
   EXPECT_FALSE(status.is_null()) << "job did not end";
   if (status.is_null()) return nullptr;
   EXPECT_EQ(status.at("state"), "completed") << status.dump();
@@ -338,7 +223,7 @@ TEST(ChaosTest, KillsAndFaultsLoseNothingAndPayTwiceAtMostWhatWasInFlight) {
   // worker's requests for a coordinator kill, one worker's for a worker
   // kill. The SIGTERMs add nothing.
   const int64_t bound =
-      Cluster::kMaxConcurrency * (coordinator_kills * 2 + worker_kills);
+      kMaxConcurrency * (coordinator_kills * 2 + worker_kills);
   EXPECT_LE(stats.at("chat_completions_repeated").get<int64_t>(), bound);
 }
 
@@ -376,13 +261,15 @@ TEST_P(TeacherIoTest, IsClassifiedAndRetried) {
   const IoCase& c = GetParam();
   constexpr int kPrompts = 4;
   const std::string dir = MakeTempDir("teacher_io");
-  Cluster cluster(dir, c.sim_args, "    max_attempts: 2\n" + c.teacher_extra);
+  Cluster cluster =
+      ChaosCluster(dir, c.sim_args, "    max_attempts: 2\n" + c.teacher_extra);
   ASSERT_TRUE(cluster.StartCoordinator()) << cluster.coordinator().Stderr();
   cluster.StartWorker(0);
   const std::string prompts = dir + "/prompts.jsonl";
   WriteFile(prompts, MakePromptFile(kPrompts));
-  const std::string job = cluster.Submit(prompts, c.max_tokens);
-  const json status = cluster.WaitForEnd(job, 120);
+  const std::string job =
+      cluster.Submit(prompts, {"--max-tokens", c.max_tokens});
+  const json status = cluster.WaitFor(job, Ended, 120, /*poll_ms=*/200);
   ASSERT_FALSE(status.is_null());
   // A job whose every task failed ends FAILED, with the reason.
   const bool all_failed = !c.answered && !c.some;
@@ -462,12 +349,12 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(TeacherDownTest, SpentQuotaPausesTheTeacherWithoutHammeringIt) {
   constexpr int kPrompts = 200;
   const std::string dir = MakeTempDir("quota");
-  Cluster cluster(dir, {"--fault-rates", "quota=1"}, "");
+  Cluster cluster = ChaosCluster(dir, {"--fault-rates", "quota=1"}, "");
   ASSERT_TRUE(cluster.StartCoordinator()) << cluster.coordinator().Stderr();
   cluster.StartWorker(0);
   const std::string prompts = dir + "/prompts.jsonl";
   WriteFile(prompts, MakePromptFile(kPrompts));
-  const std::string job = cluster.Submit(prompts);
+  const std::string job = cluster.Submit(prompts, {"--max-tokens", "64"});
   json status;
   for (int i = 0; i < 600; ++i) {
     status = json::parse(cluster.Cli({"status", job, "--json"}).out);
@@ -486,7 +373,7 @@ TEST(TeacherDownTest, SpentQuotaPausesTheTeacherWithoutHammeringIt) {
   // Never hammered: no more requests than the worker had in flight.
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   const json stats = cluster.SimStats();
-  EXPECT_LE(stats.at("requests_total").get<int64_t>(), Cluster::kMaxConcurrency)
+  EXPECT_LE(stats.at("requests_total").get<int64_t>(), kMaxConcurrency)
       << stats.dump();
   if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir);
 }
@@ -495,14 +382,15 @@ TEST(RetryTest, RetryHarvestsDeadLettersAgainUntilNoneAreLeft) {
   constexpr int kPrompts = 200;
   const std::string dir = MakeTempDir("retry");
   // One attempt per task, half of them failing: many dead letters.
-  Cluster cluster(dir, {"--fault-rates", "500=0.5", "--seed", "3"},
-                  "    max_attempts: 1\n");
+  Cluster cluster =
+      ChaosCluster(dir, {"--fault-rates", "500=0.5", "--seed", "3"},
+                   "    max_attempts: 1\n");
   ASSERT_TRUE(cluster.StartCoordinator()) << cluster.coordinator().Stderr();
   cluster.StartWorker(0);
   const std::string prompts = dir + "/prompts.jsonl";
   WriteFile(prompts, MakePromptFile(kPrompts));
-  const std::string job = cluster.Submit(prompts);
-  json status = cluster.WaitForEnd(job, 120);
+  const std::string job = cluster.Submit(prompts, {"--max-tokens", "64"});
+  json status = cluster.WaitFor(job, Ended, 120, /*poll_ms=*/200);
   ASSERT_FALSE(status.is_null());
   ASSERT_EQ(status.at("state"), "completed");
   const int64_t failed = status.at("tasks_failed").get<int64_t>();
@@ -525,7 +413,7 @@ TEST(RetryTest, RetryHarvestsDeadLettersAgainUntilNoneAreLeft) {
     CommandResult r = cluster.Cli({"retry", job});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(r.out, job + " running\n");
-    status = cluster.WaitForEnd(job, 120);
+    status = cluster.WaitFor(job, Ended, 120, /*poll_ms=*/200);
     ASSERT_FALSE(status.is_null());
     EXPECT_EQ(status.at("state"), "completed");
     EXPECT_EQ(status.at("tasks_done").get<int64_t>() +

@@ -13,7 +13,8 @@
 #include <vector>
 
 #include "nlohmann/json.hpp"
-#include "tests/integration/process.h"
+#include "tests/testing/cluster.h"
+#include "tests/testing/jsonl.h"
 
 namespace distillery::testing {
 namespace {
@@ -65,18 +66,12 @@ class CliErrorsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = MakeTempDir("cli_errors");
-    sim_ = std::make_unique<Process>(
-        "teacher-sim", std::vector<std::string>{"--listen", "127.0.0.1:0"},
-        dir_);
-    sim_address_ = sim_->WaitForAddress();
+    sim_ = SpawnTeacherSim(dir_, {}, &sim_address_);
     ASSERT_FALSE(sim_address_.empty()) << sim_->Stderr();
     teachers_ = dir_ + "/teachers.yaml";
     // "offline" has a key no worker holds: its jobs stay running.
     WriteFile(teachers_,
-              "teachers:\n  - name: sim\n    api: openai\n"
-              "    base_url: http://" +
-                  sim_address_ +
-                  "/v1\n    max_tokens_field: max_tokens\n"
+              "teachers:\n" + SimTeacherProfile(sim_address_) +
                   "  - name: offline\n    api: openai\n"
                   "    base_url: http://127.0.0.1:9/v1\n"
                   "    api_key_env: DISTILLERY_CLI_ERRORS_TEST_UNSET_KEY\n");
@@ -84,11 +79,7 @@ class CliErrorsTest : public ::testing::Test {
     coordinator_ = StartCoordinator("127.0.0.1:0", dir_ + "/data");
     address_ = coordinator_->WaitForAddress();
     ASSERT_FALSE(address_.empty()) << coordinator_->Stderr();
-    worker_ = std::make_unique<Process>(
-        "distillery-worker",
-        std::vector<std::string>{"--coordinator", address_, "--teachers",
-                                 teachers_},
-        dir_);
+    worker_ = SpawnWorker(dir_, address_, teachers_);
   }
 
   void TearDown() override {
@@ -100,11 +91,7 @@ class CliErrorsTest : public ::testing::Test {
 
   std::unique_ptr<Process> StartCoordinator(const std::string& listen,
                                             const std::string& data_dir) {
-    return std::make_unique<Process>(
-        "distillery-coordinator",
-        std::vector<std::string>{"--listen", listen, "--data-dir", data_dir,
-                                 "--teachers", teachers_},
-        dir_);
+    return SpawnCoordinator(dir_, listen, data_dir, teachers_);
   }
 
   CommandResult Cli(std::vector<std::string> args,

@@ -12,7 +12,8 @@
 #include <sstream>
 
 #include "nlohmann/json.hpp"
-#include "tests/integration/process.h"
+#include "tests/testing/cluster.h"
+#include "tests/testing/jsonl.h"
 
 namespace distillery::testing {
 namespace {
@@ -30,7 +31,8 @@ std::vector<json> ParseLines(const std::string& text) {
   return out;
 }
 
-std::vector<json> ReadJsonLines(const std::string& path) {
+// An export file's records, with no blank line among them.
+std::vector<json> ReadExport(const std::string& path) {
   return ParseLines(ReadFile(path));
 }
 
@@ -77,26 +79,17 @@ class ExportTest : public ::testing::Test {
 
   void SetUp() override {
     dir_ = MakeTempDir("export");
-    sim_ = std::make_unique<Process>(
-        "teacher-sim",
-        std::vector<std::string>{"--listen", "127.0.0.1:0", "--latency-ms",
-                                 "2", "--error-rate", SimErrorRate()},
-        dir_);
-    sim_address_ = sim_->WaitForAddress();
+    sim_ = SpawnTeacherSim(
+        dir_, {"--latency-ms", "2", "--error-rate", SimErrorRate()},
+        &sim_address_);
     ASSERT_FALSE(sim_address_.empty()) << sim_->Stderr();
     teachers_ = dir_ + "/teachers.yaml";
-    WriteFile(teachers_, "teachers:\n  - name: sim\n    api: openai\n"
-                         "    base_url: http://" +
-                             sim_address_ +
-                             "/v1\n    max_tokens_field: max_tokens\n"
+    WriteFile(teachers_, "teachers:\n" + SimTeacherProfile(sim_address_) +
                              "    max_concurrency: 16\n    max_attempts: " +
                              MaxAttempts() + "\n");
     StartCoordinator();
-    worker_ = std::make_unique<Process>(
-        "distillery-worker",
-        std::vector<std::string>{"--coordinator", coordinator_address_,
-                                 "--teachers", teachers_, "--name", "w"},
-        dir_);
+    worker_ =
+        SpawnWorker(dir_, coordinator_address_, teachers_, {"--name", "w"});
   }
 
   void TearDown() override {
@@ -107,20 +100,15 @@ class ExportTest : public ::testing::Test {
   }
 
   void StartCoordinator() {
-    coordinator_ = std::make_unique<Process>(
-        "distillery-coordinator",
-        std::vector<std::string>{"--listen", "127.0.0.1:0", "--data-dir",
-                                 dir_ + "/data", "--teachers", teachers_,
-                                 "--lease-seconds", "3", "--heartbeat-ms",
-                                 "300"},
-        dir_);
+    coordinator_ =
+        SpawnCoordinator(dir_, "127.0.0.1:0", dir_ + "/data", teachers_,
+                         {"--lease-seconds", "3", "--heartbeat-ms", "300"});
     coordinator_address_ = coordinator_->WaitForAddress();
     ASSERT_FALSE(coordinator_address_.empty()) << coordinator_->Stderr();
   }
 
   CommandResult Cli(std::vector<std::string> args) {
-    args.insert(args.begin(), {"--coordinator", coordinator_address_});
-    return RunCommand("distillery", args, dir_);
+    return RunCli(coordinator_address_, std::move(args), dir_);
   }
 
   // Submits, waits for the end, returns the job id.
@@ -308,7 +296,7 @@ TEST_F(ExportTest, SeveralJobsAndStableSplitsWhenPromptsAreAdded) {
     for (const std::string name : {"train", "test"}) {
       const std::string path = dir_ + "/" + job + "." + name + ".jsonl";
       EXPECT_TRUE(std::filesystem::exists(path)) << path;
-      for (const json& line : ReadJsonLines(path)) {
+      for (const json& line : ReadExport(path)) {
         const std::string id = line.at("prompt_id");
         // All samples of a prompt land together.
         auto [it, inserted] = split.emplace(id, name);

@@ -15,22 +15,13 @@
 #include <thread>
 
 #include "nlohmann/json.hpp"
-#include "tests/integration/process.h"
+#include "tests/testing/cluster.h"
+#include "tests/testing/jsonl.h"
 
 namespace distillery::testing {
 namespace {
 
 using nlohmann::json;
-
-std::vector<json> ReadJsonLines(const std::string& path) {
-  std::vector<json> out;
-  std::istringstream in(ReadFile(path));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty()) out.push_back(json::parse(line));
-  }
-  return out;
-}
 
 // 2,000 distinct prompts in both shapes, with ids and metadata.
 std::string MakePromptFile(int n) {
@@ -59,18 +50,11 @@ class HarvestTest : public ::testing::Test {
 
   void SetUp() override {
     dir_ = MakeTempDir("harvest");
-    sim_ = std::make_unique<Process>(
-        "teacher-sim",
-        std::vector<std::string>{"--listen", "127.0.0.1:0", "--latency-ms",
-                                 SimLatencyMs()},
-        dir_);
-    sim_address_ = sim_->WaitForAddress();
+    sim_ =
+        SpawnTeacherSim(dir_, {"--latency-ms", SimLatencyMs()}, &sim_address_);
     ASSERT_FALSE(sim_address_.empty()) << sim_->Stderr();
     teachers_ = dir_ + "/teachers.yaml";
-    WriteFile(teachers_, "teachers:\n  - name: sim\n    api: openai\n"
-                         "    base_url: http://" +
-                             sim_address_ +
-                             "/v1\n    max_tokens_field: max_tokens\n"
+    WriteFile(teachers_, "teachers:\n" + SimTeacherProfile(sim_address_) +
                              "    max_concurrency: 16\n");
     StartCoordinator("127.0.0.1:0");
     for (int i = 0; i < 2; ++i) StartWorker(i);
@@ -84,29 +68,20 @@ class HarvestTest : public ::testing::Test {
   }
 
   void StartCoordinator(const std::string& listen) {
-    coordinator_ = std::make_unique<Process>(
-        "distillery-coordinator",
-        std::vector<std::string>{"--listen", listen, "--data-dir",
-                                 dir_ + "/data", "--teachers", teachers_,
-                                 "--lease-seconds", "3", "--heartbeat-ms",
-                                 "300"},
-        dir_);
+    coordinator_ =
+        SpawnCoordinator(dir_, listen, dir_ + "/data", teachers_,
+                         {"--lease-seconds", "3", "--heartbeat-ms", "300"});
     coordinator_address_ = coordinator_->WaitForAddress();
     ASSERT_FALSE(coordinator_address_.empty()) << coordinator_->Stderr();
   }
 
   void StartWorker(int i) {
-    workers_.push_back(std::make_unique<Process>(
-        "distillery-worker",
-        std::vector<std::string>{"--coordinator", coordinator_address_,
-                                 "--teachers", teachers_, "--name",
-                                 "w" + std::to_string(i)},
-        dir_));
+    workers_.push_back(SpawnWorker(dir_, coordinator_address_, teachers_,
+                                   {"--name", "w" + std::to_string(i)}));
   }
 
   CommandResult Cli(std::vector<std::string> args) {
-    args.insert(args.begin(), {"--coordinator", coordinator_address_});
-    return RunCommand("distillery", args, dir_);
+    return RunCli(coordinator_address_, std::move(args), dir_);
   }
 
   std::string Submit(const std::string& file, const std::string& model) {

@@ -7,7 +7,7 @@
 #include <set>
 #include <sstream>
 
-#include "tests/integration/process.h"
+#include "tests/testing/process.h"
 
 namespace distillery::testing {
 namespace {

@@ -19,7 +19,8 @@
 #include <thread>
 
 #include "nlohmann/json.hpp"
-#include "tests/integration/cluster.h"
+#include "tests/testing/cluster.h"
+#include "tests/testing/jsonl.h"
 
 namespace distillery::testing {
 namespace {
@@ -112,13 +113,8 @@ int64_t InFlightOf(const std::string& metrics_address) {
 }
 
 bool WaitForInFlight(const std::string& metrics_address, int timeout_seconds) {
-  const auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::seconds(timeout_seconds);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (InFlightOf(metrics_address) > 0) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
+  return WaitUntil([&] { return InFlightOf(metrics_address) > 0; },
+                   timeout_seconds, /*poll_ms=*/20);
 }
 
 void StopWorkerMidJob(const std::string& tag, const std::string& drain_seconds,

@@ -15,7 +15,8 @@
 #include <thread>
 
 #include "nlohmann/json.hpp"
-#include "tests/integration/process.h"
+#include "tests/testing/cluster.h"
+#include "tests/testing/jsonl.h"
 #include "yaml-cpp/yaml.h"
 
 namespace distillery::testing {
@@ -130,15 +131,6 @@ std::vector<AlertRule> AlertRules(const std::string& path) {
   return out;
 }
 
-std::string MakePrompts(int n, const std::string& tag) {
-  std::string text;
-  for (int i = 0; i < n; ++i) {
-    text += json{{"prompt", tag + " question " + std::to_string(i)}}.dump() +
-            "\n";
-  }
-  return text;
-}
-
 class MetricsTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -214,8 +206,7 @@ class MetricsTest : public ::testing::Test {
   }
 
   CommandResult Cli(std::vector<std::string> args) {
-    args.insert(args.begin(), {"--coordinator", coordinator_address_});
-    return RunCommand("distillery", args, dir_);
+    return RunCli(coordinator_address_, std::move(args), dir_);
   }
 
   std::string dir_, sim_address_, coordinator_address_, prometheus_address_;
@@ -240,19 +231,13 @@ TEST_F(MetricsTest, EveryShippedQueryParsesAndReturnsData) {
   // A teacher that fails a tenth of its requests (500 or 429), so error,
   // retry and dead-letter series are real, and one no worker serves (its key
   // is not set), so one job stays running.
-  sim_ = std::make_unique<Process>(
-      "teacher-sim",
-      std::vector<std::string>{"--listen", "127.0.0.1:0", "--latency-ms", "5",
-                               "--error-rate", "0.1", "--seed", "7"},
-      dir_);
-  sim_address_ = sim_->WaitForAddress();
+  sim_ = SpawnTeacherSim(
+      dir_, {"--latency-ms", "5", "--error-rate", "0.1", "--seed", "7"},
+      &sim_address_);
   ASSERT_FALSE(sim_address_.empty()) << sim_->Stderr();
   const std::string teachers = dir_ + "/teachers.yaml";
   WriteFile(teachers,
-            "teachers:\n"
-            "  - name: sim\n    api: openai\n    base_url: http://" +
-                sim_address_ +
-                "/v1\n    max_tokens_field: max_tokens\n"
+            "teachers:\n" + SimTeacherProfile(sim_address_) +
                 "    max_concurrency: 8\n    max_attempts: 2\n"
                 "    rpm: 600000\n    tpm: 100000000\n"
                 "    pricing:\n      \"*\": {input: 0.5, output: 2.0}\n"
@@ -262,27 +247,21 @@ TEST_F(MetricsTest, EveryShippedQueryParsesAndReturnsData) {
                 "    rpm: 60\n    tpm: 100000\n");
 
   const int coordinator_metrics = PickFreePort();
-  coordinator_ = std::make_unique<Process>(
-      "distillery-coordinator",
-      std::vector<std::string>{
-          "--listen", "127.0.0.1:0", "--data-dir", dir_ + "/data",
-          "--teachers", teachers, "--heartbeat-ms", "300", "--metrics-listen",
-          "127.0.0.1:" + std::to_string(coordinator_metrics), "--log-format",
-          "json"},
-      dir_);
+  coordinator_ =
+      SpawnCoordinator(dir_, "127.0.0.1:0", dir_ + "/data", teachers,
+                       {"--heartbeat-ms", "300", "--metrics-listen",
+                        "127.0.0.1:" + std::to_string(coordinator_metrics),
+                        "--log-format", "json"});
   coordinator_address_ = coordinator_->WaitForAddress();
   ASSERT_FALSE(coordinator_address_.empty()) << coordinator_->Stderr();
   std::vector<int> worker_metrics;
   for (int i = 0; i < 2; ++i) {
     worker_metrics.push_back(PickFreePort());
-    workers_.push_back(std::make_unique<Process>(
-        "distillery-worker",
-        std::vector<std::string>{
-            "--coordinator", coordinator_address_, "--teachers", teachers,
-            "--name", "w" + std::to_string(i), "--metrics-listen",
-            "127.0.0.1:" + std::to_string(worker_metrics.back()),
-            "--log-format", "json"},
-        dir_));
+    workers_.push_back(
+        SpawnWorker(dir_, coordinator_address_, teachers,
+                    {"--name", "w" + std::to_string(i), "--metrics-listen",
+                     "127.0.0.1:" + std::to_string(worker_metrics.back()),
+                     "--log-format", "json"}));
   }
 
   // Prometheus on loopback with a scrape interval of 1 s and the shipped
@@ -324,7 +303,7 @@ TEST_F(MetricsTest, EveryShippedQueryParsesAndReturnsData) {
   // The harvest: a job, the same prompts again (all from the cache), an
   // export, and a job for the teacher nobody serves.
   const std::string prompts = dir_ + "/prompts.jsonl";
-  WriteFile(prompts, MakePrompts(600, "metrics"));
+  WriteFile(prompts, DistinctPrompts(600, "metrics"));
   std::vector<std::string> jobs;
   for (const std::string teacher : {"sim", "sim", "offline"}) {
     CommandResult r = Cli({"submit", prompts, "--teacher", teacher, "--model",

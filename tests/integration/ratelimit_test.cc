@@ -8,7 +8,8 @@
 #include <sstream>
 
 #include "nlohmann/json.hpp"
-#include "tests/integration/process.h"
+#include "tests/testing/cluster.h"
+#include "tests/testing/jsonl.h"
 
 namespace distillery::testing {
 namespace {
@@ -34,51 +35,34 @@ class RateLimitTest : public ::testing::Test {
   void StartCluster(const std::string& profile_limits,
                     std::vector<std::string> sim_flags) {
     std::vector<std::string> args = {
-        "--listen", "127.0.0.1:0", "--latency-ms", "20", "--rpm",
-        std::to_string(kRequestsPerWindow), "--window-s",
-        std::to_string(kWindowSeconds)};
+        "--latency-ms", "20",
+        "--rpm",        std::to_string(kRequestsPerWindow),
+        "--window-s",   std::to_string(kWindowSeconds)};
     args.insert(args.end(), sim_flags.begin(), sim_flags.end());
-    sim_ = std::make_unique<Process>("teacher-sim", args, dir_);
-    sim_address_ = sim_->WaitForAddress();
+    sim_ = SpawnTeacherSim(dir_, std::move(args), &sim_address_);
     ASSERT_FALSE(sim_address_.empty()) << sim_->Stderr();
     const std::string teachers = dir_ + "/teachers.yaml";
-    WriteFile(teachers, "teachers:\n  - name: sim\n    api: openai\n"
-                        "    base_url: http://" +
-                            sim_address_ +
-                            "/v1\n    max_tokens_field: max_tokens\n"
-                            "    limit_window_s: " +
-                            std::to_string(kWindowSeconds) + "\n" +
-                            profile_limits);
-    coordinator_ = std::make_unique<Process>(
-        "distillery-coordinator",
-        std::vector<std::string>{"--listen", "127.0.0.1:0", "--data-dir",
-                                 dir_ + "/data", "--teachers", teachers,
-                                 "--heartbeat-ms", "500"},
-        dir_);
+    WriteFile(teachers,
+              "teachers:\n" + SimTeacherProfile(sim_address_) +
+                  "    limit_window_s: " + std::to_string(kWindowSeconds) +
+                  "\n" + profile_limits);
+    coordinator_ = SpawnCoordinator(dir_, "127.0.0.1:0", dir_ + "/data",
+                                    teachers, {"--heartbeat-ms", "500"});
     coordinator_address_ = coordinator_->WaitForAddress();
     ASSERT_FALSE(coordinator_address_.empty()) << coordinator_->Stderr();
     for (int i = 0; i < 3; ++i) {
-      workers_.push_back(std::make_unique<Process>(
-          "distillery-worker",
-          std::vector<std::string>{"--coordinator", coordinator_address_,
-                                   "--teachers", teachers, "--name",
-                                   "w" + std::to_string(i)},
-          dir_));
+      workers_.push_back(SpawnWorker(dir_, coordinator_address_, teachers,
+                                     {"--name", "w" + std::to_string(i)}));
     }
   }
 
   CommandResult Cli(std::vector<std::string> args) {
-    args.insert(args.begin(), {"--coordinator", coordinator_address_});
-    return RunCommand("distillery", args, dir_);
+    return RunCli(coordinator_address_, std::move(args), dir_);
   }
 
   json Harvest() {
-    std::string prompts;
-    for (int i = 0; i < kPrompts; ++i) {
-      prompts += json({{"prompt", "rate limited question " +
-                                      std::to_string(i)}}).dump() + "\n";
-    }
-    WriteFile(dir_ + "/prompts.jsonl", prompts);
+    WriteFile(dir_ + "/prompts.jsonl",
+              DistinctPrompts(kPrompts, "rate limited"));
     CommandResult submit = Cli({"submit", dir_ + "/prompts.jsonl", "--teacher",
                                 "sim", "--model", "sim-chat", "--max-tokens",
                                 "64"});

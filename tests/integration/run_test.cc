@@ -14,30 +14,13 @@
 #include <thread>
 
 #include "nlohmann/json.hpp"
-#include "tests/integration/process.h"
+#include "tests/testing/cluster.h"
+#include "tests/testing/jsonl.h"
 
 namespace distillery::testing {
 namespace {
 
 using nlohmann::json;
-
-std::string Prompts(const std::string& tag, int n) {
-  std::string text;
-  for (int i = 0; i < n; ++i) {
-    text += json({{"id", tag + std::to_string(i)},
-                  {"prompt", tag + " question " + std::to_string(i)}})
-                .dump() +
-            "\n";
-  }
-  return text;
-}
-
-int64_t Lines(const std::string& path) {
-  std::istringstream in(ReadFile(path));
-  int64_t n = 0;
-  for (std::string line; std::getline(in, line);) n += !line.empty();
-  return n;
-}
 
 // The figure of "this run: N teacher requests sent" in a run's stderr.
 int64_t RequestsSent(const std::string& err) {
@@ -53,18 +36,10 @@ class RunTest : public ::testing::Test {
     dir_ = MakeTempDir("run");
     // Slow answers, few at a time: the first job is still harvesting when
     // it is interrupted.
-    sim_ = std::make_unique<Process>(
-        "teacher-sim",
-        std::vector<std::string>{"--listen", "127.0.0.1:0", "--latency-ms",
-                                 "150"},
-        dir_);
-    sim_address_ = sim_->WaitForAddress();
+    sim_ = SpawnTeacherSim(dir_, {"--latency-ms", "150"}, &sim_address_);
     ASSERT_FALSE(sim_address_.empty()) << sim_->Stderr();
     teachers_ = dir_ + "/teachers.yaml";
-    WriteFile(teachers_, "teachers:\n  - name: sim\n    api: openai\n"
-                         "    base_url: http://" +
-                             sim_address_ +
-                             "/v1\n    max_tokens_field: max_tokens\n"
+    WriteFile(teachers_, "teachers:\n" + SimTeacherProfile(sim_address_) +
                              "    max_concurrency: 2\n");
     data_dir_ = dir_ + "/data";
   }
@@ -94,16 +69,13 @@ class RunTest : public ::testing::Test {
 TEST_F(RunTest, CtrlCKeepsTheJobAndALaterRunHarvestsOnlyItsOwnFile) {
   const std::string a = dir_ + "/a.jsonl";
   const std::string b = dir_ + "/b.jsonl";
-  WriteFile(a, Prompts("a", 60));
-  WriteFile(b, Prompts("b", 10));
+  WriteFile(a, DistinctPrompts(60, "a", /*ids=*/true));
+  WriteFile(b, DistinctPrompts(10, "b", /*ids=*/true));
 
   // Run A, interrupted once the teacher has seen a few requests.
   Process run_a("distillery", RunArgs(a, dir_ + "/a-out.jsonl"), dir_);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (SimRequests() < 4 && run_a.Running() &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  WaitUntil([&] { return SimRequests() >= 4 || !run_a.Running(); },
+            /*timeout_seconds=*/60, /*poll_ms=*/20);
   ASSERT_TRUE(run_a.Running()) << run_a.Stderr();
   ASSERT_GE(SimRequests(), 4);
   run_a.Signal(SIGINT);
@@ -135,7 +107,7 @@ TEST_F(RunTest, CtrlCKeepsTheJobAndALaterRunHarvestsOnlyItsOwnFile) {
       << run_b.err;
   EXPECT_EQ(SimRequests() - after_a, 10) << "run B paid for job A";
   EXPECT_EQ(RequestsSent(run_b.err), 10);
-  EXPECT_EQ(Lines(dir_ + "/b-out.jsonl"), 10);
+  EXPECT_EQ(CountLines(ReadFile(dir_ + "/b-out.jsonl")), 10);
   EXPECT_EQ(ReadFile(dir_ + "/b-out.jsonl").find("a question"),
             std::string::npos);
 
@@ -153,7 +125,7 @@ TEST_F(RunTest, CtrlCKeepsTheJobAndALaterRunHarvestsOnlyItsOwnFile) {
   const int64_t paid = SimRequests() - before_resume;
   EXPECT_EQ(RequestsSent(resumed.err), paid);
   EXPECT_EQ(paid + after_a, 60) << "an answer was paid for twice or lost";
-  EXPECT_EQ(Lines(dir_ + "/a-out.jsonl"), 60);
+  EXPECT_EQ(CountLines(ReadFile(dir_ + "/a-out.jsonl")), 60);
 }
 
 TEST_F(RunTest, ResumeNeedsAJobOfTheDataDirAndAFileNeedsTeacherAndModel) {
@@ -167,7 +139,7 @@ TEST_F(RunTest, ResumeNeedsAJobOfTheDataDirAndAFileNeedsTeacherAndModel) {
 
   // An export flag typo is refused before anything is paid for.
   const std::string file = dir_ + "/one.jsonl";
-  WriteFile(file, Prompts("x", 1));
+  WriteFile(file, DistinctPrompts(1, "x", /*ids=*/true));
   std::vector<std::string> args = RunArgs(file, dir_ + "/out.jsonl");
   args.insert(args.end(), {"--finish-reason", "stopp"});
   r = RunCommand("distillery", args, dir_, 60);

@@ -5,6 +5,9 @@
 // files, exports, or the bytes between worker and coordinator (recorded by
 // a TCP proxy in this test). Certificates are made here with openssl.
 #include <arpa/inet.h>
+#include <google/protobuf/descriptor.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -19,14 +22,10 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-
-#include <google/protobuf/descriptor.h>
-#include <grpcpp/generic/generic_stub.h>
-#include <grpcpp/grpcpp.h>
-
 #include "distillery/v1/client_service.grpc.pb.h"
 #include "distillery/v1/worker_service.grpc.pb.h"
-#include "tests/integration/process.h"
+#include "tests/testing/cluster.h"
+#include "tests/testing/jsonl.h"
 
 namespace distillery::testing {
 namespace {
@@ -152,13 +151,11 @@ class RecordingProxy {
 };
 
 std::string PromptFile(int n) {
-  std::string text;
-  for (int i = 0; i < n; ++i) {
-    text += "{\"id\":\"s" + std::to_string(i) +
-            "\",\"prompt\":\"Security question " + std::to_string(i) +
-            " about the marker PLAINTEXT-CANARY\"}\n";
-  }
-  return text;
+  return JsonLines(n, [](int i) {
+    return nlohmann::json{{"id", "s" + std::to_string(i)},
+                          {"prompt", "Security question " + std::to_string(i) +
+                                         " about the marker PLAINTEXT-CANARY"}};
+  });
 }
 
 class SecurityTest : public ::testing::Test {
@@ -188,34 +185,27 @@ class SecurityTest : public ::testing::Test {
   void StartSim(const std::string& api_key = "",
                 const std::vector<std::string>& extra = {}) {
     fs::create_directories(dir_ + "/sim");
-    std::vector<std::string> args{"--listen", "127.0.0.1:0", "--latency-ms",
-                                  "5"};
+    std::vector<std::string> args{"--latency-ms", "5"};
     if (!api_key.empty()) {
       args.insert(args.end(), {"--require-api-key", api_key});
     }
     args.insert(args.end(), extra.begin(), extra.end());
-    sim_ = std::make_unique<Process>("teacher-sim", args, dir_ + "/sim");
-    const std::string sim = sim_->WaitForAddress();
+    std::string sim;
+    sim_ = SpawnTeacherSim(dir_ + "/sim", std::move(args), &sim);
     ASSERT_FALSE(sim.empty()) << sim_->Stderr();
     sim_address_ = sim;
     WriteFile(dir_ + "/teachers.yaml",
-              "teachers:\n  - name: sim\n    api: openai\n    base_url: "
-              "http://" + sim +
-                  "/v1\n    max_tokens_field: max_tokens\n" +
+              "teachers:\n" + SimTeacherProfile(sim) +
                   (api_key.empty() ? "" : "    api_key_env: SIM_API_KEY\n") +
                   "    max_concurrency: 8\n");
   }
 
   void StartCoordinator(std::vector<std::string> extra) {
-    std::vector<std::string> args{"--listen",   "127.0.0.1:0",
-                                  "--data-dir", dir_ + "/data",
-                                  "--teachers", dir_ + "/teachers.yaml",
-                                  "--metrics-listen", "127.0.0.1:0"};
     metrics_port_ = PickFreePort();
-    args.back() = "127.0.0.1:" + std::to_string(metrics_port_);
-    args.insert(args.end(), extra.begin(), extra.end());
-    coordinator_ = std::make_unique<Process>("distillery-coordinator", args,
-                                             dir_);
+    extra.insert(extra.begin(), {"--metrics-listen",
+                                 "127.0.0.1:" + std::to_string(metrics_port_)});
+    coordinator_ = SpawnCoordinator(dir_, "127.0.0.1:0", dir_ + "/data",
+                                    dir_ + "/teachers.yaml", std::move(extra));
     address_ = coordinator_->WaitForAddress();
     ASSERT_FALSE(address_.empty()) << coordinator_->Stderr();
     port_ = std::stoi(address_.substr(address_.rfind(':') + 1));
@@ -223,18 +213,15 @@ class SecurityTest : public ::testing::Test {
 
   void StartWorker(const std::string& coordinator,
                    std::vector<std::string> extra) {
-    std::vector<std::string> args{"--coordinator", coordinator, "--teachers",
-                                  dir_ + "/teachers.yaml", "--name",
-                                  "w" + std::to_string(workers_.size())};
-    args.insert(args.end(), extra.begin(), extra.end());
-    workers_.push_back(
-        std::make_unique<Process>("distillery-worker", args, dir_));
+    extra.insert(extra.begin(),
+                 {"--name", "w" + std::to_string(workers_.size())});
+    workers_.push_back(SpawnWorker(dir_, coordinator, dir_ + "/teachers.yaml",
+                                   std::move(extra)));
   }
 
   CommandResult Cli(const std::string& coordinator,
                     std::vector<std::string> args, int timeout = 120) {
-    args.insert(args.begin(), {"--coordinator", coordinator});
-    return RunCommand("distillery", args, dir_, timeout);
+    return RunCli(coordinator, std::move(args), dir_, timeout);
   }
 
   // Every file under the test's directory but the simulator's: logs, CLI

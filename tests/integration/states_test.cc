@@ -18,7 +18,8 @@
 #include <thread>
 
 #include "nlohmann/json.hpp"
-#include "tests/integration/process.h"
+#include "tests/testing/cluster.h"
+#include "tests/testing/jsonl.h"
 
 namespace distillery::testing {
 namespace {
@@ -26,26 +27,6 @@ namespace {
 using nlohmann::json;
 
 constexpr int kMaxConcurrency = 4;
-
-std::string Prompts(int n, const std::string& tag) {
-  std::string text;
-  for (int i = 0; i < n; ++i) {
-    text += json{{"prompt", tag + " question " + std::to_string(i)}}.dump() +
-            "\n";
-  }
-  return text;
-}
-
-// Polls `condition` every 100 ms for up to `seconds`.
-bool WaitFor(const std::function<bool()>& condition, int seconds = 60) {
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return condition();
-}
 
 int Count(const std::string& text, const std::string& what) {
   int n = 0;
@@ -73,42 +54,35 @@ class StatesTest : public ::testing::Test {
   // path on the sim) with `extra` YAML.
   void Start(std::vector<std::string> sim_args, std::string base_url = "",
              const std::string& extra = "") {
-    sim_args.insert(sim_args.begin(), {"--listen", "127.0.0.1:0"});
-    sim_ = std::make_unique<Process>("teacher-sim", sim_args, dir_);
-    sim_address_ = sim_->WaitForAddress();
+    sim_ = SpawnTeacherSim(dir_, std::move(sim_args), &sim_address_);
     ASSERT_FALSE(sim_address_.empty()) << sim_->Stderr();
     if (base_url.empty()) base_url = "/v1";
     if (base_url[0] == '/') base_url = "http://" + sim_address_ + base_url;
     teachers_ = dir_ + "/teachers.yaml";
-    WriteFile(teachers_, "teachers:\n  - name: sim\n    api: openai\n"
-                         "    base_url: " + base_url + "\n"
-                         "    max_tokens_field: max_tokens\n"
-                         "    rpm: 0\n    tpm: 0\n    max_concurrency: " +
-                             std::to_string(kMaxConcurrency) + "\n" + extra);
+    WriteFile(teachers_,
+              "teachers:\n  - name: sim\n    api: openai\n"
+              "    base_url: " +
+                  base_url +
+                  "\n"
+                  "    max_tokens_field: max_tokens\n"
+                  "    rpm: 0\n    tpm: 0\n    max_concurrency: " +
+                  std::to_string(kMaxConcurrency) + "\n" + extra);
     metrics_port_ = PickFreePort();
-    coordinator_ = std::make_unique<Process>(
-        "distillery-coordinator",
-        std::vector<std::string>{
-            "--listen", "127.0.0.1:0", "--data-dir", dir_ + "/data",
-            "--teachers", teachers_, "--heartbeat-ms", "200",
-            "--metrics-listen",
-            "127.0.0.1:" + std::to_string(metrics_port_)},
-        dir_);
+    coordinator_ =
+        SpawnCoordinator(dir_, "127.0.0.1:0", dir_ + "/data", teachers_,
+                         {"--heartbeat-ms", "200", "--metrics-listen",
+                          "127.0.0.1:" + std::to_string(metrics_port_)});
     address_ = coordinator_->WaitForAddress();
     ASSERT_FALSE(address_.empty()) << coordinator_->Stderr();
   }
 
   void StartWorker(const std::string& name) {
-    workers_.push_back(std::make_unique<Process>(
-        "distillery-worker",
-        std::vector<std::string>{"--coordinator", address_, "--teachers",
-                                 teachers_, "--name", name},
-        dir_));
+    workers_.push_back(
+        SpawnWorker(dir_, address_, teachers_, {"--name", name}));
   }
 
   CommandResult Cli(std::vector<std::string> args, int timeout = 120) {
-    args.insert(args.begin(), {"--coordinator", address_});
-    return RunCommand("distillery", args, dir_, timeout);
+    return RunCli(address_, std::move(args), dir_, timeout);
   }
 
   // Submits `text` as a prompt file; returns the job id ("" on failure,
@@ -137,11 +111,13 @@ class StatesTest : public ::testing::Test {
   // Waits until `job`'s teacher is paused; returns the last status seen.
   json WaitForTeacherPause(const std::string& job) {
     json status;
-    WaitFor([&] {
-      status = Status(job);
-      return !status.is_null() &&
-             status.at("teacher_status").at("paused").get<bool>();
-    });
+    WaitUntil(
+        [&] {
+          status = Status(job);
+          return !status.is_null() &&
+                 status.at("teacher_status").at("paused").get<bool>();
+        },
+        /*timeout_seconds=*/60, /*poll_ms=*/100);
     return status;
   }
 
@@ -154,7 +130,7 @@ class StatesTest : public ::testing::Test {
 TEST_F(StatesTest, AJobNoWorkerServesSaysSoUntilOneComes) {
   ASSERT_NO_FATAL_FAILURE(Start({"--latency-ms", "5"}));
   CommandResult submitted;
-  const std::string job = Submit(Prompts(10, "lonely"), &submitted);
+  const std::string job = Submit(DistinctPrompts(10, "lonely"), &submitted);
   ASSERT_FALSE(job.empty()) << submitted.err;
   EXPECT_NE(submitted.err.find("warning: no live worker serves teacher sim"),
             std::string::npos)
@@ -172,27 +148,33 @@ TEST_F(StatesTest, AJobNoWorkerServesSaysSoUntilOneComes) {
   // `watch` says it while it lasts, then follows the job to its end once a
   // worker registers.
   Process watch("distillery", {"--coordinator", address_, "watch", job}, dir_);
-  EXPECT_TRUE(WaitFor([&] {
-    return watch.Stdout().find("no live worker serves teacher sim") !=
-           std::string::npos;
-  })) << watch.Stdout();
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return watch.Stdout().find("no live worker serves teacher sim") !=
+               std::string::npos;
+      },
+      /*timeout_seconds=*/60, /*poll_ms=*/100))
+      << watch.Stdout();
   StartWorker("w1");
   EXPECT_EQ(watch.Wait(), 0) << watch.Stdout() << watch.Stderr();
   const std::string out = watch.Stdout();
   const std::string last = out.substr(out.rfind(job));
   EXPECT_EQ(last.find("no live worker"), std::string::npos) << out;
-  EXPECT_TRUE(WaitFor([&] {
-    return Metrics().find(
-               "distillery_teacher_live_workers{teacher=\"sim\"} 1") !=
-           std::string::npos;
-  })) << Metrics();
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return Metrics().find(
+                   "distillery_teacher_live_workers{teacher=\"sim\"} 1") !=
+               std::string::npos;
+      },
+      /*timeout_seconds=*/60, /*poll_ms=*/100))
+      << Metrics();
 }
 
 TEST_F(StatesTest, AWrongBaseUrlPausesTheTeacherWithTheReason) {
   // teacher-sim answers 404 to any path but its API's.
   ASSERT_NO_FATAL_FAILURE(Start({"--latency-ms", "5"}, "/wrong"));
   StartWorker("w1");
-  const std::string job = Submit(Prompts(40, "lost"));
+  const std::string job = Submit(DistinctPrompts(40, "lost"));
   ASSERT_FALSE(job.empty());
   const json status = WaitForTeacherPause(job);
   ASSERT_TRUE(status.at("teacher_status").at("paused").get<bool>())
@@ -215,7 +197,7 @@ TEST_F(StatesTest, AnUnreachableTeacherPausesWithTheReason) {
       {"--latency-ms", "5"}, "http://127.0.0.1:" + std::to_string(closed) +
                                  "/v1"));
   StartWorker("w1");
-  const std::string job = Submit(Prompts(40, "nobody"));
+  const std::string job = Submit(DistinctPrompts(40, "nobody"));
   ASSERT_FALSE(job.empty());
   const json status = WaitForTeacherPause(job);
   ASSERT_TRUE(status.at("teacher_status").at("paused").get<bool>())
@@ -234,7 +216,7 @@ TEST_F(StatesTest, WatchExitCodesFollowTheDocumentedTable) {
                                  "500=1"},
                                 "", "    max_attempts: 1\n"));
   StartWorker("w1");
-  const std::string job = Submit(Prompts(12, "doomed"));
+  const std::string job = Submit(DistinctPrompts(12, "doomed"));
   ASSERT_FALSE(job.empty());
   CommandResult watch = Cli({"watch", job});
   EXPECT_EQ(watch.exit_code, 5) << watch.out << watch.err;
@@ -247,9 +229,13 @@ TEST_F(StatesTest, WatchExitCodesFollowTheDocumentedTable) {
   EXPECT_NE(watch.err.find("failed: all 12 tasks failed"), std::string::npos)
       << watch.err;
   // The log records the end once, with its counts.
-  EXPECT_TRUE(WaitFor([&] {
-    return Count(coordinator_->Stderr(), "job " + job + " failed: 0/12") == 1;
-  })) << coordinator_->Stderr();
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return Count(coordinator_->Stderr(), "job " + job + " failed: 0/12") ==
+               1;
+      },
+      /*timeout_seconds=*/60, /*poll_ms=*/100))
+      << coordinator_->Stderr();
 
   // Some dead letters: completed, exit 4.
   workers_.clear();
@@ -260,7 +246,7 @@ TEST_F(StatesTest, WatchExitCodesFollowTheDocumentedTable) {
                                  "500=0.5", "--seed", "3"},
                                 "", "    max_attempts: 1\n"));
   StartWorker("w1");
-  const std::string some = Submit(Prompts(40, "unlucky"));
+  const std::string some = Submit(DistinctPrompts(40, "unlucky"));
   ASSERT_FALSE(some.empty());
   watch = Cli({"watch", some});
   const json some_status = Status(some);
@@ -271,7 +257,7 @@ TEST_F(StatesTest, WatchExitCodesFollowTheDocumentedTable) {
 
   // Cancelled: 6 (no worker serves it any more, so it cannot finish first).
   workers_.clear();
-  const std::string cancelled = Submit(Prompts(5, "cancelled"));
+  const std::string cancelled = Submit(DistinctPrompts(5, "cancelled"));
   ASSERT_FALSE(cancelled.empty());
   ASSERT_EQ(Cli({"cancel", cancelled}).exit_code, 0);
   watch = Cli({"watch", cancelled});
@@ -282,7 +268,7 @@ TEST_F(StatesTest, ARepeatedPromptIsExportedOnceByDefault) {
   ASSERT_NO_FATAL_FAILURE(Start({"--latency-ms", "1"}));
   StartWorker("w1");
   std::string text;
-  for (int round = 0; round < 3; ++round) text += Prompts(10, "again");
+  for (int round = 0; round < 3; ++round) text += DistinctPrompts(10, "again");
   const std::string job = Submit(text);
   ASSERT_FALSE(job.empty());
   ASSERT_EQ(Cli({"watch", job}).exit_code, 0);
@@ -314,7 +300,7 @@ TEST_F(StatesTest, StatesIdsNamesAndLogSayWhatHappened) {
   EXPECT_EQ(rejected.exit_code, 2) << rejected.err;
   // A teacher that never answered has learned nothing from it.
   CommandResult submitted;
-  const std::string job = Submit(Prompts(6, "named"), &submitted);
+  const std::string job = Submit(DistinctPrompts(6, "named"), &submitted);
   EXPECT_EQ(job, "job-000001") << submitted.err;
   CommandResult shown = Cli({"status", job});
   EXPECT_EQ(shown.out.find("learned from the teacher"), std::string::npos)
@@ -335,10 +321,13 @@ TEST_F(StatesTest, StatesIdsNamesAndLogSayWhatHappened) {
   const std::string records = ReadFile(dir_ + "/raw.jsonl");
   EXPECT_EQ(Count(records, "\"worker\":\"w2\""), 6) << records;
   // The end is logged once, with its counts.
-  EXPECT_TRUE(WaitFor([&] {
-    return Count(coordinator_->Stderr(),
-                 "job " + job + " completed: 6/6 tasks answered") == 1;
-  })) << coordinator_->Stderr();
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return Count(coordinator_->Stderr(),
+                     "job " + job + " completed: 6/6 tasks answered") == 1;
+      },
+      /*timeout_seconds=*/60, /*poll_ms=*/100))
+      << coordinator_->Stderr();
 
   // Retry with no dead letters and cancel of a finished job change nothing
   // and log no change of state.

@@ -14,14 +14,15 @@
 
 #include <algorithm>
 #include <chrono>
-#include <iostream>
 #include <filesystem>
+#include <iostream>
 #include <memory>
 #include <sstream>
 #include <thread>
 
 #include "nlohmann/json.hpp"
-#include "tests/integration/process.h"
+#include "tests/testing/cluster.h"
+#include "tests/testing/jsonl.h"
 
 namespace distillery::testing {
 namespace {
@@ -31,16 +32,6 @@ using Clock = std::chrono::steady_clock;
 
 double SecondsSince(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-std::vector<json> ReadJsonLines(const std::string& path) {
-  std::vector<json> out;
-  std::istringstream in(ReadFile(path));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty()) out.push_back(json::parse(line));
-  }
-  return out;
 }
 
 // `n` distinct prompts of about `bytes` bytes each.
@@ -75,41 +66,30 @@ class TransportTest : public ::testing::Test {
   }
 
   void StartSim(std::vector<std::string> args, int max_concurrency) {
-    args.insert(args.begin(), {"--listen", "127.0.0.1:0"});
-    sim_ = std::make_unique<Process>("teacher-sim", args, dir_);
-    sim_address_ = sim_->WaitForAddress();
+    sim_ = SpawnTeacherSim(dir_, std::move(args), &sim_address_);
     ASSERT_FALSE(sim_address_.empty()) << sim_->Stderr();
     teachers_ = dir_ + "/teachers.yaml";
-    WriteFile(teachers_, "teachers:\n  - name: sim\n    api: openai\n"
-                         "    base_url: http://" +
-                             sim_address_ +
-                             "/v1\n    max_tokens_field: max_tokens\n"
+    WriteFile(teachers_, "teachers:\n" + SimTeacherProfile(sim_address_) +
                              "    max_concurrency: " +
                              std::to_string(max_concurrency) + "\n");
   }
 
   bool StartCoordinator(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {
-        "--listen",   coordinator_address_, "--data-dir", dir_ + "/data",
-        "--teachers", teachers_,            "--heartbeat-ms", "300"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    coordinator_ =
-        std::make_unique<Process>("distillery-coordinator", args, dir_);
+    extra.insert(extra.begin(), {"--heartbeat-ms", "300"});
+    coordinator_ = SpawnCoordinator(dir_, coordinator_address_, dir_ + "/data",
+                                    teachers_, std::move(extra));
     return coordinator_->WaitForAddress() == coordinator_address_;
   }
 
   void StartWorker(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--coordinator", coordinator_address_,
-                                     "--teachers", teachers_, "--name",
-                                     "w" + std::to_string(workers_.size())};
-    args.insert(args.end(), extra.begin(), extra.end());
+    extra.insert(extra.begin(),
+                 {"--name", "w" + std::to_string(workers_.size())});
     workers_.push_back(
-        std::make_unique<Process>("distillery-worker", args, dir_));
+        SpawnWorker(dir_, coordinator_address_, teachers_, std::move(extra)));
   }
 
   CommandResult Cli(std::vector<std::string> args, int timeout = 300) {
-    args.insert(args.begin(), {"--coordinator", coordinator_address_});
-    return RunCommand("distillery", args, dir_, timeout);
+    return RunCli(coordinator_address_, std::move(args), dir_, timeout);
   }
 
   std::string Submit(const std::string& file) {
@@ -133,11 +113,14 @@ class TransportTest : public ::testing::Test {
 
   // Polls until the job ends; its last status, or null on timeout.
   json WaitForEnd(const std::string& job, int timeout_seconds) {
-    const auto deadline = Clock::now() + std::chrono::seconds(timeout_seconds);
-    while (Clock::now() < deadline) {
-      json s = Status(job);
-      if (!s.is_null() && s.at("state") != "running") return s;
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    json s;
+    if (WaitUntil(
+            [&] {
+              s = Status(job);
+              return !s.is_null() && s.at("state") != "running";
+            },
+            timeout_seconds, /*poll_ms=*/200)) {
+      return s;
     }
     return nullptr;
   }

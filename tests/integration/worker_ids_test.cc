@@ -17,13 +17,13 @@
 #include <thread>
 
 #include "nlohmann/json.hpp"
-#include "tests/integration/process.h"
+#include "tests/testing/cluster.h"
+#include "tests/testing/jsonl.h"
 
 namespace distillery::testing {
 namespace {
 
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
 
 constexpr int kConcurrency = 8;  // the teacher's limit and the profile's
 
@@ -31,18 +31,13 @@ class WorkerIdsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = MakeTempDir("worker_ids");
-    sim_ = std::make_unique<Process>(
-        "teacher-sim",
-        std::vector<std::string>{"--listen", "127.0.0.1:0", "--latency-ms",
-                                 "100", "--max-concurrency",
-                                 std::to_string(kConcurrency)},
-        dir_);
-    sim_address_ = sim_->WaitForAddress();
+    sim_ = SpawnTeacherSim(dir_,
+                           {"--latency-ms", "100", "--max-concurrency",
+                            std::to_string(kConcurrency)},
+                           &sim_address_);
     ASSERT_FALSE(sim_address_.empty()) << sim_->Stderr();
     WriteFile(dir_ + "/teachers.yaml",
-              "teachers:\n  - name: sim\n    api: openai\n    base_url: "
-              "http://" + sim_address_ +
-                  "/v1\n    max_tokens_field: max_tokens\n"
+              "teachers:\n" + SimTeacherProfile(sim_address_) +
                   "    max_concurrency: " + std::to_string(kConcurrency) +
                   "\n");
     // Picked once: the restarted coordinator is where workers look.
@@ -59,14 +54,10 @@ class WorkerIdsTest : public ::testing::Test {
   // Starts the coordinator, retrying while the killed one's port lingers.
   bool StartCoordinator() {
     for (int attempt = 0; attempt < 50; ++attempt) {
-      coordinator_ = std::make_unique<Process>(
-          "distillery-coordinator",
-          std::vector<std::string>{"--listen", address_, "--data-dir",
-                                   dir_ + "/data", "--teachers",
-                                   dir_ + "/teachers.yaml", "--metrics-listen",
-                                   metrics_, "--lease-seconds", "3",
-                                   "--heartbeat-ms", "300"},
-          dir_);
+      coordinator_ = SpawnCoordinator(
+          dir_, address_, dir_ + "/data", dir_ + "/teachers.yaml",
+          {"--metrics-listen", metrics_, "--lease-seconds", "3",
+           "--heartbeat-ms", "300"});
       if (coordinator_->WaitForAddress() == address_) return true;
       coordinator_->Signal(SIGKILL);
       coordinator_->Wait();
@@ -94,19 +85,18 @@ class WorkerIdsTest : public ::testing::Test {
   // Waits (up to 60 s: reconnection backoff) until two distinct workers
   // are live; returns them.
   std::set<std::string> WaitForTwoWorkers() {
-    const auto deadline = Clock::now() + std::chrono::seconds(60);
     std::set<std::string> ids;
-    while (Clock::now() < deadline) {
-      ids = LiveWorkerIds();
-      if (ids.size() == 2) return ids;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+    WaitUntil(
+        [&] {
+          ids = LiveWorkerIds();
+          return ids.size() == 2;
+        },
+        /*timeout_seconds=*/60, /*poll_ms=*/100);
     return ids;
   }
 
   CommandResult Cli(std::vector<std::string> args) {
-    args.insert(args.begin(), {"--coordinator", address_});
-    return RunCommand("distillery", args, dir_, 60);
+    return RunCli(address_, std::move(args), dir_, 60);
   }
   json Status(const std::string& job) {
     CommandResult r = Cli({"status", job, "--json"});
@@ -120,12 +110,8 @@ class WorkerIdsTest : public ::testing::Test {
   }
   // Waits until the job has settled `n` tasks; false after 60 s.
   bool WaitForSettled(const std::string& job, int64_t n) {
-    const auto deadline = Clock::now() + std::chrono::seconds(60);
-    while (Clock::now() < deadline) {
-      if (Settled(job) >= n) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    return false;
+    return WaitUntil([&] { return Settled(job) >= n; },
+                     /*timeout_seconds=*/60, /*poll_ms=*/100);
   }
   int64_t Sim429s() {
     json stats = json::parse(HttpGet(sim_address_, "/stats"));
@@ -144,11 +130,7 @@ TEST_F(WorkerIdsTest, UnnamedWorkersOnOneHostStayTwoAcrossCoordinatorKills) {
   ASSERT_TRUE(StartCoordinator()) << coordinator_->Stderr();
   for (int i = 0; i < 2; ++i) {
     // No --name: both are named after this host.
-    workers_.push_back(std::make_unique<Process>(
-        "distillery-worker",
-        std::vector<std::string>{"--coordinator", address_, "--teachers",
-                                 dir_ + "/teachers.yaml"},
-        dir_));
+    workers_.push_back(SpawnWorker(dir_, address_, dir_ + "/teachers.yaml"));
   }
   std::string prompts;
   for (int i = 0; i < kPrompts; ++i) {

@@ -1,7 +1,7 @@
 // The export flags' checks before anything is asked of the coordinator.
 #include <gtest/gtest.h>
 
-#include "services/cli/commands.h"
+#include "services/cli/export_command.h"
 
 namespace distillery::cli {
 namespace {

@@ -13,6 +13,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/temp_dir.h"
 
 namespace distillery::cli {
 namespace {
@@ -22,17 +23,8 @@ namespace fs = std::filesystem;
 
 class ExportFileTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern = ::testing::TempDir() + "export_writer_test.XXXXXX";
-    dir_ = mkdtemp(pattern.data());
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   static std::string Read(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
+    return distillery::testing::ReadFile(path);
   }
   // Names in the directory other than `except`.
   std::vector<std::string> Others(const std::string& except) {
@@ -45,7 +37,8 @@ class ExportFileTest : public ::testing::Test {
     return names;
   }
 
-  std::string dir_;
+  const distillery::testing::TempDir tmp_{"export_writer_test"};
+  const std::string dir_ = tmp_.path();
 };
 
 TEST_F(ExportFileTest, CommitReplacesTheDestinationWholeAndLeavesNothingElse) {

@@ -4,6 +4,7 @@
 
 #include "nlohmann/json.hpp"
 #include "services/cli/commands.h"
+#include "services/cli/progress.h"
 
 namespace distillery::cli {
 namespace {

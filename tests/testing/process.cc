@@ -1,4 +1,4 @@
-#include "tests/integration/process.h"
+#include "tests/testing/process.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -11,9 +11,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
-#include <stdexcept>
 #include <thread>
 
 extern char** environ;
@@ -23,24 +20,6 @@ namespace distillery::testing {
 std::string BinDir() {
   const char* dir = std::getenv("DISTILLERY_BIN_DIR");
   return dir ? dir : "build/bin";
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-}
-
-std::string MakeTempDir(const std::string& tag) {
-  std::string tmpl = "/tmp/distillery-" + tag + "-XXXXXX";
-  if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp");
-  return tmpl;
 }
 
 namespace {
@@ -93,7 +72,8 @@ bool Process::Running() {
 }
 
 std::string Process::WaitForAddress() {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (std::chrono::steady_clock::now() < deadline) {
     const std::string out = Stdout();
     const size_t at = out.find("listening on ");
@@ -185,6 +165,17 @@ std::string HttpGet(const std::string& address, const std::string& path) {
   close(fd);
   const size_t body = response.find("\r\n\r\n");
   return body == std::string::npos ? "" : response.substr(body + 4);
+}
+
+bool WaitUntil(const std::function<bool()>& condition, int timeout_seconds,
+               int poll_ms) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(timeout_seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(poll_ms));
+  }
+  return condition();
 }
 
 }  // namespace distillery::testing

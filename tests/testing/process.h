@@ -1,21 +1,23 @@
 // Test support for integration tests: real processes on loopback. Spawns a
 // binary from build/bin with its output in files, waits for its "listening
-// on HOST:PORT" line, signals it, and runs CLI commands to completion.
-#ifndef DISTILLERY_TESTS_INTEGRATION_PROCESS_H_
-#define DISTILLERY_TESTS_INTEGRATION_PROCESS_H_
+// on HOST:PORT" line, signals it, and runs CLI commands to completion. A
+// Process is not thread-safe; the free functions are.
+#ifndef DISTILLERY_TESTS_TESTING_PROCESS_H_
+#define DISTILLERY_TESTS_TESTING_PROCESS_H_
+
+#include <sys/types.h>
 
 #include <csignal>
+#include <functional>
 #include <string>
 #include <vector>
+
+#include "tests/testing/temp_dir.h"
 
 namespace distillery::testing {
 
 // The directory holding the built binaries (DISTILLERY_BIN_DIR).
 std::string BinDir();
-std::string ReadFile(const std::string& path);
-void WriteFile(const std::string& path, const std::string& text);
-// A fresh temporary directory, removed by the caller (or left for autopsy).
-std::string MakeTempDir(const std::string& tag);
 
 class Process {
  public:
@@ -53,8 +55,7 @@ struct CommandResult {
 // Runs `binary args...` to completion (at most `timeout_seconds`).
 CommandResult RunCommand(const std::string& binary,
                          const std::vector<std::string>& args,
-                         const std::string& log_dir,
-                         int timeout_seconds = 300);
+                         const std::string& log_dir, int timeout_seconds = 300);
 
 // A loopback TCP port that was free a moment ago (bound to port 0 and
 // released), for servers that cannot report the port they bound.
@@ -63,6 +64,11 @@ int PickFreePort();
 // GET http://address/path over a plain socket; returns the body or "".
 std::string HttpGet(const std::string& address, const std::string& path);
 
+// Polls `condition` every `poll_ms` until it holds or `timeout_seconds`
+// pass; returns its last value (checked once more at the deadline).
+bool WaitUntil(const std::function<bool()>& condition, int timeout_seconds,
+               int poll_ms = 50);
+
 }  // namespace distillery::testing
 
-#endif  // DISTILLERY_TESTS_INTEGRATION_PROCESS_H_
+#endif  // DISTILLERY_TESTS_TESTING_PROCESS_H_

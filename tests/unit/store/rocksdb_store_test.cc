@@ -1,7 +1,5 @@
 // The RocksDB store in a fresh temp dir per test: atomic batches, task order,
 // job deletion by exact id, durable sequences and reopening.
-#include <stdlib.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <memory>
@@ -13,23 +11,17 @@
 #include "common/store/store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/temp_dir.h"
 
 namespace distillery {
 namespace {
 
 using ::testing::HasSubstr;
 
-class TempDir {
+// Each test's store in a fresh directory of its own, removed afterwards.
+class StoreDir : public distillery::testing::TempDir {
  public:
-  TempDir() {
-    std::string pattern = ::testing::TempDir() + "store_test.XXXXXX";
-    path_ = mkdtemp(pattern.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+  StoreDir() : TempDir("store_test") {}
 };
 
 v1::Job MakeJob(const std::string& id,
@@ -93,7 +85,7 @@ class RocksDbStoreTest : public ::testing::Test {
     return out;
   }
 
-  TempDir dir_;
+  StoreDir dir_;
   std::unique_ptr<Store> store_;
 };
 

@@ -1,0 +1,54 @@
+// `distillery export`: turns the export flags into the coordinator's
+// ExportRequest (the filters run there), then streams the records through
+// the chosen format and split into stdout or export files that are whole
+// or absent (export_writer.h). Stateless functions.
+#ifndef DISTILLERY_SERVICES_CLI_EXPORT_COMMAND_H_
+#define DISTILLERY_SERVICES_CLI_EXPORT_COMMAND_H_
+
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "distillery/v1/client_service.grpc.pb.h"
+
+namespace distillery::cli {
+
+// The finish reasons teachers report (OpenAI-compatible servers, Anthropic,
+// DeepSeek), for `--finish-reason`.
+const std::vector<std::string>& KnownFinishReasons();
+
+struct ExportOptions {
+  std::vector<std::string> job_ids;  // exported in this order, once each
+  std::string format = "openai";     // openai, sharegpt, raw, errors
+  std::string reasoning = "field";   // field, think-tags, drop
+  std::string out;                   // empty: stdout
+  bool include_duplicates = false;
+  bool include_failed = false;
+  // Answers kept by finish reason; "any" anywhere in the list keeps all.
+  std::vector<std::string> finish_reasons = {"stop", "end_turn"};
+  std::vector<std::string> teachers;
+  std::vector<std::string> models;
+  int64_t min_chars = 0, max_chars = 0, min_tokens = 0, max_tokens = 0;
+  std::vector<std::string> metadata;  // KEY=VALUE, all must match
+  double near_dup_threshold = 0;      // 0: keep near-duplicates
+  std::string split;                  // "train=0.95,test=0.05"; needs `out`
+  uint64_t seed = 0;                  // of the split assignment
+};
+
+// The server-side part of `options` (the format's and filters' request).
+// INVALID_ARGUMENT for a bad --metadata or a finish reason no teacher
+// reports (a typo would export nothing).
+absl::StatusOr<v1::ExportRequest> BuildExportRequest(
+    const ExportOptions& options);
+
+// Exports the jobs of `options` (a warning for each job still harvesting).
+// Exit codes: 0 ok, 1 the export or its writing failed, 2 bad options or an
+// unknown job.
+int Export(v1::ClientService::StubInterface& stub, const ExportOptions& options,
+           std::ostream& out, std::ostream& err);
+
+}  // namespace distillery::cli
+
+#endif  // DISTILLERY_SERVICES_CLI_EXPORT_COMMAND_H_
