@@ -12,6 +12,10 @@ warnings are printed and counted, not fatal. A file leaves the list when it
 moves to absl::Mutex; from then on (as for every new file) a warning in it
 fails the check.
 
+Run it after a build (`make check-thread-safety` builds first): the units
+include generated protobuf and gRPC headers. A unit clang cannot compile
+fails the check too.
+
 Usage: check-thread-safety.py [--build DIR] [--jobs N] [--clang PATH]
 """
 import argparse

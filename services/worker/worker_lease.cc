@@ -183,7 +183,7 @@ void Worker::DropRevokedLocked(
   if (ids.empty()) return;
   const std::set<int64_t> revoked(ids.begin(), ids.end());
   int dropped = 0;
-  auto drop = [&](const Pending& p) {
+  auto drop = [&](const Pending& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!revoked.count(p.task.lease_id())) return false;
     held_leases_.erase(p.task.lease_id());
     --teachers_[p.teacher_index].busy;
