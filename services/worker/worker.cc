@@ -50,7 +50,7 @@ int64_t Worker::results_reported() const {
 void Worker::Stop() {
   absl::MutexLock lock(&mu_);
   stopping_ = true;
-  }
+}
 
 absl::Status Worker::Run() {
   {
@@ -123,12 +123,12 @@ absl::Status Worker::Run() {
 
     absl::MutexLock lock(&mu_);
     const TimePoint now = clock_.Now();
-    TimePoint deadline = now + std::min<Duration>(options_.idle_poll,
-                                                  budget_wait);
+    TimePoint deadline =
+        now + std::min<Duration>(options_.idle_poll, budget_wait);
     if (!results_.empty()) {
-      deadline = std::min(deadline, std::max(oldest_result_ +
-                                                 options_.report_delay,
-                                             report_retry_at_));
+      deadline = std::min(
+          deadline,
+          std::max(oldest_result_ + options_.report_delay, report_retry_at_));
     }
     if (!retries_.empty()) {
       deadline = std::min(deadline, retries_.begin()->first);

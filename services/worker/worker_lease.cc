@@ -134,7 +134,7 @@ void Worker::HeartbeatIfDue() {
       }
     }
     DropRevokedLocked(response->revoked_lease_ids());
-      }
+  }
   if (!response->known()) {
     spdlog::warn("coordinator does not know this worker; registering again");
     RegisterUntilDone();
@@ -410,7 +410,7 @@ void Worker::OnTeacherResult(Pending pending, TeacherResult result) {
                   pending.task.job_id(), pending.task.prompt_seq(),
                   pending.attempts, std::string(result.status.message()));
     retries_.emplace(due, std::move(pending));
-        return;
+    return;
   }
   switch (result.kind) {
     case FailureKind::kRetryable:

@@ -68,7 +68,7 @@ void Worker::Finish(Pending& pending, v1::TaskResult result) {
   --teachers_[pending.teacher_index].busy;
   if (results_.empty()) oldest_result_ = clock_.Now();
   results_.push_back(std::move(result));
-  }
+}
 
 bool Worker::ReportSome(bool force) {
   std::vector<v1::TaskResult> results;

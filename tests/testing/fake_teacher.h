@@ -43,7 +43,9 @@ class FakeTeacher : public Teacher {
   // move (usually the same clock). Neither is owned.
   FakeTeacher(Clock& clock, Script script, bool async = false,
               FakeClock* drive = nullptr)
-      : clock_(clock), script_(std::move(script)), async_(async),
+      : clock_(clock),
+        script_(std::move(script)),
+        async_(async),
         drive_(drive) {}
   // On a FakeClock that both stamps calls and is driven by the waits.
   FakeTeacher(FakeClock& clock, Script script, bool async = false)

@@ -136,8 +136,7 @@ std::vector<int64_t> InProcessCoordinatorClient::leased_ids() {
   return leased_ids_;
 }
 
-bool InProcessCoordinatorClient::WaitUntil(
-    const std::function<bool()>& ready) {
+bool InProcessCoordinatorClient::WaitUntil(const std::function<bool()>& ready) {
   if (drive_ != nullptr) {
     return RunClockUntil(*drive_, [&] {
       absl::MutexLock lock(&mu_);
@@ -189,12 +188,12 @@ bool InProcessCoordinatorClient::WaitForHeartbeatWith(int64_t lease_id) {
     absl::MutexLock lock(&mu_);
     after = heartbeats_;
   }
-  return WaitUntil([this, after, lease_id]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(
-                       mu_) {
-    if (heartbeats_ < after + 2) return false;
-    const auto& ids = last_heartbeat_.held_lease_ids();
-    return std::find(ids.begin(), ids.end(), lease_id) != ids.end();
-  });
+  return WaitUntil(
+      [this, after, lease_id]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        if (heartbeats_ < after + 2) return false;
+        const auto& ids = last_heartbeat_.held_lease_ids();
+        return std::find(ids.begin(), ids.end(), lease_id) != ids.end();
+      });
 }
 
 bool InProcessCoordinatorClient::WaitForHeartbeatWithout(int64_t lease_id) {
@@ -203,12 +202,12 @@ bool InProcessCoordinatorClient::WaitForHeartbeatWithout(int64_t lease_id) {
     absl::MutexLock lock(&mu_);
     after = heartbeats_;
   }
-  return WaitUntil([this, after, lease_id]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(
-                       mu_) {
-    if (heartbeats_ < after + 2) return false;
-    const auto& ids = last_heartbeat_.held_lease_ids();
-    return std::find(ids.begin(), ids.end(), lease_id) == ids.end();
-  });
+  return WaitUntil(
+      [this, after, lease_id]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        if (heartbeats_ < after + 2) return false;
+        const auto& ids = last_heartbeat_.held_lease_ids();
+        return std::find(ids.begin(), ids.end(), lease_id) == ids.end();
+      });
 }
 
 }  // namespace distillery::testing

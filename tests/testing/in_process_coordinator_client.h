@@ -31,16 +31,16 @@ class InProcessCoordinatorClient : public CoordinatorClient {
 
   absl::StatusOr<v1::RegisterResponse> Register(
       const v1::RegisterRequest& request) override ABSL_LOCKS_EXCLUDED(mu_);
-  absl::StatusOr<v1::LeaseResponse> Lease(const v1::LeaseRequest& request)
-      override ABSL_LOCKS_EXCLUDED(mu_);
-  absl::StatusOr<v1::ReportResponse> Report(const v1::ReportRequest& sent)
-      override ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<v1::LeaseResponse> Lease(
+      const v1::LeaseRequest& request) override ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<v1::ReportResponse> Report(
+      const v1::ReportRequest& sent) override ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(
       const v1::HeartbeatRequest& request) override ABSL_LOCKS_EXCLUDED(mu_);
 
   // Faults on cue: the next `n` calls of a kind fail.
-  void FailNextLeases(int n);          // FAILED_PRECONDITION: unknown worker
-  void FailNextReports(int n);         // UNAVAILABLE
+  void FailNextLeases(int n);             // FAILED_PRECONDITION: unknown worker
+  void FailNextReports(int n);            // UNAVAILABLE
   void ForgetWorkerAtNextReports(int n);  // FAILED_PRECONDITION
   void RefuseReportsOver(size_t bytes);   // RESOURCE_EXHAUSTED
   void RefuseAnswer(const std::string& content);  // INVALID_ARGUMENT

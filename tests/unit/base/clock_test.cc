@@ -20,8 +20,8 @@ class Waiter {
   Waiter(Clock& clock, TimePoint deadline)
       : thread_([this, &clock, deadline] {
           absl::MutexLock lock(&mu_);
-          result_ = clock.AwaitWithDeadline(&mu_, absl::Condition(&done_),
-                                            deadline);
+          result_ =
+              clock.AwaitWithDeadline(&mu_, absl::Condition(&done_), deadline);
           returned_ = true;
         }) {}
   ~Waiter() { thread_.join(); }
