@@ -5,7 +5,7 @@ JOBS ?= 2
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: deps build demo test bench test-deploy test-sanitize test-sanitize-unit test-tsan fuzz clean
+.PHONY: deps build demo test check-thread-safety bench test-deploy test-sanitize test-sanitize-unit test-tsan fuzz clean
 
 deps:
 	@bash scripts/install-deps.sh test
@@ -19,6 +19,15 @@ demo: build
 
 test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS) --timeout 600
+
+# clang's -Wthread-safety over every translation unit under services/ and
+# common/, with the build's own flags (compile_commands.json): ABSL_GUARDED_BY
+# is checked by the compiler. Fails on a warning in a file converted to
+# absl::Mutex (see NOT_CONVERTED in the script). About 4 minutes on 2 busy
+# cores (57 units).
+check-thread-safety: build
+	@bash scripts/install-deps.sh check
+	@python3 scripts/check-thread-safety.py --build $(BUILD_DIR) --jobs $(JOBS)
 
 # The benchmark (not a test: it prints figures and asserts nothing): builds
 # the release binaries (RelWithDebInfo: -O2 with symbols, for perf), runs
@@ -49,12 +58,15 @@ test-sanitize-unit:
 	@$(MAKE) --no-print-directory test-sanitize SANITIZE_TARGETS=unit_tests \
 	  SANITIZE_CTEST_ARGS="-L unit"
 
-# ThreadSanitizer over the concurrency tests: the worker, the coordinator and
-# the libcurl-on-Asio client. Only our code is instrumented (Debian's gRPC,
+# ThreadSanitizer over the concurrency tests: the coordinator and the
+# libcurl-on-Asio client. Only our code is instrumented (Debian's gRPC,
 # Abseil and RocksDB are not), so TSan is limited to these tests, which do not
 # run gRPC, and scripts/sanitizers/tsan.supp silences reports inside the
-# uninstrumented libraries.
-TSAN_TESTS := worker_test coordinator_test curl_http_client_test
+# uninstrumented libraries. Code on absl::Mutex (the worker, the clock) is
+# not here: Debian's Abseil is built without TSan's annotations, so TSan
+# cannot see its locks and reports every guarded access as a race. Its
+# locking is checked by the compiler instead (check-thread-safety).
+TSAN_TESTS := coordinator_test curl_http_client_test
 test-tsan: deps
 	@cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
 	  -DCMAKE_CXX_FLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=thread" \

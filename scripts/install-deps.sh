@@ -13,11 +13,12 @@ PACKAGES=(
 # Extra packages for a given purpose: `install-deps.sh test` adds the tools the
 # tests drive (a real Prometheus server, for the metrics test; openssl for the
 # security test's certificates); `fuzz` adds clang and its runtime libraries
-# (libFuzzer, sanitizers).
+# (libFuzzer, sanitizers); `check` adds clang for `make check-thread-safety`.
 case "${1:-}" in
   test) PACKAGES+=(prometheus curl openssl) ;;
   bench) PACKAGES+=(wrk python3) ;;
   fuzz) PACKAGES+=(clang libclang-rt-14-dev) ;;
+  check) PACKAGES+=(clang-14 python3) ;;
 esac
 
 missing=()

@@ -11,13 +11,13 @@
 #include <algorithm>
 #include <chrono>
 #include <initializer_list>
-#include <mutex>
 #include <string_view>
 #include <type_traits>
 #include <unordered_map>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 
 namespace distillery {
 namespace {
@@ -30,18 +30,18 @@ using prometheus::BuildHistogram;
 class CallbackCollectable : public prometheus::Collectable {
  public:
   int64_t Add(metrics::Collector collector) {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     const int64_t id = next_id_++;
     collectors_[id] = std::move(collector);
     return id;
   }
   void Remove(int64_t id) {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     collectors_.erase(id);
   }
 
   std::vector<prometheus::MetricFamily> Collect() const override {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     std::vector<prometheus::MetricFamily> out;
     for (const auto& [id, collector] : collectors_) {
       for (metrics::Family& f : collector()) {
@@ -70,7 +70,7 @@ class CallbackCollectable : public prometheus::Collectable {
 
  private:
   // Held while collecting, so a collector is never removed mid-call.
-  mutable std::mutex mu_;
+  mutable absl::Mutex mu_;
   std::map<int64_t, metrics::Collector> collectors_ ABSL_GUARDED_BY(mu_);
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
 };
@@ -265,7 +265,7 @@ class SeriesCache {
       key.append(reinterpret_cast<const char*>(&n), sizeof(n));
       key.append(v);
     }
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = series_.find(key);
     if (it != series_.end()) return *it->second;
     prometheus::Labels labels;
@@ -284,7 +284,7 @@ class SeriesCache {
  private:
   prometheus::Family<T>& family_;
   const std::vector<std::string> names_;
-  std::mutex mu_;
+  absl::Mutex mu_;
   std::unordered_map<std::string, T*> series_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -353,8 +353,8 @@ std::string_view StatusClass(int http_status) {
 }
 
 // The role ProcessStarted named; "" until then (tests): every family.
-std::mutex role_mu;
-std::string& Role() {
+ABSL_CONST_INIT absl::Mutex role_mu(absl::kConstInit);
+std::string& Role() ABSL_EXCLUSIVE_LOCKS_REQUIRED(role_mu) {
   static std::string* role = new std::string();
   return *role;
 }
@@ -362,7 +362,7 @@ std::string& Role() {
 std::vector<std::shared_ptr<prometheus::Registry>> ExposedRegistries() {
   std::string role;
   {
-    std::lock_guard<std::mutex> lock(role_mu);
+    absl::MutexLock lock(&role_mu);
     role = Role();
   }
   std::vector<std::shared_ptr<prometheus::Registry>> out = {F().registry};
@@ -425,7 +425,7 @@ namespace metrics {
 
 void ProcessStarted(const std::string& role) {
   {
-    std::lock_guard<std::mutex> lock(role_mu);
+    absl::MutexLock lock(&role_mu);
     Role() = role;
   }
   F().build_info.Add({{"role", role}}).Set(1);

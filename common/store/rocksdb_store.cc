@@ -9,9 +9,9 @@
 //   meta     counter name                -> be64 value
 #include <algorithm>
 #include <cstring>
-#include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/store/store.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
@@ -312,7 +312,7 @@ class RocksDbStore : public Store {
   }
 
   absl::StatusOr<int64_t> NextSequence(const std::string& name) override {
-    std::lock_guard<std::mutex> lock(sequence_mu_);
+    absl::MutexLock lock(&sequence_mu_);
     std::string value;
     rocksdb::Status s =
         db_->Get(rocksdb::ReadOptions(), handles_[kMeta], name, &value);
@@ -372,7 +372,7 @@ class RocksDbStore : public Store {
 
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
-  std::mutex sequence_mu_;  // serialises NextSequence's read-modify-write
+  absl::Mutex sequence_mu_;  // serialises NextSequence's read-modify-write
   // Every durable write uses these (scratch deletes need no sync: scratch
   // outlives no operation).
   rocksdb::WriteOptions write_options_;

@@ -118,13 +118,14 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   }
   options.coordinator.max_lease_bytes = batch_budget;
   std::unique_ptr<CoordinatorServer> self(new CoordinatorServer());
+  self->clock_ = options.clock;
   absl::StatusOr<std::unique_ptr<Store>> store =
       OpenRocksDbStore(options.data_dir,
                        StoreOptions{.sync_writes = options.sync_writes});
   if (!store.ok()) return store.status();
   self->store_ = std::move(*store);
   self->coordinator_ = std::make_unique<Coordinator>(
-      *self->store_, options.teachers, RealClock::Get(), options.coordinator);
+      *self->store_, options.teachers, *options.clock, options.coordinator);
   if (absl::Status s = self->coordinator_->Recover(); !s.ok()) return s;
   for (const TeacherProfile& p : options.teachers) {
     metrics::TeacherLimits(p.name, p.rpm, p.tpm, p.limit_window_s,
@@ -142,6 +143,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   client_options.max_concurrent_submissions =
       options.max_concurrent_submissions;
   client_options.max_chunk_bytes = batch_budget;
+  client_options.clock = options.clock;
   self->client_service_ = std::make_unique<ClientServiceImpl>(
       *self->coordinator_, std::move(client_options));
   self->worker_service_ = std::make_unique<WorkerServiceImpl>(
@@ -173,13 +175,20 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   self->address_ = absl::StrCat(host, ":", port);
 
   CoordinatorServer* raw = self.get();
-  self->housekeeping_ = std::thread([raw] {
-    while (!raw->stopping_.load()) {
-      raw->coordinator_->ExpireLeases();
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
-  });
+  self->housekeeping_ = std::thread([raw] { raw->Housekeep(); });
   return self;
+}
+
+void CoordinatorServer::Housekeep() {
+  constexpr Duration kInterval = std::chrono::milliseconds(200);
+  absl::MutexLock lock(&mu_);
+  while (!stopping_) {
+    mu_.Unlock();
+    coordinator_->ExpireLeases();
+    mu_.Lock();
+    clock_->AwaitWithDeadline(&mu_, absl::Condition(&stopping_),
+                              clock_->Now() + kInterval);
+  }
 }
 
 void CoordinatorServer::Wait() {
@@ -191,7 +200,10 @@ void CoordinatorServer::Shutdown(Duration grace) {
   // must not destroy the housekeeping thread while the signal thread is
   // still joining it (std::terminate on a joinable std::thread).
   std::call_once(shutdown_once_, [&] {
-    stopping_.store(true);
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
     metrics_.reset();
     if (server_) {
       server_->Shutdown(std::chrono::system_clock::now() +

@@ -5,13 +5,15 @@
 #ifndef DISTILLERY_SERVICES_COORDINATOR_COORDINATOR_SERVER_H_
 #define DISTILLERY_SERVICES_COORDINATOR_COORDINATOR_SERVER_H_
 
-#include <atomic>
 #include <memory>
-#include <string>
 #include <mutex>
+#include <string>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/base/clock.h"
 #include "common/metrics/metrics.h"
 #include "common/rpc/grpc_security.h"
 #include "services/coordinator/coordinator.h"
@@ -43,6 +45,9 @@ struct CoordinatorServerOptions {
   int max_message_bytes = kDefaultMaxMessageBytes;
   size_t max_prompt_bytes = 1 << 20;
   int max_concurrent_submissions = 0;  // 0: no limit
+  // Time for the coordinator, housekeeping and watches; not owned. Tests
+  // pass a FakeClock.
+  Clock* clock = &RealClock::Get();
 };
 
 // The warning to log when `options` serve callers no one authenticates on an
@@ -51,7 +56,9 @@ struct CoordinatorServerOptions {
 std::string ExposureWarning(const CoordinatorServerOptions& options);
 
 // Not thread-safe to start; the running server is, and Shutdown may be
-// called from any thread (a signal handler thread and the destructor).
+// called from any thread (a signal handler thread and the destructor). The
+// housekeeping thread expires leases every 200 ms of its clock, waiting on
+// the clock so that Shutdown wakes it at once.
 class CoordinatorServer {
  public:
   ~CoordinatorServer();
@@ -68,6 +75,8 @@ class CoordinatorServer {
 
  private:
   CoordinatorServer() = default;
+  // The housekeeping thread's body: expires leases until Shutdown.
+  void Housekeep() ABSL_LOCKS_EXCLUDED(mu_);
 
   std::unique_ptr<Store> store_;
   std::unique_ptr<Coordinator> coordinator_;
@@ -75,7 +84,9 @@ class CoordinatorServer {
   std::unique_ptr<WorkerServiceImpl> worker_service_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
-  std::atomic<bool> stopping_{false};
+  Clock* clock_ = nullptr;
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::once_flag shutdown_once_;
   std::thread housekeeping_;
   // Declared last: unregistered before the coordinator and store go.

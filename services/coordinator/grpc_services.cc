@@ -133,6 +133,10 @@ grpc::Status ClientServiceImpl::ListJobs(grpc::ServerContext* context,
   });
 }
 
+namespace {
+constexpr Duration kWatchPacing = std::chrono::milliseconds(200);
+}  // namespace
+
 grpc::Status ClientServiceImpl::WatchJob(grpc::ServerContext* context,
                                          const v1::WatchJobRequest* request,
                                          grpc::ServerWriter<v1::Job>* writer) {
@@ -144,9 +148,9 @@ grpc::Status ClientServiceImpl::WatchJob(grpc::ServerContext* context,
       // A paused job waits for a human: the watch ends there too.
       if (IsSettledForNow(job->state())) break;
       // At most a few updates a second, however fast answers commit.
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      options_.clock->SleepFor(kWatchPacing);
       job = coordinator.WaitForJobChange(request->job_id(), *job,
-                                         std::chrono::seconds(5));
+                                         options_.watch_refresh);
       if (!job.ok()) return ToGrpcStatus(job.status());
     }
     return grpc::Status::OK;

@@ -10,6 +10,7 @@
 #include <string>
 #include <utility>
 
+#include "common/base/clock.h"
 #include "common/rpc/grpc_security.h"
 #include "distillery/v1/client_service.grpc.pb.h"
 #include "distillery/v1/worker_service.grpc.pb.h"
@@ -63,6 +64,10 @@ struct ClientServiceOptions {
   // Records of one export chunk, in bytes (BatchBudgetBytes of the message
   // limit), as well as in count.
   size_t max_chunk_bytes = BatchBudgetBytes(kDefaultMaxMessageBytes);
+  // Paces watches (at most a few updates a second); not owned.
+  Clock* clock = &RealClock::Get();
+  // How long a watch waits for a change before it sends the job again.
+  Duration watch_refresh = std::chrono::seconds(5);
 };
 
 class ClientServiceImpl final : public v1::ClientService::Service {

@@ -22,21 +22,26 @@
 // report is retried for up to final_report_timeout before the worker exits.
 //
 // Teacher calls complete on the HTTP client's event-loop thread; the lease
-// loop runs on the thread that calls Run(). Nothing blocks per request.
+// loop runs on the thread that calls Run(). Nothing blocks per request. The
+// loop waits on its clock (Clock::AwaitWithDeadline), so on a FakeClock a
+// test moves time and the worker follows.
+//
+// One class, three files along its paths: worker.cc (the loop, Stop and the
+// drain), worker_lease.cc (register, heartbeat, lease, dispatch, teacher
+// answers and retries), worker_report.cc (reports and acknowledgements).
 #ifndef DISTILLERY_SERVICES_WORKER_WORKER_H_
 #define DISTILLERY_SERVICES_WORKER_WORKER_H_
 
-#include <condition_variable>
 #include <deque>
-#include <memory>
 #include <functional>
 #include <map>
-#include <mutex>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "common/base/clock.h"
 #include "common/config/teachers.h"
 #include "common/rpc/message_limits.h"
@@ -90,14 +95,14 @@ class Worker {
 
   // Runs until Stop() and the drain that follows. Returns non-OK only when
   // the worker cannot start (e.g. no teachers).
-  absl::Status Run();
+  absl::Status Run() ABSL_LOCKS_EXCLUDED(mu_);
   // Stops leasing; requests in flight finish (up to drain_timeout), tasks
   // waiting for a retry are given back, everything is reported.
-  void Stop();
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Counters for tests and logs.
-  int64_t requests_sent() const;
-  int64_t results_reported() const;
+  int64_t requests_sent() const ABSL_LOCKS_EXCLUDED(mu_);
+  int64_t results_reported() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Pending {
@@ -118,7 +123,7 @@ class Worker {
 
   // Registers (again), announcing the tasks held, and drops those whose
   // leases the coordinator revokes.
-  void RegisterUntilDone();
+  void RegisterUntilDone() ABSL_LOCKS_EXCLUDED(mu_);
   // Every task this worker holds, by lease id: queued, in flight, waiting
   // for a retry, or with a result not yet reported.
   std::vector<v1::HeldTask> HeldTasksLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -130,44 +135,49 @@ class Worker {
   void GiveBackInFlightLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Notes whether a coordinator call reached it; `knows_us` when its answer
   // shows the coordinator knows this worker and its leases.
-  void NoteCoordinatorCall(const absl::Status& status, bool knows_us);
+  void NoteCoordinatorCall(const absl::Status& status, bool knows_us)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Sends what the budget allows from the teachers' queues; returns how long
   // until more may be sent.
-  Duration DispatchReady();
-  void Dispatch(std::vector<Pending> batch);
+  Duration DispatchReady() ABSL_LOCKS_EXCLUDED(mu_);
+  void Dispatch(std::vector<Pending> batch) ABSL_LOCKS_EXCLUDED(mu_);
   // Tasks worth holding for a teacher: enough to keep its budget busy.
   int HoldCapLocked(TeacherState& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void OnTeacherResult(Pending pending, TeacherResult result);
+  void OnTeacherResult(Pending pending, TeacherResult result)
+      ABSL_LOCKS_EXCLUDED(mu_);
   Duration Backoff(int attempts, const TeacherResult& result);
   void Finish(Pending& pending, v1::TaskResult result)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void LeaseMore();
+  void LeaseMore() ABSL_LOCKS_EXCLUDED(mu_);
   // Reports the results due (all of them when `force`), unless a failed
   // report's backoff is still running. Returns false when results are left
   // to report later.
-  bool ReportSome(bool force);
+  bool ReportSome(bool force) ABSL_LOCKS_EXCLUDED(mu_);
   // Sends `batch` in one report; on a refusal, splits it (or repairs a lone
   // result). Results not acknowledged go to `*unsent`. Returns false when
   // the coordinator could not take reports now (unreachable, or it refuses
   // even a repaired result): the caller stops sending and keeps the rest.
   bool SendReport(const std::string& worker_id,
                   std::vector<v1::TaskResult> batch,
-                  std::vector<v1::TaskResult>* unsent);
+                  std::vector<v1::TaskResult>* unsent)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Ends the leases of acknowledged results.
-  void Acknowledge(const v1::ReportRequest& request);
+  void Acknowledge(const v1::ReportRequest& request)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // The bytes one report's results may take.
   size_t ReportBudget() const {
     return BatchBudgetBytes(options_.max_message_bytes);
   }
-  void HeartbeatIfDue();
+  void HeartbeatIfDue() ABSL_LOCKS_EXCLUDED(mu_);
 
   CoordinatorClient& coordinator_;
   Clock& clock_;
   const WorkerOptions options_;
   std::function<double()> random_;
 
-  mutable std::mutex mu_;
-  std::condition_variable wake_;
+  // One lock for the worker's state; the loop waits on it through clock_
+  // (Clock::AwaitWithDeadline), so any change a condition reads wakes it.
+  mutable absl::Mutex mu_;
   std::vector<TeacherState> teachers_ ABSL_GUARDED_BY(mu_);
   std::string worker_id_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

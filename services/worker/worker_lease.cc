@@ -1,0 +1,436 @@
+// Worker, the lease/queue path: registering (again) with the coordinator,
+// heartbeats (budget shares, revoked leases), leasing what the teachers'
+// budgets can use, sending queued tasks when the budget allows, and taking
+// each teacher's answer or failure (retry with backoff, or a result for the
+// report path). Thread-safe: state is under mu_ (worker.h); teacher
+// callbacks run on the HTTP client's loop thread.
+#include <algorithm>
+#include <cmath>
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/base/json_string.h"
+#include "common/metrics/metrics.h"
+#include "services/worker/worker.h"
+
+namespace distillery {
+namespace {
+
+const char* OutcomeName(FailureKind kind) {
+  switch (kind) {
+    case FailureKind::kRetryable:
+      return "retryable";
+    case FailureKind::kRateLimited:
+      return "rate_limited";
+    case FailureKind::kPermanent:
+      return "permanent";
+    case FailureKind::kTeacherDown:
+      return "teacher_down";
+  }
+  return "unknown";
+}
+
+double Seconds(Duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+// Text from a teacher, made fit for a proto3 string field.
+std::string Utf8(std::string text) {
+  RepairUtf8(&text);
+  return text;
+}
+
+}  // namespace
+
+void Worker::RegisterUntilDone() {
+  Duration delay = std::chrono::milliseconds(100);
+  while (true) {
+    v1::RegisterRequest request;
+    request.set_name(options_.name);
+    {
+      // Built at each attempt: what is held changes while we retry.
+      absl::MutexLock lock(&mu_);
+      for (const TeacherState& t : teachers_) {
+        request.add_teachers(t.config.profile.name);
+      }
+      for (v1::HeldTask& held : HeldTasksLocked()) {
+        *request.add_held_tasks() = std::move(held);
+      }
+    }
+    absl::StatusOr<v1::RegisterResponse> response =
+        coordinator_.Register(request);
+    absl::MutexLock lock(&mu_);
+    if (response.ok()) {
+      worker_id_ = response->worker_id();
+      heartbeat_interval_ = std::chrono::milliseconds(
+          std::max<int64_t>(50, response->heartbeat_ms()));
+      next_heartbeat_ = clock_.Now();  // at once: budget shares come with it
+      DropRevokedLocked(response->revoked_lease_ids());
+      coordinator_reachable_ = true;
+      if (request.held_tasks_size() > 0) {
+        spdlog::info("worker registered again as {}: {} tasks held, {} "
+                     "revoked", worker_id_, request.held_tasks_size(),
+                     response->revoked_lease_ids_size());
+      } else {
+        spdlog::info("worker registered as {}", worker_id_);
+      }
+      return;
+    }
+    if (stopping_) return;
+    spdlog::warn("cannot register with the coordinator ({}); retrying",
+                 std::string(response.status().message()));
+    clock_.AwaitWithDeadline(&mu_, absl::Condition(&stopping_),
+                             clock_.Now() + delay);
+    delay = std::min<Duration>(delay * 2, std::chrono::seconds(5));
+  }
+}
+
+void Worker::HeartbeatIfDue() {
+  v1::HeartbeatRequest request;
+  {
+    absl::MutexLock lock(&mu_);
+    const TimePoint now = clock_.Now();
+    // Early when work waits for a first share (a new or idle worker).
+    bool waiting_for_share = false;
+    for (const TeacherState& t : teachers_) {
+      waiting_for_share |= t.busy > 0 && t.limiter->NeedsShare() &&
+                           !t.limiter->HasShare();
+    }
+    const bool early = waiting_for_share &&
+                       now - last_heartbeat_ >= std::chrono::milliseconds(100);
+    if (now < next_heartbeat_ && !early) return;
+    next_heartbeat_ = now + heartbeat_interval_;
+    last_heartbeat_ = now;
+    request.set_worker_id(worker_id_);
+    for (int64_t id : held_leases_) request.add_held_lease_ids(id);
+    for (TeacherState& t : teachers_) {
+      t.limiter->TakeReport(t.busy, request.add_demands());
+    }
+  }
+  absl::StatusOr<v1::HeartbeatResponse> response =
+      coordinator_.Heartbeat(request);
+  NoteCoordinatorCall(response.status(), response.ok() && response->known());
+  if (!response.ok()) {
+    spdlog::warn("heartbeat failed: {}", std::string(response.status().message()));
+    return;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    for (const v1::BudgetShare& share : response->shares()) {
+      for (TeacherState& t : teachers_) {
+        if (t.config.profile.name == share.teacher()) {
+          t.limiter->ApplyShare(share);
+          const double per_minute =
+              share.window_ms() > 0 ? 60000.0 / share.window_ms() : 0;
+          metrics::BudgetShare(
+              share.teacher(),
+              share.requests_limited()
+                  ? share.requests_per_window() * per_minute : 0,
+              share.tokens_limited() ? share.tokens_per_window() * per_minute
+                                     : 0,
+              share.max_concurrency());
+        }
+      }
+    }
+    DropRevokedLocked(response->revoked_lease_ids());
+  }
+  if (!response->known()) {
+    spdlog::warn("coordinator does not know this worker; registering again");
+    RegisterUntilDone();
+  }
+}
+
+void Worker::NoteCoordinatorCall(const absl::Status& status, bool knows_us) {
+  absl::MutexLock lock(&mu_);
+  if (absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status)) {
+    coordinator_reachable_ = false;
+  } else if (knows_us) {
+    // Only an answer that shows it knows us: a coordinator back from a
+    // restart has not taken our leases back before we register again.
+    coordinator_reachable_ = true;
+  }
+}
+
+std::vector<v1::HeldTask> Worker::HeldTasksLocked() {
+  std::map<int64_t, v1::HeldTask> held;
+  // LeasedTask and TaskResult name a task with the same fields.
+  auto add = [&](const auto& t) {
+    v1::HeldTask& h = held[t.lease_id()];
+    h.set_job_id(t.job_id());
+    h.set_prompt_seq(t.prompt_seq());
+    h.set_sample(t.sample());
+    h.set_request_key(t.request_key());
+    h.set_lease_id(t.lease_id());
+  };
+  for (const TeacherState& t : teachers_) {
+    for (const Pending& p : t.queue) add(p.task);
+  }
+  for (const auto& [when, p] : retries_) add(p.task);
+  for (const auto& [id, p] : in_flight_) {
+    if (!revoked_in_flight_.count(id) && !given_back_.count(id)) add(p.task);
+  }
+  for (const v1::TaskResult& r : results_) {
+    if (r.failure() != v1::FAILURE_CLASS_ABANDONED) add(r);
+  }
+  std::vector<v1::HeldTask> out;
+  for (auto& [id, h] : held) out.push_back(std::move(h));
+  return out;
+}
+
+void Worker::DropRevokedLocked(
+    const google::protobuf::RepeatedField<int64_t>& ids) {
+  if (ids.empty()) return;
+  const std::set<int64_t> revoked(ids.begin(), ids.end());
+  int dropped = 0;
+  auto drop = [&](const Pending& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!revoked.count(p.task.lease_id())) return false;
+    held_leases_.erase(p.task.lease_id());
+    --teachers_[p.teacher_index].busy;
+    ++dropped;
+    return true;
+  };
+  for (TeacherState& t : teachers_) {
+    t.queue.erase(std::remove_if(t.queue.begin(), t.queue.end(), drop),
+                  t.queue.end());
+  }
+  for (auto it = retries_.begin(); it != retries_.end();) {
+    it = drop(it->second) ? retries_.erase(it) : std::next(it);
+  }
+  // Already sent: the answer is still reported (the coordinator keeps it if
+  // the task is not done), but a failure is not retried.
+  for (int64_t id : revoked) {
+    if (in_flight_.count(id)) {
+      revoked_in_flight_.insert(id);
+      held_leases_.erase(id);
+    }
+  }
+  if (dropped > 0) {
+    spdlog::info("dropped {} unsent tasks whose leases were revoked (job "
+                 "cancelled or lease lost)",
+                 dropped);
+  }
+}
+
+void Worker::LeaseMore() {
+  std::vector<Pending> batch;
+  for (size_t i = 0;; ++i) {
+    v1::LeaseRequest request;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_ || i >= teachers_.size()) break;
+      TeacherState& t = teachers_[i];
+      if (t.limiter->Paused()) continue;
+      const int free = HoldCapLocked(t) - t.busy;
+      if (free <= 0) continue;
+      request.set_worker_id(worker_id_);
+      request.set_max_tasks(free);
+      request.add_teachers(t.config.profile.name);
+    }
+    absl::StatusOr<v1::LeaseResponse> response = coordinator_.Lease(request);
+    NoteCoordinatorCall(response.status(), response.ok());
+    if (!response.ok()) {
+      if (absl::IsFailedPrecondition(response.status())) {
+        // The coordinator restarted and forgot us.
+        RegisterUntilDone();
+      } else {
+        spdlog::warn("lease failed: {}", std::string(response.status().message()));
+      }
+      return;
+    }
+    absl::MutexLock lock(&mu_);
+    for (v1::LeasedTask& task : *response->mutable_tasks()) {
+      held_leases_.insert(task.lease_id());
+      ++teachers_[i].busy;
+      Pending p;
+      p.task = std::move(task);
+      p.teacher_index = static_cast<int>(i);
+      p.request.model = p.task.model();
+      for (const v1::ChatMessage& m : p.task.messages()) {
+        p.request.messages.push_back(ChatMessage{m.role(), m.content()});
+      }
+      const v1::SamplingParams& sp = p.task.params();
+      p.request.params.max_tokens = sp.max_tokens();
+      if (sp.has_temperature()) p.request.params.temperature = sp.temperature();
+      if (sp.has_top_p()) p.request.params.top_p = sp.top_p();
+      if (sp.has_seed()) p.request.params.seed = sp.seed();
+      p.request.params.stop.assign(sp.stop().begin(), sp.stop().end());
+      teachers_[i].queue.push_back(std::move(p));
+    }
+  }
+}
+
+int Worker::HoldCapLocked(TeacherState& t) {
+  const TeacherLimiter& limiter = *t.limiter;
+  if (limiter.NeedsShare() && !limiter.HasShare()) {
+    return 4;  // enough to show demand and get a share
+  }
+  int cap = options_.max_in_flight;
+  const double rps = limiter.RequestsPerSecond();
+  if (rps > 0) {
+    // About two seconds of the share, beyond what is in flight.
+    cap = std::min(cap, t.in_flight + std::max(4, static_cast<int>(
+                                                      std::ceil(rps * 2))));
+  }
+  const int concurrency = limiter.ConcurrencyCap();
+  if (concurrency > 0) cap = std::min(cap, 2 * concurrency);
+  return std::max(cap, 1);
+}
+
+Duration Worker::DispatchReady() {
+  std::vector<Pending> batch;
+  Duration wait = Duration::max();
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ || !coordinator_reachable_) return options_.idle_poll;
+    for (TeacherState& t : teachers_) {
+      while (!t.queue.empty() && t.in_flight < t.limiter->ConcurrencyCap()) {
+        Pending& front = t.queue.front();
+        const double estimate = EstimateRequestTokens(front.request);
+        if (!t.limiter->TryAcquire(estimate)) {
+          wait = std::min(wait, t.limiter->TimeUntilReady(estimate));
+          break;
+        }
+        front.reserved_tokens = estimate;
+        ++t.in_flight;
+        Pending& stub = in_flight_[front.task.lease_id()];
+        stub.task.set_job_id(front.task.job_id());
+        stub.task.set_prompt_seq(front.task.prompt_seq());
+        stub.task.set_sample(front.task.sample());
+        stub.task.set_request_key(front.task.request_key());
+        stub.task.set_lease_id(front.task.lease_id());
+        stub.teacher_index = front.teacher_index;
+        stub.attempts = front.attempts + 1;  // this one is under way
+        batch.push_back(std::move(front));
+        t.queue.pop_front();
+      }
+    }
+  }
+  if (!batch.empty()) Dispatch(std::move(batch));
+  return wait;
+}
+
+void Worker::Dispatch(std::vector<Pending> batch) {
+  for (Pending& p : batch) {
+    Teacher* teacher;
+    // teachers_ is fixed after construction, so the name stays put.
+    const std::string* name;
+    {
+      absl::MutexLock lock(&mu_);
+      teacher = teachers_[p.teacher_index].config.teacher;
+      name = &teachers_[p.teacher_index].config.profile.name;
+      ++requests_sent_;
+    }
+    p.started = clock_.Now();
+    ++p.attempts;
+    metrics::InFlight(*name, 1);
+    // The callback may run on this thread (fakes) or the HTTP loop thread.
+    auto shared = std::make_shared<Pending>(std::move(p));
+    const TeacherRequest& request = shared->request;
+    teacher->Ask(request, [this, shared](TeacherResult result) {
+      OnTeacherResult(std::move(*shared), std::move(result));
+    });
+  }
+}
+
+Duration Worker::Backoff(int attempts, const TeacherResult& result) {
+  if (result.retry_after) {
+    return std::clamp<Duration>(*result.retry_after, Duration(0),
+                                options_.max_retry_after);
+  }
+  // As the official OpenAI client: min(0.5 * 2^k, 8) s, minus up to 25%.
+  const double base = std::min(0.5 * std::pow(2.0, attempts - 1), 8.0);
+  const double jittered = base * (1.0 - 0.25 * random_());
+  return std::chrono::duration_cast<Duration>(
+      std::chrono::duration<double>(jittered));
+}
+
+void Worker::OnTeacherResult(Pending pending, TeacherResult result) {
+  const Duration latency = clock_.Now() - pending.started;
+  absl::MutexLock lock(&mu_);
+  TeacherState& state = teachers_[pending.teacher_index];
+  const TeacherProfile& profile = state.config.profile;
+  --state.in_flight;
+  slot_freed_ = true;
+  state.limiter->OnResult(result, pending.reserved_tokens);
+  const std::string& model = pending.task.model();
+  metrics::InFlight(profile.name, -1);
+  metrics::TeacherRequest(profile.name, model, result.http_status,
+                          result.status.ok() ? "ok" : OutcomeName(result.kind),
+                          Seconds(latency));
+  const int64_t lease_id = pending.task.lease_id();
+  in_flight_.erase(lease_id);
+  if (given_back_.erase(lease_id) > 0) return;  // reported ABANDONED already
+  const bool revoked = revoked_in_flight_.erase(lease_id) > 0;
+  v1::TaskResult r;
+  if (result.status.ok()) {
+    // The result is ours: its texts (the raw body is the largest) move into
+    // the report rather than being copied under the lock.
+    TeacherAnswer& a = result.answer;
+    v1::Answer* answer = r.mutable_answer();
+    // Every string from the teacher is repaired to UTF-8 on its way in:
+    // one bad byte in a proto3 string makes the whole report unparseable.
+    answer->set_content(Utf8(std::move(a.content)));
+    answer->set_reasoning(Utf8(std::move(a.reasoning)));
+    answer->set_reasoning_blocks(Utf8(std::move(a.reasoning_blocks)));
+    answer->set_finish_reason(Utf8(std::move(a.finish_reason)));
+    answer->mutable_usage()->set_prompt_tokens(a.usage.prompt_tokens);
+    answer->mutable_usage()->set_completion_tokens(a.usage.completion_tokens);
+    answer->mutable_usage()->set_reasoning_tokens(a.usage.reasoning_tokens);
+    answer->mutable_usage()->set_cached_tokens(a.usage.cached_tokens);
+    answer->set_provider_id(Utf8(std::move(a.provider_id)));
+    answer->set_raw_body(std::move(a.raw_body));
+    answer->set_received_ms(clock_.WallMillis());
+    answer->set_latency_ms(
+        std::chrono::duration_cast<std::chrono::milliseconds>(latency).count());
+    // Not streamed yet: the first token arrives with the whole answer.
+    metrics::TimeToFirstToken(profile.name, model, Seconds(latency));
+    metrics::Tokens(profile.name, model, "prompt", a.usage.prompt_tokens);
+    metrics::Tokens(profile.name, model, "completion",
+                    a.usage.completion_tokens);
+    metrics::Tokens(profile.name, model, "reasoning", a.usage.reasoning_tokens);
+    metrics::Tokens(profile.name, model, "cached", a.usage.cached_tokens);
+    metrics::CostUsd(profile.name, model,
+                     CostUsd(profile, model, a.usage.prompt_tokens,
+                             a.usage.cached_tokens, a.usage.completion_tokens));
+    Finish(pending, std::move(r));
+    return;
+  }
+  const bool retryable = result.kind == FailureKind::kRetryable ||
+                         result.kind == FailureKind::kRateLimited;
+  if (retryable && pending.attempts < profile.max_attempts && !stopping_ &&
+      !revoked) {
+    const Duration wait = Backoff(pending.attempts, result);
+    const TimePoint due = clock_.Now() + wait;
+    metrics::Retry(profile.name, model,
+                   result.kind == FailureKind::kRateLimited ? "rate_limited"
+                                                            : "retryable",
+                   Seconds(wait));
+    spdlog::debug("task {}/{} attempt {} failed ({}); retrying",
+                  pending.task.job_id(), pending.task.prompt_seq(),
+                  pending.attempts, std::string(result.status.message()));
+    retries_.emplace(due, std::move(pending));
+    return;
+  }
+  switch (result.kind) {
+    case FailureKind::kRetryable:
+    case FailureKind::kRateLimited:
+      r.set_failure((stopping_ || revoked) &&
+                            pending.attempts < profile.max_attempts
+                        ? v1::FAILURE_CLASS_ABANDONED
+                        : v1::FAILURE_CLASS_RETRYABLE);
+      break;
+    case FailureKind::kPermanent:
+      r.set_failure(v1::FAILURE_CLASS_PERMANENT);
+      break;
+    case FailureKind::kTeacherDown:
+      r.set_failure(v1::FAILURE_CLASS_TEACHER_DOWN);
+      break;
+  }
+  // An error page may be in any charset (a Latin-1 HTML 400).
+  r.set_error(Utf8(absl::StrCat(result.status.message(), " (after ",
+                                pending.attempts, " attempts)")));
+  Finish(pending, std::move(r));
+}
+
+}  // namespace distillery
