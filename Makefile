@@ -58,15 +58,14 @@ test-sanitize-unit:
 	@$(MAKE) --no-print-directory test-sanitize SANITIZE_TARGETS=unit_tests \
 	  SANITIZE_CTEST_ARGS="-L unit"
 
-# ThreadSanitizer over the concurrency tests: the coordinator and the
-# libcurl-on-Asio client. Only our code is instrumented (Debian's gRPC,
+# ThreadSanitizer over the libcurl-on-Asio client. Only our code is instrumented (Debian's gRPC,
 # Abseil and RocksDB are not), so TSan is limited to these tests, which do not
 # run gRPC, and scripts/sanitizers/tsan.supp silences reports inside the
-# uninstrumented libraries. Code on absl::Mutex (the worker, the clock) is
-# not here: Debian's Abseil is built without TSan's annotations, so TSan
+# uninstrumented libraries. Code on absl::Mutex (the coordinator, the
+# worker, the clock) is not here: Debian's Abseil is built without TSan's annotations, so TSan
 # cannot see its locks and reports every guarded access as a race. Its
 # locking is checked by the compiler instead (check-thread-safety).
-TSAN_TESTS := coordinator_test curl_http_client_test
+TSAN_TESTS := curl_http_client_test
 test-tsan: deps
 	@cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
 	  -DCMAKE_CXX_FLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=thread" \

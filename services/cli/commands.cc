@@ -59,24 +59,24 @@ absl::StatusOr<v1::Job> FetchJob(v1::ClientService::StubInterface& stub,
 }
 
 void Interrupter::Interrupt() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   interrupted_ = true;
   if (context_ != nullptr) context_->TryCancel();
 }
 
 bool Interrupter::interrupted() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return interrupted_;
 }
 
 void Interrupter::Attach(grpc::ClientContext* context) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   context_ = context;
   if (interrupted_) context_->TryCancel();
 }
 
 void Interrupter::Detach() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   context_ = nullptr;
 }
 

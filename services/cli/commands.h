@@ -11,7 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <iosfwd>
-#include <mutex>
+#include "absl/synchronization/mutex.h"
 #include <string>
 #include <vector>
 
@@ -40,7 +40,7 @@ class Interrupter {
   void Detach();
 
  private:
-  mutable std::mutex mu_;
+  mutable absl::Mutex mu_;
   bool interrupted_ ABSL_GUARDED_BY(mu_) = false;
   grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
 };

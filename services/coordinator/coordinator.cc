@@ -10,7 +10,6 @@
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/time.h"
 #include "common/base/status_macros.h"
 #include "common/job/job_state.h"
 #include "common/metrics/metrics.h"
@@ -259,7 +258,7 @@ absl::StatusOr<v1::Job> Coordinator::RetryJob(const std::string& job_id) {
 absl::StatusOr<v1::Job> Coordinator::WaitForJobChange(
     const std::string& job_id, const v1::Job& last_seen, Duration max_wait) {
   absl::MutexLock lock(&mu_);
-  const absl::Time deadline = absl::Now() + absl::FromChrono(max_wait);
+  const TimePoint deadline = clock_.Now() + max_wait;
   while (true) {
     auto it = jobs_.find(job_id);
     if (it == jobs_.end()) {
@@ -273,7 +272,7 @@ absl::StatusOr<v1::Job> Coordinator::WaitForJobChange(
     auto changed = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return version_ != seen;
     };
-    if (!mu_.AwaitWithDeadline(absl::Condition(&changed), deadline)) {
+    if (!clock_.AwaitWithDeadline(&mu_, absl::Condition(&changed), deadline)) {
       return view;
     }
   }

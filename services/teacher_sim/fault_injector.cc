@@ -107,7 +107,7 @@ double RandomFaultInjector::Uniform() {
 
 FaultKind RandomFaultInjector::Next() {
   if (rate_ <= 0 || mix_.empty()) return FaultKind::kNone;
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (Uniform() >= rate_) return FaultKind::kNone;
   double pick = Uniform() * total_weight_;
   for (const WeightedFault& f : mix_) {

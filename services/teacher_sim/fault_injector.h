@@ -7,7 +7,7 @@
 #define DISTILLERY_SERVICES_TEACHER_SIM_FAULT_INJECTOR_H_
 
 #include <cstdint>
-#include <mutex>
+#include "absl/synchronization/mutex.h"
 #include <random>
 #include <string_view>
 #include <vector>
@@ -56,8 +56,8 @@ class FaultInjector {
 
 // Injects a fault into a fraction `rate` (0..1) of requests, choosing the
 // kind by weight from `mix`. The sequence of choices is a pure function of
-// `seed`. Thread-safe (std::mutex, which ThreadSanitizer sees, unlike
-// Debian's uninstrumented absl::Mutex).
+// `seed`. Thread-safe (an annotated absl::Mutex, checked by clang's
+// -Wthread-safety: make check-thread-safety).
 class RandomFaultInjector : public FaultInjector {
  public:
   // 500 and 429, equally likely.
@@ -76,7 +76,7 @@ class RandomFaultInjector : public FaultInjector {
   const double rate_;
   const std::vector<WeightedFault> mix_;
   double total_weight_ = 0;
-  std::mutex mu_;
+  absl::Mutex mu_;
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -17,7 +17,7 @@ void SimRateLimiter::PruneLocked(TimePoint now) {
 }
 
 SimAdmission SimRateLimiter::Admit(int64_t tokens, Duration busy_for) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   const TimePoint now = clock_.Now();
   PruneLocked(now);
   SimAdmission a;
@@ -73,17 +73,17 @@ SimAdmission SimRateLimiter::Admit(int64_t tokens, Duration busy_for) {
 }
 
 int64_t SimRateLimiter::peak_window_requests() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return peak_requests_;
 }
 
 int64_t SimRateLimiter::peak_window_tokens() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return peak_tokens_;
 }
 
 int64_t SimRateLimiter::refused_total() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return refused_;
 }
 

@@ -8,7 +8,7 @@
 
 #include <cstdint>
 #include <deque>
-#include <mutex>
+#include "absl/synchronization/mutex.h"
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -53,7 +53,7 @@ class SimRateLimiter {
 
   Clock& clock_;
   const SimLimits limits_;
-  mutable std::mutex mu_;
+  mutable absl::Mutex mu_;
   struct Entry {
     TimePoint at;
     int64_t tokens;

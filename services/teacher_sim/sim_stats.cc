@@ -6,7 +6,7 @@ namespace distillery::teacher_sim {
 
 void SimStats::Record(int status, bool chat, int64_t prompt_tokens,
                       int64_t completion_tokens) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   ++counters_.requests_total;
   ++counters_.by_status[status];
   if (status >= 400) ++counters_.errors_total;
@@ -24,17 +24,17 @@ void SimStats::RecordCompletion(std::string_view body, int64_t prompt_tokens,
                                 int64_t completion_tokens) {
   const size_t hash = std::hash<std::string_view>{}(body);
   Record(200, /*chat=*/true, prompt_tokens, completion_tokens);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (!answered_.insert(hash).second) ++counters_.chat_completions_repeated;
 }
 
 void SimStats::RecordFault(std::string_view kind) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   ++counters_.faults[std::string(kind)];
 }
 
 SimStats::Snapshot SimStats::Get() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return counters_;
 }
 

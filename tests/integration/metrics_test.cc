@@ -8,12 +8,14 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
 
+#include "common/job/job_state.h"
 #include "nlohmann/json.hpp"
 #include "tests/testing/cluster.h"
 #include "tests/testing/jsonl.h"
@@ -142,6 +144,7 @@ class MetricsTest : public ::testing::Test {
     coordinator_.reset();
     prometheus_.reset();
     sim_.reset();
+    failing_sim_.reset();
     if (!HasFailure()) std::filesystem::remove_all(dir_);
   }
 
@@ -210,7 +213,7 @@ class MetricsTest : public ::testing::Test {
   }
 
   std::string dir_, sim_address_, coordinator_address_, prometheus_address_;
-  std::unique_ptr<Process> sim_, coordinator_, prometheus_;
+  std::unique_ptr<Process> sim_, failing_sim_, coordinator_, prometheus_;
   std::vector<std::unique_ptr<Process>> workers_;
 };
 
@@ -235,9 +238,19 @@ TEST_F(MetricsTest, EveryShippedQueryParsesAndReturnsData) {
       dir_, {"--latency-ms", "5", "--error-rate", "0.1", "--seed", "7"},
       &sim_address_);
   ASSERT_FALSE(sim_address_.empty()) << sim_->Stderr();
+  // A second teacher-sim that fails every request: with one attempt a task,
+  // its jobs end FAILED.
+  std::string failing_address;
+  failing_sim_ = SpawnTeacherSim(dir_, {"--latency-ms", "1", "--fault-rates",
+                                        "500=1"},
+                                 &failing_address);
+  ASSERT_FALSE(failing_address.empty()) << failing_sim_->Stderr();
   const std::string teachers = dir_ + "/teachers.yaml";
   WriteFile(teachers,
-            "teachers:\n" + SimTeacherProfile(sim_address_) +
+            "teachers:\n" +
+                SimTeacherProfile(failing_address, "failing",
+                                  "    max_attempts: 1\n") +
+                SimTeacherProfile(sim_address_) +
                 "    max_concurrency: 8\n    max_attempts: 2\n"
                 "    rpm: 600000\n    tpm: 100000000\n"
                 "    pricing:\n      \"*\": {input: 0.5, output: 2.0}\n"
@@ -401,6 +414,67 @@ TEST_F(MetricsTest, EveryShippedQueryParsesAndReturnsData) {
   EXPECT_EQ(ExpectValue("max(distillery_teacher_paused{teacher=\"sim\"})",
                         [](double v) { return v == 0; }),
             "");
+
+  // Every job state, from the one definition (common/job/job_state.h), in
+  // distillery_job_state, in `status` and in `distillery jobs`: a job in
+  // each state a user can see (SUBMITTING never is), including one paused
+  // at its budget, which once had no series.
+  std::map<v1::JobState, std::string> job_in;
+  job_in[v1::JOB_STATE_COMPLETED] = jobs[0];
+  job_in[v1::JOB_STATE_RUNNING] = jobs[2];  // its teacher has no worker
+  auto submit = [&](const std::string& teacher, const std::string& tag,
+                    std::vector<std::string> extra) {
+    WriteFile(dir_ + "/" + tag + ".jsonl", DistinctPrompts(5, tag));
+    std::vector<std::string> args = {"submit", dir_ + "/" + tag + ".jsonl",
+                                     "--teacher", teacher, "--model",
+                                     "sim-reasoner", "--max-tokens", "200"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    CommandResult r = Cli(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return LastLine(r.out);
+  };
+  job_in[v1::JOB_STATE_PAUSED] =
+      submit("sim", "budgeted", {"--budget-usd", "0.000001"});
+  EXPECT_EQ(Cli({"watch", job_in[v1::JOB_STATE_PAUSED]}).exit_code, 3);
+  job_in[v1::JOB_STATE_FAILED] = submit("failing", "doomed", {});
+  EXPECT_EQ(Cli({"watch", job_in[v1::JOB_STATE_FAILED]}).exit_code, 5);
+  job_in[v1::JOB_STATE_CANCELLED] = submit("offline", "cancelled", {});
+  EXPECT_EQ(Cli({"cancel", job_in[v1::JOB_STATE_CANCELLED]}).exit_code, 0);
+  std::set<v1::JobState> visible(AllJobStates().begin(), AllJobStates().end());
+  visible.erase(v1::JOB_STATE_SUBMITTING);
+  std::set<v1::JobState> covered;
+  for (const auto& [state, id] : job_in) covered.insert(state);
+  EXPECT_EQ(covered, visible) << "a job state this test does not show";
+  const std::string listed = Cli({"jobs"}).out;
+  for (const auto& [state, id] : job_in) {
+    const std::string& name = JobStateName(state);
+    const std::string series =
+        "distillery_job_state{job_id=\"" + id + "\",state=\"" + name + "\"}";
+    EXPECT_EQ(ExpectValue(series, [](double v) { return v == 1; }), "")
+        << series;
+    // One series a state, and the job in exactly one of them.
+    EXPECT_EQ(ExpectValue("count(distillery_job_state{job_id=\"" + id + "\"})",
+                          [](double v) {
+                            return v == static_cast<double>(
+                                            AllJobStates().size());
+                          }),
+              "")
+        << id;
+    EXPECT_EQ(ExpectValue("sum(distillery_job_state{job_id=\"" + id + "\"})",
+                          [](double v) { return v == 1; }),
+              "")
+        << id;
+    const json shown = json::parse(Cli({"status", id, "--json"}).out);
+    EXPECT_EQ(shown.at("state"), name) << id;
+    std::string listed_state;  // `distillery jobs`: JOB STATE ...
+    std::istringstream rows(listed);
+    for (std::string row; std::getline(rows, row);) {
+      std::istringstream fields(row);
+      std::string first, second;
+      if (fields >> first >> second && first == id) listed_state = second;
+    }
+    EXPECT_EQ(listed_state, name) << id << " in:\n" << listed;
+  }
 
   // Logs are one JSON object a line.
   std::istringstream log(coordinator_->Stderr());

@@ -8,7 +8,9 @@
 #include <filesystem>
 
 #include "nlohmann/json.hpp"
-#include "tests/integration/cluster.h"
+#include "tests/testing/cluster.h"
+#include "tests/testing/jsonl.h"
+#include "tests/testing/temp_dir.h"
 
 namespace distillery::testing {
 namespace {

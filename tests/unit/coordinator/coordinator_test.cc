@@ -2253,26 +2253,34 @@ TEST_F(CoordinatorTest, ExportRejectsMissingOrUnknownJobs) {
 
 // ---------------------------------------------------------------- Watching
 
-TEST_F(CoordinatorTest, WaitForJobChangeWakesOnACommit) {
+TEST_F(CoordinatorTest, WaitForJobChangeWakesOnACommitOrAtItsDeadline) {
   v1::Job job = MustSubmit(PromptLines({"a"}));
   const std::string w = Register();
   std::vector<v1::LeasedTask> tasks = Lease(w, 1);
   ASSERT_EQ(tasks.size(), 1u);
   const v1::Job before = GetJob(job.id());
 
-  // Unchanged: returns as it is once max_wait passes.
-  absl::StatusOr<v1::Job> same = coordinator_->WaitForJobChange(
-      job.id(), before, std::chrono::milliseconds(1));
+  // Unchanged: returns as it is when the clock reaches max_wait.
+  absl::StatusOr<v1::Job> same;
+  std::thread timed_out([&] {
+    same = coordinator_->WaitForJobChange(job.id(), before,
+                                          std::chrono::seconds(5));
+  });
+  ASSERT_TRUE(clock_.WaitForWaiters(1));
+  clock_.Advance(std::chrono::seconds(5));
+  timed_out.join();
   ASSERT_TRUE(same.ok());
   EXPECT_EQ(same->counters().tasks_done(), 0);
 
+  // A commit wakes it long before its deadline (the clock does not move).
   absl::StatusOr<v1::Job> seen;
   std::thread watcher([&] {
-    seen = coordinator_->WaitForJobChange(job.id(), before,
+    seen = coordinator_->WaitForJobChange(job.id(), GetJob(job.id()),
                                           std::chrono::seconds(60));
   });
+  ASSERT_TRUE(clock_.WaitForWaiters(1));
   Report(w, {Success(tasks[0], "A")});
-  watcher.join();  // would take 60 s if the commit did not wake it
+  watcher.join();
   ASSERT_TRUE(seen.ok()) << seen.status();
   EXPECT_EQ(seen->state(), v1::JOB_STATE_COMPLETED);
 
