@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/json_depth.h"
+#include "common/base/json_string.h"
 #include "common/teacher/retry_after.h"
 #include "common/teacher/text_util.h"
 #include "nlohmann/json.hpp"
@@ -26,11 +27,7 @@ std::string Excerpt(std::string_view in, size_t max) {
   in = text::StripWhitespace(in);
   bool cut = false;
   if (in.size() > max) {
-    size_t end = max;
-    while (end > 0 && (static_cast<unsigned char>(in[end]) & 0xC0) == 0x80) {
-      --end;
-    }
-    in = in.substr(0, end);
+    in = Utf8Prefix(in, max);
     cut = true;
   }
   std::string out;
