@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/teacher/http_teacher.h"
 #include "common/teacher/sse_parser.h"
+#include "common/teacher/text_util.h"
 #include "common/teacher/wire_format_util.h"
 #include "nlohmann/json.hpp"
 
@@ -222,7 +223,7 @@ absl::StatusOr<std::string> BuildMessagesRequestBody(
         messages.push_back({{"role", m.role}, {"content", m.content}});
       } else {
         return absl::InvalidArgumentError(absl::StrCat(
-            "role \"", wire::Printable(m.role, 50),
+            "role \"", text::Printable(m.role, 50),
             "\" has no place in an Anthropic request"));
       }
     }
@@ -275,7 +276,7 @@ AnthropicMessagesFormat::AnthropicMessagesFormat(
 
 absl::Status AnthropicMessagesFormat::Validate() const {
   if (options_.anthropic_version.empty() ||
-      wire::HasControlChar(options_.anthropic_version)) {
+      text::HasControlChar(options_.anthropic_version)) {
     return absl::InvalidArgumentError(
         "anthropic_version must be a version string such as 2023-06-01");
   }

@@ -6,7 +6,6 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/json_depth.h"
-#include "common/base/json_string.h"
 #include "common/teacher/retry_after.h"
 #include "common/teacher/text_util.h"
 #include "nlohmann/json.hpp"
@@ -21,23 +20,10 @@ using nlohmann::json;
 constexpr size_t kMaxQuotedMessage = 1000;
 constexpr size_t kMaxQuotedBody = 300;
 
-// `text` made printable on one line and cut to at most `max` bytes without
-// splitting a UTF-8 sequence.
+// `in` without surrounding whitespace, made printable on one line and cut
+// to at most `max` bytes without splitting a UTF-8 sequence.
 std::string Excerpt(std::string_view in, size_t max) {
-  in = text::StripWhitespace(in);
-  bool cut = false;
-  if (in.size() > max) {
-    in = Utf8Prefix(in, max);
-    cut = true;
-  }
-  std::string out;
-  out.reserve(in.size() + 3);
-  for (char c : in) {
-    const auto u = static_cast<unsigned char>(c);
-    out.push_back(u < 0x20 || u == 0x7F ? ' ' : c);
-  }
-  if (cut) out += "...";
-  return out;
+  return text::Printable(text::StripWhitespace(in), max);
 }
 
 // A field as text: strings as they are, numbers in decimal, structures as

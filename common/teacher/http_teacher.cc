@@ -14,8 +14,8 @@
 namespace distillery {
 namespace {
 
-using wire::HasControlChar;
-using wire::Printable;
+using text::HasControlChar;
+using text::Printable;
 
 // RFC 9110 token characters, what a header name may hold.
 bool IsHeaderName(std::string_view name) {

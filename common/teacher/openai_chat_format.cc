@@ -20,7 +20,7 @@ using nlohmann::ordered_json;
 using wire::BadBody;
 using wire::IntField;
 using wire::ObjectField;
-using wire::Printable;
+using text::Printable;
 using wire::StringField;
 
 constexpr std::string_view kChatCompletionsPath = "/chat/completions";
