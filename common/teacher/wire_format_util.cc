@@ -29,8 +29,8 @@ TeacherResult BadBody(std::string_view why, std::string_view body) {
   if (trimmed.empty()) {
     message += ": empty body";
   } else {
-    absl::StrAppend(&message, ", ", body.size(),
-                    " bytes starting: ", text::Printable(trimmed, kMaxQuotedBody));
+    absl::StrAppend(&message, ", ", body.size(), " bytes starting: ",
+                    text::Printable(trimmed, kMaxQuotedBody));
   }
   result.status = absl::UnavailableError(message);
   return result;
@@ -88,8 +88,7 @@ const json* ObjectField(const json& object, const char* name) {
   return it != object.end() && it->is_object() ? &*it : nullptr;
 }
 
-std::optional<TeacherResult> ParseJsonObject(std::string_view body,
-                                             json* doc) {
+std::optional<TeacherResult> ParseJsonObject(std::string_view body, json* doc) {
   if (absl::Status s = CheckJsonDepth(body); !s.ok()) {
     return BadBody(text::Std(s.message()), body);
   }
