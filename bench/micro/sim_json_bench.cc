@@ -23,10 +23,12 @@ SimCompletion Completion(size_t content_bytes, bool reasoning) {
   completion.model = "sim-reasoner";
   completion.reasoning_model = reasoning;
   SimChoice choice;
-  const std::string words = "The answer is four, because two and two make four. ";
+  const std::string words =
+      "The answer is four, because two and two make four. ";
   while (choice.content.size() < content_bytes) choice.content += words;
   choice.content.resize(content_bytes);
-  if (reasoning) choice.reasoning_content = choice.content.substr(0, content_bytes / 2);
+  if (reasoning)
+    choice.reasoning_content = choice.content.substr(0, content_bytes / 2);
   choice.finish_reason = "stop";
   completion.choices.push_back(choice);
   completion.usage = {120, 400, reasoning ? 100 : 0, 520};
@@ -59,13 +61,12 @@ std::string RenderWithNlohmann(const SimCompletion& completion,
     choices.push_back(std::move(choice));
   }
   doc["choices"] = std::move(choices);
-  doc["usage"] = {
-      {"prompt_tokens", completion.usage.prompt_tokens},
-      {"completion_tokens", completion.usage.completion_tokens},
-      {"total_tokens", completion.usage.total_tokens},
-      {"prompt_tokens_details", {{"cached_tokens", 0}}},
-      {"completion_tokens_details",
-       {{"reasoning_tokens", completion.usage.reasoning_tokens}}}};
+  doc["usage"] = {{"prompt_tokens", completion.usage.prompt_tokens},
+                  {"completion_tokens", completion.usage.completion_tokens},
+                  {"total_tokens", completion.usage.total_tokens},
+                  {"prompt_tokens_details", {{"cached_tokens", 0}}},
+                  {"completion_tokens_details",
+                   {{"reasoning_tokens", completion.usage.reasoning_tokens}}}};
   doc["system_fingerprint"] = "fp_teachersim";
   return doc.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
 }
@@ -120,7 +121,11 @@ void BM_SimCompletionWriter(benchmark::State& state) {
   }
   state.SetBytesProcessed(state.iterations() * state.range(0) * 3 / 2);
 }
-BENCHMARK(BM_SimCompletionWriter)->ArgName("bytes")->Arg(256)->Arg(2048)->Arg(16384);
+BENCHMARK(BM_SimCompletionWriter)
+    ->ArgName("bytes")
+    ->Arg(256)
+    ->Arg(2048)
+    ->Arg(16384);
 
 void BM_SimCompletionNlohmann(benchmark::State& state) {
   const SimCompletion completion = Completion(state.range(0), true);
@@ -130,12 +135,17 @@ void BM_SimCompletionNlohmann(benchmark::State& state) {
   }
   state.SetBytesProcessed(state.iterations() * state.range(0) * 3 / 2);
 }
-BENCHMARK(BM_SimCompletionNlohmann)->ArgName("bytes")->Arg(256)->Arg(2048)->Arg(16384);
+BENCHMARK(BM_SimCompletionNlohmann)
+    ->ArgName("bytes")
+    ->Arg(256)
+    ->Arg(2048)
+    ->Arg(16384);
 
 void BM_SimDeltaWriter(benchmark::State& state) {
   CheckSame(state, DeltaWithWriter(" the answer is"),
             DeltaWithNlohmann(" the answer is"));
-  for (auto _ : state) benchmark::DoNotOptimize(DeltaWithWriter(" the answer is"));
+  for (auto _ : state)
+    benchmark::DoNotOptimize(DeltaWithWriter(" the answer is"));
 }
 BENCHMARK(BM_SimDeltaWriter);
 

@@ -151,6 +151,15 @@ void RepairUtf8(std::string* text) {
   *text = RepairUtf8(std::string_view(*text));
 }
 
+std::string_view Utf8Prefix(std::string_view text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return text;
+  size_t cut = max_bytes;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) {
+    --cut;
+  }
+  return text.substr(0, cut);
+}
+
 void AppendJsonEscaped(std::string_view text, std::string* out) {
   const size_t size = text.size();
   size_t run = 0;  // start of the bytes still to copy verbatim

@@ -42,6 +42,11 @@ std::string RepairUtf8(std::string_view text);
 // In place, without a copy when `*text` is already valid.
 void RepairUtf8(std::string* text);
 
+// The longest prefix of `text` of at most `max_bytes` that does not end
+// inside a UTF-8 sequence (it backs off over continuation bytes), for
+// quoting a cut excerpt. `text` itself when it fits.
+std::string_view Utf8Prefix(std::string_view text, size_t max_bytes);
+
 // Appends `text` escaped as the inside of a JSON string (no quotes) to *out.
 void AppendJsonEscaped(std::string_view text, std::string* out);
 

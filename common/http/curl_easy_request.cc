@@ -220,7 +220,7 @@ void AddHeaderLine(std::string_view line, HttpHeaders* headers) {
     }
   } else if (size_t colon = line.find(':'); colon != std::string_view::npos) {
     headers->emplace_back(Lower(Trim(line.substr(0, colon))),
-                         std::string(Trim(line.substr(colon + 1))));
+                          std::string(Trim(line.substr(colon + 1))));
   }
 }
 

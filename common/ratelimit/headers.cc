@@ -24,7 +24,8 @@ std::optional<Duration> ParseResetDuration(std::string_view text) {
   // Go's time.Duration.String(), which absl::ParseDuration reads. A reset is
   // never negative nor infinite, and always has a unit ("0" alone is not
   // what these headers send).
-  if (text.empty() || !absl::ascii_isdigit(static_cast<unsigned char>(text[0])) ||
+  if (text.empty() ||
+      !absl::ascii_isdigit(static_cast<unsigned char>(text[0])) ||
       !absl::ascii_isalpha(static_cast<unsigned char>(text.back()))) {
     return std::nullopt;
   }

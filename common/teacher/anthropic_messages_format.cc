@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/teacher/http_teacher.h"
 #include "common/teacher/sse_parser.h"
+#include "common/teacher/text_util.h"
 #include "common/teacher/wire_format_util.h"
 #include "nlohmann/json.hpp"
 
@@ -94,7 +95,8 @@ TeacherResult ParseMessagesResponseOrThrow(std::string body) {
   }
   std::vector<Block> blocks;
   for (const json& block : *content) {
-    if (!block.is_object()) return BadBody("a content block is not an object", body);
+    if (!block.is_object())
+      return BadBody("a content block is not an object", body);
     blocks.push_back(BlockFrom(block));
   }
   TeacherResult result;
@@ -221,9 +223,9 @@ absl::StatusOr<std::string> BuildMessagesRequestBody(
       } else if (m.role == "user" || m.role == "assistant") {
         messages.push_back({{"role", m.role}, {"content", m.content}});
       } else {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "role \"", wire::Printable(m.role, 50),
-            "\" has no place in an Anthropic request"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("role \"", text::Printable(m.role, 50),
+                         "\" has no place in an Anthropic request"));
       }
     }
     if (messages.empty()) {
@@ -249,12 +251,12 @@ absl::StatusOr<std::string> BuildMessagesRequestBody(
 
 TeacherResult ParseMessagesResponse(std::string body) {
   return wire::ParseCatching(&ParseMessagesResponseOrThrow, std::move(body),
-                                "parsing the teacher's answer");
+                             "parsing the teacher's answer");
 }
 
 TeacherResult ParseMessagesStream(std::string body) {
   return wire::ParseCatching(&ParseMessagesStreamOrThrow, std::move(body),
-                                "parsing the teacher's stream");
+                             "parsing the teacher's stream");
 }
 
 TeacherResult HandleMessagesResponse(absl::StatusOr<HttpResponse> response,
@@ -265,8 +267,8 @@ TeacherResult HandleMessagesResponse(absl::StatusOr<HttpResponse> response,
   static const AnthropicMessagesFormat* const kStream =
       new AnthropicMessagesFormat(
           AnthropicMessagesOptions{.body = {.stream = true}});
-  return HandleTeacherResponse(stream ? *kStream : *kPlain,
-                               std::move(response), now_wall_millis, secret);
+  return HandleTeacherResponse(stream ? *kStream : *kPlain, std::move(response),
+                               now_wall_millis, secret);
 }
 
 AnthropicMessagesFormat::AnthropicMessagesFormat(
@@ -275,7 +277,7 @@ AnthropicMessagesFormat::AnthropicMessagesFormat(
 
 absl::Status AnthropicMessagesFormat::Validate() const {
   if (options_.anthropic_version.empty() ||
-      wire::HasControlChar(options_.anthropic_version)) {
+      text::HasControlChar(options_.anthropic_version)) {
     return absl::InvalidArgumentError(
         "anthropic_version must be a version string such as 2023-06-01");
   }

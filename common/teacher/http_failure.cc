@@ -20,27 +20,10 @@ using nlohmann::json;
 constexpr size_t kMaxQuotedMessage = 1000;
 constexpr size_t kMaxQuotedBody = 300;
 
-// `text` made printable on one line and cut to at most `max` bytes without
-// splitting a UTF-8 sequence.
+// `in` without surrounding whitespace, made printable on one line and cut
+// to at most `max` bytes without splitting a UTF-8 sequence.
 std::string Excerpt(std::string_view in, size_t max) {
-  in = text::StripWhitespace(in);
-  bool cut = false;
-  if (in.size() > max) {
-    size_t end = max;
-    while (end > 0 && (static_cast<unsigned char>(in[end]) & 0xC0) == 0x80) {
-      --end;
-    }
-    in = in.substr(0, end);
-    cut = true;
-  }
-  std::string out;
-  out.reserve(in.size() + 3);
-  for (char c : in) {
-    const auto u = static_cast<unsigned char>(c);
-    out.push_back(u < 0x20 || u == 0x7F ? ' ' : c);
-  }
-  if (cut) out += "...";
-  return out;
+  return text::Printable(text::StripWhitespace(in), max);
 }
 
 // A field as text: strings as they are, numbers in decimal, structures as

@@ -14,8 +14,8 @@
 namespace distillery {
 namespace {
 
-using wire::HasControlChar;
-using wire::Printable;
+using text::HasControlChar;
+using text::Printable;
 
 // RFC 9110 token characters, what a header name may hold.
 bool IsHeaderName(std::string_view name) {
@@ -77,9 +77,9 @@ void RedactResponse(const SecretRedactor& redactor,
 // a streamed answer joins deltas that each held a piece of it.
 void RedactResult(const SecretRedactor& redactor, TeacherResult* result) {
   if (!result->status.ok()) {
-    result->status = absl::Status(
-        result->status.code(),
-        redactor.Redact(std::string(result->status.message())));
+    result->status =
+        absl::Status(result->status.code(),
+                     redactor.Redact(std::string(result->status.message())));
   }
   TeacherAnswer& a = result->answer;
   for (std::string* field : {&a.content, &a.reasoning, &a.reasoning_blocks,
@@ -218,24 +218,23 @@ void HttpTeacher::Ask(const TeacherRequest& request, Callback done) {
   // The callback owns what it needs (the format shared, the key copied)
   // rather than pointing into the teacher, so a response is handled the same
   // whatever the teacher's lifetime; only the clock must outlive the call.
-  http_.Send(std::move(post),
-             [done = std::move(done), clock = &clock_, format = format_,
-              secret = options_.api_key](
-                 absl::StatusOr<HttpResponse> response) {
-               // The teacher's rate-limit headers (x-ratelimit-*,
-               // anthropic-ratelimit-*, retry-after) go to the worker's
-               // limiter.
-               TeacherHeaders limits =
-                   response.ok() ? RateLimitHeadersOf(response->headers)
-                                 : TeacherHeaders();
-               for (auto& [name, value] : limits) {
-                 value = RedactSecret(std::move(value), secret);
-               }
-               TeacherResult result = HandleTeacherResponse(
-                   *format, std::move(response), clock->WallMillis(), secret);
-               result.rate_limit_headers = std::move(limits);
-               done(std::move(result));
-             });
+  http_.Send(std::move(post), [done = std::move(done), clock = &clock_,
+                               format = format_, secret = options_.api_key](
+                                  absl::StatusOr<HttpResponse> response) {
+    // The teacher's rate-limit headers (x-ratelimit-*,
+    // anthropic-ratelimit-*, retry-after) go to the worker's
+    // limiter.
+    TeacherHeaders limits = response.ok()
+                                ? RateLimitHeadersOf(response->headers)
+                                : TeacherHeaders();
+    for (auto& [name, value] : limits) {
+      value = RedactSecret(std::move(value), secret);
+    }
+    TeacherResult result = HandleTeacherResponse(*format, std::move(response),
+                                                 clock->WallMillis(), secret);
+    result.rate_limit_headers = std::move(limits);
+    done(std::move(result));
+  });
 }
 
 }  // namespace distillery

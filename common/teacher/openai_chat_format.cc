@@ -17,10 +17,10 @@ namespace {
 
 using nlohmann::json;
 using nlohmann::ordered_json;
+using text::Printable;
 using wire::BadBody;
 using wire::IntField;
 using wire::ObjectField;
-using wire::Printable;
 using wire::StringField;
 
 constexpr std::string_view kChatCompletionsPath = "/chat/completions";
@@ -198,7 +198,8 @@ TeacherResult ParseChatStreamOrThrow(std::string body) {
     if (auto it = chunk.find("error"); it != chunk.end() && !it->is_null()) {
       return wire::ErrorInBody(event.data, /*in_stream=*/true);
     }
-    if (answer.provider_id.empty()) answer.provider_id = StringField(chunk, "id");
+    if (answer.provider_id.empty())
+      answer.provider_id = StringField(chunk, "id");
     if (auto choices = chunk.find("choices");
         choices != chunk.end() && choices->is_array()) {
       for (const json& choice : *choices) {
@@ -217,8 +218,8 @@ TeacherResult ParseChatStreamOrThrow(std::string body) {
     return BadBody("a stream cut off before its end", body);
   }
   answer.content = std::move(content);
-  answer.reasoning = !reasoning.empty() ? std::move(reasoning)
-                                        : std::move(reasoning_content);
+  answer.reasoning =
+      !reasoning.empty() ? std::move(reasoning) : std::move(reasoning_content);
   if (answer.reasoning.empty()) {
     SplitInlineThink(&answer.content, &answer.reasoning);
   }
@@ -271,8 +272,8 @@ absl::StatusOr<std::string> BuildChatRequestBody(
     if (params.seed) body["seed"] = *params.seed;
     if (!params.stop.empty()) body["stop"] = params.stop;
     if (!options.response_format_json.empty()) {
-      ordered_json format = ordered_json::parse(options.response_format_json,
-                                                nullptr, false);
+      ordered_json format =
+          ordered_json::parse(options.response_format_json, nullptr, false);
       if (format.is_discarded() || !format.is_object()) {
         return absl::InvalidArgumentError(
             "response_format is not a JSON object");
@@ -292,12 +293,12 @@ absl::StatusOr<std::string> BuildChatRequestBody(
 
 TeacherResult ParseChatResponse(std::string body) {
   return wire::ParseCatching(&ParseChatResponseOrThrow, std::move(body),
-                                "parsing the teacher's answer");
+                             "parsing the teacher's answer");
 }
 
 TeacherResult ParseChatStream(std::string body) {
   return wire::ParseCatching(&ParseChatStreamOrThrow, std::move(body),
-                                "parsing the teacher's stream");
+                             "parsing the teacher's stream");
 }
 
 TeacherResult HandleChatResponse(absl::StatusOr<HttpResponse> response,
@@ -306,8 +307,8 @@ TeacherResult HandleChatResponse(absl::StatusOr<HttpResponse> response,
   static const OpenAiChatFormat* const kPlain = new OpenAiChatFormat();
   static const OpenAiChatFormat* const kStream =
       new OpenAiChatFormat(ChatBodyOptions{.stream = true});
-  return HandleTeacherResponse(stream ? *kStream : *kPlain,
-                               std::move(response), now_wall_millis, secret);
+  return HandleTeacherResponse(stream ? *kStream : *kPlain, std::move(response),
+                               now_wall_millis, secret);
 }
 
 OpenAiChatFormat::OpenAiChatFormat(ChatBodyOptions options)
@@ -323,8 +324,7 @@ absl::Status OpenAiChatFormat::Validate() const {
   if (!options_.response_format_json.empty()) {
     json format = json::parse(options_.response_format_json, nullptr, false);
     if (format.is_discarded() || !format.is_object()) {
-      return absl::InvalidArgumentError(
-          "response_format is not a JSON object");
+      return absl::InvalidArgumentError("response_format is not a JSON object");
     }
   }
   return absl::OkStatus();
@@ -338,7 +338,8 @@ HttpHeaders OpenAiChatFormat::Headers(std::string_view api_key) const {
   HttpHeaders own = {{"Content-Type", "application/json"}};
   if (options_.stream) own.emplace_back("Accept", "text/event-stream");
   if (!api_key.empty()) {
-    own.emplace_back("Authorization", absl::StrCat("Bearer ", text::Absl(api_key)));
+    own.emplace_back("Authorization",
+                     absl::StrCat("Bearer ", text::Absl(api_key)));
   }
   return own;
 }

@@ -53,8 +53,8 @@ struct ChatBodyOptions {
 
 // As above, with streaming and response_format. INVALID_ARGUMENT also for a
 // response_format_json that is not a JSON object.
-absl::StatusOr<std::string> BuildChatRequestBody(const TeacherRequest& request,
-                                                 const ChatBodyOptions& options);
+absl::StatusOr<std::string> BuildChatRequestBody(
+    const TeacherRequest& request, const ChatBodyOptions& options);
 
 // Parses the body of a 2xx response. Leading whitespace and blank lines
 // (DeepSeek's keep-alive padding) are ignored. On success status is OK and

@@ -1,4 +1,5 @@
-// Small std::string_view helpers for the teacher adapters. Debian 12's Abseil
+// Small std::string_view helpers for the teacher code (and the one way to
+// quote outside text in a message, Printable). Debian 12's Abseil
 // is built with its own absl::string_view, distinct from std::string_view, so
 // absl/strings functions do not take std::string_view arguments; these few
 // stand in for them.
@@ -9,6 +10,7 @@
 #include <string_view>
 
 #include "absl/strings/string_view.h"
+#include "common/base/json_string.h"
 
 namespace distillery::text {
 
@@ -43,6 +45,30 @@ inline bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
 inline bool StartsWithIgnoreCase(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() &&
          EqualsIgnoreCase(s.substr(0, prefix.size()), prefix);
+}
+
+// True when `s` holds a control character (below 0x20, or DEL).
+inline bool HasControlChar(std::string_view s) {
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7F) return true;
+  }
+  return false;
+}
+
+// `in` fit to quote in a one-line message: cut to at most `max` bytes
+// without splitting a UTF-8 sequence, "..." when cut, control characters as
+// spaces.
+inline std::string Printable(std::string_view in, size_t max) {
+  const std::string_view kept = Utf8Prefix(in, max);
+  std::string out;
+  out.reserve(kept.size() + 3);
+  for (char c : kept) {
+    const auto u = static_cast<unsigned char>(c);
+    out.push_back(u < 0x20 || u == 0x7F ? ' ' : c);
+  }
+  if (kept.size() < in.size()) out += "...";
+  return out;
 }
 
 // An absl::Status message (absl::string_view) as a std::string_view.

@@ -19,24 +19,6 @@ constexpr size_t kMaxQuotedBody = 200;
 
 }  // namespace
 
-std::string Printable(std::string_view in, size_t max) {
-  std::string out;
-  for (char c : in.substr(0, max)) {
-    const auto u = static_cast<unsigned char>(c);
-    out.push_back(u < 0x20 || u == 0x7F ? ' ' : c);
-  }
-  if (in.size() > max) out += "...";
-  return out;
-}
-
-bool HasControlChar(std::string_view s) {
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7F) return true;
-  }
-  return false;
-}
-
 TeacherResult BadBody(std::string_view why, std::string_view body) {
   TeacherResult result;
   result.http_status = 200;
@@ -47,8 +29,8 @@ TeacherResult BadBody(std::string_view why, std::string_view body) {
   if (trimmed.empty()) {
     message += ": empty body";
   } else {
-    absl::StrAppend(&message, ", ", body.size(),
-                    " bytes starting: ", Printable(trimmed, kMaxQuotedBody));
+    absl::StrAppend(&message, ", ", body.size(), " bytes starting: ",
+                    text::Printable(trimmed, kMaxQuotedBody));
   }
   result.status = absl::UnavailableError(message);
   return result;
@@ -106,8 +88,7 @@ const json* ObjectField(const json& object, const char* name) {
   return it != object.end() && it->is_object() ? &*it : nullptr;
 }
 
-std::optional<TeacherResult> ParseJsonObject(std::string_view body,
-                                             json* doc) {
+std::optional<TeacherResult> ParseJsonObject(std::string_view body, json* doc) {
   if (absl::Status s = CheckJsonDepth(body); !s.ok()) {
     return BadBody(text::Std(s.message()), body);
   }

@@ -23,11 +23,6 @@
 
 namespace distillery::wire {
 
-// `in` cut to `max` bytes with control characters as spaces, "..." if cut.
-std::string Printable(std::string_view in, size_t max);
-
-bool HasControlChar(std::string_view s);
-
 // A 2xx whose body is not a usable answer: kRetryable, UNAVAILABLE (the
 // teacher, or the path to it, garbled this answer; the next attempt may be
 // fine), http_status 200, quoting the start of `body`.

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cstring>
 
+#include "common/base/json_string.h"
 #include "services/teacher_sim/json_writer.h"
 
 namespace distillery::teacher_sim {
@@ -138,14 +139,6 @@ bool IsSpace(char c) {
          c == '\v';
 }
 
-// Cuts `s` to at most `max_bytes` without splitting a UTF-8 character.
-std::string_view CutUtf8(std::string_view s, size_t max_bytes) {
-  if (s.size() <= max_bytes) return s;
-  size_t cut = max_bytes;
-  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
-  return s.substr(0, cut);
-}
-
 // The first few words of the last user message (or of the last message if
 // no user spoke), whitespace collapsed.
 std::string PromptQuote(const std::vector<SimMessage>& messages) {
@@ -175,7 +168,7 @@ std::string PromptQuote(const std::vector<SimMessage>& messages) {
     ++words;
   }
   if (quote.size() > kQuoteBytes) {
-    quote = std::string(CutUtf8(quote, kQuoteBytes));
+    quote = std::string(Utf8Prefix(quote, kQuoteBytes));
     more = true;
   }
   if (more) quote += "...";
@@ -369,7 +362,7 @@ std::string TruncateToTokens(std::string_view text, int64_t budget) {
     fits_until = i;
   }
   if (fits_until == 0) {
-    return std::string(CutUtf8(text, static_cast<size_t>(budget) * 4));
+    return std::string(Utf8Prefix(text, static_cast<size_t>(budget) * 4));
   }
   return std::string(text.substr(0, fits_until));
 }
@@ -424,7 +417,7 @@ void ResizeAnswers(size_t bytes, SimCompletion* completion) {
     content.reserve(bytes + 1);
     const std::string seed = choice.content.empty() ? "answer" : choice.content;
     while (content.size() < bytes) content += seed + " ";
-    content = std::string(CutUtf8(content, bytes));
+    content = std::string(Utf8Prefix(content, bytes));
     choice.content = std::move(content);
     choice.content_tokens = CountTokens(choice.content);
     usage.completion_tokens += choice.content_tokens + choice.reasoning_tokens;

@@ -6,8 +6,9 @@
 
 namespace distillery {
 
-WorkerTeacherSet BuildWorkerTeachers(const std::vector<TeacherProfile>& profiles,
-                                     HttpClient& http, const std::string& only) {
+WorkerTeacherSet BuildWorkerTeachers(
+    const std::vector<TeacherProfile>& profiles, HttpClient& http,
+    const std::string& only) {
   WorkerTeacherSet set;
   for (const TeacherProfile& profile : profiles) {
     if (!only.empty() && profile.name != only) continue;

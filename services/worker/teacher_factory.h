@@ -23,9 +23,9 @@ struct WorkerTeacherSet {
 };
 
 // `only`, when not empty, keeps just that profile.
-WorkerTeacherSet BuildWorkerTeachers(const std::vector<TeacherProfile>& profiles,
-                                     HttpClient& http,
-                                     const std::string& only = "");
+WorkerTeacherSet BuildWorkerTeachers(
+    const std::vector<TeacherProfile>& profiles, HttpClient& http,
+    const std::string& only = "");
 
 }  // namespace distillery
 

@@ -106,6 +106,16 @@ TEST(AppendJsonEscapedTest, RandomStringsMatchNlohmann) {
   }
 }
 
+TEST(Utf8PrefixTest, NeverEndsInsideASequence) {
+  const std::string text = "a\xC3\xA9\xE4\xB8\x96";  // a, e-acute, a CJK char
+  EXPECT_EQ(Utf8Prefix(text, 100), text);
+  EXPECT_EQ(Utf8Prefix(text, 6), text);
+  EXPECT_EQ(Utf8Prefix(text, 5), "a\xC3\xA9");
+  EXPECT_EQ(Utf8Prefix(text, 4), "a\xC3\xA9");
+  EXPECT_EQ(Utf8Prefix(text, 2), "a");
+  EXPECT_EQ(Utf8Prefix(text, 0), "");
+}
+
 TEST(RepairUtf8Test, ReplacesLatin1BytesAndKeepsValidText) {
   // A Latin-1 error page: each accented byte is one invalid subpart.
   EXPECT_EQ(RepairUtf8("caract\xE8re non autoris\xE9"),

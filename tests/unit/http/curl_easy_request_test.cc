@@ -22,22 +22,24 @@ HttpHeaders Fold(std::initializer_list<std::string> lines) {
 }
 
 TEST(AddHeaderLineTest, LowerCasesNamesAndTrimsValues) {
-  EXPECT_THAT(Fold({"HTTP/1.1 200 OK\r\n", "Content-Type:  application/json \r\n",
-                    "X-RateLimit-Remaining-Requests: 7\r\n", "\r\n"}),
-              ElementsAre(Pair("content-type", "application/json"),
-                          Pair("x-ratelimit-remaining-requests", "7")));
+  EXPECT_THAT(
+      Fold({"HTTP/1.1 200 OK\r\n", "Content-Type:  application/json \r\n",
+            "X-RateLimit-Remaining-Requests: 7\r\n", "\r\n"}),
+      ElementsAre(Pair("content-type", "application/json"),
+                  Pair("x-ratelimit-remaining-requests", "7")));
 }
 
 TEST(AddHeaderLineTest, KeepsOnlyTheFinalResponsesHeaders) {
-  EXPECT_THAT(Fold({"HTTP/1.1 100 Continue\r\n", "X-Early: 1\r\n", "\r\n",
-                    "HTTP/1.1 429 Too Many Requests\r\n", "Retry-After: 2\r\n"}),
-              ElementsAre(Pair("retry-after", "2")));
+  EXPECT_THAT(
+      Fold({"HTTP/1.1 100 Continue\r\n", "X-Early: 1\r\n", "\r\n",
+            "HTTP/1.1 429 Too Many Requests\r\n", "Retry-After: 2\r\n"}),
+      ElementsAre(Pair("retry-after", "2")));
 }
 
 TEST(AddHeaderLineTest, FoldedLinesContinueTheValue) {
-  EXPECT_THAT(Fold({"HTTP/1.1 200 OK\r\n", "X-Long: part one\r\n",
-                    "   part two\r\n"}),
-              ElementsAre(Pair("x-long", "part one part two")));
+  EXPECT_THAT(
+      Fold({"HTTP/1.1 200 OK\r\n", "X-Long: part one\r\n", "   part two\r\n"}),
+      ElementsAre(Pair("x-long", "part one part two")));
 }
 
 TEST(ValidateRequestTest, RefusesWhatCurlWouldSmuggle) {
@@ -67,7 +69,8 @@ TEST(StatusFromCurlCodeTest, MapsToCanonicalCodes) {
   const absl::Status timeout =
       StatusFromCurlCode(CURLE_OPERATION_TIMEDOUT, "after 250 ms", request);
   EXPECT_EQ(timeout.code(), absl::StatusCode::kDeadlineExceeded);
-  EXPECT_THAT(std::string(timeout.message()), HasSubstr("connect timeout (250 ms)"));
+  EXPECT_THAT(std::string(timeout.message()),
+              HasSubstr("connect timeout (250 ms)"));
   EXPECT_EQ(StatusFromCurlCode(CURLE_RECV_ERROR, "", request).code(),
             absl::StatusCode::kUnavailable);
   EXPECT_EQ(StatusFromCurlCode(CURLE_FILESIZE_EXCEEDED, "", request).code(),

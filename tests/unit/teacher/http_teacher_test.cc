@@ -138,8 +138,8 @@ TEST_F(HttpTeacherTest, SendsThePostItBuilt) {
 // kept with the mark in its place, in the fields and in raw_body.
 TEST_F(HttpTeacherTest, AnAnswerMentioningTheKeyIsKeptRedacted) {
   HttpTeacher teacher(http_, clock_, Chat(), Options());
-  const std::string body = std::string(R"({"choices":[{"message":{"content":")") +
-                           kKey + R"("}}]})";
+  const std::string body =
+      std::string(R"({"choices":[{"message":{"content":")") + kKey + R"("}}]})";
   http_.response = Response(200, body);
   TeacherResult result = AskOnce(teacher);
   ASSERT_TRUE(result.status.ok()) << result.status;
@@ -158,8 +158,9 @@ TEST_F(HttpTeacherTest, AStreamedAnswerSpellingTheKeyIsRedacted) {
     body += R"(data: {"choices":[{"index":0,"delta":{"content":")" +
             key.substr(i, 5) + "\"}}]}\n\n";
   }
-  body += "data: {\"choices\":[{\"index\":0,\"delta\":{},"
-          "\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
+  body +=
+      "data: {\"choices\":[{\"index\":0,\"delta\":{},"
+      "\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
   http_.response = Response(200, body);
   TeacherResult result = AskOnce(teacher);
   ASSERT_TRUE(result.status.ok()) << result.status;
@@ -287,13 +288,15 @@ TEST_F(HttpTeacherTest, KeyAppearsInNoErrorMessage) {
        {std::string(R"(sk-proj-AbC\/dEf+GhI9xYz0)"),
         std::string(R"(sk-proj-AbC\u002fdEf\u002bGhI9xYz0)")}) {
     http_.response = Response(
-        401, R"({"error":{"message":"Incorrect API key provided: )" + echoed +
-                 R"(","type":"invalid_request_error","code":"invalid_api_key"}})");
+        401,
+        R"({"error":{"message":"Incorrect API key provided: )" + echoed +
+            R"(","type":"invalid_request_error","code":"invalid_api_key"}})");
     TeacherResult result = AskOnce(slash_teacher);
     EXPECT_EQ(result.kind, FailureKind::kTeacherDown);
-    EXPECT_EQ(result.status.message(),
-              "HTTP 401 from teacher: \"Incorrect API key provided: "
-              "[redacted]\" (code invalid_api_key, type invalid_request_error)");
+    EXPECT_EQ(
+        result.status.message(),
+        "HTTP 401 from teacher: \"Incorrect API key provided: "
+        "[redacted]\" (code invalid_api_key, type invalid_request_error)");
   }
 
   // Nor any part of it when a quote is cut in the middle of the key.
@@ -333,7 +336,9 @@ TEST_F(HttpTeacherTest, BadFormatOptionsFailEveryAskWithoutSending) {
 TEST(HttpTeacherLifetimeTest, AResponseAfterTheTeacherIsGoneIsStillRead) {
   class DeferredHttpClient : public HttpClient {
    public:
-    void Send(HttpRequest, Callback done) override { pending = std::move(done); }
+    void Send(HttpRequest, Callback done) override {
+      pending = std::move(done);
+    }
     Callback pending;
   } http;
   FakeClock clock;
@@ -346,7 +351,8 @@ TEST(HttpTeacherLifetimeTest, AResponseAfterTheTeacherIsGoneIsStillRead) {
     teacher.Ask(SimpleRequest(), [&](TeacherResult r) { got = std::move(r); });
   }
   ASSERT_TRUE(http.pending);
-  http.pending(Response(200, kOpenAiBody, {{"x-ratelimit-limit-requests", "5"}}));
+  http.pending(
+      Response(200, kOpenAiBody, {{"x-ratelimit-limit-requests", "5"}}));
   ASSERT_TRUE(got.status.ok()) << got.status;
   EXPECT_EQ(got.answer.content, "Hello!");
   ASSERT_EQ(got.rate_limit_headers.size(), 1u);

@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
+#include "common/base/json_string.h"
 #include "gtest/gtest.h"
 #include "tests/unit/teacher/scripted_http.h"
 #include "nlohmann/json.hpp"
@@ -310,6 +311,18 @@ TEST(ChatCompletionsUrlTest, JoinsBaseUrl) {
             "http://localhost:8000/v1/chat/completions");
   EXPECT_EQ(ChatCompletionsUrl("http://localhost:8000/v1/chat/completions"),
             "http://localhost:8000/v1/chat/completions");
+}
+
+// The quote of an unusable body is cut at a character boundary, so the
+// message stays valid UTF-8 wherever the cut falls.
+TEST(ParseChatResponseTest, QuoteOfABadBodyNeverSplitsACharacter) {
+  for (size_t pad = 195; pad < 200; ++pad) {
+    const std::string body = std::string(pad, 'x') + "\xE4\xB8\x96 not json";
+    const TeacherResult r = ParseChatResponse(body);
+    ASSERT_EQ(r.status.code(), absl::StatusCode::kUnavailable);
+    EXPECT_TRUE(IsValidUtf8(std::string(r.status.message()))) << pad;
+    EXPECT_THAT(std::string(r.status.message()), HasSubstr("..."));
+  }
 }
 
 TEST(OpenAiChatFormatTest, ValidateAcceptsGoodRejectsBad) {
