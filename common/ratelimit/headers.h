@@ -1,6 +1,7 @@
 // Reading what teachers say about their limits: OpenAI's x-ratelimit-*
 // headers (reset values are durations such as "6m0s", "20ms", "1.5s") and
 // Anthropic's anthropic-ratelimit-* headers (resets are RFC 3339 times).
+// Thread-safe: values and pure functions.
 #ifndef DISTILLERY_COMMON_RATELIMIT_HEADERS_H_
 #define DISTILLERY_COMMON_RATELIMIT_HEADERS_H_
 

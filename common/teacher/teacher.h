@@ -4,6 +4,8 @@
 // or not) turns a TeacherRequest into HTTP and the answer back into one
 // normalised TeacherAnswer, and classifies every failure so the worker knows
 // whether to retry. teacher_factory.h builds one from a profile.
+// Requests and results are values; a Teacher is thread-safe (Ask may be
+// called from any thread, and its callback runs on the HTTP client's thread).
 #ifndef DISTILLERY_COMMON_TEACHER_TEACHER_H_
 #define DISTILLERY_COMMON_TEACHER_TEACHER_H_
 

@@ -3,6 +3,8 @@
 // by the same commands a user runs (submit, watch, export) over loopback
 // gRPC. The only part of the CLI that links the coordinator, the worker and
 // RocksDB. One Run at a time per data dir (RocksDB locks it).
+// Run is called from main() on one thread; the cluster it starts is
+// thread-safe.
 #ifndef DISTILLERY_SERVICES_CLI_EMBEDDED_CLUSTER_H_
 #define DISTILLERY_SERVICES_CLI_EMBEDDED_CLUSTER_H_
 

@@ -2,6 +2,7 @@
 // ExportRequest (the filters run there), then streams the records through
 // the chosen format and split into stdout or export files that are whole
 // or absent (export_writer.h). Stateless functions.
+// Thread-safe: stateless functions over their arguments.
 #ifndef DISTILLERY_SERVICES_CLI_EXPORT_COMMAND_H_
 #define DISTILLERY_SERVICES_CLI_EXPORT_COMMAND_H_
 

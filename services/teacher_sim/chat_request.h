@@ -2,6 +2,7 @@
 // it, and its validation. Parsing rejects what OpenAI would reject with a 400
 // and names the offending parameter the way OpenAI does, so clients see
 // realistic invalid_request_error bodies.
+// Thread-safe: values and pure functions.
 #ifndef DISTILLERY_SERVICES_TEACHER_SIM_CHAT_REQUEST_H_
 #define DISTILLERY_SERVICES_TEACHER_SIM_CHAT_REQUEST_H_
 

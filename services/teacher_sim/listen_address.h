@@ -1,5 +1,6 @@
 // Parsing and printing of teacher-sim's --listen HOST:PORT. IPv6 hosts are
 // bracketed ("[::1]:8080").
+// Thread-safe: a value and pure functions.
 #ifndef DISTILLERY_SERVICES_TEACHER_SIM_LISTEN_ADDRESS_H_
 #define DISTILLERY_SERVICES_TEACHER_SIM_LISTEN_ADDRESS_H_
 

@@ -7,6 +7,7 @@
 // A stream is rendered whole (the server sends it as one chunked
 // text/event-stream body); the text is split into small deltas, a few words
 // each, so a client must reassemble it as it would a real stream.
+// Thread-safe: values and pure functions.
 #ifndef DISTILLERY_SERVICES_TEACHER_SIM_RESPONSE_RENDER_H_
 #define DISTILLERY_SERVICES_TEACHER_SIM_RESPONSE_RENDER_H_
 

@@ -1,6 +1,7 @@
 // The plain HTTP request and response that pass between teacher-sim's
 // network layer (http_server.h, the only Beast code) and its request logic
 // (sim_handler.h), so the logic is tested without sockets.
+// Thread-safe: plain values.
 #ifndef DISTILLERY_SERVICES_TEACHER_SIM_SIM_HTTP_H_
 #define DISTILLERY_SERVICES_TEACHER_SIM_SIM_HTTP_H_
 

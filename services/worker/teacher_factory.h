@@ -3,6 +3,8 @@
 // MakeTeacherWithKey. A profile whose key is not available, or whose api no
 // format speaks, is skipped with a warning, so one worker config serves a
 // fleet where only some hosts hold some keys.
+// Thread-safe: BuildWorkerTeachers reads only its arguments and the
+// environment.
 #ifndef DISTILLERY_SERVICES_WORKER_TEACHER_FACTORY_H_
 #define DISTILLERY_SERVICES_WORKER_TEACHER_FACTORY_H_
 
