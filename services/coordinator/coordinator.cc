@@ -91,7 +91,8 @@ absl::StatusOr<v1::TeacherStatus> Coordinator::ResumeTeacher(
 
 absl::StatusOr<std::unique_ptr<Submission>> Coordinator::BeginSubmission(
     const v1::JobSpec& spec) {
-  RETURN_IF_ERROR(ValidateJobSpec(spec, teachers_, options_.max_samples));
+  RETURN_IF_ERROR(ValidateJobSpec(spec, teachers_, options_.max_samples,
+                                  options_.max_prompt_bytes));
   // A rejected submission gives its id back (Submission::Abort), so ids
   // count accepted jobs: reuse the smallest returned one first.
   std::optional<int64_t> reused;

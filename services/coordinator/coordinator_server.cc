@@ -108,9 +108,10 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   // max_prompt_bytes) and small fields; a lease holds at least one task.
   const size_t batch_budget = BatchBudgetBytes(options.max_message_bytes);
   constexpr size_t kTaskFieldsBytes = 64 << 10;
-  if (2 * options.max_prompt_bytes + kTaskFieldsBytes > batch_budget) {
+  const size_t max_prompt_bytes = options.coordinator.max_prompt_bytes;
+  if (2 * max_prompt_bytes + kTaskFieldsBytes > batch_budget) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "prompts of up to ", options.max_prompt_bytes,
+        "prompts of up to ", max_prompt_bytes,
         " bytes (--max-prompt-bytes) do not fit in a gRPC message of ",
         options.max_message_bytes,
         " bytes (--max-message-mb) with the system prompt: raise "
@@ -139,7 +140,6 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   if (!credentials.ok()) return credentials.status();
   ClientServiceOptions client_options;
   client_options.token = options.client_token;
-  client_options.max_prompt_bytes = options.max_prompt_bytes;
   client_options.max_concurrent_submissions =
       options.max_concurrent_submissions;
   client_options.max_chunk_bytes = batch_budget;

@@ -43,7 +43,6 @@ struct CoordinatorServerOptions {
   // chunks are cut to fit it; prompts must fit with room to spare, or Start
   // refuses the configuration.
   int max_message_bytes = kDefaultMaxMessageBytes;
-  size_t max_prompt_bytes = 1 << 20;
   int max_concurrent_submissions = 0;  // 0: no limit
   // Time for the coordinator, housekeeping and watches; not owned. Tests
   // pass a FakeClock.

@@ -61,28 +61,10 @@ grpc::Status ClientServiceImpl::Submit(
     }
     v1::JobSpec spec = request.spec();
     if (spec.samples() == 0) spec.set_samples(1);
-    // Each task carries the system prompt with its line: both within the
-    // prompt limit keep every task leasable in one message.
-    if (spec.system_prompt().size() > options_.max_prompt_bytes) {
-      metrics::RejectedCall("client", "prompt_too_long");
-      return grpc::Status(
-          grpc::StatusCode::INVALID_ARGUMENT,
-          absl::StrCat("spec: system prompt is ", spec.system_prompt().size(),
-                       " bytes, over the limit of ",
-                       options_.max_prompt_bytes));
-    }
     absl::StatusOr<std::unique_ptr<Submission>> submission =
         coordinator.BeginSubmission(spec);
     if (!submission.ok()) return ToGrpcStatus(submission.status());
     do {
-      for (const std::string& line : request.lines()) {
-        ++line_number;
-        if (line.size() > options_.max_prompt_bytes) {
-          metrics::RejectedCall("client", "prompt_too_long");
-          return ToGrpcStatus(PromptTooLargeError(
-              line_number, line.size(), options_.max_prompt_bytes));
-        }
-      }
       if (absl::Status s = (*submission)->AddLines(request.lines()); !s.ok()) {
         spdlog::info("submission rejected: {}", std::string(s.message()));
         return ToGrpcStatus(s);  // the Submission aborts as it goes

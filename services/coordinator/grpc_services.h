@@ -59,7 +59,6 @@ class TokenGuard {
 
 struct ClientServiceOptions {
   std::string token;                   // bearer token of clients; "" for none
-  size_t max_prompt_bytes = 1 << 20;   // longest prompt-file line accepted
   int max_concurrent_submissions = 0;  // 0: no limit
   // Records of one export chunk, in bytes (BatchBudgetBytes of the message
   // limit), as well as in count.

@@ -107,7 +107,6 @@ int main(int argc, char** argv) {
     *token = std::move(*secret);
   }
   options.max_message_bytes = max_message_mb << 20;
-  options.max_prompt_bytes = max_prompt_bytes;
   options.max_concurrent_submissions = max_concurrent_submissions;
   options.coordinator.lease_duration = std::chrono::seconds(lease_seconds);
   options.coordinator.heartbeat_interval =

@@ -9,6 +9,7 @@
 #include "common/base/status_macros.h"
 #include "common/dataset/prompt_parser.h"
 #include "common/job/task_request.h"
+#include "common/metrics/metrics.h"
 #include "services/coordinator/coordinator.h"
 #include "services/coordinator/job_transitions.h"
 
@@ -51,7 +52,13 @@ std::string JobIdFor(int64_t n) {
 
 absl::Status ValidateJobSpec(const v1::JobSpec& spec,
                              const std::vector<TeacherProfile>& teachers,
-                             int max_samples) {
+                             int max_samples, size_t max_prompt_bytes) {
+  if (spec.system_prompt().size() > max_prompt_bytes) {
+    metrics::RejectedCall("client", "prompt_too_long");
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec: system prompt is ", spec.system_prompt().size(),
+                     " bytes, over the limit of ", max_prompt_bytes));
+  }
   if (spec.teacher().empty()) {
     return absl::InvalidArgumentError("spec: teacher is required");
   }
@@ -116,6 +123,9 @@ absl::Status Submission::AddLines(
         ParsePromptLine(line, line_number_, spec.system_prompt(),
                         options.max_prompt_bytes);
     if (!parsed.ok()) {
+      if (line.size() > options.max_prompt_bytes) {
+        metrics::RejectedCall("client", "prompt_too_long");
+      }
       Abort();  // one bad line rejects the whole submission
       return parsed.status();
     }

@@ -22,11 +22,13 @@ namespace distillery {
 class Coordinator;
 
 // OK when `spec` names a known teacher and a model and its samples (at most
-// `max_samples`), parameters, budget and system prompt are valid; else
-// INVALID_ARGUMENT naming the field.
+// `max_samples`), parameters, budget and system prompt (UTF-8, at most
+// `max_prompt_bytes`: each task carries it with its line) are valid; else
+// INVALID_ARGUMENT naming the field. With ParsePromptLine's check of each
+// line, the one check of a prompt's size.
 absl::Status ValidateJobSpec(const v1::JobSpec& spec,
                              const std::vector<TeacherProfile>& teachers,
-                             int max_samples);
+                             int max_samples, size_t max_prompt_bytes);
 
 // "job-000042" for job number 42.
 std::string JobIdFor(int64_t n);

@@ -1338,6 +1338,17 @@ TEST_F(CoordinatorTest, OversizedLineRejectsTheSubmission) {
                          " bytes, over the limit of 64"));
   EXPECT_TRUE(coordinator_->ListJobs().empty());
   EXPECT_TRUE((*store_->ListJobs()).empty());
+
+  // The system prompt goes with every line: the same limit, checked once,
+  // before anything is written.
+  v1::JobSpec spec = Spec();
+  spec.set_system_prompt(std::string(65, 's'));
+  absl::StatusOr<std::unique_ptr<Submission>> refused =
+      coordinator_->BeginSubmission(spec);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().message(),
+            "spec: system prompt is 65 bytes, over the limit of 64");
+  EXPECT_TRUE((*store_->ListJobs()).empty());
 }
 
 TEST_F(CoordinatorTest, TeacherDownPausesTheTeacherUntilResumed) {

@@ -51,8 +51,10 @@ class GrpcServicesTest : public ::testing::Test {
     TeacherProfile sim;
     sim.name = "sim";
     sim.base_url = "http://127.0.0.1:9/v1";
+    CoordinatorOptions options;
+    options.max_prompt_bytes = 64;  // the one limit of a prompt line
     coordinator_ = std::make_unique<Coordinator>(
-        *store_, std::vector<TeacherProfile>{sim}, clock_);
+        *store_, std::vector<TeacherProfile>{sim}, clock_, options);
     ASSERT_TRUE(coordinator_->Recover().ok());
   }
   void TearDown() override {
@@ -65,7 +67,6 @@ class GrpcServicesTest : public ::testing::Test {
              const std::string& worker_token = "") {
     ClientServiceOptions options;
     options.token = client_token;
-    options.max_prompt_bytes = 64;
     options.clock = &clock_;
     client_service_ =
         std::make_unique<ClientServiceImpl>(*coordinator_, options);
