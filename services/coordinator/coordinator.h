@@ -82,6 +82,12 @@ struct CoordinatorOptions {
   // graceful stop (a crash, kill -9), how long leasing waits so that live
   // workers can announce the tasks they still hold. 0: no wait.
   Duration restart_grace = Duration(0);
+  // A lease restored from a graceful stop's table lasts this much longer
+  // than a fresh one: its worker must first reconnect and register again
+  // before it can renew it (gRPC's reconnect backoff, up to 2 s, plus
+  // connection set-up; 5 s seen on a loaded machine). Expiring it sooner
+  // leases the task again while the worker still sends it: paid twice.
+  Duration restored_lease_allowance = std::chrono::seconds(10);
   // Tasks read from the store per refill of a job's ready queue.
   int scan_batch = 1024;
   // Prompts buffered before a submission writes them out.

@@ -167,10 +167,15 @@ absl::StatusOr<bool> Coordinator::RestoreLeasesLocked() {
     return absl::DataLossError("the saved lease table does not parse");
   }
   int restored = 0;
+  const TimePoint deadline = clock_.Now() + options_.lease_duration +
+                             options_.restored_lease_allowance;
   for (const v1::SavedLease& lease : saved.leases()) {
     ASSIGN_OR_RETURN(bool adopted,
                      AdoptLeaseLocked(lease.worker_id(), lease.task()));
-    restored += adopted;
+    if (!adopted) continue;
+    ++restored;
+    // Its worker renews it only once it has registered again.
+    scheduler_.FindLease(lease.task().lease_id())->deadline = deadline;
   }
   // Used once: a later crash must not bring back leases long ended.
   RETURN_IF_ERROR(store_.DeleteScratch(SavedLeasesKey(),

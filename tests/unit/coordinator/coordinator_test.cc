@@ -1825,6 +1825,37 @@ v1::HeldTask Held(const v1::LeasedTask& t) {
   return h;
 }
 
+// A restored lease outlives a fresh one by restored_lease_allowance: its
+// worker can renew it only after reconnecting and registering again, and a
+// lease that lapsed meanwhile would be leased to another worker while the
+// first still sends it (seen in the chaos test: paid twice).
+TEST_F(CoordinatorTest, ARestoredLeaseWaitsForItsWorkerToReconnect) {
+  options_.lease_duration = std::chrono::seconds(3);
+  options_.restored_lease_allowance = std::chrono::seconds(10);
+  Restart();
+  MustSubmit(PromptLines({"a"}));
+  const std::string w1 = Register("w1");
+  std::vector<v1::LeasedTask> held = Lease(w1, 1);
+  ASSERT_EQ(held.size(), 1u);
+  ASSERT_TRUE(coordinator_->SaveLeases().ok());
+  Restart();
+  // Past a fresh lease's deadline, before w1 is back: nothing to lease.
+  clock_.Advance(std::chrono::seconds(5));
+  const std::string w2 = Register("w2");
+  EXPECT_TRUE(Lease(w2, 10).empty()) << "a restored lease lapsed too soon";
+  // w1 comes back and takes its lease over.
+  v1::RegisterRequest again;
+  again.set_name("w1");
+  again.add_teachers("sim");
+  *again.add_held_tasks() = Held(held[0]);
+  EXPECT_TRUE(coordinator_->Register(again).revoked_lease_ids().empty());
+  // A worker that never comes back: its task returns after the allowance.
+  ASSERT_TRUE(coordinator_->SaveLeases().ok());
+  Restart();
+  clock_.Advance(std::chrono::seconds(14));
+  EXPECT_EQ(Lease(Register("w3"), 10).size(), 1u);
+}
+
 TEST_F(CoordinatorTest, GracefulStopSavesTheLeasesAndTheRestartKeepsThem) {
   options_.restart_grace = std::chrono::seconds(30);  // not needed: saved
   Restart();
