@@ -70,12 +70,7 @@ absl::StatusOr<v1::Job> Coordinator::ResumeJob(const std::string& job_id,
   }
   JobRuntime& rt = it->second;
   ASSIGN_OR_RETURN(v1::Job job, Resumed(rt.job, budget_usd));
-  StoreBatch batch;
-  batch.jobs.push_back(job);
-  RETURN_IF_ERROR(store_.Apply(batch));
-  LogStateChange(rt.job, job);
-  rt.job = std::move(job);
-  ChangedLocked();
+  RETURN_IF_ERROR(StoreJobLocked(rt, std::move(job)));
   return JobViewLocked(rt);
 }
 
@@ -168,16 +163,11 @@ absl::StatusOr<v1::Job> Coordinator::CancelJob(const std::string& job_id) {
   }
   v1::Job job = it->second.job;
   if (!Cancelled(job, clock_.WallMillis())) return job;
-  StoreBatch batch;
-  batch.jobs.push_back(job);
-  RETURN_IF_ERROR(store_.Apply(batch));
-  LogStateChange(it->second.job, job);
-  it->second.job = job;
+  RETURN_IF_ERROR(StoreJobLocked(it->second, job));
   scheduler_.DropQueue(job_id);
   // End its leases now: workers learn at their next heartbeat that these
   // leases are revoked and drop the tasks they have not sent.
   for (int64_t id : scheduler_.LeasesOfJob(job_id)) ReturnLeaseLocked(id);
-  ChangedLocked();
   return job;
 }
 
@@ -280,6 +270,16 @@ absl::StatusOr<v1::Job> Coordinator::WaitForJobChange(
 }
 
 void Coordinator::ChangedLocked() { ++version_; }
+
+absl::Status Coordinator::StoreJobLocked(JobRuntime& rt, v1::Job job) {
+  StoreBatch batch;
+  batch.jobs.push_back(job);
+  RETURN_IF_ERROR(store_.Apply(batch));
+  LogStateChange(rt.job, job);
+  rt.job = std::move(job);
+  ChangedLocked();
+  return absl::OkStatus();
+}
 
 const TeacherProfile* Coordinator::ProfileFor(const std::string& teacher) const {
   for (const TeacherProfile& p : teachers_) {

@@ -266,6 +266,10 @@ class Coordinator {
   void ExpireLeasesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReturnLeaseLocked(int64_t lease_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ChangedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Stores `job` (the record after a change of state), logs the change and
+  // makes it `rt`'s; watchers wake.
+  absl::Status StoreJobLocked(JobRuntime& rt, v1::Job job)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The job as clients see it: the stored record plus its teacher's budget.
   v1::Job JobViewLocked(const JobRuntime& rt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The profile of `teacher`, or null when the teachers file lost it.

@@ -406,19 +406,12 @@ absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
           // The next task could take spend past the budget. While requests
           // are in flight their real cost may leave room: wait for them.
           // Then pause, with the spend final.
-          if (verdict == SpendGuard::Verdict::kWait) {
-            queue.PushFront(std::move(task));
-            break;
-          }
           queue.PushFront(std::move(task));
-          v1::Job paused = rt.job;
-          PausedAtBudget(paused, estimate);
-          StoreBatch batch;
-          batch.jobs.push_back(paused);
-          RETURN_IF_ERROR(store_.Apply(batch));
-          LogStateChange(rt.job, paused);
-          rt.job = std::move(paused);
-          ChangedLocked();
+          if (verdict == SpendGuard::Verdict::kPause) {
+            v1::Job paused = rt.job;
+            PausedAtBudget(paused, estimate);
+            RETURN_IF_ERROR(StoreJobLocked(rt, std::move(paused)));
+          }
           break;
         }
       }
