@@ -5,17 +5,23 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/teacher/anthropic_messages_format.h"
+#include "common/teacher/batch_apis.h"
 #include "common/teacher/openai_chat_format.h"
 
 namespace distillery {
 
 absl::StatusOr<std::shared_ptr<const WireFormat>> MakeWireFormat(
     const TeacherProfile& profile) {
+  return MakeWireFormat(profile, profile.stream);
+}
+
+absl::StatusOr<std::shared_ptr<const WireFormat>> MakeWireFormat(
+    const TeacherProfile& profile, bool stream) {
   if (profile.api == "openai") {
     ChatBodyOptions options;
     options.max_tokens_field = profile.max_tokens_field;
     options.default_max_tokens = profile.default_max_tokens;
-    options.stream = profile.stream;
+    options.stream = stream;
     options.response_format_json = profile.response_format_json;
     return std::make_shared<const OpenAiChatFormat>(std::move(options));
   }
@@ -27,7 +33,7 @@ absl::StatusOr<std::shared_ptr<const WireFormat>> MakeWireFormat(
       options.body.default_max_tokens = profile.default_max_tokens;
     }
     options.body.thinking_budget_tokens = profile.thinking_budget_tokens;
-    options.body.stream = profile.stream;
+    options.body.stream = stream;
     return std::make_shared<const AnthropicMessagesFormat>(std::move(options));
   }
   return absl::InvalidArgumentError(
@@ -56,6 +62,33 @@ absl::StatusOr<std::unique_ptr<Teacher>> MakeTeacher(
   return std::make_unique<HttpTeacher>(
       http, *std::move(format),
       HttpTeacherOptionsFor(profile, std::move(api_key)));
+}
+
+absl::StatusOr<std::unique_ptr<BatchApi>> MakeBatchApi(
+    const TeacherProfile& profile, std::string api_key, HttpClient& http) {
+  const bool openai = profile.api == "openai";
+  if (openai && profile.variant != "openai" && profile.variant != "sim") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("teacher '", profile.name, "': variant '",
+                     profile.variant, "' has no batch API"));
+  }
+  absl::StatusOr<std::shared_ptr<const WireFormat>> format =
+      MakeWireFormat(profile, /*stream=*/false);
+  if (!format.ok()) return format.status();
+  HttpTeacherOptions options =
+      HttpTeacherOptionsFor(profile, std::move(api_key));
+  absl::Status valid = ValidateHttpTeacherOptions(options);
+  if (valid.ok()) valid = (*format)->Validate();
+  if (!valid.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "teacher '", profile.name, "': ", valid.message()));
+  }
+  if (openai) {
+    return std::make_unique<OpenAiBatchApi>(http, *std::move(format),
+                                            std::move(options));
+  }
+  return std::make_unique<AnthropicBatchApi>(http, *std::move(format),
+                                             std::move(options));
 }
 
 absl::StatusOr<std::unique_ptr<Teacher>> MakeTeacherWithKey(
