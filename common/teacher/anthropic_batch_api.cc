@@ -26,19 +26,18 @@ absl::StatusOr<BatchPhase> PhaseOf(std::string_view status) {
   if (status == "in_progress") return BatchPhase::kRunning;
   if (status == "canceling") return BatchPhase::kCancelling;
   if (status == "ended") return BatchPhase::kEnded;
-  return absl::InternalError(absl::StrCat(
-      kBatchWhat, ": unknown processing_status \"",
-      text::Absl(text::Printable(status, 60)), "\""));
+  return absl::InternalError(
+      absl::StrCat(kBatchWhat, ": unknown processing_status \"",
+                   text::Absl(text::Printable(status, 60)), "\""));
 }
 
 absl::StatusOr<int64_t> ParseRfc3339Seconds(const std::string& value) {
   absl::Time time;
   std::string error;
   if (!absl::ParseTime(absl::RFC3339_full, value, &time, &error)) {
-    return absl::InternalError(
-        absl::StrCat(kBatchWhat, ": created_at \"",
-                     text::Absl(text::Printable(value, 60)),
-                     "\" is not an RFC 3339 time"));
+    return absl::InternalError(absl::StrCat(
+        kBatchWhat, ": created_at \"", text::Absl(text::Printable(value, 60)),
+        "\" is not an RFC 3339 time"));
   }
   return absl::ToUnixSeconds(time);
 }
@@ -46,9 +45,9 @@ absl::StatusOr<int64_t> ParseRfc3339Seconds(const std::string& value) {
 absl::StatusOr<BatchInfo> ParseBatch(const json& batch) {
   BatchInfo info;
   ASSIGN_OR_RETURN(info.id, batch_json::String(batch, "id", kBatchWhat, true));
-  ASSIGN_OR_RETURN(info.provider_status,
-                   batch_json::String(batch, "processing_status", kBatchWhat,
-                                      true));
+  ASSIGN_OR_RETURN(
+      info.provider_status,
+      batch_json::String(batch, "processing_status", kBatchWhat, true));
   ASSIGN_OR_RETURN(info.phase, PhaseOf(info.provider_status));
   ASSIGN_OR_RETURN(std::string created,
                    batch_json::String(batch, "created_at", kBatchWhat, true));
@@ -70,8 +69,8 @@ absl::StatusOr<BatchInfo> ParseBatch(const json& batch) {
     info.not_run = canceled + expired;
     info.total = processing + info.succeeded + info.errored + info.not_run;
   }
-  ASSIGN_OR_RETURN(info.results_url, batch_json::String(batch, "results_url",
-                                                        kBatchWhat, false));
+  ASSIGN_OR_RETURN(info.results_url,
+                   batch_json::String(batch, "results_url", kBatchWhat, false));
   return info;
 }
 
@@ -148,9 +147,9 @@ std::optional<BatchItemResult> ParseResultLine(const BatchHttp& http,
   }
   if (kind == "expired" || kind == "canceled") {
     item.not_run = true;
-    item.result = NotRunResult(kind == "expired"
-                                   ? "the batch expired first"
-                                   : "the batch was canceled first");
+    item.result =
+        NotRunResult(kind == "expired" ? "the batch expired first"
+                                       : "the batch was canceled first");
     return item;
   }
   return std::nullopt;
@@ -186,9 +185,9 @@ absl::StatusOr<std::string> AnthropicBatchApi::BuildLine(
     std::string_view custom_id, const TeacherRequest& request) const {
   if (!http_->options_status().ok()) return http_->options_status();
   if (!ValidCustomId(custom_id)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "custom_id \"", text::Absl(text::Printable(custom_id, 80)),
-        "\" is not ^[a-zA-Z0-9_-]{1,64}$"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("custom_id \"", text::Absl(text::Printable(custom_id, 80)),
+                     "\" is not ^[a-zA-Z0-9_-]{1,64}$"));
   }
   ASSIGN_OR_RETURN(std::string body, http_->format().BuildBody(request));
   if (body.find('\n') != std::string::npos) {
@@ -290,8 +289,8 @@ absl::StatusOr<std::optional<BatchInfo>> AnthropicBatchApi::Find(
     if (auto it = list.find("last_id"); it != list.end() && it->is_string()) {
       next = it->get<std::string>();
     } else if (data->back().is_object()) {
-      next = batch_json::String(data->back(), "id", kBatchWhat, true)
-                 .value_or("");
+      next =
+          batch_json::String(data->back(), "id", kBatchWhat, true).value_or("");
     }
     if (!IsSafeBatchId(next) || next == after) {
       return absl::InternalError(
@@ -299,9 +298,9 @@ absl::StatusOr<std::optional<BatchInfo>> AnthropicBatchApi::Find(
     }
     after = std::move(next);
   }
-  return absl::InternalError(absl::StrCat(
-      "Anthropic batch list: more than ", kMaxBatchListPages,
-      " pages of batches since the time asked"));
+  return absl::InternalError(
+      absl::StrCat("Anthropic batch list: more than ", kMaxBatchListPages,
+                   " pages of batches since the time asked"));
 }
 
 absl::Status AnthropicBatchApi::Cancel(std::string_view batch_id) {
@@ -344,21 +343,20 @@ absl::StatusOr<std::vector<BatchItemResult>> AnthropicBatchApi::Results(
   call.what = absl::StrCat("downloading the results of batch ", batch.id);
   // The key goes only to the host the profile names: a results_url
   // elsewhere is fetched without it.
-  call.with_auth = text::EqualsIgnoreCase(OriginOf(url),
-                                          OriginOf(http_->base_url()));
+  call.with_auth =
+      text::EqualsIgnoreCase(OriginOf(url), OriginOf(http_->base_url()));
   ASSIGN_OR_RETURN(std::string body, http_->Send(std::move(call)));
   std::vector<BatchItemResult> results;
   try {
     ForEachLine(body, [&](std::string_view line) {
-      if (std::optional<BatchItemResult> item =
-              ParseResultLine(*http_, line)) {
+      if (std::optional<BatchItemResult> item = ParseResultLine(*http_, line)) {
         results.push_back(*std::move(item));
       }
     });
   } catch (const std::exception& e) {
-    return http_->Error(absl::StatusCode::kInternal,
-                        absl::StrCat("reading results of batch ", batch.id,
-                                     ": ", e.what()));
+    return http_->Error(
+        absl::StatusCode::kInternal,
+        absl::StrCat("reading results of batch ", batch.id, ": ", e.what()));
   }
   return results;
 }

@@ -62,8 +62,7 @@ class OpenAiBatchApi : public BatchApi {
   BatchLimits DefaultLimits() const override;
   // {"custom_id","method":"POST","url":"/v1/chat/completions","body"}.
   absl::StatusOr<std::string> BuildLine(
-      std::string_view custom_id,
-      const TeacherRequest& request) const override;
+      std::string_view custom_id, const TeacherRequest& request) const override;
   // POST {base_url}/files (multipart: purpose=batch, the lines as
   // distillery-<tag>.jsonl), then POST {base_url}/batches with metadata
   // {"distillery_batch": tag}. INVALID_ARGUMENT for no lines or a tag over
@@ -100,8 +99,7 @@ class AnthropicBatchApi : public BatchApi {
   BatchLimits DefaultLimits() const override;
   // {"custom_id","params"}; Create joins the lines into {"requests":[...]}.
   absl::StatusOr<std::string> BuildLine(
-      std::string_view custom_id,
-      const TeacherRequest& request) const override;
+      std::string_view custom_id, const TeacherRequest& request) const override;
   // POST {base_url}/v1/messages/batches. `model` and `tag` are not sent
   // (each request names its model; batches carry no metadata).
   absl::StatusOr<BatchInfo> Create(const std::vector<std::string>& lines,

@@ -197,8 +197,8 @@ TeacherResult BatchHttp::Answer(int status, std::string body) const {
 absl::Status BatchHttp::Error(absl::StatusCode code,
                               std::string_view message) const {
   return absl::Status(
-      code, redactor_.Redact(absl::StrCat(text::Absl(api_name_),
-                                          " batch API: ", text::Absl(message))));
+      code, redactor_.Redact(absl::StrCat(
+                text::Absl(api_name_), " batch API: ", text::Absl(message))));
 }
 
 namespace batch_json {
@@ -206,14 +206,13 @@ namespace {
 
 absl::Status FieldError(std::string_view what, const char* name,
                         std::string_view problem) {
-  return absl::InternalError(absl::StrCat(text::Absl(what), ": field \"",
-                                          name, "\" ", text::Absl(problem)));
+  return absl::InternalError(absl::StrCat(text::Absl(what), ": field \"", name,
+                                          "\" ", text::Absl(problem)));
 }
 
 }  // namespace
 
-absl::StatusOr<json> ParseObject(std::string_view body,
-                                 std::string_view what) {
+absl::StatusOr<json> ParseObject(std::string_view body, std::string_view what) {
   if (absl::Status s = CheckJsonDepth(body); !s.ok()) {
     return absl::InternalError(
         absl::StrCat(text::Absl(what), ": ", s.message()));

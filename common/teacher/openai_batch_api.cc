@@ -57,9 +57,9 @@ absl::StatusOr<BatchPhase> PhaseOf(std::string_view status) {
     return BatchPhase::kEnded;
   }
   if (status == "failed") return BatchPhase::kFailed;
-  return absl::InternalError(absl::StrCat(
-      kBatchWhat, ": unknown status \"",
-      text::Absl(text::Printable(status, 60)), "\""));
+  return absl::InternalError(
+      absl::StrCat(kBatchWhat, ": unknown status \"",
+                   text::Absl(text::Printable(status, 60)), "\""));
 }
 
 // The validation errors of a failed batch: their text, and whether one is
@@ -109,26 +109,29 @@ absl::StatusOr<BatchInfo> ParseBatch(const json& batch) {
                    batch_json::Object(batch, "request_counts", kBatchWhat));
   if (counts != nullptr) {
     const std::string what = absl::StrCat(kBatchWhat, " request_counts");
-    ASSIGN_OR_RETURN(info.total, batch_json::Int(*counts, "total", what, false));
+    ASSIGN_OR_RETURN(info.total,
+                     batch_json::Int(*counts, "total", what, false));
     ASSIGN_OR_RETURN(info.succeeded,
                      batch_json::Int(*counts, "completed", what, false));
     ASSIGN_OR_RETURN(info.errored,
                      batch_json::Int(*counts, "failed", what, false));
   }
-  ASSIGN_OR_RETURN(info.input_file_id, batch_json::String(batch, "input_file_id",
-                                                          kBatchWhat, false));
-  ASSIGN_OR_RETURN(info.output_file_id,
-                   batch_json::String(batch, "output_file_id", kBatchWhat,
-                                      false));
-  ASSIGN_OR_RETURN(info.error_file_id, batch_json::String(batch, "error_file_id",
-                                                          kBatchWhat, false));
+  ASSIGN_OR_RETURN(
+      info.input_file_id,
+      batch_json::String(batch, "input_file_id", kBatchWhat, false));
+  ASSIGN_OR_RETURN(
+      info.output_file_id,
+      batch_json::String(batch, "output_file_id", kBatchWhat, false));
+  ASSIGN_OR_RETURN(
+      info.error_file_id,
+      batch_json::String(batch, "error_file_id", kBatchWhat, false));
   ASSIGN_OR_RETURN(const json* metadata,
                    batch_json::Object(batch, "metadata", kBatchWhat));
   if (metadata != nullptr) {
-    ASSIGN_OR_RETURN(info.tag,
-                     batch_json::String(*metadata, "distillery_batch",
-                                        absl::StrCat(kBatchWhat, " metadata"),
-                                        false));
+    ASSIGN_OR_RETURN(
+        info.tag,
+        batch_json::String(*metadata, "distillery_batch",
+                           absl::StrCat(kBatchWhat, " metadata"), false));
   }
   if (info.phase == BatchPhase::kFailed) {
     RETURN_IF_ERROR(ReadErrors(batch, &info));
@@ -175,8 +178,7 @@ std::optional<BatchItemResult> ParseResultLine(const BatchHttp& http,
   if (auto it = error->find("code"); it != error->end() && it->is_string()) {
     parsed.code = it->get<std::string>();
   }
-  if (auto it = error->find("message");
-      it != error->end() && it->is_string()) {
+  if (auto it = error->find("message"); it != error->end() && it->is_string()) {
     parsed.message = it->get<std::string>();
   }
   if (parsed.code == "batch_expired" || parsed.code == "batch_cancelled") {
@@ -194,8 +196,8 @@ std::optional<BatchItemResult> ParseResultLine(const BatchHttp& http,
       item.result.status.code(),
       http.Redact(absl::StrCat(
           "batch request failed (code ",
-          text::Absl(text::Printable(parsed.code, 100)), "): ",
-          text::Absl(text::Printable(parsed.message, 1000)))));
+          text::Absl(text::Printable(parsed.code, 100)),
+          "): ", text::Absl(text::Printable(parsed.message, 1000)))));
   return item;
 }
 
@@ -217,17 +219,17 @@ absl::StatusOr<std::string> OpenAiBatchApi::BuildLine(
     std::string_view custom_id, const TeacherRequest& request) const {
   if (!http_->options_status().ok()) return http_->options_status();
   if (!ValidCustomId(custom_id)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "custom_id \"", text::Absl(text::Printable(custom_id, 80)),
-        "\" is not ^[a-zA-Z0-9_-]{1,64}$"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("custom_id \"", text::Absl(text::Printable(custom_id, 80)),
+                     "\" is not ^[a-zA-Z0-9_-]{1,64}$"));
   }
   ASSIGN_OR_RETURN(std::string body, http_->format().BuildBody(request));
   if (body.find('\n') != std::string::npos) {
     return absl::InternalError("the request body spans lines");
   }
   return absl::StrCat(R"({"custom_id":")", text::Absl(custom_id),
-                      R"(","method":"POST","url":")", kEndpoint,
-                      R"(","body":)", body, "}");
+                      R"(","method":"POST","url":")", kEndpoint, R"(","body":)",
+                      body, "}");
 }
 
 absl::StatusOr<BatchInfo> OpenAiBatchApi::Create(
@@ -281,9 +283,9 @@ absl::StatusOr<BatchInfo> OpenAiBatchApi::Create(
   ASSIGN_OR_RETURN(std::string uploaded, http_->Send(std::move(upload)));
   ASSIGN_OR_RETURN(json file_object,
                    batch_json::ParseObject(uploaded, "OpenAI file object"));
-  ASSIGN_OR_RETURN(std::string file_id,
-                   batch_json::String(file_object, "id", "OpenAI file object",
-                                      true));
+  ASSIGN_OR_RETURN(
+      std::string file_id,
+      batch_json::String(file_object, "id", "OpenAI file object", true));
 
   create["input_file_id"] = file_id;
   BatchCall call;
@@ -320,10 +322,12 @@ absl::StatusOr<std::optional<BatchInfo>> OpenAiBatchApi::Find(
     if (!after.empty()) absl::StrAppend(&call.url, "&after=", after);
     call.what = "listing batches";
     ASSIGN_OR_RETURN(std::string body, http_->Send(std::move(call)));
-    ASSIGN_OR_RETURN(json list, batch_json::ParseObject(body, "OpenAI batch list"));
+    ASSIGN_OR_RETURN(json list,
+                     batch_json::ParseObject(body, "OpenAI batch list"));
     auto data = list.find("data");
     if (data == list.end() || !data->is_array()) {
-      return absl::InternalError("OpenAI batch list: field \"data\" is not a list");
+      return absl::InternalError(
+          "OpenAI batch list: field \"data\" is not a list");
     }
     bool older_seen = false;
     for (const json& item : *data) {
@@ -364,8 +368,8 @@ absl::StatusOr<std::optional<BatchInfo>> OpenAiBatchApi::Find(
     if (auto it = list.find("last_id"); it != list.end() && it->is_string()) {
       next = it->get<std::string>();
     } else if (data->back().is_object()) {
-      next = batch_json::String(data->back(), "id", kBatchWhat, true)
-                 .value_or("");
+      next =
+          batch_json::String(data->back(), "id", kBatchWhat, true).value_or("");
     }
     if (!IsSafeBatchId(next) || next == after) {
       return absl::InternalError(
@@ -373,9 +377,9 @@ absl::StatusOr<std::optional<BatchInfo>> OpenAiBatchApi::Find(
     }
     after = std::move(next);
   }
-  return absl::InternalError(absl::StrCat(
-      "OpenAI batch list: more than ", kMaxBatchListPages,
-      " pages of batches since the time asked"));
+  return absl::InternalError(
+      absl::StrCat("OpenAI batch list: more than ", kMaxBatchListPages,
+                   " pages of batches since the time asked"));
 }
 
 absl::Status OpenAiBatchApi::Cancel(std::string_view batch_id) {
