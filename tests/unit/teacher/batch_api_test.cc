@@ -8,11 +8,13 @@
 
 #include "absl/status/status.h"
 #include "common/http/fake_http_client.h"
+#include "common/teacher/batch_apis.h"
 #include "common/teacher/multipart.h"
 #include "common/teacher/teacher_factory.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/unit/teacher/scripted_http.h"
 
 namespace distillery {
 namespace {
@@ -122,6 +124,47 @@ TEST(MakeBatchApiTest, PicksTheApiOrRefuses) {
   auto bad = MakeBatchApi(bad_url, "sk-secret", http);
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(bad.status().message(), Not(HasSubstr("sk-secret")));
+  EXPECT_EQ(http.request_count(), 0u);
+}
+
+TEST(BatchHeadersTest, ExtraHeadersReplaceTheFormatsAndTheKeyIsTrimmed) {
+  FakeHttpClient http;
+  auto format = MakeWireFormat(Profile("openai", "http://h/v1"), false);
+  ASSERT_TRUE(format.ok());
+  HttpTeacherOptions options;
+  options.base_url = "http://h/v1/";
+  options.api_key = " sk-1\n";
+  OpenAiBatchApi trimmed(http, *format, options);
+  http.EnqueueResponse(404, "");
+  EXPECT_EQ(trimmed.Get("batch_1").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(http.last_request().url, "http://h/v1/batches/batch_1");
+  EXPECT_EQ(testing::HeaderValue(http.last_request(), "Authorization"),
+            "Bearer sk-1");
+
+  options.extra_headers = {{"authorization", "Proxy p"}, {"X-Team", "a"}};
+  OpenAiBatchApi proxied(http, *format, options);
+  http.EnqueueResponse(404, "");
+  EXPECT_FALSE(proxied.Get("batch_1").ok());
+  const HttpRequest sent = http.last_request();
+  EXPECT_EQ(testing::HeaderValue(sent, "Authorization"), std::nullopt);
+  EXPECT_EQ(testing::HeaderValue(sent, "authorization"), "Proxy p");
+  EXPECT_EQ(testing::HeaderValue(sent, "X-Team"), "a");
+}
+
+TEST(BatchHeadersTest, BadOptionsFailEveryCallWithoutSending) {
+  FakeHttpClient http;
+  auto format = MakeWireFormat(Profile("anthropic", "http://h"), false);
+  ASSERT_TRUE(format.ok());
+  HttpTeacherOptions options;
+  options.base_url = "h";
+  options.api_key = "sk-secret";
+  AnthropicBatchApi api(http, *format, options);
+  absl::Status status = api.Get("msgbatch_1").status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("misconfigured"));
+  EXPECT_EQ(api.Create({"{}"}, "m", "t").status().code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(http.request_count(), 0u);
 }
 
