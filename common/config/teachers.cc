@@ -21,7 +21,8 @@ const std::set<std::string> kKnownKeys = {
     "thinking_budget_tokens", "anthropic_version", "response_format",
     "rpm",            "tpm",           "max_concurrency",
     "max_attempts",   "connect_timeout_ms", "idle_timeout_ms",
-    "total_timeout_ms", "max_response_bytes", "pricing", "limit_window_s"};
+    "total_timeout_ms", "max_response_bytes", "pricing", "limit_window_s",
+    "batch_max_requests", "batch_max_bytes", "batch_poll_interval_ms"};
 
 const std::set<std::string> kVariants = {"openai", "deepseek", "vllm",
                                          "ollama", "llamacpp", "sim"};
@@ -119,8 +120,9 @@ absl::Status ReadString(const YAML::Node& node, const std::string& field,
   return absl::OkStatus();
 }
 
-// pricing: {MODEL: {input: USD, cached_input: USD, output: USD}}, per
-// million tokens; cached_input defaults to input.
+// pricing: {MODEL: {input: USD, cached_input: USD, output: USD,
+// batch_input: USD, batch_output: USD}}, per million tokens; cached_input
+// defaults to input, the batch prices to half of input and output.
 absl::Status ReadPricing(const YAML::Node& node, const std::string& origin,
                          const std::string& profile,
                          std::map<std::string, ModelPrice>* out) {
@@ -139,15 +141,20 @@ absl::Status ReadPricing(const YAML::Node& node, const std::string& origin,
     }
     ModelPrice price;
     bool has_cached = false;
+    bool has_batch_input = false;
+    bool has_batch_output = false;
     for (const auto& entry : kv.second) {
       const std::string key = entry.first.as<std::string>();
       double* target = key == "input"          ? &price.input
                        : key == "cached_input" ? &price.cached_input
                        : key == "output"       ? &price.output
+                       : key == "batch_input"  ? &price.batch_input
+                       : key == "batch_output" ? &price.batch_output
                                                : nullptr;
       if (target == nullptr) {
         return FieldError(origin, profile, absl::StrCat(field, ".", key),
-                          "is not a known field (input, cached_input, output)");
+                          "is not a known field (input, cached_input, output, "
+                          "batch_input, batch_output)");
       }
       try {
         *target = entry.second.as<double>();
@@ -160,8 +167,12 @@ absl::Status ReadPricing(const YAML::Node& node, const std::string& origin,
                           "must not be negative");
       }
       has_cached |= key == "cached_input";
+      has_batch_input |= key == "batch_input";
+      has_batch_output |= key == "batch_output";
     }
     if (!has_cached) price.cached_input = price.input;
+    if (!has_batch_input) price.batch_input = price.input / 2;
+    if (!has_batch_output) price.batch_output = price.output / 2;
     (*out)[model] = price;
   }
   return absl::OkStatus();
@@ -343,6 +354,18 @@ absl::StatusOr<std::vector<TeacherProfile>> ParseTeachersYaml(
         !s.ok())
       return s;
     if (s = ReadPricing(node, origin, p.name, &p.pricing); !s.ok()) return s;
+    if (s = ReadNumber<int64_t>(node, "batch_max_requests", origin, p.name, 0,
+                                &p.batch_max_requests);
+        !s.ok())
+      return s;
+    if (s = ReadNumber<int64_t>(node, "batch_max_bytes", origin, p.name, 0,
+                                &p.batch_max_bytes);
+        !s.ok())
+      return s;
+    if (s = ReadNumber<int64_t>(node, "batch_poll_interval_ms", origin, p.name,
+                                1, &p.batch_poll_interval_ms);
+        !s.ok())
+      return s;
     profiles.push_back(std::move(p));
   }
   return profiles;
@@ -412,26 +435,36 @@ std::optional<ModelPrice> PriceFor(const TeacherProfile& profile,
   return it->second;
 }
 
+bool HasBatchApi(const TeacherProfile& profile) {
+  if (profile.api == "anthropic") return true;
+  return profile.api == "openai" &&
+         (profile.variant == "openai" || profile.variant == "sim");
+}
+
 double CostUsd(const TeacherProfile& profile, const std::string& model,
                int64_t prompt_tokens, int64_t cached_tokens,
-               int64_t completion_tokens) {
+               int64_t completion_tokens, bool batch) {
   const std::optional<ModelPrice> price = PriceFor(profile, model);
   if (!price) return 0;
   const int64_t cached = std::clamp<int64_t>(cached_tokens, 0, prompt_tokens);
-  return (static_cast<double>(prompt_tokens - cached) * price->input +
-          static_cast<double>(cached) * price->cached_input +
-          static_cast<double>(completion_tokens) * price->output) /
+  const double input = batch ? price->batch_input : price->input;
+  const double cached_input =
+      batch ? price->cached_input / 2 : price->cached_input;
+  const double output = batch ? price->batch_output : price->output;
+  return (static_cast<double>(prompt_tokens - cached) * input +
+          static_cast<double>(cached) * cached_input +
+          static_cast<double>(completion_tokens) * output) /
          1e6;
 }
 
 double MaxRequestCostUsd(const TeacherProfile& profile,
                          const std::string& model, int64_t prompt_bytes,
-                         int messages, int64_t max_tokens) {
+                         int messages, int64_t max_tokens, bool batch) {
   const int64_t prompt_tokens = (prompt_bytes + 3) / 4 + 4 * messages;
   int64_t completion = max_tokens;
   if (completion <= 0) completion = profile.default_max_tokens;
   if (completion <= 0) completion = 4096;  // no bound given: a cautious one
-  return CostUsd(profile, model, prompt_tokens, 0, completion);
+  return CostUsd(profile, model, prompt_tokens, 0, completion, batch);
 }
 
 absl::StatusOr<std::string> ResolveApiKey(const TeacherProfile& profile) {

@@ -22,6 +22,11 @@ struct ModelPrice {
   double input = 0;         // prompt tokens not served from the cache
   double cached_input = 0;  // prompt tokens served from the teacher's cache
   double output = 0;        // completion tokens, reasoning included
+  // The batch API's prices (pricing.batch_input, batch_output; default half
+  // of input and output, as both providers charge). Cached prompt tokens of
+  // a batched request cost half of cached_input.
+  double batch_input = 0;
+  double batch_output = 0;
 };
 
 struct TeacherProfile {
@@ -76,7 +81,18 @@ struct TeacherProfile {
   // Prices by model name; "*" prices any model not listed. Optional: cost
   // metrics read 0 for a model without a price.
   std::map<std::string, ModelPrice> pricing;
+  // The batch path (jobs with --mode batch or auto). Limits on one batch; 0:
+  // the API's own (OpenAI 50,000 requests and 200 MB, Anthropic 100,000 and
+  // 256 MB). A lower limit splits a job into more batches.
+  int64_t batch_max_requests = 0;
+  int64_t batch_max_bytes = 0;
+  // How often an open batch is read.
+  int64_t batch_poll_interval_ms = 30'000;
 };
+
+// Whether the profile's API has a batch API: anthropic, and openai for the
+// variants openai and sim (the self-hosted servers and DeepSeek have none).
+bool HasBatchApi(const TeacherProfile& profile);
 
 // Parses the teachers file. Errors name the file, the profile and the field.
 absl::StatusOr<std::vector<TeacherProfile>> LoadTeachersFile(
@@ -112,9 +128,10 @@ std::optional<ModelPrice> PriceFor(const TeacherProfile& profile,
                                    const std::string& model);
 // The cost in US dollars of one answer's usage; 0 without a price.
 // `cached_tokens` is part of `prompt_tokens`, as the APIs report it.
+// `batch`: the answer came through the batch API, at its prices.
 double CostUsd(const TeacherProfile& profile, const std::string& model,
                int64_t prompt_tokens, int64_t cached_tokens,
-               int64_t completion_tokens);
+               int64_t completion_tokens, bool batch = false);
 // The most one request can cost, for budgets: a prompt of `prompt_bytes`
 // over `messages` messages (estimated at 4 bytes a token plus 4 tokens a
 // message) at the input price, plus `max_tokens` at the output price
@@ -123,7 +140,7 @@ double CostUsd(const TeacherProfile& profile, const std::string& model,
 // them.
 double MaxRequestCostUsd(const TeacherProfile& profile,
                          const std::string& model, int64_t prompt_bytes,
-                         int messages, int64_t max_tokens);
+                         int messages, int64_t max_tokens, bool batch = false);
 
 // Reads the profile's API key from its environment variable or file. The
 // returned error names where it looked, never a key.

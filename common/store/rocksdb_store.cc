@@ -7,6 +7,7 @@
 //   lsh      band (1) band hash (8)      -> request key of the first answer
 //   scratch  caller's key                -> caller's value (temporary)
 //   meta     counter name                -> be64 value
+//   batches  batch record id             -> v1::BatchRecord
 #include <algorithm>
 #include <cstring>
 
@@ -23,12 +24,14 @@ namespace distillery {
 namespace {
 
 enum Family {
-  kDefault, kJobs, kPrompts, kTasks, kAnswers, kContent, kMeta, kLsh, kScratch
+  kDefault, kJobs, kPrompts, kTasks, kAnswers, kContent, kMeta, kLsh, kScratch,
+  kBatches
 };
 const char* const kFamilyNames[] = {"default", "jobs", "prompts",
                                     "tasks",   "answers", "content",
-                                    "meta",    "lsh",     "scratch"};
-constexpr int kFamilyCount = 9;
+                                    "meta",    "lsh",     "scratch",
+                                    "batches"};
+constexpr int kFamilyCount = 10;
 
 void PutBigEndian(std::string* out, uint64_t v, int bytes) {
   for (int i = bytes - 1; i >= 0; --i) {
@@ -122,10 +125,15 @@ class RocksDbStore : public Store {
     for (const auto& [key, v] : batch.scratch) {
       wb.Put(handles_[kScratch], key, v);
     }
+    for (const v1::BatchRecord& record : batch.batches) {
+      record.SerializeToString(&value);
+      wb.Put(handles_[kBatches], record.summary().id(), value);
+    }
     rocksdb::WriteOptions options = write_options_;
     // Scratch outlives no operation (and no crash): not worth an fsync.
     if (batch.jobs.empty() && batch.prompts.empty() && batch.tasks.empty() &&
-        batch.answers.empty() && batch.content.empty() && batch.lsh.empty()) {
+        batch.answers.empty() && batch.content.empty() && batch.lsh.empty() &&
+        batch.batches.empty()) {
       options.sync = false;
     }
     return FromRocks(db_->Write(options, &wb), "write");
@@ -192,6 +200,24 @@ class RocksDbStore : public Store {
       return s;
     }
     return jobs;
+  }
+
+  absl::StatusOr<std::vector<v1::BatchRecord>> ListBatches() override {
+    std::vector<v1::BatchRecord> records;
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), handles_[kBatches]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      v1::BatchRecord record;
+      if (!record.ParseFromArray(it->value().data(),
+                                 static_cast<int>(it->value().size()))) {
+        return absl::DataLossError("corrupt batch record");
+      }
+      records.push_back(std::move(record));
+    }
+    if (absl::Status s = FromRocks(it->status(), "list batches"); !s.ok()) {
+      return s;
+    }
+    return records;
   }
 
   absl::Status DeleteJob(const std::string& job_id) override {
@@ -395,11 +421,6 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   rocksdb::ColumnFamilyOptions cf_options(options);
   cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  // Most point lookups miss (a request key not yet answered, a content hash
-  // or LSH band not seen before): a whole-key bloom filter on the memtable
-  // answers those without a walk down its skip list.
-  cf_options.memtable_prefix_bloom_size_ratio = 0.05;
-  cf_options.memtable_whole_key_filtering = true;
   // Most point lookups miss (a request key not yet answered, a content hash
   // or LSH band not seen before): a whole-key bloom filter on the memtable
   // answers those without a walk down its skip list.

@@ -1,5 +1,5 @@
 // Store: the coordinator's durable state: jobs, prompts, tasks, answers and
-// the answer-content index. Every state change is one StoreBatch applied
+// the answer-content index, and batch records. Every state change is one StoreBatch applied
 // atomically, so a crash never leaves an answer without its task update or
 // counters that disagree with the tasks.
 //
@@ -35,6 +35,8 @@ struct StoreBatch {
   // Scratch entries (key, value): working state of one operation, such as
   // an export's near-duplicate index, deleted when it ends.
   std::vector<std::pair<std::string, std::string>> scratch;
+  // Batch records, keyed by their summary's id (the batch path).
+  std::vector<v1::BatchRecord> batches;
 
   void AddPrompt(const std::string& job_id, int64_t seq, v1::Prompt prompt) {
     prompt_keys.emplace_back(job_id, seq);
@@ -43,7 +45,7 @@ struct StoreBatch {
   bool empty() const {
     return jobs.empty() && prompts.empty() && tasks.empty() &&
            answers.empty() && content.empty() && lsh.empty() &&
-           scratch.empty();
+           scratch.empty() && batches.empty();
   }
 };
 
@@ -109,6 +111,9 @@ class Store {
   // Deletes scratch keys in [begin, end).
   virtual absl::Status DeleteScratch(const std::string& begin,
                                      const std::string& end) = 0;
+
+  // Every batch record, in id order.
+  virtual absl::StatusOr<std::vector<v1::BatchRecord>> ListBatches() = 0;
 
   // A durable counter (e.g. for job ids): returns the next value, from 1.
   virtual absl::StatusOr<int64_t> NextSequence(const std::string& name) = 0;

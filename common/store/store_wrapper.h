@@ -74,6 +74,9 @@ class StoreWrapper : public Store {
                              const std::string& end) override {
     return target_.DeleteScratch(begin, end);
   }
+  absl::StatusOr<std::vector<v1::BatchRecord>> ListBatches() override {
+    return target_.ListBatches();
+  }
   absl::StatusOr<int64_t> NextSequence(const std::string& name) override {
     return target_.NextSequence(name);
   }

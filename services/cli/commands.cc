@@ -247,6 +247,7 @@ int Status(v1::ClientService::StubInterface& stub, const std::string& job_id,
     out << ProgressLine(job, rate) << "\n";
     const v1::TeacherStatus& t = job.teacher_status();
     out << TeacherLine(t) << "\n";
+    out << BatchLines(job, now_ms);
   }
   return 0;
 }

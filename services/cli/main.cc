@@ -17,6 +17,7 @@
 #include "common/base/signals.h"
 #include "common/rpc/coordinator_address.h"
 #include "common/rpc/grpc_security.h"
+#include "absl/time/time.h"
 #include "services/cli/commands.h"
 #include "services/cli/embedded_cluster.h"
 #include "services/cli/export_command.h"
@@ -59,6 +60,32 @@ void AddSpecFlags(CLI::App* cmd, distillery::v1::JobSpec* spec,
       ->default_str("no limit");
   cmd->add_option("--system", *spec->mutable_system_prompt(),
                   "system prompt for prompts without one")
+      ->default_str("none");
+  cmd->add_option_function<std::string>(
+         "--mode",
+         [spec](const std::string& mode) {
+           spec->set_mode(mode == "batch"  ? distillery::v1::JOB_MODE_BATCH
+                          : mode == "auto" ? distillery::v1::JOB_MODE_AUTO
+                                           : distillery::v1::JOB_MODE_ONLINE);
+         },
+         "online: one call per task; batch: the teacher's batch API at half "
+         "the price (results within 24 h); auto: batch, with online calls "
+         "for retries and for what batches cannot deliver by --deadline")
+      ->check(CLI::IsMember({"online", "batch", "auto"}))
+      ->default_str("online");
+  cmd->add_option_function<std::string>(
+         "--deadline",
+         [spec](const std::string& text) {
+           absl::Duration d;
+           if (!absl::ParseDuration(text, &d) || d <= absl::ZeroDuration()) {
+             throw CLI::ValidationError(
+                 "--deadline", "'" + text +
+                                   "' is not a positive duration (e.g. 6h, "
+                                   "90m)");
+           }
+           spec->set_deadline_ms(absl::ToUnixMillis(absl::Now() + d));
+         },
+         "with --mode auto: have the job done within this time (e.g. 6h)")
       ->default_str("none");
 }
 

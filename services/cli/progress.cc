@@ -95,6 +95,54 @@ std::string FormatDuration(double seconds) {
   return absl::StrFormat("%dh%02dm", s / 3600, s % 3600 / 60);
 }
 
+const char* JobModeName(v1::JobMode mode) {
+  switch (mode) {
+    case v1::JOB_MODE_BATCH:
+      return "batch";
+    case v1::JOB_MODE_AUTO:
+      return "auto";
+    default:
+      return "online";
+  }
+}
+
+const char* BatchStateName(v1::BatchState state) {
+  switch (state) {
+    case v1::BATCH_STATE_CREATING:
+      return "creating";
+    case v1::BATCH_STATE_OPEN:
+      return "open";
+    case v1::BATCH_STATE_CANCELLING:
+      return "cancelling";
+    case v1::BATCH_STATE_ENDED:
+      return "ended";
+    case v1::BATCH_STATE_FAILED:
+      return "failed";
+    default:
+      return "unknown";
+  }
+}
+
+std::string BatchLines(const v1::Job& job, int64_t now_ms) {
+  std::string out;
+  for (const v1::BatchSummary& b : job.batches()) {
+    const int64_t end = b.ended_ms() ? b.ended_ms() : now_ms;
+    absl::StrAppend(
+        &out,
+        absl::StrFormat("  batch %s %-10s %s tasks %d answered %d errored %d "
+                        "not-run %d age %s%s\n",
+                        b.id(), BatchStateName(b.state()),
+                        b.provider_batch_id().empty() ? "-"
+                                                      : b.provider_batch_id(),
+                        b.tasks(), b.answered(), b.errored(), b.not_run(),
+                        FormatDuration(std::max<int64_t>(end - b.created_ms(),
+                                                         0) /
+                                       1000.0),
+                        b.error().empty() ? "" : " error: " + b.error()));
+  }
+  return out;
+}
+
 std::string JobJson(const v1::Job& job, int64_t now_ms) {
   const v1::JobCounters& c = job.counters();
   const int64_t settled = SettledTasks(job);
@@ -140,7 +188,29 @@ std::string JobJson(const v1::Job& job, int64_t now_ms) {
       {"created_ms", job.created_ms()},
       {"finished_ms", job.finished_ms()},
       {"error", job.error()},
+      {"mode", JobModeName(job.spec().mode())},
+      {"deadline_ms", job.spec().deadline_ms()},
+      {"batch_answers", c.batch_answers()},
+      {"online_answers", c.teacher_requests() - c.batch_answers()},
+      {"tasks_in_batches", c.tasks_in_batches()},
   };
+  nlohmann::ordered_json batches = nlohmann::ordered_json::array();
+  for (const v1::BatchSummary& b : job.batches()) {
+    const int64_t end = b.ended_ms() ? b.ended_ms() : now_ms;
+    batches.push_back({
+        {"id", b.id()},
+        {"provider_batch_id", b.provider_batch_id()},
+        {"state", BatchStateName(b.state())},
+        {"provider_status", b.provider_status()},
+        {"tasks", b.tasks()},
+        {"answered", b.answered()},
+        {"errored", b.errored()},
+        {"not_run", b.not_run()},
+        {"age_seconds", std::max<int64_t>(end - b.created_ms(), 0) / 1000.0},
+        {"error", b.error()},
+    });
+  }
+  j["batches"] = std::move(batches);
   const v1::TeacherStatus& t = job.teacher_status();
   j["teacher_status"] = {
       {"name", t.name()},
@@ -182,6 +252,11 @@ std::string ProgressLine(const v1::Job& job, double rate_per_second) {
                   " near-dup ", c.near_duplicate_answers(), " tokens ",
                   c.prompt_tokens() + c.completion_tokens(), " spend ",
                   FormatSpend(c.cost_usd()));
+  if (job.spec().mode() != v1::JOB_MODE_ONLINE) {
+    absl::StrAppend(&line, " by-batch ", c.batch_answers(), " online ",
+                    c.teacher_requests() - c.batch_answers(), " in-batches ",
+                    c.tasks_in_batches());
+  }
   if (std::string errors = TeacherErrors(job); !errors.empty()) {
     absl::StrAppend(&line, " teacher", errors);
   }

@@ -41,6 +41,12 @@ std::string TeacherLine(const v1::TeacherStatus& teacher);
 // settled, pending, percent, elapsed_seconds, rate_per_second (over the
 // job's life), eta_seconds (null when unknown), cost_usd. `now_ms` is wall
 // time, for the elapsed time of a running job.
+// "online", "batch", "auto"; "creating", "open", ... for batch states.
+const char* JobModeName(v1::JobMode mode);
+const char* BatchStateName(v1::BatchState state);
+// One line per batch of the job ("  batch ID STATE PROVIDER-ID tasks ..."),
+// oldest first; "" for a job without batches.
+std::string BatchLines(const v1::Job& job, int64_t now_ms);
 std::string JobJson(const v1::Job& job, int64_t now_ms);
 
 // Progress per second over the last kWindow seconds of updates, so the ETA

@@ -16,6 +16,8 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "services/coordinator/exporter.h"
 #include "services/coordinator/job_transitions.h"
+#include "common/http/no_http_client.h"
+#include "common/teacher/teacher_factory.h"
 
 namespace distillery {
 
@@ -27,7 +29,14 @@ Coordinator::Coordinator(Store& store, std::vector<TeacherProfile> teachers,
       options_(options),
       scheduler_(options.remembered_lease_holders),
       budget_(clock, teachers_, options.budget),
-      answer_index_(store, options.near_duplicates_at_commit) {
+      answer_index_(store, options.near_duplicates_at_commit),
+      no_http_(MakeNoHttpClient()) {
+  for (const TeacherProfile& profile : teachers_) {
+    if (!HasBatchApi(profile)) continue;
+    absl::StatusOr<std::unique_ptr<BatchApi>> api =
+        MakeBatchApi(profile, std::string(), *no_http_);
+    if (api.ok()) line_builders_[profile.name] = *std::move(api);
+  }
   // 128 bits of OS entropy: a 32-bit seed would repeat a whole boot's ids
   // once in 2^32 starts.
   std::random_device entropy;
@@ -38,6 +47,7 @@ Coordinator::Coordinator(Store& store, std::vector<TeacherProfile> teachers,
 v1::Job Coordinator::JobViewLocked(const JobRuntime& rt) {
   v1::Job job = rt.job;
   *job.mutable_teacher_status() = TeacherStatusLocked(job.spec().teacher());
+  AddBatchViewLocked(&job);
   return job;
 }
 
@@ -168,6 +178,9 @@ absl::StatusOr<v1::Job> Coordinator::CancelJob(const std::string& job_id) {
   // End its leases now: workers learn at their next heartbeat that these
   // leases are revoked and drop the tasks they have not sent.
   for (int64_t id : scheduler_.LeasesOfJob(job_id)) ReturnLeaseLocked(id);
+  // Its open batches are cancelled at the provider by the next worker to
+  // ask for a batch step.
+  RETURN_IF_ERROR(CancelBatchesOfJobLocked(job_id));
   return job;
 }
 

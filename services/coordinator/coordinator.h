@@ -9,6 +9,8 @@
 //   Budget (budget.h)               each teacher's cluster-wide rate budget
 //   AnswerIndex (answer_index.h)    exact and near-duplicate answers
 //   ExportJobs (exporter.h)         records out, without the lock
+//   BatchBook (batch_book.h)        open batches, their steps, per teacher
+//                                   what the provider's queue allows
 // Where things happen: a lease starts in Lease (coordinator_leasing.cc) and
 // expires in ExpireLeasesLocked there; a result commits in Report
 // (coordinator_commit.cc); a job changes state only through
@@ -21,6 +23,13 @@
 // answers (pay once); a key already in flight makes the task wait for that
 // answer instead of being sent twice.
 //
+// The batch path (coordinator_batch.cc): a job in --mode batch or auto has
+// its tasks gathered into batch records (stored before the provider is
+// asked); a batch's tasks are leased to the batch itself (a pseudo-holder,
+// never expiring), so nothing else sends them; workers do its steps
+// (create, poll and collect, cancel) as leases of their own; results commit
+// through the same CommitResultLocked as online answers.
+//
 // Restarts: a graceful stop (SaveLeases) leaves the lease table in the
 // store and the next start restores it; after any restart workers announce
 // the tasks they hold when they register again, and the coordinator takes
@@ -31,6 +40,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <deque>
 #include <map>
 #include <memory>
 #include <set>
@@ -47,7 +57,10 @@
 #include "common/dataset/prompt_parser.h"
 #include "common/rpc/message_limits.h"
 #include "common/store/store.h"
+#include "common/http/http_client.h"
+#include "common/teacher/batch_api.h"
 #include "services/coordinator/answer_index.h"
+#include "services/coordinator/batch_book.h"
 #include "services/coordinator/budget.h"
 #include "services/coordinator/scheduler.h"
 #include "services/coordinator/spend_guard.h"
@@ -168,6 +181,15 @@ class Coordinator {
   absl::StatusOr<v1::LeaseResponse> Lease(const v1::LeaseRequest& request);
   absl::StatusOr<v1::ReportResponse> Report(const v1::ReportRequest& request);
   v1::HeartbeatResponse Heartbeat(const v1::HeartbeatRequest& request);
+  // The batch path: steps due (creates, polls, cancels) for the worker's
+  // teachers, forming new batches from batch jobs' tasks as needed.
+  absl::StatusOr<v1::LeaseBatchStepResponse> LeaseBatchStep(
+      const v1::LeaseBatchStepRequest& request);
+  // What a worker did for a batch: its provider ids, its state, its results
+  // (committed like online answers). Results are used even from a step that
+  // is no longer the worker's: they are paid for.
+  absl::StatusOr<v1::BatchStepReportResponse> ReportBatchStep(
+      const v1::BatchStepReport& report);
   // Lifts a teacher's cluster-wide pause (its key or quota was fixed).
   absl::StatusOr<v1::TeacherStatus> ResumeTeacher(const std::string& teacher);
   // Resumes a job paused at its budget; `budget_usd` > 0 replaces the
@@ -192,6 +214,9 @@ class Coordinator {
   struct JobRuntime {
     v1::Job job;                   // as last committed
     int64_t last_progress_ms = 0;  // wall time; not persisted
+    // A batch or auto job's tasks routed to online calls (retries in auto,
+    // requests a batch line cannot carry); leased before its queue.
+    std::deque<v1::Task> online_tasks;
   };
   struct WorkerInfo {
     std::string name;
@@ -297,6 +322,54 @@ class Coordinator {
   absl::StatusOr<bool> AdoptLeaseLocked(const std::string& worker_id,
                                         const v1::HeldTask& held)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // --- The batch path (coordinator_batch.cc) ---
+  // Whether `rt`'s tasks go online now: online jobs, and auto jobs past
+  // their deadline's cutoff (or whose batches are not expected to end by
+  // it).
+  bool OnlineNowLocked(const JobRuntime& rt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The next task to lease online from `rt`: its online_tasks, then (when
+  // the job is online now) its queue.
+  absl::StatusOr<std::optional<v1::Task>> NextOnlineTaskLocked(JobRuntime& rt)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Rebuilds the batch book from the store's records.
+  absl::Status RecoverBatchesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Gathers `rt`'s next tasks into a new stored batch record; null when
+  // none is due (no tasks, budget, limits).
+  absl::StatusOr<OpenBatch*> FormBatchLocked(JobRuntime& rt)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The step due for `batch` now, if any, filled in `step`.
+  absl::StatusOr<bool> DueStepLocked(OpenBatch& batch, v1::BatchStep* step)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status StoreBatchRecordLocked(OpenBatch& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Commits `items` of an ended batch (and, when `last`, sends the tasks
+  // the results left out again), with the record, in one store batch.
+  absl::Status CommitBatchItemsLocked(OpenBatch& batch,
+                                      const v1::BatchStepReport& report,
+                                      const std::string& worker_name,
+                                      v1::BatchStepReportResponse* response)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The task of lease `lease_id` goes back to be sent again (by batch, or
+  // online in auto), its attempt counted when `count_attempt`, or dead
+  // -lettered when its attempts are spent.
+  absl::Status ReturnBatchTaskLocked(int64_t lease_id, bool count_attempt,
+                                     const std::string& error,
+                                     const std::string& worker_name,
+                                     ReportCommit* commit)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends a batch the provider refused: its tasks go back with an attempt
+  // counted, the record FAILED with `error`.
+  absl::Status FailBatchLocked(OpenBatch& batch, const std::string& error)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends the open batch: record ENDED (tasks dropped from it), summary kept.
+  void EndBatchLocked(OpenBatch& batch, v1::BatchState state,
+                      StoreBatch* writes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Asks for the job's open batches to be cancelled at the provider.
+  absl::Status CancelBatchesOfJobLocked(const std::string& job_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The job's batches, for its view.
+  void AddBatchViewLocked(v1::Job* job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   // Restores the lease table a graceful stop saved; false when none was.
   absl::StatusOr<bool> RestoreLeasesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -320,6 +393,11 @@ class Coordinator {
   Budget budget_ ABSL_GUARDED_BY(mu_);
   SpendGuard spend_ ABSL_GUARDED_BY(mu_);
   AnswerIndex answer_index_ ABSL_GUARDED_BY(mu_);
+  BatchBook batches_ ABSL_GUARDED_BY(mu_);
+  // Builds batch lines to measure them (never sends: its HttpClient fails
+  // every call), by teacher; only teachers with a batch API.
+  std::unique_ptr<HttpClient> no_http_;
+  std::map<std::string, std::unique_ptr<BatchApi>> line_builders_;
   // Numbers of aborted submissions' job ids, handed out again first.
   std::set<int64_t> free_job_numbers_ ABSL_GUARDED_BY(mu_);
   // Worker id suffixes: seeded from the OS at each start, so two starts do

@@ -269,10 +269,13 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
     c->set_completion_tokens(c->completion_tokens() + u.completion_tokens());
     c->set_reasoning_tokens(c->reasoning_tokens() + u.reasoning_tokens());
     c->set_cached_tokens(c->cached_tokens() + u.cached_tokens());
+    // An answer from a provider's batch costs the batch price.
+    const bool batched = !result.answer().provider_batch_id().empty();
+    if (batched) c->set_batch_answers(c->batch_answers() + 1);
     double cost = 0;
     if (const TeacherProfile* profile = ProfileFor(job.spec().teacher())) {
       cost = CostUsd(*profile, job.spec().model(), u.prompt_tokens(),
-                     u.cached_tokens(), u.completion_tokens());
+                     u.cached_tokens(), u.completion_tokens(), batched);
       c->set_cost_usd(c->cost_usd() + cost);
     }
     settled = "answered";

@@ -68,6 +68,7 @@ absl::Status Coordinator::Recover() {
                                                    : job.created_ms());
     rt.job = std::move(job);
   }
+  RETURN_IF_ERROR(RecoverBatchesLocked());
   ASSIGN_OR_RETURN(bool restored, RestoreLeasesLocked());
   if (!restored && any_running && options_.restart_grace > Duration(0)) {
     // Workers may still hold tasks leased before the crash: give them time
@@ -142,6 +143,8 @@ absl::StatusOr<int> Coordinator::SaveLeases() {
   absl::MutexLock lock(&mu_);
   v1::SavedLeases saved;
   for (const auto& [id, lease] : scheduler_.leases()) {
+    // A batch's leases come back from its record, not from this table.
+    if (lease.worker_id.rfind("batch:", 0) == 0) continue;
     v1::SavedLease* s = saved.add_leases();
     v1::HeldTask* t = s->mutable_task();
     t->set_job_id(lease.task.job_id());
@@ -255,7 +258,9 @@ v1::HeartbeatResponse Coordinator::Heartbeat(
   worker->second.last_seen = now;
   for (int64_t id : request.held_lease_ids()) {
     if (!scheduler_.Renew(id, request.worker_id(),
-                          now + options_.lease_duration)) {
+                          now + options_.lease_duration) &&
+        !batches_.RenewStep(id, request.worker_id(),
+                            now + options_.lease_duration)) {
       // Cancelled, or lapsed and perhaps leased again: sending it now could
       // only pay for an answer nobody will keep, or pay twice.
       response.add_revoked_lease_ids(id);
@@ -352,7 +357,7 @@ absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
     TaskQueue& queue = scheduler_.Queue(job_id);
     while (response.tasks_size() < request.max_tasks() &&
            rt.job.state() == v1::JOB_STATE_RUNNING) {
-      ASSIGN_OR_RETURN(std::optional<v1::Task> next, NextTaskLocked(rt));
+      ASSIGN_OR_RETURN(std::optional<v1::Task> next, NextOnlineTaskLocked(rt));
       if (!next) break;
       v1::Task task = std::move(*next);
       absl::StatusOr<bool> answered = store_.HasAnswer(task.request_key());

@@ -284,4 +284,27 @@ grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext* context,
   });
 }
 
+grpc::Status WorkerServiceImpl::LeaseBatchStep(
+    grpc::ServerContext* context, const v1::LeaseBatchStepRequest* request,
+    v1::LeaseBatchStepResponse* response) {
+  return guard_.Authorized(*context, [&](Coordinator& coordinator) {
+    return Reply(coordinator.LeaseBatchStep(*request), response);
+  });
+}
+
+grpc::Status WorkerServiceImpl::ReportBatchStep(
+    grpc::ServerContext* context, const v1::BatchStepReport* request,
+    v1::BatchStepReportResponse* response) {
+  return guard_.Authorized(*context, [&](Coordinator& coordinator) {
+    absl::StatusOr<v1::BatchStepReportResponse> report =
+        coordinator.ReportBatchStep(*request);
+    if (!report.ok()) {
+      spdlog::error("batch report from {} not committed: {}",
+                    request->worker_id(),
+                    std::string(report.status().message()));
+    }
+    return Reply(std::move(report), response);
+  });
+}
+
 }  // namespace distillery

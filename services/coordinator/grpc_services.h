@@ -126,6 +126,12 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
   grpc::Status Heartbeat(grpc::ServerContext* context,
                          const v1::HeartbeatRequest* request,
                          v1::HeartbeatResponse* response) override;
+  grpc::Status LeaseBatchStep(grpc::ServerContext* context,
+                              const v1::LeaseBatchStepRequest* request,
+                              v1::LeaseBatchStepResponse* response) override;
+  grpc::Status ReportBatchStep(grpc::ServerContext* context,
+                               const v1::BatchStepReport* request,
+                               v1::BatchStepReportResponse* response) override;
 
  private:
   const TokenGuard guard_;  // the only way to the coordinator

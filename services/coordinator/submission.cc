@@ -88,6 +88,28 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec,
   if (spec.budget_usd() < 0) {
     return absl::InvalidArgumentError("spec: budget_usd must not be negative");
   }
+  if (!v1::JobMode_IsValid(spec.mode())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec: unknown mode ", static_cast<int>(spec.mode())));
+  }
+  if (spec.mode() != v1::JOB_MODE_ONLINE) {
+    const TeacherProfile* profile = FindTeacherOrNull(teachers, spec.teacher());
+    if (profile != nullptr && !HasBatchApi(*profile)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "spec: teacher '", spec.teacher(), "' (api ", profile->api,
+          profile->api == "openai" ? absl::StrCat(", variant ", profile->variant)
+                                   : std::string(),
+          ") has no batch API; use --mode online"));
+    }
+  }
+  if (spec.deadline_ms() < 0) {
+    return absl::InvalidArgumentError("spec: deadline must not be negative");
+  }
+  if (spec.deadline_ms() > 0 && spec.mode() != v1::JOB_MODE_AUTO) {
+    return absl::InvalidArgumentError(
+        "spec: a deadline needs --mode auto (batch waits for its batches; "
+        "online has nothing to trade)");
+  }
   if (spec.budget_usd() > 0) {
     absl::StatusOr<TeacherProfile> profile = FindTeacher(teachers, spec.teacher());
     if (profile.ok() && !PriceFor(*profile, spec.model())) {

@@ -28,6 +28,17 @@ class CoordinatorClient {
       const v1::ReportRequest& request) = 0;
   virtual absl::StatusOr<v1::HeartbeatResponse> Heartbeat(
       const v1::HeartbeatRequest& request) = 0;
+  // The batch path; a coordinator client without it answers UNIMPLEMENTED.
+  virtual absl::StatusOr<v1::LeaseBatchStepResponse> LeaseBatchStep(
+      const v1::LeaseBatchStepRequest& request) {
+    (void)request;
+    return absl::UnimplementedError("no batch steps");
+  }
+  virtual absl::StatusOr<v1::BatchStepReportResponse> ReportBatchStep(
+      const v1::BatchStepReport& report) {
+    (void)report;
+    return absl::UnimplementedError("no batch steps");
+  }
 };
 
 // A client for the coordinator at "host:port" over plaintext (MakeChannel's

@@ -36,6 +36,14 @@ class GrpcCoordinatorClient : public CoordinatorClient {
       const v1::HeartbeatRequest& request) override {
     return Call(&v1::WorkerService::Stub::Heartbeat, request);
   }
+  absl::StatusOr<v1::LeaseBatchStepResponse> LeaseBatchStep(
+      const v1::LeaseBatchStepRequest& request) override {
+    return Call(&v1::WorkerService::Stub::LeaseBatchStep, request);
+  }
+  absl::StatusOr<v1::BatchStepReportResponse> ReportBatchStep(
+      const v1::BatchStepReport& report) override {
+    return Call(&v1::WorkerService::Stub::ReportBatchStep, report);
+  }
 
  private:
   template <typename Request, typename Response>

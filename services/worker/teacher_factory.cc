@@ -20,7 +20,21 @@ WorkerTeacherSet BuildWorkerTeachers(
       continue;
     }
     set.owned.push_back(*std::move(teacher));
-    set.teachers.push_back(WorkerTeacher{profile, set.owned.back().get()});
+    WorkerTeacher worker_teacher{profile, set.owned.back().get()};
+    if (HasBatchApi(profile)) {
+      absl::StatusOr<std::string> key = ResolveApiKey(profile);
+      absl::StatusOr<std::unique_ptr<BatchApi>> batch =
+          key.ok() ? MakeBatchApi(profile, *key, http)
+                   : absl::StatusOr<std::unique_ptr<BatchApi>>(key.status());
+      if (batch.ok()) {
+        set.owned_batch_apis.push_back(*std::move(batch));
+        worker_teacher.batch = set.owned_batch_apis.back().get();
+      } else {
+        spdlog::warn("teacher '{}': no batch steps: {}", profile.name,
+                     std::string(batch.status().message()));
+      }
+    }
+    set.teachers.push_back(std::move(worker_teacher));
   }
   return set;
 }

@@ -2,7 +2,8 @@
 // (environment or file) and its teacher made by common/teacher's
 // MakeTeacherWithKey. A profile whose key is not available, or whose api no
 // format speaks, is skipped with a warning, so one worker config serves a
-// fleet where only some hosts hold some keys.
+// fleet where only some hosts hold some keys. A profile whose API has a
+// batch API gets one too (MakeBatchApi), for the worker's batch steps.
 // Thread-safe: BuildWorkerTeachers reads only its arguments and the
 // environment.
 #ifndef DISTILLERY_SERVICES_WORKER_TEACHER_FACTORY_H_
@@ -14,6 +15,7 @@
 
 #include "common/config/teachers.h"
 #include "common/http/http_client.h"
+#include "common/teacher/batch_api.h"
 #include "common/teacher/teacher.h"
 #include "services/worker/worker.h"
 
@@ -21,6 +23,7 @@ namespace distillery {
 
 struct WorkerTeacherSet {
   std::vector<std::unique_ptr<Teacher>> owned;
+  std::vector<std::unique_ptr<BatchApi>> owned_batch_apis;
   std::vector<WorkerTeacher> teachers;  // point into `owned`
 };
 

@@ -7,7 +7,9 @@
 #include "services/worker/worker.h"
 
 #include <algorithm>
+#include <map>
 #include <random>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -61,6 +63,27 @@ absl::Status Worker::Run() {
     }
   }
   RegisterUntilDone();
+  std::thread batch_thread;
+  {
+    std::map<std::string, BatchApi*> apis;
+    std::map<std::string, TeacherProfile> profiles;
+    {
+      absl::MutexLock lock(&mu_);
+      for (const TeacherState& t : teachers_) {
+        if (t.config.batch == nullptr) continue;
+        apis[t.config.profile.name] = t.config.batch;
+        profiles[t.config.profile.name] = t.config.profile;
+      }
+    }
+    if (!apis.empty()) {
+      BatchRunnerOptions batch_options;
+      batch_options.report_bytes = ReportBudget();
+      batch_runner_ = std::make_unique<BatchRunner>(
+          coordinator_, std::move(apis), std::move(profiles), clock_,
+          BatchHost(), batch_options);
+      batch_thread = std::thread([this] { batch_runner_->Run(); });
+    }
+  }
   TimePoint drain_deadline{};
   while (true) {
     {
@@ -69,6 +92,7 @@ absl::Status Worker::Run() {
       const TimePoint now = clock_.Now();
       if (stopping_) {
         if (drain_deadline == TimePoint{}) {
+          if (batch_runner_) batch_runner_->Stop();
           drain_deadline = now + options_.drain_timeout;
           spdlog::info("worker draining: {} tasks held", held_leases_.size());
         }
@@ -164,8 +188,35 @@ absl::Status Worker::Run() {
         std::max(clock_.Now() + std::chrono::milliseconds(1),
                  report_retry_at_));
   }
+  if (batch_thread.joinable()) {
+    batch_runner_->Stop();
+    batch_thread.join();
+  }
   spdlog::info("worker stopped after {} teacher requests", requests_sent());
   return absl::OkStatus();
+}
+
+BatchRunnerHost Worker::BatchHost() {
+  BatchRunnerHost host;
+  host.worker_id = [this] {
+    absl::MutexLock lock(&mu_);
+    return worker_id_;
+  };
+  host.hold = [this](int64_t id) {
+    absl::MutexLock lock(&mu_);
+    held_steps_.insert(id);
+  };
+  host.release = [this](int64_t id) {
+    absl::MutexLock lock(&mu_);
+    held_steps_.erase(id);
+  };
+  // The next heartbeat, at once, finds the coordinator does not know us
+  // and registers again.
+  host.register_again = [this] {
+    absl::MutexLock lock(&mu_);
+    next_heartbeat_ = clock_.Now();
+  };
+  return host;
 }
 
 void Worker::GiveBackInFlightLocked() {

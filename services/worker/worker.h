@@ -26,6 +26,10 @@
 // loop waits on its clock (Clock::AwaitWithDeadline), so on a FakeClock a
 // test moves time and the worker follows.
 //
+// Batch steps (create, poll, cancel a provider batch: batch_runner.h) run on
+// a second thread when a teacher has a batch API; their leases ride on the
+// same heartbeats.
+//
 // One class, three files along its paths: worker.cc (the loop, Stop and the
 // drain), worker_lease.cc (register, heartbeat, lease, dispatch, teacher
 // answers and retries), worker_report.cc (reports and acknowledgements).
@@ -45,8 +49,10 @@
 #include "common/base/clock.h"
 #include "common/config/teachers.h"
 #include "common/rpc/message_limits.h"
+#include "common/teacher/batch_api.h"
 #include "common/teacher/teacher.h"
 #include "distillery/v1/worker_service.pb.h"
+#include "services/worker/batch_runner.h"
 #include "services/worker/coordinator_client.h"
 #include "services/worker/teacher_limiter.h"
 
@@ -55,6 +61,9 @@ namespace distillery {
 struct WorkerTeacher {
   TeacherProfile profile;
   Teacher* teacher;  // not owned
+  // Its batch API, when it has one and this worker does batch steps; not
+  // owned.
+  BatchApi* batch = nullptr;
 };
 
 struct WorkerOptions {
@@ -170,6 +179,10 @@ class Worker {
   }
   void HeartbeatIfDue() ABSL_LOCKS_EXCLUDED(mu_);
 
+  // The batch thread (batch_runner.h), for teachers with a batch API.
+  void RunBatchSteps() ABSL_LOCKS_EXCLUDED(mu_);
+  BatchRunnerHost BatchHost();
+
   CoordinatorClient& coordinator_;
   Clock& clock_;
   const WorkerOptions options_;
@@ -187,6 +200,9 @@ class Worker {
   bool coordinator_reachable_ ABSL_GUARDED_BY(mu_) = true;
   // Leases of tasks leased and not yet acknowledged by a successful report.
   std::set<int64_t> held_leases_ ABSL_GUARDED_BY(mu_);
+  // Batch steps being done by the batch thread: renewed like leases.
+  std::set<int64_t> held_steps_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<BatchRunner> batch_runner_;  // set in Run, when needed
   // Requests being answered, by lease id (the task without its messages).
   std::map<int64_t, Pending> in_flight_ ABSL_GUARDED_BY(mu_);
   // In flight, but the lease is not ours any more: never retried.

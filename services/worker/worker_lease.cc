@@ -104,6 +104,7 @@ void Worker::HeartbeatIfDue() {
     last_heartbeat_ = now;
     request.set_worker_id(worker_id_);
     for (int64_t id : held_leases_) request.add_held_lease_ids(id);
+    for (int64_t id : held_steps_) request.add_held_lease_ids(id);
     for (TeacherState& t : teachers_) {
       t.limiter->TakeReport(t.busy, request.add_demands());
     }
@@ -367,32 +368,22 @@ void Worker::OnTeacherResult(Pending pending, TeacherResult result) {
     // The result is ours: its texts (the raw body is the largest) move into
     // the report rather than being copied under the lock.
     TeacherAnswer& a = result.answer;
-    v1::Answer* answer = r.mutable_answer();
-    // Every string from the teacher is repaired to UTF-8 on its way in:
-    // one bad byte in a proto3 string makes the whole report unparseable.
-    answer->set_content(Utf8(std::move(a.content)));
-    answer->set_reasoning(Utf8(std::move(a.reasoning)));
-    answer->set_reasoning_blocks(Utf8(std::move(a.reasoning_blocks)));
-    answer->set_finish_reason(Utf8(std::move(a.finish_reason)));
-    answer->mutable_usage()->set_prompt_tokens(a.usage.prompt_tokens);
-    answer->mutable_usage()->set_completion_tokens(a.usage.completion_tokens);
-    answer->mutable_usage()->set_reasoning_tokens(a.usage.reasoning_tokens);
-    answer->mutable_usage()->set_cached_tokens(a.usage.cached_tokens);
-    answer->set_provider_id(Utf8(std::move(a.provider_id)));
-    answer->set_raw_body(std::move(a.raw_body));
-    answer->set_received_ms(clock_.WallMillis());
-    answer->set_latency_ms(
-        std::chrono::duration_cast<std::chrono::milliseconds>(latency).count());
+    const TokenUsage usage = a.usage;
+    FillAnswerProto(std::move(a), clock_.WallMillis(),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(
+                        latency)
+                        .count(),
+                    r.mutable_answer());
     // Not streamed yet: the first token arrives with the whole answer.
     metrics::TimeToFirstToken(profile.name, model, Seconds(latency));
-    metrics::Tokens(profile.name, model, "prompt", a.usage.prompt_tokens);
+    metrics::Tokens(profile.name, model, "prompt", usage.prompt_tokens);
     metrics::Tokens(profile.name, model, "completion",
-                    a.usage.completion_tokens);
-    metrics::Tokens(profile.name, model, "reasoning", a.usage.reasoning_tokens);
-    metrics::Tokens(profile.name, model, "cached", a.usage.cached_tokens);
+                    usage.completion_tokens);
+    metrics::Tokens(profile.name, model, "reasoning", usage.reasoning_tokens);
+    metrics::Tokens(profile.name, model, "cached", usage.cached_tokens);
     metrics::CostUsd(profile.name, model,
-                     CostUsd(profile, model, a.usage.prompt_tokens,
-                             a.usage.cached_tokens, a.usage.completion_tokens));
+                     CostUsd(profile, model, usage.prompt_tokens,
+                             usage.cached_tokens, usage.completion_tokens));
     Finish(pending, std::move(r));
     return;
   }
