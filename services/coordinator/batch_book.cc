@@ -29,13 +29,29 @@ OpenBatch* BatchBook::ByStepLease(int64_t lease_id) {
 }
 
 void BatchBook::End(const std::string& batch_id, const std::string& job_id,
-                    v1::BatchSummary summary) {
+                    v1::BatchSummary summary, const std::string& teacher) {
   open_.erase(batch_id);
-  AddEnded(job_id, std::move(summary));
+  AddEnded(job_id, std::move(summary), teacher);
 }
 
-void BatchBook::AddEnded(const std::string& job_id, v1::BatchSummary summary) {
+void BatchBook::AddEnded(const std::string& job_id, v1::BatchSummary summary,
+                         const std::string& teacher) {
   ended_[job_id].push_back(std::move(summary));
+  if (!teacher.empty()) teacher_of_job_[job_id] = teacher;
+}
+
+std::vector<std::pair<std::string, v1::BatchSummary>> BatchBook::AllByTeacher()
+    const {
+  std::vector<std::pair<std::string, v1::BatchSummary>> out;
+  for (const auto& [job_id, summaries] : ended_) {
+    auto teacher = teacher_of_job_.find(job_id);
+    if (teacher == teacher_of_job_.end()) continue;
+    for (const v1::BatchSummary& s : summaries) out.emplace_back(teacher->second, s);
+  }
+  for (const auto& [id, batch] : open_) {
+    out.emplace_back(batch.record.teacher(), batch.record.summary());
+  }
+  return out;
 }
 
 std::vector<v1::BatchSummary> BatchBook::SummariesOf(

@@ -61,12 +61,15 @@ class BatchBook {
   OpenBatch* ByStepLease(int64_t lease_id);
   // Moves a batch out of the open set; its summary stays for status.
   void End(const std::string& batch_id, const std::string& job_id,
-           v1::BatchSummary summary);
-  void AddEnded(const std::string& job_id, v1::BatchSummary summary);
+           v1::BatchSummary summary, const std::string& teacher = "");
+  void AddEnded(const std::string& job_id, v1::BatchSummary summary,
+                const std::string& teacher = "");
   std::map<std::string, OpenBatch>& open() { return open_; }
   // The job's batches, ended and open, oldest first.
   std::vector<v1::BatchSummary> SummariesOf(const std::string& job_id) const;
   int64_t OpenTasksOf(const std::string& job_id) const;
+  // Every batch, ended and open, by teacher: (teacher, summary).
+  std::vector<std::pair<std::string, v1::BatchSummary>> AllByTeacher() const;
   bool AnyOpenFor(const std::string& teacher) const;
 
   // A step held by `worker_id` lasts until `deadline`; false when it holds
@@ -91,6 +94,7 @@ class BatchBook {
  private:
   std::map<std::string, OpenBatch> open_;
   std::map<std::string, std::vector<v1::BatchSummary>> ended_;  // by job
+  std::map<std::string, std::string> teacher_of_job_;  // of ended batches
   std::map<std::string, TeacherBatches> teachers_;
 };
 

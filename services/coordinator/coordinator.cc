@@ -317,11 +317,13 @@ CoordinatorSnapshot Coordinator::Snapshot() {
         {id, std::chrono::duration<double>(now - worker.last_seen).count()});
   }
   for (const auto& [id, lease] : scheduler_.leases()) {
+    if (lease.worker_id.rfind("batch:", 0) == 0) continue;  // not a worker's
     auto job = jobs_.find(lease.task.job_id());
     if (job != jobs_.end()) {
       ++snapshot.leases_by_teacher[job->second.job.spec().teacher()];
     }
   }
+  AddBatchSnapshotLocked(&snapshot);
   return snapshot;
 }
 

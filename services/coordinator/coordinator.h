@@ -85,6 +85,15 @@ struct CoordinatorSnapshot {
   std::map<std::string, int64_t> leases_by_teacher;
   // Each teacher profile's budget: effective limits, learning, pause.
   std::vector<v1::TeacherStatus> teachers;
+  // The batch path, per teacher with a batch API.
+  struct TeacherBatchView {
+    std::string teacher;
+    std::map<std::string, int64_t> batches_by_state;  // "open", "ended", ...
+    int64_t tasks_in_batches = 0;       // in batches not yet ended
+    double oldest_open_age_seconds = 0;  // 0: none open
+    std::map<std::string, int64_t> requests_by_outcome;  // since the start
+  };
+  std::vector<TeacherBatchView> batches;
 };
 
 struct CoordinatorOptions {
@@ -369,6 +378,9 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The job's batches, for its view.
   void AddBatchViewLocked(v1::Job* job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The batch figures metrics report, per teacher with a batch API.
+  void AddBatchSnapshotLocked(CoordinatorSnapshot* snapshot)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Restores the lease table a graceful stop saved; false when none was.
   absl::StatusOr<bool> RestoreLeasesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -106,7 +106,7 @@ absl::Status Coordinator::RecoverBatchesLocked() {
   for (v1::BatchRecord& record : records) {
     const std::string job_id = record.job_id();
     if (!Open(record.summary().state())) {
-      batches_.AddEnded(job_id, record.summary());
+      batches_.AddEnded(job_id, record.summary(), record.teacher());
       continue;
     }
     auto job = jobs_.find(job_id);
@@ -512,7 +512,7 @@ void Coordinator::EndBatchLocked(OpenBatch& batch, v1::BatchState state,
   }
   // A batch ending frees room in the provider's queue.
   batches_.Teacher(record.teacher()).queue_full_until = TimePoint();
-  batches_.End(id, record.job_id(), record.summary());
+  batches_.End(id, record.job_id(), record.summary(), record.teacher());
   ChangedLocked();
 }
 
@@ -648,6 +648,7 @@ absl::Status Coordinator::CommitBatchItemsLocked(
       auto lease = batch.leases.find(bt.custom_id());
       if (lease == batch.leases.end()) continue;
       summary->set_not_run(summary->not_run() + 1);
+      ++stats.requests_by_outcome[BatchBook::kNotRun];
       RETURN_IF_ERROR(ReturnBatchTaskLocked(lease->second, false, "",
                                             worker_name, &commit));
       batch.leases.erase(lease);
@@ -813,6 +814,43 @@ void Coordinator::AddBatchViewLocked(v1::Job* job) {
   }
   job->mutable_counters()->set_tasks_in_batches(
       batches_.OpenTasksOf(job->id()));
+}
+
+void Coordinator::AddBatchSnapshotLocked(CoordinatorSnapshot* snapshot) {
+  static constexpr const char* kStates[] = {"creating", "open", "cancelling",
+                                            "ended", "failed"};
+  static constexpr const char* kOutcomes[] = {"succeeded", "errored",
+                                              "not_run", "dead"};
+  std::map<std::string, CoordinatorSnapshot::TeacherBatchView> views;
+  for (const auto& [teacher, builder] : line_builders_) {
+    CoordinatorSnapshot::TeacherBatchView& v = views[teacher];
+    v.teacher = teacher;
+    for (const char* state : kStates) v.batches_by_state[state] = 0;
+    const BatchBook::TeacherBatches& t = batches_.Teacher(teacher);
+    for (int i = 0; i < 4; ++i) {
+      v.requests_by_outcome[kOutcomes[i]] = t.requests_by_outcome[i];
+    }
+  }
+  const int64_t now_ms = clock_.WallMillis();
+  for (const auto& [teacher, summary] : batches_.AllByTeacher()) {
+    auto v = views.find(teacher);
+    if (v == views.end()) continue;
+    const int state = static_cast<int>(summary.state());
+    if (state >= 1 && state <= 5) ++v->second.batches_by_state[kStates[state - 1]];
+    if (Open(summary.state())) {
+      v->second.oldest_open_age_seconds =
+          std::max(v->second.oldest_open_age_seconds,
+                   std::max<int64_t>(now_ms - summary.created_ms(), 0) / 1000.0);
+    }
+  }
+  for (const auto& [id, batch] : batches_.open()) {
+    auto v = views.find(batch.record.teacher());
+    if (v == views.end()) continue;
+    for (const v1::BatchTask& t : batch.record.tasks()) {
+      v->second.tasks_in_batches += t.settled() ? 0 : 1;
+    }
+  }
+  for (auto& [teacher, view] : views) snapshot->batches.push_back(std::move(view));
 }
 
 }  // namespace distillery

@@ -119,6 +119,36 @@ std::vector<Family> CoordinatorFamilies(const CoordinatorSnapshot& snapshot,
         {labels, static_cast<double>(t.live_workers())});
   }
 
+  // The batch path, per teacher with a batch API.
+  Family batches = Gauge("distillery_batches",
+                         "A teacher's provider batches by state (creating, "
+                         "open, cancelling, ended, failed)");
+  Family batch_tasks = Gauge("distillery_batch_tasks",
+                             "Tasks waiting in a teacher's open batches");
+  Family batch_age = Gauge(
+      "distillery_batch_oldest_open_age_seconds",
+      "Age of a teacher's oldest batch not yet ended (0: none open)");
+  Family batch_requests = Gauge(
+      "distillery_batch_requests",
+      "Requests of a teacher's batches by outcome since the coordinator "
+      "started: succeeded, errored (sent again), not_run (expired or "
+      "cancelled: sent again), dead (dead-lettered)");
+  for (const CoordinatorSnapshot::TeacherBatchView& b : snapshot.batches) {
+    for (const auto& [s, n] : b.batches_by_state) {
+      batches.samples.push_back(
+          {{{"teacher", b.teacher}, {"state", s}}, static_cast<double>(n)});
+    }
+    batch_tasks.samples.push_back(
+        {{{"teacher", b.teacher}}, static_cast<double>(b.tasks_in_batches)});
+    batch_age.samples.push_back(
+        {{{"teacher", b.teacher}}, b.oldest_open_age_seconds});
+    for (const auto& [outcome, n] : b.requests_by_outcome) {
+      batch_requests.samples.push_back(
+          {{{"teacher", b.teacher}, {"outcome", outcome}},
+           static_cast<double>(n)});
+    }
+  }
+
   const double live_seconds = std::chrono::duration<double>(live_within).count();
   Family live = Gauge("distillery_workers_live",
                       "Workers heard from within three heartbeat intervals");
@@ -139,7 +169,8 @@ std::vector<Family> CoordinatorFamilies(const CoordinatorSnapshot& snapshot,
                              cost,          created,       progress,
                              leases,        live,          age,
                              effective_rpm, effective_tpm, learning,
-                             paused,        teacher_live};
+                             paused,        teacher_live,  batches,
+                             batch_tasks,   batch_age,     batch_requests};
   auto add_store = [&out](const char* name, const char* help, int64_t value) {
     if (value < 0) return;  // the engine did not say
     Family f = Gauge(name, help);

@@ -222,6 +222,34 @@ TEST_F(BatchPathTest, ResultsCommitAtTheBatchPriceAndTheRestIsSentAgain) {
   EXPECT_EQ(done->counters().teacher_requests(), 3);
   EXPECT_DOUBLE_EQ(done->counters().cost_usd(), 9.0);
   EXPECT_EQ(done->counters().tasks_in_batches(), 0);
+  // What metrics report (coordinator_metrics.h reads the snapshot).
+  const CoordinatorSnapshot snapshot = coordinator_->Snapshot();
+  ASSERT_EQ(snapshot.batches.size(), 1u);
+  const CoordinatorSnapshot::TeacherBatchView& b = snapshot.batches[0];
+  EXPECT_EQ(b.teacher, "sim");
+  EXPECT_EQ(b.batches_by_state.at("ended"), 2);
+  EXPECT_EQ(b.batches_by_state.at("open"), 0);
+  EXPECT_EQ(b.tasks_in_batches, 0);
+  EXPECT_EQ(b.oldest_open_age_seconds, 0);
+  EXPECT_EQ(b.requests_by_outcome.at("succeeded"), 3);
+  EXPECT_EQ(b.requests_by_outcome.at("errored"), 1);
+  EXPECT_EQ(b.requests_by_outcome.at("not_run"), 1);
+  EXPECT_EQ(snapshot.leases_by_teacher.at("sim"), 0);
+}
+
+TEST_F(BatchPathTest, AnOpenBatchShowsInTheSnapshotWithItsAge) {
+  Submit(2);
+  std::vector<v1::BatchStep> steps = Steps();
+  ASSERT_EQ(steps.size(), 1u);
+  Created(steps[0], "batch_1");
+  clock_.Advance(std::chrono::seconds(30));
+  const CoordinatorSnapshot snapshot = coordinator_->Snapshot();
+  ASSERT_EQ(snapshot.batches.size(), 1u);
+  EXPECT_EQ(snapshot.batches[0].batches_by_state.at("open"), 1);
+  EXPECT_EQ(snapshot.batches[0].tasks_in_batches, 2);
+  EXPECT_DOUBLE_EQ(snapshot.batches[0].oldest_open_age_seconds, 30.0);
+  // A batch's tasks are not a worker's leases.
+  EXPECT_EQ(snapshot.leases_by_teacher.at("sim"), 0);
 }
 
 TEST_F(BatchPathTest, AutoModeSendsRetriesOnline) {
