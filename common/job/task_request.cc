@@ -21,4 +21,21 @@ std::string TaskRequestKey(
                     params.has_seed() ? 0 : sample);
 }
 
+TeacherRequest ToTeacherRequest(
+    const std::string& model,
+    const google::protobuf::RepeatedPtrField<v1::ChatMessage>& messages,
+    const v1::SamplingParams& params) {
+  TeacherRequest request;
+  request.model = model;
+  for (const v1::ChatMessage& m : messages) {
+    request.messages.push_back(ChatMessage{m.role(), m.content()});
+  }
+  request.params.max_tokens = params.max_tokens();
+  if (params.has_temperature()) request.params.temperature = params.temperature();
+  if (params.has_top_p()) request.params.top_p = params.top_p();
+  if (params.has_seed()) request.params.seed = params.seed();
+  request.params.stop.assign(params.stop().begin(), params.stop().end());
+  return request;
+}
+
 }  // namespace distillery

@@ -18,12 +18,22 @@
 #include <string>
 
 #include "common/config/teachers.h"
+#include "common/teacher/teacher.h"
 #include "distillery/v1/types.pb.h"
 
 namespace distillery {
 
 // The sampling parameters sample `sample` of a job with `spec` sends.
 v1::SamplingParams TaskParams(const v1::JobSpec& spec, int sample);
+
+// The TeacherRequest a task sends: `model`, `messages` and the sample's
+// `params` (TaskParams) as a Teacher or a BatchApi takes them. Online
+// leases, batch lines in the coordinator and batch creates in the worker
+// all build it here.
+TeacherRequest ToTeacherRequest(
+    const std::string& model,
+    const google::protobuf::RepeatedPtrField<v1::ChatMessage>& messages,
+    const v1::SamplingParams& params);
 
 // The request key of sample `sample` of a prompt with `messages` (the
 // system prompt already in them) in a job with `spec`, sent to `teacher`.

@@ -349,6 +349,9 @@ class Coordinator {
   // The step due for `batch` now, if any, filled in `step`.
   absl::StatusOr<bool> DueStepLocked(OpenBatch& batch, v1::BatchStep* step)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A task back from a batch: to its queue (batch mode), or online (auto).
+  void SendAgainLocked(JobRuntime& rt, v1::Task task)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status StoreBatchRecordLocked(OpenBatch& batch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Commits `items` of an ended batch (and, when `last`, sends the tasks

@@ -40,22 +40,6 @@ std::string CustomId(int64_t seq, int sample) {
   return absl::StrCat("t", seq, "-", sample);
 }
 
-TeacherRequest RequestFor(const v1::Job& job, const v1::Prompt& prompt,
-                          int sample) {
-  TeacherRequest request;
-  request.model = job.spec().model();
-  for (const v1::ChatMessage& m : prompt.messages()) {
-    request.messages.push_back({m.role(), m.content()});
-  }
-  const v1::SamplingParams p = TaskParams(job.spec(), sample);
-  request.params.max_tokens = p.max_tokens();
-  if (p.has_temperature()) request.params.temperature = p.temperature();
-  if (p.has_top_p()) request.params.top_p = p.top_p();
-  if (p.has_seed()) request.params.seed = p.seed();
-  request.params.stop.assign(p.stop().begin(), p.stop().end());
-  return request;
-}
-
 bool Open(v1::BatchState state) {
   return state == v1::BATCH_STATE_CREATING || state == v1::BATCH_STATE_OPEN ||
          state == v1::BATCH_STATE_CANCELLING;
@@ -92,6 +76,14 @@ absl::StatusOr<std::optional<v1::Task>> Coordinator::NextOnlineTaskLocked(
   }
   if (!OnlineNowLocked(rt)) return std::optional<v1::Task>();
   return NextTaskLocked(rt);
+}
+
+void Coordinator::SendAgainLocked(JobRuntime& rt, v1::Task task) {
+  if (rt.job.spec().mode() == v1::JOB_MODE_AUTO) {
+    rt.online_tasks.push_back(std::move(task));  // auto: the rest goes online
+  } else {
+    scheduler_.Queue(rt.job.id()).PushBack(std::move(task));
+  }
 }
 
 absl::Status Coordinator::StoreBatchRecordLocked(OpenBatch& batch) {
@@ -238,7 +230,8 @@ absl::StatusOr<OpenBatch*> Coordinator::FormBatchLocked(JobRuntime& rt) {
     }
     const std::string custom_id = CustomId(task.prompt_seq(), task.sample());
     absl::StatusOr<std::string> line =
-        api.BuildLine(custom_id, RequestFor(rt.job, *prompt, task.sample()));
+        api.BuildLine(custom_id, ToTeacherRequest(spec.model(), prompt->messages(),
+                                                 TaskParams(spec, task.sample())));
     if (!line.ok()) {
       // The API cannot carry it: the online call fails it with the reason.
       rt.online_tasks.push_back(std::move(task));
@@ -338,15 +331,8 @@ absl::StatusOr<bool> Coordinator::DueStepLocked(OpenBatch& batch,
         }
         StoreBatch writes;
         for (const auto& [custom_id, lease_id] : batch.leases) {
-          if (std::optional<Scheduler::Lease> l = EndLeaseLocked(lease_id)) {
-            if (job_live) {
-              if (job->second.job.spec().mode() == v1::JOB_MODE_AUTO) {
-                job->second.online_tasks.push_back(std::move(l->task));
-              } else {
-                scheduler_.Queue(record.job_id()).PushBack(std::move(l->task));
-              }
-            }
-          }
+          std::optional<Scheduler::Lease> l = EndLeaseLocked(lease_id);
+          if (l && job_live) SendAgainLocked(job->second, std::move(l->task));
         }
         batch.leases.clear();
         EndBatchLocked(batch, v1::BATCH_STATE_ENDED, &writes);
@@ -556,11 +542,7 @@ absl::Status Coordinator::ReturnBatchTaskLocked(int64_t lease_id,
   }
   if (job != jobs_.end() && (job->second.job.state() == v1::JOB_STATE_RUNNING ||
                              job->second.job.state() == v1::JOB_STATE_PAUSED)) {
-    if (job->second.job.spec().mode() == v1::JOB_MODE_AUTO) {
-      job->second.online_tasks.push_back(std::move(back));
-    } else {
-      scheduler_.Queue(back.job_id()).PushBack(std::move(back));
-    }
+    SendAgainLocked(job->second, std::move(back));
   }
   commit->release_keys.push_back(task.request_key());
   return absl::OkStatus();

@@ -8,31 +8,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/base/json_string.h"
+#include "common/job/task_request.h"
 #include "common/metrics/metrics.h"
 #include "common/rpc/message_limits.h"
 
 namespace distillery {
 namespace {
 
-std::string Utf8(std::string text) {
-  RepairUtf8(&text);
-  return text;
-}
-
-TeacherRequest RequestOf(const v1::LeasedTask& task) {
-  TeacherRequest request;
-  request.model = task.model();
-  for (const v1::ChatMessage& m : task.messages()) {
-    request.messages.push_back({m.role(), m.content()});
-  }
-  const v1::SamplingParams& p = task.params();
-  request.params.max_tokens = p.max_tokens();
-  if (p.has_temperature()) request.params.temperature = p.temperature();
-  if (p.has_top_p()) request.params.top_p = p.top_p();
-  if (p.has_seed()) request.params.seed = p.seed();
-  request.params.stop.assign(p.stop().begin(), p.stop().end());
-  return request;
-}
+std::string Utf8(std::string_view text) { return RepairUtf8(text); }
 
 v1::BatchStepReport ReportOf(const v1::BatchStep& step) {
   v1::BatchStepReport report;
@@ -237,7 +220,10 @@ std::vector<v1::BatchStepReport> BatchRunner::Create(const v1::BatchStep& step,
   lines.reserve(step.tasks_size());
   for (int i = 0; i < step.tasks_size(); ++i) {
     absl::StatusOr<std::string> line =
-        api.BuildLine(step.custom_ids(i), RequestOf(step.tasks(i)));
+        api.BuildLine(step.custom_ids(i),
+                      ToTeacherRequest(step.tasks(i).model(),
+                                       step.tasks(i).messages(),
+                                       step.tasks(i).params()));
     if (!line.ok()) {
       SetStatus(absl::InvalidArgumentError(absl::StrCat(
                     "request ", step.custom_ids(i), ": ",

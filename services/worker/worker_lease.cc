@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/base/json_string.h"
+#include "common/job/task_request.h"
 #include "common/metrics/metrics.h"
 #include "services/worker/worker.h"
 
@@ -246,16 +247,8 @@ void Worker::LeaseMore() {
       Pending p;
       p.task = std::move(task);
       p.teacher_index = static_cast<int>(i);
-      p.request.model = p.task.model();
-      for (const v1::ChatMessage& m : p.task.messages()) {
-        p.request.messages.push_back(ChatMessage{m.role(), m.content()});
-      }
-      const v1::SamplingParams& sp = p.task.params();
-      p.request.params.max_tokens = sp.max_tokens();
-      if (sp.has_temperature()) p.request.params.temperature = sp.temperature();
-      if (sp.has_top_p()) p.request.params.top_p = sp.top_p();
-      if (sp.has_seed()) p.request.params.seed = sp.seed();
-      p.request.params.stop.assign(sp.stop().begin(), sp.stop().end());
+      p.request = ToTeacherRequest(p.task.model(), p.task.messages(),
+                                   p.task.params());
       teachers_[i].queue.push_back(std::move(p));
     }
   }
