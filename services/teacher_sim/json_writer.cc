@@ -38,6 +38,12 @@ JsonWriter& JsonWriter::EndObject() {
   return *this;
 }
 
+JsonWriter& JsonWriter::Raw(std::string_view json) {
+  BeforeValue();
+  out_.append(json);
+  return *this;
+}
+
 JsonWriter& JsonWriter::BeginArray() {
   BeforeValue();
   out_.push_back('[');

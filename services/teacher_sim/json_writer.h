@@ -37,6 +37,8 @@ class JsonWriter {
   JsonWriter& Double(double value);
   JsonWriter& Bool(bool value);
   JsonWriter& Null();
+  // A value that is already JSON text (a rendered answer), copied as is.
+  JsonWriter& Raw(std::string_view json);
 
   // The document so far; complete once every scope has been closed.
   const std::string& str() const { return out_; }

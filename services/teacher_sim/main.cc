@@ -4,13 +4,17 @@
 //
 //   teacher-sim --listen HOST:PORT [--latency-ms N] [--threads N]
 //               [--require-api-key KEY] [--error-rate R] [--seed S]
-//               [--models A,B,... | --any-model]
+//               [--models A,B,... | --any-model] [--batch-* ...]
+//
+// The --batch-* flags set the batch APIs' limits and processing speed
+// (sim_batches.h); --help lists them with their defaults.
 //
 // Once listening it prints exactly one line to stdout,
 // "teacher-sim listening on HOST:PORT" with the real port, and runs until
 // SIGINT or SIGTERM.
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <iostream>
@@ -110,8 +114,56 @@ int main(int argc, char** argv) {
   app.add_flag("--any-model", any_model,
                "serve any model name (instead of --models)")
       ->excludes(models_option);
+  sim::SimBatchOptions batch;
+  int64_t batch_validate_ms = 0, batch_latency_ms = 1000;
+  int64_t batch_expire_ms = 86'400'000, batch_cancel_ms = 200;
+  app.add_option("--batch-max-requests", batch.openai_max_requests,
+                 "requests per OpenAI batch file; more fails validation")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--batch-max-bytes", batch.openai_max_bytes,
+                 "bytes per OpenAI batch file; more fails validation")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--anthropic-batch-max-requests",
+                 batch.anthropic_max_requests,
+                 "requests per Anthropic batch; more answers 413")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--anthropic-batch-max-bytes", batch.anthropic_max_bytes,
+                 "bytes per Anthropic batch body; more answers 413")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-upload-bytes", batch.max_upload_bytes,
+                 "largest POST /v1/files body; more answers 413")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--batch-enqueued-token-limit", batch.enqueued_token_limit,
+                 "tokens (body bytes / 4 + max_tokens) of unfinished batches "
+                 "allowed; over it OpenAI batches fail token_limit_exceeded "
+                 "and Anthropic creates answer 429 (0: no limit)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--batch-validate-ms", batch_validate_ms,
+                 "time an OpenAI batch stays validating")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--batch-requests-per-second", batch.requests_per_second,
+                 "requests a batch runs per second (0: all at once)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--batch-latency-ms", batch_latency_ms,
+                 "time before a batch's first requests have run")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--batch-expire-ms", batch_expire_ms,
+                 "a batch not done this long after creation expires with "
+                 "what ran (the APIs' 24 h)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--batch-cancel-ms", batch_cancel_ms,
+                 "time a cancel takes to end a batch")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--batch-error-rate", batch.error_rate,
+                 "fraction of batch requests answered 500 inside the batch")
+      ->check(CLI::Range(0.0, 1.0));
   CLI11_PARSE(app, argc, argv);
   if (any_model) models.clear();
+  batch.validate = std::chrono::milliseconds(batch_validate_ms);
+  batch.latency = std::chrono::milliseconds(batch_latency_ms);
+  batch.expire = std::chrono::milliseconds(batch_expire_ms);
+  batch.cancel = std::chrono::milliseconds(batch_cancel_ms);
+  batch.seed = seed;
   limits.window = std::chrono::seconds(window_s);
 
   absl::StatusOr<sim::ListenAddress> address = sim::ParseListenAddress(listen);
@@ -148,12 +200,19 @@ int main(int argc, char** argv) {
   handler_options.pad_interval = std::chrono::milliseconds(pad_interval_ms);
   handler_options.answer_bytes = answer_bytes;
   handler_options.models = std::move(models);
+  handler_options.batches = batch;
   sim::SimHandler handler(handler_options, clock, &faults);
 
   sim::HttpServer::Options server_options;
   server_options.host = address->host;
   server_options.port = address->port;
   server_options.threads = threads;
+  // Batch uploads and creates are answered in the APIs' own words (413)
+  // up to their limits, so the server takes somewhat more than those.
+  server_options.max_body_bytes = static_cast<uint64_t>(
+      std::max({batch.max_upload_bytes, batch.anthropic_max_bytes,
+                int64_t{64} << 20}) +
+      (1 << 20));
   auto server = sim::HttpServer::Start(
       server_options, [&handler](const sim::SimRequest& request) {
         return handler.Handle(request);

@@ -205,7 +205,11 @@ SimHandler::SimHandler(SimHandlerOptions options, Clock& clock,
       clock_(clock),
       faults_(faults),
       instance_nonce_(Mix64(static_cast<uint64_t>(clock.WallMillis()))),
-      limiter_(clock, options_.limits) {}
+      limiter_(clock, options_.limits),
+      batches_(options_.batches, clock,
+               [this](bool anthropic, std::string_view body) {
+                 return AnswerBatchRequest(anthropic, body);
+               }) {}
 
 std::string SimHandler::UniqueHex(uint64_t sequence, uint64_t salt) const {
   const uint64_t a = Mix64(instance_nonce_ ^ Mix64(sequence) ^ salt);
@@ -232,8 +236,14 @@ SimResponse SimHandler::Handle(const SimRequest& request) {
             options_.limits.window)
             .count(),
         ",\"limit_requests\":", options_.limits.rpm, ",\"limit_tokens\":",
-        options_.limits.tpm, "}");
+        options_.limits.tpm, ",\"batches\":", batches_.RenderStatsJson(),
+        "}");
     return JsonResponse(200, stats);
+  }
+  if (SimBatches::IsOpenAiPath(path) || SimBatches::IsAnthropicPath(path)) {
+    SimResponse response = HandleBatches(request, path);
+    stats_.Record(response.status, /*chat=*/false);
+    return response;
   }
 
   SimResponse response;
@@ -516,6 +526,90 @@ SimResponse SimHandler::AnswerMessages(const SimRequest& request,
                    completion.usage.prompt_tokens,
                    completion.usage.completion_tokens, &response);
   return response;
+}
+
+SimResponse SimHandler::HandleBatches(const SimRequest& request,
+                                      std::string_view path) {
+  if (SimBatches::IsAnthropicPath(path)) {
+    const std::string_view key = Trim(request.Header("x-api-key"));
+    if (!options_.required_api_key.empty() &&
+        key != options_.required_api_key) {
+      return AnthropicError(401, "authentication_error",
+                            key.empty() ? "x-api-key header is required"
+                                        : "invalid x-api-key");
+    }
+    if (Trim(request.Header("anthropic-version")).empty()) {
+      return AnthropicError(400, "invalid_request_error",
+                            "anthropic-version: header is required");
+    }
+    return batches_.Handle(request, path);
+  }
+  const std::string_view key = BearerToken(request.Header("authorization"));
+  if (!options_.required_api_key.empty() && key != options_.required_api_key) {
+    return JsonResponse(
+        401, RenderErrorJson(
+                 key.empty() ? "You didn't provide an API key."
+                             : absl::StrCat("Incorrect API key provided: ",
+                                            MaskKey(key), "."),
+                 "invalid_request_error", "", "invalid_api_key"));
+  }
+  return batches_.Handle(request, path);
+}
+
+SimBatchAnswer SimHandler::AnswerBatchRequest(bool anthropic,
+                                              std::string_view body) {
+  const uint64_t sequence = next_sequence_.fetch_add(1);
+  ChatRequest chat;
+  std::string message;
+  InvalidRequest invalid;
+  const bool parsed = anthropic
+                          ? ParseMessagesRequest(body, &chat, &message).ok()
+                          : ParseChatRequest(body, &chat, &invalid).ok();
+  if (!parsed) {
+    return {400, anthropic ? RenderAnthropicErrorJson("invalid_request_error",
+                                                      message)
+                           : RenderErrorJson(invalid.message,
+                                             "invalid_request_error",
+                                             invalid.param, invalid.code)};
+  }
+  if (chat.stream) {
+    constexpr std::string_view kNoStream =
+        "stream: streaming is not supported in a batch";
+    return {400, anthropic ? RenderAnthropicErrorJson("invalid_request_error",
+                                                      kNoStream)
+                           : RenderErrorJson(kNoStream,
+                                             "invalid_request_error", "stream",
+                                             "")};
+  }
+  if (!Serves(chat.model)) {
+    return {404, anthropic
+                     ? RenderAnthropicErrorJson(
+                           "not_found_error", absl::StrCat("model: ", chat.model))
+                     : RenderErrorJson(
+                           absl::StrCat("The model `", chat.model,
+                                        "` does not exist or you do not have "
+                                        "access to it."),
+                           "invalid_request_error", "", "model_not_found")};
+  }
+  MessageShape shape;
+  if (anthropic) {
+    shape.thinking = ShowsThinking(chat);
+    shape.redacted =
+        shape.thinking && chat.model.find("redacted") != std::string::npos;
+    chat.force_reasoning = shape.thinking;
+  }
+  SimCompletion completion = GenerateCompletion(chat);
+  if (options_.answer_bytes > 0) ResizeAnswers(options_.answer_bytes, &completion);
+  std::string rendered =
+      anthropic
+          ? RenderMessageJson(completion,
+                              "msg_" + UniqueHex(sequence, 0x6d7367), shape)
+          : RenderCompletionJson(completion,
+                                 "chatcmpl-" + UniqueHex(sequence, 0x63686174),
+                                 clock_.WallMillis() / 1000);
+  stats_.RecordCompletion(body, completion.usage.prompt_tokens,
+                          completion.usage.completion_tokens);
+  return {200, std::move(rendered)};
 }
 
 bool SimHandler::Serves(std::string_view model) const {

@@ -7,9 +7,15 @@
 //                              blocks with signatures when thinking is enabled
 //                              or the model is "*thinking*"/"*reasoner*", and
 //                              a redacted_thinking block too for "*redacted*"
+//   /v1/files, /v1/batches     OpenAI's Batch API and Anthropic's Message
+//   /v1/messages/batches       Batches (sim_batches.h), after the same key
+//                              check (and anthropic-version header); each
+//                              request of a batch is answered as the online
+//                              endpoint would (no faults, no latency, no
+//                              rate limit) and counted in the same stats
 //   GET  /health               {"status":"ok"}
-//   GET  /stats                counters (sim_stats.h) and the rate limiter's
-//                              peak window and refusals
+//   GET  /stats                counters (sim_stats.h), the rate limiter's
+//                              peak window and refusals, and "batches"
 // Unknown paths answer 404 and wrong methods 405, in OpenAI's error shape.
 //
 // A chat request is checked in the order a real gateway would: API key
@@ -36,6 +42,7 @@
 
 #include "common/base/clock.h"
 #include "services/teacher_sim/fault_injector.h"
+#include "services/teacher_sim/sim_batches.h"
 #include "services/teacher_sim/sim_rate_limiter.h"
 #include "services/teacher_sim/sim_http.h"
 #include "services/teacher_sim/sim_stats.h"
@@ -65,6 +72,8 @@ struct SimHandlerOptions {
   // The models served; empty: any name. teacher-sim's main passes
   // kDefaultSimModels unless told otherwise.
   std::vector<std::string> models;
+  // The batch APIs' limits and processing speed (sim_batches.h).
+  SimBatchOptions batches;
 };
 
 // The body of the latin1 fault: an HTML error page in ISO-8859-1, as some
@@ -109,6 +118,10 @@ class SimHandler {
   SimResponse HandleMessages(const SimRequest& request);
   SimResponse AnswerMessages(const SimRequest& request, uint64_t sequence);
   SimResponse RenderMessagesFault(FaultKind kind);
+  // The batch routes, after the key check.
+  SimResponse HandleBatches(const SimRequest& request, std::string_view path);
+  // One request of a batch, answered as the online endpoint would.
+  SimBatchAnswer AnswerBatchRequest(bool anthropic, std::string_view body);
   // 32 hex digits unique to this response within the process run.
   std::string UniqueHex(uint64_t sequence, uint64_t salt) const;
 
@@ -120,6 +133,7 @@ class SimHandler {
   std::atomic<uint64_t> next_sequence_{0};
   SimStats stats_;
   SimRateLimiter limiter_;
+  SimBatches batches_;
 };
 
 }  // namespace distillery::teacher_sim
