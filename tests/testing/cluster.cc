@@ -71,7 +71,9 @@ Cluster::Cluster(std::string dir, ClusterOptions options)
                 SimTeacherProfile(sim_address_, "sim",
                                   "    max_concurrency: " +
                                       std::to_string(options_.max_concurrency) +
-                                      "\n" + options_.teacher_extra));
+                                      "\n" + options_.teacher_extra) +
+                (options_.more_profiles ? options_.more_profiles(sim_address_)
+                                        : std::string()));
   coordinator_address_ = "127.0.0.1:" + std::to_string(PickFreePort());
 }
 

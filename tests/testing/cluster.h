@@ -53,6 +53,9 @@ struct ClusterOptions {
   std::string teacher_extra;          // YAML lines for the "sim" profile
   int max_concurrency = 16;           // the profile's, cluster-wide
   std::vector<std::string> coordinator_args;  // beyond listen, data, teachers
+  // More teachers.yaml profiles after "sim" (each starting "  - name: "),
+  // given teacher-sim's address.
+  std::function<std::string(const std::string& sim_address)> more_profiles;
 };
 
 class Cluster {
