@@ -292,6 +292,12 @@ std::string ProgressBar(const v1::Job& job, double rate_per_second,
   }
   absl::StrAppend(&figures, " ", FormatSpend(c.cost_usd()), " ", c.tasks_failed(),
                   " failed", TeacherErrors(job));
+  if (job.spec().mode() != v1::JOB_MODE_ONLINE) {
+    // Batch progress: answers that came by batch, tasks still waiting in
+    // open batches.
+    absl::StrAppend(&figures, " by-batch ", c.batch_answers(), " in-batches ",
+                    c.tasks_in_batches());
+  }
   if (!waiting.empty()) absl::StrAppend(&figures, " | ", waiting);
   const std::string prefix = job.id() + " [";
   const int bar_width = std::max(

@@ -42,6 +42,24 @@ TEST(ProgressBarTest, ShowsTheFiguresWithinTheWidth) {
   EXPECT_EQ(Columns(ProgressBar(RunningJob(1, 0, 3), 0, 30)), 30);
 }
 
+TEST(ProgressBarTest, ABatchJobShowsAnswersByBatchAndTasksWaitingInBatches) {
+  v1::Job job = RunningJob(300, 0, 1000);
+  job.mutable_spec()->set_mode(v1::JOB_MODE_BATCH);
+  job.mutable_counters()->set_batch_answers(280);
+  job.mutable_counters()->set_teacher_requests(300);
+  job.mutable_counters()->set_tasks_in_batches(600);
+  const std::string bar = ProgressBar(job, 10, 160);
+  EXPECT_NE(bar.find(" by-batch 280 in-batches 600"), std::string::npos)
+      << bar;
+  const std::string line = ProgressLine(job, 10);
+  EXPECT_NE(line.find(" by-batch 280 online 20 in-batches 600"),
+            std::string::npos)
+      << line;
+  // An online job shows neither.
+  const std::string online = ProgressBar(RunningJob(300, 0, 1000), 10, 160);
+  EXPECT_EQ(online.find("by-batch"), std::string::npos) << online;
+}
+
 TEST(ProgressBarTest, HalfwayIsHalfFull) {
   const std::string bar = ProgressBar(RunningJob(1, 0, 2), 0, 80);
   const size_t open = bar.find('['), close = bar.find(']');
