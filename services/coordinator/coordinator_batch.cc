@@ -321,14 +321,17 @@ absl::StatusOr<bool> Coordinator::DueStepLocked(OpenBatch& batch,
   v1::BatchStepKind kind = v1::BATCH_STEP_UNSPECIFIED;
   switch (record.summary().state()) {
     case v1::BATCH_STATE_CREATING: {
+      if (record.cancel_wanted() && record.create_attempts() > 0) {
+        // Its create's outcome was lost with its worker: a batch may run at
+        // the provider. Looked for (never created); found, it is cancelled
+        // like an open one and what ran is kept; not found, it ends below.
+        if (now < batch.not_before) return false;
+        kind = v1::BATCH_STEP_CREATE;
+        step->set_find_only(true);
+        break;
+      }
       if (record.cancel_wanted()) {
-        // Not created (or its create's outcome was lost with its worker:
-        // then a batch may run at the provider that nothing will read).
-        if (record.create_attempts() > 0) {
-          spdlog::warn("batch {}: cancelled before its create was confirmed; "
-                       "a batch tagged {} may be left at the provider",
-                       record.summary().id(), record.tag());
-        }
+        // Not created: its tasks go back (online for an auto job).
         StoreBatch writes;
         for (const auto& [custom_id, lease_id] : batch.leases) {
           std::optional<Scheduler::Lease> l = EndLeaseLocked(lease_id);
@@ -376,6 +379,11 @@ absl::StatusOr<bool> Coordinator::DueStepLocked(OpenBatch& batch,
     }
     for (const std::string& other : record.other_provider_ids()) {
       step->add_exclude_provider_ids(other);
+    }
+    if (step->find_only()) {
+      step->set_find_first(true);
+      step->set_request_count(record.tasks_size());
+      return true;
     }
     if (!job_live) return false;
     std::vector<int64_t> seqs;
@@ -708,6 +716,15 @@ absl::StatusOr<v1::BatchStepReportResponse> Coordinator::ReportBatchStep(
     } else if (report.kind() == v1::BATCH_STEP_CREATE &&
                code == absl::StatusCode::kInvalidArgument) {
       RETURN_IF_ERROR(FailBatchLocked(*batch, report.error()));
+    } else if (report.kind() == v1::BATCH_STEP_CREATE &&
+               code == absl::StatusCode::kNotFound &&
+               record.cancel_wanted()) {
+      // A find-only step: the lost create never made a batch. It ends at
+      // its next step, its tasks sent again.
+      spdlog::info("batch {}: no batch tagged {} at the provider",
+                   summary->id(), record.tag());
+      record.set_create_attempts(0);
+      RETURN_IF_ERROR(StoreBatchRecordLocked(*batch));
     } else if (report.kind() == v1::BATCH_STEP_POLL &&
                code == absl::StatusCode::kNotFound) {
       RETURN_IF_ERROR(FailBatchLocked(

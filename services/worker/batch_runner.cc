@@ -203,8 +203,10 @@ std::vector<v1::BatchStepReport> BatchRunner::Create(const v1::BatchStep& step,
     // for the same tasks. If it cannot be looked for now, nothing is sent.
     std::vector<std::string> exclude(step.exclude_provider_ids().begin(),
                                      step.exclude_provider_ids().end());
-    absl::StatusOr<std::optional<BatchInfo>> found = api.Find(
-        step.tag(), step.created_after_s(), step.tasks_size(), exclude);
+    const int64_t requests =
+        step.find_only() ? step.request_count() : step.tasks_size();
+    absl::StatusOr<std::optional<BatchInfo>> found =
+        api.Find(step.tag(), step.created_after_s(), requests, exclude);
     if (!found.ok()) {
       SetStatus(found.status(), &report);
       return {report};
@@ -213,6 +215,12 @@ std::vector<v1::BatchStepReport> BatchRunner::Create(const v1::BatchStep& step,
       spdlog::info("batch {}: found again at the provider as {}",
                    step.batch_id(), (*found)->id);
       SetInfo(**found, &report);
+      return {report};
+    }
+    if (step.find_only()) {
+      SetStatus(absl::NotFoundError(absl::StrCat(
+                    "no batch tagged ", step.tag(), " at the provider")),
+                &report);
       return {report};
     }
   }

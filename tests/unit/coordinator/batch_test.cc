@@ -292,6 +292,50 @@ TEST_F(BatchPathTest, AfterACrashTheOpenBatchIsFoundAgainNotCreatedTwice) {
   EXPECT_EQ(done->state(), v1::JOB_STATE_COMPLETED);
 }
 
+// A create handed out whose worker then vanished, and the job cancelled:
+// the batch is looked for (never created again) and, found, cancelled at
+// the provider; not found, the record ends.
+TEST_F(BatchPathTest, ACancelledBatchWhoseCreateWasLostIsLookedForAndCancelled) {
+  for (const bool found : {false, true}) {
+    SCOPED_TRACE(found ? "found" : "not found");
+    const v1::Job job = Submit(3);
+    std::vector<v1::BatchStep> steps = Steps();
+    ASSERT_EQ(steps.size(), 1u);
+    ASSERT_EQ(steps[0].kind(), v1::BATCH_STEP_CREATE);
+    ASSERT_TRUE(coordinator_->CancelJob(job.id()).ok());
+    EXPECT_TRUE(Steps().empty());  // the create may still report
+    clock_.Advance(std::chrono::seconds(11));
+    steps = Steps();
+    ASSERT_EQ(steps.size(), 1u);
+    EXPECT_EQ(steps[0].kind(), v1::BATCH_STEP_CREATE);
+    EXPECT_TRUE(steps[0].find_only());
+    EXPECT_TRUE(steps[0].find_first());
+    EXPECT_EQ(steps[0].request_count(), 3);
+    EXPECT_EQ(steps[0].tasks_size(), 0);  // nothing to create with
+    if (found) {
+      Created(steps[0], "batch_lost");
+      steps = Steps();
+      ASSERT_EQ(steps.size(), 1u);
+      EXPECT_EQ(steps[0].kind(), v1::BATCH_STEP_CANCEL);
+      EXPECT_EQ(steps[0].provider_batch_id(), "batch_lost");
+    } else {
+      v1::BatchStepReport report;
+      report.set_worker_id(worker_);
+      report.set_lease_id(steps[0].lease_id());
+      report.set_batch_id(steps[0].batch_id());
+      report.set_kind(v1::BATCH_STEP_CREATE);
+      report.set_status_code(static_cast<int>(absl::StatusCode::kNotFound));
+      report.set_error("no batch tagged it at the provider");
+      ASSERT_TRUE(coordinator_->ReportBatchStep(report).ok());
+      EXPECT_TRUE(Steps().empty());
+      auto ended = coordinator_->GetJob(job.id());
+      ASSERT_TRUE(ended.ok());
+      ASSERT_EQ(ended->batches_size(), 1);
+      EXPECT_EQ(ended->batches(0).state(), v1::BATCH_STATE_ENDED);
+    }
+  }
+}
+
 TEST_F(BatchPathTest, AFullProviderQueueHoldsTheNextBatchBack) {
   Submit(6);
   std::vector<v1::BatchStep> steps = Steps(1);
