@@ -30,10 +30,6 @@
 namespace distillery {
 namespace {
 
-int64_t Millis(Duration d) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
-}
-
 // What a batch's custom_id is: unique within its job (so within the batch),
 // and within ^[a-zA-Z0-9_-]{1,64}$ whatever the user's prompt ids are.
 std::string CustomId(int64_t seq, int sample) {
@@ -306,8 +302,6 @@ absl::StatusOr<bool> Coordinator::DueStepLocked(OpenBatch& batch,
   if (batch.step_lease != 0 && batch.step_deadline > now) return false;
   batches_.EndStep(batch);  // a lapsed step is free for another worker
   auto job = jobs_.find(record.job_id());
-  const TeacherProfile* profile = ProfileFor(record.teacher());
-  const int64_t poll = profile ? profile->batch_poll_interval_ms : 30'000;
   const bool job_live =
       job != jobs_.end() && (job->second.job.state() == v1::JOB_STATE_RUNNING ||
                              job->second.job.state() == v1::JOB_STATE_PAUSED);
