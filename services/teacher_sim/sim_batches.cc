@@ -12,6 +12,7 @@
 #include "services/teacher_sim/json_spans.h"
 #include "services/teacher_sim/json_writer.h"
 #include "services/teacher_sim/response_render.h"
+#include "services/teacher_sim/sim_ids.h"
 
 namespace distillery::teacher_sim {
 namespace {
@@ -21,20 +22,6 @@ constexpr std::string_view kOpenAiBatchesPath = "/v1/batches";
 constexpr std::string_view kAnthropicBatchesPath = "/v1/messages/batches";
 constexpr std::string_view kChatEndpoint = "/v1/chat/completions";
 constexpr int64_t kMaxListLimit = 100;
-
-uint64_t Mix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
-
-std::string Hex64(uint64_t v) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(16, '0');
-  for (int i = 15; i >= 0; --i, v >>= 4) out[i] = kHex[v & 0xF];
-  return out;
-}
 
 int64_t Ms(Duration d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
@@ -209,6 +196,7 @@ struct SimBatches::Batch {
   int64_t succeeded = 0, errored = 0, expired = 0, cancelled = 0;
   std::string output_file_id, error_file_id;  // OpenAI
   std::string results;                        // Anthropic JSONL
+  std::string results_url;                    // Anthropic, shown once ended
 };
 
 SimBatches::SimBatches(SimBatchOptions options, Clock& clock,
@@ -283,23 +271,7 @@ SimResponse SimBatches::Handle(const SimRequest& request,
   Batch* batch = Find(id, anthropic);
   if (batch == nullptr) return not_found();
   Advance(*batch, clock_.WallMillis());
-  if (action.empty() && get) {
-    SimResponse r = Json(200, Render(*batch));
-    if (anthropic && batch->ended) {
-      // results_url is absolute: this server, as the client reached it.
-      std::string_view host = request.Header("host");
-      if (host.empty()) host = "127.0.0.1";
-      const std::string needle = "\"results_url\":null";
-      const size_t at = r.body.find(needle);
-      if (at != std::string::npos) {
-        r.body.replace(at, needle.size(),
-                       absl::StrCat("\"results_url\":\"http://",
-                                    std::string(host), std::string(kAnthropicBatchesPath),
-                                    "/", batch->id, "/results\""));
-      }
-    }
-    return r;
-  }
+  if (action.empty() && get) return Json(200, Render(*batch));
   if (action == "cancel" && post) return Cancel(*batch);
   if (action == "results" && get && anthropic) return Results(*batch);
   return not_found();
@@ -579,6 +551,12 @@ SimResponse SimBatches::CreateAnthropic(const SimRequest& request) {
   }
   batch->id = NewId("msgbatch_");
   batch->sequence = next_id_;
+  // results_url is absolute: this server, as the client reached it.
+  std::string_view host = request.Header("host");
+  if (host.empty()) host = "127.0.0.1";
+  batch->results_url = absl::StrCat("http://", std::string(host),
+                                    std::string(kAnthropicBatchesPath), "/",
+                                    batch->id, "/results");
   batch->created_ms = clock_.WallMillis();
   batch->total = static_cast<int64_t>(batch->requests.size());
   ++counters_.created;
@@ -862,7 +840,8 @@ std::string SimBatches::Render(const Batch& batch) const {
     w.Key("cancel_initiated_at");
     batch.cancel_ms.has_value() ? w.String(Rfc3339(*batch.cancel_ms))
                                 : w.Null();
-    w.Key("results_url").Null();  // Handle fills it in for an ended batch
+    w.Key("results_url");
+    batch.ended ? w.String(batch.results_url) : w.Null();
     w.EndObject();
     return w.Release();
   }

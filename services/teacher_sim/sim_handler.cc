@@ -10,6 +10,7 @@
 #include "services/teacher_sim/json_writer.h"
 #include "services/teacher_sim/messages_request.h"
 #include "services/teacher_sim/response_render.h"
+#include "services/teacher_sim/sim_ids.h"
 
 namespace distillery::teacher_sim {
 namespace {
@@ -18,20 +19,6 @@ constexpr std::string_view kChatPath = "/v1/chat/completions";
 constexpr std::string_view kMessagesPath = "/v1/messages";
 constexpr std::string_view kHealthPath = "/health";
 constexpr std::string_view kStatsPath = "/stats";
-
-uint64_t Mix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
-
-std::string Hex64(uint64_t v) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(16, '0');
-  for (int i = 15; i >= 0; --i, v >>= 4) out[i] = kHex[v & 0xF];
-  return out;
-}
 
 SimResponse JsonResponse(int status, std::string body) {
   SimResponse r;
@@ -191,6 +178,31 @@ std::string RenderErrorJson(std::string_view message, std::string_view type,
 }
 
 namespace {
+// The 404 body for a model not served: OpenAI's model_not_found, or
+// Anthropic's not_found_error.
+std::string ModelNotFoundJson(bool anthropic, std::string_view model) {
+  if (anthropic) {
+    return RenderAnthropicErrorJson("not_found_error",
+                                    absl::StrCat("model: ", std::string(model)));
+  }
+  return RenderErrorJson(
+      absl::StrCat("The model `", std::string(model),
+                   "` does not exist or you do not have access to it."),
+      "invalid_request_error", "", "model_not_found");
+}
+
+// The blocks of a Messages answer to `chat` (thinking, and redacted
+// thinking for a "*redacted*" model); a request that shows thinking
+// reasons whatever its model.
+MessageShape ShapeFor(ChatRequest* chat) {
+  MessageShape shape;
+  shape.thinking = ShowsThinking(*chat);
+  shape.redacted =
+      shape.thinking && chat->model.find("redacted") != std::string::npos;
+  chat->force_reasoning = shape.thinking;
+  return shape;
+}
+
 // Faults that spoil an answer that is otherwise made (and, but for a cut
 // body, paid for) rather than replace it.
 bool IsAnswerFault(FaultKind kind) {
@@ -335,11 +347,7 @@ SimResponse SimHandler::AnswerChat(const SimRequest& request,
                              invalid.param, invalid.code));
   }
   if (!Serves(chat.model)) {
-    return JsonResponse(
-        404, RenderErrorJson(absl::StrCat("The model `", chat.model,
-                                          "` does not exist or you do not "
-                                          "have access to it."),
-                             "invalid_request_error", "", "model_not_found"));
+    return JsonResponse(404, ModelNotFoundJson(false, chat.model));
   }
   SimCompletion completion = GenerateCompletion(chat);
   if (options_.answer_bytes > 0) ResizeAnswers(options_.answer_bytes, &completion);
@@ -507,14 +515,9 @@ SimResponse SimHandler::AnswerMessages(const SimRequest& request,
     return AnthropicError(400, "invalid_request_error", message);
   }
   if (!Serves(chat.model)) {
-    return AnthropicError(404, "not_found_error",
-                          absl::StrCat("model: ", chat.model));
+    return JsonResponse(404, ModelNotFoundJson(true, chat.model));
   }
-  MessageShape shape;
-  shape.thinking = ShowsThinking(chat);
-  shape.redacted =
-      shape.thinking && chat.model.find("redacted") != std::string::npos;
-  chat.force_reasoning = shape.thinking;
+  const MessageShape shape = ShapeFor(&chat);
   SimCompletion completion = GenerateCompletion(chat);
   if (options_.answer_bytes > 0) ResizeAnswers(options_.answer_bytes, &completion);
   const std::string id = "msg_" + UniqueHex(sequence, 0x6d7367);
@@ -581,23 +584,8 @@ SimBatchAnswer SimHandler::AnswerBatchRequest(bool anthropic,
                                              "invalid_request_error", "stream",
                                              "")};
   }
-  if (!Serves(chat.model)) {
-    return {404, anthropic
-                     ? RenderAnthropicErrorJson(
-                           "not_found_error", absl::StrCat("model: ", chat.model))
-                     : RenderErrorJson(
-                           absl::StrCat("The model `", chat.model,
-                                        "` does not exist or you do not have "
-                                        "access to it."),
-                           "invalid_request_error", "", "model_not_found")};
-  }
-  MessageShape shape;
-  if (anthropic) {
-    shape.thinking = ShowsThinking(chat);
-    shape.redacted =
-        shape.thinking && chat.model.find("redacted") != std::string::npos;
-    chat.force_reasoning = shape.thinking;
-  }
+  if (!Serves(chat.model)) return {404, ModelNotFoundJson(anthropic, chat.model)};
+  const MessageShape shape = anthropic ? ShapeFor(&chat) : MessageShape();
   SimCompletion completion = GenerateCompletion(chat);
   if (options_.answer_bytes > 0) ResizeAnswers(options_.answer_bytes, &completion);
   std::string rendered =
