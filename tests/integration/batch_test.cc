@@ -104,6 +104,36 @@ void ExpectHalfPrice(const json& status) {
       << "cost " << cost << " vs online " << online;
 }
 
+// How many records cost half their tokens' online price (by batch) and how
+// many the full price (online); every record must be one or the other, and
+// together they must make the job's cost.
+struct PriceSplit {
+  int64_t half = 0;
+  int64_t full = 0;
+};
+PriceSplit SplitByPrice(const std::vector<json>& records, const json& status) {
+  PriceSplit split;
+  double total = 0;
+  for (const json& r : records) {
+    const json& usage = r.at("usage");
+    const double online = (usage.at("prompt_tokens").get<double>() * 1.0 +
+                           usage.at("completion_tokens").get<double>() * 2.0) /
+                          1e6;
+    const double cost = r.at("cost_usd").get<double>();
+    total += cost;
+    if (std::abs(cost - online / 2) <= online * 1e-9) {
+      ++split.half;
+    } else if (std::abs(cost - online) <= online * 1e-9) {
+      ++split.full;
+    } else {
+      ADD_FAILURE() << "record at neither price: " << r.dump();
+    }
+  }
+  const double job_cost = status.at("cost_usd").get<double>();
+  EXPECT_NEAR(total, job_cost, job_cost * 1e-6);
+  return split;
+}
+
 ClusterOptions BatchCluster(std::vector<std::string> sim_args,
                             std::string profile) {
   ClusterOptions options;
@@ -183,8 +213,10 @@ TEST(BatchTest, KilledAtRandomWithBatchesOpenEveryPromptIsAnsweredOnceAtHalfPric
   EXPECT_EQ(Int(status, "tasks_done"), kPrompts) << status.dump();
   EXPECT_EQ(Int(status, "batch_answers"), kPrompts);
   EXPECT_EQ(Int(status, "online_answers"), 0);
-  ExpectEachPromptAnsweredOnce(Export(cluster, job), kPrompts);
+  const std::vector<json> records = Export(cluster, job);
+  ExpectEachPromptAnsweredOnce(records, kPrompts);
   ExpectHalfPrice(status);
+  EXPECT_EQ(SplitByPrice(records, status).half, kPrompts);
 
   // Split by count (full batches) and by bytes (short ones that were not
   // the job's last).
@@ -354,7 +386,8 @@ TEST(BatchTest, AutoWithADeadlineSendsWhatBatchCannotDeliverOnline) {
   const json status = cluster.WaitFor(job, Ended, 120, 200);
   ASSERT_FALSE(status.is_null());
   EXPECT_EQ(status.at("state"), "completed") << status.dump();
-  ExpectEachPromptAnsweredOnce(Export(cluster, job), kPrompts);
+  const std::vector<json> records = Export(cluster, job);
+  ExpectEachPromptAnsweredOnce(records, kPrompts);
   const int64_t by_batch = Int(status, "batch_answers");
   const int64_t online = Int(status, "online_answers");
   std::cout << "auto: " << by_batch << " by batch, " << online
@@ -371,7 +404,9 @@ TEST(BatchTest, AutoWithADeadlineSendsWhatBatchCannotDeliverOnline) {
   EXPECT_EQ(stats.at("chat_completions_repeated"), 0);
   EXPECT_GE(Int(stats.at("batches"), "cancelled"), 1) << stats.dump();
   // Batch answers at half price, online ones at full.
-  EXPECT_GT(status.at("cost_usd").get<double>(), 0);
+  const PriceSplit split = SplitByPrice(records, status);
+  EXPECT_EQ(split.half, by_batch);
+  EXPECT_EQ(split.full, online);
 }
 
 }  // namespace
