@@ -15,7 +15,8 @@ PACKAGES=(
 # security test's certificates); `fuzz` adds clang and its runtime libraries
 # (libFuzzer, sanitizers); `check` adds clang for `make check-thread-safety`.
 case "${1:-}" in
-  test) PACKAGES+=(prometheus curl openssl) ;;
+  test) PACKAGES+=(prometheus curl openssl python3-grpcio python3-protobuf
+                   python3-jinja2 python3-yaml) ;;
   bench) PACKAGES+=(wrk python3) ;;
   fuzz) PACKAGES+=(clang libclang-rt-14-dev) ;;
   check) PACKAGES+=(clang-14 python3) ;;

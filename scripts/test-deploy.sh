@@ -9,7 +9,10 @@
 # scrapes every Distillery service; then the same stack locked down
 # (deploy/compose.secure.yaml: TLS and tokens from Docker secrets, made here
 # with openssl), refusing calls without a token and over plaintext and
-# serving a job through TLS; and tear down.
+# serving a job through TLS; then the same compose file as a Docker Swarm
+# stack (`docker swarm init`, `docker stack deploy`), scaling workers with
+# `docker service scale` and killing a worker task and the coordinator task
+# mid-job; and tear down.
 #
 # The image used here holds binaries built on the host (this is Debian 12,
 # as the image is) on top of the Dockerfile's `runtime` stage: compiling the
@@ -257,4 +260,108 @@ job=$("${SECURE[@]}" submit "$WORK/few.jsonl" --teacher sim --model sim-small | 
 [ "$(wc -l <"$WORK/secure.jsonl")" -eq 20 ] || fail "secure export has $(wc -l <"$WORK/secure.jsonl") records"
 log "TLS and tokens: refused without token and over plaintext; 20 records through TLS"
 $DC down -v --remove-orphans >/dev/null
+# --- Docker Swarm: the same compose file as a stack -----------------------
+# A single-node swarm is a real swarm: the services are Swarm services,
+# scaled with `docker service scale` and restarted by Swarm when a task
+# dies. A worker task and the coordinator task are killed mid-job (SIGKILL,
+# no drain, no saved lease table); the job must still end with every prompt
+# answered once.
+STACK=distillery-swarm-test
+created_swarm=0
+swarm_down() {
+  docker stack rm "$STACK" >/dev/null 2>&1 || true
+  for _ in $(seq 120); do
+    [ -z "$(docker ps -aq -f "label=com.docker.stack.namespace=$STACK")" ] &&
+      ! docker network inspect "${STACK}_default" >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  docker volume rm "${STACK}_coordinator-data" "${STACK}_prometheus-data" >/dev/null 2>&1 || true
+  if [ $created_swarm -eq 1 ]; then docker swarm leave --force >/dev/null 2>&1 || true; fi
+}
+swarm_teardown() {
+  local rc=$?
+  if [ $rc -ne 0 ]; then
+    docker stack ps --no-trunc "$STACK" 2>/dev/null | head -30 || true
+    for s in coordinator worker teacher-sim; do
+      docker service logs --tail 20 "${STACK}_$s" 2>&1 | tail -20 || true
+    done
+  fi
+  swarm_down
+  rm -rf "$WORK"
+  exit $rc
+}
+trap swarm_teardown EXIT
+if [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" != active ]; then
+  docker swarm init --advertise-addr 127.0.0.1 >/dev/null || fail "docker swarm init"
+  created_swarm=1
+fi
+log "docker stack deploy (swarm $(docker info --format '{{.Swarm.NodeID}}'))"
+docker stack deploy --resolve-image never -c docker-compose.yml \
+  -c deploy/compose.test.yaml -c deploy/compose.swarm-test.yaml "$STACK" >"$WORK/stack.log" 2>&1 \
+  || { cat "$WORK/stack.log"; fail "docker stack deploy"; }
+# The coordinator's task: its container on this node.
+coordinator_container() {
+  docker ps -q -f "label=com.docker.swarm.service.name=${STACK}_coordinator" | head -1
+}
+swarm_healthy() {
+  for _ in $(seq 240); do
+    id=$(coordinator_container)
+    if [ -n "$id" ] &&
+       [ "$(docker inspect -f '{{.State.Health.Status}}' "$id" 2>/dev/null)" = healthy ] &&
+       "${CLI[@]}" health >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  fail "swarm: coordinator not healthy and reachable on 127.0.0.1:7070"
+}
+swarm_healthy
+log "swarm: coordinator healthy"
+job=$("${CLI[@]}" submit "$prompts" --teacher sim --model sim-reasoner --samples 2 | tail -1) \
+  || fail "swarm submit"
+log "swarm: submitted job $job"
+sleep 2
+n=$(progress)
+docker service scale -d "${STACK}_worker=4" >/dev/null || fail "docker service scale"
+log "swarm: scaled to 4 workers at $n tasks done"
+sleep 2
+n=$(progress)
+victim=$(docker ps -q -f "label=com.docker.swarm.service.name=${STACK}_worker" | head -1)
+[ -n "$victim" ] || fail "swarm: no worker container"
+docker kill "$victim" >/dev/null
+log "swarm: killed worker task $victim at $n tasks done"
+sleep 2
+n=$(progress)
+victim=$(coordinator_container)
+docker kill "$victim" >/dev/null
+log "swarm: killed the coordinator task $victim at $n tasks done"
+# Swarm starts a new coordinator task, on the same named volume.
+for _ in $(seq 240); do
+  [ -n "$(coordinator_container)" ] && [ "$(coordinator_container)" != "$victim" ] && break
+  sleep 0.5
+done
+swarm_healthy
+log "swarm: coordinator task restarted by Swarm (now $(progress) tasks done)"
+"${CLI[@]}" watch "$job" >/dev/null || fail "swarm watch"
+running=$(docker service ls --filter "name=${STACK}_worker" --format '{{.Replicas}}')
+log "swarm: job done; workers $running"
+"${CLI[@]}" export "$job" --format raw --include-duplicates --out "$WORK/swarm.jsonl" || fail "swarm export"
+/usr/bin/python3 - "$WORK/swarm.jsonl" <<'PY' || fail "swarm export records"
+import json, sys
+seen = {}
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    assert r["state"] == "done", r
+    key = (r["prompt_id"], r["sample"])
+    assert key not in seen, f"{key} exported twice"
+    seen[key] = r["content"]
+    # The sim quotes the prompt: each answer is its own prompt's.
+    n = int(r["prompt_id"][1:])
+    assert f"question {n}:" in json.dumps(r["messages"]), r["messages"]
+assert len(seen) == 300, len(seen)
+PY
+log "swarm: export has 300 records, every prompt and sample once"
+swarm_down
+trap - EXIT
+rm -rf "$WORK"
 log "PASS (${SECONDS}s)"

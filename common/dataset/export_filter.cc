@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/base/json_depth.h"
 #include "nlohmann/json.hpp"
 
@@ -32,8 +33,27 @@ bool InBounds(int64_t v, int64_t min, int64_t max) {
 
 }  // namespace
 
+const std::vector<std::string>& KnownFinishReasons() {
+  // OpenAI and OpenAI-compatible servers (vLLM's "abort"), DeepSeek's
+  // "insufficient_system_resource", then Anthropic's stop_reason values.
+  static const std::vector<std::string> kReasons = {
+      "stop",        "length",        "content_filter",
+      "tool_calls",  "function_call", "abort",
+      "insufficient_system_resource", "end_turn",      "max_tokens",
+      "stop_sequence", "tool_use",    "pause_turn",    "refusal"};
+  return kReasons;
+}
+
 absl::StatusOr<ExportFilter> ExportFilter::Create(
     const v1::ExportRequest& request) {
+  const std::vector<std::string>& known = KnownFinishReasons();
+  for (const std::string& r : request.finish_reasons()) {
+    if (std::find(known.begin(), known.end(), r) == known.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--finish-reason: no teacher reports '", r, "'; known: ",
+          absl::StrJoin(known, ", "), "; 'any' keeps every answer"));
+    }
+  }
   if (absl::Status s =
           CheckBounds("chars", request.min_chars(), request.max_chars());
       !s.ok()) {

@@ -17,11 +17,16 @@
 
 namespace distillery {
 
+// The finish reasons teachers report (OpenAI-compatible servers, Anthropic,
+// DeepSeek), which an export may keep.
+const std::vector<std::string>& KnownFinishReasons();
+
 // Immutable once built; thread-compatible.
 class ExportFilter {
  public:
   // INVALID_ARGUMENT for a bad request (negative bound, min above max,
-  // empty metadata key, threshold outside [0, 1]).
+  // empty metadata key, threshold outside [0, 1], a finish reason no
+  // teacher reports: a typo would export nothing).
   static absl::StatusOr<ExportFilter> Create(const v1::ExportRequest& request);
 
   // Teacher and model filters. Every answer of a job has the job's teacher

@@ -1,11 +1,13 @@
 #include "common/dataset/export_format.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <string_view>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/base/json_depth.h"
+#include "common/base/status_macros.h"
 #include "common/base/json_string.h"
 #include "common/dedup/keys.h"
 #include "nlohmann/json.hpp"
@@ -304,16 +306,26 @@ void AppendReasoningField(const v1::Answer& answer, ReasoningLayout layout,
   }
 }
 
-void AppendOpenAiLine(const v1::ExportRecord& r, ReasoningLayout layout,
-                      std::string* out) {
+// {"messages":[...,{"role":"assistant","content":..}]} with, for `chat`, the
+// reasoning under `reasoning_key` (field layout) and the metadata. `openai`
+// is exactly what OpenAI's fine-tuning upload accepts: no other keys.
+void AppendMessagesLine(const v1::ExportRecord& r, ReasoningLayout layout,
+                        std::string_view reasoning_key, bool chat,
+                        std::string* out) {
   out->append("{\"messages\":");
   AppendOpenMessages(r.prompt(), out);
   if (r.prompt().messages_size() > 0) out->push_back(',');
   out->append("{\"role\":\"assistant\",\"content\":");
   AppendAssistantText(r.answer(), layout, out);
-  AppendReasoningField(r.answer(), layout, out);
+  if (chat && layout == ReasoningLayout::kField &&
+      !r.answer().reasoning().empty()) {
+    out->push_back(',');
+    AppendJsonString(reasoning_key, out);
+    out->push_back(':');
+    AppendJsonString(r.answer().reasoning(), out);
+  }
   out->append("}]");
-  AppendOptionalMetadata(r.prompt(), out);
+  if (chat) AppendOptionalMetadata(r.prompt(), out);
   out->push_back('}');
 }
 
@@ -503,12 +515,13 @@ size_t LineSizeHint(const v1::ExportRecord& r) {
 
 absl::StatusOr<ExportFormat> ParseExportFormat(std::string_view name) {
   if (name == "openai") return ExportFormat::kOpenAi;
+  if (name == "chat") return ExportFormat::kChat;
   if (name == "sharegpt") return ExportFormat::kShareGpt;
   if (name == "raw") return ExportFormat::kRaw;
   if (name == "errors") return ExportFormat::kErrors;
   return absl::InvalidArgumentError(
       absl::StrCat("unknown export format '", std::string(name),
-                   "'; use openai, sharegpt, raw or errors"));
+                   "'; use openai, chat, sharegpt, raw or errors"));
 }
 
 absl::StatusOr<ReasoningLayout> ParseReasoningLayout(std::string_view name) {
@@ -529,11 +542,14 @@ std::string AssistantText(const v1::Answer& answer, ReasoningLayout layout) {
 }
 
 void AppendRecord(const v1::ExportRecord& record, ExportFormat format,
-                  ReasoningLayout layout, std::string* out) {
+                  ReasoningLayout layout, std::string_view reasoning_key,
+                  std::string* out) {
   out->reserve(out->size() + LineSizeHint(record));
   switch (format) {
     case ExportFormat::kOpenAi:
-      AppendOpenAiLine(record, layout, out);
+    case ExportFormat::kChat:
+      AppendMessagesLine(record, layout, reasoning_key,
+                         format == ExportFormat::kChat, out);
       return;
     case ExportFormat::kShareGpt:
       AppendShareGptLine(record, layout, out);
@@ -547,11 +563,61 @@ void AppendRecord(const v1::ExportRecord& record, ExportFormat format,
   }
 }
 
+void AppendRecord(const v1::ExportRecord& record, const RecordLayout& layout,
+                  std::string* out) {
+  AppendRecord(record, layout.format, layout.reasoning, layout.reasoning_key,
+               out);
+}
+
+void AppendRecord(const v1::ExportRecord& record, ExportFormat format,
+                  ReasoningLayout layout, std::string* out) {
+  AppendRecord(record, format, layout, kDefaultReasoningKey, out);
+}
+
 std::string FormatRecord(const v1::ExportRecord& record, ExportFormat format,
-                         ReasoningLayout layout) {
+                         ReasoningLayout layout,
+                         std::string_view reasoning_key) {
   std::string line;
-  AppendRecord(record, format, layout, &line);
+  AppendRecord(record, format, layout, reasoning_key, &line);
   return line;
+}
+
+absl::StatusOr<RecordLayout> ParseRecordLayout(std::string_view format,
+                                               std::string_view reasoning,
+                                               std::string_view reasoning_key) {
+  RecordLayout layout;
+  ASSIGN_OR_RETURN(layout.format, ParseExportFormat(format));
+  if (reasoning.empty()) {
+    // OpenAI's fine-tuning format has no key for a trace.
+    layout.reasoning = layout.format == ExportFormat::kOpenAi
+                           ? ReasoningLayout::kDrop
+                           : ReasoningLayout::kField;
+  } else {
+    ASSIGN_OR_RETURN(layout.reasoning, ParseReasoningLayout(reasoning));
+  }
+  if (layout.format == ExportFormat::kOpenAi &&
+      layout.reasoning == ReasoningLayout::kField) {
+    return absl::InvalidArgumentError(
+        "--reasoning field: OpenAI's fine-tuning format has no key for a "
+        "reasoning trace; use --reasoning think-tags (inline) or drop, or "
+        "--format chat (the trace under --reasoning-key)");
+  }
+  if (reasoning_key.empty()) reasoning_key = kDefaultReasoningKey;
+  const bool word = std::all_of(reasoning_key.begin(), reasoning_key.end(),
+                                [](char c) {
+                                  return (c >= 'a' && c <= 'z') ||
+                                         (c >= 'A' && c <= 'Z') ||
+                                         (c >= '0' && c <= '9') || c == '_';
+                                });
+  if (!word || reasoning_key.size() > 64 || reasoning_key == "role" ||
+      reasoning_key == "content") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--reasoning-key '", std::string(reasoning_key),
+        "': use a key of letters, digits and '_' other than role and content "
+        "(e.g. reasoning_content, thinking)"));
+  }
+  layout.reasoning_key = std::string(reasoning_key);
+  return layout;
 }
 
 }  // namespace distillery

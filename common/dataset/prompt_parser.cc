@@ -246,6 +246,24 @@ absl::StatusOr<std::optional<v1::Prompt>> ParsePromptLine(
     const std::string_view raw = RawMember(line, "metadata");
     prompt.set_metadata_json(raw.empty() ? it->dump() : std::string(raw));
   }
+  // The row's own sampling parameters, over the job's.
+  if (auto it = doc.find("max_tokens"); it != doc.end()) {
+    if (!it->is_number_integer() || it->get<int64_t>() < 1 ||
+        it->get<int64_t>() > kMaxPromptMaxTokens) {
+      return LineError(line_number,
+                       absl::StrCat("\"max_tokens\" must be an integer from "
+                                    "1 to ",
+                                    kMaxPromptMaxTokens));
+    }
+    prompt.mutable_params()->set_max_tokens(it->get<int64_t>());
+  }
+  if (auto it = doc.find("temperature"); it != doc.end()) {
+    if (!it->is_number() || it->get<double>() < 0 || it->get<double>() > 2) {
+      return LineError(line_number,
+                       "\"temperature\" must be a number from 0 to 2");
+    }
+    prompt.mutable_params()->set_temperature(it->get<double>());
+  }
   return prompt;
 }
 

@@ -1,6 +1,7 @@
 // Prompt files: JSONL, one prompt a line, either {"prompt": "..."} or
 // {"messages": [{"role": ..., "content": ...}, ...]}, with optional "id",
-// "system" and "metadata". Parsing is strict: a bad line is an error that
+// "system", "metadata", and the row's own "max_tokens" and "temperature"
+// (over the job's: Prompt.params). Parsing is strict: a bad line is an error that
 // names the line and the reason, so a submission is all or nothing.
 #ifndef DISTILLERY_COMMON_DATASET_PROMPT_PARSER_H_
 #define DISTILLERY_COMMON_DATASET_PROMPT_PARSER_H_
@@ -17,6 +18,9 @@
 #include "distillery/v1/types.pb.h"
 
 namespace distillery {
+
+// The largest "max_tokens" a line may ask for (as --max-tokens).
+inline constexpr int64_t kMaxPromptMaxTokens = 10'000'000;
 
 // The default cap on one prompt-file line, in bytes.
 inline constexpr size_t kDefaultMaxPromptBytes = size_t{1} << 20;

@@ -4,8 +4,11 @@
 
 namespace distillery {
 
-v1::SamplingParams TaskParams(const v1::JobSpec& spec, int sample) {
+v1::SamplingParams TaskParams(const v1::JobSpec& spec,
+                              const v1::SamplingParams& prompt, int sample) {
   v1::SamplingParams params = spec.params();
+  if (prompt.max_tokens() > 0) params.set_max_tokens(prompt.max_tokens());
+  if (prompt.has_temperature()) params.set_temperature(prompt.temperature());
   if (sample > 0) params.set_seed(params.seed() + sample);
   return params;
 }
@@ -13,8 +16,8 @@ v1::SamplingParams TaskParams(const v1::JobSpec& spec, int sample) {
 std::string TaskRequestKey(
     const TeacherProfile& teacher, const v1::JobSpec& spec,
     const google::protobuf::RepeatedPtrField<v1::ChatMessage>& messages,
-    int sample) {
-  const v1::SamplingParams params = TaskParams(spec, sample);
+    const v1::SamplingParams& prompt_params, int sample) {
+  const v1::SamplingParams params = TaskParams(spec, prompt_params, sample);
   // The seed carries the sample: the index joins the key only for a
   // request without one (sample 0 of an unseeded job), where it is 0.
   return RequestKey(teacher, spec.model(), messages, params,

@@ -23,8 +23,11 @@
 
 namespace distillery {
 
-// The sampling parameters sample `sample` of a job with `spec` sends.
-v1::SamplingParams TaskParams(const v1::JobSpec& spec, int sample);
+// The sampling parameters sample `sample` of a job with `spec` sends, for
+// a prompt whose own parameters (Prompt.params, Task.prompt_params: a row's
+// max_tokens and temperature) are `prompt`: those override the job's.
+v1::SamplingParams TaskParams(const v1::JobSpec& spec,
+                              const v1::SamplingParams& prompt, int sample);
 
 // The TeacherRequest a task sends: `model`, `messages` and the sample's
 // `params` (TaskParams) as a Teacher or a BatchApi takes them. Online
@@ -36,11 +39,12 @@ TeacherRequest ToTeacherRequest(
     const v1::SamplingParams& params);
 
 // The request key of sample `sample` of a prompt with `messages` (the
-// system prompt already in them) in a job with `spec`, sent to `teacher`.
+// system prompt already in them) and its own parameters `prompt_params`, in
+// a job with `spec`, sent to `teacher`.
 std::string TaskRequestKey(
     const TeacherProfile& teacher, const v1::JobSpec& spec,
     const google::protobuf::RepeatedPtrField<v1::ChatMessage>& messages,
-    int sample);
+    const v1::SamplingParams& prompt_params, int sample);
 
 }  // namespace distillery
 

@@ -6,10 +6,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/dataset/row_template.h"
 #include "common/job/job_state.h"
 #include "common/rpc/coordinator_address.h"
 #include "common/rpc/message_limits.h"
@@ -17,6 +20,42 @@
 
 namespace distillery::cli {
 namespace {
+
+// A template file is text; 1 MiB is far more than any prompt needs.
+constexpr std::uintmax_t kMaxTemplateBytes = std::uintmax_t{1} << 20;
+
+absl::StatusOr<RowTemplate> LoadTemplate(const std::string& path) {
+  std::error_code ec;
+  const std::uintmax_t size = std::filesystem::file_size(path, ec);
+  if (ec || std::filesystem::is_directory(path, ec)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot read template file '", path, "'"));
+  }
+  if (size > kMaxTemplateBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("template file '", path, "' is ", size,
+                     " bytes, over the limit of ", kMaxTemplateBytes));
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (!in) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot read template file '", path, "'"));
+  }
+  absl::StatusOr<RowTemplate> parsed = RowTemplate::Parse(text.str());
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": ", parsed.status().message()));
+  }
+  return parsed;
+}
+
+// Whitespace only: the prompt parser skips such lines, so they are sent as
+// they are, keeping the line numbers of the rows.
+bool IsBlankLine(std::string_view line) {
+  return line.find_first_not_of(" \t\r") == std::string_view::npos;
+}
 
 constexpr size_t kSubmitChunkBytes = 512 << 10;
 constexpr int kSubmitChunkLines = 4096;
@@ -132,6 +171,15 @@ int Submit(v1::ClientService::StubInterface& stub, const SubmitOptions& options,
     err << "error: cannot open prompt file '" << options.file << "'\n";
     return 2;
   }
+  std::optional<RowTemplate> row_template;
+  if (!options.template_file.empty()) {
+    absl::StatusOr<RowTemplate> parsed = LoadTemplate(options.template_file);
+    if (!parsed.ok()) {
+      err << "error: " << parsed.status().message() << "\n";
+      return 2;
+    }
+    row_template = std::move(*parsed);
+  }
   grpc::ClientContext context;
   if (options.interrupt != nullptr) options.interrupt->Attach(&context);
   struct DetachOnReturn {
@@ -176,6 +224,22 @@ int Submit(v1::ClientService::StubInterface& stub, const SubmitOptions& options,
                  .message()
           << "\n";
       return 2;
+    }
+    if (row_template && !IsBlankLine(line)) {
+      absl::StatusOr<std::string> rendered =
+          row_template->Render(line, line_number);
+      if (rendered.ok() && rendered->size() > options.max_prompt_bytes) {
+        rendered = PromptTooLargeError(line_number, rendered->size(),
+                                       options.max_prompt_bytes);
+      }
+      if (!rendered.ok()) {
+        context.TryCancel();
+        (void)writer->Finish();
+        err << "error: " << options.file << ": " << rendered.status().message()
+            << "\n";
+        return 2;
+      }
+      line = std::move(*rendered);
     }
     // A chunk goes out before a line would take it past kSubmitChunkBytes,
     // so it fits the smallest --max-message-mb (1 MiB) with its one line.

@@ -54,6 +54,9 @@ absl::Status ConnectToCoordinator(grpc::Channel& channel,
 
 struct SubmitOptions {
   std::string file;
+  // Set: `file` holds dataset rows, each made a prompt line by this template
+  // (row_template.h) before it is sent.
+  std::string template_file;
   v1::JobSpec spec;
   // A longer line fails the submission locally, read but never held whole.
   size_t max_prompt_bytes = kDefaultMaxPromptBytes;

@@ -83,7 +83,6 @@ int Run(const RunOptions& options, std::ostream& out, std::ostream& err) {
     check.job_ids = {"-"};
     absl::StatusOr<v1::ExportRequest> request = BuildExportRequest(check);
     absl::Status bad = request.status();
-    if (bad.ok()) bad = ParseReasoningLayout(check.reasoning).status();
     if (!bad.ok()) {
       err << "error: " << bad.message() << "\n";
       return 2;

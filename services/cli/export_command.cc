@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -11,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/base/status_macros.h"
+#include "common/dataset/dataset_builder.h"
 #include "common/dataset/export_filter.h"
 #include "common/dataset/export_format.h"
 #include "common/dataset/split.h"
@@ -21,20 +23,49 @@
 
 namespace distillery::cli {
 
-const std::vector<std::string>& KnownFinishReasons() {
-  // OpenAI and OpenAI-compatible servers (vLLM's "abort"), DeepSeek's
-  // "insufficient_system_resource", then Anthropic's stop_reason values.
-  static const std::vector<std::string> kReasons = {
-      "stop",        "length",        "content_filter",
-      "tool_calls",  "function_call", "abort",
-      "insufficient_system_resource", "end_turn",      "max_tokens",
-      "stop_sequence", "tool_use",    "pause_turn",    "refusal"};
-  return kReasons;
+v1::ExportLayout BuildExportLayout(const ExportOptions& options) {
+  v1::ExportLayout layout;
+  layout.set_format(options.format);
+  layout.set_reasoning(options.reasoning);
+  layout.set_reasoning_key(options.reasoning_key);
+  layout.set_split(options.split);
+  layout.set_split_seed(options.seed);
+  if (options.card) {
+    v1::DatasetCardOptions* card = layout.mutable_card();
+    card->set_license(options.license);
+    for (const std::string& l : options.languages) card->add_languages(l);
+    card->set_pretty_name(options.pretty_name);
+    // The files as the card names them: beside it, so by their names.
+    absl::StatusOr<SplitSpec> split = ParseSplitSpec(options.split);
+    const auto name = [](const std::string& path) {
+      return std::filesystem::path(path).filename().string();
+    };
+    if (options.split.empty() || !split.ok()) {
+      card->add_data_files(name(options.out));
+    } else {
+      for (const SplitSpec::Part& part : split->parts) {
+        card->add_data_files(name(SplitPath(options.out, part.name)));
+      }
+    }
+  }
+  return layout;
+}
+
+std::string CardPath(const std::string& out) {
+  return (std::filesystem::path(out).parent_path() / "README.md").string();
 }
 
 absl::StatusOr<v1::ExportRequest> BuildExportRequest(
     const ExportOptions& options) {
   ASSIGN_OR_RETURN(ExportFormat format, ParseExportFormat(options.format));
+  RETURN_IF_ERROR(DatasetBuilder::Create(BuildExportLayout(options)).status());
+  if (!options.split.empty() && options.out.empty()) {
+    return absl::InvalidArgumentError("--split writes files: give --out");
+  }
+  if (options.card && options.out.empty()) {
+    return absl::InvalidArgumentError(
+        "--card writes README.md beside the dataset: give --out");
+  }
   v1::ExportRequest request;
   std::vector<std::string> seen;
   for (const std::string& id : options.job_ids) {
@@ -61,13 +92,7 @@ absl::StatusOr<v1::ExportRequest> BuildExportRequest(
       std::find(options.finish_reasons.begin(), options.finish_reasons.end(),
                 "any") != options.finish_reasons.end();
   if (!any_reason) {
-    const std::vector<std::string>& known = KnownFinishReasons();
     for (const std::string& r : options.finish_reasons) {
-      if (std::find(known.begin(), known.end(), r) == known.end()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "--finish-reason: no teacher reports '", r, "'; known: ",
-            absl::StrJoin(known, ", "), "; 'any' keeps every answer"));
-      }
       request.add_finish_reasons(r);
     }
   }
@@ -76,34 +101,20 @@ absl::StatusOr<v1::ExportRequest> BuildExportRequest(
   request.set_min_tokens(options.min_tokens);
   request.set_max_tokens(options.max_tokens);
   request.set_near_dup_threshold(options.near_dup_threshold);
+  // The coordinator checks the same; here it fails before any call.
+  RETURN_IF_ERROR(ExportFilter::Create(request).status());
   return request;
 }
 
 int Export(v1::ClientService::StubInterface& stub,
            const ExportOptions& options, std::ostream& out, std::ostream& err) {
-  absl::StatusOr<ExportFormat> format = ParseExportFormat(options.format);
-  absl::StatusOr<ReasoningLayout> layout =
-      ParseReasoningLayout(options.reasoning);
   absl::StatusOr<v1::ExportRequest> request = BuildExportRequest(options);
-  std::optional<SplitSpec> split;
-  absl::Status bad = !format.ok()    ? format.status()
-                     : !layout.ok()  ? layout.status()
-                     : !request.ok() ? request.status()
-                                     : absl::OkStatus();
-  if (bad.ok() && !options.split.empty()) {
-    absl::StatusOr<SplitSpec> parsed = ParseSplitSpec(options.split);
-    if (!parsed.ok()) {
-      bad = parsed.status();
-    } else if (options.out.empty()) {
-      bad = absl::InvalidArgumentError("--split writes files: give --out");
-    } else {
-      split = std::move(*parsed);
-    }
-  }
-  if (!bad.ok()) {
-    err << "error: " << bad.message() << "\n";
+  if (!request.ok()) {
+    err << "error: " << request.status().message() << "\n";
     return 2;
   }
+  // Checked by BuildExportRequest.
+  DatasetBuilder builder = *DatasetBuilder::Create(BuildExportLayout(options));
   // A job still harvesting exports what it has so far: say so, with counts.
   for (const std::string& id : request->job_ids()) {
     absl::StatusOr<v1::Job> fetched = FetchJob(stub, id);
@@ -118,16 +129,18 @@ int Export(v1::ClientService::StubInterface& stub,
           id, JobStateName(job.state()), SettledTasks(job), c.tasks_total(),
           c.tasks_done(), c.tasks_failed());
     }
+    builder.card().AddJob(job);
   }
-  // One output per split (or one), each whole or absent.
+  // One output per split (or one), and the card, each whole or absent.
   std::vector<std::string> paths;
-  if (split) {
-    for (const SplitSpec::Part& part : split->parts) {
-      paths.push_back(SplitPath(options.out, part.name));
+  if (builder.split()) {
+    for (const std::string& name : builder.part_names()) {
+      paths.push_back(SplitPath(options.out, name));
     }
   } else if (!options.out.empty()) {
     paths.push_back(options.out);
   }
+  if (options.card) paths.push_back(CardPath(options.out));
   // Each file locked against other exports and written beside its
   // destination (export_writer.h); destroying one unrenamed removes it.
   std::vector<std::unique_ptr<ExportFile>> files;
@@ -142,17 +155,14 @@ int Export(v1::ClientService::StubInterface& stub,
   grpc::ClientContext context;
   auto reader = stub.Export(&context, *request);
   v1::ExportChunk chunk;
-  std::vector<int64_t> counts(std::max<size_t>(1, paths.size()), 0);
-  std::vector<std::string> buffers(counts.size());
+  v1::ExportSummary summary;
+  std::vector<std::string> buffers(builder.part_names().size());
   absl::Status written;
   while (reader->Read(&chunk)) {
+    if (chunk.has_summary()) summary = chunk.summary();
     for (std::string& b : buffers) b.clear();
     for (const v1::ExportRecord& record : chunk.records()) {
-      const int i =
-          split ? AssignSplit(*split, record.prompt().id(), options.seed) : 0;
-      AppendRecord(record, *format, *layout, &buffers[i]);
-      buffers[i] += '\n';
-      ++counts[i];
+      builder.Add(record, &buffers);
     }
     for (size_t i = 0; i < buffers.size() && written.ok(); ++i) {
       if (files.empty()) {
@@ -174,23 +184,39 @@ int Export(v1::ClientService::StubInterface& stub,
     return 1;
   }
   if (!s.ok()) return PrintCommandError(err, s);
-  for (const std::unique_ptr<ExportFile>& file : files) {
-    if (absl::Status c = file->Commit(); !c.ok()) {
-      err << "error: writing the export failed: " << c.message() << "\n";
-      return 1;
-    }
+  if (options.card) {
+    written = files.back()->Write(builder.RenderCard(*request, summary));
   }
-  int64_t total = 0;
-  for (int64_t c : counts) total += c;
-  err << "exported " << total << " records";
-  if (split) {
-    for (size_t i = 0; i < paths.size(); ++i) {
-      err << (i ? ", " : ": ") << counts[i] << " to " << paths[i];
+  for (const std::unique_ptr<ExportFile>& file : files) {
+    if (written.ok()) written = file->Commit();
+  }
+  if (!written.ok()) {
+    err << "error: writing the export failed: " << written.message() << "\n";
+    return 1;
+  }
+  err << "exported " << builder.records() << " records";
+  if (builder.split()) {
+    for (size_t i = 0; i < builder.part_names().size(); ++i) {
+      err << (i ? ", " : ": ") << builder.part_records()[i] << " to "
+          << paths[i];
     }
   } else if (!options.out.empty()) {
     err << " to " << options.out;
   }
+  if (summary.duplicates_left_out() > 0 ||
+      summary.near_duplicates_left_out() > 0) {
+    err << " (left out: " << summary.duplicates_left_out()
+        << " duplicates, " << summary.near_duplicates_left_out()
+        << " near-duplicates)";
+  }
+  if (options.card) err << "; card " << paths.back();
   err << "\n";
+  if (builder.traces_dropped() > 0 && options.reasoning.empty()) {
+    err << "note: " << builder.traces_dropped()
+        << " reasoning traces left out: OpenAI's fine-tuning format has no "
+           "key for them; --reasoning think-tags puts them inline, --format "
+           "chat keeps them under --reasoning-key\n";
+  }
   return 0;
 }
 

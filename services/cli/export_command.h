@@ -16,14 +16,11 @@
 
 namespace distillery::cli {
 
-// The finish reasons teachers report (OpenAI-compatible servers, Anthropic,
-// DeepSeek), for `--finish-reason`.
-const std::vector<std::string>& KnownFinishReasons();
-
 struct ExportOptions {
   std::vector<std::string> job_ids;  // exported in this order, once each
-  std::string format = "openai";     // openai, sharegpt, raw, errors
-  std::string reasoning = "field";   // field, think-tags, drop
+  std::string format = "openai";     // openai, chat, sharegpt, raw, errors
+  std::string reasoning;             // field, think-tags, drop; "": format's
+  std::string reasoning_key;         // chat's key; "": reasoning_content
   std::string out;                   // empty: stdout
   bool include_duplicates = false;
   bool include_failed = false;
@@ -36,11 +33,25 @@ struct ExportOptions {
   double near_dup_threshold = 0;      // 0: keep near-duplicates
   std::string split;                  // "train=0.95,test=0.05"; needs `out`
   uint64_t seed = 0;                  // of the split assignment
+  // A Hugging Face dataset card, README.md beside `out`.
+  bool card = false;
+  std::string license;                // "": other
+  std::vector<std::string> languages;
+  std::string pretty_name;
 };
 
+// The dataset layout of `options` (format, reasoning, split, card); the
+// card names the files `Export` writes. Checked with BuildExportRequest.
+v1::ExportLayout BuildExportLayout(const ExportOptions& options);
+
+// The README.md path of `--card` for `out`: in the same directory.
+std::string CardPath(const std::string& out);
+
 // The server-side part of `options` (the format's and filters' request).
-// INVALID_ARGUMENT for a bad --metadata or a finish reason no teacher
-// reports (a typo would export nothing).
+// INVALID_ARGUMENT for a bad format, reasoning layout or key, split, card
+// option, --metadata, or a finish reason no teacher reports (a typo would
+// export nothing). The layout itself is applied on the CLI's side: the
+// request carries none.
 absl::StatusOr<v1::ExportRequest> BuildExportRequest(
     const ExportOptions& options);
 

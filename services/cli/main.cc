@@ -102,12 +102,31 @@ void ApplyOptionalParams(distillery::v1::JobSpec* spec,
 // use --teacher, --model, --max-tokens and --seed).
 void AddExportFlags(CLI::App* cmd, distillery::cli::ExportOptions* options) {
   cmd->add_option("--format", options->format,
-                  "openai, sharegpt, raw or errors (dead letters)")
+                  "openai (OpenAI's fine-tuning upload), chat (Hugging Face "
+                  "/ TRL / axolotl messages with metadata), sharegpt, raw "
+                  "or errors (dead letters)")
       ->capture_default_str();
   cmd->add_option("--reasoning", options->reasoning,
-                  "reasoning trace: field (on the assistant message), "
-                  "think-tags (inline <think>...</think>) or drop")
-      ->capture_default_str();
+                  "reasoning trace: field (on the assistant message; not "
+                  "openai), think-tags (inline <think>...</think>) or drop")
+      ->default_str("drop for openai, field for the others");
+  cmd->add_option("--reasoning-key", options->reasoning_key,
+                  "chat: the assistant message's key for the trace "
+                  "(reasoning_content for Qwen3, DeepSeek and vLLM; thinking "
+                  "for gpt-oss)")
+      ->default_str("reasoning_content");
+  cmd->add_flag("--card", options->card,
+                "also write README.md, a Hugging Face dataset card, beside "
+                "--out");
+  cmd->add_option("--license", options->license,
+                  "the card's license (a Hugging Face id, e.g. apache-2.0)")
+      ->default_str("other");
+  cmd->add_option("--language", options->languages,
+                  "the card's languages (ISO 639-1, repeatable)")
+      ->default_str("none");
+  cmd->add_option("--pretty-name", options->pretty_name,
+                  "the card's title")
+      ->default_str("Distilled dataset");
   cmd->add_flag("--include-duplicates", options->include_duplicates,
                 "also export answers identical to an earlier one");
   cmd->add_flag("--include-failed", options->include_failed,
@@ -202,8 +221,21 @@ int Main(int argc, char** argv) {
   CLI::App* submit_cmd = app.add_subcommand("submit", "submit a prompt file");
   submit_cmd->footer(
       "Example:\n  distillery submit prompts.jsonl --teacher openai --model "
-      "gpt-4o-mini --samples 2");
-  submit_cmd->add_option("FILE", submit.file, "JSONL prompt file")->required();
+      "gpt-4o-mini --samples 2\n"
+      "  distillery submit --input rows.jsonl --template solve.txt --teacher "
+      "openai --model gpt-4o-mini");
+  CLI::Option* submit_file =
+      submit_cmd->add_option("FILE", submit.file, "JSONL prompt file");
+  CLI::Option* submit_input = submit_cmd->add_option(
+      "--input", submit.file,
+      "JSONL dataset rows (one JSON object a line), with --template");
+  submit_input->excludes(submit_file)->default_str("none");
+  submit_cmd
+      ->add_option("--template", submit.template_file,
+                   "prompt template file: {{field}} is the row's field; the "
+                   "row's id, system, max_tokens and temperature apply to its "
+                   "prompt, its other fields go to metadata")
+      ->default_str("none: FILE holds prompt lines");
   AddSpecFlags(submit_cmd, &submit.spec, &temperature, &top_p, &seed);
   submit_cmd
       ->add_option("--max-prompt-bytes", submit.max_prompt_bytes,
@@ -375,6 +407,16 @@ int Main(int argc, char** argv) {
   }
   auto stub = distillery::v1::ClientService::NewStub(channel);
   if (submit_cmd->parsed()) {
+    if (submit.file.empty()) {
+      std::cerr << "error: submit: give a prompt FILE, or --input ROWS with "
+                   "--template\n";
+      return 2;
+    }
+    if (submit_input->count() > 0 && submit.template_file.empty()) {
+      std::cerr << "error: submit: --input takes dataset rows, which need "
+                   "--template; give prompt lines as FILE\n";
+      return 2;
+    }
     ApplyOptionalParams(&submit.spec, temperature, top_p, seed);
     return distillery::cli::Submit(*stub, submit, std::cout, std::cerr);
   }

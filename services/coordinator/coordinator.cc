@@ -331,7 +331,8 @@ CoordinatorSnapshot Coordinator::Snapshot() {
 
 absl::Status Coordinator::Export(
     const v1::ExportRequest& request,
-    const std::function<bool(v1::ExportRecord&&)>& emit) {
+    const std::function<bool(v1::ExportRecord&&)>& emit,
+    ExportCounts* counts) {
   if (request.job_ids().empty()) {
     return absl::InvalidArgumentError("export: no job given");
   }
@@ -340,7 +341,7 @@ absl::Status Coordinator::Export(
     ASSIGN_OR_RETURN(v1::Job job, GetJob(job_id));
     jobs.push_back(std::move(job));
   }
-  return ExportJobs(store_, request, jobs, emit);
+  return ExportJobs(store_, request, jobs, emit, counts);
 }
 
 }  // namespace distillery

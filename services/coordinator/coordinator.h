@@ -62,6 +62,7 @@
 #include "services/coordinator/answer_index.h"
 #include "services/coordinator/batch_book.h"
 #include "services/coordinator/budget.h"
+#include "services/coordinator/exporter.h"
 #include "services/coordinator/scheduler.h"
 #include "services/coordinator/spend_guard.h"
 #include "services/coordinator/submission.h"
@@ -177,9 +178,11 @@ class Coordinator {
   // hits of an answer already emitted (a repeated prompt) are left out.
   // Memory does not grow with the number of records: near-duplicate removal
   // and the repeat check keep their keys in the store's scratch space. Stops
-  // early, OK, when `emit` returns false.
+  // early, OK, when `emit` returns false. `counts` (when given) says what
+  // the checks left out.
   absl::Status Export(const v1::ExportRequest& request,
-                      const std::function<bool(v1::ExportRecord&&)>& emit);
+                      const std::function<bool(v1::ExportRecord&&)>& emit,
+                      ExportCounts* counts = nullptr);
 
   // --- Worker API ---
   // A new worker id, "NAME-" and 16 random hex digits: unique among this

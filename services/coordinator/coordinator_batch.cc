@@ -227,7 +227,7 @@ absl::StatusOr<OpenBatch*> Coordinator::FormBatchLocked(JobRuntime& rt) {
     const std::string custom_id = CustomId(task.prompt_seq(), task.sample());
     absl::StatusOr<std::string> line =
         api.BuildLine(custom_id, ToTeacherRequest(spec.model(), prompt->messages(),
-                                                 TaskParams(spec, task.sample())));
+                                                 TaskParams(spec, task.prompt_params(), task.sample())));
     if (!line.ok()) {
       // The API cannot carry it: the online call fails it with the reason.
       rt.online_tasks.push_back(std::move(task));
@@ -246,7 +246,9 @@ absl::StatusOr<OpenBatch*> Coordinator::FormBatchLocked(JobRuntime& rt) {
       }
       const double estimate = MaxRequestCostUsd(
           *profile, spec.model(), prompt_bytes, prompt->messages_size(),
-          spec.params().max_tokens(), /*batch=*/true);
+          prompt->params().max_tokens() > 0 ? prompt->params().max_tokens()
+                                            : spec.params().max_tokens(),
+          /*batch=*/true);
       reserve = NanoUsdUp(estimate);
       const SpendGuard::Verdict verdict = spend_.Check(rt.job, reserve);
       if (verdict != SpendGuard::Verdict::kFits) {
@@ -403,7 +405,8 @@ absl::StatusOr<bool> Coordinator::DueStepLocked(OpenBatch& batch,
       t->set_teacher(record.teacher());
       t->set_model(record.model());
       *t->mutable_messages() = prompts[p]->messages();
-      *t->mutable_params() = TaskParams(job->second.job.spec(), bt.sample());
+      *t->mutable_params() = TaskParams(job->second.job.spec(), prompts[p]->params(),
+                                         bt.sample());
       step->add_custom_ids(bt.custom_id());
     }
     // Counted before it is handed out: after a crash, the next create looks

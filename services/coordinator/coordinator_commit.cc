@@ -288,7 +288,7 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
       answer.set_request_key(key);
       answer.set_teacher(job.spec().teacher());
       answer.set_model(job.spec().model());
-      *answer.mutable_params() = TaskParams(job.spec(), task.sample());
+      *answer.mutable_params() = TaskParams(job.spec(), task.prompt_params(), task.sample());
       answer.set_sample(task.sample());
       answer.set_worker(worker_name);
       if (answer.received_ms() == 0) answer.set_received_ms(clock_.WallMillis());

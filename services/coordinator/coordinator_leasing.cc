@@ -196,7 +196,9 @@ double Coordinator::MaxTaskCostLocked(const JobRuntime& rt,
   for (const v1::ChatMessage& m : prompt.messages()) bytes += m.content().size();
   return MaxRequestCostUsd(*profile, rt.job.spec().model(), bytes,
                            prompt.messages_size(),
-                           rt.job.spec().params().max_tokens());
+                           prompt.params().max_tokens() > 0
+                               ? prompt.params().max_tokens()
+                               : rt.job.spec().params().max_tokens());
 }
 
 v1::RegisterResponse Coordinator::Register(const v1::RegisterRequest& request) {
@@ -395,7 +397,8 @@ absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
       const size_t task_bytes = RepeatedEntryBytes(
           prompt_bytes + job_id.size() + task.request_key().size() +
           rt.job.spec().teacher().size() + rt.job.spec().model().size() +
-          rt.job.spec().params().ByteSizeLong() + 96);
+          rt.job.spec().params().ByteSizeLong() +
+          task.prompt_params().ByteSizeLong() + 96);
       if (response.tasks_size() > 0 &&
           lease_bytes + task_bytes > options_.max_lease_bytes) {
         queue.PushFront(std::move(task));
@@ -430,7 +433,7 @@ absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
       out->set_teacher(rt.job.spec().teacher());
       out->set_model(rt.job.spec().model());
       *out->mutable_messages() = prompt->messages();
-      *out->mutable_params() = TaskParams(rt.job.spec(), task.sample());
+      *out->mutable_params() = TaskParams(rt.job.spec(), task.prompt_params(), task.sample());
       out->set_lease_id(lease_id);
       AddLeaseLocked(rt, lease_id, request.worker_id(), std::move(task),
                      reserve);

@@ -146,7 +146,10 @@ class NearDupFilter {
 
 absl::Status ExportJobs(Store& store, const v1::ExportRequest& request,
                         const std::vector<v1::Job>& jobs,
-                        const std::function<bool(v1::ExportRecord&&)>& emit) {
+                        const std::function<bool(v1::ExportRecord&&)>& emit,
+                        ExportCounts* counts) {
+  ExportCounts ignored;
+  if (counts == nullptr) counts = &ignored;
   ASSIGN_OR_RETURN(ExportFilter filter, ExportFilter::Create(request));
   std::optional<NearDupFilter> near_dups;
   if (request.near_dup_threshold() > 0 && !request.failed_only()) {
@@ -186,7 +189,10 @@ absl::Status ExportJobs(Store& store, const v1::ExportRequest& request,
           return false;
         }
         if (!(*answer)->duplicate_of().empty()) {
-          if (!request.include_duplicates()) return true;
+          if (!request.include_duplicates()) {
+            ++counts->duplicates_left_out;
+            return true;
+          }
           // The text is the first answer's: without it the record would be
           // a duplicate with no content, so a failed or empty read ends the
           // export with the error instead.
@@ -215,7 +221,10 @@ absl::Status ExportJobs(Store& store, const v1::ExportRequest& request,
             inner = first.status();
             return false;
           }
-          if (!*first) return true;
+          if (!*first) {
+            ++counts->duplicates_left_out;
+            return true;
+          }
         }
         if (near_dups) {
           absl::StatusOr<bool> admit = near_dups->Admit(**answer);
@@ -223,7 +232,10 @@ absl::Status ExportJobs(Store& store, const v1::ExportRequest& request,
             inner = admit.status();
             return false;
           }
-          if (!*admit) return true;
+          if (!*admit) {
+            ++counts->near_duplicates_left_out;
+            return true;
+          }
         }
         // The signature is for the coordinator, and no export format
         // writes the raw body (kept in the store for provenance): keep them

@@ -1,9 +1,13 @@
 #include "services/coordinator/grpc_services.h"
 
+#include "common/dataset/dataset_builder.h"
 #include "common/dataset/prompt_parser.h"
 #include "common/job/job_state.h"
 
 #include <spdlog/spdlog.h>
+
+#include <optional>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/metrics/metrics.h"
@@ -171,15 +175,37 @@ grpc::Status ClientServiceImpl::Export(
     grpc::ServerContext* context, const v1::ExportRequest* request,
     grpc::ServerWriter<v1::ExportChunk>* writer) {
   return guard_.Authorized(*context, [&](Coordinator& coordinator) {
+    // With a layout the lines are written here (dataset_builder.h), for
+    // clients without Distillery's formats; without one, records go out.
+    std::optional<DatasetBuilder> builder;
+    if (request->has_layout()) {
+      absl::StatusOr<DatasetBuilder> made =
+          DatasetBuilder::Create(request->layout());
+      if (!made.ok()) return ToGrpcStatus(made.status());
+      builder.emplace(std::move(*made));
+      if (request->layout().has_card()) {
+        for (const std::string& id : request->job_ids()) {
+          absl::StatusOr<v1::Job> job = coordinator.GetJob(id);
+          if (!job.ok()) return ToGrpcStatus(job.status());
+          builder->card().AddJob(*job);
+        }
+      }
+    }
     // A chunk is one gRPC message: it goes out at 256 records or before the
     // next record would take it past the byte budget, whatever the prompts
     // and answers weigh.
     constexpr int kChunkRecords = 256;
     v1::ExportChunk chunk;
+    std::vector<std::string> parts(builder ? builder->part_names().size() : 0);
     size_t chunk_bytes = 0;
+    int chunk_records = 0;
+    int64_t records = 0;
     grpc::Status failed = grpc::Status::OK;
-    const auto flush = [&] {
-      if (chunk.records_size() == 0) return true;
+    const auto write = [&] {
+      for (std::string& part : parts) {
+        chunk.add_parts(std::move(part));
+        part.clear();
+      }
       if (context->IsCancelled() || !writer->Write(chunk)) {
         failed =
             grpc::Status(grpc::StatusCode::CANCELLED, "export: client gone");
@@ -187,32 +213,71 @@ grpc::Status ClientServiceImpl::Export(
       }
       chunk.Clear();
       chunk_bytes = 0;
+      chunk_records = 0;
       return true;
     };
-    absl::Status s =
-        coordinator.Export(*request, [&](v1::ExportRecord&& record) {
-          const size_t bytes = RepeatedEntryBytes(record.ByteSizeLong());
-          if (bytes > options_.max_chunk_bytes) {
-            failed = grpc::Status(
-                grpc::StatusCode::RESOURCE_EXHAUSTED,
-                absl::StrCat("export: the record of job ", record.job_id(),
-                             " prompt ", record.task().prompt_seq(),
-                             " sample ", record.task().sample(), " is ", bytes,
-                             " bytes, more than one message may hold (",
-                             options_.max_chunk_bytes,
-                             "); raise the coordinator's --max-message-mb"));
-            return false;
+    const auto flush = [&] { return chunk_records == 0 || write(); };
+    const auto too_large = [&](const v1::ExportRecord& record, size_t bytes) {
+      failed = grpc::Status(
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          absl::StrCat("export: the record of job ", record.job_id(),
+                       " prompt ", record.task().prompt_seq(), " sample ",
+                       record.task().sample(), " is ", bytes,
+                       " bytes, more than one message may hold (",
+                       options_.max_chunk_bytes,
+                       "); raise the coordinator's --max-message-mb"));
+      return false;
+    };
+    ExportCounts counts;
+    absl::Status s = coordinator.Export(
+        *request,
+        [&](v1::ExportRecord&& record) {
+          ++records;
+          if (builder) {
+            std::vector<size_t> marks;
+            for (const std::string& part : parts) marks.push_back(part.size());
+            const int i = builder->Add(record, &parts);
+            const size_t bytes = parts[i].size() - marks[i];
+            if (bytes > options_.max_chunk_bytes) {
+              return too_large(record, bytes);
+            }
+            if (chunk_records > 0 &&
+                chunk_bytes + bytes > options_.max_chunk_bytes) {
+              // The line goes in the next chunk.
+              std::string line = parts[i].substr(marks[i]);
+              parts[i].resize(marks[i]);
+              if (!write()) return false;
+              parts[i] = std::move(line);
+            }
+            chunk_bytes += bytes;
+          } else {
+            const size_t bytes = RepeatedEntryBytes(record.ByteSizeLong());
+            if (bytes > options_.max_chunk_bytes) {
+              return too_large(record, bytes);
+            }
+            if (chunk_bytes + bytes > options_.max_chunk_bytes && !flush()) {
+              return false;
+            }
+            *chunk.add_records() = std::move(record);
+            chunk_bytes += bytes;
           }
-          if (chunk_bytes + bytes > options_.max_chunk_bytes && !flush()) {
-            return false;
-          }
-          *chunk.add_records() = std::move(record);
-          chunk_bytes += bytes;
-          return chunk.records_size() < kChunkRecords || flush();
-        });
+          return ++chunk_records < kChunkRecords || flush();
+        },
+        &counts);
     if (!s.ok()) return ToGrpcStatus(s);
     if (!failed.ok()) return failed;
-    if (!flush()) return failed;
+    // The last chunk says what the export held and left out.
+    v1::ExportSummary* summary = chunk.mutable_summary();
+    summary->set_records(records);
+    summary->set_duplicates_left_out(counts.duplicates_left_out);
+    summary->set_near_duplicates_left_out(counts.near_duplicates_left_out);
+    if (builder) {
+      for (int64_t n : builder->part_records()) summary->add_part_records(n);
+      if (request->layout().has_card()) {
+        summary->set_card_markdown(builder->RenderCard(*request, *summary));
+      }
+    }
+    if (!write()) return failed;
     return grpc::Status::OK;
   });
 }

@@ -164,8 +164,9 @@ absl::Status Submission::AddLines(
       task.set_prompt_seq(seq);
       task.set_sample(s);
       task.set_state(v1::TASK_STATE_PENDING);
-      task.set_request_key(
-          TaskRequestKey(teacher_, spec, prompt->messages(), s));
+      task.set_request_key(TaskRequestKey(teacher_, spec, prompt->messages(),
+                                          prompt->params(), s));
+      if (prompt->has_params()) *task.mutable_prompt_params() = prompt->params();
       pending_.tasks.push_back(std::move(task));
     }
     pending_.AddPrompt(job_.id(), seq, std::move(*prompt));

@@ -11,6 +11,8 @@
 #include <set>
 #include <sstream>
 
+#include <yaml-cpp/yaml.h>
+
 #include "nlohmann/json.hpp"
 #include "tests/testing/cluster.h"
 #include "tests/testing/jsonl.h"
@@ -70,6 +72,54 @@ void ExpectChat(const json& turns, const char* role_key, const char* system,
                     .is_string());
   }
   EXPECT_EQ(turns.back().at(role_key), assistant);
+}
+
+// OpenAI's fine-tuning upload, as its documentation writes the chat format:
+// a line's keys are messages, tools and parallel_tool_calls; a message's
+// are role, content, name, weight, tool_calls, tool_call_id and
+// function_call; roles are system, user, assistant, tool and function
+// (developer for newer models); content is a string.
+void ExpectOpenAiFineTuningLine(const json& line) {
+  static const std::set<std::string> kLineKeys = {"messages", "tools",
+                                                  "parallel_tool_calls"};
+  static const std::set<std::string> kMessageKeys = {
+      "role",       "content",      "name",         "weight",
+      "tool_calls", "tool_call_id", "function_call"};
+  static const std::set<std::string> kRoles = {
+      "system", "developer", "user", "assistant", "tool", "function"};
+  ASSERT_TRUE(line.is_object());
+  for (const auto& [key, value] : line.items()) {
+    EXPECT_TRUE(kLineKeys.count(key)) << "line key " << key << ": "
+                                      << line.dump();
+  }
+  ASSERT_TRUE(line.at("messages").is_array());
+  for (const json& m : line.at("messages")) {
+    for (const auto& [key, value] : m.items()) {
+      EXPECT_TRUE(kMessageKeys.count(key)) << "message key " << key << ": "
+                                           << line.dump();
+    }
+    EXPECT_TRUE(kRoles.count(m.at("role").get<std::string>())) << m.dump();
+    EXPECT_TRUE(m.at("content").is_string()) << m.dump();
+  }
+}
+
+// A conversational dataset as Hugging Face's chat templates and TRL's
+// SFTTrainer read it: "messages", each with role and string content, the
+// assistant's trace (when there is one) under `reasoning_key`, and
+// "metadata" beside them; no other keys.
+void ExpectChatLine(const json& line, const std::string& reasoning_key) {
+  ASSERT_TRUE(line.is_object());
+  for (const auto& [key, value] : line.items()) {
+    EXPECT_TRUE(key == "messages" || key == "metadata") << key;
+  }
+  for (const json& m : line.at("messages")) {
+    for (const auto& [key, value] : m.items()) {
+      EXPECT_TRUE(key == "role" || key == "content" ||
+                  (key == reasoning_key && m.at("role") == "assistant"))
+          << key << ": " << m.dump();
+    }
+    EXPECT_TRUE(m.at("content").is_string());
+  }
 }
 
 class ExportTest : public ::testing::Test {
@@ -178,26 +228,58 @@ TEST_F(ExportTest, FormatsLayoutsFiltersAndStableOrderAcrossRestart) {
   ASSERT_GT(length, 0) << "no truncated answers: the filter is untested";
   ASSERT_GT(stop_unique, 0);
 
-  // openai, default layout: reasoning in its own field; only finished
+  // openai: exactly what OpenAI's fine-tuning upload accepts, so no trace
+  // (the default drops it, and says so) and no metadata; only finished
   // answers (finish reason stop/end_turn) by default.
   const std::string openai = Export({job, "--format", "openai"});
   std::vector<json> lines = ParseLines(openai);
   EXPECT_EQ(static_cast<int64_t>(lines.size()), stop_unique);
   for (const json& line : lines) {
+    ExpectOpenAiFineTuningLine(line);
     ExpectChat(line.at("messages"), "role", "system", "user", "assistant");
     const json& a = line.at("messages").back();
-    EXPECT_FALSE(a.at("reasoning").get<std::string>().empty());
+    EXPECT_FALSE(a.contains("reasoning"));
     EXPECT_EQ(a.at("content").get<std::string>().find("<think>"),
               std::string::npos);
+  }
+  {
+    const CommandResult r = Cli({"export", job, "--format", "openai"});
+    EXPECT_NE(r.err.find("reasoning traces left out"), std::string::npos)
+        << r.err;
+    const CommandResult field = Cli(
+        {"export", job, "--format", "openai", "--reasoning", "field"});
+    EXPECT_EQ(field.exit_code, 2);
+    EXPECT_NE(field.err.find("OpenAI's fine-tuning format has no key"),
+              std::string::npos)
+        << field.err;
   }
   EXPECT_EQ(Export({job, "--format", "openai", "--finish-reason", "any"})
                 .size() > openai.size(),
             true);
 
+  // chat (Hugging Face, TRL, axolotl): the same messages, the trace under
+  // --reasoning-key (reasoning_content by default, as Qwen3's and
+  // DeepSeek's chat templates read it), and the metadata.
+  for (const std::string key : {"", "thinking"}) {
+    std::vector<std::string> args = {job, "--format", "chat"};
+    if (!key.empty()) args.insert(args.end(), {"--reasoning-key", key});
+    const std::vector<json> chat = ParseLines(Export(args));
+    EXPECT_EQ(static_cast<int64_t>(chat.size()), stop_unique);
+    const std::string want = key.empty() ? "reasoning_content" : key;
+    for (const json& line : chat) {
+      ExpectChatLine(line, want);
+      ExpectChat(line.at("messages"), "role", "system", "user", "assistant");
+      const json& a = line.at("messages").back();
+      EXPECT_FALSE(a.at(want).get<std::string>().empty()) << line.dump();
+      EXPECT_TRUE(line.at("metadata").contains("group")) << line.dump();
+    }
+  }
+
   // think-tags: reasoning inline, before the answer, no separate field.
   for (const json& line :
        ParseLines(Export({job, "--format", "openai", "--reasoning",
                           "think-tags"}))) {
+    ExpectOpenAiFineTuningLine(line);
     ExpectChat(line.at("messages"), "role", "system", "user", "assistant");
     const json& a = line.at("messages").back();
     const std::string content = a.at("content");
@@ -349,6 +431,148 @@ TEST_F(DeadLetterExportTest, ErrorsFormatListsFailedTasks) {
                                    "any", "--include-duplicates"}))
                     .size()),
             status.at("tasks_done").get<int>());
+}
+
+// Dataset rows through a template: a row missing a field the template
+// uses is refused naming the row and the field (and nothing is stored); a
+// row's own system, max_tokens and temperature reach the teacher; the other
+// fields land in metadata. Then an export with splits and a dataset card.
+TEST_F(ExportTest, TemplateRowsWithOverridesThenSplitsAndACard) {
+  const std::string tmpl = dir_ + "/solve.txt";
+  WriteFile(tmpl, "Solve step by step: {{question}} (topic {{topic}})");
+  const std::string bad = dir_ + "/bad_rows.jsonl";
+  WriteFile(bad,
+            "{\"question\":\"1+1\",\"topic\":\"sums\",\"answer\":\"2\"}\n"
+            "{\"question\":\"2+2\",\"answer\":\"4\"}\n");
+  CommandResult refused =
+      Cli({"submit", "--input", bad, "--template", tmpl, "--teacher", "sim",
+           "--model", "sim-reasoner"});
+  EXPECT_EQ(refused.exit_code, 2) << refused.err;
+  EXPECT_NE(refused.err.find("row 2: the template uses field \"topic\", which "
+                             "the row does not have"),
+            std::string::npos)
+      << refused.err;
+  EXPECT_EQ(Cli({"jobs"}).out.find("job-"), std::string::npos)
+      << "a refused submission left a job";
+  CommandResult no_template = Cli({"submit", "--input", bad, "--teacher", "sim",
+                                   "--model", "sim-reasoner"});
+  EXPECT_EQ(no_template.exit_code, 2);
+  EXPECT_NE(no_template.err.find("need --template"), std::string::npos)
+      << no_template.err;
+
+  // 60 rows; every third row brings its own system prompt, max_tokens 5
+  // and temperature 0.25.
+  std::string rows;
+  for (int i = 0; i < 60; ++i) {
+    json row = {{"id", "r" + std::to_string(i)},
+                {"question", "what is " + std::to_string(i) + " squared?"},
+                {"topic", "squares"},
+                {"answer", std::to_string(i * i)}};
+    if (i % 3 == 0) {
+      row["system"] = "Answer in one word.";
+      row["max_tokens"] = 5;
+      row["temperature"] = 0.25;
+    }
+    rows += row.dump() + "\n";
+  }
+  const std::string rows_file = dir_ + "/rows.jsonl";
+  WriteFile(rows_file, rows);
+  CommandResult submitted =
+      Cli({"submit", "--input", rows_file, "--template", tmpl, "--teacher",
+           "sim", "--model", "sim-reasoner", "--max-tokens", "400",
+           "--temperature", "0.9", "--system", "You are careful."});
+  ASSERT_EQ(submitted.exit_code, 0) << submitted.err;
+  const std::string job = submitted.out.substr(0, submitted.out.find('\n'));
+  ASSERT_EQ(Cli({"watch", job}).exit_code, 0);
+  const std::vector<json> raw =
+      ParseLines(Export({job, "--format", "raw", "--finish-reason", "any",
+                         "--include-duplicates"}));
+  ASSERT_EQ(raw.size(), 60u);
+  for (const json& r : raw) {
+    SCOPED_TRACE(r.dump().substr(0, 400));
+    const int i = std::stoi(r.at("prompt_id").get<std::string>().substr(1));
+    const json& messages = r.at("messages");
+    EXPECT_EQ(messages.back().at("content"),
+              "Solve step by step: what is " + std::to_string(i) +
+                  " squared? (topic squares)");
+    EXPECT_EQ(r.at("metadata"), json({{"answer", std::to_string(i * i)}}));
+    if (i % 3 == 0) {
+      EXPECT_EQ(messages.front().at("content"), "Answer in one word.");
+      EXPECT_EQ(r.at("params").at("max_tokens"), 5);
+      EXPECT_EQ(r.at("params").at("temperature"), 0.25);
+      // The teacher was asked for 5 tokens: it stopped there.
+      EXPECT_LE(r.at("usage").at("completion_tokens").get<int>(), 5);
+      EXPECT_EQ(r.at("finish_reason"), "length");
+    } else {
+      EXPECT_EQ(messages.front().at("content"), "You are careful.");
+      EXPECT_EQ(r.at("params").at("max_tokens"), 400);
+      EXPECT_EQ(r.at("params").at("temperature"), 0.9);
+    }
+  }
+
+  // Splits and a card beside them.
+  const std::string out = dir_ + "/hub/data.jsonl";
+  CommandResult exported =
+      Cli({"export", job, "--format", "chat", "--finish-reason", "any",
+           "--out", out, "--split", "train=0.8,test=0.2", "--card",
+           "--license", "mit", "--language", "en", "--pretty-name",
+           "Squares"});
+  ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  const std::vector<json> train = ReadExport(dir_ + "/hub/data.train.jsonl");
+  const std::vector<json> test = ReadExport(dir_ + "/hub/data.test.jsonl");
+  // The short answers of 5 tokens repeat one another: exact duplicates are
+  // left out, and the card counts what is in the files.
+  const std::vector<json> chat =
+      ParseLines(Export({job, "--format", "chat", "--finish-reason", "any"}));
+  EXPECT_EQ(train.size() + test.size(), chat.size());
+  std::set<std::string> prompts;
+  for (const json& line : chat) {
+    const json& m = line.at("messages");
+    prompts.insert(m.at(m.size() - 2).at("content").get<std::string>());
+  }
+  EXPECT_FALSE(test.empty());
+  const std::string card = ReadFile(dir_ + "/hub/README.md");
+  ASSERT_EQ(card.rfind("---\n", 0), 0u) << card;
+  const YAML::Node front =
+      YAML::Load(card.substr(4, card.find("\n---\n", 4) - 4));
+  EXPECT_EQ(front["license"].as<std::string>(), "mit");
+  EXPECT_EQ(front["language"][0].as<std::string>(), "en");
+  EXPECT_EQ(front["pretty_name"].as<std::string>(), "Squares");
+  const YAML::Node files = front["configs"][0]["data_files"];
+  ASSERT_EQ(files.size(), 2u);
+  EXPECT_EQ(files[0]["split"].as<std::string>(), "train");
+  EXPECT_EQ(files[0]["path"].as<std::string>(), "data.train.jsonl");
+  EXPECT_EQ(files[1]["split"].as<std::string>(), "test");
+  EXPECT_EQ(files[1]["path"].as<std::string>(), "data.test.jsonl");
+  EXPECT_NE(card.find("| sim | sim-reasoner | " + std::to_string(chat.size()) +
+                      " |"),
+            std::string::npos)
+      << card;
+  EXPECT_NE(card.find("| Records | " + std::to_string(chat.size()) + " |"),
+            std::string::npos);
+  EXPECT_NE(card.find("| Exact duplicates left out | " +
+                      std::to_string(60 - chat.size()) + " |"),
+            std::string::npos)
+      << card;
+  EXPECT_NE(card.find("| Prompts | " + std::to_string(prompts.size()) + " |"),
+            std::string::npos)
+      << card;
+  EXPECT_NE(card.find("60 prompts"), std::string::npos) << card;
+  EXPECT_NE(card.find("| Split `test` | " + std::to_string(test.size()) +
+                      " |"),
+            std::string::npos)
+      << card;
+  EXPECT_NE(card.find("samples 1, max_tokens 400, temperature 0.9"),
+            std::string::npos)
+      << card;
+  EXPECT_NE(card.find(job), std::string::npos);
+  // Those three files and nothing else: no lock or temporary file is left.
+  std::set<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir_ + "/hub")) {
+    names.insert(e.path().filename().string());
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"README.md", "data.test.jsonl",
+                                          "data.train.jsonl"}));
 }
 
 }  // namespace

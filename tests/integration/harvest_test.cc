@@ -147,10 +147,10 @@ TEST_F(HarvestTest, HarvestsExportsAndAnswersResubmissionFromCache) {
   EXPECT_EQ(ids.size(), 2000u);
   EXPECT_EQ(SimChatCompletions(), 2000);
 
-  // The fine-tuning format keeps the reasoning in its own field.
-  const std::string openai = dir_ + "/openai.jsonl";
+  // The chat format keeps the reasoning in its own field.
+  const std::string openai = dir_ + "/chat.jsonl";
   // Every finish reason: the default keeps only finished ("stop") answers.
-  ASSERT_EQ(Cli({"export", job, "--format", "openai", "--finish-reason", "any",
+  ASSERT_EQ(Cli({"export", job, "--format", "chat", "--finish-reason", "any",
                  "--out", openai})
                 .exit_code,
             0);
@@ -161,7 +161,7 @@ TEST_F(HarvestTest, HarvestsExportsAndAnswersResubmissionFromCache) {
   ASSERT_FALSE(lines.empty());
   const json& last = lines[0].at("messages").back();
   EXPECT_EQ(last.at("role"), "assistant");
-  EXPECT_FALSE(last.at("reasoning").get<std::string>().empty());
+  EXPECT_FALSE(last.at("reasoning_content").get<std::string>().empty());
   EXPECT_EQ(lines[0].at("metadata").at("index"), 0);
 
   // The same file again: everything comes from the cache, nothing is sent.

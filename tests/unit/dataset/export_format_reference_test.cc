@@ -37,19 +37,23 @@ json Metadata(const v1::Prompt& prompt) {
   return json::parse(prompt.metadata_json(), nullptr, /*allow_exceptions=*/false);
 }
 
-json OpenAiLine(const v1::ExportRecord& r, ReasoningLayout layout) {
+// openai: messages only (no trace key, no metadata); chat: the trace under
+// `key` in the field layout, and the metadata.
+json MessagesLine(const v1::ExportRecord& r, ReasoningLayout layout, bool chat,
+                  const std::string& key) {
   json messages = json::array();
   for (const v1::ChatMessage& m : r.prompt().messages()) {
     messages.push_back({{"role", m.role()}, {"content", m.content()}});
   }
   json assistant = {{"role", "assistant"},
                     {"content", AssistantText(r.answer(), layout)}};
-  if (layout == ReasoningLayout::kField && !r.answer().reasoning().empty()) {
-    assistant["reasoning"] = r.answer().reasoning();
+  if (chat && layout == ReasoningLayout::kField &&
+      !r.answer().reasoning().empty()) {
+    assistant[key] = r.answer().reasoning();
   }
   messages.push_back(std::move(assistant));
   json line = {{"messages", std::move(messages)}};
-  if (json meta = Metadata(r.prompt()); !meta.is_null()) {
+  if (json meta = Metadata(r.prompt()); chat && !meta.is_null()) {
     line["metadata"] = std::move(meta);
   }
   return line;
@@ -159,7 +163,9 @@ std::string FormatRecord(const v1::ExportRecord& record, ExportFormat format,
                          ReasoningLayout layout) {
   switch (format) {
     case ExportFormat::kOpenAi:
-      return Dump(OpenAiLine(record, layout));
+      return Dump(MessagesLine(record, layout, false, ""));
+    case ExportFormat::kChat:
+      return Dump(MessagesLine(record, layout, true, "reasoning_content"));
     case ExportFormat::kShareGpt:
       return Dump(ShareGptLine(record, layout));
     case ExportFormat::kRaw:
@@ -175,6 +181,7 @@ std::string FormatRecord(const v1::ExportRecord& record, ExportFormat format,
 // ---- Inputs. ----
 
 constexpr ExportFormat kFormats[] = {ExportFormat::kOpenAi,
+                                     ExportFormat::kChat,
                                      ExportFormat::kShareGpt,
                                      ExportFormat::kRaw, ExportFormat::kErrors};
 constexpr ReasoningLayout kLayouts[] = {ReasoningLayout::kField,
@@ -511,7 +518,7 @@ TEST(FormatRecordReferenceTest, RandomMetadataTexts) {
   r.mutable_answer()->set_content("4");
   for (int i = 0; i < 20000; ++i) {
     r.mutable_prompt()->set_metadata_json(random_json.Text());
-    for (ExportFormat format : {ExportFormat::kOpenAi, ExportFormat::kRaw}) {
+    for (ExportFormat format : {ExportFormat::kChat, ExportFormat::kRaw}) {
       ASSERT_EQ(FormatRecord(r, format),
                 reference::FormatRecord(r, format, ReasoningLayout::kField))
           << r.prompt().metadata_json();

@@ -68,17 +68,76 @@ TEST(ExportFormatTest, ParsesNames) {
             std::string::npos);
 }
 
-TEST(ExportFormatTest, OpenAiReasoningField) {
-  const json line = json::parse(
-      FormatRecord(Record("2 plus 2 is 4."), ExportFormat::kOpenAi));
-  ExpectChatShape(line.at("messages"), "role", "system", "user", "assistant");
-  const json& a = line.at("messages").back();
-  EXPECT_EQ(a.at("content"), "4");
-  EXPECT_EQ(a.at("reasoning"), "2 plus 2 is 4.");
-  EXPECT_EQ(line.at("metadata").at("topic"), "math");
+TEST(ExportFormatTest, OpenAiHasNoTraceKeyAndNoMetadata) {
+  for (ReasoningLayout layout : {ReasoningLayout::kField, ReasoningLayout::kDrop}) {
+    const json line = json::parse(FormatRecord(
+        Record("2 plus 2 is 4."), ExportFormat::kOpenAi, layout));
+    ExpectChatShape(line.at("messages"), "role", "system", "user",
+                    "assistant");
+    const json& a = line.at("messages").back();
+    EXPECT_EQ(a, json::parse(R"({"role":"assistant","content":"4"})"));
+    EXPECT_FALSE(line.contains("metadata"));
+    EXPECT_EQ(line.size(), 1u);
+  }
   // Field order: role before content, as people read it.
   EXPECT_EQ(FormatRecord(Record(""), ExportFormat::kOpenAi).find("\"role\""),
             std::string("{\"messages\":[{").size());
+}
+
+TEST(ExportFormatTest, ChatKeepsTheTraceUnderItsKeyAndTheMetadata) {
+  const json line = json::parse(
+      FormatRecord(Record("2 plus 2 is 4."), ExportFormat::kChat));
+  ExpectChatShape(line.at("messages"), "role", "system", "user", "assistant");
+  const json& a = line.at("messages").back();
+  EXPECT_EQ(a.at("content"), "4");
+  EXPECT_EQ(a.at("reasoning_content"), "2 plus 2 is 4.");
+  EXPECT_FALSE(a.contains("reasoning"));
+  EXPECT_EQ(line.at("metadata").at("topic"), "math");
+
+  const json thinking = json::parse(
+      FormatRecord(Record("2 plus 2 is 4."), ExportFormat::kChat,
+                   ReasoningLayout::kField, "thinking"));
+  EXPECT_EQ(thinking.at("messages").back().at("thinking"), "2 plus 2 is 4.");
+  EXPECT_FALSE(thinking.at("messages").back().contains("reasoning_content"));
+
+  const json think = json::parse(FormatRecord(
+      Record("because"), ExportFormat::kChat, ReasoningLayout::kThinkTags));
+  EXPECT_EQ(think.at("messages").back(),
+            json::parse(R"({"role":"assistant",
+                            "content":"<think>\nbecause\n</think>\n4"})"));
+  // No trace: no empty key.
+  const json none = json::parse(FormatRecord(Record(""), ExportFormat::kChat));
+  EXPECT_FALSE(none.at("messages").back().contains("reasoning_content"));
+}
+
+TEST(ParseRecordLayoutTest, DefaultsPerFormatAndTheirChecks) {
+  absl::StatusOr<RecordLayout> openai = ParseRecordLayout("openai", "", "");
+  ASSERT_TRUE(openai.ok()) << openai.status();
+  EXPECT_EQ(openai->reasoning, ReasoningLayout::kDrop);
+  absl::StatusOr<RecordLayout> chat = ParseRecordLayout("chat", "", "");
+  ASSERT_TRUE(chat.ok()) << chat.status();
+  EXPECT_EQ(chat->format, ExportFormat::kChat);
+  EXPECT_EQ(chat->reasoning, ReasoningLayout::kField);
+  EXPECT_EQ(chat->reasoning_key, "reasoning_content");
+  EXPECT_EQ(ParseRecordLayout("sharegpt", "", "")->reasoning,
+            ReasoningLayout::kField);
+  EXPECT_EQ(ParseRecordLayout("openai", "think-tags", "")->reasoning,
+            ReasoningLayout::kThinkTags);
+  EXPECT_EQ(ParseRecordLayout("chat", "", "thinking")->reasoning_key,
+            "thinking");
+
+  absl::StatusOr<RecordLayout> field = ParseRecordLayout("openai", "field", "");
+  ASSERT_FALSE(field.ok());
+  EXPECT_NE(field.status().message().find("--format chat"), std::string::npos)
+      << field.status();
+  for (const char* bad : {"role", "content", "has space", "a\"b", "é"}) {
+    absl::StatusOr<RecordLayout> key = ParseRecordLayout("chat", "", bad);
+    ASSERT_FALSE(key.ok()) << bad;
+    EXPECT_NE(key.status().message().find("--reasoning-key"),
+              std::string::npos);
+  }
+  EXPECT_FALSE(ParseRecordLayout("alpaca", "", "").ok());
+  EXPECT_FALSE(ParseRecordLayout("chat", "inline", "").ok());
 }
 
 TEST(ExportFormatTest, OpenAiThinkTagsAndDrop) {
@@ -161,8 +220,8 @@ TEST(ExportFormatTest, MetadataUpToTheDepthLimitIsWritten) {
   r.mutable_prompt()->set_metadata_json(testing::NestedArrays(kMaxJsonDepth));
   const json raw = json::parse(FormatRecord(r, ExportFormat::kRaw));
   EXPECT_EQ(raw.at("metadata").dump(), testing::NestedArrays(kMaxJsonDepth));
-  const json openai = json::parse(FormatRecord(r, ExportFormat::kOpenAi));
-  EXPECT_TRUE(openai.at("metadata").is_array());
+  const json chat = json::parse(FormatRecord(r, ExportFormat::kChat));
+  EXPECT_TRUE(chat.at("metadata").is_array());
 }
 
 TEST(ExportFormatTest, MetadataDeeperThanTheLimitIsLeftOut) {
@@ -175,7 +234,7 @@ TEST(ExportFormatTest, MetadataDeeperThanTheLimitIsLeftOut) {
       EXPECT_EQ(line.at("prompt_id"), "q7");
     }
     for (ExportFormat format :
-         {ExportFormat::kOpenAi, ExportFormat::kShareGpt}) {
+         {ExportFormat::kOpenAi, ExportFormat::kChat, ExportFormat::kShareGpt}) {
       const json line = json::parse(FormatRecord(r, format));
       EXPECT_FALSE(line.contains("metadata")) << levels;
     }
@@ -256,6 +315,7 @@ json Format(const v1::ExportRecord& r, ExportFormat f) {
 
 TEST(ParseExportFormatTest, KnownNamesAndAnError) {
   EXPECT_EQ(*ParseExportFormat("openai"), ExportFormat::kOpenAi);
+  EXPECT_EQ(*ParseExportFormat("chat"), ExportFormat::kChat);
   EXPECT_EQ(*ParseExportFormat("sharegpt"), ExportFormat::kShareGpt);
   EXPECT_EQ(*ParseExportFormat("raw"), ExportFormat::kRaw);
   for (const char* bad : {"jsonl", "OpenAI", ""}) {
@@ -263,7 +323,7 @@ TEST(ParseExportFormatTest, KnownNamesAndAnError) {
     EXPECT_EQ(f.status().code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_THAT(f.status().message(), HasSubstr(std::string("'") + bad + "'"));
     EXPECT_THAT(f.status().message(),
-                HasSubstr("openai, sharegpt, raw or errors"));
+                HasSubstr("openai, chat, sharegpt, raw or errors"));
   }
 }
 
@@ -275,22 +335,33 @@ TEST(FormatRecordTest, OpenAiAppendsTheAssistantAnswer) {
       {"role": "user", "content": "What is 2 + 2?"},
       {"role": "assistant", "content": "4"},
       {"role": "user", "content": "Sure?"},
-      {"role": "assistant", "content": "Yes, 4.", "reasoning": "2 + 2 = 4"}
+      {"role": "assistant", "content": "Yes, 4."}
+    ]
+  })"));
+  j = Format(ProvenanceRecord(), ExportFormat::kChat);
+  EXPECT_EQ(j, json::parse(R"({
+    "messages": [
+      {"role": "system", "content": "Be brief."},
+      {"role": "user", "content": "What is 2 + 2?"},
+      {"role": "assistant", "content": "4"},
+      {"role": "user", "content": "Sure?"},
+      {"role": "assistant", "content": "Yes, 4.",
+       "reasoning_content": "2 + 2 = 4"}
     ],
     "metadata": {"topic": "math", "level": 2}
   })"));
 }
 
-TEST(FormatRecordTest, OpenAiOmitsEmptyReasoningAndMetadata) {
+TEST(FormatRecordTest, ChatOmitsEmptyReasoningAndMetadata) {
   v1::ExportRecord r = ProvenanceRecord();
   r.mutable_answer()->clear_reasoning();
   r.mutable_prompt()->clear_metadata_json();
-  json j = Format(r, ExportFormat::kOpenAi);
+  json j = Format(r, ExportFormat::kChat);
   ASSERT_EQ(j["messages"].size(), 5u);
   const json& last = j["messages"].back();
   EXPECT_EQ(last,
             json::parse(R"({"role": "assistant", "content": "Yes, 4."})"));
-  EXPECT_FALSE(last.contains("reasoning"));
+  EXPECT_FALSE(last.contains("reasoning_content"));
   EXPECT_FALSE(j.contains("metadata"));
 }
 

@@ -57,6 +57,20 @@ TEST(ParsePromptLineTest, PromptShape) {
   EXPECT_EQ(p.metadata_json(), "");
 }
 
+TEST(ParsePromptLineTest, TheRowsOwnMaxTokensAndTemperatureAreKept) {
+  v1::Prompt p = Parse(
+      R"({"prompt": "x", "max_tokens": 4096, "temperature": 0})", 2);
+  ASSERT_TRUE(p.has_params());
+  EXPECT_EQ(p.params().max_tokens(), 4096);
+  ASSERT_TRUE(p.params().has_temperature());
+  EXPECT_EQ(p.params().temperature(), 0);
+  v1::Prompt plain = Parse(R"({"prompt": "x"})", 2);
+  EXPECT_FALSE(plain.has_params());
+  EXPECT_FALSE(Parse(R"({"prompt": "x", "temperature": 1})", 1)
+                   .params()
+                   .max_tokens());
+}
+
 TEST(ParsePromptLineTest, MessagesShapeKeepsOrder) {
   v1::Prompt p = Parse(
       R"({"messages": [{"role": "system", "content": "S"},
@@ -158,6 +172,18 @@ TEST(ParsePromptLineTest, ErrorsNameTheLineAndTheReason) {
        R"({"prompt": "x", "messages": [{"role": "user", "content": "y"}]})",
        "both"},
       {"empty prompt", R"({"prompt": ""})", "empty prompt"},
+      {"max_tokens string", R"({"prompt": "x", "max_tokens": "100"})",
+       R"("max_tokens" must be an integer from 1 to 10000000)"},
+      {"max_tokens zero", R"({"prompt": "x", "max_tokens": 0})",
+       R"("max_tokens" must be an integer)"},
+      {"max_tokens float", R"({"prompt": "x", "max_tokens": 1.5})",
+       R"("max_tokens" must be an integer)"},
+      {"max_tokens huge", R"({"prompt": "x", "max_tokens": 20000000})",
+       R"("max_tokens" must be an integer)"},
+      {"temperature high", R"({"prompt": "x", "temperature": 2.5})",
+       R"("temperature" must be a number from 0 to 2)"},
+      {"temperature string", R"({"prompt": "x", "temperature": "hot"})",
+       R"("temperature" must be a number)"},
       {"blank prompt", R"({"prompt": " \n\t "})", "empty prompt"},
       {"prompt not string", R"({"prompt": 5})", R"("prompt" must be a string)"},
       {"messages not array", R"({"messages": {"role": "user"}})",
