@@ -12,11 +12,12 @@ PACKAGES=(
 )
 # Extra packages for a given purpose: `install-deps.sh test` adds the tools the
 # tests drive (a real Prometheus server, for the metrics test; openssl for the
-# security test's certificates); `fuzz` adds clang and its runtime libraries
+# security test's certificates; Debian's python3 with gRPC, protobuf, Jinja2,
+# YAML, pip and wheel for the Python client's tests); `fuzz` adds clang and its runtime libraries
 # (libFuzzer, sanitizers); `check` adds clang for `make check-thread-safety`.
 case "${1:-}" in
   test) PACKAGES+=(prometheus curl openssl python3-grpcio python3-protobuf
-                   python3-jinja2 python3-yaml) ;;
+                   python3-jinja2 python3-yaml python3-pip python3-wheel) ;;
   bench) PACKAGES+=(wrk python3) ;;
   fuzz) PACKAGES+=(clang libclang-rt-14-dev) ;;
   check) PACKAGES+=(clang-14 python3) ;;
