@@ -19,7 +19,8 @@ class Process:
     """A child process whose stdout and stderr are collected in memory."""
 
     def __init__(self, binary: str, args: List[str], cwd: str):
-        bin_dir = os.environ.get("DISTILLERY_BIN_DIR", "build/bin")
+        bin_dir = os.path.abspath(
+            os.environ.get("DISTILLERY_BIN_DIR", "build/bin"))
         self.name = binary
         self._out: List[str] = []
         self._err: List[str] = []
@@ -73,10 +74,13 @@ class Cluster:
     """teacher-sim, a coordinator and one worker, in a temporary folder."""
 
     def __init__(self, sim_args: Optional[List[str]] = None,
-                 coordinator_args: Optional[List[str]] = None):
+                 coordinator_args: Optional[List[str]] = None,
+                 workers: int = 1, before_start=None):
         self.dir = tempfile.mkdtemp(prefix="distillery-python-")
         self.processes: List[Process] = []
         try:
+            if before_start is not None:
+                before_start(self.dir)
             sim = self._spawn("teacher-sim", ["--listen", "127.0.0.1:0",
                                               "--latency-ms", "2"] +
                               (sim_args or []))
@@ -95,9 +99,10 @@ class Cluster:
                  "--lease-seconds", "3", "--heartbeat-ms", "300"] +
                 (coordinator_args or []))
             self.address = self.coordinator.wait_for_address()
-            self._spawn("distillery-worker",
-                        ["--coordinator", self.address, "--teachers",
-                         self.teachers, "--name", "w"])
+            for i in range(workers):
+                self._spawn("distillery-worker",
+                            ["--coordinator", self.address, "--teachers",
+                             self.teachers, "--name", f"w{i}"])
         except BaseException:
             self.close(keep=True)
             raise
