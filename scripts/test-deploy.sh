@@ -296,8 +296,11 @@ if [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" != active ]; then
   created_swarm=1
 fi
 log "docker stack deploy (swarm $(docker info --format '{{.Swarm.NodeID}}'))"
+# deploy/compose.swarm.yaml: DNS round-robin and a host-mode port, since
+# this kernel (like many container hosts) has no IPVS for Swarm's VIPs.
 docker stack deploy --resolve-image never -c docker-compose.yml \
-  -c deploy/compose.test.yaml -c deploy/compose.swarm-test.yaml "$STACK" >"$WORK/stack.log" 2>&1 \
+  -c deploy/compose.swarm.yaml -c deploy/compose.test.yaml \
+  -c deploy/compose.swarm-test.yaml "$STACK" >"$WORK/stack.log" 2>&1 \
   || { cat "$WORK/stack.log"; fail "docker stack deploy"; }
 # The coordinator's task: its container on this node.
 coordinator_container() {
@@ -320,18 +323,28 @@ log "swarm: coordinator healthy"
 job=$("${CLI[@]}" submit "$prompts" --teacher sim --model sim-reasoner --samples 2 | tail -1) \
   || fail "swarm submit"
 log "swarm: submitted job $job"
-sleep 2
-n=$(progress)
+# Tasks done once at least $1 are; fails when the job ends first, or does
+# not get there: each change below must happen mid-job.
+progress_past() {
+  local want=$1 done
+  for _ in $(seq 480); do
+    done=$("${CLI[@]}" status "$job" --json 2>/dev/null | /usr/bin/python3 -c \
+      'import json,sys; print(json.load(sys.stdin)["tasks_done"])' 2>/dev/null || echo 0)
+    [ "$done" -lt 300 ] || fail "swarm: the job finished before the change ($done tasks)"
+    if [ "$done" -ge "$want" ]; then echo "$done"; return 0; fi
+    sleep 0.25
+  done
+  fail "swarm: the job did not reach $want tasks done"
+}
+n=$(progress_past 10)
 docker service scale -d "${STACK}_worker=4" >/dev/null || fail "docker service scale"
 log "swarm: scaled to 4 workers at $n tasks done"
-sleep 2
-n=$(progress)
+n=$(progress_past $((n + 20)))
 victim=$(docker ps -q -f "label=com.docker.swarm.service.name=${STACK}_worker" | head -1)
 [ -n "$victim" ] || fail "swarm: no worker container"
 docker kill "$victim" >/dev/null
 log "swarm: killed worker task $victim at $n tasks done"
-sleep 2
-n=$(progress)
+n=$(progress_past $((n + 20)))
 victim=$(coordinator_container)
 docker kill "$victim" >/dev/null
 log "swarm: killed the coordinator task $victim at $n tasks done"
@@ -341,7 +354,7 @@ for _ in $(seq 240); do
   sleep 0.5
 done
 swarm_healthy
-log "swarm: coordinator task restarted by Swarm (now $(progress) tasks done)"
+log "swarm: coordinator task restarted by Swarm"
 "${CLI[@]}" watch "$job" >/dev/null || fail "swarm watch"
 running=$(docker service ls --filter "name=${STACK}_worker" --format '{{.Replicas}}')
 log "swarm: job done; workers $running"
