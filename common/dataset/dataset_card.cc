@@ -228,13 +228,14 @@ std::string DatasetCard::Render(const v1::DatasetCardOptions &options,
   if (!options.pretty_name().empty()) {
     absl::StrAppend(&out, "pretty_name: ", Yaml(options.pretty_name()), "\n");
   }
+  // Quoted: YAML 1.1 readers take a bare `no` (Norwegian) for false.
   absl::StrAppend(&out, "license: ",
-                  options.license().empty() ? "other" : options.license(),
+                  Yaml(options.license().empty() ? "other" : options.license()),
                   "\n");
   if (!options.languages().empty()) {
     out += "language:\n";
     for (const std::string &l : options.languages()) {
-      absl::StrAppend(&out, "- ", l, "\n");
+      absl::StrAppend(&out, "- ", Yaml(l), "\n");
     }
   }
   absl::StrAppend(&out,
@@ -244,7 +245,7 @@ std::string DatasetCard::Render(const v1::DatasetCardOptions &options,
                   Yaml(SizeCategory(records_)), "\n");
   out += "configs:\n- config_name: default\n  data_files:\n";
   for (size_t i = 0; i < e.part_names.size(); ++i) {
-    absl::StrAppend(&out, "  - split: ", e.part_names[i], "\n    path: ",
+    absl::StrAppend(&out, "  - split: ", Yaml(e.part_names[i]), "\n    path: ",
                     Yaml(i < static_cast<size_t>(options.data_files_size())
                              ? options.data_files(static_cast<int>(i))
                              : std::string()),

@@ -137,6 +137,7 @@ TEST(DatasetCardTest, FrontMatterNamesTheFilesAndSplitsForTheHub) {
   card->add_data_files("data.test.jsonl");
   card->set_license("apache-2.0");
   card->add_languages("en");
+  card->add_languages("no");  // Norwegian, not YAML 1.1's false
   card->set_pretty_name("Maths: \"hard\" | set");
   absl::StatusOr<DatasetBuilder> b = DatasetBuilder::Create(layout);
   ASSERT_TRUE(b.ok()) << b.status();
@@ -159,6 +160,8 @@ TEST(DatasetCardTest, FrontMatterNamesTheFilesAndSplitsForTheHub) {
   EXPECT_EQ(front["license"].as<std::string>(), "apache-2.0");
   EXPECT_EQ(front["pretty_name"].as<std::string>(), "Maths: \"hard\" | set");
   EXPECT_EQ(front["language"][0].as<std::string>(), "en");
+  EXPECT_EQ(front["language"][1].as<std::string>(), "no");
+  EXPECT_THAT(text, HasSubstr("- \"no\"\n"));
   EXPECT_EQ(front["task_categories"][0].as<std::string>(), "text-generation");
   EXPECT_EQ(front["size_categories"][0].as<std::string>(), "n<1K");
   std::vector<std::string> tags;
