@@ -339,7 +339,11 @@ absl::Status Coordinator::Export(
   std::vector<v1::Job> jobs;
   for (const std::string& job_id : request.job_ids()) {
     ASSIGN_OR_RETURN(v1::Job job, GetJob(job_id));
-    jobs.push_back(std::move(job));
+    // A job named twice is exported once, in its first place.
+    const bool seen =
+        std::any_of(jobs.begin(), jobs.end(),
+                    [&](const v1::Job& j) { return j.id() == job.id(); });
+    if (!seen) jobs.push_back(std::move(job));
   }
   return ExportJobs(store_, request, jobs, emit, counts);
 }

@@ -277,6 +277,15 @@ grpc::Status ClientServiceImpl::Export(
         summary->set_card_markdown(builder->RenderCard(*request, *summary));
       }
     }
+    // The card can be a few KB: a nearly full chunk goes out first, and the
+    // summary alone after it.
+    if (chunk_records > 0 &&
+        chunk_bytes + summary->ByteSizeLong() + 64 > options_.max_chunk_bytes) {
+      v1::ExportSummary last = std::move(*summary);
+      chunk.clear_summary();
+      if (!write()) return failed;
+      *chunk.mutable_summary() = std::move(last);
+    }
     if (!write()) return failed;
     return grpc::Status::OK;
   });

@@ -48,8 +48,10 @@ def _json_default(value: Any) -> Any:
 
 def dumps(value: Any) -> str:
     """Compact JSON, UTF-8 kept, numpy and pandas values as plain ones."""
+    # allow_nan=False: NaN (pandas' empty cell) is not JSON; the caller
+    # turns the ValueError into a RowError naming the row.
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"),
-                      default=_json_default)
+                      default=_json_default, allow_nan=False)
 
 
 def iter_rows(rows: Rows) -> Iterator[Union[Mapping[str, Any], bytes]]:
@@ -127,6 +129,7 @@ def prompt_lines(rows: Rows, template: Optional[str]) -> Iterator[bytes]:
                            f"expected a dict, got {type(row).__name__}")
         try:
             text = tmpl.line(row, number) if tmpl else dumps(dict(row))
-        except TypeError as e:
-            raise RowError(number, str(e)) from e
+        except (TypeError, ValueError) as e:
+            raise RowError(number, f"cannot be sent as JSON ({e}): an "
+                           "empty (NaN) or non-JSON value") from e
         yield text.encode("utf-8")
