@@ -6,7 +6,7 @@
 namespace distillery {
 
 absl::StatusOr<DatasetBuilder> DatasetBuilder::Create(
-    const v1::ExportLayout &layout) {
+    const v1::ExportLayout& layout) {
   DatasetBuilder b;
   b.layout_ = layout;
   // An unset format is the CLI's default.
@@ -16,7 +16,7 @@ absl::StatusOr<DatasetBuilder> DatasetBuilder::Create(
                                      layout.reasoning_key()));
   if (!layout.split().empty()) {
     ASSIGN_OR_RETURN(SplitSpec spec, ParseSplitSpec(layout.split()));
-    for (const SplitSpec::Part &part : spec.parts) {
+    for (const SplitSpec::Part& part : spec.parts) {
       b.part_names_.push_back(part.name);
     }
     b.split_ = std::move(spec);
@@ -31,26 +31,34 @@ absl::StatusOr<DatasetBuilder> DatasetBuilder::Create(
   return b;
 }
 
-int DatasetBuilder::Add(const v1::ExportRecord &record,
-                        std::vector<std::string> *parts) {
-  const int i =
-      split_ ? AssignSplit(*split_, record.prompt().id(), layout_.split_seed())
-             : 0;
-  std::string &buffer = (*parts)[i];
-  AppendRecord(record, record_layout_, &buffer);
-  buffer.push_back('\n');
-  ++part_records_[i];
+int DatasetBuilder::Add(const v1::ExportRecord& record,
+                        std::vector<std::string>* parts) {
+  const int i = PartOf(record);
+  Append(record, i, &(*parts)[i]);
+  return i;
+}
+
+int DatasetBuilder::PartOf(const v1::ExportRecord& record) const {
+  return split_ ? AssignSplit(*split_, record.prompt().id(),
+                              layout_.split_seed())
+                : 0;
+}
+
+void DatasetBuilder::Append(const v1::ExportRecord& record, int part,
+                            std::string* buffer) {
+  AppendRecord(record, record_layout_, buffer);
+  buffer->push_back('\n');
+  ++part_records_[part];
   ++records_;
   if (record_layout_.reasoning == ReasoningLayout::kDrop &&
       !record.answer().reasoning().empty()) {
     ++traces_dropped_;
   }
   if (want_card_) card_.AddRecord(record);
-  return i;
 }
 
-std::string DatasetBuilder::RenderCard(const v1::ExportRequest &request,
-                                       const v1::ExportSummary &summary) const {
+std::string DatasetBuilder::RenderCard(const v1::ExportRequest& request,
+                                       const v1::ExportSummary& summary) const {
   DatasetCard::Export facts;
   facts.request = request;
   facts.request.clear_layout();

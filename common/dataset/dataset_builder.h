@@ -25,27 +25,31 @@ class DatasetBuilder {
  public:
   // INVALID_ARGUMENT names the bad format (unset: openai), reasoning
   // layout, reasoning key, split or card option.
-  static absl::StatusOr<DatasetBuilder> Create(const v1::ExportLayout &layout);
+  static absl::StatusOr<DatasetBuilder> Create(const v1::ExportLayout& layout);
 
   // The split parts' names ("train" alone without a split), in order.
-  const std::vector<std::string> &part_names() const { return part_names_; }
+  const std::vector<std::string>& part_names() const { return part_names_; }
   bool split() const { return split_.has_value(); }
-  const RecordLayout &record_layout() const { return record_layout_; }
+  const RecordLayout& record_layout() const { return record_layout_; }
 
   // Appends the record's line and "\n" to (*parts)[i], i its part (parts
   // holds one buffer per part), and counts it. Returns i.
-  int Add(const v1::ExportRecord &record, std::vector<std::string> *parts);
+  int Add(const v1::ExportRecord& record, std::vector<std::string>* parts);
+  // Add in two steps, for a caller that measures the line: the record's
+  // part, then its line (and "\n") appended to that part's `buffer`.
+  int PartOf(const v1::ExportRecord& record) const;
+  void Append(const v1::ExportRecord& record, int part, std::string* buffer);
 
-  const std::vector<int64_t> &part_records() const { return part_records_; }
+  const std::vector<int64_t>& part_records() const { return part_records_; }
   int64_t records() const { return records_; }
   // Exported records whose answer has a reasoning trace the layout dropped.
   int64_t traces_dropped() const { return traces_dropped_; }
 
   // The card's facts: jobs are added by the caller, records by Add.
-  DatasetCard &card() { return card_; }
+  DatasetCard& card() { return card_; }
   // The README.md text, given what the coordinator's summary said.
-  std::string RenderCard(const v1::ExportRequest &request,
-                         const v1::ExportSummary &summary) const;
+  std::string RenderCard(const v1::ExportRequest& request,
+                         const v1::ExportSummary& summary) const;
 
  private:
   DatasetBuilder() = default;

@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "common/base/json_string.h"
+#include "common/job/job_state.h"
 
 namespace distillery {
 namespace {
@@ -39,7 +40,7 @@ std::string Yaml(std::string_view text) {
 std::string SizeCategory(int64_t n) {
   static constexpr struct {
     int64_t below;
-    const char *name;
+    const char* name;
   } kBuckets[] = {{1'000, "n<1K"},
                   {10'000, "1K<n<10K"},
                   {100'000, "10K<n<100K"},
@@ -47,7 +48,7 @@ std::string SizeCategory(int64_t n) {
                   {10'000'000, "1M<n<10M"},
                   {100'000'000, "10M<n<100M"},
                   {1'000'000'000, "100M<n<1B"}};
-  for (const auto &b : kBuckets) {
+  for (const auto& b : kBuckets) {
     if (n < b.below) return b.name;
   }
   return "1B<n<10B";
@@ -88,19 +89,8 @@ std::string Utc(int64_t ms) {
                           absl::UTCTimeZone());
 }
 
-std::string ModeName(v1::JobMode mode) {
-  switch (mode) {
-    case v1::JOB_MODE_BATCH:
-      return "batch";
-    case v1::JOB_MODE_AUTO:
-      return "auto";
-    default:
-      return "online";
-  }
-}
-
-std::string Params(const v1::JobSpec &spec) {
-  const v1::SamplingParams &p = spec.params();
+std::string Params(const v1::JobSpec& spec) {
+  const v1::SamplingParams& p = spec.params();
   std::vector<std::string> parts;
   parts.push_back(absl::StrCat("samples ", spec.samples()));
   parts.push_back(p.max_tokens() > 0
@@ -118,12 +108,12 @@ std::string Params(const v1::JobSpec &spec) {
       spec.system_prompt().empty()
           ? "no job system prompt"
           : absl::StrCat("system prompt \"", Cell(spec.system_prompt()), "\""));
-  parts.push_back(absl::StrCat("mode ", ModeName(spec.mode())));
+  parts.push_back(absl::StrCat("mode ", JobModeName(spec.mode())));
   return absl::StrJoin(parts, ", ");
 }
 
 // The export's filters in `distillery export`'s words.
-std::vector<std::string> Filters(const v1::ExportRequest &r) {
+std::vector<std::string> Filters(const v1::ExportRequest& r) {
   std::vector<std::string> f;
   if (r.failed_only()) f.push_back("dead letters only");
   f.push_back(r.finish_reasons().empty()
@@ -147,7 +137,7 @@ std::vector<std::string> Filters(const v1::ExportRequest &r) {
   if (r.max_tokens() > 0) {
     f.push_back(absl::StrCat("max tokens ", r.max_tokens()));
   }
-  for (const v1::MetadataMatch &m : r.metadata()) {
+  for (const v1::MetadataMatch& m : r.metadata()) {
     f.push_back(absl::StrCat("metadata ", Cell(m.key()), "=", Cell(m.value())));
   }
   f.push_back(r.near_dup_threshold() > 0
@@ -159,21 +149,21 @@ std::vector<std::string> Filters(const v1::ExportRequest &r) {
 
 }  // namespace
 
-absl::Status CheckCardOptions(const v1::DatasetCardOptions &options,
-                              const std::vector<std::string> &split_names) {
+absl::Status CheckCardOptions(const v1::DatasetCardOptions& options,
+                              const std::vector<std::string>& split_names) {
   if (!options.license().empty() && !IsHubId(options.license())) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--license '", options.license(),
         "': use a Hugging Face license id (e.g. apache-2.0, cc-by-4.0, mit, "
         "other)"));
   }
-  for (const std::string &language : options.languages()) {
+  for (const std::string& language : options.languages()) {
     if (!IsHubId(language)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "--language '", language, "': use an ISO 639-1 code (e.g. en)"));
     }
   }
-  for (const std::string &name : split_names) {
+  for (const std::string& name : split_names) {
     if (!IsHubSplitName(name)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "--card: split name '", name,
@@ -188,9 +178,9 @@ absl::Status CheckCardOptions(const v1::DatasetCardOptions &options,
   return absl::OkStatus();
 }
 
-void DatasetCard::AddJob(const v1::Job &job) { jobs_.push_back(job); }
+void DatasetCard::AddJob(const v1::Job& job) { jobs_.push_back(job); }
 
-void DatasetCard::AddRecord(const v1::ExportRecord &record) {
+void DatasetCard::AddRecord(const v1::ExportRecord& record) {
   ++records_;
   if (record.job_id() != last_job_ ||
       record.task().prompt_seq() != last_prompt_seq_) {
@@ -202,7 +192,7 @@ void DatasetCard::AddRecord(const v1::ExportRecord &record) {
     ++failed_;
     return;
   }
-  const v1::Answer &a = record.answer();
+  const v1::Answer& a = record.answer();
   prompt_tokens_ += a.usage().prompt_tokens();
   completion_tokens_ += a.usage().completion_tokens();
   reasoning_tokens_ += a.usage().reasoning_tokens();
@@ -213,7 +203,7 @@ void DatasetCard::AddRecord(const v1::ExportRecord &record) {
     }
     last_received_ms_ = std::max(last_received_ms_, a.received_ms());
   }
-  for (Source &s : sources_) {
+  for (Source& s : sources_) {
     if (s.teacher == a.teacher() && s.model == a.model()) {
       ++s.answers;
       return;
@@ -222,8 +212,8 @@ void DatasetCard::AddRecord(const v1::ExportRecord &record) {
   sources_.push_back(Source{a.teacher(), a.model(), 1});
 }
 
-std::string DatasetCard::Render(const v1::DatasetCardOptions &options,
-                                const Export &e) const {
+std::string DatasetCard::Render(const v1::DatasetCardOptions& options,
+                                const Export& e) const {
   std::string out = "---\n";
   if (!options.pretty_name().empty()) {
     absl::StrAppend(&out, "pretty_name: ", Yaml(options.pretty_name()), "\n");
@@ -234,7 +224,7 @@ std::string DatasetCard::Render(const v1::DatasetCardOptions &options,
                   "\n");
   if (!options.languages().empty()) {
     out += "language:\n";
-    for (const std::string &l : options.languages()) {
+    for (const std::string& l : options.languages()) {
       absl::StrAppend(&out, "- ", Yaml(l), "\n");
     }
   }
@@ -265,7 +255,7 @@ std::string DatasetCard::Render(const v1::DatasetCardOptions &options,
 
   out +=
       "## Teachers\n\n| Teacher profile | Model | Answers |\n|---|---|---|\n";
-  for (const Source &s : sources_) {
+  for (const Source& s : sources_) {
     absl::StrAppend(&out, "| ", Cell(s.teacher), " | ", Cell(s.model), " | ",
                     s.answers, " |\n");
   }
@@ -273,7 +263,7 @@ std::string DatasetCard::Render(const v1::DatasetCardOptions &options,
                   " to ", Utc(last_received_ms_), ".\n\n");
 
   out += "## Harvest\n\n";
-  for (const v1::Job &job : jobs_) {
+  for (const v1::Job& job : jobs_) {
     absl::StrAppend(&out, "- `", Cell(job.id()), "`",
                     job.spec().source().empty()
                         ? std::string()
@@ -311,7 +301,7 @@ std::string DatasetCard::Render(const v1::DatasetCardOptions &options,
                   absl::StrFormat("%.4f", cost_usd_), " |\n");
 
   out += "\n## Export filters\n\n";
-  for (const std::string &f : Filters(e.request)) {
+  for (const std::string& f : Filters(e.request)) {
     absl::StrAppend(&out, "- ", f, "\n");
   }
 

@@ -26,8 +26,8 @@ namespace distillery {
 // INVALID_ARGUMENT when `options` cannot make a card the Hub reads: a
 // license or language that is not an id of letters, digits, '-' and '.',
 // or a split name outside the Hub's (letters, digits, '_').
-absl::Status CheckCardOptions(const v1::DatasetCardOptions &options,
-                              const std::vector<std::string> &split_names);
+absl::Status CheckCardOptions(const v1::DatasetCardOptions& options,
+                              const std::vector<std::string>& split_names);
 
 class DatasetCard {
  public:
@@ -43,13 +43,13 @@ class DatasetCard {
   };
 
   // Each exported job, as it stood when the export began.
-  void AddJob(const v1::Job &job);
+  void AddJob(const v1::Job& job);
   // Each exported record, in the export's order.
-  void AddRecord(const v1::ExportRecord &record);
+  void AddRecord(const v1::ExportRecord& record);
 
   // The README.md text.
-  std::string Render(const v1::DatasetCardOptions &options,
-                     const Export &export_facts) const;
+  std::string Render(const v1::DatasetCardOptions& options,
+                     const Export& export_facts) const;
 
  private:
   struct Source {

@@ -92,7 +92,7 @@ absl::StatusOr<std::string> RowTemplate::Render(std::string_view row,
   if (doc.is_discarded()) return RowError(row_number, "not valid JSON");
   if (!doc.is_object()) return RowError(row_number, "expected a JSON object");
   std::string text;
-  for (const Piece &piece : pieces_) {
+  for (const Piece& piece : pieces_) {
     if (!piece.field) {
       text += piece.text;
       continue;
@@ -100,7 +100,7 @@ absl::StatusOr<std::string> RowTemplate::Render(std::string_view row,
     const auto it = doc.find(piece.text);
     if (it == doc.end()) {
       std::vector<std::string> keys;
-      for (const auto &[key, value] : doc.items()) keys.push_back(key);
+      for (const auto& [key, value] : doc.items()) keys.push_back(key);
       return RowError(
           row_number,
           absl::StrCat("the template uses field \"", piece.text,
@@ -122,7 +122,7 @@ absl::StatusOr<std::string> RowTemplate::Render(std::string_view row,
   }
   json line = json::object();
   json metadata = json::object();
-  for (const auto &[key, value] : doc.items()) {
+  for (const auto& [key, value] : doc.items()) {
     if (IsPromptField(key)) {
       line[key] = value;
     } else if (std::find(fields_.begin(), fields_.end(), key) ==

@@ -32,7 +32,7 @@ class RowTemplate {
   static absl::StatusOr<RowTemplate> Parse(std::string_view text);
 
   // The fields the template uses, each once, in order of first use.
-  const std::vector<std::string> &fields() const { return fields_; }
+  const std::vector<std::string>& fields() const { return fields_; }
 
   // The prompt-file line for row `row_number` (1-based), whose JSON text is
   // `row`. INVALID_ARGUMENT "row N: ...".

@@ -36,6 +36,17 @@ const StateTable& Table() {
 
 const std::vector<v1::JobState>& AllJobStates() { return Table().states; }
 
+const char* JobModeName(v1::JobMode mode) {
+  switch (mode) {
+    case v1::JOB_MODE_BATCH:
+      return "batch";
+    case v1::JOB_MODE_AUTO:
+      return "auto";
+    default:
+      return "online";
+  }
+}
+
 const std::string& JobStateName(v1::JobState state) {
   static const std::string* unknown = new std::string("unknown");
   const auto& names = Table().names;

@@ -23,6 +23,9 @@ const std::vector<v1::JobState>& AllJobStates();
 // value outside the enum or UNSPECIFIED.
 const std::string& JobStateName(v1::JobState state);
 
+// "online", "batch", "auto".
+const char* JobModeName(v1::JobMode mode);
+
 // True when nothing more happens to the job unless a user acts on it with
 // `retry` (completed or failed) or never (cancelled).
 bool IsTerminal(v1::JobState state);

@@ -95,16 +95,6 @@ std::string FormatDuration(double seconds) {
   return absl::StrFormat("%dh%02dm", s / 3600, s % 3600 / 60);
 }
 
-const char* JobModeName(v1::JobMode mode) {
-  switch (mode) {
-    case v1::JOB_MODE_BATCH:
-      return "batch";
-    case v1::JOB_MODE_AUTO:
-      return "auto";
-    default:
-      return "online";
-  }
-}
 
 const char* BatchStateName(v1::BatchState state) {
   switch (state) {

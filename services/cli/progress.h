@@ -41,8 +41,7 @@ std::string TeacherLine(const v1::TeacherStatus& teacher);
 // settled, pending, percent, elapsed_seconds, rate_per_second (over the
 // job's life), eta_seconds (null when unknown), cost_usd. `now_ms` is wall
 // time, for the elapsed time of a running job.
-// "online", "batch", "auto"; "creating", "open", ... for batch states.
-const char* JobModeName(v1::JobMode mode);
+// "creating", "open", ... (JobModeName is in common/job/job_state.h).
 const char* BatchStateName(v1::BatchState state);
 // One line per batch of the job ("  batch ID STATE PROVIDER-ID tasks ..."),
 // oldest first; "" for a job without batches.

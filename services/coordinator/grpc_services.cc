@@ -234,18 +234,18 @@ grpc::Status ClientServiceImpl::Export(
         [&](v1::ExportRecord&& record) {
           ++records;
           if (builder) {
-            std::vector<size_t> marks;
-            for (const std::string& part : parts) marks.push_back(part.size());
-            const int i = builder->Add(record, &parts);
-            const size_t bytes = parts[i].size() - marks[i];
+            const int i = builder->PartOf(record);
+            const size_t mark = parts[i].size();
+            builder->Append(record, i, &parts[i]);
+            const size_t bytes = parts[i].size() - mark;
             if (bytes > options_.max_chunk_bytes) {
               return too_large(record, bytes);
             }
             if (chunk_records > 0 &&
                 chunk_bytes + bytes > options_.max_chunk_bytes) {
               // The line goes in the next chunk.
-              std::string line = parts[i].substr(marks[i]);
-              parts[i].resize(marks[i]);
+              std::string line = parts[i].substr(mark);
+              parts[i].resize(mark);
               if (!write()) return false;
               parts[i] = std::move(line);
             }

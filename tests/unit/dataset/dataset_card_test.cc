@@ -17,19 +17,19 @@ namespace {
 
 using ::testing::HasSubstr;
 
-v1::ExportRecord Record(const std::string &id, int64_t seq, int sample,
-                        const std::string &teacher = "sim") {
+v1::ExportRecord Record(const std::string& id, int64_t seq, int sample,
+                        const std::string& teacher = "sim") {
   v1::ExportRecord r;
   r.set_job_id("job-000001");
   r.mutable_prompt()->set_id(id);
-  v1::ChatMessage *m = r.mutable_prompt()->add_messages();
+  v1::ChatMessage* m = r.mutable_prompt()->add_messages();
   m->set_role("user");
   m->set_content("What is " + id + "?");
   r.mutable_prompt()->set_metadata_json(R"({"answer":"4"})");
   r.mutable_task()->set_prompt_seq(seq);
   r.mutable_task()->set_sample(sample);
   r.mutable_task()->set_state(v1::TASK_STATE_DONE);
-  v1::Answer *a = r.mutable_answer();
+  v1::Answer* a = r.mutable_answer();
   a->set_content("4");
   a->set_reasoning("2 + 2 = 4");
   a->set_teacher(teacher);
@@ -57,7 +57,7 @@ v1::Job Job() {
 }
 
 // The YAML between the first two "---" lines.
-YAML::Node FrontMatter(const std::string &card) {
+YAML::Node FrontMatter(const std::string& card) {
   EXPECT_EQ(card.rfind("---\n", 0), 0u) << card;
   const size_t end = card.find("\n---\n", 4);
   EXPECT_NE(end, std::string::npos) << card;
@@ -85,7 +85,7 @@ TEST(DatasetBuilderTest, SplitsRecordsByPromptIntoTheirPartsAsLines) {
   EXPECT_EQ(b->part_records()[0] + b->part_records()[1], 100);
   EXPECT_GT(b->part_records()[1], 0);
   int lines = 0;
-  for (const std::string &part : parts) {
+  for (const std::string& part : parts) {
     size_t start = 0;
     for (size_t nl; (nl = part.find('\n', start)) != std::string::npos;
          start = nl + 1) {
@@ -132,7 +132,7 @@ TEST(DatasetCardTest, FrontMatterNamesTheFilesAndSplitsForTheHub) {
   v1::ExportLayout layout;
   layout.set_format("openai");
   layout.set_split("train=0.9,test=0.1");
-  v1::DatasetCardOptions *card = layout.mutable_card();
+  v1::DatasetCardOptions* card = layout.mutable_card();
   card->add_data_files("data.train.jsonl");
   card->add_data_files("data.test.jsonl");
   card->set_license("apache-2.0");
@@ -165,7 +165,7 @@ TEST(DatasetCardTest, FrontMatterNamesTheFilesAndSplitsForTheHub) {
   EXPECT_EQ(front["task_categories"][0].as<std::string>(), "text-generation");
   EXPECT_EQ(front["size_categories"][0].as<std::string>(), "n<1K");
   std::vector<std::string> tags;
-  for (const YAML::Node &t : front["tags"]) tags.push_back(t.as<std::string>());
+  for (const YAML::Node& t : front["tags"]) tags.push_back(t.as<std::string>());
   EXPECT_EQ(tags, (std::vector<std::string>{"distillation", "synthetic"}));
   const YAML::Node config = front["configs"][0];
   EXPECT_EQ(config["config_name"].as<std::string>(), "default");
