@@ -61,7 +61,7 @@ std::string Cell(std::string_view text) {
   for (char c : text) {
     if (c == '\n' || c == '\r' || c == '\t') {
       out.push_back(' ');
-    } else if (c == '|' || c == '`' || c == '<' || c == '>') {
+    } else if (c == '|' || c == '`' || c == '<' || c == '>' || c == '\\') {
       out.push_back('\\');
       out.push_back(c);
     } else {

@@ -138,7 +138,7 @@ TEST(DatasetCardTest, FrontMatterNamesTheFilesAndSplitsForTheHub) {
   card->set_license("apache-2.0");
   card->add_languages("en");
   card->add_languages("no");  // Norwegian, not YAML 1.1's false
-  card->set_pretty_name("Maths: \"hard\" | set");
+  card->set_pretty_name("Maths: \"hard\" | set \\");
   absl::StatusOr<DatasetBuilder> b = DatasetBuilder::Create(layout);
   ASSERT_TRUE(b.ok()) << b.status();
   b->card().AddJob(Job());
@@ -158,7 +158,8 @@ TEST(DatasetCardTest, FrontMatterNamesTheFilesAndSplitsForTheHub) {
 
   const YAML::Node front = FrontMatter(text);
   EXPECT_EQ(front["license"].as<std::string>(), "apache-2.0");
-  EXPECT_EQ(front["pretty_name"].as<std::string>(), "Maths: \"hard\" | set");
+  EXPECT_EQ(front["pretty_name"].as<std::string>(),
+            "Maths: \"hard\" | set \\");
   EXPECT_EQ(front["language"][0].as<std::string>(), "en");
   EXPECT_EQ(front["language"][1].as<std::string>(), "no");
   EXPECT_THAT(text, HasSubstr("- \"no\"\n"));
@@ -199,7 +200,7 @@ TEST(DatasetCardTest, FrontMatterNamesTheFilesAndSplitsForTheHub) {
   EXPECT_THAT(text, HasSubstr("terms of use apply"));
   EXPECT_THAT(text, HasSubstr("(reasoning traces: left out)"));
   // The title's '|' cannot break a table or the heading.
-  EXPECT_THAT(text, HasSubstr("# Maths: \"hard\" \\| set"));
+  EXPECT_THAT(text, HasSubstr("# Maths: \"hard\" \\| set \\\\\n"));
 }
 
 TEST(DatasetCardTest, OneFileIsTheTrainSplitAndDefaultsAreOther) {
