@@ -109,6 +109,15 @@ std::string Params(const v1::JobSpec& spec) {
           ? "no job system prompt"
           : absl::StrCat("system prompt \"", Cell(spec.system_prompt()), "\""));
   parts.push_back(absl::StrCat("mode ", JobModeName(spec.mode())));
+  if (!spec.verify().empty()) {
+    parts.push_back(absl::StrCat("answers checked by --verify ",
+                                 Cell(spec.verify())));
+  }
+  if (spec.until_correct() > 0) {
+    parts.push_back(absl::StrCat("sampled until ", spec.until_correct(),
+                                 " verified, at most ", spec.max_samples(),
+                                 " samples"));
+  }
   return absl::StrJoin(parts, ", ");
 }
 
@@ -123,6 +132,13 @@ std::vector<std::string> Filters(const v1::ExportRequest& r) {
   f.push_back(r.include_duplicates() ? "exact duplicates kept"
                                      : "exact duplicates left out");
   if (r.include_failed()) f.push_back("dead-lettered tasks included");
+  if (r.verified_only()) f.push_back("verified answers only");
+  if (r.has_min_pass_rate()) {
+    f.push_back(absl::StrCat("min pass rate ", r.min_pass_rate()));
+  }
+  if (r.has_max_pass_rate()) {
+    f.push_back(absl::StrCat("max pass rate ", r.max_pass_rate()));
+  }
   if (!r.teachers().empty()) {
     f.push_back(absl::StrCat("teachers: ", absl::StrJoin(r.teachers(), ", ")));
   }
@@ -191,6 +207,12 @@ void DatasetCard::AddRecord(const v1::ExportRecord& record) {
   if (record.task().state() != v1::TASK_STATE_DONE) {
     ++failed_;
     return;
+  }
+  switch (record.task().verify_state()) {
+    case v1::VERIFY_STATE_VERIFIED: ++verified_; break;
+    case v1::VERIFY_STATE_REJECTED: ++rejected_; break;
+    case v1::VERIFY_STATE_NO_REFERENCE: ++unverifiable_; break;
+    default: break;
   }
   const v1::Answer& a = record.answer();
   prompt_tokens_ += a.usage().prompt_tokens();
@@ -293,7 +315,16 @@ std::string DatasetCard::Render(const v1::DatasetCardOptions& options,
                   " |\n");
   absl::StrAppend(&out, "| Near-duplicates left out | ",
                   e.near_duplicates_left_out, " |\n");
-  out += "| Verified answers | not checked |\n";
+  if (verified_ + rejected_ + unverifiable_ == 0) {
+    out += "| Verified answers | not checked |\n";
+  } else {
+    absl::StrAppend(&out, "| Verified answers | ", verified_, " |\n");
+    absl::StrAppend(&out, "| Answers found wrong | ", rejected_, " |\n");
+    if (unverifiable_ > 0) {
+      absl::StrAppend(&out, "| Answers without a reference | ", unverifiable_,
+                      " |\n");
+    }
+  }
   absl::StrAppend(&out, "| Prompt tokens | ", prompt_tokens_, " |\n");
   absl::StrAppend(&out, "| Completion tokens | ", completion_tokens_, " |\n");
   absl::StrAppend(&out, "| of which reasoning | ", reasoning_tokens_, " |\n");

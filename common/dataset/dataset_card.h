@@ -61,6 +61,7 @@ class DatasetCard {
   std::vector<Source> sources_;  // in order of first appearance
   int64_t records_ = 0;
   int64_t failed_ = 0;
+  int64_t verified_ = 0, rejected_ = 0, unverifiable_ = 0;  // --verify
   int64_t prompts_ = 0;
   std::string last_job_;
   int64_t last_prompt_seq_ = -1;

@@ -1,6 +1,7 @@
 #include "common/dataset/export_filter.h"
 
 #include <algorithm>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -68,6 +69,28 @@ absl::StatusOr<ExportFilter> ExportFilter::Create(
         request.near_dup_threshold() <= 1)) {
     return absl::InvalidArgumentError(
         "export: near-duplicate threshold must be in [0, 1]");
+  }
+  for (const auto& [name, has, value] :
+       {std::tuple{"--min-pass-rate", request.has_min_pass_rate(),
+                   request.min_pass_rate()},
+        std::tuple{"--max-pass-rate", request.has_max_pass_rate(),
+                   request.max_pass_rate()}}) {
+    if (has && !(value >= 0 && value <= 1)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, " must be in [0, 1], got ", value));
+    }
+  }
+  if (request.has_min_pass_rate() && request.has_max_pass_rate() &&
+      request.min_pass_rate() > request.max_pass_rate()) {
+    return absl::InvalidArgumentError(
+        "--min-pass-rate is above --max-pass-rate: nothing would be kept");
+  }
+  if (request.failed_only() &&
+      (request.verified_only() || request.has_min_pass_rate() ||
+       request.has_max_pass_rate())) {
+    return absl::InvalidArgumentError(
+        "--verified-only and the pass-rate filters keep answers; dead "
+        "letters (--failed-only) have none");
   }
   ExportFilter f;
   f.finish_reasons_.assign(request.finish_reasons().begin(),

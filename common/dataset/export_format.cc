@@ -474,6 +474,24 @@ void AppendRawLine(const v1::ExportRecord& r, std::string* out) {
   AppendInt(t.attempts(), out);
   out->append(",\"error\":");
   AppendJsonString(t.last_error(), out);
+  // --verify: true, false, or null (not checked, or no reference).
+  out->append(",\"verified\":");
+  out->append(t.verify_state() == v1::VERIFY_STATE_VERIFIED   ? "true"
+              : t.verify_state() == v1::VERIFY_STATE_REJECTED ? "false"
+                                                              : "null");
+  out->append(",\"extracted_answer\":");
+  if (t.verify_state() == v1::VERIFY_STATE_UNCHECKED) {
+    out->append("null");
+  } else {
+    AppendJsonString(t.extracted_answer(), out);
+  }
+  if (r.has_contamination()) {
+    out->append(",\"contamination\":{\"benchmark_line\":");
+    AppendInt(r.contamination().benchmark_line(), out);
+    out->append(",\"ngram\":");
+    AppendJsonString(r.contamination().ngram(), out);
+    out->push_back('}');
+  }
   out->push_back('}');
 }
 

@@ -9,7 +9,8 @@
 //            for gpt-oss), and "metadata"
 //   sharegpt {"conversations":[{"from":"system|human|gpt","value":..}]}
 //   raw      every field, with provenance (teacher, model, parameters, usage,
-//            finish reason, timestamps, request key, duplicate-of)
+//            finish reason, timestamps, request key, duplicate-of, and
+//            --verify's verified and extracted_answer)
 //   errors   dead letters: one failed task a line, with prompt id, line,
 //            messages, attempts and the last error
 // The reasoning layout (openai, chat and sharegpt) places the teacher's

@@ -267,4 +267,18 @@ absl::StatusOr<std::optional<v1::Prompt>> ParsePromptLine(
   return prompt;
 }
 
+absl::StatusOr<std::optional<std::string>> ReferenceAnswer(
+    const std::string& metadata_json, const std::string& field) {
+  if (metadata_json.empty()) return std::nullopt;
+  nlohmann::json doc = nlohmann::json::parse(metadata_json, nullptr,
+                                             /*allow_exceptions=*/false);
+  if (!doc.is_object()) return std::nullopt;
+  auto it = doc.find(field);
+  if (it == doc.end() || it->is_null()) return std::nullopt;
+  if (it->is_string()) return it->get<std::string>();
+  if (it->is_number() || it->is_boolean()) return it->dump();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "metadata.", field, " must be a string or a number to verify against"));
+}
+
 }  // namespace distillery

@@ -48,6 +48,15 @@ absl::StatusOr<std::optional<v1::Prompt>> ParsePromptLine(
     std::string_view default_system,
     size_t max_bytes = kDefaultMaxPromptBytes);
 
+// A prompt's reference answer for `submit --verify`: the field `field` of
+// its metadata object (`metadata_json`, as Prompt.metadata_json holds it).
+// A string is taken as is, a number or boolean as its JSON text; nullopt
+// when the field is absent or null (or the metadata is not an object).
+// An object or array is INVALID_ARGUMENT "metadata.FIELD must be a string
+// or a number", so a reference is never checked against JSON text.
+absl::StatusOr<std::optional<std::string>> ReferenceAnswer(
+    const std::string& metadata_json, const std::string& field);
+
 // Reads the next line of `in` (without its "\n" or "\r\n") into `*line`,
 // holding at most `max_bytes` + 1 bytes of it in memory. Returns false at the
 // end of input. When the line is longer than `max_bytes`, the rest of it is

@@ -4,6 +4,14 @@
 
 namespace distillery {
 
+int InitialSamples(const v1::JobSpec& spec) {
+  return spec.until_correct() > 0 ? spec.until_correct() : spec.samples();
+}
+
+int PassingAnswers(const v1::JobSpec& spec) {
+  return spec.until_correct() > 0 ? spec.until_correct() : 1;
+}
+
 v1::SamplingParams TaskParams(const v1::JobSpec& spec,
                               const v1::SamplingParams& prompt, int sample) {
   v1::SamplingParams params = spec.params();

@@ -23,6 +23,15 @@
 
 namespace distillery {
 
+// The samples each prompt of a job with `spec` starts with: `samples`, or
+// with adaptive sampling (until_correct > 0) until_correct, more following
+// as answers are found wrong (services/coordinator: coordinator_verify.cc).
+int InitialSamples(const v1::JobSpec& spec);
+
+// The verified answers a prompt of `spec` needs to pass: until_correct, or
+// 1 for a job with a fixed number of samples.
+int PassingAnswers(const v1::JobSpec& spec);
+
 // The sampling parameters sample `sample` of a job with `spec` sends, for
 // a prompt whose own parameters (Prompt.params, Task.prompt_params: a row's
 // max_tokens and temperature) are `prompt`: those override the job's.

@@ -193,6 +193,12 @@ struct Families {
           .Help("Tasks settled by the coordinator, by outcome: answered, "
                 "duplicate, cache_hit (no request sent), failed (dead letter)")
           .Register(*coordinator_registry);
+  prometheus::Family<prometheus::Counter>& checks =
+      BuildCounter()
+          .Name("distillery_answers_checked_total")
+          .Help("Answers checked by a job's --verify as they were committed, "
+                "by result: verified, rejected, no_reference")
+          .Register(*coordinator_registry);
   prometheus::Family<prometheus::Counter>& lease_expiries =
       BuildCounter()
           .Name("distillery_lease_expiries_total")
@@ -301,6 +307,7 @@ struct Series {
         retries(f.retries, {"teacher", "model", "reason"}),
         retry_wait(f.retry_wait, {"teacher", "model", "reason"}),
         tasks(f.tasks, {"teacher", "model", "outcome"}),
+        checks(f.checks, {"teacher", "model", "result"}),
         lease_expiries(f.lease_expiries, {"teacher"}),
         reports(f.reports, {"result"}),
         rejected_calls(f.rejected_calls, {"service", "reason"}),
@@ -316,6 +323,7 @@ struct Series {
   SeriesCache<prometheus::Counter> retries;
   SeriesCache<prometheus::Counter> retry_wait;
   SeriesCache<prometheus::Counter> tasks;
+  SeriesCache<prometheus::Counter> checks;
   SeriesCache<prometheus::Counter> lease_expiries;
   SeriesCache<prometheus::Counter> reports;
   SeriesCache<prometheus::Counter> rejected_calls;
@@ -504,6 +512,11 @@ void InitTaskSeries(const std::string& teacher, const std::string& model) {
     S().tasks.Get({teacher, model, outcome});
   }
   S().lease_expiries.Get({teacher});
+}
+
+void AnswerChecked(const std::string& teacher, const std::string& model,
+                   const std::string& result) {
+  S().checks.Get({teacher, model, result}).Increment();
 }
 
 void LeaseExpired(const std::string& teacher) {

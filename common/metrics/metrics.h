@@ -92,6 +92,10 @@ void BudgetShare(const std::string& teacher, double requests_per_minute,
 // letter).
 void TaskSettled(const std::string& teacher, const std::string& model,
                  const std::string& outcome);
+// An answer checked by its job's --verify; result is "verified",
+// "rejected" or "no_reference".
+void AnswerChecked(const std::string& teacher, const std::string& model,
+                   const std::string& result);
 // Creates a teacher/model's task series at zero, so rates and alerts see
 // them before the first event.
 void InitTaskSeries(const std::string& teacher, const std::string& model);

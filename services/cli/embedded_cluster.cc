@@ -226,6 +226,9 @@ int Run(const RunOptions& options, std::ostream& out, std::ostream& err) {
       c.duplicate_answers(), c.near_duplicate_answers(), c.prompt_tokens(),
       c.completion_tokens(), c.reasoning_tokens(), FormatSpend(c.cost_usd()), sent,
       FormatSpend(c.cost_usd() - before.cost_usd()), NowSeconds() - start);
+  if (std::string verify = VerifySummary(job); !verify.empty()) {
+    err << "checks: " << verify << "\n";
+  }
   if (interrupted) {
     err << "job " << job_id << " is kept in " << options.data_dir << " ("
         << JobStateName(job.state()) << ", " << SettledTasks(job) << "/"

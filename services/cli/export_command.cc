@@ -7,12 +7,14 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/base/status_macros.h"
 #include "common/dataset/dataset_builder.h"
+#include "common/dataset/decontaminate.h"
 #include "common/dataset/export_filter.h"
 #include "common/dataset/export_format.h"
 #include "common/dataset/split.h"
@@ -22,6 +24,63 @@
 #include "services/cli/progress.h"
 
 namespace distillery::cli {
+namespace {
+
+// What --decontaminate found, prompt by prompt (records come in prompt
+// order, so each prompt's text is checked once).
+class ContaminationTally {
+ public:
+  // False when `record` is to be left out; with `mark`, kept and marked.
+  bool Keep(const Decontaminator& d, bool mark, v1::ExportRecord* record) {
+    if (record->job_id() != job_ || record->task().prompt_seq() != seq_) {
+      job_ = record->job_id();
+      seq_ = record->task().prompt_seq();
+      std::string text;
+      for (const v1::ChatMessage& m : record->prompt().messages()) {
+        text.append(m.content()).push_back('\n');
+      }
+      match_ = d.Find(text);
+      if (match_) {
+        ++prompts_;
+        lines_.insert(match_->benchmark_line);
+      }
+    }
+    if (!match_) return true;
+    ++records_;
+    if (!mark) return false;
+    record->mutable_contamination()->set_benchmark_line(match_->benchmark_line);
+    record->mutable_contamination()->set_ngram(match_->ngram);
+    return true;
+  }
+
+  std::string Report(bool marked) const {
+    std::vector<int64_t> shown;
+    for (int64_t line : lines_) {
+      if (shown.size() == 20) break;
+      shown.push_back(line);
+    }
+    return absl::StrCat(
+        "decontamination: ", prompts_, " prompts (", records_, " records) ",
+        marked ? "marked" : "left out", " for sharing an n-gram with ",
+        lines_.size(), " benchmark questions",
+        lines_.empty() ? std::string()
+                       : absl::StrCat(" (lines ", absl::StrJoin(shown, ", "),
+                                      lines_.size() > shown.size() ? ", ..." : "",
+                                      ")"),
+        marked ? "" : "; --include-contaminated --format raw lists them",
+        "\n");
+  }
+
+ private:
+  std::string job_;
+  int64_t seq_ = -1;
+  std::optional<ContaminationMatch> match_;
+  int64_t prompts_ = 0;
+  int64_t records_ = 0;
+  std::set<int64_t> lines_;
+};
+
+}  // namespace
 
 v1::ExportLayout BuildExportLayout(const ExportOptions& options) {
   v1::ExportLayout layout;
@@ -101,6 +160,9 @@ absl::StatusOr<v1::ExportRequest> BuildExportRequest(
   request.set_min_tokens(options.min_tokens);
   request.set_max_tokens(options.max_tokens);
   request.set_near_dup_threshold(options.near_dup_threshold);
+  request.set_verified_only(options.verified_only);
+  if (options.min_pass_rate) request.set_min_pass_rate(*options.min_pass_rate);
+  if (options.max_pass_rate) request.set_max_pass_rate(*options.max_pass_rate);
   // The coordinator checks the same; here it fails before any call.
   RETURN_IF_ERROR(ExportFilter::Create(request).status());
   return request;
@@ -115,6 +177,27 @@ int Export(v1::ClientService::StubInterface& stub,
   }
   // Checked by BuildExportRequest.
   DatasetBuilder builder = *DatasetBuilder::Create(BuildExportLayout(options));
+  // Decontamination runs here, on the CLI's side, where the benchmark file
+  // is: the coordinator never needs it.
+  std::optional<Decontaminator> decontaminator;
+  if (!options.decontaminate.empty()) {
+    if (options.include_contaminated && options.format != "raw") {
+      err << "error: --include-contaminated marks records in --format raw "
+             "only; other formats have no field for it\n";
+      return 2;
+    }
+    absl::StatusOr<Decontaminator> loaded = Decontaminator::Load(
+        options.decontaminate, options.decontaminate_ngram);
+    if (!loaded.ok()) {
+      err << "error: " << loaded.status().message() << "\n";
+      return 2;
+    }
+    decontaminator = std::move(*loaded);
+  } else if (options.include_contaminated) {
+    err << "error: --include-contaminated needs --decontaminate FILE\n";
+    return 2;
+  }
+  ContaminationTally tally;
   // A job still harvesting exports what it has so far: say so, with counts.
   for (const std::string& id : request->job_ids()) {
     absl::StatusOr<v1::Job> fetched = FetchJob(stub, id);
@@ -161,7 +244,11 @@ int Export(v1::ClientService::StubInterface& stub,
   while (reader->Read(&chunk)) {
     if (chunk.has_summary()) summary = chunk.summary();
     for (std::string& b : buffers) b.clear();
-    for (const v1::ExportRecord& record : chunk.records()) {
+    for (v1::ExportRecord& record : *chunk.mutable_records()) {
+      if (decontaminator &&
+          !tally.Keep(*decontaminator, options.include_contaminated, &record)) {
+        continue;
+      }
       builder.Add(record, &buffers);
     }
     for (size_t i = 0; i < buffers.size() && written.ok(); ++i) {
@@ -211,6 +298,7 @@ int Export(v1::ClientService::StubInterface& stub,
   }
   if (options.card) err << "; card " << paths.back();
   err << "\n";
+  if (decontaminator) err << tally.Report(options.include_contaminated);
   if (builder.traces_dropped() > 0 && options.reasoning.empty()) {
     err << "note: " << builder.traces_dropped()
         << " reasoning traces left out: OpenAI's fine-tuning format has no "

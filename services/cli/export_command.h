@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <iosfwd>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,13 @@ struct ExportOptions {
   int64_t min_chars = 0, max_chars = 0, min_tokens = 0, max_tokens = 0;
   std::vector<std::string> metadata;  // KEY=VALUE, all must match
   double near_dup_threshold = 0;      // 0: keep near-duplicates
+  bool verified_only = false;         // --verify jobs: verified answers only
+  std::optional<double> min_pass_rate, max_pass_rate;  // per prompt
+  // Benchmark questions whose prompts are left out (decontaminate.h); with
+  // include_contaminated (raw only) they are kept and marked instead.
+  std::string decontaminate;
+  int decontaminate_ngram = 13;
+  bool include_contaminated = false;
   std::string split;                  // "train=0.95,test=0.05"; needs `out`
   uint64_t seed = 0;                  // of the split assignment
   // A Hugging Face dataset card, README.md beside `out`.

@@ -87,6 +87,27 @@ void AddSpecFlags(CLI::App* cmd, distillery::v1::JobSpec* spec,
          },
          "with --mode auto: have the job done within this time (e.g. 6h)")
       ->default_str("none");
+  cmd->add_option("--verify", *spec->mutable_verify(),
+                  "check each answer as it is committed: math (the last "
+                  "\\boxed{} or \"answer is\" against the reference, "
+                  "normalised), exact (the trimmed answer equals it) or "
+                  "regex:PATTERN (the answer matches)")
+      ->default_str("none");
+  cmd->add_option("--answer-field", *spec->mutable_answer_field(),
+                  "the metadata field holding each prompt's reference")
+      ->default_str("answer");
+  cmd->add_option_function<int>(
+         "--until-correct",
+         [spec](int k) { spec->set_until_correct(k); },
+         "with --verify: sample each prompt until it has this many verified "
+         "answers (or --max-samples), instead of a fixed --samples")
+      ->check(CLI::Range(1, 1000))
+      ->default_str("none");
+  cmd->add_option_function<int>(
+         "--max-samples", [spec](int n) { spec->set_max_samples(n); },
+         "with --until-correct: the most samples one prompt may take")
+      ->check(CLI::Range(1, 1000))
+      ->default_str("none");
 }
 
 void ApplyOptionalParams(distillery::v1::JobSpec* spec,
@@ -148,6 +169,28 @@ void AddExportFlags(CLI::App* cmd, distillery::cli::ExportOptions* options) {
                   "Jaccard similarity >= J (0.85 is a good start; 0: keep "
                   "near-duplicates)")
       ->check(CLI::Range(0.0, 1.0));
+  cmd->add_flag("--verified-only", options->verified_only,
+                "keep only answers a job's --verify found right");
+  cmd->add_option("--min-pass-rate", options->min_pass_rate,
+                  "keep prompts whose share of verified samples is at least "
+                  "this (a difficulty filter)")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--max-pass-rate", options->max_pass_rate,
+                  "keep prompts whose share of verified samples is at most "
+                  "this")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--decontaminate", options->decontaminate,
+                  "leave out prompts sharing an n-gram with a question of "
+                  "this benchmark file (JSONL with question, problem, prompt "
+                  "or text; or one question a line)")
+      ->default_str("none");
+  cmd->add_option("--decontaminate-ngram", options->decontaminate_ngram,
+                  "words in a shared n-gram")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  cmd->add_flag("--include-contaminated", options->include_contaminated,
+                "with --decontaminate and --format raw: keep those records, "
+                "marked with the benchmark line they match");
   cmd->add_option("--split", options->split,
                   "NAME=FRACTION,... one file per split, e.g. "
                   "train=0.95,test=0.05 (--out data.jsonl writes "

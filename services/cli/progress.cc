@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/job/job_state.h"
+#include "common/job/task_request.h"
 #include "nlohmann/json.hpp"
 
 namespace distillery::cli {
@@ -183,6 +184,19 @@ std::string JobJson(const v1::Job& job, int64_t now_ms) {
       {"batch_answers", c.batch_answers()},
       {"online_answers", c.teacher_requests() - c.batch_answers()},
       {"tasks_in_batches", c.tasks_in_batches()},
+      {"verify", job.spec().verify()},
+      {"until_correct", job.spec().until_correct()},
+      {"max_samples", job.spec().max_samples()},
+      {"verified_answers", c.verified_answers()},
+      {"rejected_answers", c.rejected_answers()},
+      {"unverifiable_answers", c.unverifiable_answers()},
+      {"prompts_passed", c.prompts_passed()},
+      {"pass_rate", c.prompts() > 0 ? static_cast<double>(c.prompts_passed()) /
+                                          c.prompts()
+                                    : 0.0},
+      {"samples_per_prompt",
+       c.prompts() > 0 ? static_cast<double>(c.tasks_total()) / c.prompts()
+                       : 0.0},
   };
   nlohmann::ordered_json batches = nlohmann::ordered_json::array();
   for (const v1::BatchSummary& b : job.batches()) {
@@ -221,6 +235,27 @@ std::string JobJson(const v1::Job& job, int64_t now_ms) {
   return j.dump();
 }
 
+std::string VerifySummary(const v1::Job& job) {
+  if (job.spec().verify().empty()) return "";
+  const v1::JobCounters& c = job.counters();
+  std::string out = absl::StrFormat(
+      "verified %d rejected %d", c.verified_answers(), c.rejected_answers());
+  if (c.unverifiable_answers() > 0) {
+    absl::StrAppend(&out, " no-reference ", c.unverifiable_answers());
+  }
+  if (c.prompts() > 0) {
+    absl::StrAppend(
+        &out, absl::StrFormat(" pass %.1f%% (%d/%d prompts with >= %d) "
+                              "samples/prompt %.2f",
+                              100.0 * c.prompts_passed() / c.prompts(),
+                              c.prompts_passed(), c.prompts(),
+                              PassingAnswers(job.spec()),
+                              static_cast<double>(c.tasks_total()) /
+                                  c.prompts()));
+  }
+  return out;
+}
+
 std::string ProgressLine(const v1::Job& job, double rate_per_second) {
   const v1::JobCounters& c = job.counters();
   const int64_t settled = SettledTasks(job);
@@ -242,6 +277,9 @@ std::string ProgressLine(const v1::Job& job, double rate_per_second) {
                   " near-dup ", c.near_duplicate_answers(), " tokens ",
                   c.prompt_tokens() + c.completion_tokens(), " spend ",
                   FormatSpend(c.cost_usd()));
+  if (std::string verify = VerifySummary(job); !verify.empty()) {
+    absl::StrAppend(&line, " ", verify);
+  }
   if (job.spec().mode() != v1::JOB_MODE_ONLINE) {
     absl::StrAppend(&line, " by-batch ", c.batch_answers(), " online ",
                     c.teacher_requests() - c.batch_answers(), " in-batches ",

@@ -18,6 +18,10 @@ namespace distillery::cli {
 // Tasks answered or dead-lettered.
 int64_t SettledTasks(const v1::Job& job);
 
+// A --verify job's check results: "verified 80 rejected 20 pass 80.0%
+// (80/100 prompts with >= 1) samples/prompt 1.25"; "" for other jobs.
+std::string VerifySummary(const v1::Job& job);
+
 // One progress line: "job-000001 running 1200/2000 (60.0%) 350.0/s eta 2s
 // failed 0 cached 0 dup 3 tokens 81234 spend $0.0123". A rate <= 0 is left
 // out, and so is the ETA of a finished job.

@@ -30,6 +30,12 @@
 // (create, poll and collect, cancel) as leases of their own; results commit
 // through the same CommitResultLocked as online answers.
 //
+// Verification and adaptive sampling (coordinator_verify.cc): a job with
+// --verify has each answer checked as it commits, in the commit's batch;
+// with --until-correct a wrong answer creates the prompt's next sample
+// there too, so the next sample exists exactly when the wrong one is
+// stored, and a restart finds it like any pending task.
+//
 // Restarts: a graceful stop (SaveLeases) leaves the lease table in the
 // store and the next start restores it; after any restart workers announce
 // the tasks they hold when they register again, and the coordinator takes
@@ -46,6 +52,7 @@
 #include <set>
 #include <random>
 #include <string>
+#include <string_view>
 #include <optional>
 #include <vector>
 
@@ -59,6 +66,7 @@
 #include "common/store/store.h"
 #include "common/http/http_client.h"
 #include "common/teacher/batch_api.h"
+#include "common/verify/answer_check.h"
 #include "services/coordinator/answer_index.h"
 #include "services/coordinator/batch_book.h"
 #include "services/coordinator/budget.h"
@@ -229,6 +237,9 @@ class Coordinator {
     // A batch or auto job's tasks routed to online calls (retries in auto,
     // requests a batch line cannot carry); leased before its queue.
     std::deque<v1::Task> online_tasks;
+    // The job's --verify check, made when first needed (a regex compiles
+    // once per job, not per answer).
+    std::shared_ptr<const AnswerChecker> checker;
   };
   struct WorkerInfo {
     std::string name;
@@ -271,6 +282,11 @@ class Coordinator {
     std::vector<std::pair<std::string, const char*>> settled;  // job, outcome
     std::vector<std::string> release_keys;  // keys whose waiters to release
     int refused = 0;  // results from a worker that never held the task
+    // Indexes in batch.tasks of tasks this commit creates (adaptive
+    // sampling's next samples): queued once the batch is stored.
+    std::vector<size_t> spawned;
+    // (job id, result) of each answer checked: metrics, once stored.
+    std::vector<std::pair<std::string, const char*>> checked;
   };
   // Adds one result to `commit`. Leases end and abandoned tasks return to
   // their queues at once; everything stored waits for the batch.
@@ -280,6 +296,29 @@ class Coordinator {
                                   const std::string& worker_id,
                                   const std::string& worker_name,
                                   ReportCommit* commit, bool* ignored)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Verification and adaptive sampling (coordinator_verify.cc). For a job
+  // with JobSpec.verify, checks `content`, the answer of the task at
+  // `index` in commit->batch.tasks (settled DONE there), against its
+  // reference: sets its verify_state and extracted_answer, counts the result
+  // in `job`, and counts the prompt as passed when this answer is its
+  // PassingAnswers-th verified one. With until_correct, a wrong answer adds
+  // the prompt's next samples to the commit (tasks_total grows), as many as
+  // it still needs with the ones pending, up to max_samples. No-op
+  // without verify.
+  absl::Status CheckAnswerLocked(JobRuntime& rt, v1::Job& job, size_t index,
+                                 std::string_view content,
+                                 ReportCommit* commit)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The tasks of prompt `seq` of `job_id` as the store holds them with
+  // `commit` over them, by sample.
+  absl::StatusOr<std::vector<v1::Task>> PromptTasksLocked(
+      const std::string& job_id, int64_t seq, const ReportCommit& commit)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The text of the answer stored (or pending in `pending`) under
+  // `request_key`, following duplicate_of to the text's first answer.
+  absl::StatusOr<std::string> AnswerTextLocked(const std::string& request_key,
+                                               const PendingAnswers& pending)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Applies `commit` and then its in-memory effects.
   absl::Status FinishReportLocked(ReportCommit& commit)

@@ -42,7 +42,8 @@ absl::Status Coordinator::CompleteFromCacheLocked(JobRuntime& rt,
   }
   ASSIGN_OR_RETURN(std::optional<v1::Answer> answer,
                    store_.GetAnswer(task.request_key()));
-  v1::Job job = rt.job;
+  ReportCommit commit;
+  v1::Job& job = commit.jobs.try_emplace(rt.job.id(), rt.job).first->second;
   task = std::move(*stored);
   task.set_state(v1::TASK_STATE_DONE);
   task.set_from_cache(true);
@@ -55,18 +56,18 @@ absl::Status Coordinator::CompleteFromCacheLocked(JobRuntime& rt,
     task.set_duplicate(true);
     c->set_duplicate_answers(c->duplicate_answers() + 1);
   }
-  StoreBatch batch;
-  batch.tasks.push_back(std::move(task));
-  MaybeFinishLocked(job, batch);
-  batch.jobs.push_back(job);
-  RETURN_IF_ERROR(store_.Apply(batch));
-  scheduler_.Settled(batch.tasks.front());
-  metrics::TaskSettled(job.spec().teacher(), job.spec().model(), "cache_hit");
-  LogStateChange(rt.job, job);
-  rt.job = std::move(job);
-  rt.last_progress_ms = clock_.WallMillis();
-  ChangedLocked();
-  return absl::OkStatus();
+  const TaskId id{task.job_id(), task.prompt_seq(), task.sample()};
+  const std::string key = task.request_key();
+  commit.tasks[id] = 0;
+  commit.batch.tasks.push_back(std::move(task));
+  if (!job.spec().verify().empty()) {
+    ASSIGN_OR_RETURN(const std::string text,
+                     AnswerTextLocked(key, commit.answers));
+    RETURN_IF_ERROR(CheckAnswerLocked(rt, job, 0, text, &commit));
+  }
+  MaybeFinishLocked(job, commit.batch);
+  commit.settled.emplace_back(job.id(), "cache_hit");
+  return FinishReportLocked(commit);
 }
 
 void Coordinator::MaybeFinishLocked(v1::Job& job, const StoreBatch& pending) {
@@ -183,6 +184,21 @@ absl::Status Coordinator::FinishReportLocked(ReportCommit& commit) {
     LogStateChange(it->second.job, job);
     it->second.job = std::move(job);
   }
+  // Adaptive sampling's next samples, stored now: queued for leasing (a
+  // job not running finds them in the store when it runs again).
+  for (size_t index : commit.spawned) {
+    const v1::Task& task = commit.batch.tasks[index];
+    auto it = jobs_.find(task.job_id());
+    if (it != jobs_.end() && it->second.job.state() == v1::JOB_STATE_RUNNING) {
+      scheduler_.Queue(task.job_id()).Add(task);
+    }
+  }
+  for (const auto& [job_id, result] : commit.checked) {
+    auto it = jobs_.find(job_id);
+    if (it == jobs_.end()) continue;
+    const v1::JobSpec& spec = it->second.job.spec();
+    metrics::AnswerChecked(spec.teacher(), spec.model(), result);
+  }
   for (const auto& [job_id, outcome] : commit.settled) {
     auto it = jobs_.find(job_id);
     if (it == jobs_.end()) continue;
@@ -259,6 +275,9 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
   v1::JobCounters* c = job.mutable_counters();
   StoreBatch& batch = commit->batch;
   const char* settled = nullptr;  // the metrics outcome, once committed
+  // The text --verify checks: the answer as stored and exported.
+  std::optional<std::string> check_text;
+  const bool checks = !job.spec().verify().empty();
 
   if (result.failure() == v1::FAILURE_CLASS_UNSPECIFIED) {
     ASSIGN_OR_RETURN(const bool answered,
@@ -282,7 +301,11 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
     if (answered) {
       // Another task with the same key won the race; keep the first answer.
       task.set_from_cache(true);
+      if (checks) {
+        ASSIGN_OR_RETURN(check_text, AnswerTextLocked(key, commit->answers));
+      }
     } else {
+      if (checks) check_text = result.answer().content();
       v1::Answer answer = result.answer();
       answer.set_cost_usd(cost);
       answer.set_request_key(key);
@@ -320,8 +343,12 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
     c->set_tasks_failed(c->tasks_failed() + 1);
     settled = "failed";
   }
-  commit->tasks[task_ref] = batch.tasks.size();
+  const size_t index = batch.tasks.size();
+  commit->tasks[task_ref] = index;
   batch.tasks.push_back(std::move(task));
+  if (check_text) {
+    RETURN_IF_ERROR(CheckAnswerLocked(rt, job, index, *check_text, commit));
+  }
   MaybeFinishLocked(job, batch);
   if (settled != nullptr) commit->settled.emplace_back(result.job_id(), settled);
   commit->release_keys.push_back(key);

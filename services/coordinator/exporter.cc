@@ -290,14 +290,56 @@ absl::Status ExportJobs(Store& store, const v1::ExportRequest& request,
       batch.clear();
       return true;
     };
-    auto export_task = [&](const v1::Task& task) -> bool {
+    auto keep_task = [&](const v1::Task& task) -> bool {
       const bool done = task.state() == v1::TASK_STATE_DONE;
       const bool failed = task.state() == v1::TASK_STATE_FAILED;
       if (!(done && want_done) && !(failed && want_failed)) return true;
+      if (done && request.verified_only() &&
+          task.verify_state() != v1::VERIFY_STATE_VERIFIED) {
+        return true;
+      }
       batch.push_back(task);
       return batch.size() < kExportReadBatch || flush();
     };
+    // The pass-rate filters judge a prompt by all its samples, which are
+    // adjacent in the scan: one prompt's tasks are held until the next
+    // prompt starts (at most max_samples of them).
+    const bool by_pass_rate =
+        request.has_min_pass_rate() || request.has_max_pass_rate();
+    std::vector<v1::Task> prompt_tasks;
+    auto release_prompt = [&]() -> bool {
+      int answered = 0;
+      int verified = 0;
+      for (const v1::Task& t : prompt_tasks) {
+        if (t.state() != v1::TASK_STATE_DONE) continue;
+        ++answered;
+        verified += t.verify_state() == v1::VERIFY_STATE_VERIFIED;
+      }
+      const double rate =
+          answered > 0 ? static_cast<double>(verified) / answered : 0.0;
+      const bool kept =
+          answered > 0 &&
+          (!request.has_min_pass_rate() || rate >= request.min_pass_rate()) &&
+          (!request.has_max_pass_rate() || rate <= request.max_pass_rate());
+      bool go_on = true;
+      for (const v1::Task& t : prompt_tasks) {
+        if (kept && go_on) go_on = keep_task(t);
+      }
+      prompt_tasks.clear();
+      return go_on;
+    };
+    auto export_task = [&](const v1::Task& task) -> bool {
+      if (!by_pass_rate) return keep_task(task);
+      if (!prompt_tasks.empty() &&
+          prompt_tasks.front().prompt_seq() != task.prompt_seq() &&
+          !release_prompt()) {
+        return false;
+      }
+      prompt_tasks.push_back(task);
+      return true;
+    };
     RETURN_IF_ERROR(store.ScanTasks(job_id, 0, 0, export_task));
+    if (inner.ok() && !stopped && !prompt_tasks.empty()) release_prompt();
     if (inner.ok() && !stopped && !batch.empty()) flush();
     RETURN_IF_ERROR(inner);
     if (stopped) return absl::OkStatus();

@@ -5,12 +5,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/job/job_state.h"
+#include "common/job/task_request.h"
 
 namespace distillery {
 
 void Admitted(v1::Job& job, int64_t prompts) {
   job.mutable_counters()->set_prompts(prompts);
-  job.mutable_counters()->set_tasks_total(prompts * job.spec().samples());
+  job.mutable_counters()->set_tasks_total(prompts * InitialSamples(job.spec()));
   job.set_state(v1::JOB_STATE_RUNNING);
 }
 

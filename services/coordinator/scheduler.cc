@@ -40,6 +40,12 @@ void TaskQueue::PushFront(v1::Task task) {
   if (Enqueue(task)) returned_.push_front(std::move(task));
 }
 
+void TaskQueue::Add(v1::Task task) {
+  const Key key{task.prompt_seq(), task.sample()};
+  if (!scanned_all_ && key >= Key{cursor_.seq, cursor_.sample}) return;
+  PushBack(std::move(task));
+}
+
 void TaskQueue::Settled(int64_t seq, int sample) {
   if (queued_.count({seq, sample}) > 0) settled_.insert({seq, sample});
 }

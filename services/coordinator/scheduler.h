@@ -54,6 +54,9 @@ class TaskQueue {
   // before everything (PushFront: a candidate put back untouched).
   void PushBack(v1::Task task);
   void PushFront(v1::Task task);
+  // A task created after submission (adaptive sampling's next sample):
+  // queued now, unless a scan still to come reads it from the store.
+  void Add(v1::Task task);
   // The task settled: if it is queued, it is skipped.
   void Settled(int64_t seq, int sample);
   // Reads the job again from its first task (after a retry turned failed

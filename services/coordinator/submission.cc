@@ -10,6 +10,7 @@
 #include "common/dataset/prompt_parser.h"
 #include "common/job/task_request.h"
 #include "common/metrics/metrics.h"
+#include "common/verify/answer_check.h"
 #include "services/coordinator/coordinator.h"
 #include "services/coordinator/job_transitions.h"
 
@@ -119,6 +120,47 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec,
           "' (add it under pricing: in the teachers file)"));
     }
   }
+  if (!spec.verify().empty()) {
+    absl::StatusOr<AnswerChecker> checker = AnswerChecker::Create(spec.verify());
+    if (!checker.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("spec: ", checker.status().message()));
+    }
+  } else if (!spec.answer_field().empty()) {
+    return absl::InvalidArgumentError(
+        "spec: --answer-field needs --verify (it names what is checked)");
+  }
+  if (spec.until_correct() < 0 || spec.max_samples() < 0) {
+    return absl::InvalidArgumentError(
+        "spec: until_correct and max_samples must not be negative");
+  }
+  if (spec.until_correct() > 0) {
+    if (spec.verify().empty()) {
+      return absl::InvalidArgumentError(
+          "spec: --until-correct needs --verify (it counts verified answers)");
+    }
+    if (spec.samples() != 1) {
+      return absl::InvalidArgumentError(
+          "spec: --until-correct samples adaptively; use --max-samples, not "
+          "--samples");
+    }
+    if (spec.max_samples() == 0) {
+      return absl::InvalidArgumentError(
+          "spec: --until-correct needs --max-samples N, the most samples one "
+          "prompt may take");
+    }
+    if (spec.max_samples() < spec.until_correct() ||
+        spec.max_samples() > max_samples) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "spec: --max-samples must be between --until-correct (",
+          spec.until_correct(), ") and ", max_samples, ", got ",
+          spec.max_samples()));
+    }
+  } else if (spec.max_samples() > 0) {
+    return absl::InvalidArgumentError(
+        "spec: --max-samples needs --until-correct (a fixed number of samples "
+        "is --samples)");
+  }
   if (!IsValidUtf8(spec.system_prompt())) {
     return absl::InvalidArgumentError("spec: system prompt is not UTF-8");
   }
@@ -157,8 +199,20 @@ absl::Status Submission::AddLines(
       Abort();
       return s;
     }
+    std::optional<std::string> reference;
+    if (!spec.verify().empty()) {
+      absl::StatusOr<std::optional<std::string>> found = ReferenceAnswer(
+          prompt->metadata_json(),
+          spec.answer_field().empty() ? "answer" : spec.answer_field());
+      if (!found.ok()) {
+        Abort();
+        return absl::InvalidArgumentError(
+            absl::StrCat("line ", line_number_, ": ", found.status().message()));
+      }
+      reference = std::move(*found);
+    }
     const int64_t seq = next_seq_++;
-    for (int s = 0; s < spec.samples(); ++s) {
+    for (int s = 0; s < InitialSamples(spec); ++s) {
       v1::Task task;
       task.set_job_id(job_.id());
       task.set_prompt_seq(seq);
@@ -167,6 +221,7 @@ absl::Status Submission::AddLines(
       task.set_request_key(TaskRequestKey(teacher_, spec, prompt->messages(),
                                           prompt->params(), s));
       if (prompt->has_params()) *task.mutable_prompt_params() = prompt->params();
+      if (reference) task.set_reference(*reference);
       pending_.tasks.push_back(std::move(task));
     }
     pending_.AddPrompt(job_.id(), seq, std::move(*prompt));

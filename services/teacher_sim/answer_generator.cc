@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
 #include "common/base/json_string.h"
 #include "services/teacher_sim/json_writer.h"
 
@@ -290,11 +291,35 @@ bool ApplyStop(const std::vector<std::string>& stop, std::string* content) {
   return true;
 }
 
+// The content answering `question`: right when `hash` says so.
+std::string MathContent(const MathQuestion& question, uint64_t hash,
+                        double math_accuracy) {
+  const double u = static_cast<double>(Mix(hash ^ 0x6d617468) >> 11) *
+                   (1.0 / 9007199254740992.0);  // [0, 1)
+  const int64_t right = question.answer();
+  const int64_t given =
+      u < math_accuracy ? right : right + 1 + static_cast<int64_t>(hash % 9);
+  const char* verb = question.op == '+'   ? "Adding"
+                     : question.op == '-' ? "Subtracting"
+                                          : "Multiplying";
+  return absl::StrCat(verb, " the two numbers: ", question.a, " ",
+                      std::string(1, question.op), " ", question.b, " = ",
+                      given, ". The answer is $\\boxed{", given, "}$.");
+}
+
 SimChoice GenerateChoice(const ChatRequest& request, int index,
-                         const std::string& quote, bool reasoning_model) {
+                         const std::string& quote, bool reasoning_model,
+                         double math_accuracy) {
   const uint64_t hash = HashRequest(request, index);
   SimChoice choice;
   choice.finish_reason = "stop";
+  std::optional<MathQuestion> question;
+  for (auto m = request.messages.rbegin(); m != request.messages.rend(); ++m) {
+    if (m->role == "user") {
+      question = FindMathQuestion(m->content);
+      break;
+    }
+  }
   if (reasoning_model) {
     choice.reasoning_content = GenerateReasoning(hash, quote);
     if (request.reasoning_budget > 0) {
@@ -302,7 +327,8 @@ SimChoice GenerateChoice(const ChatRequest& request, int index,
           TruncateToTokens(choice.reasoning_content, request.reasoning_budget);
     }
   }
-  choice.content = GenerateContent(hash, quote);
+  choice.content = question ? MathContent(*question, hash, math_accuracy)
+                           : GenerateContent(hash, quote);
   ApplyStop(request.stop, &choice.content);
   choice.reasoning_tokens = CountTokens(choice.reasoning_content);
   choice.content_tokens = CountTokens(choice.content);
@@ -388,7 +414,48 @@ uint64_t HashRequest(const ChatRequest& request, int choice_index) {
   return Mix(h.value());
 }
 
-SimCompletion GenerateCompletion(const ChatRequest& request) {
+std::optional<MathQuestion> FindMathQuestion(std::string_view text) {
+  constexpr std::string_view kAsk = "What is ";
+  constexpr int64_t kLimit = 1'000'000'000;
+  for (size_t at = text.find(kAsk); at != std::string_view::npos;
+       at = text.find(kAsk, at + 1)) {
+    size_t i = at + kAsk.size();
+    auto skip_spaces = [&] {
+      while (i < text.size() && text[i] == ' ') ++i;
+    };
+    auto number = [&](int64_t* out) {
+      bool negative = false;
+      if (i < text.size() && text[i] == '-') {
+        negative = true;
+        ++i;
+      }
+      const size_t start = i;
+      int64_t v = 0;
+      while (i < text.size() && text[i] >= '0' && text[i] <= '9' &&
+             v < kLimit) {
+        v = v * 10 + (text[i] - '0');
+        ++i;
+      }
+      if (i == start || v >= kLimit) return false;
+      *out = negative ? -v : v;
+      return true;
+    };
+    MathQuestion q;
+    if (!number(&q.a)) continue;
+    skip_spaces();
+    if (i >= text.size() || (text[i] != '+' && text[i] != '-' && text[i] != '*')) {
+      continue;
+    }
+    q.op = text[i++];
+    skip_spaces();
+    if (!number(&q.b)) continue;
+    return q;
+  }
+  return std::nullopt;
+}
+
+SimCompletion GenerateCompletion(const ChatRequest& request,
+                                 double math_accuracy) {
   SimCompletion completion;
   completion.model = request.model;
   completion.reasoning_model =
@@ -398,7 +465,8 @@ SimCompletion GenerateCompletion(const ChatRequest& request) {
   completion.usage.prompt_tokens = CountPromptTokens(request.messages);
   for (int i = 0; i < request.n; ++i) {
     SimChoice choice =
-        GenerateChoice(request, i, quote, completion.reasoning_model);
+        GenerateChoice(request, i, quote, completion.reasoning_model,
+                       math_accuracy);
     completion.usage.completion_tokens +=
         choice.content_tokens + choice.reasoning_tokens;
     completion.usage.reasoning_tokens += choice.reasoning_tokens;

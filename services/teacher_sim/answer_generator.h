@@ -8,10 +8,18 @@
 // the last user message, so it is visibly tied to its prompt. Models whose
 // name contains "reasoner" also produce a reasoning trace, as
 // deepseek-reasoner does in `reasoning_content`.
+//
+// Maths: a last user message asking "What is A + B?" (or -, *; integers)
+// is answered with a worked line ending in \boxed{R}, where R is right for
+// a known share of requests (--math-accuracy) and off by 1 to 9 otherwise.
+// Which requests are right follows from the same hash (prompt and seed),
+// so sample k of a prompt is right or wrong the same way every time, and
+// the share holds over many prompts and seeds.
 #ifndef DISTILLERY_SERVICES_TEACHER_SIM_ANSWER_GENERATOR_H_
 #define DISTILLERY_SERVICES_TEACHER_SIM_ANSWER_GENERATOR_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -64,8 +72,26 @@ bool IsReasoningModel(std::string_view model);
 // (pass -1 for the request as a whole). Stable across runs and builds.
 uint64_t HashRequest(const ChatRequest& request, int choice_index);
 
+// The share of arithmetic questions answered right unless told otherwise.
+inline constexpr double kDefaultMathAccuracy = 0.5;
+
+// An arithmetic question found in a prompt: "What is A OP B" with OP one
+// of + - * and |A|, |B| < 10^9.
+struct MathQuestion {
+  int64_t a = 0;
+  int64_t b = 0;
+  char op = '+';
+  int64_t answer() const {
+    return op == '+' ? a + b : op == '-' ? a - b : a * b;
+  }
+};
+std::optional<MathQuestion> FindMathQuestion(std::string_view text);
+
 // Generates all request.n choices with usage. Deterministic; thread-safe.
-SimCompletion GenerateCompletion(const ChatRequest& request);
+// An arithmetic question's choice is right when its hash falls in the
+// first `math_accuracy` of the range.
+SimCompletion GenerateCompletion(const ChatRequest& request,
+                                 double math_accuracy = kDefaultMathAccuracy);
 
 // Makes every choice's content `bytes` long (--answer-bytes): the generated
 // text repeated, cut at a UTF-8 character boundary (so up to 3 bytes short),

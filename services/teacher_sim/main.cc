@@ -92,6 +92,12 @@ int main(int argc, char** argv) {
                  "make every answer's content this many bytes (0: as "
                  "generated)")
       ->check(CLI::Range(size_t{0}, size_t{1} << 30));
+  double math_accuracy = distillery::teacher_sim::kDefaultMathAccuracy;
+  app.add_option("--math-accuracy", math_accuracy,
+                 "the share of \"What is A + B?\" questions answered right "
+                 "(deterministic per prompt and seed)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   int64_t slow_ms = 3000;
   app.add_option("--slow-ms", slow_ms, "delay of a 'slow' answer")
       ->check(CLI::NonNegativeNumber);
@@ -199,6 +205,7 @@ int main(int argc, char** argv) {
   handler_options.pad_count = pad_count;
   handler_options.pad_interval = std::chrono::milliseconds(pad_interval_ms);
   handler_options.answer_bytes = answer_bytes;
+  handler_options.math_accuracy = math_accuracy;
   handler_options.models = std::move(models);
   handler_options.batches = batch;
   sim::SimHandler handler(handler_options, clock, &faults);

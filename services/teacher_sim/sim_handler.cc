@@ -349,7 +349,7 @@ SimResponse SimHandler::AnswerChat(const SimRequest& request,
   if (!Serves(chat.model)) {
     return JsonResponse(404, ModelNotFoundJson(false, chat.model));
   }
-  SimCompletion completion = GenerateCompletion(chat);
+  SimCompletion completion = GenerateCompletion(chat, options_.math_accuracy);
   if (options_.answer_bytes > 0) ResizeAnswers(options_.answer_bytes, &completion);
   if (options_.limits.any()) {
     // Counted as the providers count it on arrival: prompt + the limit.
@@ -518,7 +518,7 @@ SimResponse SimHandler::AnswerMessages(const SimRequest& request,
     return JsonResponse(404, ModelNotFoundJson(true, chat.model));
   }
   const MessageShape shape = ShapeFor(&chat);
-  SimCompletion completion = GenerateCompletion(chat);
+  SimCompletion completion = GenerateCompletion(chat, options_.math_accuracy);
   if (options_.answer_bytes > 0) ResizeAnswers(options_.answer_bytes, &completion);
   const std::string id = "msg_" + UniqueHex(sequence, 0x6d7367);
   SimResponse response =
@@ -586,7 +586,7 @@ SimBatchAnswer SimHandler::AnswerBatchRequest(bool anthropic,
   }
   if (!Serves(chat.model)) return {404, ModelNotFoundJson(anthropic, chat.model)};
   const MessageShape shape = anthropic ? ShapeFor(&chat) : MessageShape();
-  SimCompletion completion = GenerateCompletion(chat);
+  SimCompletion completion = GenerateCompletion(chat, options_.math_accuracy);
   if (options_.answer_bytes > 0) ResizeAnswers(options_.answer_bytes, &completion);
   std::string rendered =
       anthropic

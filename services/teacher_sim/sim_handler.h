@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "common/base/clock.h"
+#include "services/teacher_sim/answer_generator.h"
 #include "services/teacher_sim/fault_injector.h"
 #include "services/teacher_sim/sim_batches.h"
 #include "services/teacher_sim/sim_rate_limiter.h"
@@ -69,6 +70,9 @@ struct SimHandlerOptions {
   Duration pad_interval = std::chrono::milliseconds(200);
   // > 0: every answer's content is this many bytes (--answer-bytes).
   size_t answer_bytes = 0;
+  // The share of arithmetic questions answered right (--math-accuracy;
+  // answer_generator.h).
+  double math_accuracy = kDefaultMathAccuracy;
   // The models served; empty: any name. teacher-sim's main passes
   // kDefaultSimModels unless told otherwise.
   std::vector<std::string> models;

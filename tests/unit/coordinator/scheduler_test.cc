@@ -78,6 +78,21 @@ TEST(TaskQueueTest, RescanReadsFromTheStartAndForgetsSkips) {
   EXPECT_EQ(Drain(q), (std::vector<int64_t>{0, 1}));
 }
 
+TEST(TaskQueueTest, ATaskAddedLaterIsQueuedUnlessAScanWillReadIt) {
+  TaskQueue q;
+  q.AddScanned({Task(0), Task(1)}, {2, 0}, /*end=*/false);
+  EXPECT_EQ(q.Pop()->prompt_seq(), 0);
+  q.Add(Task(0, 1));  // behind the cursor: no scan reads it again
+  q.Add(Task(5, 1));  // ahead of it: the next scan reads it
+  EXPECT_EQ(Drain(q), (std::vector<int64_t>{0, 1}));
+  EXPECT_TRUE(q.NeedsScan());
+  q.AddScanned({Task(5, 1)}, {5, 1}, /*end=*/true);
+  EXPECT_EQ(Drain(q), (std::vector<int64_t>{5}));
+  // Every task read: anything added now is queued.
+  q.Add(Task(9, 1));
+  EXPECT_EQ(Drain(q), (std::vector<int64_t>{9}));
+}
+
 TEST(SchedulerTest, LeasesRenewExpireAndEnd) {
   Scheduler s(16);
   const TimePoint t0(std::chrono::hours(1));

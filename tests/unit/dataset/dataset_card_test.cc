@@ -223,5 +223,38 @@ TEST(DatasetCardTest, OneFileIsTheTrainSplitAndDefaultsAreOther) {
   EXPECT_THAT(text, HasSubstr("\"reasoning_content\""));
 }
 
+TEST(DatasetCardTest, VerifiedJobsCountTheirChecks) {
+  v1::ExportLayout layout;
+  layout.set_format("chat");
+  layout.mutable_card()->add_data_files("d.jsonl");
+  absl::StatusOr<DatasetBuilder> b = DatasetBuilder::Create(layout);
+  ASSERT_TRUE(b.ok()) << b.status();
+  v1::Job job = Job();
+  job.mutable_spec()->set_verify("math");
+  job.mutable_spec()->set_until_correct(1);
+  job.mutable_spec()->set_max_samples(4);
+  job.mutable_spec()->set_samples(1);
+  b->card().AddJob(job);
+  std::vector<std::string> parts(1);
+  for (int p = 0; p < 10; ++p) {
+    v1::ExportRecord r = Record("q" + std::to_string(p), p, 0);
+    r.mutable_task()->set_verify_state(p < 6   ? v1::VERIFY_STATE_VERIFIED
+                                       : p < 9 ? v1::VERIFY_STATE_REJECTED
+                                               : v1::VERIFY_STATE_NO_REFERENCE);
+    b->Add(r, &parts);
+  }
+  v1::ExportRequest request;
+  request.set_verified_only(true);
+  request.set_max_pass_rate(0.5);
+  const std::string text = b->RenderCard(request, {});
+  EXPECT_THAT(text, HasSubstr("| Verified answers | 6 |"));
+  EXPECT_THAT(text, HasSubstr("| Answers found wrong | 3 |"));
+  EXPECT_THAT(text, HasSubstr("| Answers without a reference | 1 |"));
+  EXPECT_THAT(text, HasSubstr("answers checked by --verify math"));
+  EXPECT_THAT(text, HasSubstr("sampled until 1 verified, at most 4 samples"));
+  EXPECT_THAT(text, HasSubstr("verified answers only"));
+  EXPECT_THAT(text, HasSubstr("max pass rate 0.5"));
+}
+
 }  // namespace
 }  // namespace distillery
