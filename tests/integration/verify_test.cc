@@ -288,7 +288,9 @@ TEST(VerifyTest, FixedSamplesCountPassRateAndFilterByIt) {
     const bool has_reference = referenced.count(id) > 0;
     EXPECT_EQ(hard.count(id) > 0, has_reference ? n <= 2 : true) << id;
     EXPECT_EQ(easy.count(id) > 0, has_reference && n >= 3) << id;
-    if (hard.count(id)) EXPECT_EQ(hard.at(id), 4) << id;
+    if (hard.count(id)) {
+      EXPECT_EQ(hard.at(id), 4) << id;
+    }
   }
   EXPECT_FALSE(hard.empty());
   EXPECT_FALSE(easy.empty());

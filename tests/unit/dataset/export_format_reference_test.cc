@@ -136,7 +136,20 @@ json RawLine(const v1::ExportRecord& r) {
                                 : json(HexKey(a.near_duplicate_of()))},
       {"attempts", r.task().attempts()},
       {"error", r.task().last_error()},
+      {"verified",
+       r.task().verify_state() == v1::VERIFY_STATE_VERIFIED   ? json(true)
+       : r.task().verify_state() == v1::VERIFY_STATE_REJECTED ? json(false)
+                                                              : json(nullptr)},
+      {"extracted_answer",
+       r.task().verify_state() == v1::VERIFY_STATE_UNCHECKED
+           ? json(nullptr)
+           : json(r.task().extracted_answer())},
   };
+  if (r.has_contamination()) {
+    line["contamination"] = {
+        {"benchmark_line", r.contamination().benchmark_line()},
+        {"ngram", r.contamination().ngram()}};
+  }
   return line;
 }
 
