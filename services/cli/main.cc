@@ -174,11 +174,13 @@ void AddExportFlags(CLI::App* cmd, distillery::cli::ExportOptions* options) {
   cmd->add_option("--min-pass-rate", options->min_pass_rate,
                   "keep prompts whose share of verified samples is at least "
                   "this (a difficulty filter)")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(CLI::Range(0.0, 1.0))
+      ->default_str("none");
   cmd->add_option("--max-pass-rate", options->max_pass_rate,
                   "keep prompts whose share of verified samples is at most "
                   "this")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(CLI::Range(0.0, 1.0))
+      ->default_str("none");
   cmd->add_option("--decontaminate", options->decontaminate,
                   "leave out prompts sharing an n-gram with a question of "
                   "this benchmark file (JSONL with question, problem, prompt "
