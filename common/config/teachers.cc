@@ -22,7 +22,8 @@ const std::set<std::string> kKnownKeys = {
     "rpm",            "tpm",           "max_concurrency",
     "max_attempts",   "connect_timeout_ms", "idle_timeout_ms",
     "total_timeout_ms", "max_response_bytes", "pricing", "limit_window_s",
-    "batch_max_requests", "batch_max_bytes", "batch_poll_interval_ms"};
+    "batch_max_requests", "batch_max_bytes", "batch_poll_interval_ms",
+    "use_n"};
 
 const std::set<std::string> kVariants = {"openai", "deepseek", "vllm",
                                          "ollama", "llamacpp", "sim"};
@@ -294,6 +295,14 @@ absl::StatusOr<std::vector<TeacherProfile>> ParseTeachersYaml(
     if (absl::Status s = ReadBool(node, "stream", origin, p.name, &p.stream);
         !s.ok()) {
       return s;
+    }
+    if (absl::Status s = ReadBool(node, "use_n", origin, p.name, &p.use_n);
+        !s.ok()) {
+      return s;
+    }
+    if (anthropic && p.use_n) {
+      return FieldError(origin, p.name, "use_n",
+                        "applies to api: openai only (Anthropic has no n)");
     }
     if (anthropic) p.default_max_tokens = 4096;
     if (!p.api_key_env.empty() && !p.api_key_file.empty()) {

@@ -52,6 +52,11 @@ struct TeacherProfile {
   std::string max_tokens_field = "max_completion_tokens";
   // Ask for a streamed (SSE) answer and assemble it.
   bool stream = false;
+  // api: openai only. Ask for a prompt's samples as `n` choices of one
+  // request (billed and rate-limited once) when a worker holds several; a
+  // server that refuses n > 1 is detected once, and the worker then sends
+  // one request per sample (with a warning).
+  bool use_n = false;
   // Sent as the token limit when a job sets none; 0: none for openai (the
   // server's default). Anthropic requires one, so there it defaults to 4096.
   int64_t default_max_tokens = 0;

@@ -10,6 +10,7 @@
 #include "common/base/status_macros.h"
 #include "common/base/json_string.h"
 #include "common/dedup/keys.h"
+#include "common/teacher/logprobs_codec.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
 
@@ -265,6 +266,41 @@ void AppendOptionalMetadata(const v1::Prompt& prompt, std::string* out) {
   if (!AppendMetadataValue(prompt, out)) out->resize(mark);
 }
 
+// Stored JSON text (tool calls, tools) re-written compactly; null when it
+// is somehow not JSON or nests too deep (the export must not fail).
+void AppendStoredJson(const std::string& text, std::string* out) {
+  if (text.empty() || !CheckJsonDepth(text).ok()) {
+    out->append("null");
+    return;
+  }
+  const json value = json::parse(text, nullptr, false);
+  out->append(value.is_discarded() ? "null" : Dump(value));
+}
+
+// ,"tool_calls":[...] (an assistant turn's calls) and ,"tool_call_id":..
+// (a tool turn's), OpenAI's fine-tuning form, when the turn has them.
+void AppendToolFields(const v1::ChatMessage& m, std::string* out) {
+  if (!m.tool_calls_json().empty()) {
+    out->append(",\"tool_calls\":");
+    AppendStoredJson(m.tool_calls_json(), out);
+  }
+  if (!m.tool_call_id().empty()) {
+    out->append(",\"tool_call_id\":");
+    AppendJsonString(m.tool_call_id(), out);
+  }
+}
+
+// A turn's content: its text, or null for an assistant turn that only
+// calls tools.
+void AppendTurnContent(const std::string& content, bool calls_tools,
+                       std::string* out) {
+  if (calls_tools && content.empty()) {
+    out->append("null");
+  } else {
+    AppendJsonString(content, out);
+  }
+}
+
 // [{"role":..,"content":..},...] without the closing bracket, so the openai
 // line can add the assistant turn.
 void AppendOpenMessages(const v1::Prompt& prompt, std::string* out) {
@@ -276,7 +312,8 @@ void AppendOpenMessages(const v1::Prompt& prompt, std::string* out) {
     out->append("{\"role\":");
     AppendJsonString(m.role(), out);
     out->append(",\"content\":");
-    AppendJsonString(m.content(), out);
+    AppendTurnContent(m.content(), !m.tool_calls_json().empty(), out);
+    AppendToolFields(m, out);
     out->push_back('}');
   }
 }
@@ -316,37 +353,174 @@ void AppendMessagesLine(const v1::ExportRecord& r, ReasoningLayout layout,
   AppendOpenMessages(r.prompt(), out);
   if (r.prompt().messages_size() > 0) out->push_back(',');
   out->append("{\"role\":\"assistant\",\"content\":");
-  AppendAssistantText(r.answer(), layout, out);
-  if (chat && layout == ReasoningLayout::kField &&
-      !r.answer().reasoning().empty()) {
+  const v1::Answer& a = r.answer();
+  if (!a.tool_calls_json().empty() && a.content().empty() &&
+      (layout != ReasoningLayout::kThinkTags || a.reasoning().empty())) {
+    out->append("null");
+  } else {
+    AppendAssistantText(a, layout, out);
+  }
+  if (!a.tool_calls_json().empty()) {
+    out->append(",\"tool_calls\":");
+    AppendStoredJson(a.tool_calls_json(), out);
+  }
+  if (chat && layout == ReasoningLayout::kField && !a.reasoning().empty()) {
     out->push_back(',');
     AppendJsonString(reasoning_key, out);
     out->push_back(':');
-    AppendJsonString(r.answer().reasoning(), out);
+    AppendJsonString(a.reasoning(), out);
   }
   out->append("}]");
+  // The line's tools at the top level, as OpenAI's fine-tuning reads them.
+  if (!r.prompt().tools_json().empty()) {
+    out->append(",\"tools\":");
+    AppendStoredJson(r.prompt().tools_json(), out);
+  }
   if (chat) AppendOptionalMetadata(r.prompt(), out);
   out->push_back('}');
 }
 
+// ShareGPT's function_call value, as LLaMA-Factory reads it: JSON text of
+// {"name","arguments":{...}} for one call, a list of them for several.
+std::string ShareGptFunctionCall(const std::string& tool_calls_json) {
+  if (!CheckJsonDepth(tool_calls_json).ok()) return "[]";
+  const json calls = json::parse(tool_calls_json, nullptr, false);
+  if (!calls.is_array()) return "[]";
+  json out = json::array();
+  for (const json& call : calls) {
+    if (!call.is_object()) continue;
+    const json function = call.value("function", json::object());
+    json arguments = json::parse(function.value("arguments", std::string("{}")),
+                                 nullptr, false);
+    if (arguments.is_discarded()) arguments = json::object();
+    out.push_back({{"name", function.value("name", std::string())},
+                   {"arguments", std::move(arguments)}});
+  }
+  return Dump(out.size() == 1 ? out[0] : out);
+}
+
+// ShareGPT's "tools" value: JSON text of the function definitions, without
+// OpenAI's {"type":"function"} wrapper.
+std::string ShareGptTools(const std::string& tools_json) {
+  if (!CheckJsonDepth(tools_json).ok()) return "[]";
+  const json tools = json::parse(tools_json, nullptr, false);
+  if (!tools.is_array()) return "[]";
+  json out = json::array();
+  for (const json& tool : tools) {
+    if (tool.is_object() && tool.contains("function")) {
+      out.push_back(tool["function"]);
+    }
+  }
+  return Dump(out);
+}
+
+void AppendShareGptTurn(const char* from, const std::string& value,
+                        std::string* out) {
+  out->append("{\"from\":\"");
+  out->append(from);
+  out->append("\",\"value\":");
+  AppendJsonString(value, out);
+  out->push_back('}');
+}
+
+// Tool use goes as LLaMA-Factory reads it: an assistant turn's calls as a
+// function_call turn (its text, if any, left out: the turns must alternate),
+// tool results as one observation turn (several results of parallel calls:
+// a JSON list of their texts), and the line's tools as JSON text.
 void AppendShareGptLine(const v1::ExportRecord& r, ReasoningLayout layout,
                         std::string* out) {
   out->append("{\"conversations\":[");
-  for (const v1::ChatMessage& m : r.prompt().messages()) {
-    const char* from = m.role() == "system"      ? "system"
-                       : m.role() == "assistant" ? "gpt"
-                                                 : "human";
-    out->append("{\"from\":\"");
-    out->append(from);
-    out->append("\",\"value\":");
-    AppendJsonString(m.content(), out);
-    out->append("},");
+  const auto& messages = r.prompt().messages();
+  for (int i = 0; i < messages.size(); ++i) {
+    const v1::ChatMessage& m = messages[i];
+    if (m.role() == "tool") {
+      std::vector<std::string> results = {m.content()};
+      while (i + 1 < messages.size() && messages[i + 1].role() == "tool") {
+        results.push_back(messages[++i].content());
+      }
+      AppendShareGptTurn(
+          "observation",
+          results.size() == 1 ? results[0] : Dump(json(results)), out);
+    } else if (!m.tool_calls_json().empty()) {
+      AppendShareGptTurn("function_call",
+                         ShareGptFunctionCall(m.tool_calls_json()), out);
+    } else {
+      const char* from = m.role() == "system"      ? "system"
+                         : m.role() == "assistant" ? "gpt"
+                                                   : "human";
+      AppendShareGptTurn(from, m.content(), out);
+    }
+    out->push_back(',');
   }
-  out->append("{\"from\":\"gpt\",\"value\":");
-  AppendAssistantText(r.answer(), layout, out);
+  if (!r.answer().tool_calls_json().empty()) {
+    out->append("{\"from\":\"function_call\",\"value\":");
+    AppendJsonString(ShareGptFunctionCall(r.answer().tool_calls_json()), out);
+  } else {
+    out->append("{\"from\":\"gpt\",\"value\":");
+    AppendAssistantText(r.answer(), layout, out);
+  }
   AppendReasoningField(r.answer(), layout, out);
   out->append("}]");
+  if (!r.prompt().tools_json().empty()) {
+    out->append(",\"tools\":");
+    AppendJsonString(ShareGptTools(r.prompt().tools_json()), out);
+  }
   AppendOptionalMetadata(r.prompt(), out);
+  out->push_back('}');
+}
+
+// "tokens":[...],"logprobs":[...],"top_logprobs":[[[token,logprob],...],...]
+// from an answer's stored logprobs (empty lists when it has none; a warning
+// when they cannot be read).
+void AppendLogprobArrays(const v1::ExportRecord& r, std::string* out) {
+  std::vector<TokenLogprob> tokens;
+  if (!r.answer().logprobs().empty()) {
+    absl::StatusOr<std::vector<TokenLogprob>> decoded =
+        DecodeLogprobs(r.answer().logprobs());
+    if (decoded.ok()) {
+      tokens = *std::move(decoded);
+    } else {
+      spdlog::warn("line {} sample {}: {}", r.prompt().line(), r.task().sample(),
+                   std::string(decoded.status().message()));
+    }
+  }
+  out->append("\"tokens\":[");
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (i > 0) out->push_back(',');
+    AppendJsonString(tokens[i].token, out);
+  }
+  out->append("],\"logprobs\":[");
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (i > 0) out->push_back(',');
+    AppendDouble(tokens[i].logprob, out);
+  }
+  out->append("],\"top_logprobs\":[");
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (i > 0) out->push_back(',');
+    out->push_back('[');
+    for (size_t j = 0; j < tokens[i].top.size(); ++j) {
+      if (j > 0) out->push_back(',');
+      out->push_back('[');
+      AppendJsonString(tokens[i].top[j].first, out);
+      out->push_back(',');
+      AppendDouble(tokens[i].top[j].second, out);
+      out->push_back(']');
+    }
+    out->push_back(']');
+  }
+  out->push_back(']');
+}
+
+// {"messages":[..., assistant],"tokens":..,"logprobs":..,"top_logprobs":..}:
+// what a logit-distillation run (DistillKit, EasyDistill) reads.
+void AppendLogprobsLine(const v1::ExportRecord& r, std::string* out) {
+  out->append("{\"messages\":");
+  AppendOpenMessages(r.prompt(), out);
+  if (r.prompt().messages_size() > 0) out->push_back(',');
+  out->append("{\"role\":\"assistant\",\"content\":");
+  AppendJsonString(r.answer().content(), out);
+  out->append("}],");
+  AppendLogprobArrays(r, out);
   out->push_back('}');
 }
 
@@ -409,6 +583,10 @@ void AppendParams(const v1::SamplingParams& p, std::string* out) {
       AppendJsonString(p.stop(i), out);
     }
     out->push_back(']');
+  }
+  if (p.top_logprobs() > 0) {
+    key("top_logprobs");
+    AppendInt(p.top_logprobs(), out);
   }
   out->push_back('}');
 }
@@ -485,6 +663,25 @@ void AppendRawLine(const v1::ExportRecord& r, std::string* out) {
   } else {
     AppendJsonString(t.extracted_answer(), out);
   }
+  // Tool use and logprobs only when the record has them: a record of a job
+  // without them is as it always was.
+  if (!r.prompt().tools_json().empty()) {
+    out->append(",\"tools\":");
+    AppendStoredJson(r.prompt().tools_json(), out);
+  }
+  if (!a.tool_calls_json().empty()) {
+    out->append(",\"tool_calls\":");
+    AppendStoredJson(a.tool_calls_json(), out);
+  }
+  if (!a.logprobs().empty()) {
+    out->append(",\"logprobs\":{");
+    AppendLogprobArrays(r, out);
+    out->push_back('}');
+  }
+  if (a.choice_index() > 0) {
+    out->append(",\"choice_index\":");
+    AppendInt(a.choice_index(), out);
+  }
   if (r.has_contamination()) {
     out->append(",\"contamination\":{\"benchmark_line\":");
     AppendInt(r.contamination().benchmark_line(), out);
@@ -537,9 +734,10 @@ absl::StatusOr<ExportFormat> ParseExportFormat(std::string_view name) {
   if (name == "sharegpt") return ExportFormat::kShareGpt;
   if (name == "raw") return ExportFormat::kRaw;
   if (name == "errors") return ExportFormat::kErrors;
+  if (name == "logprobs") return ExportFormat::kLogprobs;
   return absl::InvalidArgumentError(
       absl::StrCat("unknown export format '", std::string(name),
-                   "'; use openai, chat, sharegpt, raw or errors"));
+                   "'; use openai, chat, sharegpt, raw, logprobs or errors"));
 }
 
 absl::StatusOr<ReasoningLayout> ParseReasoningLayout(std::string_view name) {
@@ -577,6 +775,9 @@ void AppendRecord(const v1::ExportRecord& record, ExportFormat format,
       return;
     case ExportFormat::kErrors:
       AppendErrorLine(record, out);
+      return;
+    case ExportFormat::kLogprobs:
+      AppendLogprobsLine(record, out);
       return;
   }
 }

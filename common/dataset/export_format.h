@@ -13,6 +13,14 @@
 //            --verify's verified and extracted_answer)
 //   errors   dead letters: one failed task a line, with prompt id, line,
 //            messages, attempts and the last error
+//   logprobs {"messages":[...],"tokens":[..],"logprobs":[..],
+//            "top_logprobs":[[[token,logprob],..],..]} for logit
+//            distillation (a job with --logprobs K)
+// Tool use (a line's tools, tool_calls and tool turns) is written as
+// OpenAI's fine-tuning format has it in openai and chat (the assistant
+// message's tool_calls, the line's tools at the top level), as
+// LLaMA-Factory reads it in sharegpt (function_call and observation turns,
+// "tools" as JSON text), and verbatim in raw, with the logprobs.
 // The reasoning layout (openai, chat and sharegpt) places the teacher's
 // reasoning trace: in a field of the assistant message (chat: the reasoning
 // key; sharegpt: "reasoning"; openai has none), inline before the
@@ -32,7 +40,7 @@
 
 namespace distillery {
 
-enum class ExportFormat { kOpenAi, kChat, kShareGpt, kRaw, kErrors };
+enum class ExportFormat { kOpenAi, kChat, kShareGpt, kRaw, kErrors, kLogprobs };
 enum class ReasoningLayout { kField, kThinkTags, kDrop };
 
 // The chat format's key for the trace unless told otherwise.

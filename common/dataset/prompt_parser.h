@@ -1,7 +1,10 @@
 // Prompt files: JSONL, one prompt a line, either {"prompt": "..."} or
 // {"messages": [{"role": ..., "content": ...}, ...]}, with optional "id",
-// "system", "metadata", and the row's own "max_tokens" and "temperature"
-// (over the job's: Prompt.params). Parsing is strict: a bad line is an error that
+// "system", "metadata", the row's own "max_tokens" and "temperature"
+// (over the job's: Prompt.params), and for tool use "tools" (OpenAI
+// function definitions) and "tool_choice". Messages may be agent traces:
+// assistant turns with "tool_calls" (content null) and "tool" turns with
+// the "tool_call_id" they answer; the last turn is "user" or "tool". Parsing is strict: a bad line is an error that
 // names the line and the reason, so a submission is all or nothing.
 #ifndef DISTILLERY_COMMON_DATASET_PROMPT_PARSER_H_
 #define DISTILLERY_COMMON_DATASET_PROMPT_PARSER_H_

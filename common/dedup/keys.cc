@@ -52,7 +52,8 @@ std::string Number(double v) {
 std::string RequestKey(
     const TeacherProfile& teacher, std::string_view model,
     const google::protobuf::RepeatedPtrField<v1::ChatMessage>& messages,
-    const v1::SamplingParams& params, int sample) {
+    const v1::SamplingParams& params, int sample,
+    const RequestExtras& extras) {
   // v1 keys held the profile's name only, so they cannot say which settings
   // bought their answers: v2 keys never match them.
   std::string canon = "distillery.request.v2";
@@ -76,6 +77,33 @@ std::string RequestKey(
   AppendField(&canon, std::to_string(params.stop_size()));
   for (const std::string& s : params.stop()) AppendField(&canon, s);
   AppendField(&canon, std::to_string(sample));
+  // Extras, each tagged, only when present: keys without them are as before.
+  for (int i = 0; i < messages.size(); ++i) {
+    const v1::ChatMessage& m = messages[i];
+    if (!m.tool_calls_json().empty()) {
+      AppendField(&canon, "calls" + std::to_string(i));
+      AppendField(&canon, m.tool_calls_json());
+    }
+    if (!m.tool_call_id().empty()) {
+      AppendField(&canon, "call_id" + std::to_string(i));
+      AppendField(&canon, m.tool_call_id());
+    }
+  }
+  if (params.top_logprobs() > 0) {
+    AppendField(&canon, "logprobs" + std::to_string(params.top_logprobs()));
+  }
+  if (!extras.tools_json.empty()) {
+    AppendField(&canon, "tools");
+    AppendField(&canon, extras.tools_json);
+  }
+  if (!extras.tool_choice_json.empty()) {
+    AppendField(&canon, "tool_choice");
+    AppendField(&canon, extras.tool_choice_json);
+  }
+  if (!extras.json_schema.empty()) {
+    AppendField(&canon, "json_schema");
+    AppendField(&canon, extras.json_schema);
+  }
   return Digest(canon);
 }
 

@@ -27,10 +27,20 @@ namespace distillery {
 // the key they were made with. Normalisation: roles lower-cased, "\r\n"
 // folded to "\n", leading and trailing whitespace of each message trimmed;
 // unset optional parameters differ from any set value.
+//
+// A request's extras (tools, tool choice, a JSON schema), an assistant
+// turn's tool calls, a tool turn's call id and top_logprobs join the key
+// only when set, so keys of requests without them are unchanged.
+struct RequestExtras {
+  std::string tools_json;
+  std::string tool_choice_json;
+  std::string json_schema;
+};
 std::string RequestKey(const TeacherProfile& teacher, std::string_view model,
                        const google::protobuf::RepeatedPtrField<v1::ChatMessage>&
                            messages,
-                       const v1::SamplingParams& params, int sample);
+                       const v1::SamplingParams& params, int sample,
+                       const RequestExtras& extras = {});
 
 // Hash of `text` with runs of whitespace folded to one space and trimmed.
 std::string AnswerContentHash(std::string_view text);

@@ -20,6 +20,7 @@
 #include "common/config/teachers.h"
 #include "common/teacher/teacher.h"
 #include "distillery/v1/types.pb.h"
+#include "distillery/v1/worker_service.pb.h"
 
 namespace distillery {
 
@@ -38,22 +39,23 @@ int PassingAnswers(const v1::JobSpec& spec);
 v1::SamplingParams TaskParams(const v1::JobSpec& spec,
                               const v1::SamplingParams& prompt, int sample);
 
-// The TeacherRequest a task sends: `model`, `messages` and the sample's
-// `params` (TaskParams) as a Teacher or a BatchApi takes them. Online
-// leases, batch lines in the coordinator and batch creates in the worker
-// all build it here.
-TeacherRequest ToTeacherRequest(
-    const std::string& model,
-    const google::protobuf::RepeatedPtrField<v1::ChatMessage>& messages,
-    const v1::SamplingParams& params);
+// What sample `sample` of `prompt` in a job with `spec` sends, into the
+// request fields of `*out` (model, messages, params, tools, JSON schema):
+// online leases and batch steps are both filled here.
+void FillTaskRequest(const v1::JobSpec& spec, const v1::Prompt& prompt,
+                     int sample, v1::LeasedTask* out);
 
-// The request key of sample `sample` of a prompt with `messages` (the
-// system prompt already in them) and its own parameters `prompt_params`, in
-// a job with `spec`, sent to `teacher`.
-std::string TaskRequestKey(
-    const TeacherProfile& teacher, const v1::JobSpec& spec,
-    const google::protobuf::RepeatedPtrField<v1::ChatMessage>& messages,
-    const v1::SamplingParams& prompt_params, int sample);
+// The TeacherRequest `task` sends, as a Teacher or a BatchApi takes it.
+// Online leases, batch lines in the coordinator and batch creates in the
+// worker all build it here.
+TeacherRequest ToTeacherRequest(const v1::LeasedTask& task);
+
+// The request key of sample `sample` of `prompt` (the system prompt already
+// in its messages; its own parameters, tools and tool choice) in a job
+// with `spec`, sent to `teacher`.
+std::string TaskRequestKey(const TeacherProfile& teacher,
+                           const v1::JobSpec& spec, const v1::Prompt& prompt,
+                           int sample);
 
 }  // namespace distillery
 

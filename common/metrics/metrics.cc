@@ -199,6 +199,12 @@ struct Families {
           .Help("Answers checked by a job's --verify as they were committed, "
                 "by result: verified, rejected, no_reference")
           .Register(*coordinator_registry);
+  prometheus::Family<prometheus::Counter>& schema_failures =
+      BuildCounter()
+          .Name("distillery_schema_failures_total")
+          .Help("Answers of --json-schema jobs that did not parse or did not "
+                "match the schema, and were asked again or dead-lettered")
+          .Register(*coordinator_registry);
   prometheus::Family<prometheus::Counter>& lease_expiries =
       BuildCounter()
           .Name("distillery_lease_expiries_total")
@@ -308,6 +314,7 @@ struct Series {
         retry_wait(f.retry_wait, {"teacher", "model", "reason"}),
         tasks(f.tasks, {"teacher", "model", "outcome"}),
         checks(f.checks, {"teacher", "model", "result"}),
+        schema_failures(f.schema_failures, {"teacher", "model"}),
         lease_expiries(f.lease_expiries, {"teacher"}),
         reports(f.reports, {"result"}),
         rejected_calls(f.rejected_calls, {"service", "reason"}),
@@ -324,6 +331,7 @@ struct Series {
   SeriesCache<prometheus::Counter> retry_wait;
   SeriesCache<prometheus::Counter> tasks;
   SeriesCache<prometheus::Counter> checks;
+  SeriesCache<prometheus::Counter> schema_failures;
   SeriesCache<prometheus::Counter> lease_expiries;
   SeriesCache<prometheus::Counter> reports;
   SeriesCache<prometheus::Counter> rejected_calls;
@@ -517,6 +525,10 @@ void InitTaskSeries(const std::string& teacher, const std::string& model) {
 void AnswerChecked(const std::string& teacher, const std::string& model,
                    const std::string& result) {
   S().checks.Get({teacher, model, result}).Increment();
+}
+
+void SchemaFailure(const std::string& teacher, const std::string& model) {
+  S().schema_failures.Get({teacher, model}).Increment();
 }
 
 void LeaseExpired(const std::string& teacher) {

@@ -96,6 +96,8 @@ void TaskSettled(const std::string& teacher, const std::string& model,
 // "rejected" or "no_reference".
 void AnswerChecked(const std::string& teacher, const std::string& model,
                    const std::string& result);
+// An answer of a --json-schema job that did not parse or match.
+void SchemaFailure(const std::string& teacher, const std::string& model);
 // Creates a teacher/model's task series at zero, so rates and alerts see
 // them before the first event.
 void InitTaskSeries(const std::string& teacher, const std::string& model);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/base/status_macros.h"
 #include "common/teacher/http_teacher.h"
 #include "common/teacher/sse_parser.h"
 #include "common/teacher/text_util.h"
@@ -33,6 +34,9 @@ struct Block {
   std::string thinking;   // thinking blocks
   std::string signature;  // thinking blocks
   std::string data;       // redacted_thinking blocks
+  // tool_use blocks: the call's id, the tool's name, and its input as JSON
+  // text (whole in a body; in a stream, the input_json_delta pieces).
+  std::string id, name, input_json;
 };
 
 Block BlockFrom(const json& object) {
@@ -42,15 +46,34 @@ Block BlockFrom(const json& object) {
   b.thinking = StringField(object, "thinking");
   b.signature = StringField(object, "signature");
   b.data = StringField(object, "data");
+  if (b.type == "tool_use") {
+    b.id = StringField(object, "id");
+    b.name = StringField(object, "name");
+    auto input = object.find("input");
+    // A stream starts the block with "input": {} and sends the input in
+    // pieces: an empty object is left for them to fill.
+    if (input != object.end() && !(input->is_object() && input->empty())) {
+      b.input_json = input->dump();
+    }
+  }
   return b;
 }
 
-// Fills content, reasoning and reasoning_blocks from the blocks in order.
-// Blocks of other types (tool_use, ...) are not part of a harvested answer.
+// Fills content, reasoning, reasoning_blocks and tool calls (in OpenAI's
+// form: tool_calls_json) from the blocks in order. Blocks of other types
+// are not part of a harvested answer.
 void FoldBlocks(const std::vector<Block>& blocks, TeacherAnswer* answer) {
   ordered_json kept = ordered_json::array();
+  json calls = json::array();
   for (const Block& b : blocks) {
-    if (b.type == "text") {
+    if (b.type == "tool_use") {
+      calls.push_back(
+          {{"id", b.id},
+           {"type", "function"},
+           {"function",
+            {{"name", b.name},
+             {"arguments", b.input_json.empty() ? "{}" : b.input_json}}}});
+    } else if (b.type == "text") {
       answer->content += b.text;
     } else if (b.type == "thinking") {
       if (!answer->reasoning.empty() && !b.thinking.empty()) {
@@ -65,6 +88,7 @@ void FoldBlocks(const std::vector<Block>& blocks, TeacherAnswer* answer) {
     }
   }
   if (!kept.empty()) answer->reasoning_blocks = kept.dump();
+  if (!calls.empty()) answer->tool_calls_json = calls.dump();
 }
 
 // input_tokens excludes cache reads and writes; TokenUsage's prompt_tokens
@@ -159,6 +183,9 @@ TeacherResult ParseMessagesStreamOrThrow(std::string body) {
       } else if (delta_type == "signature_delta") {
         if (block.type.empty()) block.type = "thinking";
         block.signature += StringField(*delta, "signature");
+      } else if (delta_type == "input_json_delta") {
+        if (block.type.empty()) block.type = "tool_use";
+        block.input_json += StringField(*delta, "partial_json");
       }
     } else if (type == "message_delta") {
       if (const json* delta = ObjectField(doc, "delta")) {
@@ -188,6 +215,86 @@ TeacherResult ParseMessagesStreamOrThrow(std::string body) {
   return result;
 }
 
+// An assistant turn with tool calls (OpenAI's form) as Anthropic's content
+// blocks: its text, then a tool_use block per call, input parsed from the
+// call's arguments text (which must be a JSON object).
+absl::StatusOr<ordered_json> ToolUseTurn(const ChatMessage& m) {
+  ASSIGN_OR_RETURN(ordered_json calls,
+                   wire::ParseRequestJson(m.tool_calls_json, "tool_calls"));
+  ordered_json content = ordered_json::array();
+  if (!m.content.empty()) {
+    content.push_back({{"type", "text"}, {"text", m.content}});
+  }
+  for (const ordered_json& call : calls) {
+    const ordered_json function = call.value("function", ordered_json::object());
+    ASSIGN_OR_RETURN(
+        ordered_json input,
+        wire::ParseRequestJson(function.value("arguments", std::string("{}")),
+                               "a tool call's arguments"));
+    if (!input.is_object()) {
+      return absl::InvalidArgumentError(
+          "a tool call's arguments must be a JSON object for Anthropic");
+    }
+    content.push_back({{"type", "tool_use"},
+                       {"id", call.value("id", std::string())},
+                       {"name", function.value("name", std::string())},
+                       {"input", std::move(input)}});
+  }
+  return ordered_json{{"role", "assistant"}, {"content", std::move(content)}};
+}
+
+// The request's tools and tool_choice in Anthropic's form, and a JSON
+// schema as a forced tool whose input is the answer.
+absl::Status AddTools(const TeacherRequest& request, ordered_json* body) {
+  ordered_json tools = ordered_json::array();
+  if (!request.tools_json.empty()) {
+    ASSIGN_OR_RETURN(ordered_json openai,
+                     wire::ParseRequestJson(request.tools_json, "tools"));
+    for (const ordered_json& tool : openai) {
+      const ordered_json function = tool.value("function", ordered_json::object());
+      ordered_json out = {{"name", function.value("name", std::string())}};
+      if (function.contains("description")) {
+        out["description"] = function["description"];
+      }
+      out["input_schema"] = function.value(
+          "parameters", ordered_json{{"type", "object"}, {"properties", ordered_json::object()}});
+      tools.push_back(std::move(out));
+    }
+  }
+  if (!request.tool_choice_json.empty()) {
+    ASSIGN_OR_RETURN(ordered_json choice,
+                     wire::ParseRequestJson(request.tool_choice_json,
+                                            "tool_choice"));
+    if (choice == "none") {
+      (*body)["tool_choice"] = {{"type", "none"}};
+    } else if (choice == "required") {
+      (*body)["tool_choice"] = {{"type", "any"}};
+    } else if (choice.is_object()) {
+      (*body)["tool_choice"] = {
+          {"type", "tool"},
+          {"name", choice.value("function", ordered_json::object())
+                       .value("name", std::string())}};
+    } else {
+      (*body)["tool_choice"] = {{"type", "auto"}};
+    }
+  }
+  if (!request.json_schema.empty()) {
+    ASSIGN_OR_RETURN(ordered_json schema,
+                     wire::ParseRequestJson(request.json_schema, "json_schema"));
+    const std::string name = request.json_schema_name.empty()
+                                 ? std::string("schema")
+                                 : request.json_schema_name;
+    tools.push_back({{"name", name},
+                     {"description",
+                      "Give the answer as this tool's input: JSON matching "
+                      "its schema."},
+                     {"input_schema", std::move(schema)}});
+    (*body)["tool_choice"] = {{"type", "tool"}, {"name", name}};
+  }
+  if (!tools.empty()) (*body)["tools"] = std::move(tools);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string MessagesUrl(std::string_view base_url) {
@@ -200,6 +307,14 @@ std::string MessagesUrl(std::string_view base_url) {
 absl::StatusOr<std::string> BuildMessagesRequestBody(
     const TeacherRequest& request, const MessagesBodyOptions& options) {
   const SamplingParams& params = request.params;
+  if (params.top_logprobs > 0) {
+    return absl::InvalidArgumentError(
+        "Anthropic's Messages API gives no logprobs");
+  }
+  if (request.choices > 1) {
+    return absl::InvalidArgumentError(
+        "Anthropic's Messages API has no n: one choice per request");
+  }
   if (absl::Status s = wire::CheckSamplingNumbers(params); !s.ok()) return s;
   const int64_t max_tokens =
       params.max_tokens > 0 ? params.max_tokens : options.default_max_tokens;
@@ -220,6 +335,26 @@ absl::StatusOr<std::string> BuildMessagesRequestBody(
       if (m.role == "system") {
         if (!system.empty()) system += "\n\n";
         system += m.content;
+      } else if (m.role == "assistant" && !m.tool_calls_json.empty()) {
+        ASSIGN_OR_RETURN(ordered_json turn, ToolUseTurn(m));
+        messages.push_back(std::move(turn));
+      } else if (m.role == "tool") {
+        if (m.tool_call_id.empty()) {
+          return absl::InvalidArgumentError(
+              "a tool turn needs the tool_call_id it answers");
+        }
+        // Tool results go back in a user turn; consecutive ones share it.
+        ordered_json result = {{"type", "tool_result"},
+                               {"tool_use_id", m.tool_call_id},
+                               {"content", m.content}};
+        if (!messages.empty() && messages.back()["role"] == "user" &&
+            messages.back()["content"].is_array()) {
+          messages.back()["content"].push_back(std::move(result));
+        } else {
+          messages.push_back(
+              {{"role", "user"},
+               {"content", ordered_json::array({std::move(result)})}});
+        }
       } else if (m.role == "user" || m.role == "assistant") {
         messages.push_back({{"role", m.role}, {"content", m.content}});
       } else {
@@ -242,6 +377,7 @@ absl::StatusOr<std::string> BuildMessagesRequestBody(
       body["thinking"] = {{"type", "enabled"},
                           {"budget_tokens", options.thinking_budget_tokens}};
     }
+    RETURN_IF_ERROR(AddTools(request, &body));
     if (options.stream) body["stream"] = true;
     return body.dump();
   } catch (const std::exception& e) {

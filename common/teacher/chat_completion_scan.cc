@@ -368,6 +368,8 @@ bool ReadMessage(Scanner& in, ChatCompletionFields* out) {
     if (key == "reasoning_content") {
       return First(2, &seen) && in.StringOrOther(&out->reasoning_content, 3);
     }
+    // Tool calls: declined, for the nlohmann path to read.
+    if (key == "tool_calls") return in.Peek() == 'n' && in.Skip(3);
     return in.Skip(3);
   });
 }
@@ -384,6 +386,8 @@ bool ReadFirstChoice(Scanner& in, ChatCompletionFields* out) {
     if (key == "finish_reason") {
       return First(1, &seen) && in.StringOrOther(&out->finish_reason, 2);
     }
+    // Logprobs: declined, for the nlohmann path to read.
+    if (key == "logprobs") return in.Peek() == 'n' && in.Skip(2);
     return in.Skip(2);
   });
   return ok && has_message;
@@ -391,12 +395,8 @@ bool ReadFirstChoice(Scanner& in, ChatCompletionFields* out) {
 
 bool ReadChoices(Scanner& in, ChatCompletionFields* out) {
   if (!in.Expect('[') || in.Peek() != '{') return false;  // empty: declined
-  if (!ReadFirstChoice(in, out)) return false;
-  while (in.Peek() == ',') {
-    in.Expect(',');
-    if (!in.Skip(1)) return false;
-  }
-  return in.Expect(']');
+  // More than one choice (a request with n > 1): declined.
+  return ReadFirstChoice(in, out) && in.Expect(']');
 }
 
 // An object holding one integer field `name` (the *_details objects).

@@ -7,8 +7,8 @@
 // than the rest of handling an answer.
 //
 // It declines (nullopt) anything outside the plain shape: an "error" key or
-// "object":"error", choices that are not a non-empty array whose first
-// element has a message object, message.content that is neither a string
+// "object":"error", choices that are not an array of one element with a
+// message object, non-null message.tool_calls or choice logprobs, message.content that is neither a string
 // nor null, a token count that is not an integer in int64, a key written
 // with escapes, a field the reader needs given twice (nlohmann keeps the
 // last), nesting deeper than kMaxJsonDepth (json_depth.h), a byte-order

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/base/status_macros.h"
 #include "common/teacher/chat_completion_scan.h"
 #include "common/teacher/http_teacher.h"
 #include "common/teacher/sse_parser.h"
@@ -107,6 +108,97 @@ TeacherResult AnswerFromFields(ChatCompletionFields fields, std::string body) {
   return result;
 }
 
+// choices[].logprobs.content: [{"token","logprob","top_logprobs":[...]}].
+// False for a shape that is not that.
+bool ReadLogprobs(const json& logprobs, std::vector<TokenLogprob>* out) {
+  if (logprobs.is_null()) return true;
+  if (!logprobs.is_object()) return false;
+  auto content = logprobs.find("content");
+  if (content == logprobs.end() || content->is_null()) return true;
+  if (!content->is_array()) return false;
+  for (const json& entry : *content) {
+    if (!entry.is_object()) return false;
+    auto token = entry.find("token");
+    auto logprob = entry.find("logprob");
+    if (token == entry.end() || !token->is_string() ||
+        logprob == entry.end() || !logprob->is_number()) {
+      return false;
+    }
+    TokenLogprob& t = out->emplace_back();
+    t.token = token->get<std::string>();
+    t.logprob = logprob->get<double>();
+    auto top = entry.find("top_logprobs");
+    if (top == entry.end() || top->is_null()) continue;
+    if (!top->is_array()) return false;
+    for (const json& alt : *top) {
+      if (!alt.is_object() || !alt.contains("token") ||
+          !alt["token"].is_string() || !alt.contains("logprob") ||
+          !alt["logprob"].is_number()) {
+        return false;
+      }
+      t.top.emplace_back(alt["token"].get<std::string>(),
+                         alt["logprob"].get<double>());
+    }
+  }
+  return true;
+}
+
+// message.tool_calls as stored: compact JSON of the array, each call with
+// id, type and function {name, arguments (text)}. False for another shape.
+bool ReadToolCalls(const json& calls, std::string* out) {
+  if (calls.is_null()) return true;
+  if (!calls.is_array()) return false;
+  if (calls.empty()) return true;
+  json kept = json::array();
+  for (const json& call : calls) {
+    if (!call.is_object()) return false;
+    const json* function = ObjectField(call, "function");
+    if (function == nullptr) return false;
+    json arguments = function->value("arguments", json(""));
+    // Some servers send the arguments as an object, not as text.
+    if (!arguments.is_string()) arguments = arguments.dump();
+    kept.push_back({{"id", StringField(call, "id")},
+                    {"type", "function"},
+                    {"function",
+                     {{"name", StringField(*function, "name")},
+                      {"arguments", std::move(arguments)}}}});
+  }
+  *out = kept.dump();
+  return true;
+}
+
+// One choice of a plain chat.completion: content, reasoning, tool calls,
+// finish reason and logprobs. A BadBody result when it is not usable.
+std::optional<TeacherResult> ReadChoice(const json& choice,
+                                        const std::string& body,
+                                        TeacherAnswer* answer) {
+  const json* message = ObjectField(choice, "message");
+  if (message == nullptr) return BadBody("a choice has no message", body);
+  if (!ReadContent(*message, &answer->content)) {
+    return BadBody("message.content is neither text nor parts", body);
+  }
+  // vLLM renamed reasoning_content to reasoning; DeepSeek and llama.cpp still
+  // use reasoning_content. Read the new name first.
+  answer->reasoning = StringField(*message, "reasoning");
+  if (answer->reasoning.empty()) {
+    answer->reasoning = StringField(*message, "reasoning_content");
+  }
+  if (answer->reasoning.empty()) {
+    SplitInlineThink(&answer->content, &answer->reasoning);
+  }
+  if (auto calls = message->find("tool_calls");
+      calls != message->end() &&
+      !ReadToolCalls(*calls, &answer->tool_calls_json)) {
+    return BadBody("message.tool_calls is not a list of calls", body);
+  }
+  answer->finish_reason = StringField(choice, "finish_reason");
+  if (auto logprobs = choice.find("logprobs");
+      logprobs != choice.end() && !ReadLogprobs(*logprobs, &answer->logprobs)) {
+    return BadBody("choice.logprobs is not a list of token logprobs", body);
+  }
+  return std::nullopt;
+}
+
 TeacherResult ParseChatResponseOrThrow(std::string body) {
   // Almost every answer is a plain chat.completion: read it without
   // building a document (see chat_completion_scan.h). Anything else, errors
@@ -126,65 +218,146 @@ TeacherResult ParseChatResponseOrThrow(std::string body) {
   if (choices == doc.end() || !choices->is_array() || choices->empty()) {
     return BadBody("no choices", body);
   }
-  const json& choice = choices->front();
-  const json* message = ObjectField(choice, "message");
-  if (message == nullptr) return BadBody("choices[0] has no message", body);
-
+  // Choices in index order (a request with n > 1 has several); one
+  // without an index is taken where it stands.
+  std::vector<const json*> ordered(choices->size(), nullptr);
+  for (size_t i = 0; i < choices->size(); ++i) {
+    const json& choice = (*choices)[i];
+    if (!choice.is_object()) return BadBody("a choice is not an object", body);
+    int64_t index = choice.contains("index") ? IntField(choice, "index")
+                                             : static_cast<int64_t>(i);
+    if (index < 0 || index >= static_cast<int64_t>(ordered.size()) ||
+        ordered[index] != nullptr) {
+      return BadBody("choices have bad or repeated indexes", body);
+    }
+    ordered[index] = &choice;
+  }
   TeacherResult result;
   result.http_status = 200;
+  for (size_t i = 0; i < ordered.size(); ++i) {
+    TeacherAnswer one;
+    if (std::optional<TeacherResult> bad = ReadChoice(*ordered[i], body, &one)) {
+      return *std::move(bad);
+    }
+    if (i == 0) {
+      result.answer = std::move(one);
+    } else {
+      result.more_choices.push_back(std::move(one));
+    }
+  }
   TeacherAnswer& answer = result.answer;
-  if (!ReadContent(*message, &answer.content)) {
-    return BadBody("message.content is neither text nor parts", body);
-  }
-  // vLLM renamed reasoning_content to reasoning; DeepSeek and llama.cpp still
-  // use reasoning_content. Read the new name first.
-  answer.reasoning = StringField(*message, "reasoning");
-  if (answer.reasoning.empty()) {
-    answer.reasoning = StringField(*message, "reasoning_content");
-  }
-  if (answer.reasoning.empty()) {
-    SplitInlineThink(&answer.content, &answer.reasoning);
-  }
-  answer.finish_reason = StringField(choice, "finish_reason");
   if (const json* usage = ObjectField(doc, "usage")) {
     ReadUsage(*usage, &answer.usage);
   }
   answer.provider_id = StringField(doc, "id");
+  for (TeacherAnswer& more : result.more_choices) {
+    more.provider_id = answer.provider_id;
+  }
   answer.raw_body = std::move(body);
   result.status = absl::OkStatus();
   return result;
 }
 
-// One chunk's choices[0] (the one with index 0) folded into the answer.
-void FoldChunkChoice(const json& choice, std::string* content,
-                     std::string* reasoning, std::string* reasoning_content,
-                     std::string* finish_reason) {
+// One choice of a stream, as its chunks add up.
+struct StreamChoice {
+  bool seen = false;
+  std::string content, reasoning, reasoning_content, finish_reason;
+  json tool_calls = json::array();  // assembled from the deltas, by index
+  std::vector<TokenLogprob> logprobs;
+};
+
+// A chunk's delta.tool_calls: the first piece of a call carries its index,
+// id and name, later ones more of its arguments text.
+bool FoldToolCallDeltas(const json& deltas, json* calls) {
+  if (deltas.is_null()) return true;
+  if (!deltas.is_array()) return false;
+  for (const json& d : deltas) {
+    if (!d.is_object()) return false;
+    const int64_t index =
+        d.contains("index") ? IntField(d, "index") : calls->size();
+    if (index < 0 || index > static_cast<int64_t>(calls->size()) ||
+        index > 1024) {
+      return false;
+    }
+    if (index == static_cast<int64_t>(calls->size())) {
+      calls->push_back({{"id", ""},
+                        {"type", "function"},
+                        {"function", {{"name", ""}, {"arguments", ""}}}});
+    }
+    json& call = (*calls)[index];
+    if (std::string id = StringField(d, "id"); !id.empty()) call["id"] = id;
+    if (const json* function = ObjectField(d, "function")) {
+      call["function"]["name"] =
+          call["function"]["name"].get<std::string>() +
+          StringField(*function, "name");
+      auto arguments = function->find("arguments");
+      if (arguments != function->end() && arguments->is_string()) {
+        call["function"]["arguments"] =
+            call["function"]["arguments"].get<std::string>() +
+            arguments->get<std::string>();
+      }
+    }
+  }
+  return true;
+}
+
+// One chunk's choice folded into its StreamChoice. False for a shape that
+// cannot be read.
+bool FoldChunkChoice(const json& choice, StreamChoice* out) {
+  out->seen = true;
   if (const json* delta = ObjectField(choice, "delta")) {
     if (auto it = delta->find("content"); it != delta->end()) {
       if (it->is_string()) {
-        *content += it->get<std::string>();
+        out->content += it->get<std::string>();
       } else if (it->is_array()) {
         std::string parts;
         ReadContent(*delta, &parts);
-        *content += parts;
+        out->content += parts;
       }
     }
-    *reasoning += StringField(*delta, "reasoning");
-    *reasoning_content += StringField(*delta, "reasoning_content");
+    out->reasoning += StringField(*delta, "reasoning");
+    out->reasoning_content += StringField(*delta, "reasoning_content");
+    if (auto it = delta->find("tool_calls");
+        it != delta->end() && !FoldToolCallDeltas(*it, &out->tool_calls)) {
+      return false;
+    }
+  }
+  if (auto it = choice.find("logprobs");
+      it != choice.end() && !ReadLogprobs(*it, &out->logprobs)) {
+    return false;
   }
   std::string finish = StringField(choice, "finish_reason");
-  if (!finish.empty()) *finish_reason = std::move(finish);
+  if (!finish.empty()) out->finish_reason = std::move(finish);
+  return true;
 }
+
+TeacherAnswer StreamChoiceAnswer(StreamChoice choice) {
+  TeacherAnswer answer;
+  answer.content = std::move(choice.content);
+  answer.reasoning = !choice.reasoning.empty()
+                         ? std::move(choice.reasoning)
+                         : std::move(choice.reasoning_content);
+  if (answer.reasoning.empty()) {
+    SplitInlineThink(&answer.content, &answer.reasoning);
+  }
+  answer.finish_reason = std::move(choice.finish_reason);
+  if (!choice.tool_calls.empty()) {
+    answer.tool_calls_json = choice.tool_calls.dump();
+  }
+  answer.logprobs = std::move(choice.logprobs);
+  return answer;
+}
+
+// At most this many choices are assembled from one stream.
+constexpr int64_t kMaxStreamChoices = 128;
 
 TeacherResult ParseChatStreamOrThrow(std::string body) {
   bool truncated = false;
   const std::vector<SseEvent> events = ParseSseStream(body, &truncated);
   bool done = false;
-  bool any_choice = false;
-  std::string content, reasoning, reasoning_content;
-  TeacherResult result;
-  result.http_status = 200;
-  TeacherAnswer& answer = result.answer;
+  std::vector<StreamChoice> choices;
+  std::string id;
+  TokenUsage usage;
   for (const SseEvent& event : events) {
     if (text::StripWhitespace(event.data) == "[DONE]") {
       done = true;
@@ -198,32 +371,45 @@ TeacherResult ParseChatStreamOrThrow(std::string body) {
     if (auto it = chunk.find("error"); it != chunk.end() && !it->is_null()) {
       return wire::ErrorInBody(event.data, /*in_stream=*/true);
     }
-    if (answer.provider_id.empty())
-      answer.provider_id = StringField(chunk, "id");
-    if (auto choices = chunk.find("choices");
-        choices != chunk.end() && choices->is_array()) {
-      for (const json& choice : *choices) {
-        if (!choice.is_object() || IntField(choice, "index") != 0) continue;
-        any_choice = true;
-        FoldChunkChoice(choice, &content, &reasoning, &reasoning_content,
-                        &answer.finish_reason);
+    if (id.empty()) id = StringField(chunk, "id");
+    if (auto list = chunk.find("choices");
+        list != chunk.end() && list->is_array()) {
+      for (const json& choice : *list) {
+        if (!choice.is_object()) continue;
+        const int64_t index = IntField(choice, "index");
+        if (index < 0 || index >= kMaxStreamChoices) continue;
+        if (index >= static_cast<int64_t>(choices.size())) {
+          choices.resize(index + 1);
+        }
+        if (!FoldChunkChoice(choice, &choices[index])) {
+          return BadBody("a stream chunk's choice cannot be read", body);
+        }
       }
     }
-    if (const json* usage = ObjectField(chunk, "usage")) {
-      ReadUsage(*usage, &answer.usage);
-    }
+    if (const json* u = ObjectField(chunk, "usage")) ReadUsage(*u, &usage);
   }
-  if (!any_choice) return BadBody("a stream without a choice", body);
-  if (!done && answer.finish_reason.empty()) {
+  if (choices.empty() || !choices[0].seen) {
+    return BadBody("a stream without a choice", body);
+  }
+  for (const StreamChoice& c : choices) {
+    if (!c.seen) return BadBody("a stream skipped a choice index", body);
+  }
+  if (!done && choices[0].finish_reason.empty()) {
     return BadBody("a stream cut off before its end", body);
   }
-  answer.content = std::move(content);
-  answer.reasoning =
-      !reasoning.empty() ? std::move(reasoning) : std::move(reasoning_content);
-  if (answer.reasoning.empty()) {
-    SplitInlineThink(&answer.content, &answer.reasoning);
+  TeacherResult result;
+  result.http_status = 200;
+  for (size_t i = 0; i < choices.size(); ++i) {
+    TeacherAnswer answer = StreamChoiceAnswer(std::move(choices[i]));
+    answer.provider_id = id;
+    if (i == 0) {
+      result.answer = std::move(answer);
+    } else {
+      result.more_choices.push_back(std::move(answer));
+    }
   }
-  answer.raw_body = std::move(body);
+  result.answer.usage = usage;
+  result.answer.raw_body = std::move(body);
   result.status = absl::OkStatus();
   return result;
 }
@@ -261,9 +447,21 @@ absl::StatusOr<std::string> BuildChatRequestBody(
     body["model"] = request.model;
     ordered_json messages = ordered_json::array();
     for (const ChatMessage& m : request.messages) {
-      messages.push_back({{"role", m.role}, {"content", m.content}});
+      ordered_json message = {{"role", m.role}};
+      if (!m.tool_calls_json.empty()) {
+        ASSIGN_OR_RETURN(ordered_json calls,
+                         wire::ParseRequestJson(m.tool_calls_json, "tool_calls"));
+        message["content"] = m.content.empty() ? ordered_json(nullptr)
+                                               : ordered_json(m.content);
+        message["tool_calls"] = std::move(calls);
+      } else {
+        message["content"] = m.content;
+      }
+      if (!m.tool_call_id.empty()) message["tool_call_id"] = m.tool_call_id;
+      messages.push_back(std::move(message));
     }
     body["messages"] = std::move(messages);
+    if (request.choices > 1) body["n"] = request.choices;
     const int64_t max_tokens =
         params.max_tokens > 0 ? params.max_tokens : options.default_max_tokens;
     if (max_tokens > 0) body[std::string(max_tokens_field)] = max_tokens;
@@ -271,7 +469,32 @@ absl::StatusOr<std::string> BuildChatRequestBody(
     if (params.top_p) body["top_p"] = *params.top_p;
     if (params.seed) body["seed"] = *params.seed;
     if (!params.stop.empty()) body["stop"] = params.stop;
-    if (!options.response_format_json.empty()) {
+    if (params.top_logprobs > 0) {
+      body["logprobs"] = true;
+      body["top_logprobs"] = params.top_logprobs;
+    }
+    if (!request.tools_json.empty()) {
+      ASSIGN_OR_RETURN(body["tools"],
+                       wire::ParseRequestJson(request.tools_json, "tools"));
+    }
+    if (!request.tool_choice_json.empty()) {
+      ASSIGN_OR_RETURN(body["tool_choice"],
+                       wire::ParseRequestJson(request.tool_choice_json,
+                                              "tool_choice"));
+    }
+    if (!request.json_schema.empty()) {
+      // The job's schema wins over a profile's response_format.
+      ASSIGN_OR_RETURN(ordered_json schema,
+                       wire::ParseRequestJson(request.json_schema, "json_schema"));
+      const bool strict = wire::StrictSchemaCompatible(schema);
+      body["response_format"] = {
+          {"type", "json_schema"},
+          {"json_schema",
+           {{"name", request.json_schema_name.empty() ? std::string("schema")
+                                                      : request.json_schema_name},
+            {"schema", std::move(schema)},
+            {"strict", strict}}}};
+    } else if (!options.response_format_json.empty()) {
       ordered_json format =
           ordered_json::parse(options.response_format_json, nullptr, false);
       if (format.is_discarded() || !format.is_object()) {

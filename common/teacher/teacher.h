@@ -22,8 +22,12 @@
 namespace distillery {
 
 struct ChatMessage {
-  std::string role;  // "system", "user" or "assistant"
+  std::string role;  // "system", "user", "assistant" or "tool"
   std::string content;
+  // An assistant turn's tool calls in OpenAI's form (a JSON array of
+  // {"id","type":"function","function":{"name","arguments"}}); "" if none.
+  std::string tool_calls_json;
+  std::string tool_call_id;  // a "tool" turn: the call it answers
 };
 
 struct SamplingParams {
@@ -32,12 +36,31 @@ struct SamplingParams {
   std::optional<double> top_p;
   std::optional<int64_t> seed;
   std::vector<std::string> stop;
+  int top_logprobs = 0;  // > 0: ask for logprobs with this many alternatives
 };
 
 struct TeacherRequest {
   std::string model;
   std::vector<ChatMessage> messages;
   SamplingParams params;
+  // OpenAI function definitions (a JSON array) and tool_choice (JSON), as
+  // the prompt gave them; "" when none. Formats convert them for their API.
+  std::string tools_json;
+  std::string tool_choice_json;
+  // Structured output: the answer must be JSON matching this schema
+  // (response_format json_schema for OpenAI, a forced tool for Anthropic).
+  std::string json_schema;
+  std::string json_schema_name;
+  // Choices asked for in one request (OpenAI's `n`); 1 for all others.
+  int choices = 1;
+};
+
+// One output token with its logprob and the top alternatives (the chosen
+// token among them, as the API gives them), for logit distillation.
+struct TokenLogprob {
+  std::string token;
+  double logprob = 0;
+  std::vector<std::pair<std::string, double>> top;
 };
 
 struct TokenUsage {
@@ -61,6 +84,10 @@ struct TeacherAnswer {
   TokenUsage usage;
   std::string provider_id;    // the teacher's id for the answer
   std::string raw_body;       // the response body, as received
+  // The answer's tool calls in OpenAI's form (see ChatMessage), whatever
+  // the API; "" when it made none.
+  std::string tool_calls_json;
+  std::vector<TokenLogprob> logprobs;  // with params.top_logprobs > 0
 };
 
 // Why a call failed, as the retry policy needs to know it.
@@ -94,6 +121,10 @@ struct TeacherResult {
   // OK with `answer`, or the failure with `kind` and `retry_after`.
   absl::Status status;
   TeacherAnswer answer;
+  // A request for several choices (TeacherRequest.choices > 1): choices 1,
+  // 2, ... in order; `answer` is choice 0 and carries the request's usage.
+  // raw_body is only in `answer`.
+  std::vector<TeacherAnswer> more_choices;
   FailureKind kind = FailureKind::kRetryable;
   std::optional<Duration> retry_after;  // from retry-after(-ms) headers
   int http_status = 0;                  // 0 when no response arrived

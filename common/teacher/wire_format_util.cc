@@ -1,5 +1,6 @@
 #include "common/teacher/wire_format_util.h"
 
+#include <algorithm>
 #include <cmath>
 #include <exception>
 #include <limits>
@@ -119,6 +120,50 @@ absl::Status CheckSamplingNumbers(const SamplingParams& params) {
     return absl::InvalidArgumentError("top_p is not a finite number");
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<nlohmann::ordered_json> ParseRequestJson(const std::string& text,
+                                                        const char* what) {
+  if (!CheckJsonDepth(text).ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " nests too deeply"));
+  }
+  nlohmann::ordered_json value =
+      nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " is not valid JSON"));
+  }
+  return value;
+}
+
+bool StrictSchemaCompatible(const nlohmann::ordered_json& schema) {
+  if (!schema.is_object()) return true;
+  if (auto items = schema.find("items");
+      items != schema.end() && !StrictSchemaCompatible(*items)) {
+    return false;
+  }
+  auto properties = schema.find("properties");
+  const bool is_object = schema.value("type", nlohmann::ordered_json()) ==
+                             nlohmann::ordered_json("object") ||
+                         properties != schema.end();
+  if (!is_object) return true;
+  if (schema.value("additionalProperties", nlohmann::ordered_json()) !=
+      nlohmann::ordered_json(false)) {
+    return false;
+  }
+  if (properties == schema.end() || !properties->is_object()) return true;
+  auto required = schema.find("required");
+  if (required == schema.end() || !required->is_array()) {
+    return properties->empty();
+  }
+  for (const auto& [name, sub] : properties->items()) {
+    if (std::find(required->begin(), required->end(),
+                  nlohmann::ordered_json(name)) == required->end()) {
+      return false;
+    }
+    if (!StrictSchemaCompatible(sub)) return false;
+  }
+  return true;
 }
 
 TeacherResult ParseCatching(BodyParser parse, std::string body,

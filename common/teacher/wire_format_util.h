@@ -18,6 +18,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "common/teacher/teacher.h"
 #include "nlohmann/json.hpp"
 
@@ -58,6 +59,20 @@ std::optional<TeacherResult> ParseStreamEvent(std::string_view data,
 // INVALID_ARGUMENT for a temperature or top_p that is not finite (JSON
 // cannot carry it), else OK.
 absl::Status CheckSamplingNumbers(const SamplingParams& params);
+
+// A request's JSON text (tools, tool_choice, tool_calls, a JSON schema:
+// checked at submission, parsed again per request) as a value to put in a
+// body. INVALID_ARGUMENT naming `what` when it is not JSON within
+// kMaxJsonDepth.
+absl::StatusOr<nlohmann::ordered_json> ParseRequestJson(const std::string& text,
+                                                        const char* what);
+
+// Whether `schema` meets OpenAI's strict structured outputs: every object
+// schema lists all its properties as required and sets
+// additionalProperties false, all the way down. Strict mode is asked for
+// only then; another schema is sent without it (a strict server would
+// refuse it) and the answers are validated anyway.
+bool StrictSchemaCompatible(const nlohmann::ordered_json& schema);
 
 // Parses a 2xx body into a result; may throw (nlohmann).
 using BodyParser = TeacherResult (*)(std::string body);

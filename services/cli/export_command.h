@@ -26,7 +26,8 @@ struct ExportOptions {
   bool include_duplicates = false;
   bool include_failed = false;
   // Answers kept by finish reason; "any" anywhere in the list keeps all.
-  std::vector<std::string> finish_reasons = {"stop", "end_turn"};
+  std::vector<std::string> finish_reasons = {"stop", "end_turn", "tool_calls",
+                                             "tool_use"};
   std::vector<std::string> teachers;
   std::vector<std::string> models;
   int64_t min_chars = 0, max_chars = 0, min_tokens = 0, max_tokens = 0;

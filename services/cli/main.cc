@@ -8,7 +8,9 @@
 #include <csignal>
 #include <cstdlib>
 #include <exception>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <optional>
 #include <thread>
 
@@ -17,6 +19,7 @@
 #include "common/base/signals.h"
 #include "common/rpc/coordinator_address.h"
 #include "common/rpc/grpc_security.h"
+#include "common/verify/json_schema.h"
 #include "absl/time/time.h"
 #include "services/cli/commands.h"
 #include "services/cli/embedded_cluster.h"
@@ -108,6 +111,35 @@ void AddSpecFlags(CLI::App* cmd, distillery::v1::JobSpec* spec,
          "with --until-correct: the most samples one prompt may take")
       ->check(CLI::Range(1, 1000))
       ->default_str("none");
+  cmd->add_option_function<int>(
+         "--logprobs",
+         [spec](int k) { spec->mutable_params()->set_top_logprobs(k); },
+         "keep each output token's logprob and its top K alternatives "
+         "(OpenAI-compatible, non-reasoning teachers; export --format "
+         "logprobs)")
+      ->check(CLI::Range(1, 20))
+      ->default_str("none");
+  cmd->add_option_function<std::string>(
+         "--json-schema",
+         [spec](const std::string& path) {
+           std::ifstream in(path, std::ios::binary);
+           if (!in) {
+             throw CLI::ValidationError("--json-schema",
+                                        "cannot read '" + path + "'");
+           }
+           std::string text((std::istreambuf_iterator<char>(in)),
+                            std::istreambuf_iterator<char>());
+           if (text.size() > (size_t{1} << 20)) {
+             throw CLI::ValidationError("--json-schema",
+                                        "'" + path + "' is over 1 MiB");
+           }
+           spec->set_json_schema(std::move(text));
+           spec->set_json_schema_name(distillery::SchemaNameOf(path));
+         },
+         "every answer must be JSON matching this JSON Schema file: sent as "
+         "response_format (OpenAI) or a forced tool (Anthropic); an answer "
+         "that does not match is asked again, up to max_attempts")
+      ->default_str("none");
 }
 
 void ApplyOptionalParams(distillery::v1::JobSpec* spec,
@@ -124,8 +156,9 @@ void ApplyOptionalParams(distillery::v1::JobSpec* spec,
 void AddExportFlags(CLI::App* cmd, distillery::cli::ExportOptions* options) {
   cmd->add_option("--format", options->format,
                   "openai (OpenAI's fine-tuning upload), chat (Hugging Face "
-                  "/ TRL / axolotl messages with metadata), sharegpt, raw "
-                  "or errors (dead letters)")
+                  "/ TRL / axolotl messages with metadata), sharegpt, raw, "
+                  "logprobs (tokens and top logprobs, for logit "
+                  "distillation) or errors (dead letters)")
       ->capture_default_str();
   cmd->add_option("--reasoning", options->reasoning,
                   "reasoning trace: field (on the assistant message; not "

@@ -197,6 +197,9 @@ std::string JobJson(const v1::Job& job, int64_t now_ms) {
       {"samples_per_prompt",
        c.prompts() > 0 ? static_cast<double>(c.tasks_total()) / c.prompts()
                        : 0.0},
+      {"logprobs", job.spec().params().top_logprobs()},
+      {"json_schema", job.spec().json_schema_name()},
+      {"schema_failures", c.schema_failures()},
   };
   nlohmann::ordered_json batches = nlohmann::ordered_json::array();
   for (const v1::BatchSummary& b : job.batches()) {
@@ -236,10 +239,18 @@ std::string JobJson(const v1::Job& job, int64_t now_ms) {
 }
 
 std::string VerifySummary(const v1::Job& job) {
-  if (job.spec().verify().empty()) return "";
   const v1::JobCounters& c = job.counters();
-  std::string out = absl::StrFormat(
-      "verified %d rejected %d", c.verified_answers(), c.rejected_answers());
+  std::string out;
+  if (!job.spec().json_schema().empty()) {
+    out = absl::StrFormat("schema %s: %d answers did not match and were "
+                          "asked again",
+                          job.spec().json_schema_name(), c.schema_failures());
+  }
+  if (job.spec().verify().empty()) return out;
+  if (!out.empty()) out += "; ";
+  absl::StrAppend(&out, absl::StrFormat("verified %d rejected %d",
+                                        c.verified_answers(),
+                                        c.rejected_answers()));
   if (c.unverifiable_answers() > 0) {
     absl::StrAppend(&out, " no-reference ", c.unverifiable_answers());
   }

@@ -67,6 +67,7 @@
 #include "common/http/http_client.h"
 #include "common/teacher/batch_api.h"
 #include "common/verify/answer_check.h"
+#include "common/verify/json_schema.h"
 #include "services/coordinator/answer_index.h"
 #include "services/coordinator/batch_book.h"
 #include "services/coordinator/budget.h"
@@ -240,6 +241,8 @@ class Coordinator {
     // The job's --verify check, made when first needed (a regex compiles
     // once per job, not per answer).
     std::shared_ptr<const AnswerChecker> checker;
+    // The job's --json-schema, compiled when first needed.
+    std::shared_ptr<const JsonSchemaValidator> schema;
   };
   struct WorkerInfo {
     std::string name;
@@ -306,6 +309,20 @@ class Coordinator {
   // the prompt's next samples to the commit (tasks_total grows), as many as
   // it still needs with the ones pending, up to max_samples. No-op
   // without verify.
+  // A --json-schema job's answer in `*result` (a success), made its JSON
+  // (StructuredContent) and validated. True: keep committing `*result`
+  // (valid, or at max_attempts turned into a failure with the validation
+  // error). False: the task is asked again, in `commit`, and nothing more
+  // is to be done. The answer's spend is counted either way.
+  absl::StatusOr<bool> CheckSchemaLocked(JobRuntime& rt, v1::Job& job,
+                                         v1::Task& task, bool lease_current,
+                                         v1::TaskResult* result,
+                                         ReportCommit* commit)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds an answer's requests, tokens and cost to `job`'s counters;
+  // returns its cost.
+  double CountSpendLocked(const v1::Answer& answer, v1::Job* job)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckAnswerLocked(JobRuntime& rt, v1::Job& job, size_t index,
                                  std::string_view content,
                                  ReportCommit* commit)

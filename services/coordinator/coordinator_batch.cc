@@ -225,9 +225,10 @@ absl::StatusOr<OpenBatch*> Coordinator::FormBatchLocked(JobRuntime& rt) {
       prompt_seq = task.prompt_seq();
     }
     const std::string custom_id = CustomId(task.prompt_seq(), task.sample());
+    v1::LeasedTask request;
+    FillTaskRequest(spec, *prompt, task.sample(), &request);
     absl::StatusOr<std::string> line =
-        api.BuildLine(custom_id, ToTeacherRequest(spec.model(), prompt->messages(),
-                                                 TaskParams(spec, task.prompt_params(), task.sample())));
+        api.BuildLine(custom_id, ToTeacherRequest(request));
     if (!line.ok()) {
       // The API cannot carry it: the online call fails it with the reason.
       rt.online_tasks.push_back(std::move(task));
@@ -403,10 +404,8 @@ absl::StatusOr<bool> Coordinator::DueStepLocked(OpenBatch& batch,
       t->set_sample(bt.sample());
       t->set_request_key(bt.request_key());
       t->set_teacher(record.teacher());
+      FillTaskRequest(job->second.job.spec(), *prompts[p], bt.sample(), t);
       t->set_model(record.model());
-      *t->mutable_messages() = prompts[p]->messages();
-      *t->mutable_params() = TaskParams(job->second.job.spec(), prompts[p]->params(),
-                                         bt.sample());
       step->add_custom_ids(bt.custom_id());
     }
     // Counted before it is handed out: after a crash, the next create looks

@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
 #include "common/base/status_macros.h"
 #include "common/job/job_state.h"
 #include "common/job/task_request.h"
@@ -28,6 +29,27 @@ std::string FailureCause(const std::string& error) {
     return error.substr(0, at);
   }
   return error;
+}
+
+// A --json-schema job's answer given as a call of the schema's forced tool
+// (how Anthropic answers it): the call's arguments become the content, and
+// the call is dropped. Any other answer is left as it is.
+void StructuredContent(const std::string& schema_name, v1::Answer* answer) {
+  if (answer->tool_calls_json().empty()) return;
+  for (char c : answer->content()) {
+    if (c != ' ' && c != '\n' && c != '\t' && c != '\r') return;
+  }
+  const nlohmann::json calls =
+      nlohmann::json::parse(answer->tool_calls_json(), nullptr, false);
+  if (!calls.is_array() || calls.size() != 1 || !calls[0].is_object()) return;
+  const nlohmann::json& function = calls[0].value("function", nlohmann::json());
+  if (!function.is_object() ||
+      function.value("name", std::string()) !=
+          (schema_name.empty() ? std::string("schema") : schema_name)) {
+    return;
+  }
+  answer->set_content(function.value("arguments", std::string()));
+  answer->clear_tool_calls_json();
 }
 
 }  // namespace
@@ -279,24 +301,25 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
   std::optional<std::string> check_text;
   const bool checks = !job.spec().verify().empty();
 
-  if (result.failure() == v1::FAILURE_CLASS_UNSPECIFIED) {
+  // A --json-schema job's answer is checked before anything counts it as
+  // answered: one that does not match is asked again (or dead-lettered).
+  v1::TaskResult structured;
+  const v1::TaskResult* effective = &result;
+  if (!job.spec().json_schema().empty() &&
+      result.failure() == v1::FAILURE_CLASS_UNSPECIFIED) {
+    structured = result;
+    ASSIGN_OR_RETURN(const bool keep,
+                     CheckSchemaLocked(rt, job, task, lease_current,
+                                       &structured, commit));
+    if (!keep) return absl::OkStatus();
+    effective = &structured;
+  }
+  const v1::TaskResult& r = *effective;
+
+  if (r.failure() == v1::FAILURE_CLASS_UNSPECIFIED) {
     ASSIGN_OR_RETURN(const bool answered,
                      answer_index_.Answered(key, commit->answers));
-    c->set_teacher_requests(c->teacher_requests() + 1);
-    const v1::Usage& u = result.answer().usage();
-    c->set_prompt_tokens(c->prompt_tokens() + u.prompt_tokens());
-    c->set_completion_tokens(c->completion_tokens() + u.completion_tokens());
-    c->set_reasoning_tokens(c->reasoning_tokens() + u.reasoning_tokens());
-    c->set_cached_tokens(c->cached_tokens() + u.cached_tokens());
-    // An answer from a provider's batch costs the batch price.
-    const bool batched = !result.answer().provider_batch_id().empty();
-    if (batched) c->set_batch_answers(c->batch_answers() + 1);
-    double cost = 0;
-    if (const TeacherProfile* profile = ProfileFor(job.spec().teacher())) {
-      cost = CostUsd(*profile, job.spec().model(), u.prompt_tokens(),
-                     u.cached_tokens(), u.completion_tokens(), batched);
-      c->set_cost_usd(c->cost_usd() + cost);
-    }
+    const double cost = CountSpendLocked(r.answer(), &job);
     settled = "answered";
     if (answered) {
       // Another task with the same key won the race; keep the first answer.
@@ -305,8 +328,8 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
         ASSIGN_OR_RETURN(check_text, AnswerTextLocked(key, commit->answers));
       }
     } else {
-      if (checks) check_text = result.answer().content();
-      v1::Answer answer = result.answer();
+      if (checks) check_text = r.answer().content();
+      v1::Answer answer = r.answer();
       answer.set_cost_usd(cost);
       answer.set_request_key(key);
       answer.set_teacher(job.spec().teacher());
@@ -328,18 +351,18 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
     task.set_state(v1::TASK_STATE_DONE);
     task.clear_last_error();
     c->set_tasks_done(c->tasks_done() + 1);
-  } else if (result.failure() == v1::FAILURE_CLASS_TEACHER_DOWN) {
+  } else if (r.failure() == v1::FAILURE_CLASS_TEACHER_DOWN) {
     // No request to this teacher can succeed (bad key, no quota): pause the
     // teacher for the whole cluster rather than burn through its tasks. The
     // task waits, pending, for `distillery resume-teacher`.
-    budget_.Pause(job.spec().teacher(), result.error());
-    task.set_last_error(result.error());
+    budget_.Pause(job.spec().teacher(), r.error());
+    task.set_last_error(r.error());
     if (lease_current && rt.job.state() == v1::JOB_STATE_RUNNING) {
       scheduler_.Queue(task.job_id()).PushBack(task);
     }
   } else {
     task.set_state(v1::TASK_STATE_FAILED);
-    task.set_last_error(result.error());
+    task.set_last_error(r.error());
     c->set_tasks_failed(c->tasks_failed() + 1);
     settled = "failed";
   }
@@ -350,9 +373,84 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
     RETURN_IF_ERROR(CheckAnswerLocked(rt, job, index, *check_text, commit));
   }
   MaybeFinishLocked(job, batch);
-  if (settled != nullptr) commit->settled.emplace_back(result.job_id(), settled);
+  if (settled != nullptr) commit->settled.emplace_back(r.job_id(), settled);
   commit->release_keys.push_back(key);
   return absl::OkStatus();
+}
+
+absl::StatusOr<bool> Coordinator::CheckSchemaLocked(JobRuntime& rt,
+                                                    v1::Job& job,
+                                                    v1::Task& task,
+                                                    bool lease_current,
+                                                    v1::TaskResult* result,
+                                                    ReportCommit* commit) {
+  const v1::JobSpec& spec = job.spec();
+  if (rt.schema == nullptr) {
+    // Compiled at submission too; a failure here means the spec was
+    // changed in the store.
+    ASSIGN_OR_RETURN(std::unique_ptr<JsonSchemaValidator> schema,
+                     JsonSchemaValidator::Create(spec.json_schema()));
+    rt.schema = std::move(schema);
+  }
+  v1::Answer* answer = result->mutable_answer();
+  // Anthropic answers a forced tool: the call's input is the answer.
+  StructuredContent(spec.json_schema_name(), answer);
+  const absl::Status valid = rt.schema->Validate(answer->content());
+  if (valid.ok()) return true;
+  // Paid for, though thrown away: it counts.
+  CountSpendLocked(*answer, &job);
+  v1::JobCounters* c = job.mutable_counters();
+  c->set_schema_failures(c->schema_failures() + 1);
+  metrics::SchemaFailure(spec.teacher(), spec.model());
+  const TeacherProfile* profile = ProfileFor(spec.teacher());
+  const int max_attempts = profile != nullptr ? profile->max_attempts : 5;
+  const std::string error = std::string(valid.message());
+  if (task.attempts() >= max_attempts) {
+    // Dead-lettered below, like any failure, with the validation error.
+    result->clear_answer();
+    result->set_failure(v1::FAILURE_CLASS_PERMANENT);
+    result->set_error(absl::StrCat(error, " (after ", task.attempts(),
+                                   " attempts)"));
+    return true;
+  }
+  // Asked again: a new lease, a new request (the answer is not stored, so
+  // its key has none).
+  task.set_last_error(error);
+  const auto task_ref =
+      std::make_tuple(task.job_id(), task.prompt_seq(), task.sample());
+  commit->tasks[task_ref] = commit->batch.tasks.size();
+  commit->batch.tasks.push_back(task);
+  if (lease_current && (rt.job.state() == v1::JOB_STATE_RUNNING ||
+                        rt.job.state() == v1::JOB_STATE_PAUSED)) {
+    SendAgainLocked(rt, std::move(task));
+  }
+  commit->release_keys.push_back(result->request_key());
+  return false;
+}
+
+double Coordinator::CountSpendLocked(const v1::Answer& answer, v1::Job* job) {
+  v1::JobCounters* c = job->mutable_counters();
+  // Choices after the first of one request (use_n) were billed with it.
+  if (answer.choice_index() == 0) {
+    c->set_teacher_requests(c->teacher_requests() + 1);
+  }
+  const v1::Usage& u = answer.usage();
+  c->set_prompt_tokens(c->prompt_tokens() + u.prompt_tokens());
+  c->set_completion_tokens(c->completion_tokens() + u.completion_tokens());
+  c->set_reasoning_tokens(c->reasoning_tokens() + u.reasoning_tokens());
+  c->set_cached_tokens(c->cached_tokens() + u.cached_tokens());
+  // An answer from a provider's batch costs the batch price.
+  const bool batched = !answer.provider_batch_id().empty();
+  if (batched && answer.choice_index() == 0) {
+    c->set_batch_answers(c->batch_answers() + 1);
+  }
+  double cost = 0;
+  if (const TeacherProfile* profile = ProfileFor(job->spec().teacher())) {
+    cost = CostUsd(*profile, job->spec().model(), u.prompt_tokens(),
+                   u.cached_tokens(), u.completion_tokens(), batched);
+    c->set_cost_usd(c->cost_usd() + cost);
+  }
+  return cost;
 }
 
 }  // namespace distillery

@@ -391,6 +391,8 @@ absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
         for (const v1::ChatMessage& m : prompt->messages()) {
           prompt_bytes += RepeatedEntryBytes(m.ByteSizeLong());
         }
+        prompt_bytes += RepeatedEntryBytes(prompt->tools_json().size()) +
+                        RepeatedEntryBytes(prompt->tool_choice_json().size());
       }
       // An upper bound of the LeasedTask's size: the messages, the strings,
       // the params and 96 bytes for the numbers, tags and lengths.
@@ -398,6 +400,8 @@ absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
           prompt_bytes + job_id.size() + task.request_key().size() +
           rt.job.spec().teacher().size() + rt.job.spec().model().size() +
           rt.job.spec().params().ByteSizeLong() +
+          rt.job.spec().json_schema().size() +
+          rt.job.spec().json_schema_name().size() +
           task.prompt_params().ByteSizeLong() + 96);
       if (response.tasks_size() > 0 &&
           lease_bytes + task_bytes > options_.max_lease_bytes) {
@@ -431,9 +435,7 @@ absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
       out->set_sample(task.sample());
       out->set_request_key(task.request_key());
       out->set_teacher(rt.job.spec().teacher());
-      out->set_model(rt.job.spec().model());
-      *out->mutable_messages() = prompt->messages();
-      *out->mutable_params() = TaskParams(rt.job.spec(), task.prompt_params(), task.sample());
+      FillTaskRequest(rt.job.spec(), *prompt, task.sample(), out);
       out->set_lease_id(lease_id);
       AddLeaseLocked(rt, lease_id, request.worker_id(), std::move(task),
                      reserve);

@@ -172,8 +172,7 @@ absl::Status Coordinator::CheckAnswerLocked(JobRuntime& rt, v1::Job& job,
     next.set_prompt_seq(seq);
     next.set_sample(last_sample + i);
     next.set_state(v1::TASK_STATE_PENDING);
-    next.set_request_key(TaskRequestKey(*profile, spec, prompt->messages(),
-                                        prompt_params, next.sample()));
+    next.set_request_key(TaskRequestKey(*profile, spec, *prompt, next.sample()));
     if (prompt->has_params()) *next.mutable_prompt_params() = prompt_params;
     if (reference) next.set_reference(*reference);
     commit->tasks[TaskId{job.id(), seq, next.sample()}] =

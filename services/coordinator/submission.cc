@@ -11,6 +11,7 @@
 #include "common/job/task_request.h"
 #include "common/metrics/metrics.h"
 #include "common/verify/answer_check.h"
+#include "common/verify/json_schema.h"
 #include "services/coordinator/coordinator.h"
 #include "services/coordinator/job_transitions.h"
 
@@ -85,6 +86,30 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec,
   }
   if (p.has_top_p() && (p.top_p() <= 0 || p.top_p() > 1)) {
     return absl::InvalidArgumentError("spec: top_p must be in (0, 1]");
+  }
+  if (p.top_logprobs() < 0 || p.top_logprobs() > kMaxTopLogprobs) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec: --logprobs must be between 1 and ", kMaxTopLogprobs, ", got ",
+        p.top_logprobs()));
+  }
+  if (p.top_logprobs() > 0) {
+    const TeacherProfile* profile = FindTeacherOrNull(teachers, spec.teacher());
+    if (profile != nullptr) {
+      if (std::optional<std::string> why = NoLogprobsReason(*profile, spec.model())) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "spec: --logprobs: ", *why,
+            "; nothing was sent (a logit-distillation set needs a teacher "
+            "that returns them: an OpenAI-compatible, non-reasoning model)"));
+      }
+    }
+  }
+  if (!spec.json_schema().empty()) {
+    absl::StatusOr<std::unique_ptr<JsonSchemaValidator>> schema =
+        JsonSchemaValidator::Create(spec.json_schema());
+    if (!schema.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("spec: --json-schema: ", schema.status().message()));
+    }
   }
   if (spec.budget_usd() < 0) {
     return absl::InvalidArgumentError("spec: budget_usd must not be negative");
@@ -167,6 +192,25 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec,
   return absl::OkStatus();
 }
 
+std::optional<std::string> NoLogprobsReason(const TeacherProfile& profile,
+                                            const std::string& model) {
+  if (profile.api == "anthropic") {
+    return absl::StrCat("teacher '", profile.name,
+                        "' uses Anthropic's API, which gives no logprobs");
+  }
+  auto starts = [&](const char* prefix) { return model.rfind(prefix, 0) == 0; };
+  if (profile.variant == "openai" &&
+      (starts("o1") || starts("o3") || starts("o4") || starts("gpt-5"))) {
+    return absl::StrCat("model '", model,
+                        "' is an OpenAI reasoning model, which gives no "
+                        "logprobs");
+  }
+  if (profile.variant == "deepseek" && model == "deepseek-reasoner") {
+    return std::string("deepseek-reasoner gives no logprobs");
+  }
+  return std::nullopt;
+}
+
 absl::Status DeleteAllSubmissionIds(Store& store) {
   const auto [begin, end] = SubmissionIdRange("");
   return store.DeleteScratch(begin, end);
@@ -218,8 +262,7 @@ absl::Status Submission::AddLines(
       task.set_prompt_seq(seq);
       task.set_sample(s);
       task.set_state(v1::TASK_STATE_PENDING);
-      task.set_request_key(TaskRequestKey(teacher_, spec, prompt->messages(),
-                                          prompt->params(), s));
+      task.set_request_key(TaskRequestKey(teacher_, spec, *prompt, s));
       if (prompt->has_params()) *task.mutable_prompt_params() = prompt->params();
       if (reference) task.set_reference(*reference);
       pending_.tasks.push_back(std::move(task));

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,15 @@ class Coordinator;
 absl::Status ValidateJobSpec(const v1::JobSpec& spec,
                              const std::vector<TeacherProfile>& teachers,
                              int max_samples, size_t max_prompt_bytes);
+
+// The most alternatives per token --logprobs may ask for (OpenAI's limit).
+inline constexpr int kMaxTopLogprobs = 20;
+
+// Why `profile` cannot give logprobs for `model` (Anthropic's API; OpenAI's
+// and DeepSeek's reasoning models), or nullopt when it can: a job asking
+// for them is refused at submit, before anything is paid for.
+std::optional<std::string> NoLogprobsReason(const TeacherProfile& profile,
+                                            const std::string& model);
 
 // "job-000042" for job number 42.
 std::string JobIdFor(int64_t n);

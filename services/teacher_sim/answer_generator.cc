@@ -9,6 +9,9 @@
 #include "absl/strings/str_cat.h"
 #include "common/base/json_string.h"
 #include "services/teacher_sim/json_writer.h"
+#include "services/teacher_sim/schema_value.h"
+#include "services/teacher_sim/sim_ids.h"
+#include "services/teacher_sim/sim_logprobs.h"
 
 namespace distillery::teacher_sim {
 namespace {
@@ -16,6 +19,8 @@ namespace {
 // Salts that separate the hash streams of content and reasoning.
 constexpr uint64_t kContentSalt = 0x636f6e74656e7421ULL;
 constexpr uint64_t kReasoningSalt = 0x7265617330ULL;
+constexpr uint64_t kJsonSalt = 0x6a736f6e21ULL;
+constexpr uint64_t kToolCallSalt = 0x746f6f6c63616c6cULL;
 
 constexpr int64_t kMinContentTokens = 20;
 constexpr int64_t kMaxContentTokens = 200;
@@ -140,20 +145,32 @@ bool IsSpace(char c) {
          c == '\v';
 }
 
-// The first few words of the last user message (or of the last message if
-// no user spoke), whitespace collapsed.
-std::string PromptQuote(const std::vector<SimMessage>& messages) {
-  const SimMessage* source = &messages.back();
+// The last user message (or the last message if no user spoke).
+const SimMessage& LastUserMessage(const std::vector<SimMessage>& messages) {
   for (auto it = messages.rbegin(); it != messages.rend(); ++it) {
-    if (it->role == "user") {
-      source = &*it;
-      break;
+    if (it->role == "user") return *it;
+  }
+  return messages.back();
+}
+
+// The last user message that asks something: an Anthropic user turn that
+// only carries a tool's result is passed over.
+const SimMessage& AskingMessage(const ChatRequest& request) {
+  const std::vector<SimMessage>& messages = request.messages;
+  if (request.after_tool_result && messages.size() > 1 &&
+      messages.back().role == "user") {
+    for (auto it = messages.rbegin() + 1; it != messages.rend(); ++it) {
+      if (it->role == "user") return *it;
     }
   }
+  return LastUserMessage(messages);
+}
+
+// The first few words of `text`, whitespace collapsed.
+std::string QuoteText(std::string_view text) {
   std::string quote;
   int words = 0;
   bool more = false;
-  std::string_view text = source->content;
   size_t i = 0;
   while (i < text.size()) {
     while (i < text.size() && IsSpace(text[i])) ++i;
@@ -174,6 +191,10 @@ std::string PromptQuote(const std::vector<SimMessage>& messages) {
   }
   if (more) quote += "...";
   return quote;
+}
+
+std::string PromptQuote(const ChatRequest& request) {
+  return QuoteText(AskingMessage(request).content);
 }
 
 // Expands one template with words drawn from `rng`.
@@ -307,19 +328,86 @@ std::string MathContent(const MathQuestion& question, uint64_t hash,
                       given, ". The answer is $\\boxed{", given, "}$.");
 }
 
+// How --json-invalid-rate spoils choice `hash`'s JSON, given how often the
+// request was seen before: asking again redraws.
+SchemaFault JsonFault(const ChatRequest& request, uint64_t hash,
+                      double invalid_rate) {
+  const uint64_t draw =
+      Mix(hash ^ kJsonSalt ^ Mix(static_cast<uint64_t>(request.repeat)));
+  const double u =
+      static_cast<double>(draw >> 11) * (1.0 / 9007199254740992.0);
+  if (u >= invalid_rate) return SchemaFault::kNone;
+  if (request.tool_input_is_output) return SchemaFault::kWrongType;
+  if ((draw & 1) == 0) return SchemaFault::kUnparsable;
+  return (draw & 2) == 0 ? SchemaFault::kWrongType
+                         : SchemaFault::kMissingRequired;
+}
+
+// A choice that calls ChosenTool(request).
+SimChoice ToolCallChoice(const ChatRequest& request, uint64_t hash,
+                         const GenerateOptions& options) {
+  const SimTool& tool = ChosenTool(request);
+  SimChoice choice;
+  choice.hash = hash;
+  choice.finish_reason = "tool_calls";
+  SchemaValueOptions values;
+  values.all_properties = false;
+  values.words = AskingMessage(request).content;
+  if (request.tool_input_is_output) {
+    values.fault = JsonFault(request, hash, options.json_invalid_rate);
+  }
+  SimToolCall call;
+  call.id_hex = Hex64(Mix(hash ^ kToolCallSalt));
+  call.name = tool.name;
+  call.arguments = GenerateSchemaJson(tool.parameters, hash, values);
+  if (request.text_before_tool_call) {
+    choice.content =
+        absl::StrCat("I'll use the ", tool.name, " tool to answer this.");
+  }
+  choice.content_tokens =
+      CountTokens(choice.content) + CountTokens(call.arguments);
+  choice.tool_call = std::move(call);
+  return choice;
+}
+
+// The content of a text choice: JSON for structured output, a worked line
+// for arithmetic, else sentences; after a tool's result, a report of it
+// first.
+std::string ChoiceContent(const ChatRequest& request, uint64_t hash,
+                          const std::string& quote,
+                          const GenerateOptions& options) {
+  if (request.structured_output) {
+    SchemaValueOptions values;
+    values.words = AskingMessage(request).content;
+    values.fault = JsonFault(request, hash, options.json_invalid_rate);
+    return GenerateSchemaJson(request.output_schema, hash, values);
+  }
+  std::string content;
+  if (request.after_tool_result) {
+    const std::string result = QuoteText(request.tool_result);
+    content = result.empty()
+                  ? "The tool returned nothing. "
+                  : absl::StrCat("The tool returned \"", result, "\". ");
+  }
+  const SimMessage& last_user = AskingMessage(request);
+  const std::optional<MathQuestion> question =
+      last_user.role == "user" ? FindMathQuestion(last_user.content)
+                               : std::nullopt;
+  content += question ? MathContent(*question, hash, options.math_accuracy)
+                      : GenerateContent(hash, quote);
+  return content;
+}
+
 SimChoice GenerateChoice(const ChatRequest& request, int index,
                          const std::string& quote, bool reasoning_model,
-                         double math_accuracy) {
+                         const GenerateOptions& options) {
   const uint64_t hash = HashRequest(request, index);
-  SimChoice choice;
-  choice.finish_reason = "stop";
-  std::optional<MathQuestion> question;
-  for (auto m = request.messages.rbegin(); m != request.messages.rend(); ++m) {
-    if (m->role == "user") {
-      question = FindMathQuestion(m->content);
-      break;
-    }
+  if (AnswersWithToolCall(request)) {
+    return ToolCallChoice(request, hash, options);
   }
+  SimChoice choice;
+  choice.hash = hash;
+  choice.finish_reason = "stop";
   if (reasoning_model) {
     choice.reasoning_content = GenerateReasoning(hash, quote);
     if (request.reasoning_budget > 0) {
@@ -327,8 +415,7 @@ SimChoice GenerateChoice(const ChatRequest& request, int index,
           TruncateToTokens(choice.reasoning_content, request.reasoning_budget);
     }
   }
-  choice.content = question ? MathContent(*question, hash, math_accuracy)
-                           : GenerateContent(hash, quote);
+  choice.content = ChoiceContent(request, hash, quote, options);
   ApplyStop(request.stop, &choice.content);
   choice.reasoning_tokens = CountTokens(choice.reasoning_content);
   choice.content_tokens = CountTokens(choice.content);
@@ -352,6 +439,19 @@ SimChoice GenerateChoice(const ChatRequest& request, int index,
     }
   }
   return choice;
+}
+
+// "tool_calls":[{"id":"call_...","type":"function","function":{"name",
+// "arguments"}}].
+void WriteToolCalls(const SimToolCall& call, JsonWriter& w) {
+  w.Key("tool_calls").BeginArray().BeginObject();
+  w.Key("id").String("call_" + call.id_hex);
+  w.Key("type").String("function");
+  w.Key("function").BeginObject();
+  w.Key("name").String(call.name);
+  w.Key("arguments").String(call.arguments);
+  w.EndObject();
+  w.EndObject().EndArray();
 }
 
 }  // namespace
@@ -455,18 +555,19 @@ std::optional<MathQuestion> FindMathQuestion(std::string_view text) {
 }
 
 SimCompletion GenerateCompletion(const ChatRequest& request,
-                                 double math_accuracy) {
+                                 const GenerateOptions& options) {
   SimCompletion completion;
+  completion.logprobs = request.logprobs;
+  completion.top_logprobs = request.top_logprobs;
   completion.model = request.model;
   completion.reasoning_model =
       IsReasoningModel(request.model) || request.force_reasoning;
   completion.request_hash = HashRequest(request, -1);
-  const std::string quote = PromptQuote(request.messages);
+  const std::string quote = PromptQuote(request);
   completion.usage.prompt_tokens = CountPromptTokens(request.messages);
   for (int i = 0; i < request.n; ++i) {
-    SimChoice choice =
-        GenerateChoice(request, i, quote, completion.reasoning_model,
-                       math_accuracy);
+    SimChoice choice = GenerateChoice(request, i, quote,
+                                      completion.reasoning_model, options);
     completion.usage.completion_tokens +=
         choice.content_tokens + choice.reasoning_tokens;
     completion.usage.reasoning_tokens += choice.reasoning_tokens;
@@ -481,6 +582,10 @@ void ResizeAnswers(size_t bytes, SimCompletion* completion) {
   SimUsage& usage = completion->usage;
   usage.completion_tokens = 0;
   for (SimChoice& choice : completion->choices) {
+    if (choice.tool_call.has_value()) {
+      usage.completion_tokens += choice.content_tokens;
+      continue;
+    }
     std::string content;
     content.reserve(bytes + 1);
     const std::string seed = choice.content.empty() ? "answer" : choice.content;
@@ -508,13 +613,29 @@ std::string RenderCompletionJson(const SimCompletion& completion,
     w.Key("index").Int(static_cast<int64_t>(i));
     w.Key("message").BeginObject();
     w.Key("role").String("assistant");
-    w.Key("content").String(c.content);
+    w.Key("content");
+    if (c.tool_call.has_value()) {
+      w.Null();
+    } else {
+      w.String(c.content);
+    }
     if (completion.reasoning_model) {
       w.Key("reasoning_content").String(c.reasoning_content);
     }
+    if (c.tool_call.has_value()) WriteToolCalls(*c.tool_call, w);
     w.Key("refusal").Null();
     w.EndObject();
-    w.Key("logprobs").Null();
+    w.Key("logprobs");
+    if (completion.logprobs && !c.tool_call.has_value()) {
+      const std::vector<SimTokenLogprob> tokens =
+          TokenLogprobs(c.content, c.hash, completion.top_logprobs);
+      w.BeginObject().Key("content");
+      WriteLogprobContent(tokens, 0, tokens.size(), w);
+      w.Key("refusal").Null();
+      w.EndObject();
+    } else {
+      w.Null();
+    }
     w.Key("finish_reason").String(c.finish_reason);
     w.EndObject();
   }

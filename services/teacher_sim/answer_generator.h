@@ -15,6 +15,12 @@
 // Which requests are right follows from the same hash (prompt and seed),
 // so sample k of a prompt is right or wrong the same way every time, and
 // the share holds over many prompts and seeds.
+//
+// Tools and structured outputs: a request offering tools is answered with a
+// call whose arguments follow the tool's parameters (schema_value.h); one
+// asking for a json_schema response format with JSON text of the schema,
+// a share of it spoiled (GenerateOptions::json_invalid_rate). Logprobs are
+// rendered from the content (sim_logprobs.h).
 #ifndef DISTILLERY_SERVICES_TEACHER_SIM_ANSWER_GENERATOR_H_
 #define DISTILLERY_SERVICES_TEACHER_SIM_ANSWER_GENERATOR_H_
 
@@ -28,12 +34,24 @@
 
 namespace distillery::teacher_sim {
 
+// A call of one of the request's tools.
+struct SimToolCall {
+  std::string id_hex;  // 16 hex digits; "call_" or "toolu_" goes before
+  std::string name;
+  std::string arguments;  // JSON text of an object
+};
+
 struct SimChoice {
+  // The text; for a tool call, what is said before it (Anthropic's text
+  // block, "" for OpenAI).
   std::string content;
   std::string reasoning_content;  // "" unless the model reasons
+  // content's tokens, and a tool call's arguments'.
   int64_t content_tokens = 0;
   int64_t reasoning_tokens = 0;
-  std::string finish_reason;  // "stop" or "length"
+  std::string finish_reason;  // "stop", "length" or "tool_calls"
+  std::optional<SimToolCall> tool_call;
+  uint64_t hash = 0;  // HashRequest of this choice: seeds its logprobs
 };
 
 struct SimUsage {
@@ -49,6 +67,9 @@ struct SimCompletion {
   std::vector<SimChoice> choices;
   SimUsage usage;
   uint64_t request_hash = 0;  // of the request as a whole
+  // Render each choice's token logprobs, with this many alternatives.
+  bool logprobs = false;
+  int top_logprobs = 0;
 };
 
 // The simulator's tokenizer stand-in: about one token per 4 bytes, and at
@@ -87,19 +108,44 @@ struct MathQuestion {
 };
 std::optional<MathQuestion> FindMathQuestion(std::string_view text);
 
-// Generates all request.n choices with usage. Deterministic; thread-safe.
-// An arithmetic question's choice is right when its hash falls in the
-// first `math_accuracy` of the range.
-SimCompletion GenerateCompletion(const ChatRequest& request,
-                                 double math_accuracy = kDefaultMathAccuracy);
+// The share of structured-output answers that are bad unless told
+// otherwise.
+inline constexpr double kDefaultJsonInvalidRate = 0.2;
 
-// Makes every choice's content `bytes` long (--answer-bytes): the generated
-// text repeated, cut at a UTF-8 character boundary (so up to 3 bytes short),
-// with the token counts of the new content. For tests of large answers.
+struct GenerateOptions {
+  // An arithmetic question's choice is right when its hash falls in the
+  // first `math_accuracy` of the range.
+  double math_accuracy = kDefaultMathAccuracy;
+  // The share of structured outputs (ChatRequest::structured_output,
+  // tool_input_is_output) that are bad, decided per choice from a hash of
+  // the request, the choice's index and request.repeat: half of OpenAI's
+  // bad ones do not parse, the others break the schema (a required
+  // property missing or of the wrong type); Anthropic's tool input has a
+  // property of the wrong type.
+  double json_invalid_rate = kDefaultJsonInvalidRate;
+};
+
+// Generates all request.n choices with usage. Deterministic; thread-safe.
+// With tools offered (and tool_choice not "none", and the conversation not
+// ending on a tool result) each choice is a call of ChosenTool whose
+// arguments give the tool's required parameters values of their types.
+SimCompletion GenerateCompletion(const ChatRequest& request,
+                                 const GenerateOptions& options);
+inline SimCompletion GenerateCompletion(
+    const ChatRequest& request, double math_accuracy = kDefaultMathAccuracy) {
+  return GenerateCompletion(request, GenerateOptions{math_accuracy});
+}
+
+// Makes every text choice's content `bytes` long (--answer-bytes): the
+// generated text repeated, cut at a UTF-8 character boundary (so up to 3
+// bytes short), with the token counts of the new content; tool calls stay
+// as they are. For tests of large answers.
 void ResizeAnswers(size_t bytes, SimCompletion* completion);
 
 // Renders the chat.completion JSON body. `id` is the whole id
-// ("chatcmpl-..."); `created` is Unix seconds.
+// ("chatcmpl-..."); `created` is Unix seconds. A tool call's message has
+// content null and tool_calls; with completion.logprobs a text choice's
+// logprobs is {"content":[...],"refusal":null} (sim_logprobs.h).
 std::string RenderCompletionJson(const SimCompletion& completion,
                                  std::string_view id, int64_t created);
 

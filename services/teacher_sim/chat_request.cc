@@ -1,5 +1,6 @@
 #include "services/teacher_sim/chat_request.h"
 
+#include <algorithm>
 #include <limits>
 #include <utility>
 
@@ -13,6 +14,7 @@ using Json = nlohmann::json;
 
 constexpr int kMaxChoices = 128;
 constexpr size_t kMaxStopSequences = 4;
+constexpr int64_t kMaxTopLogprobs = 20;
 
 // Fills *error and returns the status ParseChatRequest reports.
 absl::Status Fail(InvalidRequest* error, std::string message, std::string param,
@@ -40,6 +42,12 @@ absl::Status WrongType(InvalidRequest* error, const std::string& param,
               absl::StrCat("Invalid type for '", param, "': expected ",
                            expected, ", but got ", TypeName(got), " instead."),
               param, "invalid_type");
+}
+
+absl::Status Missing(InvalidRequest* error, const std::string& param) {
+  return Fail(error,
+              absl::StrCat("Missing required parameter: '", param, "'."),
+              param, "missing_required_parameter");
 }
 
 absl::Status OutOfRange(InvalidRequest* error, const std::string& param,
@@ -241,6 +249,201 @@ absl::Status ParseStop(const Json& body, std::vector<std::string>* out,
   return absl::OkStatus();
 }
 
+absl::Status ParseLogprobs(const Json& body, ChatRequest* request,
+                           InvalidRequest* error) {
+  auto it = body.find("logprobs");
+  if (it != body.end() && !it->is_null()) {
+    if (!it->is_boolean()) return WrongType(error, "logprobs", "a boolean", *it);
+    request->logprobs = it->get<bool>();
+  }
+  std::optional<int64_t> top;
+  absl::Status s =
+      GetInt(body, "top_logprobs", 0, kMaxTopLogprobs, &top, error);
+  if (!s.ok()) return s;
+  if (top.value_or(0) > 0 && !request->logprobs) {
+    return Fail(error,
+                "Invalid value for 'top_logprobs': 'logprobs' must be set to "
+                "true when 'top_logprobs' is used.",
+                "top_logprobs", "invalid_value");
+  }
+  request->top_logprobs = static_cast<int>(top.value_or(0));
+  return absl::OkStatus();
+}
+
+// One tools[i]: {"type":"function","function":{"name","description",
+// "parameters"}}.
+absl::Status ParseTool(const Json& tool, const std::string& param,
+                       SimTool* out, InvalidRequest* error) {
+  if (!tool.is_object()) return WrongType(error, param, "an object", tool);
+  auto type = tool.find("type");
+  if (type == tool.end()) return Missing(error, param + ".type");
+  if (!type->is_string() || type->get<std::string>() != "function") {
+    return Fail(error,
+                absl::StrCat("Invalid value for '", param,
+                             ".type': supported values are: 'function'."),
+                param + ".type", "invalid_value");
+  }
+  auto function = tool.find("function");
+  if (function == tool.end()) return Missing(error, param + ".function");
+  if (!function->is_object()) {
+    return WrongType(error, param + ".function", "an object", *function);
+  }
+  auto name = function->find("name");
+  if (name == function->end()) {
+    return Missing(error, param + ".function.name");
+  }
+  if (!name->is_string() || name->get<std::string>().empty()) {
+    return WrongType(error, param + ".function.name", "a string", *name);
+  }
+  out->name = name->get<std::string>();
+  if (auto d = function->find("description");
+      d != function->end() && d->is_string()) {
+    out->description = d->get<std::string>();
+  }
+  if (auto p = function->find("parameters");
+      p != function->end() && !p->is_null()) {
+    if (!p->is_object()) {
+      return WrongType(error, param + ".function.parameters", "an object", *p);
+    }
+    out->parameters = p->dump();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseTools(const Json& body, std::vector<SimTool>* out,
+                        InvalidRequest* error) {
+  out->clear();
+  auto it = body.find("tools");
+  if (it == body.end() || it->is_null()) return absl::OkStatus();
+  if (!it->is_array()) return WrongType(error, "tools", "an array", *it);
+  out->resize(it->size());
+  for (size_t i = 0; i < it->size(); ++i) {
+    absl::Status s =
+        ParseTool((*it)[i], absl::StrCat("tools[", i, "]"), &(*out)[i], error);
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+// "none" | "auto" | "required" | {"type":"function","function":{"name"}},
+// allowed only beside tools, naming one of them.
+absl::Status ParseToolChoice(const Json& body, ChatRequest* request,
+                             InvalidRequest* error) {
+  auto it = body.find("tool_choice");
+  if (it == body.end() || it->is_null()) return absl::OkStatus();
+  if (it->is_string()) {
+    const std::string mode = it->get<std::string>();
+    if (mode == "none") {
+      request->tool_choice = ToolChoice::kNone;
+    } else if (mode == "auto") {
+      request->tool_choice = ToolChoice::kAuto;
+    } else if (mode == "required") {
+      request->tool_choice = ToolChoice::kRequired;
+    } else {
+      return Fail(error,
+                  absl::StrCat("Invalid value: '", mode,
+                               "'. Supported values are: 'none', 'auto', and "
+                               "'required'."),
+                  "tool_choice", "invalid_value");
+    }
+  } else if (it->is_object()) {
+    auto function = it->find("function");
+    if (function == it->end() || !function->is_object() ||
+        !function->contains("name")) {
+      return Missing(error, "tool_choice.function.name");
+    }
+    auto name = function->find("name");
+    if (!name->is_string()) {
+      return WrongType(error, "tool_choice.function.name", "a string", *name);
+    }
+    request->tool_choice = ToolChoice::kNamed;
+    request->tool_name = name->get<std::string>();
+  } else {
+    return WrongType(error, "tool_choice", "one of a string or an object", *it);
+  }
+  if (request->tools.empty()) {
+    return Fail(error,
+                "Invalid value for 'tool_choice': 'tool_choice' is only "
+                "allowed when 'tools' are specified.",
+                "tool_choice", "");
+  }
+  if (request->tool_choice == ToolChoice::kNamed) {
+    const bool known = std::any_of(
+        request->tools.begin(), request->tools.end(),
+        [&](const SimTool& t) { return t.name == request->tool_name; });
+    if (!known) {
+      return Fail(error,
+                  absl::StrCat("Invalid value for 'tool_choice': function '",
+                               request->tool_name,
+                               "' is not one of the 'tools'."),
+                  "tool_choice", "invalid_value");
+    }
+  }
+  return absl::OkStatus();
+}
+
+// {"type":"text"|"json_object"} change nothing; {"type":"json_schema",
+// "json_schema":{"name","schema","strict"}} asks for structured output.
+absl::Status ParseResponseFormat(const Json& body, ChatRequest* request,
+                                 InvalidRequest* error) {
+  auto it = body.find("response_format");
+  if (it == body.end() || it->is_null()) return absl::OkStatus();
+  if (!it->is_object()) {
+    return WrongType(error, "response_format", "an object", *it);
+  }
+  auto type = it->find("type");
+  if (type == it->end()) return Missing(error, "response_format.type");
+  if (*type == "text" || *type == "json_object") return absl::OkStatus();
+  if (*type != "json_schema") {
+    return Fail(error,
+                "Invalid value for 'response_format.type': supported values "
+                "are: 'text', 'json_object' and 'json_schema'.",
+                "response_format.type", "invalid_value");
+  }
+  auto spec = it->find("json_schema");
+  if (spec == it->end()) return Missing(error, "response_format.json_schema");
+  if (!spec->is_object()) {
+    return WrongType(error, "response_format.json_schema", "an object", *spec);
+  }
+  auto name = spec->find("name");
+  if (name == spec->end()) {
+    return Missing(error, "response_format.json_schema.name");
+  }
+  if (!name->is_string()) {
+    return WrongType(error, "response_format.json_schema.name", "a string",
+                     *name);
+  }
+  request->structured_output = true;
+  request->output_schema = "{}";
+  if (auto schema = spec->find("schema");
+      schema != spec->end() && !schema->is_null()) {
+    if (!schema->is_object()) {
+      return WrongType(error, "response_format.json_schema.schema",
+                       "an object", *schema);
+    }
+    request->output_schema = schema->dump();
+  }
+  return absl::OkStatus();
+}
+
+// The features beyond plain text: logprobs, tools, structured output.
+absl::Status ParseAnswerFeatures(const Json& body, ChatRequest* request,
+                                 InvalidRequest* error) {
+  absl::Status s;
+  if (!(s = ParseLogprobs(body, request, error)).ok() ||
+      !(s = ParseTools(body, &request->tools, error)).ok() ||
+      !(s = ParseToolChoice(body, request, error)).ok() ||
+      !(s = ParseResponseFormat(body, request, error)).ok()) {
+    return s;
+  }
+  const SimMessage& last = request->messages.back();
+  if (last.role == "tool") {
+    request->after_tool_result = true;
+    request->tool_result = last.content;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseFields(const Json& body, ChatRequest* request,
                          InvalidRequest* error) {
   if (!body.is_object()) {
@@ -312,10 +515,24 @@ absl::Status ParseFields(const Json& body, ChatRequest* request,
       request->include_usage = usage->get<bool>();
     }
   }
-  return absl::OkStatus();
+  return ParseAnswerFeatures(body, request, error);
 }
 
 }  // namespace
+
+bool AnswersWithToolCall(const ChatRequest& request) {
+  return !request.tools.empty() && request.tool_choice != ToolChoice::kNone &&
+         !request.after_tool_result;
+}
+
+const SimTool& ChosenTool(const ChatRequest& request) {
+  if (request.tool_choice == ToolChoice::kNamed) {
+    for (const SimTool& tool : request.tools) {
+      if (tool.name == request.tool_name) return tool;
+    }
+  }
+  return request.tools.front();
+}
 
 absl::Status ParseChatRequest(std::string_view body, ChatRequest* request,
                               InvalidRequest* error) {

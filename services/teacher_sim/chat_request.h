@@ -22,6 +22,19 @@ struct SimMessage {
   std::string content;
 };
 
+// A function the client offers (OpenAI tools[].function, Anthropic tools[]).
+struct SimTool {
+  std::string name;
+  std::string description;
+  // Its parameters (OpenAI) or input_schema (Anthropic) as compact JSON
+  // text; "" when the tool takes none.
+  std::string parameters;
+};
+
+// tool_choice, in OpenAI's words (Anthropic's "any" is kRequired, its
+// {"type":"tool"} kNamed).
+enum class ToolChoice { kAuto, kNone, kRequired, kNamed };
+
 struct ChatRequest {
   std::string model;
   std::vector<SimMessage> messages;  // never empty once parsed
@@ -40,7 +53,45 @@ struct ChatRequest {
   // model named "*reasoner*" reasons anyway. 0 budget: unlimited.
   bool force_reasoning = false;
   int64_t reasoning_budget = 0;
+
+  // logprobs: true, and top_logprobs' K (0..20). OpenAI only.
+  bool logprobs = false;
+  int top_logprobs = 0;
+
+  // Offered tools and how the answer may use them. tool_name: the tool of
+  // ToolChoice::kNamed, which is one of `tools`.
+  std::vector<SimTool> tools;
+  ToolChoice tool_choice = ToolChoice::kAuto;
+  std::string tool_name;
+  // The conversation ends on a tool's result (an OpenAI "tool" message, an
+  // Anthropic tool_result block), which the answer then reports in text.
+  bool after_tool_result = false;
+  std::string tool_result;
+  // The API speaks before it calls a tool (Anthropic's text block).
+  bool text_before_tool_call = false;
+
+  // Structured output (OpenAI's response_format json_schema): the content
+  // is JSON text of a value of `output_schema` (compact JSON text).
+  bool structured_output = false;
+  std::string output_schema;
+  // Anthropic's structured output: a forced tool, whose input is the value.
+  bool tool_input_is_output = false;
+  // How many times this exact body was seen before by the server; set by
+  // the handler for structured output so that asking again can change
+  // whether the answer is good.
+  int64_t repeat = 0;
 };
+
+// True when the answer is JSON that --json-invalid-rate may spoil.
+inline bool AnswersWithJson(const ChatRequest& request) {
+  return request.structured_output || request.tool_input_is_output;
+}
+
+// True when the answer to `request` is a tool call rather than text.
+bool AnswersWithToolCall(const ChatRequest& request);
+
+// The tool that call uses: tool_choice's, else the first.
+const SimTool& ChosenTool(const ChatRequest& request);
 
 // What an OpenAI 400 body says: the message, the parameter ("" for null)
 // and the error code ("" for null).
@@ -52,7 +103,10 @@ struct InvalidRequest {
 
 // Parses and validates a request body. On success fills *request and
 // returns OK; otherwise returns INVALID_ARGUMENT and fills *error.
-// Unknown fields (tools, response_format, ...) are ignored.
+// Reads n, logprobs, top_logprobs, tools, tool_choice and response_format
+// (json_schema; other types answer text as before); other unknown fields
+// are ignored. Tool messages and assistant tool_calls parse; a conversation
+// ending on a tool message sets after_tool_result.
 absl::Status ParseChatRequest(std::string_view body, ChatRequest* request,
                               InvalidRequest* error);
 

@@ -98,6 +98,21 @@ int main(int argc, char** argv) {
                  "(deterministic per prompt and seed)")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
+  double json_invalid_rate = distillery::teacher_sim::kDefaultJsonInvalidRate;
+  app.add_option("--json-invalid-rate", json_invalid_rate,
+                 "the share of structured outputs (OpenAI response_format "
+                 "json_schema, Anthropic forced tool) answered bad: half of "
+                 "OpenAI's do not parse, half break the schema; Anthropic's "
+                 "have a property of the wrong type. Decided per choice from "
+                 "the prompt, seed, choice index and how many times this "
+                 "process has seen the same request body, so asking again "
+                 "can turn a bad answer good")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  bool refuse_n = false;
+  app.add_flag("--refuse-n", refuse_n,
+               "answer OpenAI requests with n > 1 400 invalid_request_error "
+               "(param n), as servers without n do");
   int64_t slow_ms = 3000;
   app.add_option("--slow-ms", slow_ms, "delay of a 'slow' answer")
       ->check(CLI::NonNegativeNumber);
@@ -206,6 +221,8 @@ int main(int argc, char** argv) {
   handler_options.pad_interval = std::chrono::milliseconds(pad_interval_ms);
   handler_options.answer_bytes = answer_bytes;
   handler_options.math_accuracy = math_accuracy;
+  handler_options.json_invalid_rate = json_invalid_rate;
+  handler_options.refuse_n = refuse_n;
   handler_options.models = std::move(models);
   handler_options.batches = batch;
   sim::SimHandler handler(handler_options, clock, &faults);

@@ -1,5 +1,6 @@
 #include "services/teacher_sim/messages_request.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -39,6 +40,136 @@ bool ReadText(const Json& value, std::string* out) {
   }
   *out = std::move(text);
   return true;
+}
+
+// The text of a tool_result block's content: a string, text blocks, or
+// nothing.
+bool ReadToolResult(const Json& block, std::string* out) {
+  auto content = block.find("content");
+  if (content == block.end() || content->is_null()) {
+    out->clear();
+    return true;
+  }
+  return ReadText(*content, out);
+}
+
+// A message's content: a string, or blocks of text, tool_use (an earlier
+// call, kept out of the text) and tool_result (its content, as text). When
+// the content holds a tool_result, *tool_result is its text (the last's).
+bool ReadContent(const Json& value, std::string* out, bool* has_tool_result,
+                 std::string* tool_result) {
+  *has_tool_result = false;
+  if (!value.is_array()) return ReadText(value, out);
+  std::string text;
+  for (const Json& block : value) {
+    if (!block.is_object()) return false;
+    auto type = block.find("type");
+    if (type == block.end() || !type->is_string()) return false;
+    std::string piece;
+    if (*type == "text") {
+      auto t = block.find("text");
+      if (t == block.end() || !t->is_string()) return false;
+      piece = t->get<std::string>();
+    } else if (*type == "tool_result") {
+      if (!ReadToolResult(block, &piece)) return false;
+      *has_tool_result = true;
+      *tool_result = piece;
+    } else if (*type != "tool_use") {
+      return false;
+    }
+    if (piece.empty()) continue;
+    if (!text.empty()) text.push_back('\n');
+    text += piece;
+  }
+  *out = std::move(text);
+  return true;
+}
+
+// tools: [{"name","description","input_schema"}].
+absl::Status ParseTools(const Json& body, std::vector<SimTool>* tools,
+                        std::string* message) {
+  tools->clear();
+  auto it = body.find("tools");
+  if (it == body.end() || it->is_null()) return absl::OkStatus();
+  if (!it->is_array()) return Bad(message, "tools: Input should be a list");
+  for (size_t i = 0; i < it->size(); ++i) {
+    const Json& tool = (*it)[i];
+    const std::string where = absl::StrCat("tools.", i);
+    if (!tool.is_object()) {
+      return Bad(message, where + ": Input should be an object");
+    }
+    auto name = tool.find("name");
+    if (name == tool.end() || !name->is_string() ||
+        name->get<std::string>().empty()) {
+      return Bad(message, where + ".name: Field required");
+    }
+    SimTool t;
+    t.name = name->get<std::string>();
+    if (auto d = tool.find("description");
+        d != tool.end() && d->is_string()) {
+      t.description = d->get<std::string>();
+    }
+    if (auto schema = tool.find("input_schema");
+        schema != tool.end() && !schema->is_null()) {
+      if (!schema->is_object()) {
+        return Bad(message, where + ".input_schema: Input should be an object");
+      }
+      t.parameters = schema->dump();
+    }
+    tools->push_back(std::move(t));
+  }
+  return absl::OkStatus();
+}
+
+// tool_choice: {"type":"auto"|"any"|"none"} or {"type":"tool","name"}; a
+// forced tool is how clients ask Anthropic for structured output.
+absl::Status ParseToolChoice(const Json& body, ChatRequest* request,
+                             std::string* message) {
+  request->text_before_tool_call = true;
+  auto it = body.find("tool_choice");
+  if (it == body.end() || it->is_null()) return absl::OkStatus();
+  if (!it->is_object()) {
+    return Bad(message, "tool_choice: Input should be an object");
+  }
+  auto type = it->find("type");
+  if (type == it->end() || !type->is_string()) {
+    return Bad(message, "tool_choice.type: Field required");
+  }
+  if (*type == "auto") return absl::OkStatus();
+  request->text_before_tool_call = false;
+  if (*type == "none") {
+    request->tool_choice = ToolChoice::kNone;
+  } else if (*type == "any") {
+    request->tool_choice = ToolChoice::kRequired;
+  } else if (*type == "tool") {
+    auto name = it->find("name");
+    if (name == it->end() || !name->is_string()) {
+      return Bad(message, "tool_choice.tool.name: Field required");
+    }
+    request->tool_choice = ToolChoice::kNamed;
+    request->tool_name = name->get<std::string>();
+  } else {
+    return Bad(message,
+               "tool_choice.type: Input should be 'auto', 'any', 'tool' or "
+               "'none'");
+  }
+  if (request->tools.empty() && request->tool_choice != ToolChoice::kNone) {
+    return Bad(message,
+               "tool_choice: tool_choice may only be specified while "
+               "providing tools");
+  }
+  if (request->tool_choice == ToolChoice::kNamed) {
+    const bool known = std::any_of(
+        request->tools.begin(), request->tools.end(),
+        [&](const SimTool& t) { return t.name == request->tool_name; });
+    if (!known) {
+      return Bad(message, absl::StrCat("tool_choice: tool '",
+                                       request->tool_name,
+                                       "' not found in tools"));
+    }
+    request->tool_input_is_output = true;
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ParseFields(const Json& body, ChatRequest* request,
@@ -89,12 +220,19 @@ absl::Status ParseFields(const Json& body, ChatRequest* request,
     SimMessage sm;
     sm.role = role->get<std::string>();
     auto content = m.find("content");
-    if (content == m.end() || !ReadText(*content, &sm.content)) {
-      return Bad(message,
-                 where + ".content: Input should be a string or text blocks");
+    bool has_tool_result = false;
+    if (content == m.end() || !ReadContent(*content, &sm.content,
+                                           &has_tool_result,
+                                           &request->tool_result)) {
+      return Bad(message, where + ".content: Input should be a string or "
+                                  "text, tool_use and tool_result blocks");
     }
+    // Only the conversation's last turn decides whether the answer reports
+    // a tool's result.
+    request->after_tool_result = has_tool_result && sm.role == "user";
     request->messages.push_back(std::move(sm));
   }
+  if (!request->after_tool_result) request->tool_result.clear();
 
   if (auto t = body.find("temperature"); t != body.end() && !t->is_null()) {
     if (!t->is_number() || t->get<double>() < 0 || t->get<double>() > 1) {
@@ -158,7 +296,9 @@ absl::Status ParseFields(const Json& body, ChatRequest* request,
       request->reasoning_budget = b;
     }
   }
-  return absl::OkStatus();
+  absl::Status s = ParseTools(body, &request->tools, message);
+  if (!s.ok()) return s;
+  return ParseToolChoice(body, request, message);
 }
 
 }  // namespace

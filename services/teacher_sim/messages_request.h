@@ -4,7 +4,10 @@
 // assistant only, a thinking budget of at least 1024 below max_tokens, ...)
 // and turns the request into the ChatRequest the answer generator takes:
 // `system` becomes a leading system message, stop_sequences the stop list,
-// thinking forces reasoning within its budget.
+// thinking forces reasoning within its budget. tools and tool_choice are
+// read (a forced tool is structured output: tool_input_is_output), and
+// tool_use / tool_result content blocks parse; logprobs fields are ignored,
+// as the real API has none.
 //
 // teacher-sim's own parser: it shares no code with the worker's adapters.
 #ifndef DISTILLERY_SERVICES_TEACHER_SIM_MESSAGES_REQUEST_H_

@@ -24,9 +24,14 @@ namespace distillery::teacher_sim {
 // `text`; none for "".
 std::vector<std::string> SplitIntoDeltas(std::string_view text, int words);
 
-// OpenAI: a role chunk, reasoning_content deltas (reasoning models), content
-// deltas, a finish_reason chunk, with `include_usage` a "choices":[] usage
-// chunk, then "data: [DONE]". Only choice 0 of `completion` is sent.
+// OpenAI: per choice a role chunk, reasoning_content deltas (reasoning
+// models), content deltas (with completion.logprobs, a few tokens each with
+// their "logprobs":{"content":[...]}) and a finish_reason chunk, each
+// carrying the choice's index; the choices take turns chunk by chunk. A
+// tool call streams as OpenAI does: a delta with content null and the
+// call's id, type, name and "arguments":"", then argument pieces, then
+// finish_reason "tool_calls". With `include_usage` a "choices":[] chunk of
+// the summed usage follows; then "data: [DONE]".
 std::string RenderChatStream(const SimCompletion& completion,
                              std::string_view id, int64_t created,
                              bool include_usage);
@@ -37,20 +42,24 @@ struct MessageShape {
   bool redacted = false;  // and a redacted_thinking block after it
 };
 
-// Anthropic's "end_turn" / "max_tokens" for OpenAI's "stop" / "length".
+// Anthropic's "end_turn" / "max_tokens" / "tool_use" for OpenAI's "stop" /
+// "length" / "tool_calls".
 std::string AnthropicStopReason(std::string_view finish_reason);
 
 // A deterministic base64-looking signature for a thinking text.
 std::string ThinkingSignature(std::string_view thinking);
 
 // {"id","type":"message","role","model","content":[thinking?, redacted?,
-// text],"stop_reason","stop_sequence":null,"usage":{...}}.
+// text, tool_use?],"stop_reason","stop_sequence":null,"usage":{...}}; a
+// tool call without words before it (a forced tool) has no text block.
 std::string RenderMessageJson(const SimCompletion& completion,
                               std::string_view id, MessageShape shape);
 
 // The Messages event stream: message_start, ping, a content block per
 // block (thinking_delta + signature_delta, redacted_thinking whole,
-// text_delta), message_delta (stop_reason, output_tokens), message_stop.
+// text_delta, a tool_use block opened with "input":{} and filled by
+// input_json_delta pieces), message_delta (stop_reason, output_tokens),
+// message_stop.
 std::string RenderMessageStream(const SimCompletion& completion,
                                 std::string_view id, MessageShape shape);
 

@@ -142,6 +142,13 @@ SimResponse EchoKeyError(std::string_view key, bool anthropic) {
   return r;
 }
 
+// --refuse-n's answer to n > 1.
+SimResponse RefuseN() {
+  return JsonResponse(
+      400, RenderErrorJson("n > 1 is not supported by this server",
+                           "invalid_request_error", "n", ""));
+}
+
 SimResponse MethodNotAllowed(const std::string& method, std::string_view path,
                              const char* allowed) {
   SimResponse r = JsonResponse(
@@ -349,8 +356,8 @@ SimResponse SimHandler::AnswerChat(const SimRequest& request,
   if (!Serves(chat.model)) {
     return JsonResponse(404, ModelNotFoundJson(false, chat.model));
   }
-  SimCompletion completion = GenerateCompletion(chat, options_.math_accuracy);
-  if (options_.answer_bytes > 0) ResizeAnswers(options_.answer_bytes, &completion);
+  if (options_.refuse_n && chat.n > 1) return RefuseN();
+  SimCompletion completion = Generate(chat, request.body);
   if (options_.limits.any()) {
     // Counted as the providers count it on arrival: prompt + the limit.
     const int64_t tokens =
@@ -381,16 +388,27 @@ SimResponse SimHandler::AnswerChat(const SimRequest& request,
                   : JsonResponse(200, RenderCompletionJson(completion, id,
                                                            created));
   response.delay = options_.latency;
-  ApplyAnswerFault(fault, chat.stream, request.body,
-                   completion.usage.prompt_tokens,
-                   completion.usage.completion_tokens, &response);
+  ApplyAnswerFault(fault, chat.stream, request.body, completion,
+                   &response);
   return response;
+}
+
+SimCompletion SimHandler::Generate(ChatRequest& chat, std::string_view body) {
+  // Only structured outputs need the count, so plain requests take no lock.
+  if (AnswersWithJson(chat)) chat.repeat = repeats_.Next(body);
+  GenerateOptions generate;
+  generate.math_accuracy = options_.math_accuracy;
+  generate.json_invalid_rate = options_.json_invalid_rate;
+  SimCompletion completion = GenerateCompletion(chat, generate);
+  if (options_.answer_bytes > 0) {
+    ResizeAnswers(options_.answer_bytes, &completion);
+  }
+  return completion;
 }
 
 void SimHandler::ApplyAnswerFault(FaultKind kind, bool stream,
                                   std::string_view body,
-                                  int64_t prompt_tokens,
-                                  int64_t completion_tokens,
+                                  const SimCompletion& completion,
                                   SimResponse* response) {
   switch (kind) {
     case FaultKind::kTruncate:
@@ -411,7 +429,9 @@ void SimHandler::ApplyAnswerFault(FaultKind kind, bool stream,
     default:
       break;
   }
-  stats_.RecordCompletion(body, prompt_tokens, completion_tokens);
+  stats_.RecordCompletion(body, completion.usage.prompt_tokens,
+                          completion.usage.completion_tokens,
+                          static_cast<int64_t>(completion.choices.size()));
 }
 
 std::string_view Latin1ErrorPage() {
@@ -518,16 +538,14 @@ SimResponse SimHandler::AnswerMessages(const SimRequest& request,
     return JsonResponse(404, ModelNotFoundJson(true, chat.model));
   }
   const MessageShape shape = ShapeFor(&chat);
-  SimCompletion completion = GenerateCompletion(chat, options_.math_accuracy);
-  if (options_.answer_bytes > 0) ResizeAnswers(options_.answer_bytes, &completion);
+  SimCompletion completion = Generate(chat, request.body);
   const std::string id = "msg_" + UniqueHex(sequence, 0x6d7367);
   SimResponse response =
       chat.stream ? EventStream(RenderMessageStream(completion, id, shape))
                   : JsonResponse(200, RenderMessageJson(completion, id, shape));
   response.delay = options_.latency;
-  ApplyAnswerFault(fault, chat.stream, request.body,
-                   completion.usage.prompt_tokens,
-                   completion.usage.completion_tokens, &response);
+  ApplyAnswerFault(fault, chat.stream, request.body, completion,
+                   &response);
   return response;
 }
 
@@ -585,9 +603,11 @@ SimBatchAnswer SimHandler::AnswerBatchRequest(bool anthropic,
                                              "")};
   }
   if (!Serves(chat.model)) return {404, ModelNotFoundJson(anthropic, chat.model)};
+  if (!anthropic && options_.refuse_n && chat.n > 1) {
+    return {400, RefuseN().body};
+  }
   const MessageShape shape = anthropic ? ShapeFor(&chat) : MessageShape();
-  SimCompletion completion = GenerateCompletion(chat, options_.math_accuracy);
-  if (options_.answer_bytes > 0) ResizeAnswers(options_.answer_bytes, &completion);
+  SimCompletion completion = Generate(chat, body);
   std::string rendered =
       anthropic
           ? RenderMessageJson(completion,
@@ -596,7 +616,8 @@ SimBatchAnswer SimHandler::AnswerBatchRequest(bool anthropic,
                                  "chatcmpl-" + UniqueHex(sequence, 0x63686174),
                                  clock_.WallMillis() / 1000);
   stats_.RecordCompletion(body, completion.usage.prompt_tokens,
-                          completion.usage.completion_tokens);
+                          completion.usage.completion_tokens,
+                          static_cast<int64_t>(completion.choices.size()));
   return {200, std::move(rendered)};
 }
 

@@ -18,6 +18,10 @@
 //                              peak window and refusals, and "batches"
 // Unknown paths answer 404 and wrong methods 405, in OpenAI's error shape.
 //
+// With --refuse-n an OpenAI request (online or in a batch) asking for
+// n > 1 answers 400 invalid_request_error, param "n". The stats count one
+// request per HTTP request and the choices served in "choices_total".
+//
 // A chat request is checked in the order a real gateway would: API key
 // (401), then injected faults (500 / 429; 529 overloaded_error for Messages;
 // 401echo, a 401 quoting the request's key with '/' escaped as \/; a
@@ -43,6 +47,7 @@
 #include "common/base/clock.h"
 #include "services/teacher_sim/answer_generator.h"
 #include "services/teacher_sim/fault_injector.h"
+#include "services/teacher_sim/request_repeats.h"
 #include "services/teacher_sim/sim_batches.h"
 #include "services/teacher_sim/sim_rate_limiter.h"
 #include "services/teacher_sim/sim_http.h"
@@ -73,6 +78,12 @@ struct SimHandlerOptions {
   // The share of arithmetic questions answered right (--math-accuracy;
   // answer_generator.h).
   double math_accuracy = kDefaultMathAccuracy;
+  // The share of structured outputs answered bad (--json-invalid-rate;
+  // answer_generator.h's GenerateOptions): redrawn each time the same body
+  // is sent again.
+  double json_invalid_rate = kDefaultJsonInvalidRate;
+  // Answer any OpenAI request with n > 1 400, as servers without n do.
+  bool refuse_n = false;
   // The models served; empty: any name. teacher-sim's main passes
   // kDefaultSimModels unless told otherwise.
   std::vector<std::string> models;
@@ -117,7 +128,7 @@ class SimHandler {
   // Applies an answer fault (truncate, pad, slow) to a rendered 200 answer;
   // records it in the stats, and the 200 unless the body is cut.
   void ApplyAnswerFault(FaultKind kind, bool stream, std::string_view body,
-                        int64_t prompt_tokens, int64_t completion_tokens,
+                        const SimCompletion& completion,
                         SimResponse* response);
   SimResponse HandleMessages(const SimRequest& request);
   SimResponse AnswerMessages(const SimRequest& request, uint64_t sequence);
@@ -126,6 +137,10 @@ class SimHandler {
   SimResponse HandleBatches(const SimRequest& request, std::string_view path);
   // One request of a batch, answered as the online endpoint would.
   SimBatchAnswer AnswerBatchRequest(bool anthropic, std::string_view body);
+  // The answer to `chat`, sent as `body`: generated with the options (a
+  // structured output learns how often `body` was seen before), resized to
+  // --answer-bytes.
+  SimCompletion Generate(ChatRequest& chat, std::string_view body);
   // 32 hex digits unique to this response within the process run.
   std::string UniqueHex(uint64_t sequence, uint64_t salt) const;
 
@@ -136,6 +151,7 @@ class SimHandler {
   const uint64_t instance_nonce_;
   std::atomic<uint64_t> next_sequence_{0};
   SimStats stats_;
+  RequestRepeats repeats_;
   SimRateLimiter limiter_;
   SimBatches batches_;
 };

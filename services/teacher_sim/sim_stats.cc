@@ -21,10 +21,11 @@ void SimStats::Record(int status, bool chat, int64_t prompt_tokens,
 }
 
 void SimStats::RecordCompletion(std::string_view body, int64_t prompt_tokens,
-                                int64_t completion_tokens) {
+                                int64_t completion_tokens, int64_t choices) {
   const size_t hash = std::hash<std::string_view>{}(body);
   Record(200, /*chat=*/true, prompt_tokens, completion_tokens);
   absl::MutexLock lock(&mu_);
+  counters_.choices_total += choices;
   if (!answered_.insert(hash).second) ++counters_.chat_completions_repeated;
 }
 
@@ -49,6 +50,7 @@ std::string SimStats::RenderJson() const {
   w.Key("errors_total").Int(s.errors_total);
   w.Key("prompt_tokens_total").Int(s.prompt_tokens_total);
   w.Key("completion_tokens_total").Int(s.completion_tokens_total);
+  w.Key("choices_total").Int(s.choices_total);
   w.Key("by_status").BeginObject();
   for (const auto& [status, count] : s.by_status) {
     w.Key(std::to_string(status)).Int(count);

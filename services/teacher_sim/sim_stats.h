@@ -27,6 +27,8 @@ class SimStats {
     int64_t errors_total = 0;             // any request answered >= 400
     int64_t prompt_tokens_total = 0;      // over 200 answers
     int64_t completion_tokens_total = 0;  // over 200 answers
+    // Choices in 200 answers (a request with n: 3 serves 3).
+    int64_t choices_total = 0;
     std::map<int, int64_t> by_status;
     std::map<std::string, int64_t> faults;  // injected, by kind
   };
@@ -36,10 +38,10 @@ class SimStats {
   void Record(int status, bool chat, int64_t prompt_tokens = 0,
               int64_t completion_tokens = 0);
 
-  // Counts one complete 200 answer to the request `body`, with its tokens,
-  // and whether that exact body was answered before.
+  // Counts one complete 200 answer to the request `body`, with its tokens
+  // and choices, and whether that exact body was answered before.
   void RecordCompletion(std::string_view body, int64_t prompt_tokens,
-                        int64_t completion_tokens);
+                        int64_t completion_tokens, int64_t choices = 1);
 
   // Counts one injected fault of `kind` (fault_injector.h's names).
   void RecordFault(std::string_view kind);
@@ -47,7 +49,8 @@ class SimStats {
   Snapshot Get() const;
 
   // {"requests_total":N,"chat_requests_total":N,"chat_completions_total":N,
-  //  "chat_completions_repeated":N,"errors_total":N,"prompt_tokens_total":N,"completion_tokens_total":N,
+  //  "chat_completions_repeated":N,"errors_total":N,"prompt_tokens_total":N,
+  //  "completion_tokens_total":N,"choices_total":N,
   //  "by_status":{"200":N,...},"faults":{"reset":N,...}}
   std::string RenderJson() const;
 

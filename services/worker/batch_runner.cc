@@ -11,6 +11,7 @@
 #include "common/job/task_request.h"
 #include "common/metrics/metrics.h"
 #include "common/rpc/message_limits.h"
+#include "common/teacher/logprobs_codec.h"
 
 namespace distillery {
 namespace {
@@ -76,6 +77,12 @@ void FillAnswerProto(TeacherAnswer a, int64_t received_ms, int64_t latency_ms,
   answer->mutable_usage()->set_cached_tokens(a.usage.cached_tokens);
   answer->set_provider_id(Utf8(std::move(a.provider_id)));
   answer->set_raw_body(std::move(a.raw_body));
+  answer->set_tool_calls_json(Utf8(std::move(a.tool_calls_json)));
+  if (!a.logprobs.empty()) {
+    // Token strings may be pieces of a UTF-8 character: the codec keeps
+    // them as bytes, in a bytes field.
+    answer->set_logprobs(EncodeLogprobs(a.logprobs));
+  }
   answer->set_received_ms(received_ms);
   answer->set_latency_ms(latency_ms);
 }
@@ -229,9 +236,7 @@ std::vector<v1::BatchStepReport> BatchRunner::Create(const v1::BatchStep& step,
   for (int i = 0; i < step.tasks_size(); ++i) {
     absl::StatusOr<std::string> line =
         api.BuildLine(step.custom_ids(i),
-                      ToTeacherRequest(step.tasks(i).model(),
-                                       step.tasks(i).messages(),
-                                       step.tasks(i).params()));
+                      ToTeacherRequest(step.tasks(i)));
     if (!line.ok()) {
       SetStatus(absl::InvalidArgumentError(absl::StrCat(
                     "request ", step.custom_ids(i), ": ",

@@ -58,6 +58,9 @@
 
 namespace distillery {
 
+// use_n: the most choices asked for in one request.
+inline constexpr size_t kMaxChoices = 16;
+
 struct WorkerTeacher {
   TeacherProfile profile;
   Teacher* teacher;  // not owned
@@ -121,6 +124,10 @@ class Worker {
     TimePoint started;
     TeacherRequest request;
     double reserved_tokens = 0;
+    // use_n: the prompt's other samples riding on this request as choices
+    // 1, 2, ... (request.choices counts them all). Riders never sit in a
+    // queue or a retry: a failed request disbands, each task on its own.
+    std::vector<Pending> riders;
   };
   struct TeacherState {
     WorkerTeacher config;
@@ -128,6 +135,9 @@ class Worker {
     std::deque<Pending> queue;  // leased, waiting for budget
     int in_flight = 0;
     int busy = 0;  // queued, in flight or waiting for a retry
+    // use_n was refused (HTTP 400 for n > 1, or fewer choices than asked):
+    // one request per sample from then on.
+    bool n_refused = false;
   };
 
   // Registers (again), announcing the tasks held, and drops those whose
@@ -154,6 +164,19 @@ class Worker {
   int HoldCapLocked(TeacherState& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnTeacherResult(Pending pending, TeacherResult result)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // One task's share of a teacher's result: an answer (choice
+  // `choice_index` of its request) for the report, a retry, or a failure.
+  void SettleLocked(Pending& pending, TeacherResult result, int choice_index)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // use_n: takes the queued samples of `front`'s prompt (up to
+  // kMaxChoices in all) that can ride on its request.
+  void TakeRidersLocked(TeacherState& t, Pending* front)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A rider (or the head) of a request that refused n, sent again alone:
+  // back to the head of its queue, unattempted.
+  void SendAloneLocked(Pending p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Notes `p` as in flight (a stub without its messages, by lease id).
+  void NoteInFlightLocked(const Pending& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Duration Backoff(int attempts, const TeacherResult& result);
   void Finish(Pending& pending, v1::TaskResult result)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -247,8 +247,7 @@ void Worker::LeaseMore() {
       Pending p;
       p.task = std::move(task);
       p.teacher_index = static_cast<int>(i);
-      p.request = ToTeacherRequest(p.task.model(), p.task.messages(),
-                                   p.task.params());
+      p.request = ToTeacherRequest(p.task);
       teachers_[i].queue.push_back(std::move(p));
     }
   }
@@ -287,21 +286,66 @@ Duration Worker::DispatchReady() {
         }
         front.reserved_tokens = estimate;
         ++t.in_flight;
-        Pending& stub = in_flight_[front.task.lease_id()];
-        stub.task.set_job_id(front.task.job_id());
-        stub.task.set_prompt_seq(front.task.prompt_seq());
-        stub.task.set_sample(front.task.sample());
-        stub.task.set_request_key(front.task.request_key());
-        stub.task.set_lease_id(front.task.lease_id());
-        stub.teacher_index = front.teacher_index;
-        stub.attempts = front.attempts + 1;  // this one is under way
-        batch.push_back(std::move(front));
+        Pending sending = std::move(front);
         t.queue.pop_front();
+        if (t.config.profile.use_n && !t.n_refused) {
+          TakeRidersLocked(t, &sending);
+        }
+        NoteInFlightLocked(sending);
+        for (const Pending& rider : sending.riders) NoteInFlightLocked(rider);
+        batch.push_back(std::move(sending));
       }
     }
   }
   if (!batch.empty()) Dispatch(std::move(batch));
   return wait;
+}
+
+void Worker::NoteInFlightLocked(const Pending& p) {
+  Pending& stub = in_flight_[p.task.lease_id()];
+  stub.task.set_job_id(p.task.job_id());
+  stub.task.set_prompt_seq(p.task.prompt_seq());
+  stub.task.set_sample(p.task.sample());
+  stub.task.set_request_key(p.task.request_key());
+  stub.task.set_lease_id(p.task.lease_id());
+  stub.teacher_index = p.teacher_index;
+  stub.attempts = p.attempts + 1;  // this one is under way
+}
+
+void Worker::TakeRidersLocked(TeacherState& t, Pending* front) {
+  // Samples of one prompt differ only in their seed (task_request.h); the
+  // request sends the head's. A sample that went through a retry travels
+  // alone, so one bad answer cannot hold its siblings back twice.
+  if (front->attempts > 0) return;
+  const v1::LeasedTask& head = front->task;
+  for (auto it = t.queue.begin();
+       it != t.queue.end() && front->riders.size() + 1 < kMaxChoices;) {
+    const v1::LeasedTask& task = it->task;
+    if (it->attempts == 0 && task.job_id() == head.job_id() &&
+        task.prompt_seq() == head.prompt_seq()) {
+      front->riders.push_back(std::move(*it));
+      it = t.queue.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  front->request.choices = static_cast<int>(front->riders.size()) + 1;
+}
+
+void Worker::SendAloneLocked(Pending p) {
+  in_flight_.erase(p.task.lease_id());
+  if (given_back_.count(p.task.lease_id()) ||
+      revoked_in_flight_.count(p.task.lease_id())) {
+    // Not ours to send any more: settled (given back, or dropped) as any
+    // request that did not succeed.
+    TeacherResult none;
+    none.status = absl::UnavailableError("sent again alone after n was refused");
+    none.kind = FailureKind::kRetryable;
+    SettleLocked(p, std::move(none), 0);
+    return;
+  }
+  p.request.choices = 1;
+  teachers_[p.teacher_index].queue.push_front(std::move(p));
 }
 
 void Worker::Dispatch(std::vector<Pending> batch) {
@@ -347,11 +391,76 @@ void Worker::OnTeacherResult(Pending pending, TeacherResult result) {
   --state.in_flight;
   slot_freed_ = true;
   state.limiter->OnResult(result, pending.reserved_tokens);
-  const std::string& model = pending.task.model();
   metrics::InFlight(profile.name, -1);
-  metrics::TeacherRequest(profile.name, model, result.http_status,
+  metrics::TeacherRequest(profile.name, pending.task.model(),
+                          result.http_status,
                           result.status.ok() ? "ok" : OutcomeName(result.kind),
                           Seconds(latency));
+  if (pending.riders.empty()) {
+    SettleLocked(pending, std::move(result), 0);
+    return;
+  }
+  // A request for several choices (use_n).
+  std::vector<Pending> riders = std::move(pending.riders);
+  for (Pending& rider : riders) rider.started = pending.started;
+  const int asked = pending.request.choices;
+  if (!result.status.ok() && result.kind == FailureKind::kPermanent &&
+      (result.http_status == 400 || result.http_status == 422)) {
+    // The server refuses n > 1 (or the request is bad anyway: then each
+    // sample fails alone, as it would have). Once per profile.
+    if (!state.n_refused) {
+      spdlog::warn("teacher {} refused a request for {} choices (HTTP {}: "
+                   "{}); use_n is off for it until this worker restarts: one "
+                   "request per sample",
+                   profile.name, asked, result.http_status,
+                   std::string(result.status.message()));
+    }
+    state.n_refused = true;
+    --pending.attempts;  // not counted: it is sent again as asked
+    SendAloneLocked(std::move(pending));
+    for (Pending& rider : riders) SendAloneLocked(std::move(rider));
+    return;
+  }
+  if (!result.status.ok()) {
+    // Any other failure: each sample retries or fails on its own.
+    for (Pending& rider : riders) {
+      ++rider.attempts;
+      SettleLocked(rider, result, 0);
+    }
+    SettleLocked(pending, std::move(result), 0);
+    return;
+  }
+  std::vector<TeacherAnswer> more = std::move(result.more_choices);
+  if (more.size() + 1 < static_cast<size_t>(asked)) {
+    if (!state.n_refused) {
+      spdlog::warn("teacher {} answered {} of {} choices asked for; use_n is "
+                   "off for it until this worker restarts",
+                   profile.name, more.size() + 1, asked);
+    }
+    state.n_refused = true;
+  }
+  const int http_status = result.http_status;
+  SettleLocked(pending, std::move(result), 0);
+  for (size_t i = 0; i < riders.size(); ++i) {
+    if (i >= more.size()) {
+      SendAloneLocked(std::move(riders[i]));
+      continue;
+    }
+    TeacherResult choice;
+    choice.status = absl::OkStatus();
+    choice.http_status = http_status;
+    choice.answer = std::move(more[i]);
+    ++riders[i].attempts;
+    SettleLocked(riders[i], std::move(choice), static_cast<int>(i) + 1);
+  }
+}
+
+void Worker::SettleLocked(Pending& pending, TeacherResult result,
+                          int choice_index) {
+  const Duration latency = clock_.Now() - pending.started;
+  TeacherState& state = teachers_[pending.teacher_index];
+  const TeacherProfile& profile = state.config.profile;
+  const std::string& model = pending.task.model();
   const int64_t lease_id = pending.task.lease_id();
   in_flight_.erase(lease_id);
   if (given_back_.erase(lease_id) > 0) return;  // reported ABANDONED already
@@ -367,6 +476,7 @@ void Worker::OnTeacherResult(Pending pending, TeacherResult result) {
                         latency)
                         .count(),
                     r.mutable_answer());
+    r.mutable_answer()->set_choice_index(choice_index);
     // Not streamed yet: the first token arrives with the whole answer.
     metrics::TimeToFirstToken(profile.name, model, Seconds(latency));
     metrics::Tokens(profile.name, model, "prompt", usage.prompt_tokens);
@@ -393,6 +503,7 @@ void Worker::OnTeacherResult(Pending pending, TeacherResult result) {
     spdlog::debug("task {}/{} attempt {} failed ({}); retrying",
                   pending.task.job_id(), pending.task.prompt_seq(),
                   pending.attempts, std::string(result.status.message()));
+    pending.request.choices = 1;
     retries_.emplace(due, std::move(pending));
     return;
   }

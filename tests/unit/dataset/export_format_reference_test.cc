@@ -21,7 +21,9 @@ namespace distillery {
 namespace {
 namespace reference {
 
-// ---- The formatter as it was before the streaming writer (verbatim). ----
+// ---- The formatter as it was before the streaming writer (verbatim, but
+// for tool turns in sharegpt and top_logprobs in raw params, which came
+// later). ----
 
 // clang-format off
 using json = nlohmann::ordered_json;
@@ -61,7 +63,20 @@ json MessagesLine(const v1::ExportRecord& r, ReasoningLayout layout, bool chat,
 
 json ShareGptLine(const v1::ExportRecord& r, ReasoningLayout layout) {
   json turns = json::array();
-  for (const v1::ChatMessage& m : r.prompt().messages()) {
+  const auto& messages = r.prompt().messages();
+  for (int i = 0; i < messages.size(); ++i) {
+    const v1::ChatMessage& m = messages[i];
+    // Since tool use: a run of tool turns is one observation turn.
+    if (m.role() == "tool") {
+      std::vector<std::string> results = {m.content()};
+      while (i + 1 < messages.size() && messages[i + 1].role() == "tool") {
+        results.push_back(messages[++i].content());
+      }
+      turns.push_back({{"from", "observation"},
+                       {"value", results.size() == 1 ? results[0]
+                                                     : Dump(json(results))}});
+      continue;
+    }
     const char* from = m.role() == "system"      ? "system"
                        : m.role() == "assistant" ? "gpt"
                                                  : "human";
@@ -101,6 +116,9 @@ json RawLine(const v1::ExportRecord& r) {
   if (a.params().stop_size() > 0) {
     params["stop"] = json(std::vector<std::string>(a.params().stop().begin(),
                                                    a.params().stop().end()));
+  }
+  if (a.params().top_logprobs() > 0) {
+    params["top_logprobs"] = a.params().top_logprobs();
   }
   json line = {
       {"job_id", r.job_id()},

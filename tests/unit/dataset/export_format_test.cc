@@ -323,7 +323,7 @@ TEST(ParseExportFormatTest, KnownNamesAndAnError) {
     EXPECT_EQ(f.status().code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_THAT(f.status().message(), HasSubstr(std::string("'") + bad + "'"));
     EXPECT_THAT(f.status().message(),
-                HasSubstr("openai, chat, sharegpt, raw or errors"));
+                HasSubstr("openai, chat, sharegpt, raw, logprobs or errors"));
   }
 }
 

@@ -192,8 +192,44 @@ TEST(ParsePromptLineTest, ErrorsNameTheLineAndTheReason) {
       {"message not object", R"({"messages": ["hi"]})",
        "messages[0] is not an object"},
       {"no role", R"({"messages": [{"content": "hi"}]})", "messages[0]"},
-      {"bad role", R"({"messages": [{"role": "tool", "content": "x"}]})",
-       "role 'tool'"},
+      {"bad role", R"({"messages": [{"role": "robot", "content": "x"}]})",
+       "role 'robot'"},
+      {"tool without call id",
+       R"({"messages": [{"role": "tool", "content": "x"}]})",
+       R"(messages[0] (a tool turn) has no string "tool_call_id")"},
+      {"tool answers no call",
+       R"({"messages": [{"role": "user", "content": "Q"}, {"role": "tool", "tool_call_id": "c1", "content": "x"}]})",
+       R"(messages[1] answers tool call "c1", which no earlier assistant turn made)"},
+      {"tool calls on a user turn",
+       R"({"messages": [{"role": "user", "content": "Q", "tool_calls": []}]})",
+       "has tool_calls but is not an assistant turn"},
+      {"tool calls empty",
+       R"({"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "tool_calls": []}, {"role": "user", "content": "Q"}]})",
+       R"(messages[1] "tool_calls" must be a non-empty array)"},
+      {"tool call arguments not JSON",
+       R"({"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{oops"}}]}, {"role": "tool", "tool_call_id": "c1", "content": "r"}]})",
+       "tool_calls[0] function.arguments must be a string of JSON text"},
+      {"tools not array", R"({"prompt": "x", "tools": {"a": 1}})",
+       R"("tools" must be a non-empty array)"},
+      {"tool without function", R"({"prompt": "x", "tools": [{"type": "function"}]})",
+       R"(tools[0] has no "function" object)"},
+      {"tool bad name",
+       R"({"prompt": "x", "tools": [{"type": "function", "function": {"name": "a b"}}]})",
+       "tools[0] function.name must be 1-64 letters"},
+      {"tool repeated",
+       R"({"prompt": "x", "tools": [{"type": "function", "function": {"name": "f"}}, {"type": "function", "function": {"name": "f"}}]})",
+       R"(tools[1] repeats the name "f")"},
+      {"tool parameters not object",
+       R"({"prompt": "x", "tools": [{"type": "function", "function": {"name": "f", "parameters": 3}}]})",
+       "function.parameters must be a JSON Schema object"},
+      {"tool choice without tools", R"({"prompt": "x", "tool_choice": "auto"})",
+       R"("tool_choice" needs "tools")"},
+      {"tool choice unknown",
+       R"({"prompt": "x", "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "always"})",
+       R"("tool_choice" must be "none", "auto", "required")"},
+      {"tool choice names another",
+       R"({"prompt": "x", "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": {"type": "function", "function": {"name": "g"}}})",
+       R"("tool_choice" names "g", which is not among "tools")"},
       {"bad role later",
        R"({"messages": [{"role": "user", "content": "x"}, {"role": "bot", "content": "y"}]})",
        "messages[1] role 'bot'"},
@@ -203,7 +239,7 @@ TEST(ParsePromptLineTest, ErrorsNameTheLineAndTheReason) {
        "messages[0] has empty content"},
       {"last not user",
        R"({"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]})",
-       R"(last message must have role "user")"},
+       R"(last message must have role "user" (or "tool")"},
       {"only system", R"({"messages": [{"role": "system", "content": "S"}]})",
        "last message"},
       {"metadata array", R"({"prompt": "x", "metadata": [1]})",
@@ -232,6 +268,32 @@ TEST(ParsePromptLineTest, ErrorsNameTheLineAndTheReason) {
     EXPECT_THAT(std::string(s.message()), StartsWith(prefix));
     EXPECT_THAT(std::string(s.message()), HasSubstr(c.reason));
   }
+}
+
+TEST(ParsePromptLineTest, ToolsAndAgentTracesAreKept) {
+  v1::Prompt p = Parse(
+      R"({"messages": [{"role": "user", "content": "Weather in Paris?"},)"
+      R"( {"role": "assistant", "content": null, "tool_calls": [{"id": "c1",)"
+      R"( "type": "function", "function": {"name": "get_weather",)"
+      R"( "arguments": "{\"city\": \"Paris\"}"}}]},)"
+      R"( {"role": "tool", "tool_call_id": "c1", "content": ""}],)"
+      R"( "tools": [{"type": "function", "function": {"name": "get_weather",)"
+      R"( "parameters": {"type": "object"}}}], "tool_choice": "required"})");
+  ASSERT_EQ(p.messages_size(), 3);
+  EXPECT_EQ(p.messages(1).role(), "assistant");
+  EXPECT_EQ(p.messages(1).content(), "");
+  EXPECT_EQ(p.messages(1).tool_calls_json(),
+            R"([{"function":{"arguments":"{\"city\": \"Paris\"}","name":"get_weather"},"id":"c1","type":"function"}])");
+  EXPECT_EQ(p.messages(2).role(), "tool");
+  EXPECT_EQ(p.messages(2).tool_call_id(), "c1");
+  EXPECT_EQ(p.messages(2).content(), "");  // a tool's output may be empty
+  EXPECT_EQ(p.tools_json(),
+            R"([{"function":{"name":"get_weather","parameters":{"type":"object"}},"type":"function"}])");
+  EXPECT_EQ(p.tool_choice_json(), R"("required")");
+  // A line without tools has none.
+  v1::Prompt plain = Parse(R"({"prompt": "x"})");
+  EXPECT_TRUE(plain.tools_json().empty());
+  EXPECT_TRUE(plain.messages(0).tool_calls_json().empty());
 }
 
 TEST(ParsePromptLineTest, OversizedLineIsRejectedUnparsed) {
