@@ -7,6 +7,7 @@
 #include "common/base/status_macros.h"
 #include "common/dedup/keys.h"
 #include "common/dedup/minhash.h"
+#include "nlohmann/json.hpp"
 
 namespace distillery {
 namespace {
@@ -22,6 +23,25 @@ absl::StatusOr<std::optional<std::string>> FindPendingOrStored(
   return lookup();
 }
 
+// The text duplicates are judged by: the content, and an answer's tool
+// calls by name and arguments (not their ids, which every call has its
+// own), so answers that only call tools are not all "identical".
+std::string DedupText(const v1::Answer& answer) {
+  if (answer.tool_calls_json().empty()) return answer.content();
+  std::string text = answer.content();
+  const nlohmann::json calls =
+      nlohmann::json::parse(answer.tool_calls_json(), nullptr, false);
+  if (!calls.is_array()) return text + "\n" + answer.tool_calls_json();
+  for (const nlohmann::json& call : calls) {
+    if (!call.is_object()) continue;
+    const nlohmann::json function = call.value("function", nlohmann::json());
+    if (!function.is_object()) continue;
+    text += "\n" + function.value("name", std::string()) + " " +
+            function.value("arguments", std::string());
+  }
+  return text;
+}
+
 }  // namespace
 
 absl::StatusOr<bool> AnswerIndex::Answered(const std::string& request_key,
@@ -33,7 +53,7 @@ absl::StatusOr<bool> AnswerIndex::Answered(const std::string& request_key,
 absl::StatusOr<AnswerIndex::Kind> AnswerIndex::Add(v1::Answer answer,
                                                    PendingAnswers* pending) {
   const std::string key = answer.request_key();
-  const std::string hash = AnswerContentHash(answer.content());
+  const std::string hash = AnswerContentHash(DedupText(answer));
   ASSIGN_OR_RETURN(
       std::optional<std::string> first,
       FindPendingOrStored(pending->content, hash,
@@ -62,7 +82,7 @@ absl::StatusOr<AnswerIndex::Kind> AnswerIndex::Add(v1::Answer answer,
 
 absl::Status AnswerIndex::IndexNearDuplicates(v1::Answer* answer,
                                               PendingAnswers* pending) {
-  answer->set_minhash(MinHashSignature(answer->content()));
+  answer->set_minhash(MinHashSignature(DedupText(*answer)));
   std::vector<std::string> checked;
   for (std::string& band : LshBandKeys(answer->minhash())) {
     ASSIGN_OR_RETURN(std::optional<std::string> first,

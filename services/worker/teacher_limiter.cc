@@ -20,10 +20,13 @@ double EstimateRequestTokens(const TeacherRequest& request) {
   double bytes = 0;
   for (const ChatMessage& m : request.messages) bytes += m.content.size();
   const double prompt = std::ceil(bytes / 4) + 4.0 * request.messages.size();
-  const double completion = request.params.max_tokens > 0
-                                ? static_cast<double>(request.params.max_tokens)
-                                : kDefaultCompletionTokens;
-  return prompt + completion;
+  return prompt + CompletionEstimate(request);
+}
+
+double CompletionEstimate(const TeacherRequest& request) {
+  return request.params.max_tokens > 0
+             ? static_cast<double>(request.params.max_tokens)
+             : kDefaultCompletionTokens;
 }
 
 TeacherLimiter::TeacherLimiter(Clock& clock, const TeacherProfile& profile,

@@ -81,6 +81,9 @@ class TeacherLimiter {
 // (about one per four bytes, plus a few per message) plus the completion
 // limit.
 double EstimateRequestTokens(const TeacherRequest& request);
+// The completion part of that estimate: the request's token limit, or a
+// default when it sets none.
+double CompletionEstimate(const TeacherRequest& request);
 
 }  // namespace distillery
 

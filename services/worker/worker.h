@@ -168,6 +168,11 @@ class Worker {
   // `choice_index` of its request) for the report, a retry, or a failure.
   void SettleLocked(Pending& pending, TeacherResult result, int choice_index)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // use_n: whether `p` may ride on `head`'s request; how many of the
+  // queue's tasks may ride on its front's.
+  static bool CanRide(const Pending& head, const Pending& p);
+  int CountRidersLocked(const TeacherState& t)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // use_n: takes the queued samples of `front`'s prompt (up to
   // kMaxChoices in all) that can ride on its request.
   void TakeRidersLocked(TeacherState& t, Pending* front)

@@ -279,7 +279,12 @@ Duration Worker::DispatchReady() {
     for (TeacherState& t : teachers_) {
       while (!t.queue.empty() && t.in_flight < t.limiter->ConcurrencyCap()) {
         Pending& front = t.queue.front();
-        const double estimate = EstimateRequestTokens(front.request);
+        const bool use_n = t.config.profile.use_n && !t.n_refused;
+        // Several choices: the prompt once, a completion per choice.
+        const double estimate =
+            EstimateRequestTokens(front.request) +
+            (use_n ? CountRidersLocked(t) * CompletionEstimate(front.request)
+                   : 0.0);
         if (!t.limiter->TryAcquire(estimate)) {
           wait = std::min(wait, t.limiter->TimeUntilReady(estimate));
           break;
@@ -288,9 +293,7 @@ Duration Worker::DispatchReady() {
         ++t.in_flight;
         Pending sending = std::move(front);
         t.queue.pop_front();
-        if (t.config.profile.use_n && !t.n_refused) {
-          TakeRidersLocked(t, &sending);
-        }
+        if (use_n) TakeRidersLocked(t, &sending);
         NoteInFlightLocked(sending);
         for (const Pending& rider : sending.riders) NoteInFlightLocked(rider);
         batch.push_back(std::move(sending));
@@ -312,17 +315,27 @@ void Worker::NoteInFlightLocked(const Pending& p) {
   stub.attempts = p.attempts + 1;  // this one is under way
 }
 
+// Samples of one prompt differ only in their seed (task_request.h); the
+// request sends the head's. A sample that went through a retry travels
+// alone, so one bad answer cannot hold its siblings back twice.
+bool Worker::CanRide(const Pending& head, const Pending& p) {
+  return head.attempts == 0 && p.attempts == 0 &&
+         p.task.job_id() == head.task.job_id() &&
+         p.task.prompt_seq() == head.task.prompt_seq();
+}
+
+int Worker::CountRidersLocked(const TeacherState& t) {
+  int riders = 0;
+  for (size_t i = 1; i < t.queue.size() && riders + 1 < kMaxChoices; ++i) {
+    riders += CanRide(t.queue.front(), t.queue[i]);
+  }
+  return riders;
+}
+
 void Worker::TakeRidersLocked(TeacherState& t, Pending* front) {
-  // Samples of one prompt differ only in their seed (task_request.h); the
-  // request sends the head's. A sample that went through a retry travels
-  // alone, so one bad answer cannot hold its siblings back twice.
-  if (front->attempts > 0) return;
-  const v1::LeasedTask& head = front->task;
   for (auto it = t.queue.begin();
        it != t.queue.end() && front->riders.size() + 1 < kMaxChoices;) {
-    const v1::LeasedTask& task = it->task;
-    if (it->attempts == 0 && task.job_id() == head.job_id() &&
-        task.prompt_seq() == head.prompt_seq()) {
+    if (CanRide(*front, *it)) {
       front->riders.push_back(std::move(*it));
       it = t.queue.erase(it);
     } else {

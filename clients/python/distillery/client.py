@@ -239,7 +239,14 @@ class Client:
                top_p: Optional[float] = None, seed: Optional[int] = None,
                budget_usd: Optional[float] = None, mode: str = "online",
                deadline_s: Optional[float] = None,
-               source: Optional[str] = None) -> Job:
+               source: Optional[str] = None,
+               verify: Optional[str] = None,
+               answer_field: Optional[str] = None,
+               until_correct: Optional[int] = None,
+               max_samples: Optional[int] = None,
+               logprobs: Optional[int] = None,
+               json_schema: Union[None, str, os.PathLike, Dict[str, Any]] = None,
+               ) -> Job:
         """Submits a prompt set; returns the new job.
 
         `rows`: a path to a JSONL file, a list or any iterable of dicts (a
@@ -249,6 +256,12 @@ class Client:
         raises RowError naming it, a line the coordinator refuses raises
         DistilleryError with its message ("line N: ..."), and either way
         nothing is stored.
+
+        As the CLI's submit flags: `verify` ("math", "exact" or
+        "regex:PATTERN") with `answer_field`, `until_correct` and
+        `max_samples` (adaptive sampling); `logprobs` (top K, 1-20);
+        `json_schema` (a path to a JSON Schema file, or the schema as a
+        dict).
         """
         if mode not in _MODES:
             raise ValueError(f"mode {mode!r}: use online, batch or auto")
@@ -268,6 +281,27 @@ class Client:
             spec.budget_usd = budget_usd
         if deadline_s is not None:
             spec.deadline_ms = int((time.time() + deadline_s) * 1000)
+        if verify is not None:
+            spec.verify = verify
+        if answer_field is not None:
+            spec.answer_field = answer_field
+        if until_correct is not None:
+            spec.until_correct = until_correct
+        if max_samples is not None:
+            spec.max_samples = max_samples
+        if logprobs is not None:
+            spec.params.top_logprobs = logprobs
+        if json_schema is not None:
+            if isinstance(json_schema, dict):
+                spec.json_schema = json.dumps(json_schema)
+                spec.json_schema_name = "schema"
+            else:
+                path = os.fspath(json_schema)
+                with open(path, encoding="utf-8") as f:
+                    spec.json_schema = f.read()
+                name = os.path.splitext(os.path.basename(path))[0]
+                name = re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64]
+                spec.json_schema_name = name or "schema"
         if source is None:
             source = os.path.basename(os.fspath(rows)) \
                 if isinstance(rows, (str, os.PathLike)) else "python"
@@ -358,11 +392,12 @@ class Client:
                format: str = "openai", **filters: Any) -> Iterator[dict]:
         """The exported records as dicts, streamed, one per dataset line.
 
-        `format`: openai, chat, sharegpt, raw or errors. Keyword filters as
-        the CLI's flags: reasoning, reasoning_key, include_duplicates,
-        include_failed, finish_reasons, teachers, models, min_chars,
-        max_chars, min_tokens, max_tokens, metadata (a dict),
-        near_dup_threshold.
+        `format`: openai, chat, sharegpt, raw, logprobs or errors. Keyword
+        filters as the CLI's flags: reasoning, reasoning_key,
+        include_duplicates, include_failed, finish_reasons, teachers,
+        models, min_chars, max_chars, min_tokens, max_tokens, metadata (a
+        dict), near_dup_threshold, verified_only, min_pass_rate,
+        max_pass_rate.
         """
         request = self._export_request(jobs, format, filters)
         for chunk in self._export_chunks(request):
@@ -476,7 +511,8 @@ class Client:
             request.failed_only = True
         request.include_duplicates = bool(f.pop("include_duplicates", False))
         request.include_failed = bool(f.pop("include_failed", False))
-        reasons = f.pop("finish_reasons", ("stop", "end_turn"))
+        reasons = f.pop("finish_reasons",
+                        ("stop", "end_turn", "tool_calls", "tool_use"))
         if isinstance(reasons, str):
             reasons = [reasons]
         if "any" not in reasons and format != "errors":
@@ -488,6 +524,11 @@ class Client:
         for key in ("min_chars", "max_chars", "min_tokens", "max_tokens"):
             setattr(request, key, int(f.pop(key, 0) or 0))
         request.near_dup_threshold = float(f.pop("near_dup_threshold", 0) or 0)
+        request.verified_only = bool(f.pop("verified_only", False))
+        for key in ("min_pass_rate", "max_pass_rate"):
+            value = f.pop(key, None)
+            if value is not None:
+                setattr(request, key, float(value))
         for key, value in (f.pop("metadata", None) or {}).items():
             request.metadata.add(
                 key=key,

@@ -245,6 +245,44 @@ class ClientTest(unittest.TestCase):
         with self.assertRaises(TypeError):
             list(self.client.export(job2, colour="red"))
 
+    def test_verify_logprobs_and_json_schema_options(self):
+        rows = [{"id": f"m{i}", "prompt": f"What is {100 + i} + {i}?",
+                 "metadata": {"answer": str(100 + 2 * i)}}
+                for i in range(12)]
+        job = self.client.submit(rows, teacher="sim", model="sim-small",
+                                 verify="math", until_correct=1,
+                                 max_samples=3, logprobs=3)
+        done = self.client.wait(job)
+        self.assertEqual(done.state, "completed")
+        self.assertEqual(done.proto.spec.verify, "math")
+        self.assertEqual(done.proto.spec.params.top_logprobs, 3)
+        verified = list(self.client.export(job, format="raw",
+                                           verified_only=True))
+        self.assertEqual(len(verified), done.proto.counters.verified_answers)
+        for rec in verified:
+            self.assertIs(rec["verified"], True)
+        for rec in self.client.export(job, format="logprobs",
+                                      finish_reasons="any",
+                                      include_duplicates=True):
+            self.assertEqual("".join(rec["tokens"]),
+                             rec["messages"][-1]["content"])
+            self.assertTrue(all(len(t) == 3 for t in rec["top_logprobs"]))
+        hard = list(self.client.export(job, format="raw", max_pass_rate=0.0,
+                                       finish_reasons="any",
+                                       include_duplicates=True))
+        for rec in hard:
+            self.assertIsNot(rec["verified"], True)
+
+        schema = {"type": "object", "required": ["name"],
+                  "properties": {"name": {"type": "string"}}}
+        job2 = self.client.submit([{"prompt": f"Name {i}"} for i in range(5)],
+                                  teacher="sim", model="sim-small",
+                                  json_schema=schema)
+        self.assertEqual(self.client.wait(job2).state, "completed")
+        for rec in self.client.export(job2):
+            self.assertIsInstance(
+                json.loads(rec["messages"][-1]["content"])["name"], str)
+
     def test_an_unreachable_coordinator_is_a_clear_error(self):
         with self.assertRaises(distillery.DistilleryError) as caught:
             distillery.Client("127.0.0.1:1", connect_timeout=0.5)

@@ -222,7 +222,7 @@ TEST(JsonSchemaValidatorTest, BadSchemasAreRefused) {
   EXPECT_THAT(refused(R"({"properties": {"a": {"minLength": -1}}})"),
               StartsWith("schema is not one valijson can compile: "));
   EXPECT_THAT(refused(R"({"$ref": "https://example.com/s.json"})"),
-              StartsWith("schema is not one valijson can compile: "));
+              HasSubstr("is not local"));
   EXPECT_THAT(refused(R"js({"pattern": "(?=lookahead)"})js"),
               HasSubstr("is not a regex RE2 accepts"));
   EXPECT_THAT(refused(R"({"patternProperties": {"^a": {}}})"),
