@@ -4,7 +4,7 @@
 // that refuses it; logprobs stored and exported; tool-call prompts and
 // answers through both APIs and both tool export formats; a --json-schema
 // job whose teacher sometimes answers bad JSON, with only valid answers
-// exported.
+// exported; logprobs, tools and schemas in --mode batch.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -365,6 +365,62 @@ TEST(DistillShapesTest, SchemaJobExportsOnlyValidAnswers) {
     for (const json& l : lines) {
       ExpectPerson(l.at("messages").back().at("content"));
     }
+  }
+}
+
+// The same features by batch: the batch files carry logprobs, tools and the
+// schema; results go through the same checks at commit, and an answer that
+// does not match is sent again in a later batch.
+TEST(DistillShapesTest, BatchJobsCarryLogprobsToolsAndSchemas) {
+  constexpr int kPrompts = 30;
+  const std::string dir = MakeTempDir("shapes-batch");
+  Cluster cluster(dir, SimCluster({"--batch-latency-ms", "0",
+                                   "--json-invalid-rate", "0.3"},
+                                  "    batch_poll_interval_ms: 100\n"
+                                  "    max_attempts: 8\n"));
+  ASSERT_TRUE(cluster.StartCoordinator()) << cluster.coordinator().Stderr();
+  cluster.StartWorker(0);
+  WriteFile(dir + "/p.jsonl", Prompts(kPrompts));
+  WriteFile(dir + "/tools.jsonl", ToolPrompts());
+  WriteFile(dir + "/person.json", kPersonSchema);
+
+  const std::string logprobs_job =
+      cluster.Submit(dir + "/p.jsonl", {"--mode", "batch", "--logprobs", "3"});
+  ASSERT_EQ(logprobs_job.rfind("job-", 0), 0u) << logprobs_job;
+  ASSERT_FALSE(Finished(cluster, logprobs_job).is_null());
+  const std::vector<json> lines = Export(cluster, logprobs_job, "logprobs");
+  ASSERT_EQ(lines.size(), static_cast<size_t>(kPrompts));
+  for (const json& l : lines) {
+    ASSERT_FALSE(l.at("tokens").empty()) << l.dump();
+    EXPECT_EQ(l.at("top_logprobs")[0].size(), 3u) << l.dump();
+  }
+
+  const std::string tools_job =
+      cluster.Submit(dir + "/tools.jsonl", {"--mode", "batch"});
+  ASSERT_EQ(tools_job.rfind("job-", 0), 0u) << tools_job;
+  ASSERT_FALSE(Finished(cluster, tools_job).is_null());
+  CheckToolExports(cluster, tools_job, "tool_calls");
+  CommandResult r =
+      cluster.Cli({"submit", dir + "/tools.jsonl", "--teacher", "claude",
+                   "--model", "claude-sim", "--mode", "batch"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string claude_job = r.out.substr(r.out.rfind("job-"), 10);
+  ASSERT_FALSE(Finished(cluster, claude_job).is_null());
+  CheckToolExports(cluster, claude_job, "tool_use");
+
+  const std::string schema_job = cluster.Submit(
+      dir + "/p.jsonl",
+      {"--mode", "batch", "--json-schema", dir + "/person.json"});
+  ASSERT_EQ(schema_job.rfind("job-", 0), 0u) << schema_job;
+  const json status = Finished(cluster, schema_job);
+  ASSERT_FALSE(status.is_null());
+  EXPECT_EQ(Int(status, "tasks_done"), kPrompts) << status.dump();
+  EXPECT_GT(Int(status, "schema_failures"), 0) << status.dump();
+  EXPECT_GE(status.at("batches").size(), 2u) << "re-asks need a later batch";
+  const std::vector<json> persons = Export(cluster, schema_job, "openai");
+  ASSERT_EQ(persons.size(), static_cast<size_t>(kPrompts));
+  for (const json& l : persons) {
+    ExpectPerson(l.at("messages").back().at("content"));
   }
 }
 
