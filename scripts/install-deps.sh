@@ -19,7 +19,7 @@ PACKAGES=(
 case "${1:-}" in
   test) PACKAGES+=(prometheus curl openssl python3-grpcio python3-protobuf
                    python3-jinja2 python3-yaml python3-pip python3-wheel) ;;
-  bench) PACKAGES+=(wrk python3) ;;
+  bench) PACKAGES+=(wrk python3 nginx-light) ;;
   fuzz) PACKAGES+=(clang libclang-rt-14-dev) ;;
   check) PACKAGES+=(clang-14 python3) ;;
 esac

@@ -4,14 +4,15 @@
 
 namespace distillery {
 
-AimdLimit::AimdLimit(Clock& clock, double configured, double initial_guess,
-                     AimdOptions options)
+AimdLimit::AimdLimit(Clock& clock, double configured, AimdOptions options)
     : clock_(clock),
       options_(options),
       configured_(configured > 0 ? configured : 0),
       last_increase_(clock.Now()) {
-  effective_ = configured_ > 0 ? configured_ : std::max(1.0, initial_guess);
-  floor_ = std::max(1.0, options_.floor_share * *effective_);
+  if (configured_ > 0) {
+    effective_ = configured_;
+    floor_ = std::max(1.0, options_.floor_share * configured_);
+  }
 }
 
 std::optional<double> AimdLimit::ceiling() const {
@@ -21,19 +22,48 @@ std::optional<double> AimdLimit::ceiling() const {
   return std::nullopt;
 }
 
-void AimdLimit::OnRateLimited(double observed_rate) {
+void AimdLimit::Cap() {
+  if (const std::optional<double> cap = ceiling(); cap && effective_) {
+    effective_ = std::min(*effective_, *cap);
+    if (plateau_ > 0) plateau_ = std::min(plateau_, *cap);
+  }
+}
+
+void AimdLimit::OnRateLimited(std::optional<double> admitted) {
   const TimePoint now = clock_.Now();
   if (seen_429_ && now - last_decrease_ < options_.decrease_cooldown) return;
-  if (slow_start() && observed_rate > 0) {
-    // The first sign of a limit we did not know: it is about what we were
-    // achieving when it came, which slow start may have overshot.
-    effective_ = std::min(*effective_, std::max(1.0, observed_rate));
+  if (!effective_) {
+    // Unbounded until now: the teacher's limit is what it let through.
+    plateau_ = std::max(1.0, admitted.value_or(1.0));
+    floor_ = std::max(1.0, options_.floor_share * plateau_);
+    effective_ = plateau_;
+    measure_until_ = now + options_.measure_time;
+  } else if (seen_429_ && *effective_ > plateau_) {
+    // Probing above the plateau met the limit: it is about where it was.
+    plateau_ = admitted ? std::clamp(*admitted, plateau_, *effective_)
+                        : plateau_;
+    effective_ = plateau_;
+  } else {
+    // At or below the level believed safe: the limit is lower than that.
+    plateau_ = admitted ? std::min(*admitted, *effective_) : *effective_;
+    plateau_ = std::max(floor_, plateau_);
+    effective_ = std::max(floor_, plateau_ * options_.decrease_factor);
   }
-  level_at_429_ = *effective_;
   seen_429_ = true;
+  probe_steps_ = 0;
   last_decrease_ = now;
   last_increase_ = now;
-  effective_ = std::max(floor_, *effective_ * options_.decrease_factor);
+  at_plateau_since_ = now;
+  Cap();
+}
+
+void AimdLimit::OnAdmitted(double admitted) {
+  if (!measuring() || !effective_ || admitted <= plateau_) return;
+  const bool at_plateau = *effective_ >= plateau_;
+  plateau_ = admitted;
+  floor_ = std::max(1.0, options_.floor_share * plateau_);
+  if (at_plateau) effective_ = plateau_;
+  Cap();
 }
 
 void AimdLimit::OnSuccess() {
@@ -41,14 +71,20 @@ void AimdLimit::OnSuccess() {
   const TimePoint now = clock_.Now();
   if (now - last_increase_ < options_.increase_interval) return;
   last_increase_ = now;
-  if (slow_start()) {
-    *effective_ *= options_.slow_start_factor;
-    return;
+  if (!seen_429_) return;  // at the configured or announced limit
+  if (*effective_ < plateau_) {
+    const double gap = plateau_ - *effective_;
+    *effective_ += std::max(std::min(gap, 1.0), gap * options_.recovery_share);
+    if (plateau_ - *effective_ <= 0.005 * plateau_) {
+      effective_ = plateau_;
+      at_plateau_since_ = now;
+    }
+  } else if (now - at_plateau_since_ >= options_.hold) {
+    const double step = options_.probe_step * (1 << std::min(probe_steps_, 20));
+    *effective_ += std::max(1.0, plateau_ * step);
+    ++probe_steps_;
   }
-  const std::optional<double> cap = ceiling();
-  const double base = cap ? *cap : level_at_429_;
-  *effective_ += std::max(1.0, base * options_.increase_step);
-  if (cap) effective_ = std::min(*effective_, *cap);
+  Cap();
 }
 
 void AimdLimit::OnAnnounced(double limit) {
@@ -57,9 +93,11 @@ void AimdLimit::OnAnnounced(double limit) {
   announced_ = limit;
   const double cap = *ceiling();
   // A teacher that announces its limit saves the learning: start there.
-  if (first && configured_ <= 0 && !seen_429_) effective_ = cap;
-  effective_ = std::min(*effective_, cap);
+  if (!effective_ || (first && configured_ <= 0 && !seen_429_)) {
+    effective_ = cap;
+  }
   floor_ = std::max(1.0, options_.floor_share * cap);
+  Cap();
 }
 
 }  // namespace distillery

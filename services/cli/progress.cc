@@ -357,7 +357,7 @@ std::string ProgressBar(const v1::Job& job, double rate_per_second,
 }
 
 std::string TeacherLine(const v1::TeacherStatus& t) {
-  // Where a limit in force comes from: still probing (nothing known yet),
+  // Where a limit in force comes from: none known yet (not enforced),
   // the profile, or the teacher (its headers or its 429s).
   auto limit = [&t](double effective) -> std::string {
     if (effective <= 0) return t.learning() ? "unknown yet" : "no limit";
@@ -365,7 +365,7 @@ std::string TeacherLine(const v1::TeacherStatus& t) {
   };
   std::string source;
   if (t.learning()) {
-    source = " (no limit known yet: probing upward)";
+    source = " (no limit known yet: full concurrency until a 429)";
   } else if ((t.effective_rpm() > 0 &&
               t.effective_rpm() != t.configured_rpm()) ||
              (t.effective_tpm() > 0 &&

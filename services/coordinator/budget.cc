@@ -9,59 +9,93 @@ Budget::Budget(Clock& clock, const std::vector<TeacherProfile>& teachers,
     : clock_(clock), options_(options) {
   for (const TeacherProfile& p : teachers) {
     TeacherBudget tb(p, clock, options.share_ttl);
+    // A probe shows its effect within a window (the teacher counts over
+    // one), so none starts before a whole window at the plateau.
+    AimdOptions aimd = options.aimd;
+    aimd.hold = std::max<Duration>(aimd.hold,
+                                   std::chrono::seconds(p.limit_window_s));
     if (p.rpm != 0) {
       tb.requests = std::make_unique<AimdLimit>(
-          clock, static_cast<double>(std::max<int64_t>(p.rpm, 0)),
-          options.initial_requests_per_second * p.limit_window_s, options.aimd);
+          clock, static_cast<double>(std::max<int64_t>(p.rpm, 0)), aimd);
     }
     if (p.tpm != 0) {
       tb.tokens = std::make_unique<AimdLimit>(
-          clock, static_cast<double>(std::max<int64_t>(p.tpm, 0)),
-          options.initial_tokens_per_second * p.limit_window_s, options.aimd);
+          clock, static_cast<double>(std::max<int64_t>(p.tpm, 0)), aimd);
     }
     teachers_.emplace(p.name, std::move(tb));
   }
 }
 
-double Budget::AchievedPerWindow(std::deque<std::pair<TimePoint, int64_t>>& log,
-                                 Duration window) {
+void Budget::Record(AimdLimit* limit, int64_t admitted, Duration window,
+                    std::deque<std::pair<TimePoint, int64_t>>& log) {
+  if (limit == nullptr || !(limit->learning() || limit->measuring())) {
+    log.clear();
+    return;
+  }
   const TimePoint now = clock_.Now();
-  while (!log.empty() && log.front().first < now - window) log.pop_front();
-  if (log.empty()) return 0;
+  log.emplace_back(now, admitted);
+  while (!log.empty() && log.front().first <= now - window) log.pop_front();
+  if (limit->measuring()) {
+    int64_t total = 0;
+    for (const auto& [t, n] : log) total += n;
+    limit->OnAdmitted(static_cast<double>(total));
+  }
+}
+
+std::optional<double> Budget::AdmittedInWindow(
+    const std::deque<std::pair<TimePoint, int64_t>>& log,
+    const AimdLimit& limit) {
+  // Once a limit is known, what went through says more about the cluster
+  // (held back by a retry-after, short of work) than about the teacher;
+  // before, what went through up to the first 429 is the limit.
+  if (!limit.learning()) return std::nullopt;
   int64_t total = 0;
   for (const auto& [t, n] : log) total += n;
-  const Duration span = std::max<Duration>(now - log.front().first,
-                                           std::chrono::milliseconds(500));
-  return total * (std::chrono::duration<double>(window).count() /
-                  std::chrono::duration<double>(span).count());
+  return static_cast<double>(total);
+}
+
+bool Budget::ReportsCoverAWindow(Duration window) const {
+  return !traffic_before_reports_ ||
+         clock_.Now() - *traffic_before_reports_ >= window;
+}
+
+void Budget::NoteTrafficBeforeReports() {
+  traffic_before_reports_ = clock_.Now();
 }
 
 std::vector<v1::BudgetShare> Budget::OnHeartbeat(
     const std::string& worker_id,
     const google::protobuf::RepeatedPtrField<v1::TeacherDemand>& demands) {
   std::vector<v1::BudgetShare> shares;
-  const TimePoint now = clock_.Now();
   for (const v1::TeacherDemand& d : demands) {
     auto it = teachers_.find(d.teacher());
     if (it == teachers_.end()) continue;
     TeacherBudget& tb = it->second;
     const Duration window = std::chrono::seconds(tb.profile.limit_window_s);
 
-    // Learn from what the worker saw.
-    tb.recent.emplace_back(now, d.successes() + d.rate_limited_requests());
-    tb.recent_tokens.emplace_back(now, d.tokens_used());
+    // Learn from what the worker saw: what the teacher admitted (answered),
+    // its 429s and its announcements. What was admitted is kept only while
+    // a limit is unknown or being measured: that is when it is used.
+    Record(tb.requests.get(), d.successes(), window, tb.admitted);
+    Record(tb.tokens.get(), d.tokens_used(), window, tb.admitted_tokens);
     if (tb.requests) {
       if (d.announced_rpm() > 0) tb.requests->OnAnnounced(d.announced_rpm());
-      if (d.rate_limited_requests() > 0) {
-        tb.requests->OnRateLimited(AchievedPerWindow(tb.recent, window));
+      // An unknown limit is learned from a count of a whole window: until
+      // there is one, workers keep to the 429s' retry-after on their own.
+      if (d.rate_limited_requests() > 0 &&
+          !(tb.requests->learning() && !ReportsCoverAWindow(window))) {
+        tb.requests->OnRateLimited(
+            AdmittedInWindow(tb.admitted, *tb.requests));
       } else if (d.successes() > 0) {
         tb.requests->OnSuccess();
       }
     }
     if (tb.tokens) {
       if (d.announced_tpm() > 0) tb.tokens->OnAnnounced(d.announced_tpm());
-      if (d.rate_limited_tokens() > 0) {
-        tb.tokens->OnRateLimited(AchievedPerWindow(tb.recent_tokens, window));
+      if (d.rate_limited_tokens() > 0 &&
+          !(tb.tokens->learning() && !ReportsCoverAWindow(window))) {
+        tb.tokens->OnRateLimited(
+            AdmittedInWindow(tb.admitted_tokens, *tb.tokens));
       } else if (d.successes() > 0) {
         tb.tokens->OnSuccess();
       }
@@ -147,8 +181,8 @@ v1::TeacherStatus Budget::Status(const std::string& teacher) const {
     s.set_effective_tpm(tb.tokens->effective().value_or(0));
     s.set_configured_tpm(tb.tokens->configured());
   }
-  s.set_learning((tb.requests && tb.requests->slow_start()) ||
-                 (tb.tokens && tb.tokens->slow_start()));
+  s.set_learning((tb.requests && tb.requests->learning()) ||
+                 (tb.tokens && tb.tokens->learning()));
   s.set_max_concurrency(tb.profile.max_concurrency);
   s.set_paused(tb.paused);
   s.set_pause_reason(tb.pause_reason);

@@ -10,6 +10,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,12 +29,9 @@ struct BudgetOptions {
   // Grants are this share of the effective limit: room for the few tokens
   // the workers' buckets may burst.
   double headroom = 0.99;
+  // A limit neither configured nor announced is enforced only from the
+  // first 429 on (aimd.h).
   AimdOptions aimd;
-  // Where slow start begins for a limit that is neither configured nor
-  // announced, per second; it doubles each second until a 429 or an
-  // announcement.
-  double initial_requests_per_second = 50;
-  double initial_tokens_per_second = 100'000;
 };
 
 // Thread-compatible.
@@ -48,6 +46,11 @@ class Budget {
       const std::string& worker_id,
       const google::protobuf::RepeatedPtrField<v1::TeacherDemand>& demands);
   void DropWorker(const std::string& worker_id);
+  // A worker that registers holding tasks was sending before this budget
+  // heard from it (the coordinator restarted mid-job): for a window, the
+  // answers reported do not cover one, so an unknown limit is not learned
+  // from them (the workers keep to the 429s' retry-after meanwhile).
+  void NoteTrafficBeforeReports();
 
   void Pause(const std::string& teacher, const std::string& reason);
   // Returns false for an unknown teacher.
@@ -72,16 +75,28 @@ class Budget {
     std::string pause_reason;
     int64_t rate_limited_total = 0;
     int64_t errors_total = 0;  // failed requests reported, 429s aside
-    // Requests answered per heartbeat report, to measure the achieved rate.
-    std::deque<std::pair<TimePoint, int64_t>> recent;
-    std::deque<std::pair<TimePoint, int64_t>> recent_tokens;
+    // Requests (tokens) answered per heartbeat report over the last
+    // window: what the teacher admitted.
+    std::deque<std::pair<TimePoint, int64_t>> admitted;
+    std::deque<std::pair<TimePoint, int64_t>> admitted_tokens;
   };
-  double AchievedPerWindow(std::deque<std::pair<TimePoint, int64_t>>& log,
-                           Duration window);
+  // Adds a report's `admitted` to `log` while `limit` is unknown or being
+  // measured (and tells it the window's total then); clears it otherwise.
+  void Record(AimdLimit* limit, int64_t admitted, Duration window,
+              std::deque<std::pair<TimePoint, int64_t>>& log);
+  // What the teacher admitted over the last window, by `log`, while
+  // `limit` is still unknown; empty once it is known.
+  static std::optional<double> AdmittedInWindow(
+      const std::deque<std::pair<TimePoint, int64_t>>& log,
+      const AimdLimit& limit);
+  // Whether the reports of the last `window` saw all that was sent in it
+  // (false for a window after NoteTrafficBeforeReports).
+  bool ReportsCoverAWindow(Duration window) const;
 
   Clock& clock_;
   const BudgetOptions options_;
   std::map<std::string, TeacherBudget> teachers_;
+  std::optional<TimePoint> traffic_before_reports_;
 };
 
 }  // namespace distillery

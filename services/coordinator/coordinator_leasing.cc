@@ -233,6 +233,7 @@ v1::RegisterResponse Coordinator::Register(const v1::RegisterRequest& request) {
     }
   }
   if (request.held_tasks_size() > 0) {
+    budget_.NoteTrafficBeforeReports();
     spdlog::info("worker {} holds {} tasks: {} taken back, {} revoked", id,
                  request.held_tasks_size(), adopted,
                  response.revoked_lease_ids_size());

@@ -99,7 +99,7 @@ std::vector<Family> CoordinatorFamilies(const CoordinatorSnapshot& snapshot,
       Gauge("distillery_teacher_effective_tokens_per_minute",
             "A teacher's cluster-wide token limit in force (0: none)");
   Family learning = Gauge("distillery_teacher_limit_learning",
-                          "1 while a teacher's limit is unknown and probed");
+                          "1 while a teacher's limit is unknown (not enforced until a 429)");
   Family paused = Gauge("distillery_teacher_paused",
                         "1 while a teacher is paused cluster-wide (key or "
                         "quota refused, model or endpoint not found, or the "

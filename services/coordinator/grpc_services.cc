@@ -58,7 +58,6 @@ grpc::Status ClientServiceImpl::Submit(
                        " submissions already in flight; retry later"));
     }
     v1::SubmitRequest request;
-    int64_t line_number = 0;
     if (!reader->Read(&request)) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           "submit: empty stream, expected a job spec first");

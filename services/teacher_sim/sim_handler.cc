@@ -42,16 +42,23 @@ std::string GoDuration(Duration d) {
 // The six headers from the limiter's view of the window.
 void AddLimiterHeaders(const SimLimits& limits, const SimAdmission& a,
                        SimHeaders* headers) {
-  headers->emplace_back("x-ratelimit-limit-requests",
-                        std::to_string(limits.rpm));
-  headers->emplace_back("x-ratelimit-limit-tokens", std::to_string(limits.tpm));
-  headers->emplace_back("x-ratelimit-remaining-requests",
-                        std::to_string(a.remaining_requests));
-  headers->emplace_back("x-ratelimit-remaining-tokens",
-                        std::to_string(a.remaining_tokens));
-  headers->emplace_back("x-ratelimit-reset-requests",
-                        GoDuration(a.reset_requests));
-  headers->emplace_back("x-ratelimit-reset-tokens", GoDuration(a.reset_tokens));
+  // As OpenAI does: headers for the limits there are, none for the others.
+  if (limits.rpm > 0) {
+    headers->emplace_back("x-ratelimit-limit-requests",
+                          std::to_string(limits.rpm));
+    headers->emplace_back("x-ratelimit-remaining-requests",
+                          std::to_string(a.remaining_requests));
+    headers->emplace_back("x-ratelimit-reset-requests",
+                          GoDuration(a.reset_requests));
+  }
+  if (limits.tpm > 0) {
+    headers->emplace_back("x-ratelimit-limit-tokens",
+                          std::to_string(limits.tpm));
+    headers->emplace_back("x-ratelimit-remaining-tokens",
+                          std::to_string(a.remaining_tokens));
+    headers->emplace_back("x-ratelimit-reset-tokens",
+                          GoDuration(a.reset_tokens));
+  }
 }
 
 // Generous static limits in OpenAI's header format; a 429 reports them

@@ -35,7 +35,7 @@ TeacherLimiter::TeacherLimiter(Clock& clock, const TeacherProfile& profile,
       profile_(profile),
       max_in_flight_(std::max(1, max_in_flight)),
       max_retry_after_(max_retry_after),
-      needs_share_(profile.rpm != 0 || profile.tpm != 0 ||
+      needs_share_(profile.rpm > 0 || profile.tpm > 0 ||
                    profile.max_concurrency > 0),
       requests_(clock, 0, 1, 0),
       tokens_(clock, 0, 1, 0) {}
@@ -44,8 +44,25 @@ bool TeacherLimiter::ShareLive() {
   return has_share_ && clock_.Now() < share_expires_;
 }
 
+TimePoint TeacherLimiter::HoldUntil(TimePoint until) {
+  until = std::min(until, clock_.Now() + max_retry_after_);
+  blocked_until_ = std::max(blocked_until_, until);
+  return until;
+}
+
+bool TeacherLimiter::WantsHeartbeatNow() const {
+  return (needs_share_ && !has_share_) || news_for_coordinator_;
+}
+
+bool TeacherLimiter::WaitsForShare() const {
+  // A limit learned since (from 429s or headers) is kept to: with its share
+  // lapsed (the coordinator out of reach), nothing is sent until a new one.
+  return needs_share_ || (has_share_ && limited_);
+}
+
 void TeacherLimiter::ApplyShare(const v1::BudgetShare& share) {
   has_share_ = true;
+  news_for_coordinator_ = false;  // the report before this share told it
   paused_ = share.paused();
   limited_ = share.limited();
   share_expires_ =
@@ -76,8 +93,7 @@ int TeacherLimiter::ConcurrencyCap() const {
 bool TeacherLimiter::TryAcquire(double tokens) {
   if (paused_) return false;
   if (clock_.Now() < blocked_until_) return false;  // the teacher said wait
-  if (!needs_share_) return true;
-  if (!ShareLive()) return false;
+  if (!ShareLive()) return !WaitsForShare();
   if (!limited_) return true;
   const bool rate_limit_known = requests_limited_ || tokens_limited_;
   if (!rate_limit_known) return true;  // only concurrency is limited
@@ -94,8 +110,8 @@ Duration TeacherLimiter::TimeUntilReady(double tokens) {
   const TimePoint now = clock_.Now();
   Duration wait(0);
   if (now < blocked_until_) wait = blocked_until_ - now;
-  if (!needs_share_) return wait;
-  if (!ShareLive()) return Duration::max();
+  if (!ShareLive()) return WaitsForShare() ? Duration::max() : wait;
+  if (!limited_) return wait;
   if (requests_limited_) wait = std::max(wait, requests_.TimeUntil(1));
   if (tokens_limited_) wait = std::max(wait, tokens_.TimeUntil(tokens));
   return wait;
@@ -108,14 +124,25 @@ void TeacherLimiter::OnResult(const TeacherResult& result,
   if (snap.limit_requests) announced_rpm_ = *snap.limit_requests;
   if (snap.limit_tokens) announced_tpm_ = *snap.limit_tokens;
   const TimePoint now = clock_.Now();
-  // The teacher says its window is spent: nothing more until it resets.
+  // A limit the profile leaves unknown, announced: the coordinator should
+  // hear of it at once, to share it out.
+  if ((snap.limit_requests && profile_.rpm < 0 && !requests_limited_) ||
+      (snap.limit_tokens && profile_.tpm < 0 && !tokens_limited_)) {
+    news_for_coordinator_ = true;
+  }
+  // The teacher says its window is spent: nothing more until it resets,
+  // whether or not a share limits this teacher yet.
+  // (A limit announced as 0 is no limit at all: its "0 remaining" says
+  // nothing.)
   if (snap.remaining_requests && *snap.remaining_requests == 0 &&
-      snap.reset_requests) {
+      snap.reset_requests && snap.limit_requests.value_or(1) > 0) {
     requests_.BlockUntil(now + *snap.reset_requests);
+    HoldUntil(now + *snap.reset_requests);
   }
   if (snap.remaining_tokens && *snap.remaining_tokens == 0 &&
-      snap.reset_tokens) {
+      snap.reset_tokens && snap.limit_tokens.value_or(1) > 0) {
     tokens_.BlockUntil(now + *snap.reset_tokens);
+    HoldUntil(now + *snap.reset_tokens);
   }
   if (result.status.ok()) {
     ++successes_;
@@ -142,11 +169,13 @@ void TeacherLimiter::OnResult(const TeacherResult& result,
     } else {
       ++rate_limited_requests_;
     }
+    if ((profile_.rpm < 0 && !requests_limited_) ||
+        (profile_.tpm < 0 && !tokens_limited_)) {
+      news_for_coordinator_ = true;  // a limit to learn
+    }
     if (result.retry_after) {
       // Holds every request to this teacher, whatever is limited.
-      const TimePoint until =
-          now + std::min<Duration>(*result.retry_after, max_retry_after_);
-      blocked_until_ = std::max(blocked_until_, until);
+      const TimePoint until = HoldUntil(now + *result.retry_after);
       requests_.BlockUntil(until);  // and start refilling only then
     }
   }

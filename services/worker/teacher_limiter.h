@@ -1,6 +1,9 @@
 // TeacherLimiter: a worker's local enforcement of its share of one
 // teacher's cluster-wide budget, and what it learned from the teacher's
-// answers for the next heartbeat. Requests and tokens each have a token
+// answers for the next heartbeat. A profile that configures a limit waits
+// for its first share; one whose limits are unknown sends at the worker's
+// full concurrency until the coordinator has learned a limit from 429s or
+// headers (aimd.h). Requests and tokens each have a token
 // bucket refilled at the share's rate; a request reserves its estimated
 // tokens (prompt + max_tokens) before it is sent and settles against the
 // reported usage afterwards. A 429's retry-after, or headers saying the
@@ -42,6 +45,10 @@ class TeacherLimiter {
   bool Paused() const { return paused_; }
   bool HasShare() const { return has_share_; }
   bool NeedsShare() const { return needs_share_; }
+  // The coordinator should hear from this worker before the next regular
+  // heartbeat: it waits for a first share, or saw a limit (a 429, an
+  // announcement) that its share does not enforce yet.
+  bool WantsHeartbeatNow() const;
   // The request rate granted, per second; 0 when none is enforced.
   double RequestsPerSecond() const {
     return requests_limited_ ? requests_.rate() : 0;
@@ -51,12 +58,17 @@ class TeacherLimiter {
 
  private:
   bool ShareLive();
+  // Whether nothing may be sent without a live share.
+  bool WaitsForShare() const;
+  // Holds every request until `until` (at most max_retry_after from now);
+  // the time held to.
+  TimePoint HoldUntil(TimePoint until);
 
   Clock& clock_;
   const TeacherProfile profile_;
   const int max_in_flight_;
   const Duration max_retry_after_;
-  const bool needs_share_;  // the profile has some limit
+  const bool needs_share_;  // the profile configures some limit
   TokenBucket requests_;
   TokenBucket tokens_;
   bool has_share_ = false;
@@ -65,7 +77,8 @@ class TeacherLimiter {
   bool tokens_limited_ = false;
   int concurrency_ = 0;
   TimePoint share_expires_{};
-  TimePoint blocked_until_{};  // a 429's retry-after
+  TimePoint blocked_until_{};  // a 429's retry-after, a spent window
+  bool news_for_coordinator_ = false;  // see WantsHeartbeatNow
   bool paused_ = false;
   // Since the last report.
   int64_t successes_ = 0;

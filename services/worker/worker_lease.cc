@@ -92,11 +92,11 @@ void Worker::HeartbeatIfDue() {
   {
     absl::MutexLock lock(&mu_);
     const TimePoint now = clock_.Now();
-    // Early when work waits for a first share (a new or idle worker).
+    // Early when work waits for a first share (a new or idle worker), or
+    // the teacher showed a limit the coordinator does not know yet.
     bool waiting_for_share = false;
     for (const TeacherState& t : teachers_) {
-      waiting_for_share |= t.busy > 0 && t.limiter->NeedsShare() &&
-                           !t.limiter->HasShare();
+      waiting_for_share |= t.busy > 0 && t.limiter->WantsHeartbeatNow();
     }
     const bool early = waiting_for_share &&
                        now - last_heartbeat_ >= std::chrono::milliseconds(100);

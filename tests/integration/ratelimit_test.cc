@@ -60,7 +60,9 @@ class RateLimitTest : public ::testing::Test {
     return RunCli(coordinator_address_, std::move(args), dir_);
   }
 
-  json Harvest() {
+  // Harvests kPrompts; the job's final status. `first_window`: the
+  // simulator's counters once a window's worth of answers is done.
+  json Harvest(json* first_window = nullptr) {
     WriteFile(dir_ + "/prompts.jsonl",
               DistinctPrompts(kPrompts, "rate limited"));
     CommandResult submit = Cli({"submit", dir_ + "/prompts.jsonl", "--teacher",
@@ -68,6 +70,23 @@ class RateLimitTest : public ::testing::Test {
                                 "64"});
     EXPECT_EQ(submit.exit_code, 0) << submit.err;
     std::string job = submit.out.substr(0, submit.out.find('\n'));
+    if (first_window != nullptr) {
+      // Past the first window: more answered than one window admits.
+      while (true) {
+        const json stats = SimStats();
+        if (stats.at("chat_completions_total").get<int64_t>() >
+            kRequestsPerWindow) {
+          *first_window = stats;
+          break;
+        }
+        CommandResult st = Cli({"status", job, "--json"});
+        if (st.exit_code != 0 ||
+            json::parse(st.out).at("state") != "running") {
+          ADD_FAILURE() << "the job ended before its second window";
+          break;
+        }
+      }
+    }
     CommandResult watch = Cli({"watch", job});
     EXPECT_EQ(watch.exit_code, 0) << watch.err;
     CommandResult status = Cli({"status", job, "--json"});
@@ -102,20 +121,53 @@ TEST_F(RateLimitTest, ConfiguredLimitIsSharedWithoutA429Storm) {
   EXPECT_FALSE(status.at("teacher_status").at("paused").get<bool>());
 }
 
+// With the limit unknown, the workers start at their full concurrency
+// (a teacher that has no limit must not be held to a guess), so the first
+// wave may meet the limit: at most the requests in flight then are
+// refused, each with a retry-after the workers keep to. From then on the
+// learned limit holds.
+void ExpectOneWaveThenNone(const json& first, const json& last) {
+  const int64_t refused_first = first.at("rate_limited_total").get<int64_t>();
+  EXPECT_LE(refused_first, 3 * 256) << "more than the first wave refused";
+  const int64_t requests =
+      last.at("chat_requests_total").get<int64_t>() -
+      first.at("chat_requests_total").get<int64_t>();
+  const int64_t refused =
+      last.at("rate_limited_total").get<int64_t>() - refused_first;
+  EXPECT_GE(requests, kRequestsPerWindow);
+  EXPECT_LT(refused * 100, requests)
+      << refused << " 429s of " << requests << " after the first window";
+}
+
 TEST_F(RateLimitTest, AnnouncedLimitIsLearnedFromHeaders) {
   // No limit in the profile: the teacher's x-ratelimit-limit-requests tells.
   StartCluster("    tpm: 0\n", {});
-  const json status = Harvest();
+  json first;
+  const json status = Harvest(&first);
   EXPECT_EQ(status.at("tasks_done"), kPrompts);
   const json stats = SimStats();
   SCOPED_TRACE(stats.dump());
-  const int64_t requests = stats.at("chat_requests_total").get<int64_t>();
-  const int64_t refused = stats.at("rate_limited_total").get<int64_t>();
-  // Slow start keeps the first requests few; the first header sets the
-  // limit, and the cluster keeps to it.
-  EXPECT_LT(refused * 100, requests) << refused << " 429s of " << requests;
+  ExpectOneWaveThenNone(first, stats);
   EXPECT_DOUBLE_EQ(status.at("teacher_status").at("effective_rpm").get<double>(),
                    kRequestsPerWindow);
+  EXPECT_FALSE(status.at("teacher_status").at("learning").get<bool>());
+}
+
+TEST_F(RateLimitTest, UnannouncedLimitIsLearnedFrom429s) {
+  // No limit in the profile and no headers: only 429s tell.
+  StartCluster("    tpm: 0\n", {"--no-ratelimit-headers"});
+  json first;
+  const json status = Harvest(&first);
+  EXPECT_EQ(status.at("tasks_done"), kPrompts);
+  const json stats = SimStats();
+  SCOPED_TRACE(stats.dump());
+  ExpectOneWaveThenNone(first, stats);
+  // What the teacher admitted before its first 429 is the limit learned.
+  const double learned =
+      status.at("teacher_status").at("effective_rpm").get<double>();
+  EXPECT_GE(learned, 0.8 * kRequestsPerWindow);
+  EXPECT_LE(learned, 1.1 * kRequestsPerWindow);
+  EXPECT_FALSE(status.at("teacher_status").at("learning").get<bool>());
 }
 
 TEST_F(RateLimitTest, QuotaExhaustionPausesTheTeacher) {

@@ -10,6 +10,7 @@
 namespace distillery {
 namespace {
 
+using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 TeacherProfile Profile(const std::string& name, int64_t rpm, int64_t tpm,
@@ -119,16 +120,19 @@ TEST(BudgetTest, RateLimitReportDecreasesEffectiveRpm) {
   d.set_rate_limited_requests(3);
   const v1::BudgetShare s = One(budget.OnHeartbeat("w1", Demands({d})));
   const v1::TeacherStatus st = budget.Status("t");
-  EXPECT_DOUBLE_EQ(st.effective_rpm(), 850);
+  // Less than a window of reports: the 40 answered say nothing of the
+  // limit, so the level is the effective one, decreased.
+  EXPECT_DOUBLE_EQ(st.effective_rpm(), 900);
   EXPECT_DOUBLE_EQ(st.configured_rpm(), 1000);
   EXPECT_EQ(st.rate_limited_total(), 3);
   EXPECT_FALSE(st.learning());
-  EXPECT_DOUBLE_EQ(s.requests_per_window(), 850 * 0.99);
-  // Successes grow it back, one step per interval.
+  EXPECT_DOUBLE_EQ(s.requests_per_window(), 900 * 0.99);
+  // Successes bring it back towards the level of the 429, half the gap
+  // per interval.
   clock.Advance(seconds(1));
   d.set_rate_limited_requests(0);
   budget.OnHeartbeat("w1", Demands({d}));
-  EXPECT_DOUBLE_EQ(budget.Status("t").effective_rpm(), 860);
+  EXPECT_DOUBLE_EQ(budget.Status("t").effective_rpm(), 950);
 }
 
 TEST(BudgetTest, TokenRateLimitDecreasesEffectiveTpmOnly) {
@@ -139,7 +143,7 @@ TEST(BudgetTest, TokenRateLimitDecreasesEffectiveTpmOnly) {
   d.set_tokens_used(50'000);
   budget.OnHeartbeat("w1", Demands({d}));
   const v1::TeacherStatus st = budget.Status("t");
-  EXPECT_DOUBLE_EQ(st.effective_tpm(), 85'000);
+  EXPECT_DOUBLE_EQ(st.effective_tpm(), 90'000);
   EXPECT_DOUBLE_EQ(st.effective_rpm(), 1000);
   EXPECT_EQ(st.rate_limited_total(), 2);
 }
@@ -150,7 +154,7 @@ TEST(BudgetTest, AnnouncedRpmSetsAnUnconfiguredLimit) {
   v1::TeacherStatus st = budget.Status("t");
   EXPECT_TRUE(st.learning());
   EXPECT_DOUBLE_EQ(st.configured_rpm(), 0);
-  EXPECT_DOUBLE_EQ(st.effective_rpm(), 50 * 60);  // slow start's guess
+  EXPECT_DOUBLE_EQ(st.effective_rpm(), 0);  // none enforced yet
   v1::TeacherDemand d = Demand("t", 5);
   d.set_successes(10);
   d.set_announced_rpm(500);
@@ -161,17 +165,71 @@ TEST(BudgetTest, AnnouncedRpmSetsAnUnconfiguredLimit) {
   EXPECT_DOUBLE_EQ(s.requests_per_window(), 500 * 0.99);
 }
 
-TEST(BudgetTest, UnconfiguredLimitGrowsInSlowStart) {
+TEST(BudgetTest, UnknownLimitIsNotEnforcedUntilA429) {
+  FakeClock clock;
+  Budget budget(clock, {Profile("t", -1, -1)});
+  v1::TeacherDemand d = Demand("t", 5);
+  d.set_successes(10'000);
+  for (int i = 0; i < 30; ++i) {
+    clock.Advance(seconds(1));
+    const v1::BudgetShare s = One(budget.OnHeartbeat("w1", Demands({d})));
+    ASSERT_FALSE(s.limited()) << "second " << i;
+    ASSERT_FALSE(s.requests_limited());
+    ASSERT_FALSE(s.tokens_limited());
+  }
+  EXPECT_TRUE(budget.Status("t").learning());
+  EXPECT_DOUBLE_EQ(budget.Status("t").effective_rpm(), 0);
+}
+
+TEST(BudgetTest, First429OfAnUnknownLimitSetsWhatTheTeacherAdmitted) {
   FakeClock clock;
   Budget budget(clock, {Profile("t", -1, 0)});
   v1::TeacherDemand d = Demand("t", 5);
-  d.set_successes(10);
-  for (int i = 0; i < 3; ++i) {
+  // Two workers: 250 and 300 answered within the window, then 429s.
+  d.set_successes(250);
+  budget.OnHeartbeat("w1", Demands({d}));
+  clock.Advance(seconds(1));
+  d.set_successes(300);
+  d.set_rate_limited_requests(40);
+  const v1::BudgetShare s = One(budget.OnHeartbeat("w2", Demands({d})));
+  EXPECT_TRUE(s.requests_limited());
+  EXPECT_DOUBLE_EQ(budget.Status("t").effective_rpm(), 550);
+  EXPECT_FALSE(budget.Status("t").learning());
+  // w1's answers admitted before the 429, reported just after it, count.
+  clock.Advance(milliseconds(500));
+  d.set_successes(30);
+  d.set_rate_limited_requests(0);
+  budget.OnHeartbeat("w1", Demands({d}));
+  EXPECT_DOUBLE_EQ(budget.Status("t").effective_rpm(), 580);
+  // Another 429 at that level, once the measuring is over: the level
+  // itself is decreased.
+  clock.Advance(seconds(6));
+  d.set_successes(20);
+  d.set_rate_limited_requests(2);
+  budget.OnHeartbeat("w1", Demands({d}));
+  EXPECT_DOUBLE_EQ(budget.Status("t").effective_rpm(), 580 * 0.9);
+}
+
+TEST(BudgetTest, AfterARestartMidJobAnUnknownLimitWaitsForAWholeWindow) {
+  FakeClock clock;
+  Budget budget(clock, {Profile("t", -1, 0)});
+  budget.NoteTrafficBeforeReports();  // a worker came back holding tasks
+  v1::TeacherDemand d = Demand("t", 5);
+  d.set_successes(1);
+  d.set_rate_limited_requests(1);  // in flight across the restart
+  budget.OnHeartbeat("w1", Demands({d}));
+  EXPECT_TRUE(budget.Status("t").learning()) << "one answer is no measure";
+  EXPECT_EQ(budget.Status("t").rate_limited_total(), 1);
+  d.set_rate_limited_requests(0);
+  d.set_successes(100);
+  for (int i = 0; i < 60; ++i) {
     clock.Advance(seconds(1));
     budget.OnHeartbeat("w1", Demands({d}));
   }
-  EXPECT_DOUBLE_EQ(budget.Status("t").effective_rpm(), 3000 * 8);
-  EXPECT_TRUE(budget.Status("t").learning());
+  d.set_rate_limited_requests(3);
+  budget.OnHeartbeat("w1", Demands({d}));
+  // A whole window counted: the 60 reports within it and this one.
+  EXPECT_DOUBLE_EQ(budget.Status("t").effective_rpm(), 61 * 100);
 }
 
 TEST(BudgetTest, PauseAndResumeAreReflectedInSharesAndStatus) {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
+#include <optional>
 
 #include "common/base/clock.h"
 #include "gtest/gtest.h"
@@ -14,108 +16,154 @@ using std::chrono::seconds;
 
 TEST(AimdLimitTest, ConfiguredStartsAtTheConfiguredLimit) {
   FakeClock clock;
-  AimdLimit limit(clock, 1000, 50);
+  AimdLimit limit(clock, 1000);
   EXPECT_EQ(limit.effective(), 1000);
   EXPECT_EQ(limit.ceiling(), 1000);
   EXPECT_DOUBLE_EQ(limit.configured(), 1000);
-  EXPECT_FALSE(limit.slow_start());
+  EXPECT_FALSE(limit.learning());
   EXPECT_FALSE(limit.learned());
-  clock.Advance(seconds(5));
+  clock.Advance(seconds(60));
   limit.OnSuccess();
   EXPECT_EQ(limit.effective(), 1000);  // never above the ceiling
 }
 
-TEST(AimdLimitTest, UnknownStartsAtTheGuessInSlowStart) {
+TEST(AimdLimitTest, UnknownIsUnboundedUntilTheFirst429) {
   FakeClock clock;
-  AimdLimit limit(clock, -1, 50);
-  EXPECT_EQ(limit.effective(), 50);
+  AimdLimit limit(clock, -1);
+  EXPECT_FALSE(limit.effective().has_value());
   EXPECT_FALSE(limit.ceiling().has_value());
   EXPECT_DOUBLE_EQ(limit.configured(), 0);
-  EXPECT_TRUE(limit.slow_start());
+  EXPECT_TRUE(limit.learning());
   EXPECT_TRUE(limit.learned());
-  limit.OnSuccess();  // no interval has passed
-  EXPECT_EQ(limit.effective(), 50);
-  clock.Advance(milliseconds(999));
-  limit.OnSuccess();
-  EXPECT_EQ(limit.effective(), 50);
-  clock.Advance(milliseconds(1));
-  limit.OnSuccess();
-  EXPECT_EQ(limit.effective(), 100);
-  limit.OnSuccess();  // once per interval
-  EXPECT_EQ(limit.effective(), 100);
-  clock.Advance(seconds(1));
-  limit.OnSuccess();
-  EXPECT_EQ(limit.effective(), 200);
-}
-
-TEST(AimdLimitTest, FirstRateLimitInSlowStartDropsToTheObservedRate) {
-  FakeClock clock;
-  AimdLimit limit(clock, 0, 50);
-  for (int i = 0; i < 5; ++i) {
-    clock.Advance(seconds(1));
-    limit.OnSuccess();
-  }
-  ASSERT_EQ(limit.effective(), 1600);
-  // The cluster achieved 1000 when the 429 came: slow start overshot.
-  limit.OnRateLimited(1000);
-  EXPECT_NEAR(*limit.effective(), 850, 1e-9);
-  EXPECT_FALSE(limit.slow_start());
-  EXPECT_TRUE(limit.learned());
-  // From now on it grows additively: 1% of the level at the 429.
-  clock.Advance(seconds(1));
-  limit.OnSuccess();
-  EXPECT_NEAR(*limit.effective(), 860, 1e-9);
-}
-
-TEST(AimdLimitTest, ObservedRateAboveTheLevelDoesNotRaiseIt) {
-  FakeClock clock;
-  AimdLimit limit(clock, 0, 100);
-  limit.OnRateLimited(5000);
-  EXPECT_NEAR(*limit.effective(), 85, 1e-9);
-}
-
-TEST(AimdLimitTest, DecreaseIsMultiplicativeWithCooldown) {
-  FakeClock clock;
-  AimdLimit limit(clock, 1000, 50);
-  limit.OnRateLimited(0);
-  EXPECT_NEAR(*limit.effective(), 850, 1e-9);
-  // The same overload produces many 429s: they do not decrease again.
-  limit.OnRateLimited(0);
-  limit.OnRateLimited(0);
-  EXPECT_NEAR(*limit.effective(), 850, 1e-9);
-  clock.Advance(milliseconds(1999));
-  limit.OnRateLimited(0);
-  EXPECT_NEAR(*limit.effective(), 850, 1e-9);
-  clock.Advance(milliseconds(1));
-  limit.OnRateLimited(0);
-  EXPECT_NEAR(*limit.effective(), 722.5, 1e-9);
-}
-
-TEST(AimdLimitTest, AdditiveIncreasePerIntervalUpToTheCeiling) {
-  FakeClock clock;
-  AimdLimit limit(clock, 1000, 50);
-  limit.OnRateLimited(0);
-  ASSERT_NEAR(*limit.effective(), 850, 1e-9);
-  limit.OnSuccess();  // the decrease restarted the interval
-  EXPECT_NEAR(*limit.effective(), 850, 1e-9);
-  clock.Advance(milliseconds(500));
-  limit.OnSuccess();
-  EXPECT_NEAR(*limit.effective(), 850, 1e-9);
-  clock.Advance(milliseconds(500));
-  limit.OnSuccess();
-  EXPECT_NEAR(*limit.effective(), 860, 1e-9);  // + 1% of the ceiling
   for (int i = 0; i < 100; ++i) {
     clock.Advance(seconds(1));
     limit.OnSuccess();
   }
-  EXPECT_NEAR(*limit.effective(), 1000, 1e-9);
+  EXPECT_FALSE(limit.effective().has_value()) << "no 429, no limit";
+}
+
+TEST(AimdLimitTest, First429SetsTheLevelToWhatTheTeacherAdmitted) {
+  FakeClock clock;
+  AimdLimit limit(clock, 0);
+  // 600 answered in the window before the teacher said no more.
+  limit.OnRateLimited(600);
+  EXPECT_EQ(limit.effective(), 600);
+  EXPECT_EQ(limit.plateau(), 600);
+  EXPECT_FALSE(limit.learning());
+  EXPECT_TRUE(limit.learned());
+}
+
+TEST(AimdLimitTest, LateReportsOfTheFirstWindowRaiseTheLevelWhileMeasuring) {
+  FakeClock clock;
+  AimdLimit limit(clock, 0);
+  limit.OnRateLimited(82);  // one worker's report came first
+  EXPECT_TRUE(limit.measuring());
+  limit.OnAdmitted(590);  // the others', moments later
+  EXPECT_EQ(limit.effective(), 590);
+  limit.OnAdmitted(300);  // never lowers it
+  EXPECT_EQ(limit.effective(), 590);
+  clock.Advance(seconds(5));
+  EXPECT_FALSE(limit.measuring());
+  limit.OnAdmitted(900);  // a later window says nothing
+  EXPECT_EQ(limit.effective(), 590);
+  EXPECT_EQ(limit.plateau(), 590);
+}
+
+TEST(AimdLimitTest, HoldsAtThePlateauThenProbesWithDoublingSteps) {
+  FakeClock clock;
+  AimdOptions options;
+  options.hold = seconds(10);
+  AimdLimit limit(clock, 0, options);
+  limit.OnRateLimited(1000);
+  for (int i = 0; i < 9; ++i) {
+    clock.Advance(seconds(1));
+    limit.OnSuccess();
+    ASSERT_EQ(limit.effective(), 1000) << "second " << i + 1;
+  }
+  clock.Advance(seconds(1));
+  limit.OnSuccess();
+  EXPECT_NEAR(*limit.effective(), 1010, 1e-9);  // + 1%
+  clock.Advance(seconds(1));
+  limit.OnSuccess();
+  EXPECT_NEAR(*limit.effective(), 1030, 1e-9);  // + 2%
+  clock.Advance(seconds(1));
+  limit.OnSuccess();
+  EXPECT_NEAR(*limit.effective(), 1070, 1e-9);  // + 4%
+  limit.OnSuccess();  // once per interval
+  EXPECT_NEAR(*limit.effective(), 1070, 1e-9);
+}
+
+TEST(AimdLimitTest, A429WhileProbingReturnsToTheMeasuredPlateau) {
+  FakeClock clock;
+  AimdOptions options;
+  options.hold = seconds(5);
+  AimdLimit limit(clock, 0, options);
+  limit.OnRateLimited(1000);
+  for (int i = 0; i < 8; ++i) {
+    clock.Advance(seconds(1));
+    limit.OnSuccess();
+  }
+  ASSERT_GT(*limit.effective(), 1000);
+  // The teacher let 1020 through in the window: the limit rose a little.
+  limit.OnRateLimited(1020);
+  EXPECT_EQ(limit.effective(), 1020);
+  EXPECT_EQ(limit.plateau(), 1020);
+  // Measured above what was sent is not believed.
+  clock.Advance(seconds(10));
+  for (int i = 0; i < 7; ++i) {
+    clock.Advance(seconds(1));
+    limit.OnSuccess();
+  }
+  ASSERT_GT(*limit.effective(), 1020);
+  const double sent = *limit.effective();
+  limit.OnRateLimited(5000);
+  EXPECT_EQ(limit.effective(), sent);
+  // Without a measure, the old plateau stands.
+  AimdLimit other(clock, 0, options);
+  other.OnRateLimited(1000);
+  for (int i = 0; i < 8; ++i) {
+    clock.Advance(seconds(1));
+    other.OnSuccess();
+  }
+  other.OnRateLimited(std::nullopt);
+  EXPECT_EQ(other.effective(), 1000);
+}
+
+TEST(AimdLimitTest, A429AtThePlateauDecreasesWithCooldownAndRecoversFast) {
+  FakeClock clock;
+  AimdLimit limit(clock, 1000);
+  limit.OnRateLimited(std::nullopt);
+  EXPECT_NEAR(*limit.effective(), 900, 1e-9);
+  EXPECT_NEAR(limit.plateau(), 1000, 1e-9);
+  // The same overload produces many 429s: they do not decrease again.
+  limit.OnRateLimited(std::nullopt);
+  clock.Advance(milliseconds(1999));
+  limit.OnRateLimited(std::nullopt);
+  EXPECT_NEAR(*limit.effective(), 900, 1e-9);
+  // Half the gap to the plateau per interval.
+  clock.Advance(milliseconds(1));
+  limit.OnSuccess();
+  EXPECT_NEAR(*limit.effective(), 950, 1e-9);
+  clock.Advance(seconds(1));
+  limit.OnSuccess();
+  EXPECT_NEAR(*limit.effective(), 975, 1e-9);
+  // A 429 during the recovery: the limit is lower still.
+  clock.Advance(seconds(2));
+  limit.OnRateLimited(940);  // a whole window measured
+  EXPECT_NEAR(limit.plateau(), 940, 1e-9);
+  EXPECT_NEAR(*limit.effective(), 846, 1e-9);
+  for (int i = 0; i < 10; ++i) {
+    clock.Advance(seconds(1));
+    limit.OnSuccess();
+  }
+  EXPECT_NEAR(*limit.effective(), 940, 1e-9);
 }
 
 TEST(AimdLimitTest, NeverBelowTheFloor) {
   FakeClock clock;
-  AimdLimit limit(clock, 1000, 50);
+  AimdLimit limit(clock, 1000);
   for (int i = 0; i < 100; ++i) {
-    limit.OnRateLimited(0);
+    limit.OnRateLimited(std::nullopt);
     clock.Advance(seconds(2));
   }
   EXPECT_NEAR(*limit.effective(), 20, 1e-9);  // 2% of the ceiling
@@ -123,37 +171,37 @@ TEST(AimdLimitTest, NeverBelowTheFloor) {
 
 TEST(AimdLimitTest, AnnouncedLimitStartsAnUnknownLimitThere) {
   FakeClock clock;
-  AimdLimit limit(clock, 0, 50);
+  AimdLimit limit(clock, 0);
   limit.OnAnnounced(600);
   EXPECT_EQ(limit.effective(), 600);
   EXPECT_EQ(limit.ceiling(), 600);
-  EXPECT_FALSE(limit.slow_start());
+  EXPECT_FALSE(limit.learning());
   EXPECT_FALSE(limit.learned());
-  for (int i = 0; i < 10; ++i) {
-    clock.Advance(seconds(1));
-    limit.OnSuccess();
-  }
-  EXPECT_EQ(limit.effective(), 600);  // capped, no more doubling
-}
-
-TEST(AimdLimitTest, AnnouncedLimitCapsAConfiguredOne) {
-  FakeClock clock;
-  AimdLimit limit(clock, 1000, 50);
-  limit.OnAnnounced(600);
-  EXPECT_EQ(limit.ceiling(), 600);
-  EXPECT_EQ(limit.effective(), 600);
-  limit.OnRateLimited(0);
-  EXPECT_NEAR(*limit.effective(), 510, 1e-9);
   for (int i = 0; i < 100; ++i) {
     clock.Advance(seconds(1));
     limit.OnSuccess();
   }
-  EXPECT_NEAR(*limit.effective(), 600, 1e-9);
+  EXPECT_EQ(limit.effective(), 600);
+}
+
+TEST(AimdLimitTest, AnnouncedLimitCapsAConfiguredOne) {
+  FakeClock clock;
+  AimdLimit limit(clock, 1000);
+  limit.OnAnnounced(600);
+  EXPECT_EQ(limit.ceiling(), 600);
+  EXPECT_EQ(limit.effective(), 600);
+  limit.OnRateLimited(std::nullopt);
+  EXPECT_NEAR(*limit.effective(), 540, 1e-9);
+  for (int i = 0; i < 100; ++i) {
+    clock.Advance(seconds(1));
+    limit.OnSuccess();
+  }
+  EXPECT_NEAR(*limit.effective(), 600, 1e-9);  // probing stops at the cap
 }
 
 TEST(AimdLimitTest, AnnouncedAboveConfiguredDoesNotRaiseIt) {
   FakeClock clock;
-  AimdLimit limit(clock, 1000, 50);
+  AimdLimit limit(clock, 1000);
   limit.OnAnnounced(5000);
   EXPECT_EQ(limit.ceiling(), 1000);
   EXPECT_EQ(limit.effective(), 1000);
@@ -161,102 +209,97 @@ TEST(AimdLimitTest, AnnouncedAboveConfiguredDoesNotRaiseIt) {
 
 TEST(AimdLimitTest, AnnouncedAfterA429DoesNotJumpUp) {
   FakeClock clock;
-  AimdLimit limit(clock, 0, 1000);
-  limit.OnRateLimited(0);
-  ASSERT_NEAR(*limit.effective(), 850, 1e-9);
+  AimdLimit limit(clock, 0);
+  limit.OnRateLimited(1000);
+  ASSERT_NEAR(*limit.effective(), 1000, 1e-9);
   limit.OnAnnounced(5000);
-  EXPECT_NEAR(*limit.effective(), 850, 1e-9);
+  EXPECT_NEAR(*limit.effective(), 1000, 1e-9);
   EXPECT_EQ(limit.ceiling(), 5000);
   limit.OnAnnounced(500);  // a lower announcement caps at once
   EXPECT_NEAR(*limit.effective(), 500, 1e-9);
+  EXPECT_NEAR(limit.plateau(), 500, 1e-9);
 }
 
 TEST(AimdLimitTest, NonPositiveAnnouncementIgnored) {
   FakeClock clock;
-  AimdLimit limit(clock, 0, 50);
+  AimdLimit limit(clock, 0);
   limit.OnAnnounced(0);
   limit.OnAnnounced(-5);
-  EXPECT_TRUE(limit.slow_start());
-  EXPECT_EQ(limit.effective(), 50);
+  EXPECT_TRUE(limit.learning());
+  EXPECT_FALSE(limit.effective().has_value());
 }
 
-// A discrete simulation: a teacher whose true limit is `true_limit` per
-// window, and a cluster that sends at the effective limit each interval.
-// Over the limit, the excess is answered with 429s (observed at the rate
-// sent, as the coordinator measures it: answered + rate limited).
+// A discrete simulation, one step a second: a teacher whose true limit is
+// `limit(t)` per step, and a cluster that sends at the effective limit (or
+// at its full capacity while none is known). Over the limit, the teacher
+// admits the limit and answers the rest 429; the coordinator is told what
+// was admitted.
 struct SimResult {
-  double in_band = 0;      // share of measured intervals in [0.8L, L]
-  double utilisation = 0;  // accepted / L, averaged over all intervals
-  double min_after_warmup = 1e300;
-  double max_after_warmup = 0;
+  double utilisation = 0;  // admitted / limit, after the warm-up
+  double refused = 0;      // share of requests answered 429, after it
 };
 
-SimResult Simulate(FakeClock& clock, AimdLimit& limit, double true_limit,
-                   int intervals, int warmup) {
-  SimResult r;
-  int measured = 0;
-  for (int i = 0; i < intervals; ++i) {
-    const double sent = *limit.effective();
-    const double accepted = std::min(sent, true_limit);
-    r.utilisation += accepted / true_limit;
+SimResult Simulate(AimdLimit& limit, FakeClock& clock,
+                   const std::function<double(int)>& true_limit,
+                   double capacity, int steps, int warmup) {
+  double admitted_sum = 0, limit_sum = 0, refused = 0, sent_sum = 0;
+  for (int i = 0; i < steps; ++i) {
+    const double l = true_limit(i);
+    const double sent = std::min(capacity, limit.effective().value_or(capacity));
+    const double admitted = std::min(sent, l);
     if (i >= warmup) {
-      ++measured;
-      if (sent >= 0.8 * true_limit && sent <= true_limit) r.in_band += 1;
-      r.min_after_warmup = std::min(r.min_after_warmup, sent);
-      r.max_after_warmup = std::max(r.max_after_warmup, sent);
+      admitted_sum += admitted;
+      limit_sum += l;
+      sent_sum += sent;
+      refused += sent - admitted;
     }
     clock.Advance(seconds(1));
-    if (sent > true_limit) {
-      limit.OnRateLimited(sent);
+    if (sent > l) {
+      limit.OnRateLimited(admitted);
     } else {
       limit.OnSuccess();
     }
   }
-  r.in_band /= measured;
-  r.utilisation /= intervals;
-  return r;
+  return {admitted_sum / limit_sum, refused / sent_sum};
 }
 
 constexpr double kTrueLimit = 10'000;
+const auto kSteady = [](int) { return kTrueLimit; };
+
+TEST(AimdConvergenceTest, FromUnknownAtFullCapacity) {
+  FakeClock clock;
+  AimdLimit limit(clock, -1);
+  const SimResult r = Simulate(limit, clock, kSteady, 5 * kTrueLimit, 600, 5);
+  EXPECT_GE(r.utilisation, 0.98);
+  EXPECT_LE(r.refused, 0.005);
+}
 
 TEST(AimdConvergenceTest, FromAConfiguredLimitTooHigh) {
   FakeClock clock;
-  AimdLimit limit(clock, 2 * kTrueLimit, 0);
-  const SimResult r = Simulate(clock, limit, kTrueLimit, 600, 30);
-  EXPECT_GE(r.in_band, 0.8) << "min " << r.min_after_warmup << " max "
-                            << r.max_after_warmup;
-  EXPECT_GE(r.utilisation, 0.85);
-  EXPECT_GE(r.min_after_warmup, 0.8 * kTrueLimit);
-  EXPECT_LE(r.max_after_warmup, 1.05 * kTrueLimit);
-}
-
-TEST(AimdConvergenceTest, FromUnknownWithSlowStart) {
-  FakeClock clock;
-  AimdLimit limit(clock, -1, 300);
-  const SimResult r = Simulate(clock, limit, kTrueLimit, 600, 30);
-  EXPECT_GE(r.in_band, 0.8) << "min " << r.min_after_warmup << " max "
-                            << r.max_after_warmup;
-  EXPECT_GE(r.utilisation, 0.85);
-  EXPECT_GE(r.min_after_warmup, 0.8 * kTrueLimit);
-  EXPECT_LE(r.max_after_warmup, 1.05 * kTrueLimit);
-}
-
-TEST(AimdConvergenceTest, FromUnknownWithAnUnluckyOvershoot) {
-  // Slow start lands just below L, then doubles to almost 2L.
-  FakeClock clock;
-  AimdLimit limit(clock, -1, kTrueLimit / 16 * 0.99);
-  const SimResult r = Simulate(clock, limit, kTrueLimit, 600, 40);
-  EXPECT_GE(r.in_band, 0.8) << "min " << r.min_after_warmup << " max "
-                            << r.max_after_warmup;
-  EXPECT_GE(r.utilisation, 0.85);
+  AimdLimit limit(clock, 2 * kTrueLimit);
+  const SimResult r = Simulate(limit, clock, kSteady, 5 * kTrueLimit, 600, 10);
+  EXPECT_GE(r.utilisation, 0.97);
+  EXPECT_LE(r.refused, 0.005);
 }
 
 TEST(AimdConvergenceTest, FromAConfiguredLimitExactlyRight) {
   FakeClock clock;
-  AimdLimit limit(clock, kTrueLimit, 0);
-  const SimResult r = Simulate(clock, limit, kTrueLimit, 300, 0);
-  EXPECT_DOUBLE_EQ(r.in_band, 1.0);
+  AimdLimit limit(clock, kTrueLimit);
+  const SimResult r = Simulate(limit, clock, kSteady, 5 * kTrueLimit, 300, 0);
   EXPECT_DOUBLE_EQ(r.utilisation, 1.0);
+  EXPECT_DOUBLE_EQ(r.refused, 0.0);
+}
+
+TEST(AimdConvergenceTest, FollowsALimitThatFallsAndRises) {
+  FakeClock clock;
+  AimdLimit limit(clock, -1);
+  const auto moving = [](int t) {
+    return t < 200 ? kTrueLimit : t < 400 ? kTrueLimit / 2 : 2 * kTrueLimit;
+  };
+  const SimResult r = Simulate(limit, clock, moving, 5 * kTrueLimit, 600, 5);
+  EXPECT_GE(r.utilisation, 0.9);
+  EXPECT_LE(r.refused, 0.02);
+  EXPECT_GE(*limit.effective(), 1.5 * kTrueLimit) << "found the raised limit";
 }
 
 }  // namespace

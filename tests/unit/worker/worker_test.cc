@@ -450,6 +450,47 @@ TEST_F(WorkerTest, RespectsMaxConcurrency) {
   EXPECT_EQ(teacher.peak(), 2);
 }
 
+// A teacher whose limits nobody knows (the profile sets none, it announces
+// none: vLLM, Ollama, llama.cpp) is not held to a guess: the worker sends
+// as many requests as it may have in flight at once, before any share and
+// without the clock moving on.
+TEST_F(WorkerTest, WithNoLimitKnownSendsUpToItsCapAtOnce) {
+  TeacherProfile unknown = profile_;
+  unknown.rpm = -1;
+  unknown.tpm = -1;
+  CoordinatorOptions options;
+  options.heartbeat_interval = milliseconds(50);
+  coordinator_ = std::make_unique<Coordinator>(
+      *store_, std::vector<TeacherProfile>{unknown}, coordinator_clock_,
+      options);
+  ASSERT_TRUE(coordinator_->Recover().ok());
+  client_ = std::make_unique<InProcessClient>(*coordinator_, &clock_);
+  profile_ = unknown;
+  max_in_flight_ = 64;
+  v1::Job job = Submit(100);
+  FakeTeacher teacher(
+      clock_,
+      [](const TeacherRequest& r, int) {
+        return Answer("a " + r.messages.back().content);
+      },
+      /*async=*/true);
+  const TimePoint start = clock_.Now();
+  Worker worker(*client_, Teachers(teacher), clock_, Options(), no_jitter_);
+  WorkerThread thread(worker, clock_);
+
+  ASSERT_TRUE(teacher.WaitForInFlight(64));
+  // The lease loop's own polls are the only time that passed: a rate, even
+  // a generous guess, would have spread 64 requests over a share's refills.
+  EXPECT_LT(clock_.Now() - start, milliseconds(100));
+  for (int answered = 0; answered < 100; ++answered) {
+    ASSERT_TRUE(teacher.AnswerOne()) << "answer " << answered;
+  }
+  v1::Job done = WaitForEnd(job.id());
+  EXPECT_TRUE(thread.Stop().ok());
+  EXPECT_EQ(done.counters().tasks_done(), 100);
+  EXPECT_EQ(teacher.peak(), 64) << "never above the cap";
+}
+
 TEST_F(WorkerTest, StopGivesBackTasksWaitingForARetry) {
   v1::Job job = Submit(1);
   FakeTeacher teacher(clock_, [](const TeacherRequest&, int) {
