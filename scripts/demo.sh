@@ -22,9 +22,12 @@ if [ "$TEACHER" = "openai" ]; then
     --data-dir .distillery-demo/openai --out out/dataset.jsonl
 fi
 
-# The simulator on a free loopback port; the profile points at it.
+# The simulator on a free loopback port; the profile points at it. Like a
+# self-hosted server (vLLM, Ollama, llama.cpp) it sends no rate-limit
+# headers, and the profile states no limit: the harvest runs at the
+# profile's concurrency from the first request.
 SIM_LOG=$(mktemp)
-"$BIN/teacher-sim" --listen 127.0.0.1:0 --latency-ms 20 >"$SIM_LOG" &
+"$BIN/teacher-sim" --listen 127.0.0.1:0 --latency-ms 20 --no-ratelimit-headers >"$SIM_LOG" &
 SIM_PID=$!
 trap 'kill $SIM_PID 2>/dev/null || true; rm -f "$SIM_LOG"' EXIT
 for _ in $(seq 100); do
