@@ -35,11 +35,13 @@ void Budget::Record(AimdLimit* limit, int64_t admitted, Duration window,
   const TimePoint now = clock_.Now();
   log.emplace_back(now, admitted);
   while (!log.empty() && log.front().first <= now - window) log.pop_front();
-  if (limit->measuring()) {
-    int64_t total = 0;
-    for (const auto& [t, n] : log) total += n;
-    limit->OnAdmitted(static_cast<double>(total));
-  }
+  if (limit->measuring()) limit->OnAdmitted(Total(log));
+}
+
+double Budget::Total(const std::deque<std::pair<TimePoint, int64_t>>& log) {
+  int64_t total = 0;
+  for (const auto& [t, n] : log) total += n;
+  return static_cast<double>(total);
 }
 
 std::optional<double> Budget::AdmittedInWindow(
@@ -49,9 +51,7 @@ std::optional<double> Budget::AdmittedInWindow(
   // (held back by a retry-after, short of work) than about the teacher;
   // before, what went through up to the first 429 is the limit.
   if (!limit.learning()) return std::nullopt;
-  int64_t total = 0;
-  for (const auto& [t, n] : log) total += n;
-  return static_cast<double>(total);
+  return Total(log);
 }
 
 bool Budget::ReportsCoverAWindow(Duration window) const {

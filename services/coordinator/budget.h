@@ -89,6 +89,8 @@ class Budget {
   static std::optional<double> AdmittedInWindow(
       const std::deque<std::pair<TimePoint, int64_t>>& log,
       const AimdLimit& limit);
+  // The sum of `log`'s counts.
+  static double Total(const std::deque<std::pair<TimePoint, int64_t>>& log);
   // Whether the reports of the last `window` saw all that was sent in it
   // (false for a window after NoteTrafficBeforeReports).
   bool ReportsCoverAWindow(Duration window) const;

@@ -126,8 +126,8 @@ void TeacherLimiter::OnResult(const TeacherResult& result,
   const TimePoint now = clock_.Now();
   // A limit the profile leaves unknown, announced: the coordinator should
   // hear of it at once, to share it out.
-  if ((snap.limit_requests && profile_.rpm < 0 && !requests_limited_) ||
-      (snap.limit_tokens && profile_.tpm < 0 && !tokens_limited_)) {
+  if ((snap.limit_requests && LearnsRequestLimit()) ||
+      (snap.limit_tokens && LearnsTokenLimit())) {
     news_for_coordinator_ = true;
   }
   // The teacher says its window is spent: nothing more until it resets,
@@ -169,8 +169,7 @@ void TeacherLimiter::OnResult(const TeacherResult& result,
     } else {
       ++rate_limited_requests_;
     }
-    if ((profile_.rpm < 0 && !requests_limited_) ||
-        (profile_.tpm < 0 && !tokens_limited_)) {
+    if (LearnsRequestLimit() || LearnsTokenLimit()) {
       news_for_coordinator_ = true;  // a limit to learn
     }
     if (result.retry_after) {

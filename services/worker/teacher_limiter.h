@@ -60,6 +60,11 @@ class TeacherLimiter {
   bool ShareLive();
   // Whether nothing may be sent without a live share.
   bool WaitsForShare() const;
+  // The profile leaves the limit unknown and no share enforces one yet.
+  bool LearnsRequestLimit() const {
+    return profile_.rpm < 0 && !requests_limited_;
+  }
+  bool LearnsTokenLimit() const { return profile_.tpm < 0 && !tokens_limited_; }
   // Holds every request until `until` (at most max_retry_after from now);
   // the time held to.
   TimePoint HoldUntil(TimePoint until);
