@@ -135,6 +135,12 @@ class Worker {
     std::deque<Pending> queue;  // leased, waiting for budget
     int in_flight = 0;
     int busy = 0;  // queued, in flight or waiting for a retry
+    // The coordinator had work for this teacher at the last lease: the
+    // share asked for is what the worker could use (--max-in-flight), not
+    // only what it holds, so that shares are fair from the first heartbeat.
+    bool more_work = false;
+    // The demand the last heartbeat reported.
+    int64_t reported_demand = 0;
     // use_n was refused (HTTP 400 for n > 1, or fewer choices than asked):
     // one request per sample from then on.
     bool n_refused = false;
@@ -148,6 +154,8 @@ class Worker {
   std::vector<v1::HeldTask> HeldTasksLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops the unsent tasks of leases that are no longer ours; requests in
   // flight for them are not retried.
+  // Gives back (unattempted) the tasks queued for `t`.
+  void GiveBackQueuedLocked(TeacherState& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DropRevokedLocked(const google::protobuf::RepeatedField<int64_t>& ids)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // At the end of the drain: gives back the requests still in flight.
@@ -162,6 +170,15 @@ class Worker {
   void Dispatch(std::vector<Pending> batch) ABSL_LOCKS_EXCLUDED(mu_);
   // Tasks worth holding for a teacher: enough to keep its budget busy.
   int HoldCapLocked(TeacherState& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The share of the teacher's limits this worker asks for: what it could
+  // use while the coordinator has more work, else what it holds.
+  int64_t DemandLocked(const TeacherState& t) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The coordinator granted no concurrency although this worker asked for
+  // some (others hold all of it until they renew): the worker holds no
+  // tasks it cannot send, and asks again soon.
+  bool StarvedLocked(const TeacherState& t) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnTeacherResult(Pending pending, TeacherResult result)
       ABSL_LOCKS_EXCLUDED(mu_);
   // One task's share of a teacher's result: an answer (choice

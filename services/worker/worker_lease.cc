@@ -97,6 +97,9 @@ void Worker::HeartbeatIfDue() {
     bool waiting_for_share = false;
     for (const TeacherState& t : teachers_) {
       waiting_for_share |= t.busy > 0 && t.limiter->WantsHeartbeatNow();
+      // Work found since the last report said none, or no share granted.
+      waiting_for_share |= DemandLocked(t) > 0 && t.reported_demand == 0;
+      waiting_for_share |= StarvedLocked(t);
     }
     const bool early = waiting_for_share &&
                        now - last_heartbeat_ >= std::chrono::milliseconds(100);
@@ -107,7 +110,8 @@ void Worker::HeartbeatIfDue() {
     for (int64_t id : held_leases_) request.add_held_lease_ids(id);
     for (int64_t id : held_steps_) request.add_held_lease_ids(id);
     for (TeacherState& t : teachers_) {
-      t.limiter->TakeReport(t.busy, request.add_demands());
+      t.reported_demand = DemandLocked(t);
+      t.limiter->TakeReport(t.reported_demand, request.add_demands());
     }
   }
   absl::StatusOr<v1::HeartbeatResponse> response =
@@ -132,6 +136,7 @@ void Worker::HeartbeatIfDue() {
               share.tokens_limited() ? share.tokens_per_window() * per_minute
                                      : 0,
               share.max_concurrency());
+          if (StarvedLocked(t)) GiveBackQueuedLocked(t);
         }
       }
     }
@@ -241,6 +246,7 @@ void Worker::LeaseMore() {
       return;
     }
     absl::MutexLock lock(&mu_);
+    teachers_[i].more_work = response->tasks_size() > 0;
     for (v1::LeasedTask& task : *response->mutable_tasks()) {
       held_leases_.insert(task.lease_id());
       ++teachers_[i].busy;
@@ -253,10 +259,40 @@ void Worker::LeaseMore() {
   }
 }
 
+int64_t Worker::DemandLocked(const TeacherState& t) const {
+  if (t.more_work) return std::max(t.busy, options_.max_in_flight);
+  return t.busy;
+}
+
+bool Worker::StarvedLocked(const TeacherState& t) const {
+  const TeacherLimiter& limiter = *t.limiter;
+  return t.config.profile.max_concurrency > 0 && limiter.HasShare() &&
+         limiter.ConcurrencyCap() == 0 && t.reported_demand > 0 &&
+         !limiter.Paused();
+}
+
+void Worker::GiveBackQueuedLocked(TeacherState& t) {
+  if (t.queue.empty()) return;
+  spdlog::debug("no concurrency share for {} yet: giving back {} tasks",
+                t.config.profile.name, t.queue.size());
+  while (!t.queue.empty()) {
+    Pending pending = std::move(t.queue.front());
+    t.queue.pop_front();
+    v1::TaskResult r;
+    r.set_failure(v1::FAILURE_CLASS_ABANDONED);
+    r.set_error("the worker has no concurrency share for this teacher yet");
+    Finish(pending, std::move(r));
+  }
+}
+
 int Worker::HoldCapLocked(TeacherState& t) {
   const TeacherLimiter& limiter = *t.limiter;
-  if (limiter.NeedsShare() && !limiter.HasShare()) {
-    return 4;  // enough to show demand and get a share
+  if (StarvedLocked(t)) return 0;  // nothing it could send
+  if ((limiter.NeedsShare() && !limiter.HasShare()) ||
+      limiter.ConcurrencyCap() == 0) {
+    // No share yet, or none while this worker asked for none: enough to
+    // find work and show the demand.
+    return 4;
   }
   int cap = options_.max_in_flight;
   const double rps = limiter.RequestsPerSecond();

@@ -491,6 +491,60 @@ TEST_F(WorkerTest, WithNoLimitKnownSendsUpToItsCapAtOnce) {
   EXPECT_EQ(teacher.peak(), 64) << "never above the cap";
 }
 
+// Concurrency is shared out by the coordinator, and the first worker to
+// ask holds all of it until it renews its share (a heartbeat interval). A
+// worker that joins then is granted none: it gives back the tasks it leased
+// to show its demand, at once, rather than sitting on them until its next
+// heartbeat while the first worker runs out of work.
+TEST_F(WorkerTest, AWorkerGrantedNoConcurrencyGivesItsTasksBack) {
+  TeacherProfile capped = profile_;
+  capped.max_concurrency = 4;
+  CoordinatorOptions options;
+  options.heartbeat_interval = seconds(5);  // within the 6 s share ttl
+  coordinator_ = std::make_unique<Coordinator>(
+      *store_, std::vector<TeacherProfile>{capped}, coordinator_clock_,
+      options);
+  ASSERT_TRUE(coordinator_->Recover().ok());
+  client_ = std::make_unique<InProcessClient>(*coordinator_, &clock_);
+  profile_ = capped;
+  max_in_flight_ = 4;
+  v1::Job job = Submit(16);
+  auto answer = [](const TeacherRequest& r, int) {
+    return Answer("a " + r.messages.back().content);
+  };
+  FakeTeacher first_teacher(clock_, answer, /*async=*/true);
+  FakeTeacher second_teacher(clock_, answer, /*async=*/true);
+  const TimePoint start = clock_.Now();
+  WorkerOptions first_options = Options();
+  first_options.name = "first";
+  Worker first(*client_, Teachers(first_teacher), clock_, first_options,
+               no_jitter_);
+  WorkerThread first_thread(first, clock_);
+  ASSERT_TRUE(first_teacher.WaitForInFlight(4)) << "the whole limit";
+
+  WorkerOptions second_options = Options();
+  second_options.name = "second";
+  Worker second(*client_, Teachers(second_teacher), clock_, second_options,
+                no_jitter_);
+  WorkerThread second_thread(second, clock_);
+  // The second worker has leased, asked for a share and been granted none.
+  ASSERT_TRUE(RunUntil([&] {
+    return coordinator_->GetJob(job.id())->counters().tasks_done() == 0 &&
+           clock_.Now() - start > milliseconds(400);
+  }));
+  for (int answered = 0; answered < 16; ++answered) {
+    ASSERT_TRUE(first_teacher.AnswerOne()) << "answer " << answered;
+  }
+  v1::Job done = WaitForEnd(job.id());
+  EXPECT_EQ(done.counters().tasks_done(), 16);
+  EXPECT_EQ(second_teacher.calls().size(), 0u) << "it had no share";
+  // Nobody waited for a heartbeat interval: the second worker's tasks went
+  // back to the first as soon as it had no share for them.
+  EXPECT_LT(clock_.Now() - start, seconds(5));
+  EXPECT_TRUE(second_thread.Stop().ok());
+  EXPECT_TRUE(first_thread.Stop().ok());
+}
+
 TEST_F(WorkerTest, StopGivesBackTasksWaitingForARetry) {
   v1::Job job = Submit(1);
   FakeTeacher teacher(clock_, [](const TeacherRequest&, int) {
