@@ -10,6 +10,7 @@
 //   batches  batch record id             -> v1::BatchRecord
 #include <algorithm>
 #include <cstring>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -32,6 +33,66 @@ const char* const kFamilyNames[] = {"default", "jobs", "prompts",
                                     "meta",    "lsh",     "scratch",
                                     "batches"};
 constexpr int kFamilyCount = 10;
+
+// v1::Answer's raw_body (types.proto), which bulk reads leave out.
+constexpr int kAnswerRawBodyField = 6;
+
+bool ReadVarint(std::string_view bytes, size_t* pos, uint64_t* v) {
+  *v = 0;
+  for (int shift = 0; shift < 64 && *pos < bytes.size(); shift += 7) {
+    const uint8_t b = static_cast<uint8_t>(bytes[(*pos)++]);
+    *v |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+// `bytes` (a serialized message) without its occurrences of the
+// length-delimited field `field`, walking the wire format: the field is
+// never copied or allocated. Points `bytes` at `scratch` only when there
+// was something to leave out. False when the bytes are not a message.
+bool WithoutField(std::string_view& bytes, int field, std::string* scratch) {
+  size_t pos = 0;
+  size_t kept_from = 0;  // start of the bytes not yet copied
+  bool cut = false;
+  while (pos < bytes.size()) {
+    const size_t start = pos;
+    uint64_t tag = 0;
+    if (!ReadVarint(bytes, &pos, &tag)) return false;
+    uint64_t n = 0;
+    switch (tag & 7) {
+      case 0:
+        if (!ReadVarint(bytes, &pos, &n)) return false;
+        break;
+      case 1:
+        pos += 8;
+        break;
+      case 2:
+        if (!ReadVarint(bytes, &pos, &n) || n > bytes.size() - pos) {
+          return false;
+        }
+        pos += n;
+        break;
+      case 5:
+        pos += 4;
+        break;
+      default:  // groups: not in Distillery's messages
+        return false;
+    }
+    if (pos > bytes.size()) return false;
+    if ((tag >> 3) == static_cast<uint64_t>(field) && (tag & 7) == 2) {
+      if (!cut) scratch->clear();
+      scratch->append(bytes.data() + kept_from, start - kept_from);
+      kept_from = pos;
+      cut = true;
+    }
+  }
+  if (cut) {
+    scratch->append(bytes.data() + kept_from, bytes.size() - kept_from);
+    bytes = *scratch;
+  }
+  return true;
+}
 
 void PutBigEndian(std::string* out, uint64_t v, int bytes) {
   for (int i = bytes - 1; i >= 0; --i) {
@@ -139,24 +200,30 @@ class RocksDbStore : public Store {
     return FromRocks(db_->Write(options, &wb), "write");
   }
 
+  // Reads `keys` of `family` in one MultiGet, parsed as Proto; a field
+  // numbered `skip_field` (a length-delimited one; 0: none) is left out
+  // without being copied.
   template <typename Proto>
   absl::StatusOr<std::vector<std::optional<Proto>>> MultiGet(
       int family, const std::vector<rocksdb::Slice>& keys, const char* what,
-      const rocksdb::ReadOptions& options) {
+      const rocksdb::ReadOptions& options, int skip_field = 0) {
     std::vector<rocksdb::PinnableSlice> values(keys.size());
     std::vector<rocksdb::Status> statuses(keys.size());
     db_->MultiGet(options, handles_[family], keys.size(),
                   keys.data(), values.data(), statuses.data());
     std::vector<std::optional<Proto>> out(keys.size());
+    std::string kept;
     for (size_t i = 0; i < keys.size(); ++i) {
       if (statuses[i].IsNotFound()) continue;
       if (!statuses[i].ok()) return FromRocks(statuses[i], what);
-      Proto p;
-      if (!p.ParseFromArray(values[i].data(),
-                            static_cast<int>(values[i].size()))) {
+      std::string_view bytes(values[i].data(), values[i].size());
+      if (skip_field > 0 && !WithoutField(bytes, skip_field, &kept)) {
         return absl::DataLossError(absl::StrCat("corrupt ", what, " record"));
       }
-      out[i] = std::move(p);
+      Proto& p = out[i].emplace();
+      if (!p.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+        return absl::DataLossError(absl::StrCat("corrupt ", what, " record"));
+      }
     }
     return out;
   }
@@ -288,7 +355,8 @@ class RocksDbStore : public Store {
     // time) than it saves, and push the hot blocks out.
     rocksdb::ReadOptions options;
     options.fill_cache = false;
-    return MultiGet<v1::Answer>(kAnswers, keys, "answer", options);
+    return MultiGet<v1::Answer>(kAnswers, keys, "answer", options,
+                                kAnswerRawBodyField);
   }
 
   absl::StatusOr<std::vector<std::optional<v1::Prompt>>> GetPrompts(

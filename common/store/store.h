@@ -90,6 +90,9 @@ class Store {
   // Several answers (and prompts of one job) in one call, in the order
   // asked; a missing one is nullopt. One RocksDB MultiGet: cheaper than a
   // Get each when the keys are spread over the store, as an export's are.
+  // The answers come without raw_body: bulk reads are an export's, and no
+  // export writes the teacher's raw response (GetAnswer has it), which is
+  // often the largest field.
   virtual absl::StatusOr<std::vector<std::optional<v1::Answer>>> GetAnswers(
       const std::vector<std::string>& request_keys) = 0;
   virtual absl::StatusOr<std::vector<std::optional<v1::Prompt>>> GetPrompts(

@@ -176,7 +176,9 @@ absl::Status ExportJobs(Store& store, const v1::ExportRequest& request,
     absl::Status inner;
     bool stopped = false;
     // One record; false (setting `inner` or `stopped`) ends the export.
-    auto export_record = [&](const v1::Task& task, const v1::Prompt& prompt,
+    // `task` and `prompt` are moved into the record (the prompt only on its
+    // last use: `shared` when the next task is another sample of it).
+    auto export_record = [&](v1::Task& task, v1::Prompt& prompt, bool shared,
                              std::optional<v1::Answer>* answer) -> bool {
       if (!filter.MatchesPrompt(prompt)) return true;
       v1::ExportRecord record;
@@ -238,14 +240,19 @@ absl::Status ExportJobs(Store& store, const v1::ExportRequest& request,
           }
         }
         // The signature is for the coordinator, and no export format
-        // writes the raw body (kept in the store for provenance): keep them
-        // off the wire, which halves an export's bytes.
+        // writes the raw body (kept in the store for provenance; bulk reads
+        // leave it out): keep them off the wire, which halves an export's
+        // bytes.
         (*answer)->clear_minhash();
         (*answer)->clear_raw_body();
         *record.mutable_answer() = std::move(**answer);
       }
-      *record.mutable_prompt() = prompt;
-      *record.mutable_task() = task;
+      if (shared) {
+        *record.mutable_prompt() = prompt;
+      } else {
+        *record.mutable_prompt() = std::move(prompt);
+      }
+      *record.mutable_task() = std::move(task);
       metrics::RecordsExported(1);
       if (!emit(std::move(record))) {
         stopped = true;
@@ -275,8 +282,11 @@ absl::Status ExportJobs(Store& store, const v1::ExportRequest& request,
         return false;
       }
       size_t p = 0, a = 0;
-      for (const v1::Task& t : batch) {
+      for (size_t i = 0; i < batch.size(); ++i) {
+        v1::Task& t = batch[i];
         while (seqs[p] != t.prompt_seq()) ++p;
+        const bool shared = i + 1 < batch.size() &&
+                            batch[i + 1].prompt_seq() == t.prompt_seq();
         if (!(*prompts)[p]) {
           inner = absl::DataLossError(absl::StrCat(
               "job ", job_id, ": prompt missing for task ", t.prompt_seq()));
@@ -285,7 +295,7 @@ absl::Status ExportJobs(Store& store, const v1::ExportRequest& request,
         std::optional<v1::Answer> none;
         std::optional<v1::Answer>* answer =
             t.state() == v1::TASK_STATE_DONE ? &(*answers)[a++] : &none;
-        if (!export_record(t, *(*prompts)[p], answer)) return false;
+        if (!export_record(t, *(*prompts)[p], shared, answer)) return false;
       }
       batch.clear();
       return true;

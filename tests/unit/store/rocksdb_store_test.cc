@@ -100,12 +100,14 @@ TEST_F(RocksDbStoreTest, EmptyStoreFindsNothing) {
   EXPECT_TRUE(Scan("job-1").empty());
 }
 
-TEST_F(RocksDbStoreTest, BatchReadsAnswerInTheOrderAskedWithGaps) {
+TEST_F(RocksDbStoreTest, BatchReadsAnswersInTheOrderAskedWithoutRawBodies) {
   StoreBatch batch;
   for (const char* key : {"rk-b", "rk-a", "rk-c"}) {
     v1::Answer answer;
     answer.set_request_key(key);
     answer.set_content(std::string("content of ") + key);
+    answer.set_raw_body(std::string("{\"raw\": \"") + key + "\"}");
+    answer.set_minhash(std::string("sig of ") + key);  // a field after it
     batch.answers.push_back(answer);
   }
   batch.AddPrompt("job-1", 0, MakePrompt("p0", "first"));
@@ -121,6 +123,11 @@ TEST_F(RocksDbStoreTest, BatchReadsAnswerInTheOrderAskedWithGaps) {
   EXPECT_FALSE((*answers)[1].has_value());
   EXPECT_EQ((*answers)[2]->content(), "content of rk-a");
   EXPECT_EQ((*answers)[3]->content(), "content of rk-c");
+  // Bulk reads (an export's) leave the raw response out, and only it.
+  EXPECT_EQ((*answers)[0]->raw_body(), "");
+  EXPECT_EQ((*answers)[0]->minhash(), "sig of rk-c");
+  EXPECT_EQ((*answers)[0]->request_key(), "rk-c");
+  EXPECT_EQ((*store_->GetAnswer("rk-c"))->raw_body(), "{\"raw\": \"rk-c\"}");
   EXPECT_TRUE(store_->GetAnswers({})->empty());
 
   absl::StatusOr<std::vector<std::optional<v1::Prompt>>> prompts =
