@@ -26,6 +26,45 @@
 namespace distillery::cli {
 namespace {
 
+// The embedded workers' way to the coordinator in the same process: its
+// methods called directly, as the gRPC service would (grpc_services.cc is
+// that thin), with no request or answer serialised and parsed back. The
+// worker sends only well-formed UTF-8 (it repairs teachers' text), which
+// is all the gRPC parse would have checked.
+class DirectCoordinatorClient : public CoordinatorClient {
+ public:
+  explicit DirectCoordinatorClient(Coordinator& coordinator)
+      : coordinator_(coordinator) {}
+
+  absl::StatusOr<v1::RegisterResponse> Register(
+      const v1::RegisterRequest& request) override {
+    return coordinator_.Register(request);
+  }
+  absl::StatusOr<v1::LeaseResponse> Lease(
+      const v1::LeaseRequest& request) override {
+    return coordinator_.Lease(request);
+  }
+  absl::StatusOr<v1::ReportResponse> Report(
+      const v1::ReportRequest& request) override {
+    return coordinator_.Report(request);
+  }
+  absl::StatusOr<v1::HeartbeatResponse> Heartbeat(
+      const v1::HeartbeatRequest& request) override {
+    return coordinator_.Heartbeat(request);
+  }
+  absl::StatusOr<v1::LeaseBatchStepResponse> LeaseBatchStep(
+      const v1::LeaseBatchStepRequest& request) override {
+    return coordinator_.LeaseBatchStep(request);
+  }
+  absl::StatusOr<v1::BatchStepReportResponse> ReportBatchStep(
+      const v1::BatchStepReport& report) override {
+    return coordinator_.ReportBatchStep(report);
+  }
+
+ private:
+  Coordinator& coordinator_;
+};
+
 double NowSeconds() {
   return std::chrono::duration<double>(
              std::chrono::steady_clock::now().time_since_epoch())
@@ -168,7 +207,8 @@ int Run(const RunOptions& options, std::ostream& out, std::ostream& err) {
   std::vector<std::unique_ptr<Worker>> workers;
   std::vector<std::thread> threads;
   for (int i = 0; i < std::max(1, options.workers); ++i) {
-    clients.push_back(MakeGrpcCoordinatorClient((*server)->address()));
+    clients.push_back(
+        std::make_unique<DirectCoordinatorClient>((*server)->coordinator()));
     WorkerOptions wo;
     wo.name = absl::StrCat("embedded-", i + 1);
     workers.push_back(std::make_unique<Worker>(
@@ -208,7 +248,29 @@ int Run(const RunOptions& options, std::ostream& out, std::ostream& err) {
   if (!job_id.empty() && !interrupted) {
     ExportOptions export_options = options.export_options;
     export_options.job_ids = {job_id};
-    export_rc = Export(*stub, export_options, out, err);
+    // Straight from the coordinator in this process: no record is
+    // serialised for gRPC and parsed back.
+    Coordinator& coordinator = (*server)->coordinator();
+    const ExportRecordSource direct =
+        [&coordinator](const v1::ExportRequest& request,
+                       const std::function<bool(v1::ExportRecord&&)>& emit,
+                       v1::ExportSummary* summary) {
+          ExportCounts counts;
+          int64_t records = 0;
+          absl::Status s = coordinator.Export(
+              request,
+              [&](v1::ExportRecord&& record) {
+                ++records;
+                return emit(std::move(record));
+              },
+              &counts);
+          summary->set_records(records);
+          summary->set_duplicates_left_out(counts.duplicates_left_out);
+          summary->set_near_duplicates_left_out(
+              counts.near_duplicates_left_out);
+          return s;
+        };
+    export_rc = Export(*stub, direct, export_options, out, err);
   }
   int64_t sent = 0;  // every attempt, retries too: what the teacher saw
   for (const auto& w : workers) sent += w->requests_sent();

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -170,6 +171,35 @@ absl::StatusOr<v1::ExportRequest> BuildExportRequest(
 
 int Export(v1::ClientService::StubInterface& stub,
            const ExportOptions& options, std::ostream& out, std::ostream& err) {
+  // The records of the coordinator's Export stream, chunk by chunk; the
+  // summary comes with the last chunk.
+  const ExportRecordSource over_grpc =
+      [&stub](const v1::ExportRequest& request,
+              const std::function<bool(v1::ExportRecord&&)>& emit,
+              v1::ExportSummary* summary) -> absl::Status {
+    grpc::ClientContext context;
+    auto reader = stub.Export(&context, request);
+    v1::ExportChunk chunk;
+    bool stopped = false;
+    while (!stopped && reader->Read(&chunk)) {
+      if (chunk.has_summary()) *summary = chunk.summary();
+      for (v1::ExportRecord& record : *chunk.mutable_records()) {
+        if (!emit(std::move(record))) {
+          stopped = true;
+          break;
+        }
+      }
+    }
+    if (stopped) context.TryCancel();
+    grpc::Status s = reader->Finish();
+    return stopped ? absl::OkStatus() : FromGrpcStatus(s);
+  };
+  return Export(stub, over_grpc, options, out, err);
+}
+
+int Export(v1::ClientService::StubInterface& stub,
+           const ExportRecordSource& source, const ExportOptions& options,
+           std::ostream& out, std::ostream& err) {
   absl::StatusOr<v1::ExportRequest> request = BuildExportRequest(options);
   if (!request.ok()) {
     err << "error: " << request.status().message() << "\n";
@@ -235,22 +265,13 @@ int Export(v1::ClientService::StubInterface& stub,
     }
     files.push_back(std::move(*file));
   }
-  grpc::ClientContext context;
-  auto reader = stub.Export(&context, *request);
-  v1::ExportChunk chunk;
+  // Records are formatted as they come and written about a megabyte at a
+  // time.
+  constexpr size_t kWriteBytes = 1 << 20;
   v1::ExportSummary summary;
   std::vector<std::string> buffers(builder.part_names().size());
   absl::Status written;
-  while (reader->Read(&chunk)) {
-    if (chunk.has_summary()) summary = chunk.summary();
-    for (std::string& b : buffers) b.clear();
-    for (v1::ExportRecord& record : *chunk.mutable_records()) {
-      if (decontaminator &&
-          !tally.Keep(*decontaminator, options.include_contaminated, &record)) {
-        continue;
-      }
-      builder.Add(record, &buffers);
-    }
+  const auto write_buffers = [&] {
     for (size_t i = 0; i < buffers.size() && written.ok(); ++i) {
       if (files.empty()) {
         out.write(buffers[i].data(),
@@ -258,13 +279,25 @@ int Export(v1::ClientService::StubInterface& stub,
       } else {
         written = files[i]->Write(buffers[i]);
       }
+      buffers[i].clear();
     }
-    if (!written.ok()) {
-      context.TryCancel();
-      break;
-    }
-  }
-  grpc::Status s = reader->Finish();
+    return written.ok();
+  };
+  absl::Status s = source(
+      *request,
+      [&](v1::ExportRecord&& record) {
+        if (decontaminator &&
+            !tally.Keep(*decontaminator, options.include_contaminated,
+                        &record)) {
+          return true;
+        }
+        builder.Add(record, &buffers);
+        size_t buffered = 0;
+        for (const std::string& b : buffers) buffered += b.size();
+        return buffered < kWriteBytes || write_buffers();
+      },
+      &summary);
+  if (written.ok()) write_buffers();
   if (files.empty()) out.flush();
   if (!written.ok()) {
     err << "error: writing the export failed: " << written.message() << "\n";

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <iosfwd>
 #include <optional>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,21 @@ absl::StatusOr<v1::ExportRequest> BuildExportRequest(
 // Exit codes: 0 ok, 1 the export or its writing failed, 2 bad options or an
 // unknown job.
 int Export(v1::ClientService::StubInterface& stub, const ExportOptions& options,
+           std::ostream& out, std::ostream& err);
+
+// Where an export's records come from: streams the records `request`
+// selects to `emit` (stopping, OK, when it returns false) and fills
+// `summary`'s counts. Over gRPC for the CLI; `distillery run` reads its
+// in-process coordinator directly, without serialising every record twice.
+using ExportRecordSource = std::function<absl::Status(
+    const v1::ExportRequest& request,
+    const std::function<bool(v1::ExportRecord&&)>& emit,
+    v1::ExportSummary* summary)>;
+
+// As above, with the records from `source` (the stub still fetches the
+// jobs, for the warnings and the card).
+int Export(v1::ClientService::StubInterface& stub,
+           const ExportRecordSource& source, const ExportOptions& options,
            std::ostream& out, std::ostream& err);
 
 }  // namespace distillery::cli
