@@ -106,14 +106,7 @@ absl::Status Worker::Run() {
         }
         retries_.clear();
         for (TeacherState& t : teachers_) {
-          while (!t.queue.empty()) {
-            Pending pending = std::move(t.queue.front());
-            t.queue.pop_front();
-            v1::TaskResult r;
-            r.set_failure(v1::FAILURE_CLASS_ABANDONED);
-            r.set_error("worker stopping");
-            Finish(pending, std::move(r));
-          }
+          GiveBackQueuedLocked(t, "worker stopping");
         }
         // Requests the drain could not wait for go back too, so that the
         // coordinator leases them again at once instead of at their

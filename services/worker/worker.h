@@ -152,10 +152,11 @@ class Worker {
   // Every task this worker holds, by lease id: queued, in flight, waiting
   // for a retry, or with a result not yet reported.
   std::vector<v1::HeldTask> HeldTasksLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Gives back (unattempted, ABANDONED with `why`) the tasks queued for `t`.
+  void GiveBackQueuedLocked(TeacherState& t, const char* why)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops the unsent tasks of leases that are no longer ours; requests in
   // flight for them are not retried.
-  // Gives back (unattempted) the tasks queued for `t`.
-  void GiveBackQueuedLocked(TeacherState& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DropRevokedLocked(const google::protobuf::RepeatedField<int64_t>& ids)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // At the end of the drain: gives back the requests still in flight.

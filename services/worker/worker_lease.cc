@@ -136,7 +136,10 @@ void Worker::HeartbeatIfDue() {
               share.tokens_limited() ? share.tokens_per_window() * per_minute
                                      : 0,
               share.max_concurrency());
-          if (StarvedLocked(t)) GiveBackQueuedLocked(t);
+          if (StarvedLocked(t)) {
+            GiveBackQueuedLocked(
+                t, "the worker has no concurrency share for this teacher yet");
+          }
         }
       }
     }
@@ -271,16 +274,16 @@ bool Worker::StarvedLocked(const TeacherState& t) const {
          !limiter.Paused();
 }
 
-void Worker::GiveBackQueuedLocked(TeacherState& t) {
+void Worker::GiveBackQueuedLocked(TeacherState& t, const char* why) {
   if (t.queue.empty()) return;
-  spdlog::debug("no concurrency share for {} yet: giving back {} tasks",
-                t.config.profile.name, t.queue.size());
+  spdlog::debug("giving back {} tasks for {}: {}", t.queue.size(),
+                t.config.profile.name, why);
   while (!t.queue.empty()) {
     Pending pending = std::move(t.queue.front());
     t.queue.pop_front();
     v1::TaskResult r;
     r.set_failure(v1::FAILURE_CLASS_ABANDONED);
-    r.set_error("the worker has no concurrency share for this teacher yet");
+    r.set_error(why);
     Finish(pending, std::move(r));
   }
 }

@@ -108,14 +108,22 @@ class WorkerTest : public ::testing::Test {
     sim.rpm = 0;
     sim.tpm = 0;
     sim.max_concurrency = 0;
+    sim.max_attempts = 5;
     CoordinatorOptions options;
     options.heartbeat_interval = milliseconds(50);
+    UseProfile(sim, options);
+  }
+
+  // (Re)starts the coordinator on the same store with `profile` as its only
+  // teacher, which the workers then use too.
+  void UseProfile(const TeacherProfile& profile,
+                  const CoordinatorOptions& options) {
     coordinator_ = std::make_unique<Coordinator>(
-        *store_, std::vector<TeacherProfile>{sim}, coordinator_clock_, options);
+        *store_, std::vector<TeacherProfile>{profile}, coordinator_clock_,
+        options);
     ASSERT_TRUE(coordinator_->Recover().ok());
     client_ = std::make_unique<InProcessClient>(*coordinator_, &clock_);
-    profile_ = sim;
-    profile_.max_attempts = 5;
+    profile_ = profile;
   }
 
   WorkerOptions Options() const {
@@ -460,12 +468,7 @@ TEST_F(WorkerTest, WithNoLimitKnownSendsUpToItsCapAtOnce) {
   unknown.tpm = -1;
   CoordinatorOptions options;
   options.heartbeat_interval = milliseconds(50);
-  coordinator_ = std::make_unique<Coordinator>(
-      *store_, std::vector<TeacherProfile>{unknown}, coordinator_clock_,
-      options);
-  ASSERT_TRUE(coordinator_->Recover().ok());
-  client_ = std::make_unique<InProcessClient>(*coordinator_, &clock_);
-  profile_ = unknown;
+  UseProfile(unknown, options);
   max_in_flight_ = 64;
   v1::Job job = Submit(100);
   FakeTeacher teacher(
@@ -501,12 +504,7 @@ TEST_F(WorkerTest, AWorkerGrantedNoConcurrencyGivesItsTasksBack) {
   capped.max_concurrency = 4;
   CoordinatorOptions options;
   options.heartbeat_interval = seconds(5);  // within the 6 s share ttl
-  coordinator_ = std::make_unique<Coordinator>(
-      *store_, std::vector<TeacherProfile>{capped}, coordinator_clock_,
-      options);
-  ASSERT_TRUE(coordinator_->Recover().ok());
-  client_ = std::make_unique<InProcessClient>(*coordinator_, &clock_);
-  profile_ = capped;
+  UseProfile(capped, options);
   max_in_flight_ = 4;
   v1::Job job = Submit(16);
   auto answer = [](const TeacherRequest& r, int) {
