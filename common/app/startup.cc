@@ -1,7 +1,10 @@
 #include "common/app/startup.h"
 
+#include <malloc.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cstdlib>
 #include <iostream>
 #include <thread>
 
@@ -30,6 +33,12 @@ rlim_t RaiseOpenFileLimit(rlim_t wanted) {
     if (setrlimit(RLIMIT_NOFILE, &files) != 0) getrlimit(RLIMIT_NOFILE, &files);
   }
   return files.rlim_cur;
+}
+
+void ReturnLargeAllocationsToTheKernel() {
+  if (std::getenv("MALLOC_MMAP_THRESHOLD_") != nullptr) return;
+  // A fixed threshold also turns glibc's dynamic one off.
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 }
 
 void AddLoggingFlags(CLI::App& app, LoggingFlags* flags) {

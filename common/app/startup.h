@@ -49,6 +49,15 @@ void OnTerminationSignal(std::function<void(int signal)> on_signal);
 // cannot be read). RLIM_INFINITY: as far as the hard limit allows.
 rlim_t RaiseOpenFileLimit(rlim_t wanted);
 
+// Has glibc's malloc serve every allocation of 256 KB or more with its own
+// mapping, returned to the kernel when freed, unless the environment sets
+// MALLOC_MMAP_THRESHOLD_ itself. glibc's default raises that threshold as
+// large blocks are freed, after which RocksDB's memtable arenas and large
+// gRPC messages come from the heap, whose freed memory is seldom returned:
+// the coordinator's peak grew by 100-200 MB that way, more on one run than
+// the next (bench/results.md, row 6). Call first thing in main().
+void ReturnLargeAllocationsToTheKernel();
+
 // --log-level and --log-format on `app`, defaults "info" and "text".
 struct LoggingFlags {
   std::string level = "info";

@@ -5,7 +5,10 @@
 //
 // Keys: tasks are ordered by (job, prompt sequence, sample), which is the
 // submission order exports follow; answers are keyed by request key, which
-// makes the answer store also the pay-once cache.
+// makes the answer store also the pay-once cache. An answer committed for a
+// task is also kept under that task's key, as exports write it (without its
+// raw body or signature), so that an export reads answers in key order
+// instead of at random (GetTaskAnswers).
 #ifndef DISTILLERY_COMMON_STORE_STORE_H_
 #define DISTILLERY_COMMON_STORE_STORE_H_
 
@@ -14,12 +17,22 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "distillery/v1/types.pb.h"
 
 namespace distillery {
+
+// An answer of a StoreBatch, also stored under the key of the task it was
+// committed for.
+struct TaskAnswerRef {
+  std::string job_id;
+  int64_t prompt_seq = 0;
+  int32_t sample = 0;
+  size_t answer = 0;  // index in StoreBatch::answers
+};
 
 // A set of writes applied all together or not at all.
 struct StoreBatch {
@@ -28,6 +41,7 @@ struct StoreBatch {
   std::vector<std::pair<std::string, int64_t>> prompt_keys;
   std::vector<v1::Task> tasks;
   std::vector<v1::Answer> answers;  // keyed by answer.request_key()
+  std::vector<TaskAnswerRef> task_answers;
   // (content hash, request key of the first answer with that content)
   std::vector<std::pair<std::string, std::string>> content;
   // (LSH band key, request key of the first answer in that bucket)
@@ -44,7 +58,8 @@ struct StoreBatch {
   }
   bool empty() const {
     return jobs.empty() && prompts.empty() && tasks.empty() &&
-           answers.empty() && content.empty() && lsh.empty() &&
+           answers.empty() && task_answers.empty() && content.empty() &&
+           lsh.empty() &&
            scratch.empty() && batches.empty();
   }
 };
@@ -54,6 +69,8 @@ struct StoreStats {
   int64_t sst_bytes = -1;               // on-disk table files, all families
   int64_t live_data_bytes = -1;         // estimate of the live data
   int64_t memtable_bytes = -1;          // in-memory write buffers
+  int64_t block_cache_bytes = -1;       // the block cache's use (one cache)
+  int64_t table_readers_bytes = -1;     // open tables' memory outside it
   int64_t pending_compaction_bytes = -1;
   int64_t delayed_write_rate = -1;      // bytes/s while writes are slowed, else 0
   int64_t write_stopped = -1;           // 1 while writes are stopped
@@ -71,8 +88,8 @@ class Store {
       const std::string& job_id) = 0;
   // Every job, in id order.
   virtual absl::StatusOr<std::vector<v1::Job>> ListJobs() = 0;
-  // Removes a job with all its prompts and tasks (answers stay: other jobs
-  // may share them).
+  // Removes a job with all its prompts and tasks, and its tasks' copies of
+  // their answers (the answers stay: other jobs may share them).
   virtual absl::Status DeleteJob(const std::string& job_id) = 0;
 
   virtual absl::StatusOr<std::optional<v1::Prompt>> GetPrompt(
@@ -95,6 +112,15 @@ class Store {
   // often the largest field.
   virtual absl::StatusOr<std::vector<std::optional<v1::Answer>>> GetAnswers(
       const std::vector<std::string>& request_keys) = 0;
+  // The answers committed for tasks (job_id, seq, sample) of one job, as
+  // exports write them (no raw_body, no minhash), in the order asked; a
+  // task whose answer was not committed for it (a cache hit, or data
+  // written before this copy existed) is nullopt: read it by request key.
+  // The tasks should be asked in key order, as a scan gives them: the reads
+  // are then sequential.
+  virtual absl::StatusOr<std::vector<std::optional<v1::Answer>>>
+  GetTaskAnswers(const std::string& job_id,
+                 const std::vector<std::pair<int64_t, int32_t>>& tasks) = 0;
   virtual absl::StatusOr<std::vector<std::optional<v1::Prompt>>> GetPrompts(
       const std::string& job_id, const std::vector<int64_t>& seqs) = 0;
   virtual absl::StatusOr<bool> HasAnswer(const std::string& request_key) = 0;

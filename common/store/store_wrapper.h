@@ -51,6 +51,11 @@ class StoreWrapper : public Store {
       const std::vector<std::string>& request_keys) override {
     return target_.GetAnswers(request_keys);
   }
+  absl::StatusOr<std::vector<std::optional<v1::Answer>>> GetTaskAnswers(
+      const std::string& job_id,
+      const std::vector<std::pair<int64_t, int32_t>>& tasks) override {
+    return target_.GetTaskAnswers(job_id, tasks);
+  }
   absl::StatusOr<std::vector<std::optional<v1::Prompt>>> GetPrompts(
       const std::string& job_id, const std::vector<int64_t>& seqs) override {
     return target_.GetPrompts(job_id, seqs);

@@ -530,6 +530,8 @@ int Main(int argc, char** argv) {
 }
 
 int main(int argc, char** argv) {
+  // `run` holds a coordinator, and an export's chunks are large.
+  distillery::ReturnLargeAllocationsToTheKernel();
   // The last resort: whatever a command failed to handle is a one-line
   // error, never an abort with a core dump.
   try {

@@ -51,6 +51,7 @@ absl::StatusOr<bool> AnswerIndex::Answered(const std::string& request_key,
 }
 
 absl::StatusOr<AnswerIndex::Kind> AnswerIndex::Add(v1::Answer answer,
+                                                   const v1::Task& task,
                                                    PendingAnswers* pending) {
   const std::string key = answer.request_key();
   const std::string hash = AnswerContentHash(DedupText(answer));
@@ -75,8 +76,11 @@ absl::StatusOr<AnswerIndex::Kind> AnswerIndex::Add(v1::Answer answer,
     }
     if (!answer.near_duplicate_of().empty()) kind = Kind::kNearDuplicate;
   }
-  pending->answers.emplace(key, pending->batch->answers.size());
+  const size_t index = pending->batch->answers.size();
+  pending->answers.emplace(key, index);
   pending->batch->answers.push_back(std::move(answer));
+  pending->batch->task_answers.push_back(
+      {task.job_id(), task.prompt_seq(), task.sample(), index});
   return kind;
 }
 

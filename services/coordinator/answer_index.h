@@ -45,8 +45,10 @@ class AnswerIndex {
     kNearDuplicate,  // near_duplicate_of is set; stored in full
   };
   // Adds the new `answer` (its request_key set) to `pending`, marked as it
-  // relates to earlier answers.
-  absl::StatusOr<Kind> Add(v1::Answer answer, PendingAnswers* pending);
+  // relates to earlier answers, and also under the key of `task`, the task
+  // it answers (where exports read it, in task order).
+  absl::StatusOr<Kind> Add(v1::Answer answer, const v1::Task& task,
+                           PendingAnswers* pending);
 
  private:
   // Signs `answer`, marks it near_duplicate_of an earlier answer it shares a

@@ -339,7 +339,8 @@ absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,
       answer.set_worker(worker_name);
       if (answer.received_ms() == 0) answer.set_received_ms(clock_.WallMillis());
       ASSIGN_OR_RETURN(const AnswerIndex::Kind kind,
-                       answer_index_.Add(std::move(answer), &commit->answers));
+                       answer_index_.Add(std::move(answer), task,
+                                         &commit->answers));
       if (kind == AnswerIndex::Kind::kDuplicate) {
         task.set_duplicate(true);
         c->set_duplicate_answers(c->duplicate_answers() + 1);

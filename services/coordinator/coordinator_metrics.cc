@@ -184,6 +184,13 @@ std::vector<Family> CoordinatorFamilies(const CoordinatorSnapshot& snapshot,
             "RocksDB's estimate of its live data", store.live_data_bytes);
   add_store("distillery_rocksdb_memtable_bytes",
             "RocksDB's in-memory write buffers", store.memtable_bytes);
+  add_store("distillery_rocksdb_block_cache_bytes",
+            "RocksDB's block cache use (table blocks, and the memtables "
+            "charged to it)",
+            store.block_cache_bytes);
+  add_store("distillery_rocksdb_table_readers_bytes",
+            "Memory RocksDB's open table files hold outside the block cache",
+            store.table_readers_bytes);
   add_store("distillery_rocksdb_pending_compaction_bytes",
             "Bytes RocksDB estimates compaction must rewrite",
             store.pending_compaction_bytes);

@@ -261,25 +261,57 @@ absl::Status ExportJobs(Store& store, const v1::ExportRequest& request,
       return true;
     };
     // Tasks are read in order and handled in batches, so that their prompts
-    // and answers come from one MultiGet each instead of a read per record
-    // (answers are keyed by request key: an export's reads are random).
+    // and answers come from one MultiGet each instead of a read per record.
+    // An answer is read from the copy kept under its task's key, in the
+    // order of the scan; by request key (a random read: answers are keyed
+    // by hash) when there is no copy, as for a cache hit, or when the
+    // near-duplicate filter needs the stored signatures, which the copies
+    // leave out.
+    const bool read_copies = !near_dups;
     std::vector<v1::Task> batch;
     auto flush = [&]() -> bool {
       std::vector<int64_t> seqs;
-      std::vector<std::string> keys;
+      std::vector<std::pair<int64_t, int32_t>> done;
       for (const v1::Task& t : batch) {
         if (seqs.empty() || seqs.back() != t.prompt_seq()) {
           seqs.push_back(t.prompt_seq());
         }
-        if (t.state() == v1::TASK_STATE_DONE) keys.push_back(t.request_key());
+        if (t.state() == v1::TASK_STATE_DONE) {
+          done.emplace_back(t.prompt_seq(), t.sample());
+        }
       }
       absl::StatusOr<std::vector<std::optional<v1::Prompt>>> prompts =
           store.GetPrompts(job_id, seqs);
       absl::StatusOr<std::vector<std::optional<v1::Answer>>> answers =
-          store.GetAnswers(keys);
+          read_copies ? store.GetTaskAnswers(job_id, done)
+                      : std::vector<std::optional<v1::Answer>>(done.size());
       if (!prompts.ok() || !answers.ok()) {
         inner = prompts.ok() ? answers.status() : prompts.status();
         return false;
+      }
+      // The tasks whose copy is missing, or is of an earlier answer (the
+      // task was asked again and answered from the cache).
+      std::vector<size_t> missing;
+      std::vector<std::string> keys;
+      for (size_t i = 0, a = 0; i < batch.size(); ++i) {
+        if (batch[i].state() != v1::TASK_STATE_DONE) continue;
+        const std::optional<v1::Answer>& copy = (*answers)[a];
+        if (!copy || copy->request_key() != batch[i].request_key()) {
+          missing.push_back(a);
+          keys.push_back(batch[i].request_key());
+        }
+        ++a;
+      }
+      if (!keys.empty()) {
+        absl::StatusOr<std::vector<std::optional<v1::Answer>>> by_key =
+            store.GetAnswers(keys);
+        if (!by_key.ok()) {
+          inner = by_key.status();
+          return false;
+        }
+        for (size_t m = 0; m < missing.size(); ++m) {
+          (*answers)[missing[m]] = std::move((*by_key)[m]);
+        }
       }
       size_t p = 0, a = 0;
       for (size_t i = 0; i < batch.size(); ++i) {

@@ -11,6 +11,7 @@
 #include "services/coordinator/coordinator_server.h"
 
 int main(int argc, char** argv) {
+  distillery::ReturnLargeAllocationsToTheKernel();
   distillery::BlockTerminationSignals();
   CLI::App app{"Distillery coordinator: owns jobs, leases and answers"};
   // Every option's help shows its default.

@@ -15,6 +15,7 @@
 #include "services/worker/worker.h"
 
 int main(int argc, char** argv) {
+  distillery::ReturnLargeAllocationsToTheKernel();
   distillery::BlockTerminationSignals();
   CLI::App app{"Distillery worker: leases tasks and calls teachers"};
   // Every option's help shows its default.

@@ -162,6 +162,8 @@ TEST(CoordinatorMetricsTest, RocksDbStoreReportsItsProperties) {
   const StoreStats stats = (*store)->Stats();
   EXPECT_GE(stats.sst_bytes, 0);
   EXPECT_GT(stats.memtable_bytes, 0);
+  EXPECT_GE(stats.table_readers_bytes, 0);
+  EXPECT_GE(stats.block_cache_bytes, 0);
   EXPECT_EQ(stats.write_stopped, 0);
   EXPECT_EQ(stats.delayed_write_rate, 0);
   EXPECT_GE(stats.estimated_keys, 1);

@@ -13,6 +13,7 @@
 
 #include "common/base/clock.h"
 #include "common/store/store.h"
+#include "common/store/store_wrapper.h"
 #include "services/coordinator/coordinator.h"
 
 namespace distillery {
@@ -47,6 +48,26 @@ struct Reply {
   bool fail = false;
 };
 
+// Counts the answers read by request key; with `copies` off it is a store
+// written before answers were also kept under their tasks' keys.
+class CountingStore : public StoreWrapper {
+ public:
+  using StoreWrapper::StoreWrapper;
+  absl::StatusOr<std::vector<std::optional<v1::Answer>>> GetAnswers(
+      const std::vector<std::string>& request_keys) override {
+    read_by_key += static_cast<int>(request_keys.size());
+    return StoreWrapper::GetAnswers(request_keys);
+  }
+  absl::StatusOr<std::vector<std::optional<v1::Answer>>> GetTaskAnswers(
+      const std::string& job_id,
+      const std::vector<std::pair<int64_t, int32_t>>& tasks) override {
+    if (!copies) return std::vector<std::optional<v1::Answer>>(tasks.size());
+    return StoreWrapper::GetTaskAnswers(job_id, tasks);
+  }
+  int read_by_key = 0;
+  bool copies = true;
+};
+
 class CoordinatorExportTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -59,18 +80,21 @@ class CoordinatorExportTest : public ::testing::Test {
   }
   void TearDown() override {
     coordinator_.reset();
+    counting_.reset();
     store_.reset();
     std::filesystem::remove_all(dir_);
   }
 
   void Open(CoordinatorOptions options = {}) {
     coordinator_.reset();
+    counting_.reset();
     store_.reset();
     store_ = std::move(*OpenRocksDbStore(dir_));
+    counting_ = std::make_unique<CountingStore>(*store_);
     TeacherProfile sim;
     sim.name = "sim";
     coordinator_ = std::make_unique<Coordinator>(
-        *store_, std::vector<TeacherProfile>{sim}, clock_, options);
+        *counting_, std::vector<TeacherProfile>{sim}, clock_, options);
     ASSERT_TRUE(coordinator_->Recover().ok());
   }
 
@@ -154,8 +178,66 @@ class CoordinatorExportTest : public ::testing::Test {
   std::string dir_;
   FakeClock clock_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<CountingStore> counting_;
   std::unique_ptr<Coordinator> coordinator_;
 };
+
+// An export reads each answer from the copy kept under its task's key (in
+// task order); by request key only for a task with no copy of its own: a
+// cache hit, a task answered again from the cache, or a store written
+// before the copies.
+TEST_F(CoordinatorExportTest, ReadsAnswersInTaskOrderAndByKeyWithoutACopy) {
+  std::vector<Reply> replies;
+  for (int i = 0; i < 7; ++i) replies.push_back({"answer " + std::to_string(i)});
+  std::vector<std::string> first_lines = Prompts(5, "p");
+  const std::string first = Harvest(first_lines, replies);
+  std::vector<std::string> second_lines = Prompts(7, "p");  // 5 cache hits
+  const std::string second = Harvest(second_lines, replies);
+  ASSERT_EQ(coordinator_->GetJob(second)->counters().cache_hits(), 5);
+  auto contents = [](const std::vector<v1::ExportRecord>& records) {
+    std::vector<std::string> out;
+    for (const v1::ExportRecord& r : records) {
+      EXPECT_TRUE(r.answer().raw_body().empty());
+      EXPECT_TRUE(r.answer().minhash().empty());
+      out.push_back(r.answer().content());
+    }
+    return out;
+  };
+  const std::vector<std::string> all = {"answer 0", "answer 1", "answer 2",
+                                        "answer 3", "answer 4", "answer 5",
+                                        "answer 6"};
+  v1::ExportRequest request;
+  request.add_job_ids(first);
+  EXPECT_EQ(contents(Export(request)),
+            std::vector<std::string>(all.begin(), all.begin() + 5));
+  EXPECT_EQ(counting_->read_by_key, 0) << "every answer from its task's copy";
+
+  v1::ExportRequest both;
+  both.add_job_ids(second);
+  both.set_include_duplicates(true);
+  EXPECT_EQ(contents(Export(both)), all);
+  EXPECT_EQ(counting_->read_by_key, 5) << "the cache hits, by key";
+
+  // A copy of an earlier answer (its task was asked again and answered from
+  // the cache under another key) is not taken for the task's answer.
+  StoreBatch stale;
+  v1::Answer other;
+  other.set_request_key("another request");
+  other.set_content("an earlier answer");
+  stale.answers.push_back(other);
+  stale.task_answers.push_back({first, 3, 0, 0});
+  ASSERT_TRUE(store_->Apply(stale).ok());
+  counting_->read_by_key = 0;
+  EXPECT_EQ(contents(Export(request)),
+            std::vector<std::string>(all.begin(), all.begin() + 5));
+  EXPECT_EQ(counting_->read_by_key, 1);
+
+  // A store without copies exports the same.
+  counting_->copies = false;
+  counting_->read_by_key = 0;
+  EXPECT_EQ(contents(Export(both)), all);
+  EXPECT_EQ(counting_->read_by_key, 7);
+}
 
 TEST_F(CoordinatorExportTest, NearDuplicatesAreCountedAtCommitAndClustered) {
   const std::string job = Harvest(

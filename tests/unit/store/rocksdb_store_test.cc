@@ -140,6 +140,57 @@ TEST_F(RocksDbStoreTest, BatchReadsAnswersInTheOrderAskedWithoutRawBodies) {
   EXPECT_FALSE((*store_->GetPrompts("job-2", {0}))[0].has_value());
 }
 
+// An answer committed for a task is also kept under the task's key, as an
+// export writes it: read in task order, without the raw body or signature.
+TEST_F(RocksDbStoreTest, KeepsACopyOfEachAnswerUnderItsTask) {
+  StoreBatch batch;
+  for (int seq = 0; seq < 3; ++seq) {
+    v1::Answer answer;
+    answer.set_request_key("rk-" + std::to_string(seq));
+    answer.set_content("content " + std::to_string(seq));
+    answer.set_reasoning("trace " + std::to_string(seq));
+    answer.set_raw_body("{\"raw\": true}");
+    answer.set_minhash("signature");
+    answer.set_cost_usd(0.5);  // a field after both
+    batch.answers.push_back(answer);
+    // seq 1 has no copy: its task was a cache hit.
+    if (seq != 1) batch.task_answers.push_back({"job-1", seq, 2, batch.answers.size() - 1});
+  }
+  ASSERT_TRUE(store_->Apply(batch).ok());
+  Reopen();
+
+  absl::StatusOr<std::vector<std::optional<v1::Answer>>> copies =
+      store_->GetTaskAnswers("job-1", {{0, 2}, {1, 2}, {2, 2}, {2, 3}});
+  ASSERT_TRUE(copies.ok()) << copies.status();
+  ASSERT_EQ(copies->size(), 4u);
+  ASSERT_TRUE((*copies)[0].has_value());
+  EXPECT_EQ((*copies)[0]->request_key(), "rk-0");
+  EXPECT_EQ((*copies)[0]->content(), "content 0");
+  EXPECT_EQ((*copies)[0]->reasoning(), "trace 0");
+  EXPECT_EQ((*copies)[0]->cost_usd(), 0.5);
+  EXPECT_EQ((*copies)[0]->raw_body(), "");
+  EXPECT_EQ((*copies)[0]->minhash(), "");
+  EXPECT_FALSE((*copies)[1].has_value());
+  EXPECT_EQ((*copies)[2]->content(), "content 2");
+  EXPECT_FALSE((*copies)[3].has_value()) << "another sample";
+  // Asked out of order, the answers still come in the order asked.
+  copies = store_->GetTaskAnswers("job-1", {{2, 2}, {0, 2}});
+  ASSERT_TRUE(copies.ok()) << copies.status();
+  EXPECT_EQ((*copies)[0]->request_key(), "rk-2");
+  EXPECT_EQ((*copies)[1]->request_key(), "rk-0");
+  // The answer itself is whole.
+  EXPECT_EQ((*store_->GetAnswer("rk-0"))->raw_body(), "{\"raw\": true}");
+  EXPECT_FALSE((*store_->GetTaskAnswers("job-2", {{0, 2}}))[0].has_value());
+
+  // A reference to no answer of the batch is refused, and nothing written.
+  StoreBatch bad;
+  bad.tasks.push_back(MakeTask("job-3", 0, 0));
+  bad.task_answers.push_back({"job-3", 0, 0, 0});
+  absl::Status refused = store_->Apply(bad);
+  EXPECT_TRUE(absl::IsInvalidArgument(refused)) << refused;
+  EXPECT_FALSE(store_->GetTask("job-3", 0, 0)->has_value());
+}
+
 TEST_F(RocksDbStoreTest, ApplyWritesEveryKindOfRecord) {
   StoreBatch batch;
   batch.jobs.push_back(MakeJob("job-1"));
@@ -307,10 +358,15 @@ TEST_F(RocksDbStoreTest, DeleteJobRemovesOnlyThatJob) {
   v1::Answer answer;
   answer.set_request_key("job-1/0/0");
   batch.answers.push_back(answer);
+  batch.task_answers.push_back({"job-1", 0, 0, 0});
+  batch.task_answers.push_back({"job-10", 0, 0, 0});
   batch.content.emplace_back("hash", "job-1/0/0");
   ASSERT_TRUE(store_->Apply(batch).ok());
 
   ASSERT_TRUE(store_->DeleteJob("job-1").ok());
+  EXPECT_FALSE((*store_->GetTaskAnswers("job-1", {{0, 0}}))[0].has_value())
+      << "its tasks' copies go with it";
+  EXPECT_TRUE((*store_->GetTaskAnswers("job-10", {{0, 0}}))[0].has_value());
 
   EXPECT_FALSE(store_->GetJob("job-1")->has_value());
   for (int seq = 0; seq < 3; ++seq) {
