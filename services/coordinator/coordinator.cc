@@ -282,6 +282,28 @@ absl::StatusOr<v1::Job> Coordinator::WaitForJobChange(
   }
 }
 
+absl::StatusOr<v1::Job> Coordinator::WaitForJobToSettle(
+    const std::string& job_id, Duration max_wait) {
+  absl::MutexLock lock(&mu_);
+  const TimePoint deadline = clock_.Now() + max_wait;
+  while (true) {
+    auto it = jobs_.find(job_id);
+    if (it == jobs_.end()) {
+      return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
+    }
+    if (IsSettledForNow(it->second.job.state())) {
+      return JobViewLocked(it->second);
+    }
+    const uint64_t seen = version_;
+    auto changed = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return version_ != seen;
+    };
+    if (!clock_.AwaitWithDeadline(&mu_, absl::Condition(&changed), deadline)) {
+      return JobViewLocked(it->second);
+    }
+  }
+}
+
 void Coordinator::ChangedLocked() { ++version_; }
 
 absl::Status Coordinator::StoreJobLocked(JobRuntime& rt, v1::Job job) {

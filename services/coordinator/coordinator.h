@@ -180,6 +180,12 @@ class Coordinator {
   absl::StatusOr<v1::Job> WaitForJobChange(const std::string& job_id,
                                            const v1::Job& last_seen,
                                            Duration max_wait);
+  // Waits until the job is settled for now (IsSettledForNow: ended, or
+  // paused for a human) or `max_wait` passes, then returns the job as it
+  // is. A watch paces its updates with it: the one that settles the job is
+  // not held back.
+  absl::StatusOr<v1::Job> WaitForJobToSettle(const std::string& job_id,
+                                             Duration max_wait);
   // Streams the records of the requested jobs, job by job in the order
   // given, each in submission order (prompt, then sample), keeping those that
   // pass the request's filters. Unless include_duplicates, a stored answer

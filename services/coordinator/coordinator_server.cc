@@ -143,7 +143,6 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   client_options.max_concurrent_submissions =
       options.max_concurrent_submissions;
   client_options.max_chunk_bytes = batch_budget;
-  client_options.clock = options.clock;
   self->client_service_ = std::make_unique<ClientServiceImpl>(
       *self->coordinator_, std::move(client_options));
   self->worker_service_ = std::make_unique<WorkerServiceImpl>(

@@ -132,10 +132,14 @@ grpc::Status ClientServiceImpl::WatchJob(grpc::ServerContext* context,
       if (!writer->Write(*job)) break;
       // A paused job waits for a human: the watch ends there too.
       if (IsSettledForNow(job->state())) break;
-      // At most a few updates a second, however fast answers commit.
-      options_.clock->SleepFor(kWatchPacing);
-      job = coordinator.WaitForJobChange(request->job_id(), *job,
-                                         options_.watch_refresh);
+      // At most a few updates a second, however fast answers commit; but
+      // the one that settles the job goes out as soon as it happens.
+      const v1::Job written = *job;
+      job = coordinator.WaitForJobToSettle(request->job_id(), kWatchPacing);
+      if (job.ok() && !IsSettledForNow(job->state())) {
+        job = coordinator.WaitForJobChange(request->job_id(), written,
+                                           options_.watch_refresh);
+      }
       if (!job.ok()) return ToGrpcStatus(job.status());
     }
     return grpc::Status::OK;

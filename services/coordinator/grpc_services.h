@@ -63,9 +63,9 @@ struct ClientServiceOptions {
   // Records of one export chunk, in bytes (BatchBudgetBytes of the message
   // limit), as well as in count.
   size_t max_chunk_bytes = BatchBudgetBytes(kDefaultMaxMessageBytes);
-  // Paces watches (at most a few updates a second); not owned.
-  Clock* clock = &RealClock::Get();
   // How long a watch waits for a change before it sends the job again.
+  // Watches are paced (at most a few updates a second) on the
+  // coordinator's clock.
   Duration watch_refresh = std::chrono::seconds(5);
 };
 

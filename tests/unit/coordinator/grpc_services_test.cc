@@ -67,7 +67,6 @@ class GrpcServicesTest : public ::testing::Test {
              const std::string& worker_token = "") {
     ClientServiceOptions options;
     options.token = client_token;
-    options.clock = &clock_;
     client_service_ =
         std::make_unique<ClientServiceImpl>(*coordinator_, options);
     worker_service_ =
@@ -213,8 +212,66 @@ TEST_F(GrpcServicesTest, WatchEndsWhenTheJobSettles) {
   }
   EXPECT_EQ(seen.state(), v1::JOB_STATE_CANCELLED);
   EXPECT_TRUE(reader->Finish().ok());
-  // Updates were paced on the service's clock (200 ms per update).
-  EXPECT_GE(clock_.Now() - start, std::chrono::milliseconds(200));
+  // The update that settles the job is not held back by the pacing: the
+  // clock never moved.
+  EXPECT_EQ(clock_.Now(), start);
+}
+
+// Updates are paced (200 ms, on the coordinator's clock); the one that
+// settles the job goes out at once.
+TEST_F(GrpcServicesTest, WatchPacesUpdatesButNotTheOneThatSettlesTheJob) {
+  Serve();
+  v1::Job job = Submit(2);
+  const TimePoint start = clock_.Now();
+  grpc::ClientContext context;
+  v1::WatchJobRequest request;
+  request.set_job_id(job.id());
+  auto reader = client_->WatchJob(&context, request);
+  v1::Job seen;
+  ASSERT_TRUE(reader->Read(&seen));
+  ASSERT_EQ(seen.counters().tasks_done(), 0);
+  ASSERT_TRUE(clock_.WaitForWaiters(1)) << "the watch waits, paced";
+
+  // One task answered: the job changes but does not settle.
+  const int64_t awaits = clock_.awaits_started();
+  v1::RegisterRequest reg;
+  reg.set_name("w");
+  reg.add_teachers("sim");
+  const std::string worker = coordinator_->Register(reg).worker_id();
+  v1::LeaseRequest lease;
+  lease.set_worker_id(worker);
+  lease.set_max_tasks(1);
+  lease.add_teachers("sim");
+  absl::StatusOr<v1::LeaseResponse> leased = coordinator_->Lease(lease);
+  ASSERT_TRUE(leased.ok() && leased->tasks_size() == 1);
+  const v1::LeasedTask& t = leased->tasks(0);
+  v1::ReportRequest report;
+  report.set_worker_id(worker);
+  v1::TaskResult* result = report.add_results();
+  result->set_job_id(t.job_id());
+  result->set_prompt_seq(t.prompt_seq());
+  result->set_sample(t.sample());
+  result->set_request_key(t.request_key());
+  result->set_lease_id(t.lease_id());
+  result->set_attempts(1);
+  result->mutable_answer()->set_content("an answer");
+  result->mutable_answer()->set_finish_reason("stop");
+  ASSERT_TRUE(coordinator_->Report(report).ok());
+  // The watch saw the change and went back to waiting out its pacing.
+  ASSERT_TRUE(clock_.WaitForNextAwait(awaits));
+  clock_.Advance(std::chrono::milliseconds(200));
+  ASSERT_TRUE(reader->Read(&seen));
+  EXPECT_EQ(seen.counters().tasks_done(), 1);
+  EXPECT_EQ(seen.state(), v1::JOB_STATE_RUNNING);
+
+  ASSERT_TRUE(clock_.WaitForWaiters(1));
+  ASSERT_TRUE(coordinator_->CancelJob(job.id()).ok());
+  ASSERT_TRUE(reader->Read(&seen));
+  EXPECT_EQ(seen.state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_FALSE(reader->Read(&seen));
+  EXPECT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(clock_.Now() - start, std::chrono::milliseconds(200))
+      << "one pacing, for the update that did not settle the job";
 }
 
 TEST_F(GrpcServicesTest, WatchOfAnUnknownJobIsNotFound) {
