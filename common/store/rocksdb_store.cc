@@ -181,17 +181,18 @@ class RocksDbStore : public Store {
       wb.Put(handles_[kTasks],
              TaskKey(task.job_id(), task.prompt_seq(), task.sample()), value);
     }
-    for (const v1::Answer& answer : batch.answers) {
-      answer.SerializeToString(&value);
-      wb.Put(handles_[kAnswers], answer.request_key(), value);
+    // Each answer is serialised once, for its own key and its task's copy.
+    std::vector<std::string> answers(batch.answers.size());
+    for (size_t i = 0; i < batch.answers.size(); ++i) {
+      batch.answers[i].SerializeToString(&answers[i]);
+      wb.Put(handles_[kAnswers], batch.answers[i].request_key(), answers[i]);
     }
     std::string without_body, without_both;
     for (const TaskAnswerRef& ref : batch.task_answers) {
-      if (ref.answer >= batch.answers.size()) {
+      if (ref.answer >= answers.size()) {
         return absl::InvalidArgumentError("task answer refers to no answer");
       }
-      batch.answers[ref.answer].SerializeToString(&value);
-      std::string_view copy(value);
+      std::string_view copy(answers[ref.answer]);
       if (!WithoutField(copy, kAnswerRawBodyField, &without_body) ||
           !WithoutField(copy, kAnswerMinhashField, &without_both)) {
         return absl::InternalError("answer serialised to a non-message");

@@ -261,6 +261,22 @@ absl::StatusOr<v1::Job> Coordinator::RetryJob(const std::string& job_id) {
 
 absl::StatusOr<v1::Job> Coordinator::WaitForJobChange(
     const std::string& job_id, const v1::Job& last_seen, Duration max_wait) {
+  return WaitForJob(job_id, max_wait, [&last_seen](const v1::Job& view) {
+    return !google::protobuf::util::MessageDifferencer::Equals(view,
+                                                               last_seen);
+  });
+}
+
+absl::StatusOr<v1::Job> Coordinator::WaitForJobToSettle(
+    const std::string& job_id, Duration max_wait) {
+  return WaitForJob(job_id, max_wait, [](const v1::Job& view) {
+    return IsSettledForNow(view.state());
+  });
+}
+
+absl::StatusOr<v1::Job> Coordinator::WaitForJob(
+    const std::string& job_id, Duration max_wait,
+    const std::function<bool(const v1::Job& view)>& done) {
   absl::MutexLock lock(&mu_);
   const TimePoint deadline = clock_.Now() + max_wait;
   while (true) {
@@ -269,37 +285,13 @@ absl::StatusOr<v1::Job> Coordinator::WaitForJobChange(
       return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
     }
     v1::Job view = JobViewLocked(it->second);
-    if (!google::protobuf::util::MessageDifferencer::Equals(view, last_seen)) {
-      return view;
-    }
+    if (done(view)) return view;
     const uint64_t seen = version_;
     auto changed = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return version_ != seen;
     };
     if (!clock_.AwaitWithDeadline(&mu_, absl::Condition(&changed), deadline)) {
       return view;
-    }
-  }
-}
-
-absl::StatusOr<v1::Job> Coordinator::WaitForJobToSettle(
-    const std::string& job_id, Duration max_wait) {
-  absl::MutexLock lock(&mu_);
-  const TimePoint deadline = clock_.Now() + max_wait;
-  while (true) {
-    auto it = jobs_.find(job_id);
-    if (it == jobs_.end()) {
-      return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
-    }
-    if (IsSettledForNow(it->second.job.state())) {
-      return JobViewLocked(it->second);
-    }
-    const uint64_t seen = version_;
-    auto changed = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return version_ != seen;
-    };
-    if (!clock_.AwaitWithDeadline(&mu_, absl::Condition(&changed), deadline)) {
-      return JobViewLocked(it->second);
     }
   }
 }

@@ -453,6 +453,13 @@ class Coordinator {
   // Restores the lease table a graceful stop saved; false when none was.
   absl::StatusOr<bool> RestoreLeasesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // Waits until `done` holds for the job's view, or `max_wait` passes, then
+  // returns the view (WaitForJobChange, WaitForJobToSettle).
+  absl::StatusOr<v1::Job> WaitForJob(
+      const std::string& job_id, Duration max_wait,
+      const std::function<bool(const v1::Job& view)>& done)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   Store& store_;
   const std::vector<TeacherProfile> teachers_;
   Clock& clock_;
