@@ -34,6 +34,11 @@ class ExportFilter {
   bool MatchesJob(const v1::JobSpec& spec) const;
   bool MatchesPrompt(const v1::Prompt& prompt) const;
   bool MatchesAnswer(const v1::Answer& answer) const;
+  // Whether MatchesPrompt reads the prompt, and MatchesAnswer the answer's
+  // text (it always reads its finish reason and usage): a caller holding
+  // them serialised parses only what is read.
+  bool FiltersPrompts() const { return !metadata_.empty(); }
+  bool ReadsAnswerContent() const { return min_chars_ > 0 || max_chars_ > 0; }
 
  private:
   ExportFilter() = default;

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/store/store.h"
+#include "common/store/wire_fields.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
@@ -40,63 +41,6 @@ constexpr int kFamilyCount = 11;
 // export-order copies leave out.
 constexpr int kAnswerRawBodyField = 6;
 constexpr int kAnswerMinhashField = 17;
-
-bool ReadVarint(std::string_view bytes, size_t* pos, uint64_t* v) {
-  *v = 0;
-  for (int shift = 0; shift < 64 && *pos < bytes.size(); shift += 7) {
-    const uint8_t b = static_cast<uint8_t>(bytes[(*pos)++]);
-    *v |= static_cast<uint64_t>(b & 0x7f) << shift;
-    if ((b & 0x80) == 0) return true;
-  }
-  return false;
-}
-
-// `bytes` (a serialized message) without its occurrences of the
-// length-delimited field `field`, walking the wire format: the field is
-// never copied or allocated. Points `bytes` at `scratch` only when there
-// was something to leave out. False when the bytes are not a message.
-bool WithoutField(std::string_view& bytes, int field, std::string* scratch) {
-  size_t pos = 0;
-  size_t kept_from = 0;  // start of the bytes not yet copied
-  bool cut = false;
-  while (pos < bytes.size()) {
-    const size_t start = pos;
-    uint64_t tag = 0;
-    if (!ReadVarint(bytes, &pos, &tag)) return false;
-    uint64_t n = 0;
-    switch (tag & 7) {
-      case 0:
-        if (!ReadVarint(bytes, &pos, &n)) return false;
-        break;
-      case 1:
-        pos += 8;
-        break;
-      case 2:
-        if (!ReadVarint(bytes, &pos, &n) || n > bytes.size() - pos) {
-          return false;
-        }
-        pos += n;
-        break;
-      case 5:
-        pos += 4;
-        break;
-      default:  // groups: not in Distillery's messages
-        return false;
-    }
-    if (pos > bytes.size()) return false;
-    if ((tag >> 3) == static_cast<uint64_t>(field) && (tag & 7) == 2) {
-      if (!cut) scratch->clear();
-      scratch->append(bytes.data() + kept_from, start - kept_from);
-      kept_from = pos;
-      cut = true;
-    }
-  }
-  if (cut) {
-    scratch->append(bytes.data() + kept_from, bytes.size() - kept_from);
-    bytes = *scratch;
-  }
-  return true;
-}
 
 void PutBigEndian(std::string* out, uint64_t v, int bytes) {
   for (int i = bytes - 1; i >= 0; --i) {
@@ -227,12 +171,11 @@ class RocksDbStore : public Store {
   template <typename Proto>
   absl::StatusOr<std::vector<std::optional<Proto>>> MultiGet(
       int family, const std::vector<rocksdb::Slice>& keys, const char* what,
-      const rocksdb::ReadOptions& options, int skip_field = 0,
-      bool sorted = false) {
+      const rocksdb::ReadOptions& options, int skip_field = 0) {
     std::vector<rocksdb::PinnableSlice> values(keys.size());
     std::vector<rocksdb::Status> statuses(keys.size());
     db_->MultiGet(options, handles_[family], keys.size(),
-                  keys.data(), values.data(), statuses.data(), sorted);
+                  keys.data(), values.data(), statuses.data());
     std::vector<std::optional<Proto>> out(keys.size());
     std::string kept;
     for (size_t i = 0; i < keys.size(); ++i) {
@@ -382,18 +325,58 @@ class RocksDbStore : public Store {
                                 kAnswerRawBodyField);
   }
 
-  absl::StatusOr<std::vector<std::optional<v1::Answer>>> GetTaskAnswers(
+  absl::Status ScanTaskRecords(
       const std::string& job_id,
-      const std::vector<std::pair<int64_t, int32_t>>& tasks) override {
-    std::vector<std::string> owned;
-    owned.reserve(tasks.size());
-    for (const auto& [seq, sample] : tasks) {
-      owned.push_back(TaskKey(job_id, seq, sample));
+      const std::function<bool(const StoredTask&)>& fn) override {
+    const std::string prefix = JobPrefix(job_id);
+    std::string upper = job_id;
+    upper.push_back('\1');
+    rocksdb::Slice upper_slice(upper);
+    rocksdb::ReadOptions options;
+    options.iterate_upper_bound = &upper_slice;
+    // One pass, each block read once: caching the blocks would only push
+    // the hot ones out.
+    options.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> tasks(
+        db_->NewIterator(options, handles_[kTasks]));
+    std::unique_ptr<rocksdb::Iterator> prompts(
+        db_->NewIterator(options, handles_[kPrompts]));
+    std::unique_ptr<rocksdb::Iterator> answers(
+        db_->NewIterator(options, handles_[kTaskAnswers]));
+    prompts->Seek(prefix);
+    answers->Seek(prefix);
+    // Moves `it` to `key`, or past it: the value there when it is `key`'s.
+    auto value_at = [](rocksdb::Iterator& it, const rocksdb::Slice& key)
+        -> std::optional<std::string_view> {
+      while (it.Valid() && it.key().compare(key) < 0) it.Next();
+      if (!it.Valid() || it.key() != key) return std::nullopt;
+      return std::string_view(it.value().data(), it.value().size());
+    };
+    v1::Task task;
+    for (tasks->Seek(prefix); tasks->Valid(); tasks->Next()) {
+      const rocksdb::Slice value = tasks->value();
+      if (!task.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+        return absl::DataLossError(
+            absl::StrCat("corrupt task record in job ", job_id));
+      }
+      const rocksdb::Slice key = tasks->key();  // the prompt's key + sample
+      if (key.size() != prefix.size() + 12) {
+        return absl::DataLossError(
+            absl::StrCat("corrupt task key in job ", job_id));
+      }
+      const rocksdb::Slice prompt_key(key.data(), key.size() - 4);
+      StoredTask stored{task, std::string_view(value.data(), value.size()),
+                        value_at(*prompts, prompt_key),
+                        value_at(*answers, key)};
+      if (!prompts->status().ok()) {
+        return FromRocks(prompts->status(), "scan prompts");
+      }
+      if (!answers->status().ok()) {
+        return FromRocks(answers->status(), "scan task answers");
+      }
+      if (!fn(stored)) return absl::OkStatus();
     }
-    const bool sorted = std::is_sorted(owned.begin(), owned.end());
-    std::vector<rocksdb::Slice> keys(owned.begin(), owned.end());
-    return MultiGet<v1::Answer>(kTaskAnswers, keys, "task answer",
-                                rocksdb::ReadOptions(), 0, sorted);
+    return FromRocks(tasks->status(), "scan tasks");
   }
 
   absl::StatusOr<std::vector<std::optional<v1::Prompt>>> GetPrompts(

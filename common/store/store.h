@@ -8,7 +8,7 @@
 // makes the answer store also the pay-once cache. An answer committed for a
 // task is also kept under that task's key, as exports write it (without its
 // raw body or signature), so that an export reads answers in key order
-// instead of at random (GetTaskAnswers).
+// instead of at random (ScanTaskRecords).
 #ifndef DISTILLERY_COMMON_STORE_STORE_H_
 #define DISTILLERY_COMMON_STORE_STORE_H_
 
@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -62,6 +63,16 @@ struct StoreBatch {
            lsh.empty() &&
            scratch.empty() && batches.empty();
   }
+};
+
+// A task as ScanTaskRecords gives it: parsed, and as stored, with the stored
+// bytes of its prompt and of its answer's copy. The views are valid during
+// the call only.
+struct StoredTask {
+  const v1::Task& task;
+  std::string_view task_bytes;             // a serialised v1::Task
+  std::optional<std::string_view> prompt;  // a serialised v1::Prompt
+  std::optional<std::string_view> answer;  // a serialised v1::Answer
 };
 
 // A few figures about the storage engine, for metrics. -1: unknown.
@@ -112,15 +123,17 @@ class Store {
   // often the largest field.
   virtual absl::StatusOr<std::vector<std::optional<v1::Answer>>> GetAnswers(
       const std::vector<std::string>& request_keys) = 0;
-  // The answers committed for tasks (job_id, seq, sample) of one job, as
-  // exports write them (no raw_body, no minhash), in the order asked; a
-  // task whose answer was not committed for it (a cache hit, or data
-  // written before this copy existed) is nullopt: read it by request key.
-  // The tasks should be asked in key order, as a scan gives them: the reads
-  // are then sequential.
-  virtual absl::StatusOr<std::vector<std::optional<v1::Answer>>>
-  GetTaskAnswers(const std::string& job_id,
-                 const std::vector<std::pair<int64_t, int32_t>>& tasks) = 0;
+  // Calls `fn` on the job's tasks in order, each with the stored bytes of
+  // its prompt and of the answer committed for it (the copy kept under the
+  // task's key, as exports write it: no raw_body, no minhash), until `fn`
+  // returns false or the tasks end. One pass over the three families in key
+  // order: what an export reads, each block once, nothing parsed but the
+  // task. A task whose answer was not committed for it (a cache hit, or
+  // data written before the copies existed) has no answer bytes: read it by
+  // request key.
+  virtual absl::Status ScanTaskRecords(
+      const std::string& job_id,
+      const std::function<bool(const StoredTask&)>& fn) = 0;
   virtual absl::StatusOr<std::vector<std::optional<v1::Prompt>>> GetPrompts(
       const std::string& job_id, const std::vector<int64_t>& seqs) = 0;
   virtual absl::StatusOr<bool> HasAnswer(const std::string& request_key) = 0;

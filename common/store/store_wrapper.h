@@ -51,10 +51,10 @@ class StoreWrapper : public Store {
       const std::vector<std::string>& request_keys) override {
     return target_.GetAnswers(request_keys);
   }
-  absl::StatusOr<std::vector<std::optional<v1::Answer>>> GetTaskAnswers(
+  absl::Status ScanTaskRecords(
       const std::string& job_id,
-      const std::vector<std::pair<int64_t, int32_t>>& tasks) override {
-    return target_.GetTaskAnswers(job_id, tasks);
+      const std::function<bool(const StoredTask&)>& fn) override {
+    return target_.ScanTaskRecords(job_id, fn);
   }
   absl::StatusOr<std::vector<std::optional<v1::Prompt>>> GetPrompts(
       const std::string& job_id, const std::vector<int64_t>& seqs) override {

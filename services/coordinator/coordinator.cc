@@ -347,6 +347,24 @@ absl::Status Coordinator::Export(
     const v1::ExportRequest& request,
     const std::function<bool(v1::ExportRecord&&)>& emit,
     ExportCounts* counts) {
+  absl::Status corrupt;
+  absl::Status s = ExportBytes(
+      request,
+      [&](const ExportRecordBytes& bytes) {
+        absl::StatusOr<v1::ExportRecord> record = bytes.Parse();
+        if (!record.ok()) {
+          corrupt = record.status();
+          return false;
+        }
+        return emit(std::move(*record));
+      },
+      counts);
+  return s.ok() ? corrupt : s;
+}
+
+absl::Status Coordinator::ExportBytes(const v1::ExportRequest& request,
+                                      const ExportEmit& emit,
+                                      ExportCounts* counts) {
   if (request.job_ids().empty()) {
     return absl::InvalidArgumentError("export: no job given");
   }

@@ -194,7 +194,12 @@ class Coordinator {
   // Memory does not grow with the number of records: near-duplicate removal
   // and the repeat check keep their keys in the store's scratch space. Stops
   // early, OK, when `emit` returns false. `counts` (when given) says what
-  // the checks left out.
+  // the checks left out. The records go out as the store's bytes: the
+  // gRPC stream sends them as they are.
+  absl::Status ExportBytes(const v1::ExportRequest& request,
+                           const ExportEmit& emit,
+                           ExportCounts* counts = nullptr);
+  // The same, each record parsed: for callers that read the fields.
   absl::Status Export(const v1::ExportRequest& request,
                       const std::function<bool(v1::ExportRecord&&)>& emit,
                       ExportCounts* counts = nullptr);

@@ -10,6 +10,7 @@
 #include "common/dedup/keys.h"
 #include "common/dedup/minhash.h"
 #include "common/metrics/metrics.h"
+#include "common/store/wire_fields.h"
 
 namespace distillery {
 namespace {
@@ -144,10 +145,102 @@ class NearDupFilter {
 
 }  // namespace
 
+void ExportRecordBytes::AppendTo(std::string* out) const {
+  out->reserve(out->size() + ByteSize());
+  AppendLengthDelimited(v1::ExportRecord::kJobIdFieldNumber, job_id, out);
+  AppendLengthDelimited(v1::ExportRecord::kPromptFieldNumber, prompt, out);
+  AppendLengthDelimited(v1::ExportRecord::kTaskFieldNumber, task, out);
+  if (answer) {
+    AppendLengthDelimited(v1::ExportRecord::kAnswerFieldNumber, *answer, out);
+  }
+}
+
+size_t ExportRecordBytes::ByteSize() const {
+  return LengthDelimitedSize(v1::ExportRecord::kJobIdFieldNumber,
+                             job_id.size()) +
+         LengthDelimitedSize(v1::ExportRecord::kPromptFieldNumber,
+                             prompt.size()) +
+         LengthDelimitedSize(v1::ExportRecord::kTaskFieldNumber, task.size()) +
+         (answer ? LengthDelimitedSize(v1::ExportRecord::kAnswerFieldNumber,
+                                       answer->size())
+                 : 0);
+}
+
+absl::StatusOr<v1::ExportRecord> ExportRecordBytes::Parse() const {
+  v1::ExportRecord record;
+  record.set_job_id(std::string(job_id));
+  const auto parse = [](std::string_view bytes,
+                        google::protobuf::MessageLite* message) {
+    return message->ParseFromArray(bytes.data(),
+                                   static_cast<int>(bytes.size()));
+  };
+  if (!parse(prompt, record.mutable_prompt()) ||
+      !parse(task, record.mutable_task()) ||
+      (answer && !parse(*answer, record.mutable_answer()))) {
+    return absl::DataLossError(
+        absl::StrCat("job ", std::string(job_id), ": a corrupt record in the store"));
+  }
+  return record;
+}
+
+namespace {
+
+// A task an export keeps, with copies of its stored bytes (a scan's views
+// end with its call). Slots are reused from batch to batch, so their
+// buffers are allocated once, not per record.
+struct KeptTask {
+  v1::TaskState state = v1::TASK_STATE_UNSPECIFIED;
+  v1::VerifyState verify_state = v1::VERIFY_STATE_UNCHECKED;
+  int64_t prompt_seq = 0;
+  int32_t sample = 0;
+  std::string request_key;
+  std::string task;
+  std::string prompt;
+  bool has_prompt = false;
+  std::string answer;  // the copy's bytes, or the answer read by key's
+  bool has_answer = false;
+  // Read by request key (no copy, a stale copy, or near-duplicates on):
+  // the answer parsed, with its signature.
+  std::optional<v1::Answer> by_key;
+
+  void Set(const StoredTask& stored) {
+    const v1::Task& t = stored.task;
+    state = t.state();
+    verify_state = t.verify_state();
+    prompt_seq = t.prompt_seq();
+    sample = t.sample();
+    request_key.assign(t.request_key());
+    task.assign(stored.task_bytes);
+    has_prompt = stored.prompt.has_value();
+    if (has_prompt) prompt.assign(*stored.prompt);
+    has_answer = stored.answer.has_value();
+    if (has_answer) answer.assign(*stored.answer);
+    by_key.reset();
+  }
+};
+
+// A vector of KeptTask whose slots outlive clear().
+class KeptTasks {
+ public:
+  KeptTask& Add() {
+    if (size_ == slots_.size()) slots_.emplace_back();
+    return slots_[size_++];
+  }
+  KeptTask& operator[](size_t i) { return slots_[i]; }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  void clear() { size_ = 0; }
+
+ private:
+  std::vector<KeptTask> slots_;
+  size_t size_ = 0;
+};
+
+}  // namespace
+
 absl::Status ExportJobs(Store& store, const v1::ExportRequest& request,
                         const std::vector<v1::Job>& jobs,
-                        const std::function<bool(v1::ExportRecord&&)>& emit,
-                        ExportCounts* counts) {
+                        const ExportEmit& emit, ExportCounts* counts) {
   ExportCounts ignored;
   if (counts == nullptr) counts = &ignored;
   ASSIGN_OR_RETURN(ExportFilter filter, ExportFilter::Create(request));
@@ -170,55 +263,107 @@ absl::Status ExportJobs(Store& store, const v1::ExportRequest& request,
   }
   const bool want_done = !request.failed_only();
   const bool want_failed = request.failed_only() || request.include_failed();
+  // What the filters read of an answer: a message of these fields only,
+  // cut from the stored bytes (the content only when a length bound needs
+  // it), so the text is never parsed to decide.
+  const bool content_filtered = filter.ReadsAnswerContent();
+  v1::Answer facts;
+  std::string facts_bytes;
+  v1::Prompt prompt_fields;
+  std::string serialised;  // an answer read by key, as it goes out
   for (const v1::Job& job : jobs) {
     if (!filter.MatchesJob(job.spec())) continue;
     const std::string& job_id = job.id();
     absl::Status inner;
     bool stopped = false;
+    const auto corrupt = [&](const KeptTask& t, const char* what) {
+      inner = absl::DataLossError(absl::StrCat("job ", job_id, ": the ", what,
+                                               " of task ", t.prompt_seq, "/",
+                                               t.sample, " does not parse"));
+      return false;
+    };
     // One record; false (setting `inner` or `stopped`) ends the export.
-    // `task` and `prompt` are moved into the record (the prompt only on its
-    // last use: `shared` when the next task is another sample of it).
-    auto export_record = [&](v1::Task& task, v1::Prompt& prompt, bool shared,
-                             std::optional<v1::Answer>* answer) -> bool {
-      if (!filter.MatchesPrompt(prompt)) return true;
-      v1::ExportRecord record;
-      record.set_job_id(job_id);
-      if (task.state() == v1::TASK_STATE_DONE) {
-        if (!*answer) {
+    auto export_record = [&](KeptTask& t) -> bool {
+      if (!t.has_prompt) {
+        inner = absl::DataLossError(absl::StrCat(
+            "job ", job_id, ": prompt missing for task ", t.prompt_seq));
+        return false;
+      }
+      if (filter.FiltersPrompts()) {
+        if (!prompt_fields.ParseFromString(t.prompt)) {
+          return corrupt(t, "prompt");
+        }
+        if (!filter.MatchesPrompt(prompt_fields)) return true;
+      }
+      ExportRecordBytes record{job_id, t.task, t.prompt, std::nullopt};
+      if (t.state == v1::TASK_STATE_DONE) {
+        if (!t.has_answer && !t.by_key) {
           inner = absl::DataLossError(
               absl::StrCat("job ", job_id, ": answer missing for ",
-                           HexKey(task.request_key())));
+                           HexKey(t.request_key)));
           return false;
         }
-        if (!(*answer)->duplicate_of().empty()) {
+        // The answer the filters judge: the one read by key, or the
+        // copy's few fields they read.
+        const v1::Answer* judged = t.by_key ? &*t.by_key : &facts;
+        if (!t.by_key) {
+          facts_bytes.clear();
+          const bool cut =
+              content_filtered
+                  ? SelectFields(t.answer,
+                                 {v1::Answer::kFinishReasonFieldNumber,
+                                  v1::Answer::kUsageFieldNumber,
+                                  v1::Answer::kDuplicateOfFieldNumber,
+                                  v1::Answer::kContentFieldNumber},
+                                 &facts_bytes)
+                  : SelectFields(t.answer,
+                                 {v1::Answer::kFinishReasonFieldNumber,
+                                  v1::Answer::kUsageFieldNumber,
+                                  v1::Answer::kDuplicateOfFieldNumber},
+                                 &facts_bytes);
+          if (!cut || !facts.ParseFromString(facts_bytes)) {
+            return corrupt(t, "answer");
+          }
+        }
+        // An identical answer's record carries the first answer's text:
+        // parsed, filled in and serialised again (only with
+        // include_duplicates; without, it is left out).
+        std::optional<v1::Answer> filled;
+        if (!judged->duplicate_of().empty()) {
           if (!request.include_duplicates()) {
             ++counts->duplicates_left_out;
             return true;
           }
-          // The text is the first answer's: without it the record would be
-          // a duplicate with no content, so a failed or empty read ends the
-          // export with the error instead.
+          filled.emplace();
+          if (t.by_key) {
+            *filled = *t.by_key;
+          } else if (!filled->ParseFromString(t.answer)) {
+            return corrupt(t, "answer");
+          }
+          // Without the text the record would be a duplicate with no
+          // content, so a failed or empty read ends the export instead.
           absl::StatusOr<std::optional<v1::Answer>> first =
-              store.GetAnswer((*answer)->duplicate_of());
+              store.GetAnswer(filled->duplicate_of());
           if (!first.ok() || !*first) {
             metrics::StoreError("export");
             inner = !first.ok()
                         ? first.status()
                         : absl::DataLossError(absl::StrCat(
                               "job ", job_id, ": the answer ",
-                              HexKey(task.request_key()), " repeats ",
-                              HexKey((*answer)->duplicate_of()),
+                              HexKey(t.request_key), " repeats ",
+                              HexKey(filled->duplicate_of()),
                               ", which is missing"));
             return false;
           }
-          (*answer)->set_content((*first)->content());
-          (*answer)->set_reasoning((*first)->reasoning());
-          (*answer)->set_reasoning_blocks((*first)->reasoning_blocks());
-          (*answer)->set_minhash((*first)->minhash());
+          filled->set_content((*first)->content());
+          filled->set_reasoning((*first)->reasoning());
+          filled->set_reasoning_blocks((*first)->reasoning_blocks());
+          filled->set_minhash((*first)->minhash());
+          judged = &*filled;
         }
-        if (!filter.MatchesAnswer(**answer)) return true;
+        if (!filter.MatchesAnswer(*judged)) return true;
         if (repeats) {
-          absl::StatusOr<bool> first = repeats->FirstTime(task.request_key());
+          absl::StatusOr<bool> first = repeats->FirstTime(t.request_key);
           if (!first.ok()) {
             inner = first.status();
             return false;
@@ -229,7 +374,7 @@ absl::Status ExportJobs(Store& store, const v1::ExportRequest& request,
           }
         }
         if (near_dups) {
-          absl::StatusOr<bool> admit = near_dups->Admit(**answer);
+          absl::StatusOr<bool> admit = near_dups->Admit(*judged);
           if (!admit.ok()) {
             inner = admit.status();
             return false;
@@ -239,68 +384,54 @@ absl::Status ExportJobs(Store& store, const v1::ExportRequest& request,
             return true;
           }
         }
-        // The signature is for the coordinator, and no export format
-        // writes the raw body (kept in the store for provenance; bulk reads
-        // leave it out): keep them off the wire, which halves an export's
-        // bytes.
-        (*answer)->clear_minhash();
-        (*answer)->clear_raw_body();
-        *record.mutable_answer() = std::move(**answer);
+        record.answer = t.answer;
+        if (filled || t.by_key) {
+          // The signature is for the coordinator, and no export format
+          // writes the raw body (kept in the store for provenance): off the
+          // wire, which halves an export's bytes. The copies have neither.
+          v1::Answer& out = filled ? *filled : *t.by_key;
+          out.clear_minhash();
+          out.clear_raw_body();
+          out.SerializeToString(&serialised);
+          record.answer = serialised;
+        }
       }
-      if (shared) {
-        *record.mutable_prompt() = prompt;
-      } else {
-        *record.mutable_prompt() = std::move(prompt);
-      }
-      *record.mutable_task() = std::move(task);
       metrics::RecordsExported(1);
-      if (!emit(std::move(record))) {
+      if (!emit(record)) {
         stopped = true;
         return false;
       }
       return true;
     };
-    // Tasks are read in order and handled in batches, so that their prompts
-    // and answers come from one MultiGet each instead of a read per record.
-    // An answer is read from the copy kept under its task's key, in the
-    // order of the scan; by request key (a random read: answers are keyed
-    // by hash) when there is no copy, as for a cache hit, or when the
-    // near-duplicate filter needs the stored signatures, which the copies
-    // leave out.
+    // Tasks come in order with their prompts and their answers' copies, in
+    // one pass (Store::ScanTaskRecords), and are handled in batches: the
+    // answers without a copy (a cache hit, data older than the copies, a
+    // copy of an earlier answer) are read by request key, a random read,
+    // in one MultiGet a batch. With near-duplicates on, every answer is
+    // read by key, for the stored signatures the copies leave out.
     const bool read_copies = !near_dups;
-    std::vector<v1::Task> batch;
+    KeptTasks batch;
     auto flush = [&]() -> bool {
-      std::vector<int64_t> seqs;
-      std::vector<std::pair<int64_t, int32_t>> done;
-      for (const v1::Task& t : batch) {
-        if (seqs.empty() || seqs.back() != t.prompt_seq()) {
-          seqs.push_back(t.prompt_seq());
-        }
-        if (t.state() == v1::TASK_STATE_DONE) {
-          done.emplace_back(t.prompt_seq(), t.sample());
-        }
-      }
-      absl::StatusOr<std::vector<std::optional<v1::Prompt>>> prompts =
-          store.GetPrompts(job_id, seqs);
-      absl::StatusOr<std::vector<std::optional<v1::Answer>>> answers =
-          read_copies ? store.GetTaskAnswers(job_id, done)
-                      : std::vector<std::optional<v1::Answer>>(done.size());
-      if (!prompts.ok() || !answers.ok()) {
-        inner = prompts.ok() ? answers.status() : prompts.status();
-        return false;
-      }
-      // The tasks whose copy is missing, or is of an earlier answer (the
-      // task was asked again and answered from the cache).
       std::vector<size_t> missing;
       std::vector<std::string> keys;
-      for (size_t i = 0, a = 0; i < batch.size(); ++i) {
-        if (batch[i].state() != v1::TASK_STATE_DONE) continue;
-        const std::optional<v1::Answer>& copy = (*answers)[a];
-        if (!copy || copy->request_key() != batch[i].request_key()) {
-          missing.push_back(a);
-          keys.push_back(batch[i].request_key());
+      for (size_t i = 0; i < batch.size(); ++i) {
+        KeptTask& t = batch[i];
+        if (t.state != v1::TASK_STATE_DONE) continue;
+        bool stale = !read_copies || !t.has_answer;
+        if (!stale) {
+          std::string_view copy_of;
+          if (!LastLengthDelimited(t.answer,
+                                   v1::Answer::kRequestKeyFieldNumber,
+                                   &copy_of)) {
+            return corrupt(t, "answer");
+          }
+          stale = copy_of != t.request_key;
         }
-        ++a;
+        if (stale) {
+          t.has_answer = false;
+          missing.push_back(i);
+          keys.push_back(t.request_key);
+        }
       }
       if (!keys.empty()) {
         absl::StatusOr<std::vector<std::optional<v1::Answer>>> by_key =
@@ -310,37 +441,25 @@ absl::Status ExportJobs(Store& store, const v1::ExportRequest& request,
           return false;
         }
         for (size_t m = 0; m < missing.size(); ++m) {
-          (*answers)[missing[m]] = std::move((*by_key)[m]);
+          batch[missing[m]].by_key = std::move((*by_key)[m]);
         }
       }
-      size_t p = 0, a = 0;
       for (size_t i = 0; i < batch.size(); ++i) {
-        v1::Task& t = batch[i];
-        while (seqs[p] != t.prompt_seq()) ++p;
-        const bool shared = i + 1 < batch.size() &&
-                            batch[i + 1].prompt_seq() == t.prompt_seq();
-        if (!(*prompts)[p]) {
-          inner = absl::DataLossError(absl::StrCat(
-              "job ", job_id, ": prompt missing for task ", t.prompt_seq()));
-          return false;
-        }
-        std::optional<v1::Answer> none;
-        std::optional<v1::Answer>* answer =
-            t.state() == v1::TASK_STATE_DONE ? &(*answers)[a++] : &none;
-        if (!export_record(t, *(*prompts)[p], shared, answer)) return false;
+        if (!export_record(batch[i])) return false;
       }
       batch.clear();
       return true;
     };
-    auto keep_task = [&](const v1::Task& task) -> bool {
-      const bool done = task.state() == v1::TASK_STATE_DONE;
-      const bool failed = task.state() == v1::TASK_STATE_FAILED;
-      if (!(done && want_done) && !(failed && want_failed)) return true;
-      if (done && request.verified_only() &&
-          task.verify_state() != v1::VERIFY_STATE_VERIFIED) {
-        return true;
-      }
-      batch.push_back(task);
+    auto wanted = [&](v1::TaskState state, v1::VerifyState verify) {
+      const bool done = state == v1::TASK_STATE_DONE;
+      const bool failed = state == v1::TASK_STATE_FAILED;
+      if (!(done && want_done) && !(failed && want_failed)) return false;
+      return !(done && request.verified_only() &&
+               verify != v1::VERIFY_STATE_VERIFIED);
+    };
+    auto keep_task = [&](const StoredTask& stored) -> bool {
+      if (!wanted(stored.task.state(), stored.task.verify_state())) return true;
+      batch.Add().Set(stored);
       return batch.size() < kExportReadBatch || flush();
     };
     // The pass-rate filters judge a prompt by all its samples, which are
@@ -348,14 +467,15 @@ absl::Status ExportJobs(Store& store, const v1::ExportRequest& request,
     // prompt starts (at most max_samples of them).
     const bool by_pass_rate =
         request.has_min_pass_rate() || request.has_max_pass_rate();
-    std::vector<v1::Task> prompt_tasks;
+    KeptTasks prompt_tasks;
     auto release_prompt = [&]() -> bool {
       int answered = 0;
       int verified = 0;
-      for (const v1::Task& t : prompt_tasks) {
-        if (t.state() != v1::TASK_STATE_DONE) continue;
+      for (size_t i = 0; i < prompt_tasks.size(); ++i) {
+        const KeptTask& t = prompt_tasks[i];
+        if (t.state != v1::TASK_STATE_DONE) continue;
         ++answered;
-        verified += t.verify_state() == v1::VERIFY_STATE_VERIFIED;
+        verified += t.verify_state == v1::VERIFY_STATE_VERIFIED;
       }
       const double rate =
           answered > 0 ? static_cast<double>(verified) / answered : 0.0;
@@ -363,24 +483,26 @@ absl::Status ExportJobs(Store& store, const v1::ExportRequest& request,
           answered > 0 &&
           (!request.has_min_pass_rate() || rate >= request.min_pass_rate()) &&
           (!request.has_max_pass_rate() || rate <= request.max_pass_rate());
-      bool go_on = true;
-      for (const v1::Task& t : prompt_tasks) {
-        if (kept && go_on) go_on = keep_task(t);
+      for (size_t i = 0; kept && i < prompt_tasks.size(); ++i) {
+        KeptTask& t = prompt_tasks[i];
+        if (!wanted(t.state, t.verify_state)) continue;
+        std::swap(batch.Add(), t);
+        if (batch.size() >= kExportReadBatch && !flush()) return false;
       }
       prompt_tasks.clear();
-      return go_on;
+      return true;
     };
-    auto export_task = [&](const v1::Task& task) -> bool {
-      if (!by_pass_rate) return keep_task(task);
+    auto export_task = [&](const StoredTask& stored) -> bool {
+      if (!by_pass_rate) return keep_task(stored);
       if (!prompt_tasks.empty() &&
-          prompt_tasks.front().prompt_seq() != task.prompt_seq() &&
+          prompt_tasks[0].prompt_seq != stored.task.prompt_seq() &&
           !release_prompt()) {
         return false;
       }
-      prompt_tasks.push_back(task);
+      prompt_tasks.Add().Set(stored);
       return true;
     };
-    RETURN_IF_ERROR(store.ScanTasks(job_id, 0, 0, export_task));
+    RETURN_IF_ERROR(store.ScanTaskRecords(job_id, export_task));
     if (inner.ok() && !stopped && !prompt_tasks.empty()) release_prompt();
     if (inner.ok() && !stopped && !batch.empty()) flush();
     RETURN_IF_ERROR(inner);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/unknown_field_set.h"
 #include "common/metrics/metrics.h"
 
 namespace distillery {
@@ -220,49 +221,64 @@ grpc::Status ClientServiceImpl::Export(
       return true;
     };
     const auto flush = [&] { return chunk_records == 0 || write(); };
-    const auto too_large = [&](const v1::ExportRecord& record, size_t bytes) {
+    const auto too_large = [&](const ExportRecordBytes& record, size_t bytes) {
+      v1::Task task;
+      task.ParseFromArray(record.task.data(),
+                          static_cast<int>(record.task.size()));
       failed = grpc::Status(
           grpc::StatusCode::RESOURCE_EXHAUSTED,
-          absl::StrCat("export: the record of job ", record.job_id(),
-                       " prompt ", record.task().prompt_seq(), " sample ",
-                       record.task().sample(), " is ", bytes,
+          absl::StrCat("export: the record of job ", std::string(record.job_id),
+                       " prompt ", task.prompt_seq(), " sample ",
+                       task.sample(), " is ", bytes,
                        " bytes, more than one message may hold (",
                        options_.max_chunk_bytes,
                        "); raise the coordinator's --max-message-mb"));
       return false;
     };
     ExportCounts counts;
-    absl::Status s = coordinator.Export(
+    absl::Status s = coordinator.ExportBytes(
         *request,
-        [&](v1::ExportRecord&& record) {
+        [&](const ExportRecordBytes& bytes) {
           ++records;
           if (builder) {
-            const int i = builder->PartOf(record);
-            const size_t mark = parts[i].size();
-            builder->Append(record, i, &parts[i]);
-            const size_t bytes = parts[i].size() - mark;
-            if (bytes > options_.max_chunk_bytes) {
-              return too_large(record, bytes);
-            }
-            if (chunk_records > 0 &&
-                chunk_bytes + bytes > options_.max_chunk_bytes) {
-              // The line goes in the next chunk.
-              std::string line = parts[i].substr(mark);
-              parts[i].resize(mark);
-              if (!write()) return false;
-              parts[i] = std::move(line);
-            }
-            chunk_bytes += bytes;
-          } else {
-            const size_t bytes = RepeatedEntryBytes(record.ByteSizeLong());
-            if (bytes > options_.max_chunk_bytes) {
-              return too_large(record, bytes);
-            }
-            if (chunk_bytes + bytes > options_.max_chunk_bytes && !flush()) {
+            absl::StatusOr<v1::ExportRecord> record = bytes.Parse();
+            if (!record.ok()) {
+              failed = ToGrpcStatus(record.status());
               return false;
             }
-            *chunk.add_records() = std::move(record);
-            chunk_bytes += bytes;
+            const int i = builder->PartOf(*record);
+            const size_t mark = parts[i].size();
+            builder->Append(*record, i, &parts[i]);
+            const size_t line = parts[i].size() - mark;
+            if (line > options_.max_chunk_bytes) {
+              return too_large(bytes, line);
+            }
+            if (chunk_records > 0 &&
+                chunk_bytes + line > options_.max_chunk_bytes) {
+              // The line goes in the next chunk.
+              std::string next = parts[i].substr(mark);
+              parts[i].resize(mark);
+              if (!write()) return false;
+              parts[i] = std::move(next);
+            }
+            chunk_bytes += line;
+          } else {
+            const size_t entry = RepeatedEntryBytes(bytes.ByteSize());
+            if (entry > options_.max_chunk_bytes) {
+              return too_large(bytes, entry);
+            }
+            if (chunk_bytes + entry > options_.max_chunk_bytes && !flush()) {
+              return false;
+            }
+            // The record goes out as the store's bytes, never parsed: an
+            // entry of `records` (field 1) kept among the chunk's unknown
+            // fields, which serialise as they are. On the wire it is the
+            // same as a typed entry, and clients read it as one.
+            bytes.AppendTo(
+                chunk.GetReflection()
+                    ->MutableUnknownFields(&chunk)
+                    ->AddLengthDelimited(v1::ExportChunk::kRecordsFieldNumber));
+            chunk_bytes += entry;
           }
           return ++chunk_records < kChunkRecords || flush();
         },

@@ -58,11 +58,13 @@ class CountingStore : public StoreWrapper {
     read_by_key += static_cast<int>(request_keys.size());
     return StoreWrapper::GetAnswers(request_keys);
   }
-  absl::StatusOr<std::vector<std::optional<v1::Answer>>> GetTaskAnswers(
+  absl::Status ScanTaskRecords(
       const std::string& job_id,
-      const std::vector<std::pair<int64_t, int32_t>>& tasks) override {
-    if (!copies) return std::vector<std::optional<v1::Answer>>(tasks.size());
-    return StoreWrapper::GetTaskAnswers(job_id, tasks);
+      const std::function<bool(const StoredTask&)>& fn) override {
+    if (copies) return StoreWrapper::ScanTaskRecords(job_id, fn);
+    return StoreWrapper::ScanTaskRecords(job_id, [&](const StoredTask& t) {
+      return fn(StoredTask{t.task, t.task_bytes, t.prompt, std::nullopt});
+    });
   }
   int read_by_key = 0;
   bool copies = true;

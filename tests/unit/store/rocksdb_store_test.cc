@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <utility>
@@ -85,6 +86,36 @@ class RocksDbStoreTest : public ::testing::Test {
     return out;
   }
 
+  // A task as ScanTaskRecords gives it, with its stored bytes parsed.
+  struct Record {
+    v1::Task task;
+    v1::Task task_from_bytes;
+    std::optional<v1::Prompt> prompt;
+    std::optional<v1::Answer> answer;
+  };
+  std::vector<Record> Records(const std::string& job_id) {
+    std::vector<Record> out;
+    absl::Status s =
+        store_->ScanTaskRecords(job_id, [&](const StoredTask& stored) {
+          Record& r = out.emplace_back();
+          r.task = stored.task;
+          EXPECT_TRUE(r.task_from_bytes.ParseFromArray(
+              stored.task_bytes.data(),
+              static_cast<int>(stored.task_bytes.size())));
+          if (stored.prompt) {
+            EXPECT_TRUE(r.prompt.emplace().ParseFromArray(
+                stored.prompt->data(), static_cast<int>(stored.prompt->size())));
+          }
+          if (stored.answer) {
+            EXPECT_TRUE(r.answer.emplace().ParseFromArray(
+                stored.answer->data(), static_cast<int>(stored.answer->size())));
+          }
+          return true;
+        });
+    EXPECT_TRUE(s.ok()) << s;
+    return out;
+  }
+
   StoreDir dir_;
   std::unique_ptr<Store> store_;
 };
@@ -145,6 +176,10 @@ TEST_F(RocksDbStoreTest, BatchReadsAnswersInTheOrderAskedWithoutRawBodies) {
 TEST_F(RocksDbStoreTest, KeepsACopyOfEachAnswerUnderItsTask) {
   StoreBatch batch;
   for (int seq = 0; seq < 3; ++seq) {
+    batch.AddPrompt("job-1", seq, MakePrompt("p" + std::to_string(seq), "q"));
+    for (int sample = 2; sample < 4; ++sample) {
+      batch.tasks.push_back(MakeTask("job-1", seq, sample));
+    }
     v1::Answer answer;
     answer.set_request_key("rk-" + std::to_string(seq));
     answer.set_content("content " + std::to_string(seq));
@@ -156,31 +191,60 @@ TEST_F(RocksDbStoreTest, KeepsACopyOfEachAnswerUnderItsTask) {
     // seq 1 has no copy: its task was a cache hit.
     if (seq != 1) batch.task_answers.push_back({"job-1", seq, 2, batch.answers.size() - 1});
   }
+  batch.tasks.push_back(MakeTask("job-1", 3, 0));  // a task without a prompt
+  batch.AddPrompt("job-1", 4, MakePrompt("p4", "a prompt without tasks"));
+  batch.tasks.push_back(MakeTask("job-1", 5, 0));
+  batch.AddPrompt("job-1", 5, MakePrompt("p5", "q"));
+  batch.AddPrompt("job-2", 0, MakePrompt("other", "q"));
+  batch.tasks.push_back(MakeTask("job-2", 0, 2));
   ASSERT_TRUE(store_->Apply(batch).ok());
   Reopen();
 
-  absl::StatusOr<std::vector<std::optional<v1::Answer>>> copies =
-      store_->GetTaskAnswers("job-1", {{0, 2}, {1, 2}, {2, 2}, {2, 3}});
-  ASSERT_TRUE(copies.ok()) << copies.status();
-  ASSERT_EQ(copies->size(), 4u);
-  ASSERT_TRUE((*copies)[0].has_value());
-  EXPECT_EQ((*copies)[0]->request_key(), "rk-0");
-  EXPECT_EQ((*copies)[0]->content(), "content 0");
-  EXPECT_EQ((*copies)[0]->reasoning(), "trace 0");
-  EXPECT_EQ((*copies)[0]->cost_usd(), 0.5);
-  EXPECT_EQ((*copies)[0]->raw_body(), "");
-  EXPECT_EQ((*copies)[0]->minhash(), "");
-  EXPECT_FALSE((*copies)[1].has_value());
-  EXPECT_EQ((*copies)[2]->content(), "content 2");
-  EXPECT_FALSE((*copies)[3].has_value()) << "another sample";
-  // Asked out of order, the answers still come in the order asked.
-  copies = store_->GetTaskAnswers("job-1", {{2, 2}, {0, 2}});
-  ASSERT_TRUE(copies.ok()) << copies.status();
-  EXPECT_EQ((*copies)[0]->request_key(), "rk-2");
-  EXPECT_EQ((*copies)[1]->request_key(), "rk-0");
+  // Every task in order, each with its prompt and its answer's copy.
+  const std::vector<Record> records = Records("job-1");
+  ASSERT_EQ(records.size(), 8u);
+  const std::vector<std::pair<int64_t, int>> order = {
+      {0, 2}, {0, 3}, {1, 2}, {1, 3}, {2, 2}, {2, 3}, {3, 0}, {5, 0}};
+  for (size_t i = 0; i < records.size(); ++i) {
+    const Record& r = records[i];
+    EXPECT_EQ(std::make_pair(r.task.prompt_seq(), int{r.task.sample()}),
+              order[i]);
+    EXPECT_EQ(r.task_from_bytes.request_key(), r.task.request_key());
+  }
+  for (size_t i : {0, 1, 2, 3, 4, 5}) {
+    ASSERT_TRUE(records[i].prompt.has_value()) << i;
+    EXPECT_EQ(records[i].prompt->id(), "p" + std::to_string(i / 2));
+  }
+  EXPECT_FALSE(records[6].prompt.has_value()) << "no prompt stored for seq 3";
+  EXPECT_EQ(records[7].prompt->id(), "p5") << "prompt 4 had no task";
+
+  ASSERT_TRUE(records[0].answer.has_value());
+  const v1::Answer& copy = *records[0].answer;
+  EXPECT_EQ(copy.request_key(), "rk-0");
+  EXPECT_EQ(copy.content(), "content 0");
+  EXPECT_EQ(copy.reasoning(), "trace 0");
+  EXPECT_EQ(copy.cost_usd(), 0.5);
+  EXPECT_EQ(copy.raw_body(), "");
+  EXPECT_EQ(copy.minhash(), "");
+  EXPECT_FALSE(records[1].answer.has_value()) << "another sample";
+  EXPECT_FALSE(records[2].answer.has_value()) << "a cache hit";
+  EXPECT_EQ(records[4].answer->content(), "content 2");
+  for (size_t i : {3, 5, 6, 7}) EXPECT_FALSE(records[i].answer.has_value());
   // The answer itself is whole.
   EXPECT_EQ((*store_->GetAnswer("rk-0"))->raw_body(), "{\"raw\": true}");
-  EXPECT_FALSE((*store_->GetTaskAnswers("job-2", {{0, 2}}))[0].has_value());
+  // Another job's scan sees only its own.
+  const std::vector<Record> other = Records("job-2");
+  ASSERT_EQ(other.size(), 1u);
+  EXPECT_EQ(other[0].prompt->id(), "other");
+  EXPECT_FALSE(other[0].answer.has_value());
+
+  // The scan stops when asked to.
+  int seen = 0;
+  ASSERT_TRUE(store_
+                  ->ScanTaskRecords("job-1",
+                                    [&](const StoredTask&) { return ++seen < 3; })
+                  .ok());
+  EXPECT_EQ(seen, 3);
 
   // A reference to no answer of the batch is refused, and nothing written.
   StoreBatch bad;
@@ -364,9 +428,16 @@ TEST_F(RocksDbStoreTest, DeleteJobRemovesOnlyThatJob) {
   ASSERT_TRUE(store_->Apply(batch).ok());
 
   ASSERT_TRUE(store_->DeleteJob("job-1").ok());
-  EXPECT_FALSE((*store_->GetTaskAnswers("job-1", {{0, 0}}))[0].has_value())
-      << "its tasks' copies go with it";
-  EXPECT_TRUE((*store_->GetTaskAnswers("job-10", {{0, 0}}))[0].has_value());
+  EXPECT_TRUE(Records("job-10")[0].answer.has_value());
+  // Its tasks' copies went with it: a task written again under the same
+  // key finds none.
+  StoreBatch again;
+  again.tasks.push_back(MakeTask("job-1", 0, 0));
+  ASSERT_TRUE(store_->Apply(again).ok());
+  ASSERT_EQ(Records("job-1").size(), 1u);
+  EXPECT_FALSE(Records("job-1")[0].answer.has_value());
+  EXPECT_FALSE(Records("job-1")[0].prompt.has_value());
+  ASSERT_TRUE(store_->DeleteJob("job-1").ok());
 
   EXPECT_FALSE(store_->GetJob("job-1")->has_value());
   for (int seq = 0; seq < 3; ++seq) {
