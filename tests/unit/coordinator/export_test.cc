@@ -1,6 +1,7 @@
 // Coordinator export on a real RocksDB store in a temp directory, with
 // answers committed through the worker API: near-duplicate counting at
 // commit, export-time near-duplicate removal, filters, dead letters, order.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "common/base/clock.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "common/store/store.h"
 #include "common/store/store_wrapper.h"
 #include "services/coordinator/coordinator.h"
@@ -61,13 +63,18 @@ class CountingStore : public StoreWrapper {
   absl::Status ScanTaskRecords(
       const std::string& job_id,
       const std::function<bool(const StoredTask&)>& fn) override {
-    if (copies) return StoreWrapper::ScanTaskRecords(job_id, fn);
     return StoreWrapper::ScanTaskRecords(job_id, [&](const StoredTask& t) {
+      if (t.task.prompt_seq() == corrupt_answer_of) {
+        return fn(StoredTask{t.task, t.task_bytes, t.prompt, "\x0a\x7f"});
+      }
+      if (copies) return fn(t);
       return fn(StoredTask{t.task, t.task_bytes, t.prompt, std::nullopt});
     });
   }
   int read_by_key = 0;
   bool copies = true;
+  // The prompt whose answer copy reads as bytes that are not a message.
+  int64_t corrupt_answer_of = -1;
 };
 
 class CoordinatorExportTest : public ::testing::Test {
@@ -239,6 +246,54 @@ TEST_F(CoordinatorExportTest, ReadsAnswersInTaskOrderAndByKeyWithoutACopy) {
   counting_->read_by_key = 0;
   EXPECT_EQ(contents(Export(both)), all);
   EXPECT_EQ(counting_->read_by_key, 7);
+}
+
+// A record goes out as the store's bytes, which are the same record as the
+// parsed one; bytes that do not parse end the export, naming the task.
+TEST_F(CoordinatorExportTest, RecordBytesAreTheRecordAndACorruptOneEndsIt) {
+  const std::string job = Harvest(
+      Prompts(3, "q"), {{kBase}, {"", "stop", true}, {"short one"}});
+  v1::ExportRequest request;
+  request.add_job_ids(job);
+  request.set_include_failed(true);
+  const std::vector<v1::ExportRecord> parsed = Export(request);
+  ASSERT_EQ(parsed.size(), 3u);
+  std::vector<std::string> wire;
+  ASSERT_TRUE(coordinator_
+                  ->ExportBytes(request,
+                                [&](const ExportRecordBytes& bytes) {
+                                  std::string& s = wire.emplace_back("x");
+                                  bytes.AppendTo(&s);
+                                  EXPECT_EQ(s.size(), 1 + bytes.ByteSize());
+                                  s.erase(0, 1);
+                                  return true;
+                                })
+                  .ok());
+  ASSERT_EQ(wire.size(), 3u);
+  for (size_t i = 0; i < wire.size(); ++i) {
+    v1::ExportRecord record;
+    ASSERT_TRUE(record.ParseFromString(wire[i])) << i;
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(record,
+                                                                   parsed[i]))
+        << i << ": " << record.ShortDebugString() << " vs "
+        << parsed[i].ShortDebugString();
+  }
+  EXPECT_EQ(parsed[0].answer().content(), kBase);
+  EXPECT_EQ(parsed[1].task().state(), v1::TASK_STATE_FAILED);
+  EXPECT_FALSE(parsed[1].has_answer()) << "a failed task has no answer";
+  EXPECT_TRUE(parsed[0].answer().raw_body().empty());
+  EXPECT_TRUE(parsed[0].answer().minhash().empty());
+
+  counting_->corrupt_answer_of = 2;
+  std::vector<v1::ExportRecord> got;
+  absl::Status s = coordinator_->Export(request, [&](v1::ExportRecord&& r) {
+    got.push_back(std::move(r));
+    return true;
+  });
+  EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+  EXPECT_THAT(std::string(s.message()),
+              ::testing::HasSubstr("the answer of task 2/0 does not parse"));
+  EXPECT_LE(got.size(), 2u) << "nothing after it went out";
 }
 
 TEST_F(CoordinatorExportTest, NearDuplicatesAreCountedAtCommitAndClustered) {
