@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/base/json_string.h"
 #include "common/base/status_macros.h"
 #include "common/teacher/chat_completion_scan.h"
 #include "common/teacher/http_teacher.h"
@@ -414,6 +415,99 @@ TeacherResult ParseChatStreamOrThrow(std::string body) {
   return result;
 }
 
+// The body of a plain request written straight into a string: the same
+// bytes as the tree's dump() (a test compares the two on edge cases and
+// random requests), without building a tree of small allocations for it.
+// Plain: no message carries tool calls, and the request has no tools, tool
+// choice, schema or response format (they bring JSON of their own to parse
+// and embed), and every string is valid UTF-8 (the tree refuses the others
+// with its own error). nullopt for any other request: the tree builds it.
+std::optional<std::string> WritePlainChatBody(const TeacherRequest& request,
+                                              const ChatBodyOptions& options) {
+  if (!request.tools_json.empty() || !request.tool_choice_json.empty() ||
+      !request.json_schema.empty() || !options.response_format_json.empty() ||
+      !IsValidUtf8(request.model)) {
+    return std::nullopt;
+  }
+  size_t text_bytes = request.model.size();
+  for (const ChatMessage& m : request.messages) {
+    if (!m.tool_calls_json.empty() || !IsValidUtf8(m.role) ||
+        !IsValidUtf8(m.content) || !IsValidUtf8(m.tool_call_id)) {
+      return std::nullopt;
+    }
+    text_bytes += m.role.size() + m.content.size() + m.tool_call_id.size();
+  }
+  const SamplingParams& params = request.params;
+  for (const std::string& stop : params.stop) {
+    if (!IsValidUtf8(stop)) return std::nullopt;
+  }
+  std::string out;
+  out.reserve(text_bytes + 64 * request.messages.size() + 256);
+  // Numbers as the tree writes them (doubles in its shortest round-trip
+  // form).
+  const auto number = [&out](const ordered_json& value) {
+    out += value.dump();
+  };
+  out += "{\"model\":";
+  AppendJsonString(request.model, &out);
+  out += ",\"messages\":[";
+  for (size_t i = 0; i < request.messages.size(); ++i) {
+    const ChatMessage& m = request.messages[i];
+    if (i > 0) out.push_back(',');
+    out += "{\"role\":";
+    AppendJsonString(m.role, &out);
+    out += ",\"content\":";
+    AppendJsonString(m.content, &out);
+    if (!m.tool_call_id.empty()) {
+      out += ",\"tool_call_id\":";
+      AppendJsonString(m.tool_call_id, &out);
+    }
+    out.push_back('}');
+  }
+  out.push_back(']');
+  if (request.choices > 1) {
+    out += ",\"n\":";
+    out += std::to_string(request.choices);
+  }
+  const int64_t max_tokens =
+      params.max_tokens > 0 ? params.max_tokens : options.default_max_tokens;
+  if (max_tokens > 0) {
+    out += ",";
+    AppendJsonString(options.max_tokens_field, &out);
+    out += ":";
+    out += std::to_string(max_tokens);
+  }
+  if (params.temperature) {
+    out += ",\"temperature\":";
+    number(*params.temperature);
+  }
+  if (params.top_p) {
+    out += ",\"top_p\":";
+    number(*params.top_p);
+  }
+  if (params.seed) {
+    out += ",\"seed\":";
+    out += std::to_string(*params.seed);
+  }
+  if (!params.stop.empty()) {
+    out += ",\"stop\":[";
+    for (size_t i = 0; i < params.stop.size(); ++i) {
+      if (i > 0) out.push_back(',');
+      AppendJsonString(params.stop[i], &out);
+    }
+    out.push_back(']');
+  }
+  if (params.top_logprobs > 0) {
+    out += ",\"logprobs\":true,\"top_logprobs\":";
+    out += std::to_string(params.top_logprobs);
+  }
+  if (options.stream) {
+    out += ",\"stream\":true,\"stream_options\":{\"include_usage\":true}";
+  }
+  out.push_back('}');
+  return out;
+}
+
 }  // namespace
 
 std::string ChatCompletionsUrl(std::string_view base_url) {
@@ -440,6 +534,18 @@ absl::StatusOr<std::string> BuildChatRequestBody(
   }
   const SamplingParams& params = request.params;
   if (absl::Status s = wire::CheckSamplingNumbers(params); !s.ok()) return s;
+  if (std::optional<std::string> body = WritePlainChatBody(request, options)) {
+    return *std::move(body);
+  }
+  return internal::BuildChatRequestBodyWithTree(request, options);
+}
+
+namespace internal {
+
+absl::StatusOr<std::string> BuildChatRequestBodyWithTree(
+    const TeacherRequest& request, const ChatBodyOptions& options) {
+  const std::string_view max_tokens_field = options.max_tokens_field;
+  const SamplingParams& params = request.params;
   try {
     // ordered_json keeps the fields in this order, which is easier to read in
     // logs and captures than sorted keys.
@@ -513,6 +619,8 @@ absl::StatusOr<std::string> BuildChatRequestBody(
     return wire::RequestBodyError(e);
   }
 }
+
+}  // namespace internal
 
 TeacherResult ParseChatResponse(std::string body) {
   return wire::ParseCatching(&ParseChatResponseOrThrow, std::move(body),

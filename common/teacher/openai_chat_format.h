@@ -34,7 +34,7 @@ std::string ChatCompletionsUrl(std::string_view base_url);
 
 // The JSON body for one non-streaming call: model, messages, the token limit
 // under `max_tokens_field` when params.max_tokens > 0, temperature, top_p and
-// seed when set, stop when non-empty. Never sets `n`: one choice per call.
+// seed when set, stop when non-empty, `n` when request.choices > 1.
 // INVALID_ARGUMENT for a non-finite temperature/top_p or text that is not
 // valid UTF-8. Never throws.
 absl::StatusOr<std::string> BuildChatRequestBody(
@@ -52,9 +52,20 @@ struct ChatBodyOptions {
 };
 
 // As above, with streaming and response_format. INVALID_ARGUMENT also for a
-// response_format_json that is not a JSON object.
+// response_format_json that is not a JSON object. A plain request (no tool
+// calls, tools, schema or response format) is written straight into the
+// string; any other is built as an nlohmann tree and dumped. The bytes are
+// the same either way.
 absl::StatusOr<std::string> BuildChatRequestBody(
     const TeacherRequest& request, const ChatBodyOptions& options);
+
+namespace internal {
+// The tree way for every request, after BuildChatRequestBody's checks of
+// the token field and the numbers: the reference the direct writer is
+// tested against.
+absl::StatusOr<std::string> BuildChatRequestBodyWithTree(
+    const TeacherRequest& request, const ChatBodyOptions& options);
+}  // namespace internal
 
 // Parses the body of a 2xx response. Leading whitespace and blank lines
 // (DeepSeek's keep-alive padding) are ignored. On success status is OK and

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <optional>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -37,6 +38,86 @@ json BodyOf(const TeacherRequest& request,
 }
 
 // --- BuildChatRequestBody ---------------------------------------------------
+
+// A plain request's body is written directly, a request with JSON of its
+// own (tool calls, tools, schema, response format) through the tree; the
+// bytes must be the tree's for every request, and a string that is not
+// UTF-8 gets the tree's error.
+TEST(BuildChatRequestBodyTest, DirectWriterMatchesTheTreeByteForByte) {
+  std::mt19937_64 rng(17);
+  const std::vector<std::string> pieces = {
+      "", "a", "plain words", "\"quoted\"", "back\\slash", "tab\there",
+      "new\nline", "\r\b\f", std::string("nul\0byte", 8), "\x01\x1f\x7f",
+      "caf\xc3\xa9", "\xe2\x82\xac euro", "\xf0\x9f\x98\x80 emoji", "</script>",
+      "slash/ed", "\xef\xbb\xbf bom", "\xe2\x80\xa8 line sep",
+      std::string(5000, 'x')};
+  const auto text = [&](int max_pieces) {
+    std::string out;
+    const int n = static_cast<int>(rng() % (max_pieces + 1));
+    for (int i = 0; i < n; ++i) out += pieces[rng() % pieces.size()];
+    return out;
+  };
+  const std::vector<double> numbers = {0.0, 1.0, 0.7, 0.1, 2.0, 1e-7,
+                                       0.30000000000000004, 123456.789,
+                                       -0.5, 1e21, 5e-324};
+  int compared = 0;
+  for (int i = 0; i < 3000; ++i) {
+    TeacherRequest request;
+    request.model = text(2);
+    const int messages = static_cast<int>(rng() % 4);
+    for (int m = 0; m < messages; ++m) {
+      ChatMessage message;
+      message.role = rng() % 2 ? "user" : "assistant";
+      message.content = text(4);
+      if (rng() % 5 == 0) message.tool_call_id = text(1);
+      request.messages.push_back(std::move(message));
+    }
+    if (rng() % 3 == 0) request.choices = static_cast<int>(rng() % 4);
+    SamplingParams& p = request.params;
+    if (rng() % 2) p.max_tokens = static_cast<int64_t>(rng() % 100000);
+    if (rng() % 2) p.temperature = numbers[rng() % numbers.size()];
+    if (rng() % 3 == 0) p.top_p = numbers[rng() % numbers.size()];
+    if (rng() % 3 == 0) p.seed = static_cast<int64_t>(rng()) / 3;
+    if (rng() % 3 == 0) {
+      for (int k = static_cast<int>(rng() % 3); k >= 0; --k) {
+        p.stop.push_back(text(1));
+      }
+    }
+    if (rng() % 4 == 0) p.top_logprobs = static_cast<int>(rng() % 21);
+    ChatBodyOptions options;
+    options.max_tokens_field =
+        std::string(rng() % 2 ? kMaxTokensField : kMaxCompletionTokensField);
+    options.stream = rng() % 2;
+    if (rng() % 3 == 0) options.default_max_tokens = 4096;
+    // Now and then a request the direct writer leaves to the tree.
+    switch (rng() % 12) {
+      case 0: request.tools_json = R"([{"type":"function","function":{"name":"f"}}])"; break;
+      case 1: options.response_format_json = R"({"type":"json_object"})"; break;
+      case 2: request.json_schema = R"({"type":"object"})"; break;
+      case 3:
+        if (!request.messages.empty()) {
+          request.messages[0].tool_calls_json =
+              R"([{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}])";
+        }
+        break;
+      case 4: request.messages.push_back({"user", "bad \xff byte"}); break;
+      default: break;
+    }
+    absl::StatusOr<std::string> direct = BuildChatRequestBody(request, options);
+    absl::StatusOr<std::string> tree =
+        internal::BuildChatRequestBodyWithTree(request, options);
+    ASSERT_EQ(direct.ok(), tree.ok()) << i << ": " << direct.status() << " / "
+                                      << tree.status();
+    if (!direct.ok()) {
+      EXPECT_EQ(direct.status(), tree.status()) << i;
+      continue;
+    }
+    ASSERT_EQ(*direct, *tree) << i;
+    ++compared;
+  }
+  EXPECT_GT(compared, 2000);
+}
+
 
 TEST(BuildChatRequestBodyTest, ModelAndMessagesOnlyWhenNothingElseIsSet) {
   json body = BodyOf(SimpleRequest());
