@@ -104,6 +104,47 @@ class GrpcServicesTest : public ::testing::Test {
     return job.ok() ? *job : v1::Job();
   }
 
+  // A WatchJob stream, with the context it reads under.
+  struct WatchStream {
+    grpc::ClientContext context;
+    std::unique_ptr<grpc::ClientReader<v1::Job>> reader;
+  };
+  std::unique_ptr<WatchStream> Watch(const std::string& job_id) {
+    auto stream = std::make_unique<WatchStream>();
+    v1::WatchJobRequest request;
+    request.set_job_id(job_id);
+    stream->reader = client_->WatchJob(&stream->context, request);
+    return stream;
+  }
+
+  // Leases one task of teacher "sim" and reports an answer for it, straight
+  // on the coordinator.
+  void AnswerOneTask() {
+    v1::RegisterRequest reg;
+    reg.set_name("w");
+    reg.add_teachers("sim");
+    const std::string worker = coordinator_->Register(reg).worker_id();
+    v1::LeaseRequest lease;
+    lease.set_worker_id(worker);
+    lease.set_max_tasks(1);
+    lease.add_teachers("sim");
+    absl::StatusOr<v1::LeaseResponse> leased = coordinator_->Lease(lease);
+    ASSERT_TRUE(leased.ok() && leased->tasks_size() == 1);
+    const v1::LeasedTask& t = leased->tasks(0);
+    v1::ReportRequest report;
+    report.set_worker_id(worker);
+    v1::TaskResult* result = report.add_results();
+    result->set_job_id(t.job_id());
+    result->set_prompt_seq(t.prompt_seq());
+    result->set_sample(t.sample());
+    result->set_request_key(t.request_key());
+    result->set_lease_id(t.lease_id());
+    result->set_attempts(1);
+    result->mutable_answer()->set_content("an answer");
+    result->mutable_answer()->set_finish_reason("stop");
+    ASSERT_TRUE(coordinator_->Report(report).ok());
+  }
+
   std::string dir_;
   FakeClock clock_;
   std::unique_ptr<Store> store_;
@@ -199,10 +240,8 @@ TEST_F(GrpcServicesTest, WatchEndsWhenTheJobSettles) {
   Serve();
   v1::Job job = Submit(2);
   const TimePoint start = clock_.Now();
-  grpc::ClientContext context;
-  v1::WatchJobRequest request;
-  request.set_job_id(job.id());
-  auto reader = client_->WatchJob(&context, request);
+  std::unique_ptr<WatchStream> watch = Watch(job.id());
+  auto& reader = watch->reader;
   v1::Job seen;
   ASSERT_TRUE(reader->Read(&seen));
   EXPECT_EQ(seen.state(), v1::JOB_STATE_RUNNING);
@@ -223,10 +262,8 @@ TEST_F(GrpcServicesTest, WatchPacesUpdatesButNotTheOneThatSettlesTheJob) {
   Serve();
   v1::Job job = Submit(2);
   const TimePoint start = clock_.Now();
-  grpc::ClientContext context;
-  v1::WatchJobRequest request;
-  request.set_job_id(job.id());
-  auto reader = client_->WatchJob(&context, request);
+  std::unique_ptr<WatchStream> watch = Watch(job.id());
+  auto& reader = watch->reader;
   v1::Job seen;
   ASSERT_TRUE(reader->Read(&seen));
   ASSERT_EQ(seen.counters().tasks_done(), 0);
@@ -234,29 +271,7 @@ TEST_F(GrpcServicesTest, WatchPacesUpdatesButNotTheOneThatSettlesTheJob) {
 
   // One task answered: the job changes but does not settle.
   const int64_t awaits = clock_.awaits_started();
-  v1::RegisterRequest reg;
-  reg.set_name("w");
-  reg.add_teachers("sim");
-  const std::string worker = coordinator_->Register(reg).worker_id();
-  v1::LeaseRequest lease;
-  lease.set_worker_id(worker);
-  lease.set_max_tasks(1);
-  lease.add_teachers("sim");
-  absl::StatusOr<v1::LeaseResponse> leased = coordinator_->Lease(lease);
-  ASSERT_TRUE(leased.ok() && leased->tasks_size() == 1);
-  const v1::LeasedTask& t = leased->tasks(0);
-  v1::ReportRequest report;
-  report.set_worker_id(worker);
-  v1::TaskResult* result = report.add_results();
-  result->set_job_id(t.job_id());
-  result->set_prompt_seq(t.prompt_seq());
-  result->set_sample(t.sample());
-  result->set_request_key(t.request_key());
-  result->set_lease_id(t.lease_id());
-  result->set_attempts(1);
-  result->mutable_answer()->set_content("an answer");
-  result->mutable_answer()->set_finish_reason("stop");
-  ASSERT_TRUE(coordinator_->Report(report).ok());
+  ASSERT_NO_FATAL_FAILURE(AnswerOneTask());
   // The watch saw the change and went back to waiting out its pacing.
   ASSERT_TRUE(clock_.WaitForNextAwait(awaits));
   clock_.Advance(std::chrono::milliseconds(200));
@@ -276,10 +291,8 @@ TEST_F(GrpcServicesTest, WatchPacesUpdatesButNotTheOneThatSettlesTheJob) {
 
 TEST_F(GrpcServicesTest, WatchOfAnUnknownJobIsNotFound) {
   Serve();
-  grpc::ClientContext context;
-  v1::WatchJobRequest request;
-  request.set_job_id("job-nope");
-  auto reader = client_->WatchJob(&context, request);
+  std::unique_ptr<WatchStream> watch = Watch("job-nope");
+  auto& reader = watch->reader;
   v1::Job seen;
   EXPECT_FALSE(reader->Read(&seen));
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
@@ -290,10 +303,8 @@ TEST_F(GrpcServicesTest, WatchOfASettledJobSendsItOnceAndEnds) {
   v1::Job job = Submit(1);
   ASSERT_TRUE(coordinator_->CancelJob(job.id()).ok());
   const TimePoint start = clock_.Now();
-  grpc::ClientContext context;
-  v1::WatchJobRequest request;
-  request.set_job_id(job.id());
-  auto reader = client_->WatchJob(&context, request);
+  std::unique_ptr<WatchStream> watch = Watch(job.id());
+  auto& reader = watch->reader;
   v1::Job seen;
   ASSERT_TRUE(reader->Read(&seen));
   EXPECT_EQ(seen.state(), v1::JOB_STATE_CANCELLED);
