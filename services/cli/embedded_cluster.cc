@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/app/startup.h"
 #include "common/config/teachers.h"
 #include "common/dataset/export_format.h"
 #include "common/http/curl_http_client.h"
@@ -195,8 +196,24 @@ int Run(const RunOptions& options, std::ostream& out, std::ostream& err) {
   }
 
   // Reset before the workers are destroyed: its destructor completes what
-  // is still in flight, and those callbacks reach the workers.
-  auto http = std::make_unique<CurlHttpClient>();
+  // is still in flight, and those callbacks reach the workers. Sized as a
+  // distillery-worker sizes its own: a connection for each request every
+  // embedded worker may have in flight (curl's default of 64 per host
+  // queued the rest of them).
+  const int in_flight = WorkerOptions().max_in_flight;
+  CurlHttpClientOptions http_options;
+  http_options.max_connections = std::max(1, options.workers) * in_flight;
+  http_options.max_connections_per_host = http_options.max_connections;
+  // And the open files they need, as far as the hard limit allows.
+  const rlim_t files_needed =
+      static_cast<rlim_t>(http_options.max_connections) + 256;
+  if (const rlim_t files = RaiseOpenFileLimit(files_needed);
+      files != 0 && files < files_needed) {
+    err << "warning: the open-file limit " << files << " is below the "
+        << files_needed << " that " << std::max(1, options.workers)
+        << " embedded workers need; raise it (ulimit -n)\n";
+  }
+  auto http = std::make_unique<CurlHttpClient>(http_options);
   WorkerTeacherSet teachers = BuildWorkerTeachers(*profiles, *http, teacher);
   if (teachers.teachers.empty()) {
     err << "error: teacher '" << teacher
