@@ -66,6 +66,37 @@ class RunTest : public ::testing::Test {
   std::unique_ptr<Process> sim_;
 };
 
+// An embedded worker sends as many requests at once as it may have in
+// flight (256), as distillery-worker does: its HTTP client has a connection
+// for each, where curl's default of 64 per host used to queue the rest.
+// Seen by a teacher that answers after 1 s and takes 100 at a time: 150
+// requests at once is more than it takes, so it refuses some (429) and
+// they are answered when retried.
+TEST_F(RunTest, EmbeddedWorkerSendsUpToItsInFlightCapAtOnce) {
+  std::string narrow_address;
+  std::unique_ptr<Process> narrow = SpawnTeacherSim(
+      dir_,
+      {"--latency-ms", "1000", "--max-concurrency", "100",
+       "--no-ratelimit-headers"},
+      &narrow_address);
+  ASSERT_FALSE(narrow_address.empty()) << narrow->Stderr();
+  const std::string teachers = dir_ + "/narrow.yaml";
+  WriteFile(teachers, "teachers:\n" + SimTeacherProfile(narrow_address));
+  const std::string prompts = dir_ + "/wide.jsonl";
+  WriteFile(prompts, DistinctPrompts(150, "w", /*ids=*/true));
+  CommandResult run = RunCommand(
+      "distillery",
+      {"run", prompts, "--teachers", teachers, "--teacher", "sim", "--model",
+       "sim-chat", "--data-dir", dir_ + "/wide-data", "--out",
+       dir_ + "/wide-out.jsonl", "--workers", "1"},
+      dir_, 120);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(CountLines(ReadFile(dir_ + "/wide-out.jsonl")), 150);
+  const json stats = json::parse(HttpGet(narrow_address, "/stats"));
+  EXPECT_GT(stats.at("rate_limited_total").get<int64_t>(), 0)
+      << "never more than 100 requests in flight at once: " << stats.dump();
+}
+
 TEST_F(RunTest, CtrlCKeepsTheJobAndALaterRunHarvestsOnlyItsOwnFile) {
   const std::string a = dir_ + "/a.jsonl";
   const std::string b = dir_ + "/b.jsonl";
