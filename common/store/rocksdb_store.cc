@@ -60,6 +60,22 @@ std::string JobPrefix(const std::string& job_id) {
   return k;
 }
 
+// One job's keys in the families keyed by job: [prefix, end), and read
+// options bounded to them (the bound lives as long as the range).
+struct JobRange {
+  explicit JobRange(const std::string& job_id)
+      : prefix(JobPrefix(job_id)), end(job_id + '\1'), end_slice(end) {
+    options.iterate_upper_bound = &end_slice;
+  }
+  JobRange(const JobRange&) = delete;
+  JobRange& operator=(const JobRange&) = delete;
+
+  const std::string prefix;
+  const std::string end;
+  const rocksdb::Slice end_slice;
+  rocksdb::ReadOptions options;
+};
+
 std::string PromptKey(const std::string& job_id, int64_t seq) {
   std::string k = JobPrefix(job_id);
   PutBigEndian(&k, static_cast<uint64_t>(seq), 8);
@@ -253,13 +269,11 @@ class RocksDbStore : public Store {
   }
 
   absl::Status DeleteJob(const std::string& job_id) override {
-    std::string begin = JobPrefix(job_id);
-    std::string end = job_id;
-    end.push_back('\1');
+    const JobRange job(job_id);
     rocksdb::WriteBatch wb;
-    wb.DeleteRange(handles_[kPrompts], begin, end);
-    wb.DeleteRange(handles_[kTasks], begin, end);
-    wb.DeleteRange(handles_[kTaskAnswers], begin, end);
+    wb.DeleteRange(handles_[kPrompts], job.prefix, job.end);
+    wb.DeleteRange(handles_[kTasks], job.prefix, job.end);
+    wb.DeleteRange(handles_[kTaskAnswers], job.prefix, job.end);
     wb.Delete(handles_[kJobs], job_id);
     return FromRocks(db_->Write(write_options_, &wb), "delete job");
   }
@@ -284,14 +298,9 @@ class RocksDbStore : public Store {
   absl::Status ScanTasks(
       const std::string& job_id, int64_t from_seq, int from_sample,
       const std::function<bool(const v1::Task&)>& fn) override {
-    const std::string prefix = JobPrefix(job_id);
-    std::string upper = job_id;
-    upper.push_back('\1');
-    rocksdb::Slice upper_slice(upper);
-    rocksdb::ReadOptions options;
-    options.iterate_upper_bound = &upper_slice;
+    const JobRange job(job_id);
     std::unique_ptr<rocksdb::Iterator> it(
-        db_->NewIterator(options, handles_[kTasks]));
+        db_->NewIterator(job.options, handles_[kTasks]));
     v1::Task task;
     for (it->Seek(TaskKey(job_id, from_seq, from_sample)); it->Valid();
          it->Next()) {
@@ -328,12 +337,9 @@ class RocksDbStore : public Store {
   absl::Status ScanTaskRecords(
       const std::string& job_id,
       const std::function<bool(const StoredTask&)>& fn) override {
-    const std::string prefix = JobPrefix(job_id);
-    std::string upper = job_id;
-    upper.push_back('\1');
-    rocksdb::Slice upper_slice(upper);
-    rocksdb::ReadOptions options;
-    options.iterate_upper_bound = &upper_slice;
+    JobRange job(job_id);
+    const std::string& prefix = job.prefix;
+    rocksdb::ReadOptions& options = job.options;
     // One pass, each block read once: caching the blocks would only push
     // the hot ones out.
     options.fill_cache = false;

@@ -103,21 +103,6 @@ bool SelectFields(std::string_view bytes, std::initializer_list<int> fields,
                       });
 }
 
-bool LastLengthDelimited(std::string_view bytes, int field,
-                         std::string_view* value) {
-  *value = std::string_view();
-  return ForEachField(bytes,
-                      [&](int number, int wire_type, size_t start, size_t end) {
-                        if (number != field || wire_type != 2) return;
-                        // The tag and the length precede the value.
-                        size_t pos = start;
-                        uint64_t ignored = 0;
-                        ReadVarint(bytes, &pos, &ignored);
-                        ReadVarint(bytes, &pos, &ignored);
-                        *value = bytes.substr(pos, end - pos);
-                      });
-}
-
 void AppendLengthDelimited(int field, std::string_view value,
                            std::string* out) {
   AppendVarint((static_cast<uint64_t>(field) << 3) | 2, out);

@@ -29,12 +29,6 @@ bool WithoutField(std::string_view& bytes, int field, std::string* scratch);
 bool SelectFields(std::string_view bytes, std::initializer_list<int> fields,
                   std::string* out);
 
-// The value of the length-delimited field `field` in `bytes` (its last
-// occurrence, as a parser takes it; empty when absent), as a view into
-// `bytes`. False when the bytes are not a message.
-bool LastLengthDelimited(std::string_view bytes, int field,
-                         std::string_view* value);
-
 // Appends a length-delimited field (a string, bytes, or a nested message's
 // serialisation) to `out`.
 void AppendLengthDelimited(int field, std::string_view value, std::string* out);

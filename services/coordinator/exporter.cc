@@ -197,8 +197,10 @@ struct KeptTask {
   std::string task;
   std::string prompt;
   bool has_prompt = false;
-  std::string answer;  // the copy's bytes, or the answer read by key's
+  std::string answer;  // the copy's bytes
   bool has_answer = false;
+  // The copy's fields the filters read, and its request key.
+  v1::Answer facts;
   // Read by request key (no copy, a stale copy, or near-duplicates on):
   // the answer parsed, with its signature.
   std::optional<v1::Answer> by_key;
@@ -263,12 +265,31 @@ absl::Status ExportJobs(Store& store, const v1::ExportRequest& request,
   }
   const bool want_done = !request.failed_only();
   const bool want_failed = request.failed_only() || request.include_failed();
-  // What the filters read of an answer: a message of these fields only,
-  // cut from the stored bytes (the content only when a length bound needs
-  // it), so the text is never parsed to decide.
+  // What the filters read of an answer's copy, with the request key it was
+  // committed for: a message of these fields only, cut from the stored
+  // bytes (the content only when a length bound needs it), so the text is
+  // never parsed to decide.
   const bool content_filtered = filter.ReadsAnswerContent();
-  v1::Answer facts;
   std::string facts_bytes;
+  const auto read_facts = [&](KeptTask& t) {
+    facts_bytes.clear();
+    const bool cut =
+        content_filtered
+            ? SelectFields(t.answer,
+                           {v1::Answer::kRequestKeyFieldNumber,
+                            v1::Answer::kFinishReasonFieldNumber,
+                            v1::Answer::kUsageFieldNumber,
+                            v1::Answer::kDuplicateOfFieldNumber,
+                            v1::Answer::kContentFieldNumber},
+                           &facts_bytes)
+            : SelectFields(t.answer,
+                           {v1::Answer::kRequestKeyFieldNumber,
+                            v1::Answer::kFinishReasonFieldNumber,
+                            v1::Answer::kUsageFieldNumber,
+                            v1::Answer::kDuplicateOfFieldNumber},
+                           &facts_bytes);
+    return cut && t.facts.ParseFromString(facts_bytes);
+  };
   v1::Prompt prompt_fields;
   std::string serialised;  // an answer read by key, as it goes out
   for (const v1::Job& job : jobs) {
@@ -304,27 +325,8 @@ absl::Status ExportJobs(Store& store, const v1::ExportRequest& request,
           return false;
         }
         // The answer the filters judge: the one read by key, or the
-        // copy's few fields they read.
-        const v1::Answer* judged = t.by_key ? &*t.by_key : &facts;
-        if (!t.by_key) {
-          facts_bytes.clear();
-          const bool cut =
-              content_filtered
-                  ? SelectFields(t.answer,
-                                 {v1::Answer::kFinishReasonFieldNumber,
-                                  v1::Answer::kUsageFieldNumber,
-                                  v1::Answer::kDuplicateOfFieldNumber,
-                                  v1::Answer::kContentFieldNumber},
-                                 &facts_bytes)
-                  : SelectFields(t.answer,
-                                 {v1::Answer::kFinishReasonFieldNumber,
-                                  v1::Answer::kUsageFieldNumber,
-                                  v1::Answer::kDuplicateOfFieldNumber},
-                                 &facts_bytes);
-          if (!cut || !facts.ParseFromString(facts_bytes)) {
-            return corrupt(t, "answer");
-          }
-        }
+        // copy's few fields they read (read at the flush).
+        const v1::Answer* judged = t.by_key ? &*t.by_key : &t.facts;
         // An identical answer's record carries the first answer's text:
         // parsed, filled in and serialised again (only with
         // include_duplicates; without, it is left out).
@@ -419,13 +421,8 @@ absl::Status ExportJobs(Store& store, const v1::ExportRequest& request,
         if (t.state != v1::TASK_STATE_DONE) continue;
         bool stale = !read_copies || !t.has_answer;
         if (!stale) {
-          std::string_view copy_of;
-          if (!LastLengthDelimited(t.answer,
-                                   v1::Answer::kRequestKeyFieldNumber,
-                                   &copy_of)) {
-            return corrupt(t, "answer");
-          }
-          stale = copy_of != t.request_key;
+          if (!read_facts(t)) return corrupt(t, "answer");
+          stale = t.facts.request_key() != t.request_key;
         }
         if (stale) {
           t.has_answer = false;

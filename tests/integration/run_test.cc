@@ -69,14 +69,14 @@ class RunTest : public ::testing::Test {
 // An embedded worker sends as many requests at once as it may have in
 // flight (256), as distillery-worker does: its HTTP client has a connection
 // for each, where curl's default of 64 per host used to queue the rest.
-// Seen by a teacher that answers after 1 s and takes 100 at a time: 150
+// Seen by a teacher that answers after 2 s and takes 100 at a time: 150
 // requests at once is more than it takes, so it refuses some (429) and
 // they are answered when retried.
 TEST_F(RunTest, EmbeddedWorkerSendsUpToItsInFlightCapAtOnce) {
   std::string narrow_address;
   std::unique_ptr<Process> narrow = SpawnTeacherSim(
       dir_,
-      {"--latency-ms", "1000", "--max-concurrency", "100",
+      {"--latency-ms", "2000", "--max-concurrency", "100",
        "--no-ratelimit-headers"},
       &narrow_address);
   ASSERT_FALSE(narrow_address.empty()) << narrow->Stderr();

@@ -2,6 +2,7 @@
 // FakeClock: submissions, leases, reports, the pay-once cache, duplicate
 // answers, expiry, recovery after a restart, and export.
 #include "services/coordinator/coordinator.h"
+#include "tests/unit/coordinator/coordinator_steps.h"
 
 #include <stdlib.h>
 
@@ -69,13 +70,7 @@ google::protobuf::RepeatedPtrField<std::string> Lines(
 
 v1::TaskResult Success(const v1::LeasedTask& t, const std::string& content,
                        int attempts = 1) {
-  v1::TaskResult r;
-  r.set_job_id(t.job_id());
-  r.set_prompt_seq(t.prompt_seq());
-  r.set_sample(t.sample());
-  r.set_request_key(t.request_key());
-  r.set_lease_id(t.lease_id());
-  r.set_attempts(attempts);
+  v1::TaskResult r = testing::ResultFor(t, attempts);
   v1::Answer* a = r.mutable_answer();
   a->set_content(content);
   a->set_reasoning("reasoning for " + content);
@@ -90,13 +85,7 @@ v1::TaskResult Success(const v1::LeasedTask& t, const std::string& content,
 
 v1::TaskResult Failure(const v1::LeasedTask& t, v1::FailureClass failure,
                        const std::string& error, int attempts = 1) {
-  v1::TaskResult r;
-  r.set_job_id(t.job_id());
-  r.set_prompt_seq(t.prompt_seq());
-  r.set_sample(t.sample());
-  r.set_request_key(t.request_key());
-  r.set_lease_id(t.lease_id());
-  r.set_attempts(attempts);
+  v1::TaskResult r = testing::ResultFor(t, attempts);
   r.set_failure(failure);
   r.set_error(error);
   return r;

@@ -17,6 +17,7 @@
 #include "common/store/store.h"
 #include "common/store/store_wrapper.h"
 #include "services/coordinator/coordinator.h"
+#include "tests/unit/coordinator/coordinator_steps.h"
 
 namespace distillery {
 namespace {
@@ -122,27 +123,16 @@ class CoordinatorExportTest : public ::testing::Test {
     EXPECT_TRUE((*submission)->AddLines(field).ok());
     absl::StatusOr<v1::Job> job = (*submission)->Commit();
     EXPECT_TRUE(job.ok()) << job.status();
-    v1::RegisterRequest reg;
-    reg.set_name("w");
-    reg.add_teachers("sim");
-    const std::string worker = coordinator_->Register(reg).worker_id();
-    v1::LeaseRequest lease;
-    lease.set_worker_id(worker);
-    lease.set_max_tasks(1000);
-    lease.add_teachers("sim");
-    absl::StatusOr<v1::LeaseResponse> leased = coordinator_->Lease(lease);
+    const std::string worker = testing::RegisterWorker(*coordinator_);
+    absl::StatusOr<v1::LeaseResponse> leased =
+        testing::LeaseTasks(*coordinator_, worker, 1000);
     EXPECT_TRUE(leased.ok());
     v1::ReportRequest report;
     report.set_worker_id(worker);
     for (const v1::LeasedTask& t : leased->tasks()) {
       const Reply& r = replies.at(t.prompt_seq());
       v1::TaskResult* result = report.add_results();
-      result->set_job_id(t.job_id());
-      result->set_prompt_seq(t.prompt_seq());
-      result->set_sample(t.sample());
-      result->set_request_key(t.request_key());
-      result->set_lease_id(t.lease_id());
-      result->set_attempts(r.fail ? 3 : 1);
+      *result = testing::ResultFor(t, r.fail ? 3 : 1);
       if (r.fail) {
         result->set_failure(v1::FAILURE_CLASS_RETRYABLE);
         result->set_error("HTTP 500: boom");

@@ -15,6 +15,7 @@
 #include "common/store/store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/coordinator/coordinator_steps.h"
 
 namespace distillery {
 namespace {
@@ -120,26 +121,14 @@ class GrpcServicesTest : public ::testing::Test {
   // Leases one task of teacher "sim" and reports an answer for it, straight
   // on the coordinator.
   void AnswerOneTask() {
-    v1::RegisterRequest reg;
-    reg.set_name("w");
-    reg.add_teachers("sim");
-    const std::string worker = coordinator_->Register(reg).worker_id();
-    v1::LeaseRequest lease;
-    lease.set_worker_id(worker);
-    lease.set_max_tasks(1);
-    lease.add_teachers("sim");
-    absl::StatusOr<v1::LeaseResponse> leased = coordinator_->Lease(lease);
+    const std::string worker = testing::RegisterWorker(*coordinator_);
+    absl::StatusOr<v1::LeaseResponse> leased =
+        testing::LeaseTasks(*coordinator_, worker, 1);
     ASSERT_TRUE(leased.ok() && leased->tasks_size() == 1);
-    const v1::LeasedTask& t = leased->tasks(0);
     v1::ReportRequest report;
     report.set_worker_id(worker);
     v1::TaskResult* result = report.add_results();
-    result->set_job_id(t.job_id());
-    result->set_prompt_seq(t.prompt_seq());
-    result->set_sample(t.sample());
-    result->set_request_key(t.request_key());
-    result->set_lease_id(t.lease_id());
-    result->set_attempts(1);
+    *result = testing::ResultFor(leased->tasks(0));
     result->mutable_answer()->set_content("an answer");
     result->mutable_answer()->set_finish_reason("stop");
     ASSERT_TRUE(coordinator_->Report(report).ok());
