@@ -73,6 +73,7 @@ void Coordinator::ReleaseJobNumber(int64_t n) {
 
 absl::StatusOr<v1::Job> Coordinator::ResumeJob(const std::string& job_id,
                                                double budget_usd) {
+  absl::MutexLock commit_lock(&commit_mu_);  // see commit_mu_
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) {
@@ -166,6 +167,7 @@ std::vector<v1::Job> Coordinator::ListJobs() {
 }
 
 absl::StatusOr<v1::Job> Coordinator::CancelJob(const std::string& job_id) {
+  absl::MutexLock commit_lock(&commit_mu_);  // see commit_mu_
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) {
@@ -186,6 +188,7 @@ absl::StatusOr<v1::Job> Coordinator::CancelJob(const std::string& job_id) {
 
 absl::StatusOr<v1::Job> Coordinator::RetryJob(const std::string& job_id) {
   constexpr size_t kRetryChunk = 1024;
+  absl::MutexLock commit_lock(&commit_mu_);  // see commit_mu_
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) {

@@ -153,7 +153,11 @@ struct CoordinatorOptions {
 };
 
 // Thread-safe: one lock (mu_) over the parts, which are not thread-safe
-// themselves; exports read the store outside it.
+// themselves; exports read the store outside it. A report's store write
+// runs outside mu_ too, so that leasing goes on while it is written: reports
+// (and everything else that changes a job a report could be changing)
+// commit one at a time under commit_mu_, and until a report's write ends its
+// request keys stay in flight and its jobs' cache hits wait (see Report).
 class Coordinator {
  public:
   Coordinator(Store& store, std::vector<TeacherProfile> teachers,
@@ -254,6 +258,11 @@ class Coordinator {
     std::shared_ptr<const AnswerChecker> checker;
     // The job's --json-schema, compiled when first needed.
     std::shared_ptr<const JsonSchemaValidator> schema;
+    // Reports of this job being written outside mu_ (Report): while any is,
+    // nothing else writes the job's record, which the report's write
+    // carries; answers from the cache wait in after_commit until it ends.
+    int committing = 0;
+    std::vector<v1::Task> after_commit;
   };
   struct WorkerInfo {
     std::string name;
@@ -301,7 +310,32 @@ class Coordinator {
     std::vector<size_t> spawned;
     // (job id, result) of each answer checked: metrics, once stored.
     std::vector<std::pair<std::string, const char*>> checked;
+    // While the batch is written outside mu_: the spend it adds, by job,
+    // reserved so that leasing meanwhile sees it (nano-USD).
+    std::map<std::string, int64_t> spend_in_write;
   };
+  // Report's first step, under mu_: its results added to `commit`.
+  absl::Status BuildReportLocked(const v1::ReportRequest& request,
+                                 const std::string& worker_name,
+                                 ReportCommit* commit,
+                                 v1::ReportResponse* response)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Before `commit` is written outside mu_: its keys stay in flight, its
+  // jobs' records are its own and its spend is reserved until
+  // EndWriteLocked.
+  void BeginWriteLocked(ReportCommit& commit)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EndWriteLocked(ReportCommit& commit) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Answers from the cache that waited for `commit`'s jobs, given now.
+  void CompleteDeferredLocked(const ReportCommit& commit)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The job records `commit` leaves, added to its batch (once, before the
+  // write).
+  void SealCommitLocked(ReportCommit& commit) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // What follows a stored commit in memory: settled tasks forgotten, job
+  // records taken, spawned tasks queued, metrics, waiters released.
+  void CommitEffectsLocked(ReportCommit& commit)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Adds one result to `commit`. Leases end and abandoned tasks return to
   // their queues at once; everything stored waits for the batch.
   // A result is used only from a worker that holds or recently held the
@@ -348,7 +382,7 @@ class Coordinator {
   absl::StatusOr<std::string> AnswerTextLocked(const std::string& request_key,
                                                const PendingAnswers& pending)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Applies `commit` and then its in-memory effects.
+  // Applies `commit` (under mu_) and then its in-memory effects.
   absl::Status FinishReportLocked(ReportCommit& commit)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // When all tasks are settled, ends the job: COMPLETED when any was
@@ -470,7 +504,13 @@ class Coordinator {
   Clock& clock_;
   const CoordinatorOptions options_;
 
-  absl::Mutex mu_;
+  // Held by a report through its commit, its store write outside mu_
+  // included, and by every other change of a job's record or tasks that a
+  // report could be writing too (cancel, retry, resume, the batch path, the
+  // lease table saved): those wait for the write, and commits stay in order.
+  // Leasing and heartbeats take only mu_.
+  absl::Mutex commit_mu_;
+  absl::Mutex mu_ ABSL_ACQUIRED_AFTER(commit_mu_);
   // Bumped by ChangedLocked: what WaitForJobChange waits on.
   uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
   // Jobs by id; ids sort by creation, so iteration is first-come first-served.

@@ -419,6 +419,7 @@ absl::StatusOr<bool> Coordinator::DueStepLocked(OpenBatch& batch,
 
 absl::StatusOr<v1::LeaseBatchStepResponse> Coordinator::LeaseBatchStep(
     const v1::LeaseBatchStepRequest& request) {
+  absl::MutexLock commit_lock(&commit_mu_);  // see commit_mu_
   absl::MutexLock lock(&mu_);
   auto worker = workers_.find(request.worker_id());
   if (worker == workers_.end()) {
@@ -648,6 +649,7 @@ absl::Status Coordinator::CommitBatchItemsLocked(
 
 absl::StatusOr<v1::BatchStepReportResponse> Coordinator::ReportBatchStep(
     const v1::BatchStepReport& report) {
+  absl::MutexLock commit_lock(&commit_mu_);  // see commit_mu_
   absl::MutexLock lock(&mu_);
   auto worker = workers_.find(report.worker_id());
   if (worker == workers_.end()) {

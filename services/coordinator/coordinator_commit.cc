@@ -56,6 +56,12 @@ void StructuredContent(const std::string& schema_name, v1::Answer* answer) {
 
 absl::Status Coordinator::CompleteFromCacheLocked(JobRuntime& rt,
                                                   v1::Task task) {
+  if (rt.committing > 0) {
+    // A report of this job is being written, with the job's record: a
+    // record written now would be overwritten by it (or overwrite it).
+    rt.after_commit.push_back(std::move(task));
+    return absl::OkStatus();
+  }
   ASSIGN_OR_RETURN(std::optional<v1::Task> stored,
                    store_.GetTask(task.job_id(), task.prompt_seq(),
                                   task.sample()));
@@ -140,42 +146,121 @@ std::string Coordinator::DeadLetterReasonLocked(const v1::Job& job,
 
 absl::StatusOr<v1::ReportResponse> Coordinator::Report(
     const v1::ReportRequest& request) {
-  absl::MutexLock lock(&mu_);
-  auto w = workers_.find(request.worker_id());
-  if (w == workers_.end()) {
-    // A worker from before a restart: it registers again, announcing what
-    // it holds (these results too), and then reports. Ignoring the results
-    // instead would lose answers that were paid for.
-    metrics::RefusedResult("unknown_worker");
-    return absl::FailedPreconditionError(
-        absl::StrCat("unknown worker '", request.worker_id(),
-                     "'; register again"));
-  }
-  w->second.last_seen = clock_.Now();
-  const std::string worker_name = w->second.name;
+  // Reports commit one at a time, in order; the store write runs outside
+  // mu_, so that leases are handed out while it is written. Meanwhile the
+  // report's keys stay in flight (a task with the same key waits for the
+  // answer), its jobs' records are its own (answers from the cache wait)
+  // and its spend is reserved; the effects follow once it is stored.
+  absl::MutexLock commit_lock(&commit_mu_);
   v1::ReportResponse response;
   ReportCommit commit;
-  for (const v1::TaskResult& result : request.results()) {
-    bool ignored = false;
-    RETURN_IF_ERROR(CommitResultLocked(result, request.worker_id(),
-                                       worker_name, &commit, &ignored));
-    if (ignored) {
-      response.set_ignored(response.ignored() + 1);
-    } else {
-      response.set_accepted(response.accepted() + 1);
+  {
+    absl::MutexLock lock(&mu_);
+    auto w = workers_.find(request.worker_id());
+    if (w == workers_.end()) {
+      // A worker from before a restart: it registers again, announcing what
+      // it holds (these results too), and then reports. Ignoring the results
+      // instead would lose answers that were paid for.
+      metrics::RefusedResult("unknown_worker");
+      return absl::FailedPreconditionError(
+          absl::StrCat("unknown worker '", request.worker_id(),
+                       "'; register again"));
     }
+    w->second.last_seen = clock_.Now();
+    RETURN_IF_ERROR(
+        BuildReportLocked(request, w->second.name, &commit, &response));
+    SealCommitLocked(commit);
+    BeginWriteLocked(commit);
   }
-  RETURN_IF_ERROR(FinishReportLocked(commit));
-  if (commit.refused > 0) {
-    spdlog::warn("{} results from worker {} ignored: it never held their "
-                 "tasks ({})",
-                 commit.refused, request.worker_id(),
-                 workers_.count(request.worker_id()) > 0
-                     ? "a known worker"
-                     : "an unknown worker, e.g. from before a restart");
+  const absl::Status written =
+      commit.batch.empty() ? absl::OkStatus() : store_.Apply(commit.batch);
+  {
+    absl::MutexLock lock(&mu_);
+    EndWriteLocked(commit);
+    if (written.ok()) CommitEffectsLocked(commit);
+    CompleteDeferredLocked(commit);
+    RETURN_IF_ERROR(written);
+    if (commit.refused > 0) {
+      spdlog::warn("{} results from worker {} ignored: it never held their "
+                   "tasks ({})",
+                   commit.refused, request.worker_id(),
+                   workers_.count(request.worker_id()) > 0
+                       ? "a known worker"
+                       : "an unknown worker, e.g. from before a restart");
+    }
   }
   metrics::ReportedResults(response.accepted(), response.ignored());
   return response;
+}
+
+absl::Status Coordinator::BuildReportLocked(const v1::ReportRequest& request,
+                                            const std::string& worker_name,
+                                            ReportCommit* commit,
+                                            v1::ReportResponse* response) {
+  for (const v1::TaskResult& result : request.results()) {
+    bool ignored = false;
+    RETURN_IF_ERROR(CommitResultLocked(result, request.worker_id(),
+                                       worker_name, commit, &ignored));
+    if (ignored) {
+      response->set_ignored(response->ignored() + 1);
+    } else {
+      response->set_accepted(response->accepted() + 1);
+    }
+  }
+  return absl::OkStatus();
+}
+
+void Coordinator::BeginWriteLocked(ReportCommit& commit) {
+  for (const std::string& key : commit.release_keys) {
+    scheduler_.Committing(key);
+  }
+  for (const auto& [job_id, job] : commit.jobs) {
+    auto it = jobs_.find(job_id);
+    if (it == jobs_.end()) continue;
+    ++it->second.committing;
+    const double added =
+        job.counters().cost_usd() - it->second.job.counters().cost_usd();
+    if (added > 0 && job.spec().budget_usd() > 0) {
+      const int64_t nano = NanoUsdUp(added);
+      spend_.Reserve(job_id, nano);
+      commit.spend_in_write[job_id] = nano;
+    }
+  }
+}
+
+void Coordinator::EndWriteLocked(ReportCommit& commit) {
+  for (const std::string& key : commit.release_keys) {
+    scheduler_.CommitWritten(key);
+  }
+  for (const auto& [job_id, nano] : commit.spend_in_write) {
+    spend_.Release(job_id, nano);
+  }
+  for (const auto& [job_id, job] : commit.jobs) {
+    auto it = jobs_.find(job_id);
+    if (it != jobs_.end()) --it->second.committing;
+  }
+}
+
+void Coordinator::CompleteDeferredLocked(const ReportCommit& commit) {
+  for (const auto& [job_id, job] : commit.jobs) {
+    auto it = jobs_.find(job_id);
+    if (it == jobs_.end() || it->second.committing > 0) continue;
+    JobRuntime& rt = it->second;
+    std::vector<v1::Task> waiting;
+    waiting.swap(rt.after_commit);
+    for (v1::Task& task : waiting) {
+      if (IsTerminal(rt.job.state())) break;
+      v1::Task copy = task;
+      if (absl::Status s = CompleteFromCacheLocked(rt, std::move(copy));
+          !s.ok()) {
+        // Still pending: leased again, found answered then.
+        spdlog::error("job {}: answering task {}/{} from the cache failed: {}",
+                      job_id, task.prompt_seq(), task.sample(),
+                      std::string(s.message()));
+        scheduler_.Queue(job_id).PushBack(std::move(task));
+      }
+    }
+  }
 }
 
 bool Coordinator::HeldByLocked(const v1::TaskResult& result,
@@ -186,8 +271,17 @@ bool Coordinator::HeldByLocked(const v1::TaskResult& result,
 }
 
 absl::Status Coordinator::FinishReportLocked(ReportCommit& commit) {
-  for (auto& [job_id, job] : commit.jobs) commit.batch.jobs.push_back(job);
+  SealCommitLocked(commit);
   if (!commit.batch.empty()) RETURN_IF_ERROR(store_.Apply(commit.batch));
+  CommitEffectsLocked(commit);
+  return absl::OkStatus();
+}
+
+void Coordinator::SealCommitLocked(ReportCommit& commit) {
+  for (auto& [job_id, job] : commit.jobs) commit.batch.jobs.push_back(job);
+}
+
+void Coordinator::CommitEffectsLocked(ReportCommit& commit) {
   // Settled tasks are never handed out again (a queued copy is skipped),
   // and need no holders any more (a later result is ignored as late
   // anyway); forgotten only now that the settling is stored.
@@ -230,7 +324,6 @@ absl::Status Coordinator::FinishReportLocked(ReportCommit& commit) {
   }
   if (!commit.jobs.empty()) ChangedLocked();
   for (const std::string& key : commit.release_keys) ReleaseWaitersLocked(key);
-  return absl::OkStatus();
 }
 
 absl::Status Coordinator::CommitResultLocked(const v1::TaskResult& result,

@@ -140,6 +140,7 @@ absl::StatusOr<bool> Coordinator::AdoptLeaseLocked(const std::string& worker_id,
 }
 
 absl::StatusOr<int> Coordinator::SaveLeases() {
+  absl::MutexLock commit_lock(&commit_mu_);  // see commit_mu_
   absl::MutexLock lock(&mu_);
   v1::SavedLeases saved;
   for (const auto& [id, lease] : scheduler_.leases()) {
@@ -420,7 +421,9 @@ absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
           // are in flight their real cost may leave room: wait for them.
           // Then pause, with the spend final.
           queue.PushFront(std::move(task));
-          if (verdict == SpendGuard::Verdict::kPause) {
+          // A report of the job being written carries the job's record:
+          // the pause waits for the next lease after it.
+          if (verdict == SpendGuard::Verdict::kPause && rt.committing == 0) {
             v1::Job paused = rt.job;
             PausedAtBudget(paused, estimate);
             RETURN_IF_ERROR(StoreJobLocked(rt, std::move(paused)));

@@ -122,6 +122,11 @@ std::vector<int64_t> Scheduler::LeasesOfJob(const std::string& job_id) const {
   return ids;
 }
 
+void Scheduler::CommitWritten(const std::string& request_key) {
+  auto it = committing_.find(request_key);
+  if (it != committing_.end() && --it->second <= 0) committing_.erase(it);
+}
+
 const Scheduler::Lease* Scheduler::LeaseForKey(
     const std::string& request_key) const {
   auto key = inflight_.find(request_key);

@@ -116,9 +116,16 @@ class Scheduler {
   const std::map<int64_t, Lease>& leases() const { return leases_; }
 
   // --- Keys in flight ---
+  // True while a lease answers `request_key`, or while a commit storing
+  // its answer is being written (Committing).
   bool InFlight(const std::string& request_key) const {
-    return inflight_.count(request_key) > 0;
+    return inflight_.count(request_key) > 0 || committing_.count(request_key) > 0;
   }
+  // A commit that settles `request_key` is being written outside the
+  // coordinator's lock: the key stays in flight until CommitWritten, so
+  // that no task with the same key is sent meanwhile (it waits).
+  void Committing(const std::string& request_key) { ++committing_[request_key]; }
+  void CommitWritten(const std::string& request_key);
   // The lease answering `request_key`, if any.
   const Lease* LeaseForKey(const std::string& request_key) const;
   // `task` waits for the answer to its key, which is in flight.
@@ -141,6 +148,7 @@ class Scheduler {
   std::map<int64_t, Lease> leases_;
   int64_t next_lease_id_ = 1;
   std::map<std::string, int64_t> inflight_;  // request key -> lease id
+  std::map<std::string, int> committing_;     // request key -> commits
   std::map<std::string, std::vector<v1::Task>> waiters_;
   LeaseHolders holders_;
 };

@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 
+#include <atomic>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "common/base/clock.h"
 #include "common/dedup/keys.h"
 #include "common/metrics/metrics.h"
@@ -101,6 +103,10 @@ class FaultyStore : public StoreWrapper {
   int fail_has_answer = 0;
   int fail_get_prompt = 0;
   int applies_before_failing = -1;  // -1: never fail Apply
+  // When set, the next Apply notifies `apply_entered` and writes only once
+  // the test notifies the gate: a write caught in the middle.
+  std::atomic<absl::Notification*> apply_gate{nullptr};
+  absl::Notification apply_entered;
 
   absl::StatusOr<bool> HasAnswer(const std::string& request_key) override {
     if (Take(fail_has_answer)) return Injected();
@@ -138,6 +144,10 @@ class FaultyStore : public StoreWrapper {
     return StoreWrapper::GetAnswer(request_key);
   }
   absl::Status Apply(const StoreBatch& batch) override {
+    if (absl::Notification* gate = apply_gate.exchange(nullptr)) {
+      apply_entered.Notify();
+      gate->WaitForNotification();
+    }
     if (applies_before_failing == 0) return Injected();
     if (applies_before_failing > 0) --applies_before_failing;
     return StoreWrapper::Apply(batch);
@@ -825,6 +835,76 @@ TEST_F(CoordinatorTest, SecondJobWithTheSamePromptsIsAnsweredFromCache) {
   other_model.set_model("gpt-test-2");
   MustSubmit(PromptLines({"a", "b"}), other_model);
   EXPECT_EQ(Lease(w, 10).size(), 2u);
+}
+
+// A report's store write runs outside the coordinator's lock: leases are
+// handed out meanwhile, but not the report's request keys (a task with the
+// same prompt waits for the answer being written, then takes it from the
+// cache: paid once), and the job counts nothing until the write is stored.
+TEST_F(CoordinatorTest, LeasesGoOnWhileAReportIsWrittenAndItsKeysWait) {
+  v1::Job job = MustSubmit(PromptLines({"one", "two", "one"}));
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> first = Lease(w, 1);
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_EQ(first[0].prompt_seq(), 0);
+
+  absl::Notification gate;
+  faulty_->apply_gate = &gate;
+  std::thread reporter([&] { Report(w, {Success(first[0], "ONE")}); });
+  faulty_->apply_entered.WaitForNotification();
+
+  const std::string other = Register("other");
+  std::vector<v1::LeasedTask> during = Lease(other, 10);
+  ASSERT_EQ(during.size(), 1u) << "prompt 2 repeats prompt 0, being written";
+  EXPECT_EQ(during[0].prompt_seq(), 1);
+  EXPECT_EQ(GetJob(job.id()).counters().tasks_done(), 0);
+  EXPECT_EQ(StoredTask(job.id(), 0).state(), v1::TASK_STATE_PENDING);
+
+  gate.Notify();
+  reporter.join();
+  v1::Job after = GetJob(job.id());
+  EXPECT_EQ(after.counters().tasks_done(), 2);  // prompt 0, and 2 from it
+  EXPECT_EQ(after.counters().cache_hits(), 1);
+  EXPECT_EQ(after.counters().teacher_requests(), 1);
+  EXPECT_TRUE(StoredTask(job.id(), 2).from_cache());
+  EXPECT_TRUE(Lease(other, 10).empty());
+
+  Report(other, {Success(during[0], "TWO")});
+  after = GetJob(job.id());
+  EXPECT_EQ(after.state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(after.counters().tasks_done(), 3);
+  // The job record as stored matches memory: nothing written meanwhile
+  // was lost under the report's record.
+  Restart();
+  EXPECT_EQ(GetJob(job.id()).counters().tasks_done(), 3);
+  EXPECT_EQ(GetJob(job.id()).counters().cache_hits(), 1);
+}
+
+// A report whose store write fails changes nothing: the job counts nothing,
+// the task stays pending, and the worker's retry of the same report
+// commits it once.
+TEST_F(CoordinatorTest, AReportWhoseWriteFailsCountsNothingAndItsRetryCommits) {
+  v1::Job job = MustSubmit(PromptLines({"one"}));
+  const std::string w = Register();
+  std::vector<v1::LeasedTask> tasks = Lease(w, 1);
+  ASSERT_EQ(tasks.size(), 1u);
+
+  faulty_->applies_before_failing = 0;
+  absl::StatusOr<v1::ReportResponse> failed =
+      TryReport(w, {Success(tasks[0], "ONE")});
+  faulty_->applies_before_failing = -1;
+  ASSERT_FALSE(failed.ok());
+  EXPECT_THAT(failed.status().message(), HasSubstr("injected"));
+  EXPECT_EQ(GetJob(job.id()).counters().tasks_done(), 0);
+  EXPECT_EQ(StoredTask(job.id(), 0).state(), v1::TASK_STATE_PENDING);
+  EXPECT_TRUE(Lease(w, 1).empty()) << "sent again while its answer is held";
+
+  v1::ReportResponse retried = Report(w, {Success(tasks[0], "ONE")});
+  EXPECT_EQ(retried.accepted(), 1);
+  v1::Job after = GetJob(job.id());
+  EXPECT_EQ(after.state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(after.counters().tasks_done(), 1);
+  EXPECT_EQ(after.counters().teacher_requests(), 1);
 }
 
 // The profile's settings are part of the request's identity: the same
