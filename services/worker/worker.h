@@ -207,16 +207,7 @@ class Worker {
   // Reports the results due (all of them when `force`), unless a failed
   // report's backoff is still running. Returns false when results are left
   // to report later.
-  bool ReportSome(bool force) ABSL_LOCKS_EXCLUDED(mu_, report_mu_);
-  // The reporter thread: reports run there, one at a time, so that the
-  // loop leases and sends while the coordinator commits a report. The loop
-  // hands a report over (HandOverReportIfDue) when one is due and none is
-  // in progress; the thread runs ReportSome and wakes the loop.
-  void ReportLoop() ABSL_LOCKS_EXCLUDED(mu_);
-  void HandOverReportIfDue() ABSL_LOCKS_EXCLUDED(mu_);
-  // A report found the coordinator did not know us: register again (on the
-  // loop's thread, the one that registers), and report as soon as known.
-  void RegisterIfReportAsked() ABSL_LOCKS_EXCLUDED(mu_);
+  bool ReportSome(bool force) ABSL_LOCKS_EXCLUDED(mu_);
   // Sends `batch` in one report; on a refusal, splits it (or repairs a lone
   // result). Results not acknowledged go to `*unsent`. Returns false when
   // the coordinator could not take reports now (unreachable, or it refuses
@@ -250,14 +241,6 @@ class Worker {
   std::string worker_id_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool slot_freed_ ABSL_GUARDED_BY(mu_) = false;  // wakes the loop to send
-  // The reporter thread (ReportLoop): a report asked for, one running, one
-  // just ended (wakes the loop), and the thread asked to end.
-  bool report_wanted_ ABSL_GUARDED_BY(mu_) = false;
-  bool report_in_progress_ ABSL_GUARDED_BY(mu_) = false;
-  bool report_finished_ ABSL_GUARDED_BY(mu_) = false;
-  bool reporter_stop_ ABSL_GUARDED_BY(mu_) = false;
-  // One ReportSome at a time (the reporter thread's, or the final ones).
-  absl::Mutex report_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   // False after a call to the coordinator failed as unreachable: queued
   // tasks are not sent then, since a restarted coordinator re-leases them.
   bool coordinator_reachable_ ABSL_GUARDED_BY(mu_) = true;

@@ -71,7 +71,6 @@ void Worker::Finish(Pending& pending, v1::TaskResult result) {
 }
 
 bool Worker::ReportSome(bool force) {
-  absl::MutexLock report_lock(&report_mu_);
   std::vector<v1::TaskResult> results;
   std::string worker_id;
   {
@@ -106,7 +105,7 @@ bool Worker::ReportSome(bool force) {
       for (v1::TaskResult& r : batch) unsent.push_back(std::move(r));
     }
   }
-  absl::MutexLock lock(&mu_);
+  absl::ReleasableMutexLock lock(&mu_);
   if (unsent.empty()) {
     report_backoff_ = Duration(0);
     return results_.empty();
@@ -120,49 +119,13 @@ bool Worker::ReportSome(bool force) {
   oldest_result_ = clock_.Now();
   for (v1::TaskResult& r : results_) unsent.push_back(std::move(r));
   results_ = std::move(unsent);
-  return false;
-}
-
-void Worker::RegisterIfReportAsked() {
-  {
-    absl::MutexLock lock(&mu_);
-    if (!register_before_report_) return;
+  if (register_before_report_) {
     register_before_report_ = false;
     report_retry_at_ = clock_.Now();  // report as soon as we are known
+    lock.Release();
+    RegisterUntilDone();
   }
-  RegisterUntilDone();
-}
-
-void Worker::HandOverReportIfDue() {
-  absl::MutexLock lock(&mu_);
-  if (report_in_progress_ || results_.empty()) return;
-  const TimePoint now = clock_.Now();
-  if (now < report_retry_at_) return;
-  if (!stopping_ &&
-      static_cast<int>(results_.size()) < options_.report_batch &&
-      now - oldest_result_ < options_.report_delay) {
-    return;
-  }
-  report_in_progress_ = true;
-  report_wanted_ = true;
-}
-
-void Worker::ReportLoop() {
-  while (true) {
-    {
-      absl::MutexLock lock(&mu_);
-      auto asked = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return report_wanted_ || reporter_stop_;
-      };
-      mu_.Await(absl::Condition(&asked));
-      if (!report_wanted_) return;
-      report_wanted_ = false;
-    }
-    ReportSome(/*force=*/false);
-    absl::MutexLock lock(&mu_);
-    report_in_progress_ = false;
-    report_finished_ = true;
-  }
+  return false;
 }
 
 bool Worker::SendReport(const std::string& worker_id,
