@@ -1,7 +1,9 @@
 // Worker, the stop/drain path and the loop that ties the paths together:
-// construction, Run's loop (each turn heartbeats, reports, leases and
-// dispatches, then waits on the clock for the next thing due or a state
-// change), Stop, and the drain that gives back what will not be answered.
+// construction, Run's loop (each turn heartbeats, hands a due report to the
+// reporter thread, leases and dispatches, then waits on the clock for the
+// next thing due or a state change), Stop, and the drain that gives back
+// what will not be answered. Reports run on their own thread (ReportLoop),
+// so that the coordinator commits one while the loop leases and sends.
 // The lease/queue path is in worker_lease.cc, the report/ack path in
 // worker_report.cc. Thread-safe: state is under mu_ (worker.h).
 #include "services/worker/worker.h"
@@ -63,6 +65,7 @@ absl::Status Worker::Run() {
     }
   }
   RegisterUntilDone();
+  std::thread reporter([this] { ReportLoop(); });
   std::thread batch_thread;
   {
     std::map<std::string, BatchApi*> apis;
@@ -89,6 +92,7 @@ absl::Status Worker::Run() {
     {
       absl::MutexLock lock(&mu_);
       slot_freed_ = false;
+      report_finished_ = false;
       const TimePoint now = clock_.Now();
       if (stopping_) {
         if (drain_deadline == TimePoint{}) {
@@ -116,7 +120,7 @@ absl::Status Worker::Run() {
         }
         bool busy = false;
         for (const TeacherState& t : teachers_) busy |= t.busy > 0;
-        if (!busy && results_.empty()) break;
+        if (!busy && results_.empty() && !report_in_progress_) break;
         if (now >= drain_deadline + options_.final_report_timeout) {
           spdlog::error("worker stopping with {} results it could not "
                         "report; their tasks return at their lease deadline",
@@ -133,8 +137,9 @@ absl::Status Worker::Run() {
         }
       }
     }
+    RegisterIfReportAsked();
     HeartbeatIfDue();
-    ReportSome(/*force=*/false);
+    HandOverReportIfDue();
     LeaseMore();
     const Duration budget_wait = DispatchReady();
 
@@ -142,7 +147,7 @@ absl::Status Worker::Run() {
     const TimePoint now = clock_.Now();
     TimePoint deadline =
         now + std::min<Duration>(options_.idle_poll, budget_wait);
-    if (!results_.empty()) {
+    if (!results_.empty() && !report_in_progress_) {
       deadline = std::min(
           deadline,
           std::max(oldest_result_ + options_.report_delay, report_retry_at_));
@@ -158,7 +163,8 @@ absl::Status Worker::Run() {
     const bool may_report = now >= report_retry_at_;
     auto woken = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return (stopping_ && !drain_started) || slot_freed_ ||
-             (may_report &&
+             report_finished_ ||
+             (may_report && !report_in_progress_ &&
               static_cast<int>(results_.size()) >= options_.report_batch);
     };
     clock_.AwaitWithDeadline(&mu_, absl::Condition(&woken), deadline);
@@ -166,8 +172,14 @@ absl::Status Worker::Run() {
   // Every result was paid for. The drain above retried failed reports until
   // its deadline; a few more attempts (with the backoff) give a coordinator
   // that is just coming back its chance.
+  {
+    absl::MutexLock lock(&mu_);
+    reporter_stop_ = true;
+  }
+  reporter.join();
   constexpr int kFinalReportAttempts = 5;
   for (int attempt = 1; !ReportSome(/*force=*/true); ++attempt) {
+    RegisterIfReportAsked();
     absl::MutexLock lock(&mu_);
     if (attempt >= kFinalReportAttempts) {
       spdlog::error("worker stopping with {} results the coordinator did not "

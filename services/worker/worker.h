@@ -207,7 +207,16 @@ class Worker {
   // Reports the results due (all of them when `force`), unless a failed
   // report's backoff is still running. Returns false when results are left
   // to report later.
-  bool ReportSome(bool force) ABSL_LOCKS_EXCLUDED(mu_);
+  bool ReportSome(bool force) ABSL_LOCKS_EXCLUDED(mu_, report_mu_);
+  // The reporter thread: reports run there, one at a time, so that the
+  // loop leases and sends while the coordinator commits a report. The loop
+  // hands a report over (HandOverReportIfDue) when one is due and none is
+  // in progress; the thread runs ReportSome and wakes the loop.
+  void ReportLoop() ABSL_LOCKS_EXCLUDED(mu_);
+  void HandOverReportIfDue() ABSL_LOCKS_EXCLUDED(mu_);
+  // A report found the coordinator did not know us: register again (on the
+  // loop's thread, the one that registers), and report as soon as known.
+  void RegisterIfReportAsked() ABSL_LOCKS_EXCLUDED(mu_);
   // Sends `batch` in one report; on a refusal, splits it (or repairs a lone
   // result). Results not acknowledged go to `*unsent`. Returns false when
   // the coordinator could not take reports now (unreachable, or it refuses
@@ -215,7 +224,7 @@ class Worker {
   bool SendReport(const std::string& worker_id,
                   std::vector<v1::TaskResult> batch,
                   std::vector<v1::TaskResult>* unsent)
-      ABSL_LOCKS_EXCLUDED(mu_);
+      ABSL_LOCKS_EXCLUDED(mu_) ABSL_EXCLUSIVE_LOCKS_REQUIRED(report_mu_);
   // Ends the leases of acknowledged results.
   void Acknowledge(const v1::ReportRequest& request)
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -241,6 +250,16 @@ class Worker {
   std::string worker_id_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool slot_freed_ ABSL_GUARDED_BY(mu_) = false;  // wakes the loop to send
+  // The reporter thread (ReportLoop): a report asked for, one running, one
+  // just ended (wakes the loop), and the thread asked to end.
+  bool report_wanted_ ABSL_GUARDED_BY(mu_) = false;
+  bool report_in_progress_ ABSL_GUARDED_BY(mu_) = false;
+  bool report_finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool reporter_stop_ ABSL_GUARDED_BY(mu_) = false;
+  // Results taken out of results_ by the report in progress.
+  int results_reporting_ ABSL_GUARDED_BY(mu_) = 0;
+  // One ReportSome at a time (the reporter thread's, or the final ones).
+  absl::Mutex report_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   // False after a call to the coordinator failed as unreachable: queued
   // tasks are not sent then, since a restarted coordinator re-leases them.
   bool coordinator_reachable_ ABSL_GUARDED_BY(mu_) = true;
@@ -260,8 +279,13 @@ class Worker {
   std::vector<v1::TaskResult> results_ ABSL_GUARDED_BY(mu_);
   TimePoint oldest_result_ ABSL_GUARDED_BY(mu_);
   // Set when a report found the coordinator does not know us (it
-  // restarted): ReportSome registers again before the next report.
+  // restarted), once its results are back in results_ (so that the
+  // registration announces their tasks): the loop registers again before
+  // the next report (RegisterIfReportAsked).
   bool register_before_report_ ABSL_GUARDED_BY(mu_) = false;
+  // The same, seen by the report in progress (SendReport), passed on when
+  // ReportSome puts the results back.
+  bool report_found_us_unknown_ ABSL_GUARDED_BY(report_mu_) = false;
   // Backoff after a failed report: none before report_retry_at_.
   TimePoint report_retry_at_ ABSL_GUARDED_BY(mu_);
   Duration report_backoff_ ABSL_GUARDED_BY(mu_) = Duration(0);

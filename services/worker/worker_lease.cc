@@ -229,6 +229,13 @@ void Worker::LeaseMore() {
     {
       absl::MutexLock lock(&mu_);
       if (stopping_ || i >= teachers_.size()) break;
+      // Results not yet acknowledged (waiting, or in the report in
+      // progress): when twice a report's worth wait, the coordinator is the
+      // slower side, and more work would only pile up here.
+      if (static_cast<int>(results_.size()) + results_reporting_ >=
+          2 * options_.report_batch) {
+        break;
+      }
       TeacherState& t = teachers_[i];
       if (t.limiter->Paused()) continue;
       const int free = HoldCapLocked(t) - t.busy;

@@ -71,6 +71,7 @@ void Worker::Finish(Pending& pending, v1::TaskResult result) {
 }
 
 bool Worker::ReportSome(bool force) {
+  absl::MutexLock report_lock(&report_mu_);
   std::vector<v1::TaskResult> results;
   std::string worker_id;
   {
@@ -84,10 +85,15 @@ bool Worker::ReportSome(bool force) {
         now - oldest_result_ >= options_.report_delay;
     if (!due) return true;
     results.swap(results_);
+    results_reporting_ = static_cast<int>(results.size());
     worker_id = worker_id_;
   }
-  // One report per run of results that fits in a message.
+  // One report per run of results that fits in a message, and at most
+  // report_batch results each: results that piled up while a report was
+  // in progress go out as several commits of the usual size, not one whose
+  // size grows with the coordinator's delay.
   const size_t budget = ReportBudget();
+  const size_t most = static_cast<size_t>(std::max(1, options_.report_batch));
   std::vector<v1::TaskResult> unsent;
   bool reachable = true;
   for (size_t i = 0; i < results.size();) {
@@ -95,7 +101,9 @@ bool Worker::ReportSome(bool force) {
     size_t bytes = 0;
     while (i < results.size()) {
       const size_t b = RepeatedEntryBytes(results[i].ByteSizeLong());
-      if (!batch.empty() && bytes + b > budget) break;
+      if (!batch.empty() && (bytes + b > budget || batch.size() >= most)) {
+        break;
+      }
       bytes += b;
       batch.push_back(std::move(results[i++]));
     }
@@ -105,7 +113,8 @@ bool Worker::ReportSome(bool force) {
       for (v1::TaskResult& r : batch) unsent.push_back(std::move(r));
     }
   }
-  absl::ReleasableMutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
+  results_reporting_ = 0;
   if (unsent.empty()) {
     report_backoff_ = Duration(0);
     return results_.empty();
@@ -119,13 +128,53 @@ bool Worker::ReportSome(bool force) {
   oldest_result_ = clock_.Now();
   for (v1::TaskResult& r : results_) unsent.push_back(std::move(r));
   results_ = std::move(unsent);
-  if (register_before_report_) {
-    register_before_report_ = false;
-    report_retry_at_ = clock_.Now();  // report as soon as we are known
-    lock.Release();
-    RegisterUntilDone();
+  if (report_found_us_unknown_) {
+    report_found_us_unknown_ = false;
+    register_before_report_ = true;
   }
   return false;
+}
+
+void Worker::RegisterIfReportAsked() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!register_before_report_) return;
+    register_before_report_ = false;
+    report_retry_at_ = clock_.Now();  // report as soon as we are known
+  }
+  RegisterUntilDone();
+}
+
+void Worker::HandOverReportIfDue() {
+  absl::MutexLock lock(&mu_);
+  if (report_in_progress_ || results_.empty()) return;
+  const TimePoint now = clock_.Now();
+  if (now < report_retry_at_) return;
+  if (!stopping_ &&
+      static_cast<int>(results_.size()) < options_.report_batch &&
+      now - oldest_result_ < options_.report_delay) {
+    return;
+  }
+  report_in_progress_ = true;
+  report_wanted_ = true;
+}
+
+void Worker::ReportLoop() {
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto asked = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return report_wanted_ || reporter_stop_;
+      };
+      mu_.Await(absl::Condition(&asked));
+      if (!report_wanted_) return;
+      report_wanted_ = false;
+    }
+    ReportSome(/*force=*/false);
+    absl::MutexLock lock(&mu_);
+    report_in_progress_ = false;
+    report_finished_ = true;
+  }
 }
 
 bool Worker::SendReport(const std::string& worker_id,
@@ -153,8 +202,7 @@ bool Worker::SendReport(const std::string& worker_id,
     spdlog::warn("report of {} results refused: {}; registering again",
                  request.results_size(), std::string(status.message()));
     keep_all();
-    absl::MutexLock lock(&mu_);
-    register_before_report_ = true;
+    report_found_us_unknown_ = true;
     return false;
   }
   if (IsTransientReportError(status)) {

@@ -52,6 +52,7 @@ absl::StatusOr<v1::ReportResponse> InProcessCoordinatorClient::Report(
     }
     const size_t bytes = sent.ByteSizeLong();
     largest_report_ = std::max(largest_report_, bytes);
+    most_results_ = std::max(most_results_, sent.results_size());
     if (max_report_bytes_ > 0 && bytes > max_report_bytes_) {
       ++refused_reports_;
       return absl::ResourceExhaustedError("Received message larger than max");
@@ -111,6 +112,11 @@ int InProcessCoordinatorClient::refused_reports() {
   absl::MutexLock lock(&mu_);
   return refused_reports_;
 }
+int InProcessCoordinatorClient::most_results_in_a_report() {
+  absl::MutexLock lock(&mu_);
+  return most_results_;
+}
+
 size_t InProcessCoordinatorClient::largest_report() {
   absl::MutexLock lock(&mu_);
   return largest_report_;

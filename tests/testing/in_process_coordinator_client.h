@@ -47,6 +47,7 @@ class InProcessCoordinatorClient : public CoordinatorClient {
 
   int refused_reports();
   size_t largest_report();
+  int most_results_in_a_report();  // of the reports that reached it
   int registers();
   v1::RegisterRequest last_register();
   int failed_reports();
@@ -79,6 +80,7 @@ class InProcessCoordinatorClient : public CoordinatorClient {
   int refused_reports_ ABSL_GUARDED_BY(mu_) = 0;
   size_t max_report_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   size_t largest_report_ ABSL_GUARDED_BY(mu_) = 0;
+  int most_results_ ABSL_GUARDED_BY(mu_) = 0;
   std::string refused_content_ ABSL_GUARDED_BY(mu_);
   int registers_ ABSL_GUARDED_BY(mu_) = 0;
   int failed_reports_ ABSL_GUARDED_BY(mu_) = 0;

@@ -782,6 +782,34 @@ TEST_F(WorkerTest, AResultTooLargeForAnyReportFailsWithAReason) {
   EXPECT_THAT(task.last_error(), HasSubstr("does not fit in one report"));
 }
 
+// Results that pile up while reports fail (or while one is in progress)
+// go out in reports of at most report_batch results each, and the worker
+// stops taking work once twice that many wait: the coordinator commits
+// them at the usual size, whatever its delay.
+TEST_F(WorkerTest, PiledUpResultsGoOutInReportsOfTheUsualSize) {
+  v1::Job job = Submit(40);
+  client_->FailNextReports(1 << 30);
+  FakeTeacher teacher(clock_,
+                      [](const TeacherRequest&, int) { return Answer("ok"); });
+  WorkerOptions options = Options();
+  options.report_batch = 4;
+  Worker worker(*client_, Teachers(teacher), clock_, options, no_jitter_);
+  WorkerThread thread(worker, clock_);
+  ASSERT_TRUE(teacher.WaitForCalls(8));
+  ASSERT_TRUE(client_->WaitForFailedReports(3));
+  // Twice a report's worth waiting, plus at most one lease of four.
+  EXPECT_LE(worker.requests_sent(), 12) << "took more work while nothing "
+                                           "could be reported";
+
+  client_->FailNextReports(0);
+  v1::Job done = WaitForEnd(job.id());
+  EXPECT_TRUE(thread.Stop().ok());
+  EXPECT_EQ(done.counters().tasks_done(), 40);
+  EXPECT_EQ(worker.requests_sent(), 40);
+  EXPECT_GT(client_->most_results_in_a_report(), 0);
+  EXPECT_LE(client_->most_results_in_a_report(), 4);
+}
+
 // A finished result's lease is held (named in heartbeats) until a report
 // is acknowledged, so it does not expire while the coordinator is away.
 TEST_F(WorkerTest, HoldsALeaseUntilItsResultIsAcknowledged) {
