@@ -11,7 +11,11 @@
 // UTF-8 before it enters a proto, reports are cut to fit one gRPC message,
 // and a report the coordinator refuses is split in halves until the good
 // results commit; a result refused on its own is sent as a failure with the
-// reason instead of being resent forever.
+// reason instead of being resent forever. Reports go out on a thread of
+// their own, one at a time and at most report_batch results each, while
+// the loop goes on leasing and sending; it stops leasing while twice
+// report_batch results await acknowledgement (the coordinator is then the
+// slower side).
 //
 // Leases end three ways besides a report. A heartbeat answer revokes the
 // leases that are no longer ours (job cancelled, lease lapsed): their tasks
@@ -73,7 +77,8 @@ struct WorkerOptions {
   std::string name = "worker";
   // How long to wait before asking again when a lease came back empty.
   Duration idle_poll = std::chrono::milliseconds(100);
-  // Results are reported when this many are ready, or after report_delay.
+  // Results are reported when this many are ready, or after report_delay;
+  // also the most results one report message carries.
   int report_batch = 256;
   Duration report_delay = std::chrono::milliseconds(50);
   // On Stop(), how long in-flight requests may take to finish.

@@ -1,9 +1,11 @@
 // Worker, the report/ack path: results wait in results_ until a report
-// is due (a full batch, report_delay, or the drain), go out in reports cut
-// to fit one gRPC message, are split in halves when the coordinator refuses
-// a report for what it holds, and end their leases when acknowledged. A
-// report that cannot be sent keeps every result (each was paid for) and is
-// retried after a backoff. Thread-safe: state is under mu_ (worker.h).
+// is due (a full batch, report_delay, or the drain), are handed to the
+// reporter thread (ReportLoop), go out in reports cut to fit one gRPC
+// message and report_batch results, are split in halves when the
+// coordinator refuses a report for what it holds, and end their leases
+// when acknowledged. A report that cannot be sent keeps every result (each
+// was paid for) and is retried after a backoff. Thread-safe: state is
+// under mu_ (worker.h).
 #include <algorithm>
 
 #include <spdlog/spdlog.h>
