@@ -106,6 +106,9 @@ struct CoordinatorSnapshot {
   std::vector<TeacherBatchView> batches;
 };
 
+// The longest a Lease waits for work (LeaseRequest.wait_ms is capped).
+inline constexpr Duration kMaxLeaseWait = std::chrono::seconds(1);
+
 struct CoordinatorOptions {
   // A lease not renewed by a heartbeat within this time returns its task.
   Duration lease_duration = std::chrono::seconds(60);
@@ -214,6 +217,10 @@ class Coordinator {
   // a worker still using an id from before a restart is never taken for
   // one registered since.
   v1::RegisterResponse Register(const v1::RegisterRequest& request);
+  // Up to max_tasks tasks of the request's teachers. With wait_ms, an
+  // answer with none waits (up to kMaxLeaseWait) for a change to the jobs
+  // (a submit, a resume, a commit) and looks again: an idle worker starts
+  // on a new job at once instead of at its next poll.
   absl::StatusOr<v1::LeaseResponse> Lease(const v1::LeaseRequest& request);
   absl::StatusOr<v1::ReportResponse> Report(const v1::ReportRequest& request);
   v1::HeartbeatResponse Heartbeat(const v1::HeartbeatRequest& request);
@@ -281,6 +288,9 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A read for `task` failed while leasing it: logged, counted, and the
   // task put back at the head of its queue. Returns `status`.
+  // One look for tasks: Lease without the wait.
+  absl::StatusOr<v1::LeaseResponse> LeaseReadyLocked(
+      const v1::LeaseRequest& request) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status LeaseReadFailed(JobRuntime& rt, v1::Task task,
                                absl::Status status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -327,6 +327,32 @@ absl::Status Coordinator::LeaseReadFailed(JobRuntime& rt, v1::Task task,
 absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
     const v1::LeaseRequest& request) {
   absl::MutexLock lock(&mu_);
+  const TimePoint wait_until =
+      clock_.Now() + std::min<Duration>(std::chrono::milliseconds(std::max(
+                                            0, request.wait_ms())),
+                                        kMaxLeaseWait);
+  while (true) {
+    absl::StatusOr<v1::LeaseResponse> response = LeaseReadyLocked(request);
+    if (!response.ok() || response->tasks_size() > 0 ||
+        clock_.Now() >= wait_until) {
+      return response;
+    }
+    // Nothing ready: wait for the jobs to change (ChangedLocked: a submit,
+    // a resume or retry, a commit that frees waiting keys), then look
+    // again. mu_ is released while waiting.
+    const uint64_t seen = version_;
+    auto changed = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return version_ != seen;
+    };
+    if (!clock_.AwaitWithDeadline(&mu_, absl::Condition(&changed),
+                                  wait_until)) {
+      return response;
+    }
+  }
+}
+
+absl::StatusOr<v1::LeaseResponse> Coordinator::LeaseReadyLocked(
+    const v1::LeaseRequest& request) {
   ExpireLeasesLocked();
   v1::LeaseResponse response;
   auto worker = workers_.find(request.worker_id());

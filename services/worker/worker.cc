@@ -146,7 +146,9 @@ absl::Status Worker::Run() {
     absl::MutexLock lock(&mu_);
     const TimePoint now = clock_.Now();
     TimePoint deadline =
-        now + std::min<Duration>(options_.idle_poll, budget_wait);
+        lease_waited_ ? now
+                      : now + std::min<Duration>(options_.idle_poll, budget_wait);
+    lease_waited_ = false;
     if (!results_.empty() && !report_in_progress_) {
       deadline = std::min(
           deadline,

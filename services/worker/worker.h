@@ -77,6 +77,11 @@ struct WorkerOptions {
   std::string name = "worker";
   // How long to wait before asking again when a lease came back empty.
   Duration idle_poll = std::chrono::milliseconds(100);
+  // A worker holding nothing asks with a long poll instead: its lease waits
+  // at the coordinator up to this long (LeaseRequest.wait_ms) and returns
+  // the moment work appears, so a job submitted to an idle cluster starts
+  // at once. 0 turns it off (idle_poll alone). Stop waits for it to end.
+  Duration lease_wait = std::chrono::milliseconds(250);
   // Results are reported when this many are ready, or after report_delay;
   // also the most results one report message carries.
   int report_batch = 256;
@@ -176,6 +181,14 @@ class Worker {
   void Dispatch(std::vector<Pending> batch) ABSL_LOCKS_EXCLUDED(mu_);
   // Tasks worth holding for a teacher: enough to keep its budget busy.
   int HoldCapLocked(TeacherState& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // No task held (queued, in flight or waiting for a retry).
+  bool HoldsNothingLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Nothing held and no result waiting or being reported: when a long poll
+  // of the coordinator may wait.
+  bool IdleLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A report should go now: report_batch results, the oldest report_delay
+  // old, nothing held (no more are coming soon), or stopping.
+  bool ReportDueLocked(TimePoint now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The share of the teacher's limits this worker asks for: what it could
   // use while the coordinator has more work, else what it holds.
   int64_t DemandLocked(const TeacherState& t) const
@@ -255,6 +268,9 @@ class Worker {
   std::string worker_id_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool slot_freed_ ABSL_GUARDED_BY(mu_) = false;  // wakes the loop to send
+  // The last lease was a long poll that came back empty at its end: lease
+  // again without sleeping.
+  bool lease_waited_ ABSL_GUARDED_BY(mu_) = false;
   // The reporter thread (ReportLoop): a report asked for, one running, one
   // just ended (wakes the loop), and the thread asked to end.
   bool report_wanted_ ABSL_GUARDED_BY(mu_) = false;

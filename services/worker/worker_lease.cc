@@ -222,8 +222,21 @@ void Worker::DropRevokedLocked(
   }
 }
 
+bool Worker::HoldsNothingLocked() const {
+  if (!retries_.empty()) return false;
+  for (const TeacherState& t : teachers_) {
+    if (t.busy > 0) return false;
+  }
+  return true;
+}
+
+bool Worker::IdleLocked() const {
+  return !stopping_ && results_.empty() && results_reporting_ == 0 &&
+         HoldsNothingLocked();
+}
+
 void Worker::LeaseMore() {
-  std::vector<Pending> batch;
+  int batch_leased = 0;  // tasks this pass
   for (size_t i = 0;; ++i) {
     v1::LeaseRequest request;
     {
@@ -243,7 +256,16 @@ void Worker::LeaseMore() {
       request.set_worker_id(worker_id_);
       request.set_max_tasks(free);
       request.add_teachers(t.config.profile.name);
+      // The last teacher's lease of a pass in which nothing came: with
+      // nothing held, nothing else is due before work appears.
+      if (i + 1 == teachers_.size() && batch_leased == 0 && IdleLocked()) {
+        request.set_wait_ms(static_cast<int32_t>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(
+                options_.lease_wait)
+                .count()));
+      }
     }
+    const TimePoint asked = clock_.Now();
     absl::StatusOr<v1::LeaseResponse> response = coordinator_.Lease(request);
     NoteCoordinatorCall(response.status(), response.ok());
     if (!response.ok()) {
@@ -256,6 +278,14 @@ void Worker::LeaseMore() {
       return;
     }
     absl::MutexLock lock(&mu_);
+    // An empty answer to a long poll came at its end: the loop asks again
+    // without sleeping idle_poll. (Measured, so that a coordinator which
+    // ignores wait_ms is not asked in a tight loop.)
+    if (request.wait_ms() > 0 && response->tasks_size() == 0 &&
+        clock_.Now() - asked >= options_.lease_wait / 2) {
+      lease_waited_ = true;
+    }
+    batch_leased += response->tasks_size();
     teachers_[i].more_work = response->tasks_size() > 0;
     for (v1::LeasedTask& task : *response->mutable_tasks()) {
       held_leases_.insert(task.lease_id());

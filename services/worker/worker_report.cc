@@ -81,10 +81,7 @@ bool Worker::ReportSome(bool force) {
     if (results_.empty()) return true;
     const TimePoint now = clock_.Now();
     if (now < report_retry_at_) return false;
-    const bool due =
-        force || stopping_ ||
-        static_cast<int>(results_.size()) >= options_.report_batch ||
-        now - oldest_result_ >= options_.report_delay;
+    const bool due = force || ReportDueLocked(now);
     if (!due) return true;
     results.swap(results_);
     results_reporting_ = static_cast<int>(results.size());
@@ -147,16 +144,20 @@ void Worker::RegisterIfReportAsked() {
   RegisterUntilDone();
 }
 
+bool Worker::ReportDueLocked(TimePoint now) const {
+  // With nothing held no more results are coming to share the report: the
+  // last answers of a job are not kept waiting for report_delay.
+  return stopping_ ||
+         static_cast<int>(results_.size()) >= options_.report_batch ||
+         now - oldest_result_ >= options_.report_delay || HoldsNothingLocked();
+}
+
 void Worker::HandOverReportIfDue() {
   absl::MutexLock lock(&mu_);
   if (report_in_progress_ || results_.empty()) return;
   const TimePoint now = clock_.Now();
   if (now < report_retry_at_) return;
-  if (!stopping_ &&
-      static_cast<int>(results_.size()) < options_.report_batch &&
-      now - oldest_result_ < options_.report_delay) {
-    return;
-  }
+  if (!ReportDueLocked(now)) return;
   report_in_progress_ = true;
   report_wanted_ = true;
 }

@@ -753,6 +753,62 @@ TEST_F(CoordinatorTest, LeaseServesOnlyTheRequestedTeachers) {
   EXPECT_EQ(others[1].teacher(), "other");
 }
 
+// A long poll (wait_ms): an idle worker's lease waits for work and is
+// answered when a job is submitted, with the clock standing still.
+TEST_F(CoordinatorTest, AnIdleLeaseWaitsAndIsAnsweredWhenAJobIsSubmitted) {
+  const std::string w = Register();
+  v1::LeaseRequest request;
+  request.set_worker_id(w);
+  request.set_max_tasks(10);
+  request.add_teachers("sim");
+  request.set_wait_ms(1000);
+  absl::StatusOr<v1::LeaseResponse> response;
+  std::thread lease([&] { response = coordinator_->Lease(request); });
+  ASSERT_TRUE(clock_.WaitForWaiters(1)) << "the lease did not wait";
+  v1::Job job = MustSubmit(PromptLines({"a", "b", "c"}));
+  lease.join();
+  ASSERT_TRUE(response.ok()) << response.status();
+  ASSERT_EQ(response->tasks_size(), 3);
+  EXPECT_EQ(response->tasks(0).job_id(), job.id());
+  EXPECT_TRUE(Lease(w, 10).empty());  // all three were leased
+}
+
+TEST_F(CoordinatorTest, ALeaseWaitEndsEmptyAtItsDeadlineCappedAtOneSecond) {
+  // A job of another teacher changes the jobs, wakes the lease and still
+  // leaves nothing for it: it waits on to its deadline.
+  teachers_ = {Profile("sim"), Profile("other")};
+  Restart();
+  const std::string w = Register();
+  v1::LeaseRequest request;
+  request.set_worker_id(w);
+  request.set_max_tasks(10);
+  request.add_teachers("sim");
+  request.set_wait_ms(600'000);  // capped at kMaxLeaseWait
+  absl::StatusOr<v1::LeaseResponse> response;
+  std::thread lease([&] { response = coordinator_->Lease(request); });
+  ASSERT_TRUE(clock_.WaitForWaiters(1));
+  const int64_t awaits = clock_.awaits_started();
+  v1::JobSpec other = Spec();
+  other.set_teacher("other");
+  MustSubmit(PromptLines({"x"}), other);
+  ASSERT_TRUE(clock_.WaitForNextAwait(awaits)) << "the lease did not wait on";
+  clock_.Advance(kMaxLeaseWait);
+  lease.join();
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->tasks_size(), 0);
+  EXPECT_GT(response->lease_deadline_ms(), 0);
+}
+
+TEST_F(CoordinatorTest, AWaitingLeaseFromAnUnknownWorkerFailsAtOnce) {
+  v1::LeaseRequest request;
+  request.set_worker_id("ghost");
+  request.set_max_tasks(10);
+  request.add_teachers("sim");
+  request.set_wait_ms(1000);
+  absl::StatusOr<v1::LeaseResponse> response = coordinator_->Lease(request);
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
 TEST_F(CoordinatorTest, ReportSuccessCommitsTheAnswer) {
   v1::Job job = MustSubmit(PromptLines({"a", "b"}));
   const std::string w = Register("worker-a");

@@ -133,6 +133,9 @@ class WorkerTest : public ::testing::Test {
     o.idle_poll = milliseconds(1);
     o.report_delay = milliseconds(1);
     o.drain_timeout = seconds(5);
+    // The coordinator's clock stands still here, so a long poll would wait
+    // for ever; LeaseWaitsAtTheCoordinatorWhileIdle turns it on.
+    o.lease_wait = milliseconds(0);
     return o;
   }
 
@@ -235,6 +238,38 @@ TEST_F(WorkerTest, AnswersEveryTask) {
   }
 }
 
+
+// An idle worker waits for work at the coordinator (a long poll), so a job
+// submitted then is leased at once; its last results are reported at once
+// too, not after report_delay: with nothing held, none are coming to share
+// the report.
+TEST_F(WorkerTest, AnIdleWorkerWaitsAtTheCoordinatorAndReportsItsLastResultsAtOnce) {
+  FakeTeacher teacher(clock_, [](const TeacherRequest& r, int) {
+    return Answer("answer to " + r.messages.back().content);
+  });
+  WorkerOptions options = Options();
+  options.lease_wait = seconds(1);
+  options.report_delay = seconds(10);
+  Worker worker(*client_, Teachers(teacher), clock_, options, no_jitter_);
+  WorkerThread thread(worker, clock_);
+  ASSERT_TRUE(coordinator_clock_.WaitForWaiters(1))
+      << "the idle worker did not wait at the coordinator";
+
+  const TimePoint submitted = clock_.Now();
+  v1::Job job = Submit(3);
+  v1::Job done = WaitForEnd(job.id());
+  EXPECT_EQ(done.state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(done.counters().tasks_done(), 3);
+  EXPECT_LT(clock_.Now() - submitted, options.report_delay)
+      << "the last results waited for report_delay";
+
+  // Idle again, it waits at the coordinator again; Stop takes effect when
+  // that wait ends.
+  ASSERT_TRUE(RunUntil([&] { return coordinator_clock_.waiters() >= 1; }));
+  worker.Stop();
+  coordinator_clock_.Advance(kMaxLeaseWait);
+  EXPECT_TRUE(thread.Stop().ok());
+}
 TEST_F(WorkerTest, PassesEverySamplingParameter) {
   v1::JobSpec spec;
   spec.set_samples(2);
