@@ -60,10 +60,11 @@ bool TeacherLimiter::WaitsForShare() const {
   return needs_share_ || (has_share_ && limited_);
 }
 
-void TeacherLimiter::ApplyShare(const v1::BudgetShare& share) {
+void TeacherLimiter::ApplyShare(const v1::BudgetShare& share,
+                                bool keep_paused) {
   has_share_ = true;
   news_for_coordinator_ = false;  // the report before this share told it
-  paused_ = share.paused();
+  paused_ = share.paused() || (keep_paused && paused_);
   limited_ = share.limited();
   share_expires_ =
       clock_.Now() + std::chrono::milliseconds(share.expires_in_ms());

@@ -29,8 +29,10 @@ class TeacherLimiter {
                  int max_in_flight,
                  Duration max_retry_after = std::chrono::minutes(2));
 
-  // A share from the coordinator's heartbeat answer.
-  void ApplyShare(const v1::BudgetShare& share);
+  // A share from the coordinator's heartbeat answer. With `keep_paused`, a
+  // pause this worker found (a teacher-down answer) stays although the share
+  // says none: the share may predate the coordinator's learning of it.
+  void ApplyShare(const v1::BudgetShare& share, bool keep_paused = false);
   // Reserves budget for a request estimated at `tokens`; true when it may be
   // sent now.
   bool TryAcquire(double tokens);

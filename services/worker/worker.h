@@ -154,6 +154,12 @@ class Worker {
     // use_n was refused (HTTP 400 for n > 1, or fewer choices than asked):
     // one request per sample from then on.
     bool n_refused = false;
+    // A teacher-down answer pauses the teacher here at once. A share lifts
+    // that pause only once the coordinator has it: not while such a result
+    // awaits acknowledgement (down_leases), nor from a heartbeat begun
+    // before the last was acknowledged (numbered up to pause_held_through).
+    std::set<int64_t> down_leases;
+    int64_t pause_held_through = 0;
   };
 
   // Registers (again), announcing the tasks held, and drops those whose
@@ -268,6 +274,7 @@ class Worker {
   std::string worker_id_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool slot_freed_ ABSL_GUARDED_BY(mu_) = false;  // wakes the loop to send
+  int64_t heartbeats_begun_ ABSL_GUARDED_BY(mu_) = 0;
   // The last lease was a long poll that came back empty at its end: lease
   // again without sleeping.
   bool lease_waited_ ABSL_GUARDED_BY(mu_) = false;

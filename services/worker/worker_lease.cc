@@ -89,6 +89,7 @@ void Worker::RegisterUntilDone() {
 
 void Worker::HeartbeatIfDue() {
   v1::HeartbeatRequest request;
+  int64_t heartbeat = 0;  // its number
   {
     absl::MutexLock lock(&mu_);
     const TimePoint now = clock_.Now();
@@ -106,6 +107,7 @@ void Worker::HeartbeatIfDue() {
     if (now < next_heartbeat_ && !early) return;
     next_heartbeat_ = now + heartbeat_interval_;
     last_heartbeat_ = now;
+    heartbeat = ++heartbeats_begun_;
     request.set_worker_id(worker_id_);
     for (int64_t id : held_leases_) request.add_held_lease_ids(id);
     for (int64_t id : held_steps_) request.add_held_lease_ids(id);
@@ -126,7 +128,13 @@ void Worker::HeartbeatIfDue() {
     for (const v1::BudgetShare& share : response->shares()) {
       for (TeacherState& t : teachers_) {
         if (t.config.profile.name == share.teacher()) {
-          t.limiter->ApplyShare(share);
+          if (share.paused()) {  // the coordinator knows: no hold needed
+            t.down_leases.clear();
+            t.pause_held_through = 0;
+          }
+          t.limiter->ApplyShare(share,
+                                /*keep_paused=*/!t.down_leases.empty() ||
+                                    heartbeat <= t.pause_held_through);
           const double per_minute =
               share.window_ms() > 0 ? 60000.0 / share.window_ms() : 0;
           metrics::BudgetShare(

@@ -67,7 +67,11 @@ void Worker::Finish(Pending& pending, v1::TaskResult result) {
                      " bytes and does not fit in one report (at most ",
                      ReportBudget(), " bytes; --max-message-mb)"));
   }
-  --teachers_[pending.teacher_index].busy;
+  TeacherState& state = teachers_[pending.teacher_index];
+  --state.busy;
+  if (result.failure() == v1::FAILURE_CLASS_TEACHER_DOWN) {
+    state.down_leases.insert(t.lease_id());
+  }
   if (results_.empty()) oldest_result_ = clock_.Now();
   results_.push_back(std::move(result));
 }
@@ -260,6 +264,13 @@ void Worker::Acknowledge(const v1::ReportRequest& request) {
   absl::MutexLock lock(&mu_);
   for (const v1::TaskResult& r : request.results()) {
     held_leases_.erase(r.lease_id());
+    if (r.failure() != v1::FAILURE_CLASS_TEACHER_DOWN) continue;
+    for (TeacherState& t : teachers_) {
+      if (t.down_leases.erase(r.lease_id()) > 0 && t.down_leases.empty()) {
+        // Heartbeats already begun may carry shares from before the commit.
+        t.pause_held_through = heartbeats_begun_;
+      }
+    }
   }
   results_reported_ += request.results_size();
 }
