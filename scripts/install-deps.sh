@@ -9,7 +9,7 @@ PACKAGES=(
   libabsl-dev librocksdb-dev libboost-dev libcurl4-openssl-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libxxhash-dev libcli11-dev libspdlog-dev libyaml-cpp-dev
-  libre2-dev libvalijson-dev
+  libre2-dev libvalijson-dev libjemalloc-dev
 )
 # Extra packages for a given purpose: `install-deps.sh test` adds the tools the
 # tests drive (a real Prometheus server, for the metrics test; openssl for the
