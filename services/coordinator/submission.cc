@@ -1,7 +1,10 @@
 #include "services/coordinator/submission.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <optional>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -220,16 +223,56 @@ Submission::~Submission() {
   if (!finished_) Abort();
 }
 
+namespace {
+
+using ParsedLine = absl::StatusOr<std::optional<v1::Prompt>>;
+
+// ParsePromptLine of every line, the first numbered `first_line`. Parsing is
+// most of a submission's cost and each line parses on its own, so a large
+// chunk is split across threads (one per core, at most kMaxParseThreads);
+// the caller takes the results in order, so errors and ids are checked as
+// if the lines were parsed one by one.
+std::vector<ParsedLine> ParseLines(
+    const google::protobuf::RepeatedPtrField<std::string>& lines,
+    int64_t first_line, const std::string& system_prompt, size_t max_bytes) {
+  constexpr int kMaxParseThreads = 4;
+  constexpr int kLinesPerThread = 256;  // below this a thread costs more
+  const int n = lines.size();
+  std::vector<ParsedLine> parsed(n);
+  auto parse = [&](int begin, int end) {
+    for (int i = begin; i < end; ++i) {
+      parsed[i] = ParsePromptLine(lines[i], first_line + i, system_prompt,
+                                  max_bytes);
+    }
+  };
+  const int threads = std::clamp<int>(
+      std::min<int>(static_cast<int>(std::thread::hardware_concurrency()),
+                    n / kLinesPerThread),
+      1, kMaxParseThreads);
+  std::vector<std::thread> helpers;
+  for (int k = 1; k < threads; ++k) {
+    helpers.emplace_back(parse, static_cast<int>(int64_t{n} * k / threads),
+                         static_cast<int>(int64_t{n} * (k + 1) / threads));
+  }
+  parse(0, n / threads);
+  for (std::thread& t : helpers) t.join();
+  return parsed;
+}
+
+}  // namespace
+
 absl::Status Submission::AddLines(
     const google::protobuf::RepeatedPtrField<std::string>& lines) {
   if (finished_) return absl::FailedPreconditionError("submission finished");
   const v1::JobSpec& spec = job_.spec();
   const CoordinatorOptions& options = coordinator_->options();
-  for (const std::string& line : lines) {
+  std::vector<ParsedLine> all_parsed =
+      ParseLines(lines, line_number_ + 1, spec.system_prompt(),
+                 options.max_prompt_bytes);
+  for (int i = 0; i < lines.size(); ++i) {
+    const std::string& line = lines[i];
     ++line_number_;
-    absl::StatusOr<std::optional<v1::Prompt>> parsed =
-        ParsePromptLine(line, line_number_, spec.system_prompt(),
-                        options.max_prompt_bytes);
+    ParsedLine& parsed = all_parsed[i];
     if (!parsed.ok()) {
       if (line.size() > options.max_prompt_bytes) {
         metrics::RejectedCall("client", "prompt_too_long");

@@ -428,6 +428,41 @@ TEST_F(CoordinatorTest, DuplicateIdsRejectTheSubmissionNamingBothLines) {
   EXPECT_TRUE(Submit({R"({"id": "q1", "prompt": "x"})"}).ok());
 }
 
+// A large chunk is parsed on several threads (one per core) and taken in
+// order: every prompt keeps its line, the first bad line is the one named,
+// and ids are checked across the parts.
+TEST_F(CoordinatorTest, ALargeChunkIsCheckedInLineOrder) {
+  constexpr int kLines = 3000;
+  std::vector<std::string> lines;
+  for (int i = 0; i < kLines; ++i) lines.push_back(PromptLine(absl::StrCat("p", i)));
+  v1::Job job = MustSubmit(lines);
+  EXPECT_EQ(job.counters().prompts(), kLines);
+  for (int seq : {0, 1, kLines / 2, kLines - 1}) {
+    std::optional<v1::Prompt> prompt = *store_->GetPrompt(job.id(), seq);
+    ASSERT_TRUE(prompt.has_value()) << seq;
+    EXPECT_EQ(prompt->line(), seq + 1);
+    EXPECT_EQ(prompt->messages(0).content(), absl::StrCat("p", seq));
+  }
+
+  // Two bad lines in different parts: the earlier is named.
+  std::vector<std::string> bad = lines;
+  bad[2500] = "{oops";
+  bad[700] = R"({"prompt": 7})";
+  absl::StatusOr<v1::Job> refused = Submit(bad);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(std::string(refused.status().message()), StartsWith("line 701: "));
+
+  // A duplicate id across the parts.
+  std::vector<std::string> dup = lines;
+  dup[100] = R"({"id": "same", "prompt": "a"})";
+  dup[2900] = R"({"id": "same", "prompt": "b"})";
+  refused = Submit(dup);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(std::string(refused.status().message()),
+              StartsWith("line 2901: duplicate id \"same\", first on line 101"));
+  EXPECT_EQ(coordinator_->ListJobs().size(), 1u);
+}
+
 TEST_F(CoordinatorTest, SubmissionLeavesNoIdsInScratchSpace) {
   v1::Job job = MustSubmit({R"({"id": "q1", "prompt": "a"})"});
   std::string key = "\x81" + job.id();
