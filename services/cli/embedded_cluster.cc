@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <iostream>
@@ -43,7 +44,18 @@ class DirectCoordinatorClient : public CoordinatorClient {
   }
   absl::StatusOr<v1::LeaseResponse> Lease(
       const v1::LeaseRequest& request) override {
+    if (waits_ended_.load() && request.wait_ms() > 0) {
+      v1::LeaseRequest at_once = request;
+      at_once.set_wait_ms(0);
+      return coordinator_.Lease(at_once);
+    }
     return coordinator_.Lease(request);
+  }
+  // The run's end stops the workers: an idle one's long poll ends at once
+  // instead of at its wait_ms.
+  void EndLeaseWaits() override {
+    waits_ended_.store(true);
+    coordinator_.EndLeaseWaits();
   }
   absl::StatusOr<v1::ReportResponse> Report(
       const v1::ReportRequest& request) override {
@@ -64,6 +76,7 @@ class DirectCoordinatorClient : public CoordinatorClient {
 
  private:
   Coordinator& coordinator_;
+  std::atomic<bool> waits_ended_{false};
 };
 
 double NowSeconds() {

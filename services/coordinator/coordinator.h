@@ -222,6 +222,9 @@ class Coordinator {
   // (a submit, a resume, a commit) and looks again: an idle worker starts
   // on a new job at once instead of at its next poll.
   absl::StatusOr<v1::LeaseResponse> Lease(const v1::LeaseRequest& request);
+  // Ends every Lease wait in progress (each answers what it has: nothing),
+  // for an in-process worker that stops.
+  void EndLeaseWaits();
   absl::StatusOr<v1::ReportResponse> Report(const v1::ReportRequest& request);
   v1::HeartbeatResponse Heartbeat(const v1::HeartbeatRequest& request);
   // The batch path: steps due (creates, polls, cancels) for the worker's
@@ -523,6 +526,7 @@ class Coordinator {
   absl::Mutex mu_ ABSL_ACQUIRED_AFTER(commit_mu_);
   // Bumped by ChangedLocked: what WaitForJobChange waits on.
   uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t lease_waits_ended_ ABSL_GUARDED_BY(mu_) = 0;  // EndLeaseWaits
   // Jobs by id; ids sort by creation, so iteration is first-come first-served.
   std::map<std::string, JobRuntime> jobs_ ABSL_GUARDED_BY(mu_);
   Scheduler scheduler_ ABSL_GUARDED_BY(mu_);

@@ -327,6 +327,7 @@ absl::Status Coordinator::LeaseReadFailed(JobRuntime& rt, v1::Task task,
 absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
     const v1::LeaseRequest& request) {
   absl::MutexLock lock(&mu_);
+  const uint64_t ended = lease_waits_ended_;
   const TimePoint wait_until =
       clock_.Now() + std::min<Duration>(std::chrono::milliseconds(std::max(
                                             0, request.wait_ms())),
@@ -341,14 +342,20 @@ absl::StatusOr<v1::LeaseResponse> Coordinator::Lease(
     // a resume or retry, a commit that frees waiting keys), then look
     // again. mu_ is released while waiting.
     const uint64_t seen = version_;
-    auto changed = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return version_ != seen;
+    auto changed = [this, seen, ended]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return version_ != seen || lease_waits_ended_ != ended;
     };
     if (!clock_.AwaitWithDeadline(&mu_, absl::Condition(&changed),
-                                  wait_until)) {
+                                  wait_until) ||
+        lease_waits_ended_ != ended) {
       return response;
     }
   }
+}
+
+void Coordinator::EndLeaseWaits() {
+  absl::MutexLock lock(&mu_);
+  ++lease_waits_ended_;
 }
 
 absl::StatusOr<v1::LeaseResponse> Coordinator::LeaseReadyLocked(

@@ -28,6 +28,11 @@ class CoordinatorClient {
       const v1::ReportRequest& request) = 0;
   virtual absl::StatusOr<v1::HeartbeatResponse> Heartbeat(
       const v1::HeartbeatRequest& request) = 0;
+  // Ends a long-poll Lease in progress (LeaseRequest.wait_ms) and makes
+  // later ones answer at once; Worker::Stop calls it. A client that cannot
+  // (gRPC: the coordinator's wait ends at its wait_ms, at most 1 s) does
+  // nothing.
+  virtual void EndLeaseWaits() {}
   // The batch path; a coordinator client without it answers UNIMPLEMENTED.
   virtual absl::StatusOr<v1::LeaseBatchStepResponse> LeaseBatchStep(
       const v1::LeaseBatchStepRequest& request) {

@@ -52,8 +52,11 @@ int64_t Worker::results_reported() const {
 }
 
 void Worker::Stop() {
-  absl::MutexLock lock(&mu_);
-  stopping_ = true;
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  coordinator_.EndLeaseWaits();
 }
 
 absl::Status Worker::Run() {

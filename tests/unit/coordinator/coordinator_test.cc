@@ -834,6 +834,22 @@ TEST_F(CoordinatorTest, ALeaseWaitEndsEmptyAtItsDeadlineCappedAtOneSecond) {
   EXPECT_GT(response->lease_deadline_ms(), 0);
 }
 
+TEST_F(CoordinatorTest, EndLeaseWaitsEndsAWaitingLease) {
+  const std::string w = Register();
+  v1::LeaseRequest request;
+  request.set_worker_id(w);
+  request.set_max_tasks(10);
+  request.add_teachers("sim");
+  request.set_wait_ms(1000);
+  absl::StatusOr<v1::LeaseResponse> response;
+  std::thread lease([&] { response = coordinator_->Lease(request); });
+  ASSERT_TRUE(clock_.WaitForWaiters(1));
+  coordinator_->EndLeaseWaits();
+  lease.join();  // with the clock standing still
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->tasks_size(), 0);
+}
+
 TEST_F(CoordinatorTest, AWaitingLeaseFromAnUnknownWorkerFailsAtOnce) {
   v1::LeaseRequest request;
   request.set_worker_id("ghost");
