@@ -55,7 +55,10 @@ rlim_t RaiseOpenFileLimit(rlim_t wanted);
 // large blocks are freed, after which RocksDB's memtable arenas and large
 // gRPC messages come from the heap, whose freed memory is seldom returned:
 // the coordinator's peak grew by 100-200 MB that way, more on one run than
-// the next (bench/results.md, row 6). Call first thing in main().
+// the next (bench/results.md, row 6). Call first thing in main(). In the
+// programs built with jemalloc (DISTILLERY_MALLOC, the default) glibc's
+// malloc serves nothing and this changes nothing: jemalloc keeps large
+// blocks in their own extents and returns freed memory on its own.
 void ReturnLargeAllocationsToTheKernel();
 
 // --log-level and --log-format on `app`, defaults "info" and "text".
