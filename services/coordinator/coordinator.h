@@ -289,11 +289,11 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CompleteFromCacheLocked(JobRuntime& rt, v1::Task task)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // A read for `task` failed while leasing it: logged, counted, and the
-  // task put back at the head of its queue. Returns `status`.
   // One look for tasks: Lease without the wait.
   absl::StatusOr<v1::LeaseResponse> LeaseReadyLocked(
       const v1::LeaseRequest& request) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A read for `task` failed while leasing it: logged, counted, and the
+  // task put back at the head of its queue. Returns `status`.
   absl::Status LeaseReadFailed(JobRuntime& rt, v1::Task task,
                                absl::Status status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -244,7 +244,7 @@ bool Worker::IdleLocked() const {
 }
 
 void Worker::LeaseMore() {
-  int batch_leased = 0;  // tasks this pass
+  int leased_this_pass = 0;
   for (size_t i = 0;; ++i) {
     v1::LeaseRequest request;
     {
@@ -266,7 +266,7 @@ void Worker::LeaseMore() {
       request.add_teachers(t.config.profile.name);
       // The last teacher's lease of a pass in which nothing came: with
       // nothing held, nothing else is due before work appears.
-      if (i + 1 == teachers_.size() && batch_leased == 0 && IdleLocked()) {
+      if (i + 1 == teachers_.size() && leased_this_pass == 0 && IdleLocked()) {
         request.set_wait_ms(static_cast<int32_t>(
             std::chrono::duration_cast<std::chrono::milliseconds>(
                 options_.lease_wait)
@@ -293,7 +293,7 @@ void Worker::LeaseMore() {
         clock_.Now() - asked >= options_.lease_wait / 2) {
       lease_waited_ = true;
     }
-    batch_leased += response->tasks_size();
+    leased_this_pass += response->tasks_size();
     teachers_[i].more_work = response->tasks_size() > 0;
     for (v1::LeasedTask& task : *response->mutable_tasks()) {
       held_leases_.insert(task.lease_id());

@@ -227,14 +227,20 @@ class CoordinatorTest : public ::testing::Test {
     return coordinator_->Register(request).worker_id();
   }
 
-  absl::StatusOr<v1::LeaseResponse> TryLease(
+  static v1::LeaseRequest LeaseRequestFor(
       const std::string& worker, int max_tasks,
-      const std::vector<std::string>& teachers = {"sim"}) {
+      const std::vector<std::string>& teachers = {"sim"}, int wait_ms = 0) {
     v1::LeaseRequest request;
     request.set_worker_id(worker);
     request.set_max_tasks(max_tasks);
     for (const std::string& t : teachers) request.add_teachers(t);
-    return coordinator_->Lease(request);
+    request.set_wait_ms(wait_ms);
+    return request;
+  }
+  absl::StatusOr<v1::LeaseResponse> TryLease(
+      const std::string& worker, int max_tasks,
+      const std::vector<std::string>& teachers = {"sim"}) {
+    return coordinator_->Lease(LeaseRequestFor(worker, max_tasks, teachers));
   }
   std::vector<v1::LeasedTask> Lease(const std::string& worker, int max_tasks,
                                     const std::vector<std::string>& teachers = {
@@ -792,11 +798,8 @@ TEST_F(CoordinatorTest, LeaseServesOnlyTheRequestedTeachers) {
 // answered when a job is submitted, with the clock standing still.
 TEST_F(CoordinatorTest, AnIdleLeaseWaitsAndIsAnsweredWhenAJobIsSubmitted) {
   const std::string w = Register();
-  v1::LeaseRequest request;
-  request.set_worker_id(w);
-  request.set_max_tasks(10);
-  request.add_teachers("sim");
-  request.set_wait_ms(1000);
+  const v1::LeaseRequest request =
+      LeaseRequestFor(w, 10, {"sim"}, 1000);
   absl::StatusOr<v1::LeaseResponse> response;
   std::thread lease([&] { response = coordinator_->Lease(request); });
   ASSERT_TRUE(clock_.WaitForWaiters(1)) << "the lease did not wait";
@@ -814,11 +817,8 @@ TEST_F(CoordinatorTest, ALeaseWaitEndsEmptyAtItsDeadlineCappedAtOneSecond) {
   teachers_ = {Profile("sim"), Profile("other")};
   Restart();
   const std::string w = Register();
-  v1::LeaseRequest request;
-  request.set_worker_id(w);
-  request.set_max_tasks(10);
-  request.add_teachers("sim");
-  request.set_wait_ms(600'000);  // capped at kMaxLeaseWait
+  const v1::LeaseRequest request =
+      LeaseRequestFor(w, 10, {"sim"}, 600'000);  // capped at kMaxLeaseWait
   absl::StatusOr<v1::LeaseResponse> response;
   std::thread lease([&] { response = coordinator_->Lease(request); });
   ASSERT_TRUE(clock_.WaitForWaiters(1));
@@ -836,11 +836,8 @@ TEST_F(CoordinatorTest, ALeaseWaitEndsEmptyAtItsDeadlineCappedAtOneSecond) {
 
 TEST_F(CoordinatorTest, EndLeaseWaitsEndsAWaitingLease) {
   const std::string w = Register();
-  v1::LeaseRequest request;
-  request.set_worker_id(w);
-  request.set_max_tasks(10);
-  request.add_teachers("sim");
-  request.set_wait_ms(1000);
+  const v1::LeaseRequest request =
+      LeaseRequestFor(w, 10, {"sim"}, 1000);
   absl::StatusOr<v1::LeaseResponse> response;
   std::thread lease([&] { response = coordinator_->Lease(request); });
   ASSERT_TRUE(clock_.WaitForWaiters(1));
@@ -851,11 +848,8 @@ TEST_F(CoordinatorTest, EndLeaseWaitsEndsAWaitingLease) {
 }
 
 TEST_F(CoordinatorTest, AWaitingLeaseFromAnUnknownWorkerFailsAtOnce) {
-  v1::LeaseRequest request;
-  request.set_worker_id("ghost");
-  request.set_max_tasks(10);
-  request.add_teachers("sim");
-  request.set_wait_ms(1000);
+  const v1::LeaseRequest request =
+      LeaseRequestFor("ghost", 10, {"sim"}, 1000);
   absl::StatusOr<v1::LeaseResponse> response = coordinator_->Lease(request);
   EXPECT_EQ(response.status().code(), absl::StatusCode::kFailedPrecondition);
 }

@@ -466,6 +466,33 @@ TEST_F(WorkerTest, TeacherDownPausesTheTeacher) {
   EXPECT_EQ(seen.counters().tasks_failed(), 0);
 }
 
+// The worker's own pause after a teacher-down answer holds while the
+// coordinator has not committed that result: heartbeats answered meanwhile
+// (their shares say "not paused") must not let another request out.
+TEST_F(WorkerTest, ATeacherDownPauseHoldsUntilTheCoordinatorHasTheResult) {
+  max_in_flight_ = 1;
+  v1::Job job = Submit(3);
+  FakeTeacher teacher(clock_, [](const TeacherRequest&, int) {
+    return Fail(FailureKind::kTeacherDown,
+                absl::PermissionDeniedError("HTTP 401: invalid api key"));
+  });
+  client_->FailNextReports(3);
+  Worker worker(*client_, Teachers(teacher), clock_, Options(), no_jitter_);
+  WorkerThread thread(worker, clock_);
+  ASSERT_TRUE(client_->WaitForFailedReports(3));
+  // A heartbeat begun after the failures, answered before any commit.
+  ASSERT_TRUE(client_->WaitForFreshHeartbeat());
+  EXPECT_FALSE(coordinator_->GetJob(job.id())->teacher_status().paused());
+  EXPECT_EQ(teacher.attempts("p1") + teacher.attempts("p2"), 0)
+      << "a heartbeat from before the commit lifted the pause";
+  ASSERT_TRUE(RunUntil([&] {
+    return coordinator_->GetJob(job.id())->teacher_status().paused();
+  }));
+  EXPECT_TRUE(thread.Stop().ok());
+  EXPECT_EQ(teacher.attempts("p0"), 1);
+  EXPECT_EQ(teacher.attempts("p1") + teacher.attempts("p2"), 0);
+}
+
 TEST_F(WorkerTest, RespectsMaxConcurrency) {
   max_in_flight_ = 2;
   v1::Job job = Submit(6);
